@@ -1,0 +1,130 @@
+"""Plain data shared by sources, plan, state and the build steps.
+
+Pure: standard library only. ``plan()`` receives these, never ORM rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from condaops.reconciler.spec import Spec
+
+# Namespace and environment names: what a user may type in a path and a URL.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a namespace or environment name, or None if it can."""
+    if name in ("", ".", "..") or ".." in name:
+        return f"'{name}' is not allowed as a name ('..' and empty names are refused)"
+    if "/" in name or "\\" in name:
+        return f"'{name}' contains a slash"
+    if not NAME_RE.match(name):
+        return (
+            f"'{name}' is not a valid name: use letters, digits, '.', '_' or '-' "
+            "(starting with a letter or digit, at most 128 characters)"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EnvRef:
+    """``<namespace>/<name>``: the identity of an environment."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> EnvRef:
+        ns, sep, name = text.partition("/")
+        if not sep or not ns or not name or "/" in name:
+            raise ValueError(f"'{text}' is not <namespace>/<name>")
+        return cls(ns, name)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredEnv:
+    """One environment as a source wants it."""
+
+    ref: EnvRef
+    spec: Spec
+    source: str
+    path: str  # relative to the source root, as the user knows it
+    revision: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A file that could not become a desired environment, and why.
+
+    ``ref`` is None when not even a valid environment name could be derived.
+    """
+
+    ref: EnvRef | None
+    source: str
+    path: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSnapshot:
+    """One observed revision of a source.
+
+    ``error`` is set when the source could not be read at all; ``plan`` then retires
+    nothing from it. ``envs`` empty with no error means the source is empty.
+    """
+
+    source: str
+    revision: str | None
+    envs: tuple[DesiredEnv, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    error: str | None = None
+    error_reason: str | None = None
+
+
+# Build states as stored in the state DB.
+QUEUED, BUILDING, COMPLETED, FAILED, CANCELED = "queued", "building", "completed", "failed", "canceled"
+ACTIVE_STATES = frozenset({QUEUED, BUILDING})
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBuild:
+    """The latest build of an environment, as ``plan`` needs to see it."""
+
+    build_id: int
+    spec_hash: str
+    state: str
+    attempt: int
+    reason: str | None = None
+    retryable: bool = False
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEnv:
+    """An environment as the state DB knows it."""
+
+    ref: EnvRef
+    source: str | None
+    current_spec_hash: str | None  # spec of the linked build, None if never linked
+    latest: RecordedBuild | None = None  # most recent build attempt of any spec
+    retired: bool = False
+    prefix_present: bool = True  # observed: the linked prefix still exists on disk
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The parts of Settings that ``plan`` decides with."""
+
+    prune: bool = False
+    retries: int = 3
+    backoff: float = 30.0
+    backoff_max: float = 3600.0
+    allow_empty: frozenset[str] = field(default_factory=frozenset)  # sources allowed to empty

@@ -1,0 +1,154 @@
+"""Specifications: the normalized content of an environment.yaml and its identity.
+
+Pure: standard library only, no IO. Parsing files lives in ``specfile.py``.
+
+Identity is the sha256 of the canonical JSON form. Channel order is kept (it is
+priority); dependency, pip and platform order is not (they are sets). The ``name:`` key
+is informational only: the environment's name comes from its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Dependency:
+    """One line of ``dependencies:`` (conda match spec) or of ``pip:`` (requirement).
+
+    ``text`` is normalized (see specfile.normalize_match_spec); ``selector`` is the
+    conda-lock style ``# [linux64]`` selector expression, or None for every platform.
+    """
+
+    text: str
+    selector: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A normalized environment specification.
+
+    ``channels`` keep their order. ``dependencies`` and ``pip`` are sorted tuples.
+    ``platforms`` is sorted; empty means "the configured platforms". ``variables`` are
+    sorted (key, value) pairs.
+    """
+
+    channels: tuple[str, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    pip: tuple[Dependency, ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()
+    platforms: tuple[str, ...] = ()
+    name: str | None = field(default=None, compare=False)
+
+    def canonical(self) -> dict[str, object]:
+        """The identity-bearing content as plain data (no ``name``)."""
+        return {
+            "channels": list(self.channels),
+            "dependencies": [_dep_data(d) for d in sorted(self.dependencies)],
+            "pip": [_dep_data(d) for d in sorted(self.pip)],
+            "variables": {k: v for k, v in sorted(self.variables)},
+            "platforms": sorted(self.platforms),
+        }
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def with_defaults(self, *, channels: tuple[str, ...], platforms: tuple[str, ...]) -> Spec:
+        """The effective spec: empty channels/platforms filled from configuration."""
+        return replace(
+            self,
+            channels=self.channels or tuple(channels),
+            platforms=self.platforms or tuple(sorted(platforms)),
+        )
+
+    def dependencies_for(self, platform: str) -> list[str]:
+        """Conda match specs that apply to ``platform`` (selectors evaluated)."""
+        return [d.text for d in self.dependencies if selector_matches(d.selector, platform)]
+
+    def pip_for(self, platform: str) -> list[str]:
+        """pip requirement lines that apply to ``platform`` (selectors evaluated)."""
+        return [d.text for d in self.pip if selector_matches(d.selector, platform)]
+
+
+def _dep_data(dep: Dependency) -> object:
+    return dep.text if dep.selector is None else {"spec": dep.text, "selector": dep.selector}
+
+
+def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spec:
+    """Rebuild a Spec from ``Spec.canonical()`` output (as stored in the state DB)."""
+
+    def deps(items: object) -> tuple[Dependency, ...]:
+        out = []
+        for item in items or []:  # type: ignore[union-attr]
+            if isinstance(item, str):
+                out.append(Dependency(item))
+            else:
+                out.append(Dependency(item["spec"], item.get("selector")))
+        return tuple(sorted(out))
+
+    variables = data.get("variables") or {}
+    return Spec(
+        channels=tuple(data.get("channels") or ()),  # type: ignore[arg-type]
+        dependencies=deps(data.get("dependencies")),
+        pip=deps(data.get("pip")),
+        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),  # type: ignore[union-attr]
+        platforms=tuple(sorted(data.get("platforms") or ())),  # type: ignore[arg-type]
+        name=name,
+    )
+
+
+# --- selectors ---------------------------------------------------------------------
+# conda-lock evaluates ``# [sel]`` comments per platform; a selector is one name from
+# this table, optionally negated with ``not``. Unknown names are rejected by specfile.
+
+_SELECTOR_PLATFORMS: dict[str, frozenset[str]] = {}
+
+
+def _register_selectors() -> None:
+    platforms = [
+        "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-32",
+        "linux-armv6l", "linux-armv7l", "osx-64", "osx-arm64", "win-64", "win-32",
+        "win-arm64",
+    ]
+    for p in platforms:
+        os_name, arch = p.split("-")
+        names = {os_name, p.replace("-", ""), p.replace("-", "_")}
+        if os_name in ("linux", "osx"):
+            names.add("unix")
+        if os_name == "osx":
+            names.add("macos")
+        if arch in ("64",):
+            names.update({f"{os_name}64", "x86_64"})
+        if arch in ("32",):
+            names.update({f"{os_name}32", "x86"})
+        if arch in ("arm64", "aarch64"):
+            names.update({"arm64", "aarch64"})
+        if arch == "ppc64le":
+            names.add("ppc64le")
+        for n in names:
+            _SELECTOR_PLATFORMS.setdefault(n, frozenset())
+            _SELECTOR_PLATFORMS[n] = _SELECTOR_PLATFORMS[n] | {p}
+
+
+_register_selectors()
+KNOWN_SELECTORS: frozenset[str] = frozenset(_SELECTOR_PLATFORMS)
+
+
+def selector_matches(selector: str | None, platform: str) -> bool:
+    """Whether a dependency with ``selector`` applies to ``platform``.
+
+    Supports a single name or ``not name``; anything else was rejected at parse time.
+    """
+    if selector is None:
+        return True
+    words = selector.split()
+    negate = len(words) == 2 and words[0] == "not"
+    name = words[-1]
+    hit = platform in _SELECTOR_PLATFORMS.get(name, frozenset())
+    return not hit if negate else hit

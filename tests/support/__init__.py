@@ -1,0 +1,1 @@
+"""Test support: real channels, packages and servers for tests."""
