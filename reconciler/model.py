@@ -117,6 +117,7 @@ class RecordedEnv:
     latest: RecordedBuild | None = None  # most recent build attempt of any spec
     retired: bool = False
     prefix_present: bool = True  # observed: the linked prefix still exists on disk
+    pinned_spec_hash: str | None = None  # rolled back away from this desired spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +129,41 @@ class Policy:
     backoff: float = 30.0
     backoff_max: float = 3600.0
     allow_empty: frozenset[str] = field(default_factory=frozenset)  # sources allowed to empty
+
+
+@dataclass(frozen=True, slots=True)
+class BuildTicket:
+    """Everything a worker needs to run one claimed build."""
+
+    build_id: int
+    ref: EnvRef
+    spec: Spec
+    spec_hash: str
+    attempt: int
+    source: str | None = None
+    source_revision: str | None = None
+    source_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One file a build produced; ``location`` is relative to the store root."""
+
+    kind: str
+    location: str
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    """What a build step runner reports; the recorder stores it as-is."""
+
+    ok: bool
+    reason: str
+    message: str = ""
+    retryable: bool = False
+    prefix: str | None = None
+    artifacts: tuple[ArtifactRecord, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+    linked: bool = False

@@ -107,16 +107,18 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
 # conda-lock evaluates ``# [sel]`` comments per platform; a selector is one name from
 # this table, optionally negated with ``not``. Unknown names are rejected by specfile.
 
+# The conda platforms condaops knows (``platforms:`` must name one of these).
+KNOWN_PLATFORMS: tuple[str, ...] = (
+    "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-32",
+    "linux-armv6l", "linux-armv7l", "osx-64", "osx-arm64", "win-64", "win-32",
+    "win-arm64",
+)
+
 _SELECTOR_PLATFORMS: dict[str, frozenset[str]] = {}
 
 
 def _register_selectors() -> None:
-    platforms = [
-        "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-32",
-        "linux-armv6l", "linux-armv7l", "osx-64", "osx-arm64", "win-64", "win-32",
-        "win-arm64",
-    ]
-    for p in platforms:
+    for p in KNOWN_PLATFORMS:
         os_name, arch = p.split("-")
         names = {os_name, p.replace("-", ""), p.replace("-", "_")}
         if os_name in ("linux", "osx"):
@@ -138,6 +140,15 @@ def _register_selectors() -> None:
 
 _register_selectors()
 KNOWN_SELECTORS: frozenset[str] = frozenset(_SELECTOR_PLATFORMS)
+
+
+def normalize_selector(expression: str) -> str | None:
+    """``expression`` in canonical form (``linux64``, ``not win``), None if unsupported."""
+    words = expression.split()
+    negated = len(words) == 2 and words[0] == "not"
+    if (len(words) == 1 or negated) and words[-1] in KNOWN_SELECTORS:
+        return " ".join(words)
+    return None
 
 
 def selector_matches(selector: str | None, platform: str) -> bool:

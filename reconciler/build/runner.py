@@ -1,0 +1,246 @@
+"""The build-step runner: solve → lock → install → pip → verify → link.
+
+Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
+shared ``Work``. The runner is the only place that catches bare ``Exception``: every
+failure becomes a ``BuildOutcome`` (retryable or not), never an escaping exception.
+
+Invariants: a failed or interrupted build never moves the environment link and leaves
+no half prefix behind; a prefix that is currently linked is never rebuilt in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from condaops.config import Settings
+from condaops.reconciler.build.channels import build_client, host_platform, spec_channels
+from condaops.reconciler.build.install import install_prefix, verify_prefix
+from condaops.reconciler.build.link import read_link, swap_link
+from condaops.reconciler.build.lock import EXPLICIT, write_lockfiles
+from condaops.reconciler.build.pip import PipLock, install_pip, lock_pip, python_version
+from condaops.reconciler.build.solve import solve_platforms
+from condaops.reconciler.errors import (
+    BuildError,
+    BuildTimeoutError,
+    CondaopsError,
+    PipError,
+    TransientError,
+)
+from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
+from condaops.reconciler.store import StoreLayout
+
+T = TypeVar("T")
+
+SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = "BuildSucceeded", "Superseded", "InternalError"
+LOG_FILE = "build.log"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every build of this process shares."""
+
+    settings: Settings
+    layout: StoreLayout
+    may_link: Callable[[int], bool]
+
+
+@dataclass
+class Work:
+    """One build's working state, passed from step to step."""
+
+    ticket: BuildTicket
+    prefix: Path
+    artifacts_dir: Path
+    deadline: float
+    log: logging.Logger
+    host: str = field(default_factory=host_platform)
+    client: Any = None
+    records: dict[str, list[Any]] = field(default_factory=dict)
+    pip: dict[str, list[PipLock]] = field(default_factory=dict)
+    files: list[tuple[str, Path]] = field(default_factory=list)
+    installed: bool = False
+    linked: bool = False
+
+    @property
+    def label(self) -> str:
+        return str(self.ticket.ref)
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BuildTimeoutError(f"{self.label}: build ran past build.timeout; it will be retried")
+        return left
+
+    def run_async(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a rattler coroutine on this thread with the remaining time as its limit."""
+        limit = self.remaining()
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(make(), timeout=limit)  # type: ignore[arg-type]
+
+        try:
+            return asyncio.run(bounded())
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise BuildTimeoutError(f"{self.label}: build ran past build.timeout; it will be retried") from exc
+
+
+def solve_step(w: Work, ctx: BuildContext) -> None:
+    spec = w.ticket.spec
+    platforms = sorted(set(spec.platforms) | {w.host})
+    w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
+    w.records = w.run_async(lambda: solve_platforms(
+        spec, platforms, channels=ctx.settings.channels, cache_dir=ctx.layout.root / ".cache" / "repodata",
+        client=w.client, env_label=w.label,
+    ))  # fmt: skip
+    for platform, recs in sorted(w.records.items()):
+        w.log.info("solved platform=%s packages=%d", platform, len(recs))
+
+
+def pip_lock_step(w: Work, ctx: BuildContext) -> None:
+    for platform, recs in sorted(w.records.items()):
+        reqs = w.ticket.spec.pip_for(platform)
+        if not reqs:
+            continue
+        version = python_version(recs)
+        if version is None:
+            raise PipError(f"{w.label}: the spec has pip: dependencies but no python for {platform}; add python")
+        w.pip[platform] = lock_pip(
+            reqs, python_version=version, platform=platform, settings=ctx.settings.pip,
+            workdir=ctx.layout.work_dir / str(w.ticket.build_id) / platform, timeout=w.remaining(),
+            cache_dir=ctx.layout.root / ".cache" / "uv",
+        )  # fmt: skip
+        w.log.info("pip_locked platform=%s packages=%d", platform, len(w.pip[platform]))
+
+
+def lock_step(w: Work, ctx: BuildContext) -> None:
+    w.files = write_lockfiles(
+        w.artifacts_dir, w.records, w.ticket.spec, name=w.ticket.ref.name,
+        channels=spec_channels(w.ticket.spec, ctx.settings.channels, w.label), host_platform=w.host,
+        pip=w.pip, source_path=w.ticket.source_path,
+    )  # fmt: skip
+    w.log.info("locked files=%s", ",".join(p.name for _, p in w.files))
+
+
+def install_step(w: Work, ctx: BuildContext) -> None:
+    if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
+        raise BuildError(f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place",
+                         reason="PrefixInUse")
+    if w.prefix.exists():  # left over from an earlier, unlinked build of the same spec
+        shutil.rmtree(w.prefix)
+    w.installed = True
+    w.run_async(lambda: install_prefix(
+        w.records[w.host], w.prefix, cache_dir=ctx.layout.cache_dir, client=w.client,
+        requested_specs=w.ticket.spec.dependencies_for(w.host), env_label=w.label,
+    ))  # fmt: skip
+    w.log.info("installed prefix=%s packages=%d", w.prefix, len(w.records[w.host]))
+
+
+def pip_install_step(w: Work, ctx: BuildContext) -> None:
+    locks = w.pip.get(w.host, [])
+    if locks:
+        install_pip(w.prefix, locks, settings=ctx.settings.pip, timeout=w.remaining(),
+                    cache_dir=ctx.layout.root / ".cache" / "uv")
+        w.log.info("pip_installed packages=%d", len(locks))
+
+
+def verify_step(w: Work, ctx: BuildContext) -> None:
+    verify_prefix(w.prefix, w.records[w.host])
+
+
+def link_step(w: Work, ctx: BuildContext) -> None:
+    if not ctx.may_link(w.ticket.build_id):
+        w.log.info("not_linked reason=%s", SUPERSEDED)
+        return
+    swap_link(ctx.layout.env_link(w.ticket.ref), w.prefix)
+    w.linked = True
+    w.log.info("linked link=%s", ctx.layout.env_link(w.ticket.ref))
+
+
+STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
+    ("solve", solve_step),
+    ("pip-lock", pip_lock_step),
+    ("lock", lock_step),
+    ("install", install_step),
+    ("pip-install", pip_install_step),
+    ("verify", verify_step),
+    ("link", link_step),
+)
+
+
+def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
+    """Run every step; return the outcome. Never raises."""
+    layout = ctx.layout
+    w = Work(
+        ticket=ticket,
+        prefix=layout.prefix(ticket.ref, ticket.spec_hash).absolute(),
+        artifacts_dir=layout.artifacts_dir(ticket.ref, ticket.build_id),
+        deadline=time.monotonic() + ctx.settings.build.timeout,
+        log=logging.getLogger(f"condaops.build.{ticket.build_id}"),
+    )
+    w.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    handler = _log_to(w.artifacts_dir / LOG_FILE, w.log)
+    timings: list[tuple[str, float]] = []
+    try:
+        w.log.info("build_started env=%s spec=%s attempt=%s", w.label, ticket.spec_hash, ticket.attempt)
+        for name, step in STEPS:
+            w.remaining()
+            started = time.monotonic()
+            step(w, ctx)
+            timings.append((name, round(time.monotonic() - started, 3)))
+        reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")
+        w.log.info("build_finished env=%s reason=%s", w.label, reason)
+        outcome = BuildOutcome(True, reason, message, prefix=layout.relative(w.prefix), linked=w.linked)
+    except CondaopsError as exc:
+        outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
+    except Exception as exc:  # the one place a bare Exception becomes a recorded outcome
+        w.log.exception("build_crashed env=%s", w.label)
+        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}",
+                          retryable=False)
+    finally:
+        w.log.removeHandler(handler)
+        handler.close()
+    if not outcome.ok:
+        _remove_unlinked_prefix(w, ctx)
+    artifacts = _artifacts(w, layout)
+    return BuildOutcome(outcome.ok, outcome.reason, outcome.message, outcome.retryable, outcome.prefix,
+                        artifacts, tuple(timings), outcome.linked)
+
+
+def _failed(w: Work, reason: str, message: str, *, retryable: bool) -> BuildOutcome:
+    w.log.error("build_failed env=%s reason=%s retryable=%s %s", w.label, reason, retryable, message)
+    return BuildOutcome(False, reason, message, retryable=retryable)
+
+
+def _remove_unlinked_prefix(w: Work, ctx: BuildContext) -> None:
+    """A failed build leaves no half prefix (unless that prefix is what users have linked)."""
+    if w.installed and w.prefix.exists() and read_link(ctx.layout.env_link(w.ticket.ref)) != w.prefix.resolve():
+        shutil.rmtree(w.prefix, ignore_errors=True)
+
+
+def _log_to(path: Path, logger: logging.Logger) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _artifacts(w: Work, layout: StoreLayout) -> tuple[ArtifactRecord, ...]:
+    files = list(w.files) + [("log", w.artifacts_dir / LOG_FILE)]
+    out = []
+    for kind, path in files:
+        if not path.exists():
+            continue
+        if kind == EXPLICIT:  # one per platform: conda-<platform>.lock
+            kind = f"explicit-{path.name.removeprefix('conda-').removesuffix('.lock')}"
+        data = path.read_bytes()
+        out.append(ArtifactRecord(kind, layout.relative(path), len(data), hashlib.sha256(data).hexdigest()))
+    return tuple(out)

@@ -1,0 +1,205 @@
+"""The ``condaops`` command line.
+
+Exit status: 0 success / no change, 1 changes (``plan``) or failed builds
+(``reconcile --wait``), 2 bad configuration, bad arguments or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+
+from condaops.config import ConfigError, Settings, load_settings
+from condaops.reconciler.errors import CondaopsError
+from condaops.reconciler.model import EnvRef
+
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="condaops", description="GitOps for conda environments.")
+    p.add_argument("--config", type=Path, help="settings file (default: ./condaops.yaml if present)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="watch sources, build, serve the status site and API")
+    s.add_argument("--no-web", action="store_true", help="do not start the web server")
+
+    r = sub.add_parser("reconcile", help="run one reconcile pass and its builds")
+    r.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    r.add_argument("--wait", action="store_true", help="also wait for retries; exit 1 if any build failed")
+
+    pl = sub.add_parser("plan", help="show what a reconcile would change (0 none, 1 changes, 2 error)")
+    pl.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+
+    st = sub.add_parser("status", help="show the state of every environment")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("environments", nargs="*", metavar="NS/NAME")
+
+    h = sub.add_parser("history", help="list the builds of one environment")
+    h.add_argument("environment", metavar="NS/NAME")
+    h.add_argument("--json", action="store_true")
+
+    rb = sub.add_parser("rollback", help="link an earlier build of an environment")
+    rb.add_argument("environment", metavar="NS/NAME")
+    rb.add_argument("build_id", type=int)
+
+    g = sub.add_parser("gc", help="remove old build prefixes (never the current build, never lockfiles)")
+    g.add_argument("--keep", type=int, default=2, help="previous builds to keep per environment (default 2)")
+    g.add_argument("--dry-run", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        settings = load_settings(args.config)
+        return COMMANDS[args.command](settings, args)
+    except ConfigError as exc:
+        print(f"condaops: configuration error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except CondaopsError as exc:
+        print(f"condaops: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("apscheduler", "alembic", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from condaops.reconciler.runtime import Runtime
+
+    return Runtime(settings)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    rt = _runtime(settings)
+    print(f"condaops: serving {len(settings.sources)} source(s); store {settings.store}; "
+          f"web {'off' if args.no_web else 'http://' + settings.web.listen}", file=sys.stderr)
+    anyio.run(lambda: rt.serve(web=not args.no_web))
+    return EXIT_OK
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.progress import Progress
+
+    rt = _runtime(settings)
+    progress = Progress(sys.stderr)
+    rt.worker.listeners.append(progress.on_build)
+    summary = anyio.run(lambda: rt.run_once(wait_retries=args.wait))
+    progress.close()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no environments"
+    print(f"condaops: {counts}", file=sys.stderr)
+    for ref in summary.failed:
+        print(f"condaops: failed: {ref}", file=sys.stderr)
+    return EXIT_CHANGES if args.wait and not summary.ok else EXIT_OK
+
+
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.plan import render_plan
+
+    p = _runtime(settings).reconciler.plan()
+    print(render_plan(p, args.format))
+    return EXIT_CHANGES if p.has_changes else EXIT_OK
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.state.queries import list_environments
+    from condaops.reconciler.status import status_item
+
+    rt = _runtime(settings)
+    wanted = {str(EnvRef.parse(e)) for e in args.environments} if args.environments else None
+    items = [
+        status_item(e, retries=settings.build.retries, store=settings.store)
+        for e in list_environments(rt.engine)
+        if wanted is None or str(e.ref) in wanted
+    ]
+    if args.json:
+        print(json.dumps(items, indent=2, default=str))
+        return EXIT_OK
+    if not items:
+        print("no environments")
+    for it in items:
+        detail = f"  {it['reason']}: {it['message']}" if it["state"] != "ready" and it["reason"] else ""
+        print(f"{it['namespace']}/{it['name']:30} {it['state']:9} build={it['build_id']}  "
+              f"{it['prefix'] or '-'}{detail}")
+    return EXIT_OK
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.state.queries import env_builds
+
+    rows = env_builds(_runtime(settings).engine, EnvRef.parse(args.environment))
+    if args.json:
+        print(json.dumps([_build_row(b) for b in rows], indent=2, default=str))
+        return EXIT_OK
+    for b in rows:
+        print(f"{b.build_id:6} {b.state:10} attempt={b.attempt} {b.spec_hash[:12]} "
+              f"{b.source_revision or '-':20.20} {b.reason or ''} {b.message or ''}".rstrip())
+    return EXIT_OK
+
+
+def _build_row(b) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "build_id": b.build_id, "state": b.state, "attempt": b.attempt, "spec_hash": b.spec_hash,
+        "reason": b.reason, "message": b.message, "prefix": b.prefix, "revision": b.source_revision,
+        "queued_at": b.queued_at, "started_at": b.started_at, "finished_at": b.finished_at,
+        "collected": b.collected_at is not None, "artifacts": b.artifacts,
+    }
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.operations import rollback
+
+    rt = _runtime(settings)
+    ref = EnvRef.parse(args.environment)
+    b = rollback(rt.engine, rt.reconciler.recorder, rt.reconciler.layout, ref, args.build_id)
+    print(f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); "
+          "it stays there until its specification changes")
+    return EXIT_OK
+
+
+def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.operations import collect_garbage
+
+    if args.keep < 0:
+        print("condaops: --keep must be 0 or more", file=sys.stderr)
+        return EXIT_ERROR
+    rt = _runtime(settings)
+    chosen = collect_garbage(rt.engine, rt.reconciler.recorder, rt.reconciler.layout,
+                             keep=args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for c in chosen:
+        print(f"{verb} {c.build.ref} build {c.build.build_id}: {c.path} ({c.size / 1e6:.1f} MB)")
+    print(f"condaops: {verb} {len(chosen)} prefix(es), {sum(c.size for c in chosen) / 1e6:.1f} MB")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "reconcile": cmd_reconcile,
+    "plan": cmd_plan,
+    "status": cmd_status,
+    "history": cmd_history,
+    "rollback": cmd_rollback,
+    "gc": cmd_gc,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

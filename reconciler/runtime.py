@@ -1,0 +1,183 @@
+"""The long-running loops: ``reconcile --once`` and ``serve``.
+
+Wires the state DB, the reconciler, the scheduler and the workers together. Passes are
+triggered by source changes (watchers), by finished builds, by due retries and by a
+periodic safety timer; every pass is the same ``Reconciler.reconcile_once``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import anyio
+from anyio import to_thread
+
+from condaops.config import Settings
+from condaops.reconciler.model import BuildOutcome
+from condaops.reconciler.plan import BUILD
+from condaops.reconciler.schedule import BuildScheduler
+from condaops.reconciler.service import Reconciler
+from condaops.reconciler.state.db import make_engine, migrate
+from condaops.reconciler.state.queries import count_active_builds, list_environments
+from condaops.reconciler.status import derive_state
+from condaops.reconciler.worker import BuildWorker
+
+log = logging.getLogger("condaops.runtime")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Environment counts by state after a run."""
+
+    counts: dict[str, int]
+    failed: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Runtime:
+    """One process's view: state DB, reconciler and an in-process build worker."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = make_engine(settings.database_url)
+        migrate(self.engine)
+        self.reconciler = Reconciler(settings, self.engine, clock=clock)
+        self.worker = BuildWorker(settings, self.reconciler.recorder)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self.worker.listeners.append(self._on_build_event)
+
+    # --- wake-ups from other threads ----------------------------------------------
+
+    def _on_build_event(self, build_id: int, outcome: BuildOutcome | None) -> None:
+        if outcome is not None:
+            self.wake()
+
+    def wake(self) -> None:
+        """Ask for a reconcile pass soon (thread-safe)."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _wait_for_wake(self, timeout: float) -> None:
+        assert self._wake is not None
+        with anyio.move_on_after(max(timeout, 0.0)):
+            await self._wake.wait()
+        self._wake.clear()
+
+    def _scheduler(self) -> BuildScheduler:
+        return BuildScheduler(self.worker, concurrency=self.settings.build.concurrency)
+
+    # --- one pass, then the builds it queued --------------------------------------
+
+    async def run_once(self, *, wait_retries: bool = False) -> Summary:
+        """Reconcile once and run the queued builds; with ``wait_retries`` also their retries."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        async with self._scheduler() as sched:
+            await sched.submit(await to_thread.run_sync(self.reconciler.recover))
+            while True:
+                result = await to_thread.run_sync(self.reconciler.reconcile_once)
+                await sched.submit(result.queued)
+                await self._until_idle()
+                if not wait_retries:
+                    break
+                nxt = await to_thread.run_sync(self._next_step)
+                if nxt is None:
+                    break
+                await self._sleep_until(nxt)
+        return await to_thread.run_sync(self.summary)
+
+    def _next_step(self) -> datetime | None:
+        """Now if a build is due, the next retry time if one waits, None when all is settled."""
+        p = self.reconciler.plan()
+        if p.by_kind(BUILD):
+            return self.clock()
+        return p.next_wakeup()
+
+    async def _sleep_until(self, when: datetime) -> None:
+        delay = (when - self.clock()).total_seconds()
+        if delay > 0:
+            log.info("waiting_for_retry seconds=%.1f", delay)
+            await anyio.sleep(delay)
+
+    async def _until_idle(self) -> None:
+        while await to_thread.run_sync(self._active_builds):
+            await self._wait_for_wake(1.0)
+
+    def _active_builds(self) -> int:
+        return count_active_builds(self.engine)
+
+    def summary(self) -> Summary:
+        counts: dict[str, int] = {}
+        failed = []
+        for env in list_environments(self.engine):
+            state, _, _ = derive_state(env, retries=self.settings.build.retries)
+            counts[state] = counts.get(state, 0) + 1
+            if state == "failed":
+                failed.append(str(env.ref))
+        return Summary(counts, tuple(failed))
+
+    # --- serve ----------------------------------------------------------------------
+
+    async def serve(self, *, web: bool = True, stop: anyio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or cancelled): watchers, passes, builds and the web server."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        stop = stop or anyio.Event()
+        async with self._scheduler() as sched, anyio.create_task_group() as tg:
+            await sched.submit(await to_thread.run_sync(self.reconciler.recover))
+            for watcher in self._watchers():
+                tg.start_soon(watcher, stop)
+            server = self._web_server() if web else None
+            if server is not None:
+                tg.start_soon(server.serve)
+            try:
+                await self._pass_loop(sched, stop)
+            finally:
+                if server is not None:
+                    server.should_exit = True
+                tg.cancel_scope.cancel()
+
+    async def _pass_loop(self, sched: BuildScheduler, stop: anyio.Event) -> None:
+        interval = min((s.interval for s in self.settings.sources), default=60.0)
+        while not stop.is_set():
+            try:
+                result = await to_thread.run_sync(self.reconciler.reconcile_once)
+                await sched.submit(result.queued)
+                # Builds queued by another process (CLI, a previous run) are picked up too.
+                await sched.submit(await to_thread.run_sync(self.reconciler.recorder.queued))
+                nxt = result.plan.next_wakeup()
+            except Exception:  # a pass must never take the service down
+                log.exception("reconcile_failed")
+                nxt = None
+            timeout = interval
+            if nxt is not None:
+                timeout = min(timeout, max((nxt - self.clock()).total_seconds(), 0.0))
+            await self._wait_for_wake(timeout)
+            await anyio.sleep(0.05)  # coalesce bursts of wake-ups into one pass
+
+    def _watchers(self) -> list[Callable[[anyio.Event], object]]:
+        from condaops.reconciler.sources.watch import watch_source
+
+        return [lambda stop, src=src: watch_source(src, self.wake, stop) for src in self.settings.sources
+                if src.directory is not None]
+
+    def _web_server(self):  # type: ignore[no-untyped-def]
+        import uvicorn
+
+        from condaops.web.app import create_app
+
+        host, _, port = self.settings.web.listen.rpartition(":")
+        config = uvicorn.Config(create_app(self.settings, self.engine), host=host.strip("[]"), port=int(port),
+                                log_level="warning", lifespan="on")
+        return uvicorn.Server(config)

@@ -1,0 +1,130 @@
+"""One reconcile pass: read sources, observe the store, plan, record, repair links.
+
+Synchronous and blocking (file and DB IO); the serve loop runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from condaops.config import Settings, SourceSettings
+from condaops.reconciler.build.link import read_link, remove_link, swap_link
+from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
+from condaops.reconciler.plan import RETIRE, Plan, plan
+from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded
+from condaops.reconciler.state.recorder import QueuedBuild, Recorder
+from condaops.reconciler.store import StoreLayout
+
+log = logging.getLogger("condaops.reconcile")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    plan: Plan
+    queued: tuple[QueuedBuild, ...]
+
+
+def read_source(src: SourceSettings) -> SourceSnapshot:
+    """Observe one source's current revision (directory today; Git in its own module)."""
+    if src.directory is not None:
+        from condaops.reconciler.sources.directory import read_directory
+
+        return read_directory(src)
+    return SourceSnapshot(
+        source=src.name,
+        revision=None,
+        error=f"source '{src.name}': Git sources are not supported by this version yet",
+        error_reason="SourceUnsupported",
+    )
+
+
+def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
+    """Fill spec defaults (channels, platforms) from settings: they are part of the identity."""
+    channels = settings.channels.default
+    platforms = settings.platforms
+    envs = tuple(
+        replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs
+    )
+    return replace(snapshot, envs=envs)
+
+
+def policy_of(settings: Settings) -> Policy:
+    b = settings.build
+    allow_empty = frozenset(s.name for s in settings.sources if getattr(s, "allow_empty", False))
+    return Policy(prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max,
+                  allow_empty=allow_empty)
+
+
+class Reconciler:
+    """Reads desired state, compares with recorded state and records the plan."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock,
+                 reader: Callable[[SourceSettings], SourceSnapshot] = read_source) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self.layout = StoreLayout(settings.store)
+        self.recorder = Recorder(engine, clock)
+        self._read = reader
+
+    def snapshots(self) -> list[SourceSnapshot]:
+        return [effective(self._read(src), self.settings) for src in self.settings.sources]
+
+    def observed(self) -> dict[EnvRef, RecordedEnv]:
+        """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
+        recorded = load_recorded(self.engine)
+        for ref, prefix in current_prefixes(self.engine).items():
+            if ref in recorded and not self.layout.absolute(prefix).is_dir():
+                recorded[ref] = replace(recorded[ref], prefix_present=False)
+        return recorded
+
+    def plan(self, snapshots: list[SourceSnapshot] | None = None) -> Plan:
+        snaps = self.snapshots() if snapshots is None else snapshots
+        return plan(snaps, self.observed(), policy=policy_of(self.settings), now=self.clock())
+
+    def reconcile_once(self) -> PassResult:
+        snaps = self.snapshots()
+        for snap in snaps:
+            self.recorder.record_snapshot(snap)
+            if snap.error:
+                log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
+        p = self.plan(snaps)
+        queued = self.recorder.apply_plan(p)
+        for action in p.by_kind(RETIRE):
+            remove_link(self.layout.env_link(action.ref))
+            log.info("environment_retired env=%s", action.ref)
+        self.repair_links()
+        for a in p.changes:
+            log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
+        return PassResult(p, tuple(queued))
+
+    def repair_links(self) -> None:
+        """Make every environment link point at its recorded current build (observed ≠ recorded)."""
+        for ref, prefix in current_prefixes(self.engine).items():
+            target = self.layout.absolute(prefix)
+            link = self.layout.env_link(ref)
+            if target.is_dir() and read_link(link) != target.resolve():
+                swap_link(link, target)
+                log.warning("link_repaired env=%s target=%s", ref, prefix)
+
+    def recover(self) -> list[QueuedBuild]:
+        """At start: interrupted builds go back to the queue and their half prefixes are removed."""
+        interrupted = self.recorder.recover_interrupted()
+        self.repair_links()
+        for build_id in interrupted:
+            info = get_build(self.engine, build_id)
+            if info is None:
+                continue
+            prefix = self.layout.prefix(info.ref, info.spec_hash)
+            if prefix.exists() and read_link(self.layout.env_link(info.ref)) != prefix.resolve():
+                shutil.rmtree(prefix, ignore_errors=True)
+            log.warning("build_interrupted build=%s env=%s requeued", build_id, info.ref)
+        return self.recorder.queued()

@@ -1,0 +1,347 @@
+"""The directory source: a folder tree of environment files, read into a snapshot.
+
+``read_directory(settings)`` lists the source root (``directory`` / ``path``), places
+files with the rules in ``layout``, reads and parses each environment file with
+``specfile`` and returns a ``SourceSnapshot``:
+
+* the revision is ``"dir:" + sha256`` over the sorted (relative path, content sha256) of
+  the environment files, so it changes exactly when their content or names change;
+* a file that cannot be parsed becomes a ``Rejection`` with specfile's reason; one that
+  cannot be read (permission, dangling link, FIFO) one with ``FileUnreadable``;
+* a tree that cannot be listed (root missing or not a folder, permission denied on any
+  folder) gives ``error_reason="SourceUnreadable"`` and no environments: a half-listed
+  tree must not look like environments were removed;
+* a file or folder that changed while it was read (an editor mid-save, a copy in
+  progress) gives ``error_reason="SourceUnsettled"`` and no environments: nothing is
+  built from a torn read; the watcher's next signal or the next safety scan retries;
+* symlinks are followed only when their target stays inside the root.
+
+Re-scans are incremental when a ``SpecCache`` is passed: a file whose (size, mtime,
+ctime, inode) is unchanged is neither read nor parsed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from condaops.config.settings import SourceSettings
+from condaops.reconciler.errors import SourceError, SpecError
+from condaops.reconciler.model import DesiredEnv, Rejection, SourceSnapshot
+from condaops.reconciler.sources.layout import (
+    MAX_DEPTH,
+    SPEC_SUFFIXES,
+    Placement,
+    arrange,
+    is_ignored_name,
+)
+from condaops.reconciler.specfile import (
+    MAX_SPEC_BYTES,
+    ParsedSpec,
+    load_spec_file,
+    parse_spec_bytes,
+)
+
+SOURCE_UNREADABLE = "SourceUnreadable"
+SOURCE_UNSETTLED = "SourceUnsettled"
+SYMLINK_OUTSIDE = "SymlinkOutsideSource"
+FILE_UNREADABLE = "FileUnreadable"
+
+StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What one environment file turned out to be."""
+
+    digest: str  # content sha256, or a marker for a file that was not read
+    parsed: ParsedSpec | None = None
+    problem: tuple[str, str] | None = None  # (reason, message)
+
+
+class SpecCache:
+    """Outcomes of earlier reads, keyed by path and (size, mtime_ns, ctime_ns, inode).
+
+    Keep one per source between scans; ``read_directory`` drops entries of files that
+    are gone. Files changed less than ``racy_window`` seconds before a scan are not
+    cached: a second write within the filesystem's timestamp granularity could keep the
+    same key (git calls this "racily clean").
+    """
+
+    def __init__(self, *, racy_window: float = 2.0) -> None:
+        self._entries: dict[str, tuple[StatKey, _Outcome]] = {}
+        self._racy_window_ns = int(racy_window * 1e9)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, path: str, key: StatKey) -> _Outcome | None:
+        hit = self._entries.get(path)
+        return hit[1] if hit is not None and hit[0] == key else None
+
+    def put(self, path: str, info: os.stat_result, outcome: _Outcome, *, now_ns: int) -> None:
+        if now_ns - max(info.st_mtime_ns, info.st_ctime_ns) >= self._racy_window_ns:
+            self._entries[path] = (_stat_key(info), outcome)
+
+    def keep_only(self, paths: set[str]) -> None:
+        for path in self._entries.keys() - paths:
+            del self._entries[path]
+
+
+class _Unsettled(Exception):
+    """A file or folder changed while the source was being read."""
+
+
+@dataclass
+class _Listing:
+    """Candidate files of a tree, and what was seen of its folders."""
+
+    files: dict[str, str] = field(default_factory=dict)  # relative -> path as walked
+    links: set[str] = field(default_factory=set)  # relative paths that are symlinks
+    folders: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (mtime_ns, ino)
+    rejections: list[tuple[str, str]] = field(default_factory=list)  # (relative, message)
+
+
+def source_root(settings: SourceSettings) -> Path:
+    """The folder environments are read from: ``directory`` joined with ``path``."""
+    if settings.directory is None:
+        raise ValueError(f"source '{settings.name}' is not a directory source")
+    return settings.directory / settings.path if settings.path else settings.directory
+
+
+def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) -> SourceSnapshot:
+    """Observe the directory source once (see the module docstring for the rules)."""
+    cache = SpecCache() if cache is None else cache
+    root = source_root(settings)
+    try:
+        real_root = os.path.realpath(root, strict=True)
+        listing = _list_tree(root, real_root)
+        layout = arrange(listing.files, source=settings.name,
+                         default_namespace=settings.default_namespace)
+        read = layout.placements + layout.duplicates
+        outcomes = _read_all(read, listing, real_root, cache)
+        _check_folders(root, listing)
+    except _Unsettled as exc:
+        return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry",
+                              error_reason=SOURCE_UNSETTLED)
+    except OSError as exc:
+        return _unreadable(settings, root, exc)
+    cache.keep_only({listing.files[p.path] for p in read})
+    return _snapshot(settings, layout.placements, layout.rejections, listing, outcomes)
+
+
+def _list_tree(root: Path, real_root: str) -> _Listing:
+    """Walk ``root`` down to ``MAX_DEPTH``, skipping ignored names; raises OSError."""
+    listing = _Listing()
+    pending = [("", str(root), 1)]
+    while pending:
+        rel_dir, folder, depth = pending.pop()
+        try:
+            info = os.stat(folder)
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            if not rel_dir:
+                raise
+            raise _Unsettled(f"folder {rel_dir} disappeared while reading") from None
+        listing.folders[folder] = (info.st_mtime_ns, info.st_ino)
+        for entry in entries:
+            if is_ignored_name(entry.name):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir():
+                if depth < MAX_DEPTH:
+                    _add_folder(listing, entry, rel, depth, real_root, pending)
+            elif entry.name.endswith(SPEC_SUFFIXES):
+                listing.files[rel] = entry.path
+                if entry.is_symlink():
+                    listing.links.add(rel)
+    return listing
+
+
+def _add_folder(
+    listing: _Listing, entry: os.DirEntry[str], rel: str, depth: int, real_root: str,
+    pending: list[tuple[str, str, int]],
+) -> None:
+    if entry.is_symlink() and not _inside(real_root, entry.path):
+        # Deeper folders can at most hold a misplaced environment.yaml: not worth a report.
+        if depth < MAX_DEPTH - 1:
+            listing.rejections.append((rel, _outside_message(rel, entry.path)))
+        return
+    pending.append((rel, entry.path, depth + 1))
+
+
+def _read_all(
+    placements: tuple[Placement, ...], listing: _Listing, real_root: str, cache: SpecCache
+) -> dict[str, _Outcome]:
+    outcomes: dict[str, _Outcome] = {}
+    scan_started_ns = time.time_ns()
+    for placement in placements:
+        rel, path = placement.path, listing.files[placement.path]
+        if rel in listing.links and not _inside(real_root, path):
+            message = _outside_message(rel, path)
+            outcomes[rel] = _Outcome(f"outside:{os.path.realpath(path)}",
+                                     problem=(SYMLINK_OUTSIDE, message))
+            continue
+        outcomes[rel] = _read_file(rel, path, cache, scan_started_ns)
+    return outcomes
+
+
+def _read_file(rel: str, path: str, cache: SpecCache, scan_started_ns: int) -> _Outcome:
+    """Hash and parse one file, or take it from the cache; raises _Unsettled."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            raise _Unsettled(f"{rel} disappeared while reading") from None
+        return _problem(rel, "is a symlink to a file that does not exist")
+    except OSError as exc:
+        return _problem(rel, f"cannot be read ({exc.strerror})")
+    if not stat.S_ISREG(info.st_mode):
+        return _problem(rel, "is not a regular file")
+    key = _stat_key(info)
+    outcome = cache.get(path, key)
+    if outcome is not None:
+        return outcome
+    if info.st_size > MAX_SPEC_BYTES:
+        outcome = _oversized(rel, path, info.st_size)
+    else:
+        outcome = _load(rel, path, key)
+    if _restat_key(rel, path) != key:
+        raise _Unsettled(f"{rel} changed while reading")
+    cache.put(path, info, outcome, now_ns=scan_started_ns)
+    return outcome
+
+
+def _load(rel: str, path: str, key: StatKey) -> _Outcome:
+    try:
+        # O_NONBLOCK: a FIFO swapped in for a spec must not hang the scan.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _Unsettled(f"{rel} disappeared while reading") from None
+    except OSError as exc:
+        return _problem(rel, f"cannot be read ({exc.strerror})")
+    with os.fdopen(fd, "rb") as handle:
+        if _stat_key(os.fstat(fd)) != key:
+            raise _Unsettled(f"{rel} changed while reading")
+        data = handle.read(MAX_SPEC_BYTES + 1)
+    if len(data) != key[0]:
+        raise _Unsettled(f"{rel} changed while reading")
+    return _parse(rel, data)
+
+
+def _restat_key(rel: str, path: str) -> StatKey:
+    try:
+        return _stat_key(os.stat(path))
+    except FileNotFoundError:
+        raise _Unsettled(f"{rel} disappeared while reading") from None
+
+
+def _parse(rel: str, data: bytes) -> _Outcome:
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return _Outcome(digest, parsed=parse_spec_bytes(data, file=rel))
+    except SpecError as err:
+        return _Outcome(digest, problem=(err.reason, str(err)))
+
+
+def _oversized(rel: str, path: str, size: int) -> _Outcome:
+    """Let specfile refuse a file over the limit without it being read whole."""
+    try:
+        load_spec_file(Path(path), file=rel)
+    except SpecError as err:
+        return _Outcome(f"size:{size}", problem=(err.reason, str(err)))
+    except SourceError:
+        raise _Unsettled(f"{rel} disappeared while reading") from None
+    raise _Unsettled(f"{rel} shrank while reading")
+
+
+def _check_folders(root: Path, listing: _Listing) -> None:
+    """Raise _Unsettled if an entry was added, removed or renamed during the scan."""
+    for folder, seen in listing.folders.items():
+        try:
+            info = os.stat(folder)
+        except FileNotFoundError:
+            info = None
+        if info is None or (info.st_mtime_ns, info.st_ino) != seen:
+            rel = os.path.relpath(folder, root)
+            raise _Unsettled(f"folder {rel} changed while reading")
+
+
+def _snapshot(
+    settings: SourceSettings,
+    placements: tuple[Placement, ...],
+    layout_rejections: tuple[Rejection, ...],
+    listing: _Listing,
+    outcomes: dict[str, _Outcome],
+) -> SourceSnapshot:
+    source = settings.name
+    revision = _revision(outcomes, layout_rejections, listing)
+    envs: list[DesiredEnv] = []
+    rejections = list(layout_rejections)
+    rejections += [
+        Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections
+    ]
+    for placement in placements:
+        outcome = outcomes[placement.path]
+        if outcome.parsed is None:
+            reason, message = outcome.problem or (FILE_UNREADABLE, placement.path)
+            rejections.append(Rejection(placement.ref, source, placement.path, reason, message))
+            continue
+        warnings = outcome.parsed.warnings + _name_warning(placement, outcome.parsed)
+        envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path,
+                               revision, warnings))
+    rejections.sort(key=lambda r: (r.path, r.reason))
+    return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
+
+
+def _revision(
+    outcomes: dict[str, _Outcome], layout_rejections: tuple[Rejection, ...], listing: _Listing
+) -> str:
+    entries = [(rel, outcome.digest) for rel, outcome in outcomes.items()]
+    entries += [(r.path, "-") for r in layout_rejections if r.path not in outcomes]
+    entries += [(rel, "outside") for rel, _ in listing.rejections]
+    digest = hashlib.sha256()
+    for rel, content in sorted(entries):
+        digest.update(f"{rel}\0{content}\n".encode("utf-8", "surrogateescape"))
+    return "dir:" + digest.hexdigest()
+
+
+def _name_warning(placement: Placement, parsed: ParsedSpec) -> tuple[str, ...]:
+    name = parsed.spec.name
+    if name is None or name == placement.ref.name:
+        return ()
+    return (f"'name: {name}' differs from the environment name '{placement.ref.name}' "
+            "taken from the path; the path wins",)
+
+
+def _unreadable(settings: SourceSettings, root: Path, exc: OSError) -> SourceSnapshot:
+    if not root.exists():
+        message = f"source folder {root} does not exist: create it or fix 'directory'/'path'"
+    elif isinstance(exc, NotADirectoryError) or not root.is_dir():
+        message = f"source {root} is not a folder: fix 'directory'/'path'"
+    else:
+        where = exc.filename or root
+        message = f"source folder {root} cannot be read: {where}: {exc.strerror or exc}"
+    return SourceSnapshot(settings.name, None, error=message, error_reason=SOURCE_UNREADABLE)
+
+
+def _problem(rel: str, what: str) -> _Outcome:
+    return _Outcome(f"unreadable:{what}", problem=(FILE_UNREADABLE, f"{rel} {what}"))
+
+
+def _outside_message(rel: str, path: str) -> str:
+    return (f"{rel} is a symlink to {os.path.realpath(path)}, outside the source folder: "
+            "only links that stay inside it are followed")
+
+
+def _inside(real_root: str, path: str) -> bool:
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
+
+
+def _stat_key(info: os.stat_result) -> StatKey:
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)

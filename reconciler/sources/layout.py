@@ -1,0 +1,177 @@
+"""Where environments live inside a source: relative path → environment, pure rules.
+
+Pure: standard library and the model only, no IO. Used by the directory source, its
+watcher and any source that lists files (a Git tree), so every source reads the same
+layout the same way.
+
+Paths are relative to the source root, ``/``-separated. The rules, in order:
+
+* **Ignored, silently:** any path with a hidden component (``.git/``, ``.github/``,
+  ``.foo.yaml.swp``, ``.#foo.yaml``); editor and tool leftovers (``*~``, ``#*#``,
+  ``*.swp``, ``*.swx``, ``*.tmp``, ``*.part``, ``*.bak``, ``*.orig``, ``*.rej``, vim's
+  ``4913`` probe); ``condaops.yaml|yml`` and ``README*`` anywhere; conda-lock outputs
+  (``conda-lock.yml``, ``*.conda-lock.yml``); anything not ending in ``.yaml``/``.yml``
+  (lowercase); paths deeper than ``MAX_DEPTH`` components.
+* ``<name>.yaml`` in the root → ``<default_namespace>/<name>``.
+* ``<ns>/<name>.yaml`` → ``<ns>/<name>``: the first folder is the namespace.
+* ``<ns>/<name>/environment.yaml`` → ``<ns>/<name>``.
+* ``<name>/environment.yaml`` (a top-level folder holding an environment file) →
+  ``<default_namespace>/<name>``. Nobody means an environment called "environment",
+  and one-folder-per-environment is the most common flat layout; the folder still acts
+  as a namespace for its other ``*.yaml`` files.
+* ``environment.yaml`` directly in the root has no name → rejected (``LayoutUnsupported``).
+* Other ``*.yaml`` inside an environment folder (``<ns>/<name>/notes.yaml``) are its
+  companions → ignored.
+* ``environment.yaml`` one level deeper (``<a>/<b>/<c>/environment.yaml``) clearly meant
+  an environment that this layout cannot name → rejected (``LayoutUnsupported``).
+* A namespace or name refused by ``model.name_problem`` → rejected (``InvalidName``).
+* Two files giving the same ``<ns>/<name>`` → one ``DuplicateEnvironment`` rejection
+  naming every file, and none of them becomes desired.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from condaops.reconciler.model import EnvRef, Rejection, name_problem
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+ENV_FILE_STEM = "environment"
+MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path looked at
+
+INVALID_NAME = "InvalidName"
+LAYOUT_UNSUPPORTED = "LayoutUnsupported"
+DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
+
+_IGNORED_NAME = re.compile(
+    r"""^(?:
+        \..*                                # hidden, incl. .*.swp and .#lock files
+      | .*~ | \#.*\# | 4913                 # emacs/vim backups and vim's write probe
+      | .*\.(?:swp|swx|tmp|part|bak|orig|rej)
+      | condaops\.ya?ml
+      | readme(?:\..*)?
+      | (?:.*\.)?conda-lock\.ya?ml
+    )$""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A file that names an environment."""
+
+    ref: EnvRef
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Misplaced:
+    """A file that looks like an environment but cannot be one, and why."""
+
+    ref: EnvRef | None
+    path: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The environments of one listing: unique placements plus rejections."""
+
+    placements: tuple[Placement, ...]
+    rejections: tuple[Rejection, ...]
+    duplicates: tuple[Placement, ...]  # files of refs claimed twice (content still counts)
+
+
+def is_ignored_name(name: str) -> bool:
+    """Whether a single file or folder name is never part of the desired state."""
+    return bool(_IGNORED_NAME.match(name))
+
+
+def is_spec_name(name: str) -> bool:
+    """Whether a file name could be an environment file (right suffix, not ignored)."""
+    return name.endswith(SPEC_SUFFIXES) and not is_ignored_name(name)
+
+
+def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | None:
+    """What the file at ``path`` is: an environment, a rejected one, or nothing (None)."""
+    parts = tuple(path.split("/"))
+    if len(parts) > MAX_DEPTH or any(is_ignored_name(p) for p in parts):
+        return None
+    if not is_spec_name(parts[-1]):
+        return None
+    stem = parts[-1].rsplit(".", 1)[0]
+    is_env_file = stem == ENV_FILE_STEM
+    if len(parts) == 1:
+        if is_env_file:
+            return _misplaced(path, "has no environment name: rename it <name>.yaml "
+                              "or move it to <name>/environment.yaml")
+        return _place(path, default_namespace, stem)
+    if len(parts) == 2:
+        if is_env_file:
+            return _place(path, default_namespace, parts[0])
+        return _place(path, parts[0], stem)
+    if len(parts) == 3:
+        return _place(path, parts[0], parts[1]) if is_env_file else None
+    if is_env_file:
+        return _misplaced(path, "is nested too deep: environments are <ns>/<name>.yaml "
+                          "or <ns>/<name>/environment.yaml")
+    return None
+
+
+def arrange(paths: Iterable[str], *, source: str, default_namespace: str) -> Layout:
+    """Place every file of a listing; refs claimed by several files are rejected."""
+    claims: dict[EnvRef, list[str]] = {}
+    rejections: list[Rejection] = []
+    for path in sorted(set(paths)):
+        found = classify(path, default_namespace=default_namespace)
+        if isinstance(found, Placement):
+            claims.setdefault(found.ref, []).append(path)
+        elif isinstance(found, Misplaced):
+            rejections.append(Rejection(found.ref, source, found.path, found.reason, found.message))
+    placements: list[Placement] = []
+    duplicates: list[Placement] = []
+    for ref, files in sorted(claims.items(), key=lambda item: (item[0].namespace, item[0].name)):
+        if len(files) == 1:
+            placements.append(Placement(ref, files[0]))
+            continue
+        duplicates.extend(Placement(ref, f) for f in files)
+        message = (f"environment {ref} is defined by {', '.join(files)}: "
+                   "keep one file and remove the others")
+        rejections.append(Rejection(ref, source, files[0], DUPLICATE_ENVIRONMENT, message))
+    return Layout(tuple(placements), tuple(rejections), tuple(duplicates))
+
+
+def affects_layout(path: str, *, kind: Literal["file", "dir", "gone"]) -> bool:
+    """Whether a change at ``path`` (relative; ``"."`` is the root) can change the layout.
+
+    ``kind`` is what the path is now; ``"gone"`` (deleted or renamed away) may have been
+    a folder, so it counts when either a file or a folder there would.
+    """
+    if path in ("", "."):
+        return True
+    parts = path.split("/")
+    if any(is_ignored_name(p) for p in parts):
+        return False
+    dir_matters = len(parts) < MAX_DEPTH
+    file_matters = classify(path, default_namespace="default") is not None
+    if kind == "dir":
+        return dir_matters
+    if kind == "file":
+        return file_matters
+    return dir_matters or file_matters
+
+
+def _place(path: str, namespace: str, name: str) -> Placement | Misplaced:
+    for what, value in (("namespace", namespace), ("environment name", name)):
+        problem = name_problem(value)
+        if problem:
+            return Misplaced(None, path, INVALID_NAME, f"{path}: {what} {problem}")
+    return Placement(EnvRef(namespace, name), path)
+
+
+def _misplaced(path: str, message: str) -> Misplaced:
+    return Misplaced(None, path, LAYOUT_UNSUPPORTED, f"{path} {message}")

@@ -1,0 +1,34 @@
+"""Alembic environment: runs against the connection condaops hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from condaops.reconciler.state.schema import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run() -> None:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        engine = config.attributes["engine"]
+        with engine.begin() as conn:
+            _configure(conn)
+        return
+    _configure(connection)
+
+
+def _configure(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite needs batch mode for ALTERs
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

@@ -1,0 +1,274 @@
+"""The one place that records outcomes in the state DB.
+
+Plans, claims, build outcomes, links, rollbacks, retirements and source fetches are all
+written here; nothing else in condaops writes to the state DB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from condaops.reconciler.model import (
+    BUILDING,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    BuildOutcome,
+    BuildTicket,
+    EnvRef,
+    SourceSnapshot,
+)
+from condaops.reconciler.plan import BUILD, REJECT, RETIRE, Action, Plan
+from condaops.reconciler.spec import spec_from_canonical
+from condaops.reconciler.state.schema import (
+    Artifact,
+    Build,
+    Environment,
+    Namespace,
+    SourceState,
+    Specification,
+)
+
+Clock = Callable[[], datetime]
+
+INTERRUPTED = "Interrupted"
+SUPERSEDED = "Superseded"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedBuild:
+    build_id: int
+    ref: EnvRef
+    spec_hash: str
+
+    @property
+    def job_id(self) -> str:
+        """Deterministic: the same build of the same spec is never queued twice."""
+        return f"build:{self.ref}:{self.spec_hash}"
+
+
+class Recorder:
+    """Writes to the state DB. Each method is one transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # --- sources and plans --------------------------------------------------------
+
+    def record_snapshot(self, snap: SourceSnapshot) -> None:
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(SourceState).where(SourceState.name == snap.source))
+            if row is None:
+                row = SourceState(name=snap.source)
+                s.add(row)
+            row.fetched_at = now
+            row.error_reason = snap.error_reason if snap.error else None
+            row.error_message = snap.error
+            if snap.error is None:
+                row.revision = snap.revision
+                row.last_success_at = now
+
+    def apply_plan(self, plan: Plan) -> list[QueuedBuild]:
+        """Record a plan's changes; return the builds to hand to the scheduler."""
+        queued: list[QueuedBuild] = []
+        with Session(self.engine) as s, s.begin():
+            envs = _EnvCache(s)
+            for action in plan.actions:
+                if action.kind == BUILD:
+                    queued.append(self._queue(s, envs, action))
+                elif action.kind == REJECT:
+                    self._reject(envs, action)
+                elif action.kind == RETIRE:
+                    env = envs.get(action.ref)
+                    if env is not None:
+                        env.retired_at = self.clock()
+                elif action.desired is not None:
+                    self._refresh(envs.get_or_create(action.ref), action)
+        return queued
+
+    def _queue(self, s: Session, envs: _EnvCache, action: Action) -> QueuedBuild:
+        assert action.desired is not None and action.spec_hash is not None
+        env = envs.get_or_create(action.ref)
+        self._refresh(env, action)
+        env.desired_spec_hash = action.spec_hash
+        env.retired_at = None
+        if env.pinned_spec_hash != action.spec_hash:
+            env.pinned_spec_hash = None
+        spec = s.scalar(select(Specification).where(Specification.sha256 == action.spec_hash))
+        if spec is None:
+            spec = Specification(sha256=action.spec_hash, canonical=action.desired.spec.canonical_json())
+            s.add(spec)
+        s.flush()
+        if env.id is not None:
+            s.execute(
+                update(Build)
+                .where(Build.environment_id == env.id, Build.state == QUEUED)
+                .values(state=CANCELED, reason=SUPERSEDED, finished_at=self.clock())
+            )
+        build = Build(
+            environment=env,
+            specification=spec,
+            state=QUEUED,
+            attempt=action.attempt,
+            reason=action.reason,
+            message=action.message,
+            source=action.desired.source,
+            source_revision=action.desired.revision,
+            source_path=action.desired.path,
+            queued_at=self.clock(),
+        )
+        s.add(build)
+        s.flush()
+        return QueuedBuild(build.id, action.ref, action.spec_hash)
+
+    def _refresh(self, env: Environment, action: Action) -> None:
+        """Keep where the desired file lives up to date; a valid file clears a rejection."""
+        d = action.desired
+        assert d is not None
+        if env.source != d.source:
+            env.source = d.source
+        if env.path != d.path:
+            env.path = d.path
+        if env.source_revision != d.revision:
+            env.source_revision = d.revision
+        if env.desired_spec_hash != action.spec_hash:
+            env.desired_spec_hash = action.spec_hash
+        warnings = json.dumps(list(d.warnings)) if d.warnings else None
+        if env.warnings != warnings:
+            env.warnings = warnings
+        if env.rejection_reason is not None:
+            env.rejection_reason = env.rejection_message = None
+
+    def _reject(self, envs: _EnvCache, action: Action) -> None:
+        env = envs.get_or_create(action.ref)
+        rej = action.rejection
+        if rej is not None and env.source is None:
+            env.source, env.path = rej.source, rej.path
+        if env.rejection_reason != action.reason or env.rejection_message != action.message:
+            env.rejection_reason = action.reason
+            env.rejection_message = action.message
+
+    # --- builds -------------------------------------------------------------------
+
+    def claim(self, build_id: int, worker: str) -> BuildTicket | None:
+        """Move a queued build to building; None if it is not queued any more."""
+        with Session(self.engine) as s, s.begin():
+            res = s.execute(
+                update(Build)
+                .where(Build.id == build_id, Build.state == QUEUED)
+                .values(state=BUILDING, started_at=self.clock(), worker=worker)
+            )
+            if res.rowcount != 1:
+                return None
+            b = s.get(Build, build_id)
+            assert b is not None
+            env = b.environment
+            return BuildTicket(
+                build_id=b.id,
+                ref=EnvRef(env.namespace.name, env.name),
+                spec=spec_from_canonical(json.loads(b.specification.canonical), name=env.name),
+                spec_hash=b.specification.sha256,
+                attempt=b.attempt,
+                source=b.source,
+                source_revision=b.source_revision,
+                source_path=b.source_path,
+            )
+
+    def may_link(self, build_id: int) -> bool:
+        """Whether a finished build is still what its environment wants linked."""
+        with Session(self.engine) as s:
+            b = s.get(Build, build_id)
+            if b is None or b.state != BUILDING:
+                return False
+            env = b.environment
+            return env.retired_at is None and env.desired_spec_hash == b.specification.sha256
+
+    def finish(self, build_id: int, outcome: BuildOutcome) -> None:
+        """Store a build's outcome; a linked success becomes the current build."""
+        with Session(self.engine) as s, s.begin():
+            b = s.get(Build, build_id)
+            if b is None:
+                return
+            b.state = COMPLETED if outcome.ok else FAILED
+            b.reason = outcome.reason
+            b.message = outcome.message
+            b.retryable = outcome.retryable
+            b.prefix = outcome.prefix
+            b.finished_at = self.clock()
+            b.timings = json.dumps(dict(outcome.timings)) if outcome.timings else None
+            for art in outcome.artifacts:
+                s.add(Artifact(build=b, kind=art.kind, location=art.location, size=art.size, sha256=art.sha256))
+            if outcome.ok and outcome.linked:
+                b.environment.current_build_id = b.id
+
+    def recover_interrupted(self) -> list[int]:
+        """Builds left ``building`` by a crash go back to the queue (single-process start)."""
+        with Session(self.engine) as s, s.begin():
+            ids = list(s.scalars(select(Build.id).where(Build.state == BUILDING)))
+            if ids:
+                s.execute(
+                    update(Build)
+                    .where(Build.id.in_(ids))
+                    .values(state=QUEUED, reason=INTERRUPTED, started_at=None, worker=None)
+                )
+            return ids
+
+    def queued(self) -> list[QueuedBuild]:
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(Build.id, Namespace.name, Environment.name, Specification.sha256)
+                .join(Environment, Build.environment_id == Environment.id)
+                .join(Namespace)
+                .join(Specification)
+                .where(Build.state == QUEUED)
+                .order_by(Build.id)
+            )
+            return [QueuedBuild(i, EnvRef(ns, n), h) for i, ns, n, h in rows]
+
+    # --- operator actions ---------------------------------------------------------
+
+    def record_rollback(self, ref: EnvRef, build_id: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            env = _EnvCache(s).get(ref)
+            assert env is not None
+            env.current_build_id = build_id
+            env.pinned_spec_hash = env.desired_spec_hash
+
+    def record_collected(self, build_ids: Iterable[int]) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(Build).where(Build.id.in_(list(build_ids))).values(collected_at=self.clock()))
+
+
+class _EnvCache:
+    """Environments of one transaction, loaded once (a plan may touch thousands)."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self.namespaces = {n.name: n for n in s.scalars(select(Namespace))}
+        self.envs = {
+            EnvRef(e.namespace.name, e.name): e
+            for e in s.scalars(select(Environment).join(Namespace))
+        }
+
+    def get(self, ref: EnvRef) -> Environment | None:
+        return self.envs.get(ref)
+
+    def get_or_create(self, ref: EnvRef) -> Environment:
+        env = self.envs.get(ref)
+        if env is None:
+            ns = self.namespaces.get(ref.namespace)
+            if ns is None:
+                ns = self.namespaces[ref.namespace] = Namespace(name=ref.namespace)
+                self.s.add(ns)
+            env = self.envs[ref] = Environment(namespace=ns, name=ref.name)
+            self.s.add(env)
+        return env

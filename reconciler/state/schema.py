@@ -1,0 +1,156 @@
+"""The state DB schema (SQLAlchemy 2 declarative).
+
+ORM rows never leave ``condaops.reconciler.state``: readers get plain dataclasses
+(``queries.py``), and every write goes through ``recorder.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops tzinfo)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime passed to the state DB")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Namespace(Base):
+    __tablename__ = "namespaces"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    environments: Mapped[list[Environment]] = relationship(back_populates="namespace")
+
+
+class Specification(Base):
+    __tablename__ = "specifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    canonical: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Environment(Base):
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str | None] = mapped_column(String(256))
+    path: Mapped[str | None] = mapped_column(Text)
+    source_revision: Mapped[str | None] = mapped_column(String(128))
+    desired_spec_hash: Mapped[str | None] = mapped_column(String(64))
+    current_build_id: Mapped[int | None] = mapped_column(
+        ForeignKey("builds.id", use_alter=True, name="fk_env_current_build")
+    )
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by `condaops rollback`: the desired spec hash the user rolled back away from.
+    # While the source still wants that spec, the older build stays linked.
+    pinned_spec_hash: Mapped[str | None] = mapped_column(String(64))
+    # A rejection of the desired file (invalid spec, duplicate): shown until fixed.
+    rejection_reason: Mapped[str | None] = mapped_column(String(64))
+    rejection_message: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[str | None] = mapped_column(Text)  # JSON list
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    namespace: Mapped[Namespace] = relationship(back_populates="environments")
+    current_build: Mapped[Build | None] = relationship(foreign_keys=[current_build_id], post_update=True)
+
+
+class Build(Base):
+    __tablename__ = "builds"
+    __table_args__ = (
+        Index("ix_builds_env_id", "environment_id", "id"),
+        Index("ix_builds_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id"))
+    specification_id: Mapped[int] = mapped_column(ForeignKey("specifications.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    reason: Mapped[str | None] = mapped_column(String(64))  # why it was scheduled, then the outcome
+    message: Mapped[str | None] = mapped_column(Text)
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str | None] = mapped_column(String(256))
+    source_revision: Mapped[str | None] = mapped_column(String(128))
+    source_path: Mapped[str | None] = mapped_column(Text)
+    prefix: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(256))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timings: Mapped[str | None] = mapped_column(Text)  # JSON {step: seconds}
+    collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # prefix removed by gc
+
+    environment: Mapped[Environment] = relationship(foreign_keys=[environment_id])
+    specification: Mapped[Specification] = relationship()
+    artifacts: Mapped[list[Artifact]] = relationship(back_populates="build", cascade="all, delete-orphan")
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("build_id", "kind", "location"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str] = mapped_column(Text)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    build: Mapped[Build] = relationship(back_populates="artifacts")
+
+
+class SourceState(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    revision: Mapped[str | None] = mapped_column(String(128))
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error_reason: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,179 @@
+"""Layout rules: which relative path is which environment (pure, no IO)."""
+
+from __future__ import annotations
+
+import pytest
+
+from condaops.reconciler.model import EnvRef
+from condaops.reconciler.sources.layout import (
+    DUPLICATE_ENVIRONMENT,
+    INVALID_NAME,
+    LAYOUT_UNSUPPORTED,
+    Misplaced,
+    Placement,
+    affects_layout,
+    arrange,
+    classify,
+    is_ignored_name,
+)
+
+DEFAULT = "main"
+
+PLACED = [
+    ("root-yaml", "numpy.yaml", "main/numpy"),
+    ("root-yml", "numpy.yml", "main/numpy"),
+    ("root-dotted-stem", "py3.11.yaml", "main/py3.11"),
+    ("ns-file", "team/numpy.yaml", "team/numpy"),
+    ("ns-file-yml", "team/numpy.yml", "team/numpy"),
+    ("ns-folder", "team/numpy/environment.yaml", "team/numpy"),
+    ("ns-folder-yml", "team/numpy/environment.yml", "team/numpy"),
+    ("top-folder-is-default-ns", "numpy/environment.yaml", "main/numpy"),
+    ("top-folder-yml", "numpy/environment.yml", "main/numpy"),
+    ("ns-named-like-default", "main/numpy.yaml", "main/numpy"),
+]
+
+
+@pytest.mark.parametrize(("path", "ref"), [p[1:] for p in PLACED], ids=[p[0] for p in PLACED])
+def test_placed(path: str, ref: str) -> None:
+    assert classify(path, default_namespace=DEFAULT) == Placement(EnvRef.parse(ref), path)
+
+
+IGNORED = [
+    ("non-yaml", "team/notes.txt"),
+    ("json", "team/env.json"),
+    ("uppercase-suffix", "team/env.YAML"),
+    ("readme-md", "README.md"),
+    ("readme-yaml", "team/readme.yaml"),
+    ("condaops-config", "condaops.yaml"),
+    ("condaops-config-in-ns", "team/condaops.yml"),
+    ("hidden-file", ".numpy.yaml"),
+    ("git-dir", ".git/config.yaml"),
+    ("github-dir", ".github/workflows/ci.yml"),
+    ("hidden-ns", ".team/numpy.yaml"),
+    ("vim-swap", "team/.numpy.yaml.swp"),
+    ("vim-swx", "team/.numpy.yaml.swx"),
+    ("vim-probe", "team/4913"),
+    ("backup-tilde", "team/numpy.yaml~"),
+    ("emacs-lock", "team/.#numpy.yaml"),
+    ("emacs-autosave", "team/#numpy.yaml#"),
+    ("tmp", "team/numpy.yaml.tmp"),
+    ("tmp-yaml-named", "team/numpy.tmp"),
+    ("part", "team/numpy.yaml.part"),
+    ("orig", "team/numpy.yaml.orig"),
+    ("rej", "team/numpy.yaml.rej"),
+    ("bak", "team/numpy.yaml.bak"),
+    ("conda-lock", "team/numpy/conda-lock.yml"),
+    ("named-conda-lock", "team/numpy.conda-lock.yml"),
+    ("companion-in-env-folder", "team/numpy/notes.yaml"),
+    ("too-deep-non-env", "a/b/c/d.yaml"),
+    ("deeper-than-max", "a/b/c/d/environment.yaml"),
+]
+
+
+@pytest.mark.parametrize("path", [p[1] for p in IGNORED], ids=[p[0] for p in IGNORED])
+def test_ignored(path: str) -> None:
+    assert classify(path, default_namespace=DEFAULT) is None
+
+
+REJECTED = [
+    ("env-file-in-root", "environment.yaml", LAYOUT_UNSUPPORTED, "no environment name"),
+    ("env-file-in-root-yml", "environment.yml", LAYOUT_UNSUPPORTED, "no environment name"),
+    ("env-file-too-deep", "team/sub/numpy/environment.yaml", LAYOUT_UNSUPPORTED, "nested too deep"),
+    ("space-in-name", "team/my env.yaml", INVALID_NAME, "environment name 'my env'"),
+    ("space-in-ns", "my team/numpy.yaml", INVALID_NAME, "namespace 'my team'"),
+    ("leading-dash", "team/-x.yaml", INVALID_NAME, "'-x'"),
+    ("double-dot", "team/a..b.yaml", INVALID_NAME, "'..'"),
+    ("unicode", "team/numpŷ.yaml", INVALID_NAME, "numpŷ"),
+    ("folder-name", "team/bad name/environment.yaml", INVALID_NAME, "'bad name'"),
+    ("root-name", "bad name.yaml", INVALID_NAME, "'bad name'"),
+    ("too-long", "team/" + "x" * 129 + ".yaml", INVALID_NAME, "at most 128"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason", "words"), [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED]
+)
+def test_rejected(path: str, reason: str, words: str) -> None:
+    found = classify(path, default_namespace=DEFAULT)
+    assert isinstance(found, Misplaced)
+    assert (found.ref, found.path, found.reason) == (None, path, reason)
+    assert path in found.message and words in found.message
+
+
+DUPLICATES = [
+    ("yaml-and-yml", ["team/a.yaml", "team/a.yml"]),
+    ("file-and-folder", ["team/a.yaml", "team/a/environment.yaml"]),
+    ("folder-yaml-and-yml", ["team/a/environment.yaml", "team/a/environment.yml"]),
+    ("root-and-default-ns", ["a.yaml", "main/a.yaml"]),
+    ("root-and-top-folder", ["a.yaml", "a/environment.yml"]),
+    ("three-ways", ["a.yaml", "a/environment.yml", "main/a/environment.yaml"]),
+]
+
+
+@pytest.mark.parametrize("files", [d[1] for d in DUPLICATES], ids=[d[0] for d in DUPLICATES])
+def test_duplicates_reject_every_file(files: list[str]) -> None:
+    layout = arrange([*files, "team/other.yaml"], source="src", default_namespace=DEFAULT)
+    assert [str(p.ref) for p in layout.placements] == ["team/other"]
+    (rejection,) = layout.rejections
+    assert rejection.reason == DUPLICATE_ENVIRONMENT
+    assert rejection.source == "src" and rejection.path == sorted(files)[0]
+    assert all(f in rejection.message for f in files)
+    assert sorted(p.path for p in layout.duplicates) == sorted(files)
+
+
+def test_arrange_sorts_and_keeps_layout_rejections() -> None:
+    layout = arrange(
+        ["b/x.yaml", "a.yaml", "environment.yaml", "README.md", "a/b/c.yaml"],
+        source="src",
+        default_namespace=DEFAULT,
+    )
+    assert [(str(p.ref), p.path) for p in layout.placements] == [
+        ("b/x", "b/x.yaml"), ("main/a", "a.yaml")
+    ]
+    assert [(r.path, r.reason) for r in layout.rejections] == [
+        ("environment.yaml", LAYOUT_UNSUPPORTED)
+    ]
+
+
+NAMES = [
+    ("plain", "numpy.yaml", False),
+    ("hidden", ".hidden", True),
+    ("readme-upper", "README", True),
+    ("readme-rst", "Readme.rst", True),
+    ("swap", ".x.swp", True),
+    ("vim-probe", "4913", True),
+    ("not-vim-probe", "49130.yaml", False),
+    ("hash-not-autosave", "#x.yaml", False),
+]
+
+
+@pytest.mark.parametrize(("name", "ignored"), [n[1:] for n in NAMES], ids=[n[0] for n in NAMES])
+def test_is_ignored_name(name: str, ignored: bool) -> None:
+    assert is_ignored_name(name) is ignored
+
+
+CHANGES = [
+    ("root-itself", ".", "gone", True),
+    ("env-file", "team/a.yaml", "file", True),
+    ("env-folder-file", "team/a/environment.yml", "file", True),
+    ("rejected-file-counts", "environment.yaml", "file", True),
+    ("companion", "team/a/notes.yaml", "file", False),
+    ("swap", "team/.a.yaml.swp", "file", False),
+    ("readme", "README.md", "file", False),
+    ("inside-git", ".git/index", "file", False),
+    ("new-namespace-folder", "team", "dir", True),
+    ("new-env-folder", "team/a", "dir", True),
+    ("deep-folder", "team/a/sub", "dir", True),
+    ("too-deep-folder", "team/a/sub/more", "dir", False),
+    ("hidden-folder", ".github", "dir", False),
+    ("gone-maybe-folder", "team", "gone", True),
+    ("gone-env-file", "team/a.yaml", "gone", True),
+    ("gone-swap", "team/.a.yaml.swp", "gone", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "relevant"), [c[1:] for c in CHANGES], ids=[c[0] for c in CHANGES]
+)
+def test_affects_layout(path: str, kind: str, relevant: bool) -> None:
+    assert affects_layout(path, kind=kind) is relevant  # type: ignore[arg-type]
