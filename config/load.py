@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from condaops.config.settings import BuildSettings, Settings, SourceSettings
+from condaops.config.settings import BuildSettings, Settings, SourceSettings, StorageSettings
 from condaops.reconciler.errors import ConfigError
 from condaops.reconciler.model import name_problem
 
@@ -114,9 +114,11 @@ def load_settings(
     ctx = _Context(base, origins, problems)
     settings = _section(Settings, _apply_overrides(data, overrides), "", ctx)
     _raise_problems(problems, config_file)
+    store = ctx.path(str(settings.store))
     return dataclasses.replace(
         settings,
-        store=ctx.path(str(settings.store)),
+        store=store,
+        sources=tuple(_with_mirror_dir(s, store) for s in settings.sources),
         platforms=settings.platforms or (_host_platform(),),
         config_file=config_file,
     )
@@ -617,6 +619,86 @@ def _git_location(value: Any, tp: Any, key: str, ctx: _Context) -> str:
     return text if _is_remote(text) else str(ctx.path(text))
 
 
+WEB_TOKEN_MIN_LENGTH = 16
+PUBLIC = "public"
+
+
+def _web_token_problem(token: str) -> str | None:
+    """Tokens are secrets: messages never repeat them."""
+    if len(token) < WEB_TOKEN_MIN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        return (f"tokens must be at least {WEB_TOKEN_MIN_LENGTH} printable characters without spaces; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")  # fmt: skip
+    return None
+
+
+def _visibility(value: Any, tp: Any, key: str, ctx: _Context) -> dict[str, tuple[str, ...] | None]:
+    """``{namespace: public | [token, ...]}``; ``public`` is stored as None."""
+    if not isinstance(value, dict):
+        raise _Invalid(_expected(tp, key, value))
+    visibility: dict[str, tuple[str, ...] | None] = {}
+    for namespace, who in value.items():
+        entry = f"{key}.{namespace}"
+        if not isinstance(namespace, str) or (problem := name_problem(namespace)):
+            ctx.report(entry, problem if isinstance(namespace, str) else "must be a namespace name")
+        elif who == PUBLIC:
+            visibility[namespace] = None
+        elif not isinstance(who, list) or not who or not all(isinstance(t, str) for t in who):
+            ctx.report(entry, f"expected '{PUBLIC}' or a non-empty list of tokens, got {_describe_secret(who)}")
+        elif problem := next(filter(None, map(_web_token_problem, who)), None):
+            ctx.report(entry, problem)
+        else:
+            visibility[namespace] = tuple(dict.fromkeys(who))
+    return visibility
+
+
+def _describe_secret(value: Any) -> str:
+    """Like ``_describe``, without repeating a string that may be a token."""
+    return "a string" if isinstance(value, str) else _describe(value)
+
+
+_HTTP_ONLY = ("username", "password_env", "password_file")
+_SSH_ONLY = ("ssh_key_file", "ssh_known_hosts")
+
+
+def _git_transport(source: SourceSettings) -> str | None:
+    """``http``, ``ssh``, ``other`` (git://, file://, a local path) or None (not Git)."""
+    if source.git is None:
+        return None
+    location = source.git.lower()
+    if location.startswith(("http://", "https://")):
+        return "http"
+    if location.startswith(("ssh://", "git+ssh://")) or ("://" not in location and _is_remote(location)):
+        return "ssh"
+    return "other"
+
+
+def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
+    """Transport keys only where they apply: a secret that is silently unused helps nobody."""
+    transport = _git_transport(source)
+    problems = [(key, "applies only to Git sources with an http:// or https:// URL")
+                for key in _HTTP_ONLY if getattr(source, key) is not None and transport != "http"]  # fmt: skip
+    problems += [(key, "applies only to Git sources with an ssh:// or user@host:path URL")
+                 for key in _SSH_ONLY if getattr(source, key) is not None and transport != "ssh"]  # fmt: skip
+    if source.mirror_dir is not None and transport is None:
+        problems.append(("mirror_dir", "applies only to Git sources"))
+    if source.password_env is not None and source.password_file is not None:
+        problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
+    return problems
+
+
+def _variable_name_problem(name: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return None
+    return f"'{name}' is not an environment variable name (letters, digits and '_', not starting with a digit)"
+
+
+def _with_mirror_dir(source: SourceSettings, store: Path) -> SourceSettings:
+    """Git sources mirror into ``<store>/.cache/git`` unless ``mirror_dir`` says otherwise."""
+    if source.git is None or source.mirror_dir is not None:
+        return source
+    return dataclasses.replace(source, mirror_dir=store / ".cache" / "git")
+
+
 def _backoff_order(build: BuildSettings) -> list[tuple[str, str]]:
     if build.backoff_max >= build.backoff:
         return []
@@ -624,7 +706,56 @@ def _backoff_order(build: BuildSettings) -> list[tuple[str, str]]:
                             f"got {format_duration(build.backoff_max)}")]  # fmt: skip
 
 
-_CROSS_CHECKS: dict[type, Callable[[Any], list[tuple[str, str]]]] = {BuildSettings: _backoff_order}
+STORAGE_BACKENDS = ("filesystem", "s3")
+PRESIGN_MAX_SECONDS = 7 * 24 * 3600  # S3 signature version 4 refuses longer-lived URLs
+
+
+def _storage_backend(storage: StorageSettings) -> list[tuple[str, str]]:
+    if storage.backend == "s3" and not storage.s3_bucket:
+        return [("s3_bucket", "is required when storage.backend is 's3'")]
+    if storage.backend == "filesystem" and storage.s3_bucket:
+        return [("backend", "is 'filesystem' but storage.s3_bucket is set; set backend: s3 or remove s3_bucket")]
+    return []
+
+
+def _backend_problem(name: str) -> str | None:
+    if name in STORAGE_BACKENDS:
+        return None
+    return f"unknown storage backend '{name}'; use one of {', '.join(STORAGE_BACKENDS)}"
+
+
+PUSH_TOKEN_MIN_LENGTH = 16
+
+
+def _push_token_problem(token: str) -> str | None:
+    """Tokens are secrets: messages never repeat them."""
+    if len(token) < PUSH_TOKEN_MIN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        return (f"push tokens must be at least {PUSH_TOKEN_MIN_LENGTH} printable characters without spaces; "
+                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")  # fmt: skip
+    return None
+
+
+def _file_problem(path: Path) -> str | None:
+    return None if path.is_file() else f"'{path}' is not a file; create it or fix the path"
+
+
+def _endpoint_problem(url: str) -> str | None:
+    if not url or _is_url(url, ("http", "https")):
+        return None
+    return f"'{url}' must be an http:// or https:// URL, such as http://minio.example:9000"
+
+
+def _expiry_problem(seconds: float) -> str | None:
+    if 0 < seconds <= PRESIGN_MAX_SECONDS:
+        return None
+    return f"must be greater than 0 and at most 7 days (S3's limit), got {format_duration(seconds)}"
+
+
+_CROSS_CHECKS: dict[type, Callable[[Any], list[tuple[str, str]]]] = {
+    BuildSettings: _backoff_order,
+    SourceSettings: _source_keys,
+    StorageSettings: _storage_backend,
+}
 
 _DURATION = "duration"
 KEY_RULES: dict[str, KeyRule] = {
@@ -635,6 +766,15 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].git": KeyRule("Relative local paths resolve like `store`.", convert=_git_location),
     "sources[].default_namespace": KeyRule("A valid namespace name.", check=name_problem),
     "sources[].interval": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=_positive),
+    "sources[].username": KeyRule("Only with an http(s) `git` URL."),
+    "sources[].password_env": KeyRule(
+        "Only with an http(s) `git` URL; not with `password_file`. The value is never logged.",
+        check=_variable_name_problem,
+    ),
+    "sources[].password_file": KeyRule("Only with an http(s) `git` URL. Trailing newlines are ignored."),
+    "sources[].ssh_key_file": KeyRule("Only with an ssh `git` URL."),
+    "sources[].ssh_known_hosts": KeyRule("Only with an ssh `git` URL; host keys are checked strictly."),
+    "sources[].mirror_dir": KeyRule("Only with `git`; relative paths resolve like `store`."),
     "channels.default": KeyRule("At least one channel.", check=_not_empty),
     "channels.mirrors": KeyRule(
         "A single mirror may be a string. Mirrors must be http(s) URLs; trailing slashes are removed.",
@@ -649,4 +789,18 @@ KEY_RULES: dict[str, KeyRule] = {
     "build.backoff_max": KeyRule("At least `build.backoff`.", type=_DURATION, convert=_duration),
     "build.timeout": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=_positive),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=_listen_problem),
+    "registry.push_tokens[]": KeyRule(type="token", check=_push_token_problem),
+    "registry.push_tokens": KeyRule(f"Each at least {PUSH_TOKEN_MIN_LENGTH} characters, no spaces."),
+    "registry.push_token_file": KeyRule("Must exist; each token as in `registry.push_tokens`.", check=_file_problem),
+    "storage.backend": KeyRule(check=_backend_problem),
+    "storage.s3_bucket": KeyRule("Required when `backend` is `s3`."),
+    "storage.s3_endpoint": KeyRule("An http(s) URL.", check=_endpoint_problem),
+    "storage.s3_url_expiry": KeyRule("At most 7 days.", type=_DURATION, convert=_duration, check=_expiry_problem),
+    "web.auth.tokens[]": KeyRule(type="token", check=_web_token_problem),
+    "web.auth.tokens": KeyRule(f"Each at least {WEB_TOKEN_MIN_LENGTH} characters, no spaces."),
+    "web.auth.namespaces": KeyRule(
+        "Namespaces not listed are readable by everyone when `tokens` is empty, else by `tokens` only.",
+        type=f"mapping of namespace to `{PUBLIC}` or list of tokens",
+        convert=_visibility,
+    ),
 }

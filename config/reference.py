@@ -81,9 +81,20 @@ def render_reference() -> str:
             continue
         name = field.name if dataclasses.is_dataclass(tp) else f"{field.name}[]"
         rule = KEY_RULES.get(name)
-        about = " ".join(filter(None, [inspect.getdoc(section), rule.text if rule else ""]))
-        parts.append(_section(f"`{name}`", about, name, settings_fields(section)))
+        parts += _sections(name, section, rule.text if rule else "")
     return "\n".join(parts)
+
+
+def _sections(name: str, section: type, rule_text: str) -> list[str]:
+    """A section's table, then one for each section nested in it (``web.auth``)."""
+    about = " ".join(filter(None, [inspect.getdoc(section), rule_text]))
+    parts = [_section(f"`{name}`", about, name, settings_fields(section))]
+    for field, tp in settings_fields(section):
+        if dataclasses.is_dataclass(tp):
+            key = f"{name}.{field.name}"
+            rule = KEY_RULES.get(key)
+            parts += _sections(key, typing.cast(type, tp), rule.text if rule else "")
+    return parts
 
 
 def _section(title: str, about: str, prefix: str, fields: list[tuple[dataclasses.Field[Any], Any]]) -> str:
@@ -136,6 +147,8 @@ def _default(field: dataclasses.Field[Any], tp: Any, key: str) -> str:
         return "required"
     if value is None or value == "":
         return "unset"
+    if dataclasses.is_dataclass(value):
+        return f"see `{key}` below"
     if type_name(tp, key) == "duration":
         return f"`{format_duration(value)}`"
     if isinstance(value, bool):

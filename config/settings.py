@@ -31,6 +31,29 @@ class SourceSettings:
         metadata=_doc("Force polling (true) or inotify (false); unset = poll on network filesystems."),
     )
     interval: float = field(default=60.0, metadata=_doc("Seconds between polls of a Git remote / safety re-scans."))
+    allow_empty: bool = field(
+        default=False,
+        metadata=_doc("Let a revision with no environments retire them (with `prune`); by default it retires nothing."),
+    )
+    username: str | None = field(
+        default=None, metadata=_doc("Git over http(s): user name; default `git` when a password or token is set.")
+    )
+    password_env: str | None = field(
+        default=None, metadata=_doc("Git over http(s): environment variable holding the password or access token.")
+    )
+    password_file: Path | None = field(
+        default=None,
+        metadata=_doc("Git over http(s): file holding the password or access token (read at each fetch)."),
+    )
+    ssh_key_file: Path | None = field(
+        default=None, metadata=_doc("Git over ssh: private key to use; default: ssh's own configuration.")
+    )
+    ssh_known_hosts: Path | None = field(
+        default=None, metadata=_doc("Git over ssh: known_hosts file the server key must be in; default: ssh's own.")
+    )
+    mirror_dir: Path | None = field(
+        default=None, metadata=_doc("Git: folder holding the bare mirror `<name>.git`; default `<store>/.cache/git`.")
+    )
 
 
 @dataclass(frozen=True)
@@ -74,10 +97,65 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Who may read the status site and its API. Open to everyone unless tokens are set.
+
+    Health, readiness and metrics stay open. Webhook secrets and registry push tokens are
+    configured separately."""
+
+    tokens: tuple[str, ...] = field(
+        default=(),
+        repr=False,  # secrets stay out of logs and tracebacks
+        metadata=_doc(
+            "Bearer tokens that may read every namespace (`Authorization: Bearer <token>`, or the cookie "
+            "set by the login page). When set, namespaces not listed in `namespaces` need one of them."
+        ),
+    )
+    namespaces: dict[str, tuple[str, ...] | None] = field(
+        default_factory=dict,
+        repr=False,
+        metadata=_doc(
+            "Per-namespace visibility: `public` (anyone, even when `tokens` are set) or a list of tokens "
+            "that may read that namespace in addition to `tokens`."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class WebSettings:
     """The web server (status site, API, registry, webhooks)."""
 
     listen: str = field(default="127.0.0.1:8080", metadata=_doc("host:port the web server binds."))
+    auth: AuthSettings = field(default_factory=AuthSettings, metadata=_doc("Read access to the site and API."))
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The built-in OCI registry: anyone may pull, pushing needs a token."""
+
+    push_tokens: tuple[str, ...] = field(
+        default=(), metadata=_doc("Tokens that may push (`Authorization: Bearer <token>`, or basic auth with the token as password).")
+    )
+    push_token_file: Path | None = field(
+        default=None, metadata=_doc("File of push tokens, one per line (`#` starts a comment); re-read when it changes.")
+    )
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where registry blobs and manifests are kept: a local folder or S3-compatible object storage.
+    S3 credentials come from the usual AWS variables and files (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, ...)."""
+
+    backend: str = field(default="filesystem", metadata=_doc("`filesystem` or `s3`."))
+    directory: Path | None = field(default=None, metadata=_doc("Folder of the filesystem backend; unset = `<store>/registry`."))
+    s3_bucket: str = field(default="", metadata=_doc("Bucket of the s3 backend."))
+    s3_prefix: str = field(default="", metadata=_doc("Key prefix inside the bucket, e.g. `condaops/registry`."))
+    s3_endpoint: str = field(default="", metadata=_doc("S3 endpoint URL (MinIO, Ceph...); unset = AWS."))
+    s3_region: str = field(default="", metadata=_doc("Region; unset = from the AWS configuration."))
+    s3_redirect: bool = field(
+        default=True, metadata=_doc("Answer blob downloads with a redirect to a presigned URL instead of streaming them.")
+    )
+    s3_url_expiry: float = field(default=900.0, metadata=_doc("Lifetime of presigned download URLs."))
 
 
 @dataclass(frozen=True)
@@ -93,6 +171,8 @@ class Settings:
     build: BuildSettings = field(default_factory=BuildSettings, metadata=_doc("Build execution."))
     prune: bool = field(default=False, metadata=_doc("Retire environments whose file disappeared."))
     web: WebSettings = field(default_factory=WebSettings, metadata=_doc("Web server."))
+    registry: RegistrySettings = field(default_factory=RegistrySettings, metadata=_doc("Built-in OCI registry."))
+    storage: StorageSettings = field(default_factory=StorageSettings, metadata=_doc("Registry storage."))
     config_file: Path | None = field(default=None, metadata=_doc("The file these settings came from (not a key)."))
 
     @property

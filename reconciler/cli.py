@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -92,8 +93,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     rt = _runtime(settings)
     print(f"condaops: serving {len(settings.sources)} source(s); store {settings.store}; "
           f"web {'off' if args.no_web else 'http://' + settings.web.listen}", file=sys.stderr)
-    anyio.run(lambda: rt.serve(web=not args.no_web))
+    anyio.run(_serve_until_signalled, rt, not args.no_web)
+    print("condaops: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+async def _serve_until_signalled(rt, web: bool) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM/SIGINT stop the service gracefully: running builds finish, nothing is lost."""
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+
+        async def on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    stop.set()
+                    return
+
+        tg.start_soon(on_signal)
+        await rt.serve(web=web, stop=stop)
+        tg.cancel_scope.cancel()
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:

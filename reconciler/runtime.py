@@ -141,6 +141,12 @@ class Runtime:
             server = self._web_server() if web else None
             if server is not None:
                 tg.start_soon(server.serve)
+
+            async def wake_on_stop() -> None:
+                await stop.wait()
+                self.wake()
+
+            tg.start_soon(wake_on_stop)
             try:
                 await self._pass_loop(sched, stop)
             finally:
@@ -167,10 +173,24 @@ class Runtime:
             await anyio.sleep(0.05)  # coalesce bursts of wake-ups into one pass
 
     def _watchers(self) -> list[Callable[[anyio.Event], object]]:
-        from condaops.reconciler.sources.watch import watch_source
+        """One watcher task per directory source; each change asks for a pass."""
+        from condaops.reconciler.sources.watch import DirectoryWatcher
 
-        return [lambda stop, src=src: watch_source(src, self.wake, stop) for src in self.settings.sources
-                if src.directory is not None]
+        def task(src):  # type: ignore[no-untyped-def]
+            async def watch(stop: anyio.Event) -> None:
+                watcher = DirectoryWatcher(src)
+                async with anyio.create_task_group() as tg:
+                    async def stopper() -> None:
+                        await stop.wait()
+                        watcher.stop()
+
+                    tg.start_soon(stopper)
+                    await watcher.run(lambda paths: self.wake())
+                    tg.cancel_scope.cancel()
+
+            return watch
+
+        return [task(src) for src in self.settings.sources if src.directory is not None]
 
     def _web_server(self):  # type: ignore[no-untyped-def]
         import uvicorn

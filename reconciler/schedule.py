@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 
-from apscheduler import AsyncScheduler, ConflictPolicy, SchedulerRole
+from apscheduler import AsyncScheduler, ConflictPolicy, ScheduleLookupError, SchedulerRole
 from apscheduler.abc import DataStore, EventBroker
 from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.eventbrokers.local import LocalEventBroker
@@ -81,6 +81,7 @@ class BuildScheduler:
         """Queue builds now; a build already pending under the same job id is left as is."""
         when = now or datetime.now(timezone.utc)
         for qb in builds:
+            await self._forget_fired(qb.job_id)
             await self._scheduler.add_schedule(
                 BUILD_TASK,
                 DateTrigger(when),
@@ -89,6 +90,16 @@ class BuildScheduler:
                 conflict_policy=ConflictPolicy.do_nothing,
             )
             log.info("build_scheduled env=%s build=%s job=%s", qb.ref, qb.build_id, qb.job_id)
+
+    async def _forget_fired(self, schedule_id: str) -> None:
+        """A one-off schedule that already fired lingers until APScheduler's clean-up; a
+        retry of the same build (same job id) must not be swallowed by it."""
+        try:
+            schedule = await self._scheduler.get_schedule(schedule_id)
+        except ScheduleLookupError:
+            return
+        if schedule.next_fire_time is None:
+            await self._scheduler.remove_schedule(schedule_id)
 
     async def pending_job_ids(self) -> list[str]:
         """Schedules not yet turned into jobs (for tests and the status of the queue)."""

@@ -32,16 +32,58 @@ class PassResult:
     queued: tuple[QueuedBuild, ...]
 
 
+class SourceReader:
+    """Observes sources, keeping a parse cache per source so unchanged files are not re-read."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, object] = {}
+
+    def __call__(self, src: SourceSettings) -> SourceSnapshot:
+        if src.directory is not None:
+            from condaops.reconciler.sources.directory import SpecCache, read_directory
+
+            cache = self._caches.setdefault(src.name, SpecCache())
+            return read_directory(src, cache=cache)  # type: ignore[arg-type]
+        if src.git is not None:
+            import tempfile
+            from pathlib import Path
+
+            from condaops.reconciler.sources.git import GitSource
+
+            source = self._caches.get(src.name)
+            if not isinstance(source, GitSource) or source.settings != src:
+                if isinstance(source, GitSource):
+                    source.close()
+                mirrors = src.mirror_dir
+                if mirrors is None:  # set by load_settings; hand-made settings get a folder per reader
+                    if "/git-mirrors" not in self._caches:  # "/" cannot start a source name
+                        self._caches["/git-mirrors"] = tempfile.TemporaryDirectory(prefix="condaops-git-")
+                    mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
+                source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
+            return source.read()
+        return read_source(src)
+
+
 def read_source(src: SourceSettings) -> SourceSnapshot:
-    """Observe one source's current revision (directory today; Git in its own module)."""
+    """Observe one source's current revision, without caching."""
     if src.directory is not None:
         from condaops.reconciler.sources.directory import read_directory
 
         return read_directory(src)
+    if src.git is not None:
+        import contextlib
+        import tempfile
+        from pathlib import Path
+
+        from condaops.reconciler.sources.git import GitSource
+
+        with contextlib.ExitStack() as stack:
+            mirrors = src.mirror_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="condaops-git-")))
+            return stack.enter_context(GitSource(src, cache_dir=mirrors)).read()
     return SourceSnapshot(
         source=src.name,
         revision=None,
-        error=f"source '{src.name}': Git sources are not supported by this version yet",
+        error=f"source '{src.name}': neither 'directory' nor 'git' is set",
         error_reason="SourceUnsupported",
     )
 
@@ -67,13 +109,13 @@ class Reconciler:
     """Reads desired state, compares with recorded state and records the plan."""
 
     def __init__(self, settings: Settings, engine: Engine, *, clock: Clock,
-                 reader: Callable[[SourceSettings], SourceSnapshot] = read_source) -> None:
+                 reader: Callable[[SourceSettings], SourceSnapshot] | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
         self.layout = StoreLayout(settings.store)
         self.recorder = Recorder(engine, clock)
-        self._read = reader
+        self._read = reader or SourceReader()
 
     def snapshots(self) -> list[SourceSnapshot]:
         return [effective(self._read(src), self.settings) for src in self.settings.sources]

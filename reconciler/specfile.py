@@ -26,6 +26,7 @@ changing under us).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ def parse_spec_bytes(data: bytes, *, file: str) -> ParsedSpec:
     return ParsedSpec(spec, tuple(ctx.warnings))
 
 
+# Pure and called for every dependency of every file; most lines repeat across files.
+@functools.lru_cache(maxsize=16384)
 def normalize_match_spec(text: str) -> str:
     """Canonical text for a conda match spec; raises ``ValueError`` if it is invalid.
 
@@ -150,6 +153,8 @@ def _decode(data: bytes, file: str) -> str:
 
 
 def _reject_templates(ctx: _Context) -> None:
+    if not any(_TEMPLATE.search(line) for line in ctx.lines):
+        return  # the usual case: no placeholder anywhere, not even in a comment
     for number, line in enumerate(ctx.lines, start=1):
         code = "" if line.lstrip().startswith("#") else re.split(r"\s#", line, maxsplit=1)[0]
         if _TEMPLATE.search(code):
@@ -159,6 +164,9 @@ def _reject_templates(ctx: _Context) -> None:
 
 
 def _compose(text: str, file: str) -> Node | None:
+    fast = _compose_fast(text)
+    if fast is not _SLOW:
+        return fast  # type: ignore[return-value]
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -180,6 +188,69 @@ def _compose(text: str, file: str) -> Node | None:
                         reason="SpecYamlInvalid") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file, reason="SpecYamlInvalid") from exc
+
+
+# libyaml's composer (PyYAML's CSafeLoader, when built with it) is ~10x faster than the
+# pure-Python one, which is most of the cost of parsing a file. It is used only where
+# both read a document alike (checked on real environment files and fuzzed variants of
+# them by benchmarks/check_yaml_fast_path.py): ASCII text without tabs, carriage
+# returns, document markers, flow mappings, explicit keys, tags, anchors, aliases or
+# block scalars, and shallow nesting. Otherwise, and whenever libyaml reports a problem, PyYAML composes
+# the text again, so accepted files, rejections, messages and line numbers are its own.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+_SLOW = object()  # "compose with PyYAML"
+# Where the two differ: tabs, carriage returns, '?' and '{' anywhere; document markers;
+# a tag, anchor, alias, block scalar, directive or reserved character where a node
+# starts (but not '!=' or '>=' inside a match spec).
+_FAST_UNSAFE = re.compile(r"[?{\t\r]|^(?:---|\.\.\.)|(?:^|[-:,\[]\s|[\[,])\s*[!&*|>%@`]",
+                          re.MULTILINE)
+# libyaml's composer recurses in C without a limit (a deep file would crash the
+# process): every nesting level needs one of these characters, so their count bounds
+# the depth before composing.
+_NESTING_CHARS = "-:?[{"
+_FAST_MAX_NESTING_CHARS = 2000
+# Deeper trees go to PyYAML, whose recursion limit decides what is too deep.
+_FAST_MAX_DEPTH = 64
+
+
+def _compose_fast(text: str) -> Node | None | object:
+    """The document composed by libyaml, or ``_SLOW`` when PyYAML must compose it."""
+    if _FAST_LOADER is None or not text.isascii() or _FAST_UNSAFE.search(text):
+        return _SLOW
+    if sum(text.count(c) for c in _NESTING_CHARS) > _FAST_MAX_NESTING_CHARS:
+        return _SLOW
+    try:
+        root = yaml.compose(text, Loader=_FAST_LOADER)
+    except (yaml.YAMLError, ValueError):
+        return _SLOW  # PyYAML reports the problem, with its own message and line
+    return root if _composed_alike(root) else _SLOW
+
+
+def _composed_alike(root: Node | None) -> bool:
+    """Whether PyYAML would give this tree the same nodes and the marks we read.
+
+    The two differ in where a block collection ends (libyaml: at the next token), which
+    matters only for a block sequence that is itself a list item (``- - x``), whose end
+    is where a selector comment would be looked for; and in the marks of a one-pair
+    mapping inside a flow sequence (``[a: b]``).
+    """
+    stack: list[tuple[Node | None, int]] = [(root, 1)]
+    seen: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        if node is None or isinstance(node, ScalarNode) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if depth > _FAST_MAX_DEPTH or isinstance(node, MappingNode) and node.flow_style:
+            return False
+        if isinstance(node, SequenceNode):
+            for item in node.value:
+                if isinstance(item, SequenceNode) and not item.flow_style:
+                    return False
+                stack.append((item, depth + 1))
+        else:
+            stack.extend((n, depth + 1) for pair in node.value for n in pair)
+    return True
 
 
 # --- the walk over composed nodes ---------------------------------------------------
@@ -497,6 +568,7 @@ def _canonical_match_spec(raw: str) -> str:
     return f"{prefix.strip()}{text}{bracket}{rest}"
 
 
+@functools.lru_cache(maxsize=4096)  # pure; pip lines repeat across files
 def _normalize_pip(text: str) -> tuple[str, str]:
     """(canonical name, canonical line) for one pip line; raises ValueError/_Unsupported."""
     _reject_pip_options(text)

@@ -1,38 +1,104 @@
-"""The web application: health, status JSON (the full site grows in its own modules).
+"""The web application: status pages, JSON API, artifact downloads, metrics and health.
 
-Read-only: no route changes an environment.
+Read-only: no route changes an environment (the login form only sets a cookie).
+``create_app`` wires the parts; each area lives in its own module:
+
+==================  ==============================================================
+``pages``           overview, namespace, environment, diff, change requests, search
+``builds``          build page, log (plain and live), artifact downloads
+``api``             ``/api/v1/...`` (OpenAPI at ``/schema``)
+``ops``             ``/healthz``, ``/readyz``, ``/metrics``
+``access``          ``web.auth``: tokens, per-namespace visibility
+==================  ==============================================================
 """
 
 from __future__ import annotations
 
-from litestar import Litestar, get
-from litestar.response import Response
-from sqlalchemy import Engine, text
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from litestar import Litestar, Request, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.types import Message, Scope
+from sqlalchemy import Engine
 
 from condaops.config import Settings
-from condaops.reconciler.state.queries import list_environments
-from condaops.reconciler.status import status_item
+from condaops.web.access import Viewer, resolve_viewer
+from condaops.web.api import api_router
+from condaops.web.builds import BUILD_HANDLERS
+from condaops.web.context import WebContext, utcnow
+from condaops.web.errors import http_error, internal_error
+from condaops.web.metrics import ServiceMetrics
+from condaops.web.ops import OpsState, ops_router
+from condaops.web.pages import PAGE_HANDLERS
+from condaops.web.render import STATIC
+
+# Pages load only their own CSS and JS; nothing from other hosts.
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy", CSP.encode()),
+]
 
 
-def create_app(settings: Settings, engine: Engine) -> Litestar:
-    """Build the Litestar app for one process; settings are passed in, never read at import."""
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    """On every response (pages, API, files, errors): no sniffing, no foreign assets."""
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
 
-    @get("/healthz", sync_to_thread=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
-    @get("/readyz", sync_to_thread=True)
-    def readyz() -> Response[dict[str, str]]:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # the probe reports, it never raises
-            return Response({"status": "unavailable", "database": str(exc)}, status_code=503)
-        return Response({"status": "ok"})
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    metrics: ServiceMetrics | None = None,
+    routers: Sequence[Router | BaseRouteHandler] = (),
+    clock: Callable[[], datetime] = utcnow,
+    cache_seconds: float = 2.0,
+) -> Litestar:
+    """Build the Litestar app for one process; settings are passed in, never read at import.
 
-    @get("/api/v1/status", sync_to_thread=True)
-    def status() -> list[dict[str, object]]:
-        store = settings.store
-        return [status_item(e, retries=settings.build.retries, store=store) for e in list_environments(engine)]
+    ``metrics`` is the process's ``ServiceMetrics`` (the runtime and the registry update
+    it); ``routers`` are mounted as they are (the registry's ``/v2`` router).
+    ``cache_seconds`` bounds how stale lists of environments may be.
+    """
+    ctx = WebContext(settings, engine, metrics=metrics or ServiceMetrics(), clock=clock, cache_seconds=cache_seconds)
 
-    return Litestar(route_handlers=[healthz, readyz, status], openapi_config=None)
+    ops = OpsState(ctx)
+
+    def provide_viewer(request: Request) -> Viewer:
+        return resolve_viewer(request, ctx.access)
+
+    return Litestar(
+        route_handlers=[
+            *PAGE_HANDLERS,
+            *BUILD_HANDLERS,
+            api_router(),
+            ops_router(ops),
+            create_static_files_router("/static", directories=[STATIC], send_as_attachment=False,
+                                       include_in_schema=False, cache_control=None),
+            *routers,
+        ],  # fmt: skip
+        dependencies={
+            "ctx": Provide(lambda: ctx, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
+        },
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        before_send=[add_security_headers],
+        state=State({"web": ctx, "ops": ops}),
+        openapi_config=OpenAPIConfig(
+            title="condaops",
+            version="1",
+            description="Read-only status of condaops environments, builds and packages.",
+            path="/schema",
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+        ),
+    )

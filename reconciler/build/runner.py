@@ -214,9 +214,19 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
                         artifacts, tuple(timings), outcome.linked)
 
 
+MESSAGE_LIMIT = 2000
+
+
 def _failed(w: Work, reason: str, message: str, *, retryable: bool) -> BuildOutcome:
-    w.log.error("build_failed env=%s reason=%s retryable=%s %s", w.label, reason, retryable, message)
-    return BuildOutcome(False, reason, message, retryable=retryable)
+    """The full (often multi-line) text goes to the build log; the recorded message is one
+    line that names the environment file, so status lines and tables stay readable."""
+    w.log.error("build_failed env=%s reason=%s retryable=%s\n%s", w.label, reason, retryable, message)
+    line = " ".join(message.split())
+    if w.ticket.source_path:
+        line = f"{w.ticket.source_path}: {line}"
+    if len(line) > MESSAGE_LIMIT:
+        line = line[: MESSAGE_LIMIT - 40] + f" ... (see {LOG_FILE})"
+    return BuildOutcome(False, reason, line, retryable=retryable)
 
 
 def _remove_unlinked_prefix(w: Work, ctx: BuildContext) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
@@ -67,6 +69,18 @@ class SourceInfo:
     last_success_at: datetime | None
     error_reason: str | None
     error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    """One file a build produced; ``location`` is relative to the store root."""
+
+    build_id: int
+    kind: str
+    location: str
+    size: int | None
+    sha256: str | None
+    created_at: datetime
 
 
 def _latest_ids(s: Session) -> dict[int, int]:
@@ -148,39 +162,96 @@ def _build_info(b: Build, ref: EnvRef) -> BuildInfo:
     )
 
 
+# Column lists and statements built once: the status site reads these many times per
+# second, and plain rows from prepared statements are several times cheaper than ORM
+# objects. The results are the same dataclasses.
+_ENV_COLUMNS = (Environment.id, Namespace.name, Environment.name, Environment.source, Environment.path,
+                Environment.source_revision, Environment.desired_spec_hash, Environment.current_build_id,
+                Environment.pinned_spec_hash, Environment.retired_at, Environment.rejection_reason,
+                Environment.rejection_message, Environment.warnings)  # fmt: skip
+_BUILD_COLUMNS = (Build.id, Namespace.name, Environment.name, Specification.sha256, Build.state, Build.attempt,
+                  Build.reason, Build.message, Build.retryable, Build.prefix, Build.source, Build.source_revision,
+                  Build.source_path, Build.queued_at, Build.started_at, Build.finished_at, Build.collected_at,
+                  Build.timings)  # fmt: skip
+_ENVS = select(*_ENV_COLUMNS).join(Namespace, Environment.namespace_id == Namespace.id)
+_ENV_BY_NAME = _ENVS.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+_BUILDS_BY_ID = (
+    select(*_BUILD_COLUMNS)
+    .join(Specification, Build.specification_id == Specification.id)
+    .join(Environment, Build.environment_id == Environment.id)
+    .join(Namespace, Environment.namespace_id == Namespace.id)
+    .where(Build.id.in_(bindparam("ids", expanding=True)))
+)
+_ARTIFACTS_BY_BUILD = (
+    select(Artifact.build_id, Artifact.kind, Artifact.location, Artifact.size, Artifact.sha256, Artifact.created_at)
+    .where(Artifact.build_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Artifact.build_id, Artifact.id)
+)
+_LOCATIONS_BY_BUILD = (
+    select(Artifact.build_id, Artifact.kind, Artifact.location)
+    .where(Artifact.build_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Artifact.build_id, Artifact.id)
+)
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _load_builds(conn: Connection, ids: Collection[int]) -> dict[int, BuildInfo]:
+    """BuildInfo by id, with artifact locations, in two queries per chunk of ids."""
+    wanted = sorted(set(ids))
+    rows: list[Any] = []
+    locations: dict[int, dict[str, str]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        rows += conn.execute(_BUILDS_BY_ID, {"ids": chunk}).all()
+        for build_id, kind, location in conn.execute(_LOCATIONS_BY_BUILD, {"ids": chunk}):
+            locations.setdefault(build_id, {})[kind] = location
+    return {r[0]: _build_row(r, locations.get(r[0], {})) for r in rows}
+
+
+def _build_row(r: Any, artifacts: dict[str, str]) -> BuildInfo:
+    return BuildInfo(
+        build_id=r[0], ref=EnvRef(r[1], r[2]), spec_hash=r[3], state=r[4], attempt=r[5], reason=r[6],
+        message=r[7], retryable=r[8], prefix=r[9], source=r[10], source_revision=r[11], source_path=r[12],
+        queued_at=r[13], started_at=r[14], finished_at=r[15], collected_at=r[16],
+        timings=json.loads(r[17]) if r[17] else {}, artifacts=artifacts,
+    )  # fmt: skip
+
+
+def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> EnvInfo:
+    (_, ns, name, source, path, revision, desired, current_id, pinned, retired_at, rejection_reason,
+     rejection_message, warnings) = row  # fmt: skip
+    return EnvInfo(
+        ref=EnvRef(ns, name),
+        source=source,
+        path=path,
+        source_revision=revision,
+        desired_spec_hash=desired,
+        current_build_id=current_id,
+        pinned_spec_hash=pinned,
+        retired=retired_at is not None,
+        rejection_reason=rejection_reason,
+        rejection_message=rejection_message,
+        warnings=tuple(json.loads(warnings)) if warnings else (),
+        current=builds.get(current_id) if current_id else None,
+        latest=builds.get(latest_id) if latest_id else None,
+    )
+
+
 def list_environments(engine: Engine, *, include_retired: bool = False) -> list[EnvInfo]:
-    with Session(engine) as s:
-        latest_ids = _latest_ids(s)
-        wanted = set(latest_ids.values())
-        envs = list(s.scalars(select(Environment).join(Namespace).order_by(Namespace.name, Environment.name)))
-        wanted |= {e.current_build_id for e in envs if e.current_build_id}
-        builds = {b.id: b for b in s.scalars(select(Build).where(Build.id.in_(wanted)))} if wanted else {}
-        # Latest build *of the desired spec*, falling back to the latest of any spec.
-        out = []
-        for e in envs:
-            if e.retired_at is not None and not include_retired:
-                continue
-            ref = EnvRef(e.namespace.name, e.name)
-            cur = builds.get(e.current_build_id) if e.current_build_id else None
-            lat = builds.get(latest_ids.get(e.id, -1))
-            out.append(
-                EnvInfo(
-                    ref=ref,
-                    source=e.source,
-                    path=e.path,
-                    source_revision=e.source_revision,
-                    desired_spec_hash=e.desired_spec_hash,
-                    current_build_id=e.current_build_id,
-                    pinned_spec_hash=e.pinned_spec_hash,
-                    retired=e.retired_at is not None,
-                    rejection_reason=e.rejection_reason,
-                    rejection_message=e.rejection_message,
-                    warnings=tuple(json.loads(e.warnings)) if e.warnings else (),
-                    current=_build_info(cur, ref) if cur else None,
-                    latest=_build_info(lat, ref) if lat else None,
-                )
-            )
-        return out
+    with engine.connect() as conn:
+        latest = select(Build.environment_id, func.max(Build.id)).group_by(Build.environment_id)
+        latest_ids: dict[int, int] = dict(conn.execute(latest).all())
+        query = _ENVS if include_retired else _ENVS.where(Environment.retired_at.is_(None))
+        envs = conn.execute(query.order_by(Namespace.name, Environment.name)).all()
+        wanted = {latest_ids[e[0]] for e in envs if e[0] in latest_ids} | {e[7] for e in envs if e[7]}
+        builds = _load_builds(conn, wanted)
+        return [_env_info(e, builds, latest_ids.get(e[0])) for e in envs]
+
+
+def get_environment(engine: Engine, ref: EnvRef) -> EnvInfo | None:
+    """One environment (retired ones too), as ``list_environments`` gives it."""
+    view = environment_view(engine, ref, history_limit=0)
+    return view.env if view else None
 
 
 def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
@@ -196,12 +267,8 @@ def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
 
 
 def get_build(engine: Engine, build_id: int) -> BuildInfo | None:
-    with Session(engine) as s:
-        b = s.get(Build, build_id)
-        if b is None:
-            return None
-        env = b.environment
-        return _build_info(b, EnvRef(env.namespace.name, env.name))
+    with engine.connect() as conn:
+        return _load_builds(conn, [build_id]).get(build_id)
 
 
 def list_sources(engine: Engine) -> list[SourceInfo]:
@@ -221,3 +288,108 @@ def count_active_builds(engine: Engine) -> int:
     """Builds queued or running."""
     with Session(engine) as s:
         return s.scalar(select(func.count()).select_from(Build).where(Build.state.in_(["queued", "building"]))) or 0
+
+
+# --- for the status site and API ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildList:
+    """One page of builds, newest first, and how many there are in all."""
+
+    total: int
+    items: list[BuildInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvView:
+    """An environment with one page of its builds and the files of the builds loaded."""
+
+    env: EnvInfo
+    history: BuildList
+    artifacts: dict[int, list[ArtifactInfo]]  # build id -> files, for every build loaded
+
+
+_LATEST_BUILD = select(func.max(Build.id)).where(Build.environment_id == Environment.id).scalar_subquery()
+_BUILD_COUNT = select(func.count(Build.id)).where(Build.environment_id == Environment.id).scalar_subquery()
+_ENV_VIEW = select(*_ENV_COLUMNS, _LATEST_BUILD, _BUILD_COUNT).join(
+    Namespace, Environment.namespace_id == Namespace.id
+).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+_HISTORY = (
+    select(*_BUILD_COLUMNS)
+    .join(Specification, Build.specification_id == Specification.id)
+    .join(Environment, Build.environment_id == Environment.id)
+    .join(Namespace, Environment.namespace_id == Namespace.id)
+    .where(Build.environment_id == bindparam("env"))
+    .order_by(Build.id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+
+
+def environment_view(engine: Engine, ref: EnvRef, *, history_limit: int = 20,
+                     history_offset: int = 0) -> EnvView | None:  # fmt: skip
+    """What an environment page shows, usually in three queries on one connection."""
+    with engine.connect() as conn:
+        row = conn.execute(_ENV_VIEW, {"ns": ref.namespace, "name": ref.name}).first()
+        if row is None:
+            return None
+        env, latest_id, total = row[:-2], row[-2], row[-1]
+        page: list[Any] = []
+        if history_limit:
+            params = {"env": env[0], "limit": history_limit, "offset": history_offset}
+            page = list(conn.execute(_HISTORY, params))
+        missing = {i for i in (env[7], latest_id) if i} - {r[0] for r in page}
+        rows = page + (list(conn.execute(_BUILDS_BY_ID, {"ids": sorted(missing)})) if missing else [])
+        files: dict[int, list[ArtifactInfo]] = {}
+        for a in conn.execute(_ARTIFACTS_BY_BUILD, {"ids": [r[0] for r in rows]}) if rows else ():
+            files.setdefault(a[0], []).append(ArtifactInfo(*a))
+        builds = {r[0]: _build_row(r, {a.kind: a.location for a in files.get(r[0], ())}) for r in rows}
+        history = BuildList(total, [builds[r[0]] for r in page])
+        return EnvView(_env_info(env, builds, latest_id), history, files)
+
+
+def list_builds(engine: Engine, *, ref: EnvRef | None = None, namespaces: Collection[str] | None = None,
+                limit: int = 50, offset: int = 0) -> BuildList:  # fmt: skip
+    """Builds (of one environment, of some namespaces, or of all), newest first, one page."""
+    env_ids = select(Environment.id).join(Namespace, Environment.namespace_id == Namespace.id)
+    where = []
+    if ref is not None:
+        env_id = env_ids.where(Namespace.name == ref.namespace, Environment.name == ref.name).scalar_subquery()
+        where.append(Build.environment_id == env_id)
+    if namespaces is not None:
+        where.append(Build.environment_id.in_(env_ids.where(Namespace.name.in_(list(namespaces)))))
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count(Build.id)).where(*where)) or 0
+        page = list(conn.scalars(select(Build.id).where(*where).order_by(Build.id.desc()).limit(limit).offset(offset)))
+        builds = _load_builds(conn, page)
+        return BuildList(total, [builds[i] for i in page])
+
+
+def build_artifacts(engine: Engine, build_id: int) -> list[ArtifactInfo]:
+    """Every artifact of one build, by kind."""
+    with engine.connect() as conn:
+        found = [ArtifactInfo(*a) for a in conn.execute(_ARTIFACTS_BY_BUILD, {"ids": [build_id]})]
+    return sorted(found, key=lambda a: a.kind)
+
+
+def get_specification(engine: Engine, spec_hash: str) -> str | None:
+    """The canonical JSON of a specification, as recorded."""
+    with engine.connect() as conn:
+        return conn.scalar(select(Specification.canonical).where(Specification.sha256 == spec_hash))
+
+
+def count_builds_by_state(engine: Engine) -> dict[str, int]:
+    """Number of builds per stored state (queued, building, completed, failed, canceled)."""
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Build.state, func.count()).group_by(Build.state)).all())
+
+
+def finished_build_durations(engine: Engine) -> list[float]:
+    """Seconds from start to finish of every build that ran to an end."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Build.started_at, Build.finished_at)
+            .where(Build.started_at.is_not(None), Build.finished_at.is_not(None))
+        )  # fmt: skip
+        return [max((end - start).total_seconds(), 0.0) for start, end in rows]

@@ -1,0 +1,180 @@
+"""The registry on Litestar: one catch-all route under ``/v2/`` (plus ``/v2/`` itself).
+
+``registry_router(settings, storage)`` is what the main web app mounts;
+``create_registry_app(settings)`` is a standalone app for tests and benchmarks. The route
+handler parses the path (``routes``), checks the push token, receives any body into a
+local file without holding it in memory, runs the operation (``handlers``) in a worker
+thread, and sends the reply, streaming blobs chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+from litestar import HttpMethod, Litestar, Request, Response, Router, route
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from condaops.config.settings import Settings
+from condaops.registry.auth import PushTokens
+from condaops.registry.errors import SIZE_INVALID, UNAVAILABLE, RegistryError, StorageError
+from condaops.registry.handlers import API_VERSION, HANDLERS, JSON, Incoming, Reply
+from condaops.registry.manifests import MANIFEST_MAX_BYTES
+from condaops.registry.routes import Route, parse_route
+from condaops.registry.storage import Storage, open_storage
+from condaops.registry.store import RegistryStore
+from condaops.registry.uploads import Spooled, SpoolWriter
+
+log = logging.getLogger("condaops.registry")
+
+SPOOL_BATCH = 1024 * 1024  # bytes gathered from the socket before one write in a thread
+_BODY_OPERATIONS = frozenset({"patch_upload", "finish_upload", "start_upload"})
+_ALL_METHODS = [HttpMethod.GET, HttpMethod.HEAD, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]
+
+
+@dataclass(frozen=True)
+class _Registry:
+    store: RegistryStore
+    tokens: PushTokens
+
+
+def registry_router(settings: Settings, storage: Storage) -> Router:
+    """Route handlers for ``/v2/`` and ``/v2/...``, to mount at the root of the main app.
+
+    Pulling is open; pushing needs one of ``registry.push_tokens`` or a token from
+    ``registry.push_token_file``. Errors are answered in the spec's JSON form.
+    """
+    registry = _Registry(
+        RegistryStore(storage), PushTokens(settings.registry.push_tokens, settings.registry.push_token_file)
+    )
+
+    @route("/v2/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
+    async def registry_base(request: Request) -> Response[bytes]:
+        return await _serve(registry, request, "")
+
+    @route("/v2/{rest:path}", http_method=_ALL_METHODS, include_in_schema=False, request_max_body_size=None)
+    async def registry_api(request: Request, rest: FromPath[str]) -> Response[bytes]:
+        return await _serve(registry, request, rest)
+
+    return Router(path="/", route_handlers=[registry_base, registry_api])
+
+
+def create_registry_app(settings: Settings, storage: Storage | None = None) -> Litestar:
+    """A Litestar app serving only the registry (tests, benchmarks, a registry-only host)."""
+    storage = storage or open_storage(settings)
+    return Litestar(
+        route_handlers=[registry_router(settings, storage)],
+        openapi_config=None,
+        on_startup=[storage.check],  # an unreachable bucket fails the start, not the first push
+        on_shutdown=[storage.close],
+    )
+
+
+async def _serve(registry: _Registry, request: Request, rest: str) -> Response[bytes]:
+    head = request.method == HttpMethod.HEAD
+    incoming: Incoming | None = None
+    try:
+        parsed = parse_route(request.method, rest)
+        if parsed.is_push:
+            registry.tokens.require(request.headers.get("authorization"))
+        incoming = await _incoming(registry, request, parsed)
+        reply = await anyio.to_thread.run_sync(HANDLERS[parsed.operation], registry.store, incoming)
+    except RegistryError as exc:
+        reply = _error_reply(exc)
+    except StorageError as exc:
+        log.warning("registry_storage_failed method=%s path=%s error=%s", request.method, request.url.path, exc)
+        reply = _error_reply(RegistryError(UNAVAILABLE, str(exc)))
+    finally:
+        if incoming is not None and incoming.body is not None:
+            incoming.body.path.unlink(missing_ok=True)  # stored data was moved away; refused data goes
+    return _response(reply, head)
+
+
+async def _incoming(registry: _Registry, request: Request, parsed: Route) -> Incoming:
+    """The request for the handlers, its body received as the operation needs it."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = {k: v for k, v in request.query_params.items()}
+    body: Spooled | None = None
+    manifest: bytes | None = None
+    if parsed.operation == "put_manifest":
+        manifest = await _read_limited(request, MANIFEST_MAX_BYTES)
+    elif parsed.operation in _BODY_OPERATIONS and _has_body(headers):
+        if parsed.operation != "start_upload":  # refuse before receiving, not after
+            await anyio.to_thread.run_sync(registry.store.uploads.size, parsed.name, parsed.argument)
+        if parsed.operation != "start_upload" or "digest" in query:
+            body = await _spool(request, registry.store.storage)
+    accept = tuple(request.headers.getall("accept", []))
+    return Incoming(parsed, request.method, query, headers, accept, body, manifest)
+
+
+def _has_body(headers: dict[str, str]) -> bool:
+    return headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
+
+
+async def _spool(request: Request, storage: Storage) -> Spooled:
+    """Receive the body into a scratch file; disk writes happen in a worker thread, in
+    batches, so the event loop never blocks on the disk."""
+    writer = await anyio.to_thread.run_sync(SpoolWriter, storage.scratch)
+    try:
+        batch: list[bytes] = []
+        pending = 0
+        async for chunk in request.stream():
+            batch.append(chunk)
+            pending += len(chunk)
+            if pending >= SPOOL_BATCH:
+                await anyio.to_thread.run_sync(writer.write_all, batch)
+                batch, pending = [], 0
+        await anyio.to_thread.run_sync(writer.write_all, batch)
+        return writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise RegistryError(SIZE_INVALID, f"the manifest is larger than {limit} bytes", status=413)
+    return bytes(data)
+
+
+def _error_reply(exc: RegistryError) -> Reply:
+    return Reply(exc.status, dict(exc.headers), json.dumps(exc.body()).encode(), JSON)
+
+
+def _response(reply: Reply, head: bool) -> Response[bytes]:
+    headers = {k.lower(): v for k, v in {**API_VERSION, **reply.headers}.items()}
+    if reply.media_type:
+        headers["content-type"] = reply.media_type  # also on HEAD, where Litestar sets none
+    if reply.stream is not None:
+        return Stream(_chunks(reply.stream), status_code=reply.status, headers=headers)  # type: ignore[return-value]
+    if not head and reply.status not in (204, 304):
+        headers["content-length"] = str(len(reply.body))
+    body = b"" if head else reply.body
+    return Response(body, status_code=reply.status, headers=headers, media_type=reply.media_type)
+
+
+async def _chunks(stream: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The stream's chunks, each read in a worker thread while the one before is being
+    sent (disk and socket overlap). The stream is closed however sending ends: a client
+    that disconnects must not leave a file or an S3 connection open."""
+    loop = asyncio.get_running_loop()
+    pending = loop.run_in_executor(None, next, stream, None)
+    try:
+        while (chunk := await pending) is not None:
+            pending = loop.run_in_executor(None, next, stream, None)
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([pending])  # a generator cannot be closed while a thread runs it
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()

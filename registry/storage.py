@@ -1,0 +1,114 @@
+"""The one small interface registry content is kept behind, and the factory for it.
+
+Keys are relative, ``/``-separated paths (``blobs/sha256/ab/ab12...``); the registry's layout
+(``condaops.registry.layout``) decides them, a backend only stores bytes under them. Every
+write is atomic: a reader sees the old object or the whole new one, never a part. Large
+data never passes through memory: it is moved or uploaded from a local file, and read back
+as a stream of chunks.
+
+Backends: ``FilesystemStorage`` (default, ``<store>/registry``) and ``S3Storage``
+(S3-compatible object storage through boto3; downloads may be presigned redirects).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from condaops.config.settings import Settings
+
+CHUNK_SIZE = 1024 * 1024  # streaming unit: large enough that per-chunk overhead vanishes
+
+
+class Storage(ABC):
+    """Bytes under keys; the registry's only way to reach disk or object storage.
+
+    ``scratch`` is a local folder for data being received; ``put_file`` from there is a
+    rename on the filesystem backend.
+    """
+
+    scratch: Path
+
+    @abstractmethod
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None if there is none."""
+
+    @abstractmethod
+    def read(self, key: str) -> bytes | None:
+        """A small object's content (manifests, links), or None if there is none."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Create or replace a small object atomically."""
+
+    @abstractmethod
+    def put_file(self, key: str, source: Path) -> None:
+        """Store a local file under ``key`` atomically; ``source`` is consumed (moved away)."""
+
+    @abstractmethod
+    def move(self, source_key: str, key: str) -> None:
+        """Rename an object (replacing ``key`` atomically)."""
+
+    @abstractmethod
+    def concat(self, key: str, parts: Sequence[str], algorithm: str) -> str:
+        """Store the parts one after another under ``key``; return the hex digest of it all."""
+
+    @abstractmethod
+    def stream(self, key: str, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The object's bytes from ``start``, ``length`` of them (all if None), in chunks.
+
+        Raises ``KeyError`` (on the first ``next``) when there is no such object.
+        """
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """The names directly under ``prefix`` (objects and sub-folders), sorted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; missing is fine."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove everything under ``prefix``; missing is fine."""
+
+    def download_url(self, key: str) -> str | None:
+        """A URL clients may be redirected to for ``key``; None means stream it ourselves."""
+        return None
+
+    def local_path(self, key: str) -> Path | None:
+        """The local file holding ``key`` when there is one (the filesystem backend)."""
+        return None
+
+    def check(self) -> None:
+        """Fail early with ``StorageConfigError`` when the storage cannot be used."""
+
+    def close(self) -> None:
+        """Release clients and connections."""
+
+
+def storage_root(settings: Settings) -> Path:
+    """Where the filesystem backend keeps the registry: ``storage.directory`` or
+    ``<store>/registry``."""
+    return settings.storage.directory or settings.store / "registry"
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The backend ``settings.storage`` names; nothing is contacted until first use."""
+    storage = settings.storage
+    if storage.backend == "s3":
+        from condaops.registry.s3_storage import S3Storage  # boto3 is imported only when used
+
+        return S3Storage(
+            bucket=storage.s3_bucket,
+            prefix=storage.s3_prefix,
+            endpoint=storage.s3_endpoint or None,
+            region=storage.s3_region or None,
+            redirect=storage.s3_redirect,
+            url_expiry=storage.s3_url_expiry,
+            scratch=settings.store / "tmp" / "registry",
+        )
+    from condaops.registry.fs_storage import FilesystemStorage
+
+    return FilesystemStorage(storage_root(settings))

@@ -1,0 +1,78 @@
+"""BuildScheduler on APScheduler 4: deterministic job ids, concurrency, retries."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import anyio
+import pytest
+
+from condaops.reconciler.model import EnvRef
+from condaops.reconciler.schedule import BuildScheduler
+from condaops.reconciler.state.recorder import QueuedBuild
+
+pytestmark = pytest.mark.anyio
+
+REF = EnvRef("team", "ml")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Runs:
+    """A build callable that records calls and how many ran at once."""
+
+    def __init__(self, duration: float = 0.0) -> None:
+        self.duration = duration
+        self.calls: list[int] = []
+        self.running = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, build_id: int) -> None:
+        with self.lock:
+            self.calls.append(build_id)
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(self.duration)
+        with self.lock:
+            self.running -= 1
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.01)
+
+
+async def test_the_same_build_scheduled_twice_runs_once():
+    runs = Runs(duration=0.3)
+    async with BuildScheduler(runs, concurrency=1) as sched:
+        qb = QueuedBuild(1, REF, "a" * 64)
+        await sched.submit([qb, qb])
+        await sched.submit([qb])
+        await wait_for(lambda: runs.calls)
+        await anyio.sleep(0.5)
+    assert runs.calls == [1]
+
+
+async def test_a_retry_with_the_same_job_id_runs_after_the_first_fired():
+    runs = Runs()
+    async with BuildScheduler(runs, concurrency=1) as sched:
+        await sched.submit([QueuedBuild(1, REF, "a" * 64)])
+        await wait_for(lambda: runs.calls == [1])
+        await anyio.sleep(0.1)
+        await sched.submit([QueuedBuild(2, REF, "a" * 64)])  # the retry: same env, same spec
+        await wait_for(lambda: runs.calls == [1, 2])
+
+
+async def test_concurrency_is_respected():
+    runs = Runs(duration=0.3)
+    async with BuildScheduler(runs, concurrency=2) as sched:
+        await sched.submit([QueuedBuild(i, EnvRef("team", f"e{i}"), f"{i:064x}") for i in range(6)])
+        await wait_for(lambda: len(runs.calls) == 6 and runs.running == 0)
+    assert runs.peak == 2
+    assert sorted(runs.calls) == list(range(6))

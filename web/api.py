@@ -1,0 +1,174 @@
+"""The read-only JSON API under ``/api/v1``: namespaces, environments, builds, artifacts,
+packages, sources and change requests. No route changes anything.
+
+Lists are pages (``limit`` clamped to 1..500, default 50; ``offset`` >= 0). Files are
+downloaded from the URLs the artifacts carry (``/builds/{id}/artifacts/{kind}``).
+``/api/v1/status`` keeps answering exactly what ``condaops status --json`` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromQuery
+
+from condaops.reconciler.state.queries import build_artifacts, list_builds, list_sources
+from condaops.reconciler.status import STATES, status_item
+from condaops.web import api_models as m
+from condaops.web.access import ViewerDep
+from condaops.web.context import CtxDep
+from condaops.web.params import BuildId, FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
+from condaops.web.service import build_diff, env_detail, search_packages, shown_build
+from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
+
+
+
+def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> Any:
+    return cls(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset(offset, limit, total),
+               **extra)  # fmt: skip
+
+
+@get("/status", sync_to_thread=True, summary="Every environment, as `condaops status --json` prints it")
+def status(ctx: CtxDep, viewer: ViewerDep) -> list[dict[str, object]]:
+    store = ctx.settings.store
+    return [status_item(r.info, retries=ctx.retries, store=store) for r in ctx.rows(viewer)]
+
+
+@get("/namespaces", sync_to_thread=True)
+def namespaces(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset: Offset = None) -> m.NamespacePage:
+    size, start = clamp_page(limit, offset)
+    rows = namespace_rows(ctx.rows(viewer))
+    return _page(m.NamespacePage, [m.namespace(n) for n in rows[start : start + size]], len(rows), size, start)
+
+
+@get("/namespaces/{namespace:str}", sync_to_thread=True)
+def namespace(ctx: CtxDep, viewer: ViewerDep, namespace: Name) -> m.Namespace:
+    found = [n for n in namespace_rows(ctx.rows(viewer)) if n.name == namespace] if valid_name(namespace) else []
+    if not found:
+        raise NotFoundException(f"no namespace {namespace}")
+    return m.namespace(found[0])
+
+
+@get("/environments", sync_to_thread=True)
+def environments(ctx: CtxDep, viewer: ViewerDep, namespace: Text = None, wanted: StateParam = None,
+                 q: Text = None, limit: Limit = None, offset: Offset = None) -> m.EnvironmentPage:  # fmt: skip
+    """Live environments; filter by namespace, state (pending, building, ready, failed) and name text."""
+    size, start = clamp_page(limit, offset)
+    state = wanted if wanted in STATES else None
+
+    def produce() -> m.EnvironmentPage:
+        rows = filter_rows(ctx.rows(viewer), namespace=namespace, state=state, text=q)
+        items = [m.environment(r) for r in rows[start : start + size]]
+        return _page(m.EnvironmentPage, items, len(rows), size, start)
+
+    return ctx.memo(("api-environments", viewer, namespace, state, q, size, start), produce)
+
+
+@get("/environments/{namespace:str}/{name:str}", sync_to_thread=True)
+def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name,
+                name: Name) -> m.EnvironmentDetail:  # fmt: skip
+    d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc)
+    return m.environment_detail(d.row, canonical=d.canonical, prefix=d.prefix, commands=d.commands,
+                                artifacts=d.artifacts)  # fmt: skip
+
+
+@get("/environments/{namespace:str}/{name:str}/builds", sync_to_thread=True)
+def environment_builds(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None,
+                       offset: Offset = None) -> m.BuildPage:  # fmt: skip
+    env = ctx.environment(namespace, name, viewer)
+    size, start = clamp_page(limit, offset)
+    page = list_builds(ctx.engine, ref=env.ref, limit=size, offset=start)
+    return _page(m.BuildPage, [m.build(b) for b in page.items], page.total, size, start)
+
+
+@get("/environments/{namespace:str}/{name:str}/packages", sync_to_thread=True)
+def environment_packages(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None,
+                         offset: Offset = None) -> m.PackagePage:  # fmt: skip
+    """The locked packages of the current build (or, before one, of the latest locked build)."""
+    build = shown_build(ctx.environment(namespace, name, viewer))
+    if build is None:
+        raise NotFoundException(f"{namespace}/{name} has no locked build yet")
+    return _packages_page(ctx, viewer, build.build_id, limit, offset)
+
+
+@get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True)
+def environment_diff(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
+                     old: FromBuild = None, new: ToBuild = None) -> m.Diff:  # fmt: skip
+    """Packages added, removed and changed between two builds (default: current vs. the one before)."""
+    result = build_diff(ctx, viewer, namespace, name, old_id=old, new_id=new)
+    if result.diff is None:
+        raise NotFoundException(f"build {result.old.build_id} or {result.new.build_id} has no lockfile")
+    return m.diff(result.old.build_id, result.new.build_id, result.diff)
+
+
+@get("/builds", sync_to_thread=True)
+def builds(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset: Offset = None) -> m.BuildPage:
+    """All builds, newest first (only those of namespaces the caller may read)."""
+    size, start = clamp_page(limit, offset)
+    page = list_builds(ctx.engine, namespaces=ctx.visible_namespaces(viewer), limit=size, offset=start)
+    return _page(m.BuildPage, [m.build(b) for b in page.items], page.total, size, start)
+
+
+@get("/builds/{build_id:int}", sync_to_thread=True)
+def build(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId) -> m.Build:
+    return m.build(ctx.build(build_id, viewer))
+
+
+@get("/builds/{build_id:int}/artifacts", sync_to_thread=True)
+def artifacts(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId) -> m.ArtifactPage:
+    found = build_artifacts(ctx.engine, ctx.build(build_id, viewer).build_id)
+    return _page(m.ArtifactPage, [m.artifact(a) for a in found], len(found), max(len(found), 1), 0)
+
+
+@get("/builds/{build_id:int}/packages", sync_to_thread=True)
+def build_packages(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: Limit = None,
+                   offset: Offset = None) -> m.PackagePage:  # fmt: skip
+    return _packages_page(ctx, viewer, build_id, limit, offset)
+
+
+def _packages_page(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: int | None,
+                   offset: int | None) -> m.PackagePage:  # fmt: skip
+    build = ctx.build(build_id, viewer)
+    locked = ctx.packages(build)
+    if locked is None:
+        raise NotFoundException(f"build {build_id} has no lockfile")
+    size, start = clamp_page(limit, offset)
+    items = [m.package(p) for p in locked.packages[start : start + size]]
+    return _page(m.PackagePage, items, len(locked.packages), size, start, build_id=build_id, source=locked.origin)
+
+
+@get("/packages", sync_to_thread=True)
+def packages(ctx: CtxDep, viewer: ViewerDep, name: FromQuery[str], version: Text = None,
+             limit: Limit = None, offset: Offset = None) -> m.PackageMatchPage:  # fmt: skip
+    """Environments whose current build has package ``name`` (``*`` globs) at a version
+    starting with ``version`` by segments (``3.3`` matches 3.3.2, not 3.30)."""
+    query = parse_query(f"{name} {version}" if version else name)
+    if query.package is None:
+        return _page(m.PackageMatchPage, [], 0, *clamp_page(limit, offset))
+    size, start = clamp_page(limit, offset)
+    found = search_packages(ctx, viewer, query, limit=size, offset=start)
+    return _page(m.PackageMatchPage, [m.package_match(h) for h in found.hits.items], found.hits.total, size, start)
+
+
+@get("/sources", sync_to_thread=True)
+def sources(ctx: CtxDep, viewer: ViewerDep) -> m.SourcePage:
+    """Sources with their revision and last read (shown to readers of every namespace)."""
+    found = list_sources(ctx.engine) if viewer.everything or not ctx.access.enabled else []
+    return _page(m.SourcePage, [m.source(s) for s in found], len(found), max(len(found), 1), 0)
+
+
+@get("/change-requests", sync_to_thread=False)
+def change_requests(limit: Limit = None, offset: Offset = None) -> m.ChangeRequestPage:
+    """Pull/merge requests built as previews. The state DB records none yet."""
+    size, start = clamp_page(limit, offset)
+    return _page(m.ChangeRequestPage, [], 0, size, start)
+
+
+def api_router() -> Router:
+    return Router("/api/v1", tags=["status"], route_handlers=[
+        status, namespaces, namespace, environments, environment, environment_builds, environment_packages,
+        environment_diff, builds, build, artifacts, build_packages, packages, sources, change_requests,
+    ])  # fmt: skip
+

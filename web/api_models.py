@@ -1,0 +1,243 @@
+"""The JSON API's shapes (msgspec Structs) and the functions that fill them.
+
+Field names are the API's contract; they follow the query dataclasses' names where they
+can. Every list is a page: ``items``, ``total``, ``limit``, ``offset``, ``next_offset``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from condaops.reconciler.state.packages import LockedPackage, PackageHit
+from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
+from condaops.web.views import Command, EnvRow, NamespaceRow, PackageDiff, build_duration
+
+
+class Artifact(msgspec.Struct, kw_only=True):
+    build_id: int
+    kind: str
+    file_name: str
+    size: int | None
+    sha256: str | None
+    url: str
+
+
+class Build(msgspec.Struct, kw_only=True):
+    id: int
+    namespace: str
+    environment: str
+    state: str
+    reason: str | None
+    message: str | None
+    attempt: int
+    retryable: bool
+    spec_hash: str
+    source: str | None
+    source_revision: str | None
+    source_path: str | None
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    timings: dict[str, float]
+    artifact_kinds: list[str]
+    url: str
+    log_url: str
+
+
+class Environment(msgspec.Struct, kw_only=True):
+    namespace: str
+    name: str
+    state: str
+    reason: str | None
+    message: str | None
+    source: str | None
+    path: str | None
+    revision: str | None
+    spec_hash: str | None
+    current_build_id: int | None
+    latest_build_id: int | None
+    retired: bool
+    warnings: list[str]
+    url: str
+
+
+class EnvironmentDetail(msgspec.Struct, kw_only=True):
+    environment: Environment
+    specification: dict[str, Any] | None
+    current_build: Build | None
+    latest_build: Build | None
+    prefix: str | None
+    commands: dict[str, str]
+    artifacts: list[Artifact]
+
+
+class Namespace(msgspec.Struct, kw_only=True):
+    name: str
+    environments: int
+    states: dict[str, int]
+    url: str
+
+
+class Package(msgspec.Struct, kw_only=True):
+    platform: str
+    manager: str
+    name: str
+    version: str
+    build: str | None
+    build_number: int | None
+    channel: str | None
+    subdir: str | None
+    size: int | None
+    url: str
+    sha256: str | None
+
+
+class PackageMatch(msgspec.Struct, kw_only=True):
+    namespace: str
+    environment: str
+    build_id: int
+    package: Package
+
+
+class PackageChange(msgspec.Struct, kw_only=True):
+    old: Package
+    new: Package
+
+
+class Diff(msgspec.Struct, kw_only=True):
+    from_build: int
+    to_build: int
+    added: list[Package]
+    removed: list[Package]
+    changed: list[PackageChange]
+
+
+class Source(msgspec.Struct, kw_only=True):
+    name: str
+    revision: str | None
+    fetched_at: datetime | None
+    last_success_at: datetime | None
+    error_reason: str | None
+    error_message: str | None
+
+
+class ChangeRequest(msgspec.Struct, kw_only=True):
+    source: str
+    ref: str
+    revision: str | None
+
+
+class Page(msgspec.Struct, kw_only=True):
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class NamespacePage(Page, kw_only=True):
+    items: list[Namespace]
+
+
+class EnvironmentPage(Page, kw_only=True):
+    items: list[Environment]
+
+
+class BuildPage(Page, kw_only=True):
+    items: list[Build]
+
+
+class ArtifactPage(Page, kw_only=True):
+    items: list[Artifact]
+
+
+class PackagePage(Page, kw_only=True):
+    build_id: int
+    source: str  # "index" or "pixi.lock"
+    items: list[Package]
+
+
+class PackageMatchPage(Page, kw_only=True):
+    items: list[PackageMatch]
+
+
+class SourcePage(Page, kw_only=True):
+    items: list[Source]
+
+
+class ChangeRequestPage(Page, kw_only=True):
+    items: list[ChangeRequest]
+
+
+# --- converters ---------------------------------------------------------------------------
+
+
+def artifact(a: ArtifactInfo) -> Artifact:
+    return Artifact(build_id=a.build_id, kind=a.kind, file_name=a.location.rsplit("/", 1)[-1], size=a.size,
+                    sha256=a.sha256, url=f"/builds/{a.build_id}/artifacts/{a.kind}")  # fmt: skip
+
+
+def build(b: BuildInfo) -> Build:
+    return Build(
+        id=b.build_id, namespace=b.ref.namespace, environment=b.ref.name, state=b.state, reason=b.reason,
+        message=b.message, attempt=b.attempt, retryable=b.retryable, spec_hash=b.spec_hash, source=b.source,
+        source_revision=b.source_revision, source_path=b.source_path, queued_at=b.queued_at,
+        started_at=b.started_at, finished_at=b.finished_at, duration_seconds=build_duration(b),
+        timings=dict(b.timings), artifact_kinds=sorted(b.artifacts), url=f"/api/v1/builds/{b.build_id}",
+        log_url=f"/builds/{b.build_id}/log",
+    )  # fmt: skip
+
+
+def environment(row: EnvRow) -> Environment:
+    e = row.info
+    return Environment(
+        namespace=e.ref.namespace, name=e.ref.name, state=row.state, reason=row.reason, message=row.message,
+        source=e.source, path=e.path, revision=e.source_revision, spec_hash=e.desired_spec_hash,
+        current_build_id=e.current.build_id if e.current else None,
+        latest_build_id=e.latest.build_id if e.latest else None, retired=e.retired, warnings=list(e.warnings),
+        url=f"/api/v1/environments/{e.ref.namespace}/{e.ref.name}",
+    )  # fmt: skip
+
+
+def environment_detail(row: EnvRow, *, canonical: str | None, prefix: str | None, commands: list[Command],
+                       artifacts: list[ArtifactInfo]) -> EnvironmentDetail:  # fmt: skip
+    e = row.info
+    return EnvironmentDetail(
+        environment=environment(row),
+        specification=json.loads(canonical) if canonical else None,
+        current_build=build(e.current) if e.current else None,
+        latest_build=build(e.latest) if e.latest else None,
+        prefix=prefix,
+        commands={c.label: c.text for c in commands},
+        artifacts=[artifact(a) for a in artifacts],
+    )
+
+
+def namespace(ns: NamespaceRow) -> Namespace:
+    return Namespace(name=ns.name, environments=ns.total, states=ns.states, url=f"/api/v1/namespaces/{ns.name}")
+
+
+def package(p: LockedPackage) -> Package:
+    return Package(platform=p.platform, manager=p.manager, name=p.name, version=p.version, build=p.build,
+                   build_number=p.build_number, channel=p.channel, subdir=p.subdir, size=p.size, url=p.url,
+                   sha256=p.sha256)  # fmt: skip
+
+
+def package_match(hit: PackageHit) -> PackageMatch:
+    return PackageMatch(namespace=hit.ref.namespace, environment=hit.ref.name, build_id=hit.build_id,
+                        package=package(hit.package))  # fmt: skip
+
+
+def diff(old_id: int, new_id: int, d: PackageDiff) -> Diff:
+    return Diff(from_build=old_id, to_build=new_id, added=[package(p) for p in d.added],
+                removed=[package(p) for p in d.removed],
+                changed=[PackageChange(old=package(c.old), new=package(c.new)) for c in d.changed])  # fmt: skip
+
+
+def source(s: SourceInfo) -> Source:
+    return Source(name=s.name, revision=s.revision, fetched_at=s.fetched_at, last_success_at=s.last_success_at,
+                  error_reason=s.error_reason, error_message=s.error_message)  # fmt: skip

@@ -1,0 +1,288 @@
+"""What every request handler shares: settings, the state DB, caches, the access policy.
+
+One ``WebContext`` per app, handed to handlers by dependency injection. Everything read
+from the state DB goes through ``condaops.reconciler.state.queries`` / ``.packages``.
+
+Caches, and why they are safe:
+
+* the list of environments with their derived state is reloaded at most every
+  ``cache_seconds`` (the overview, namespace pages, lists and search share it; a page may
+  be that many seconds behind, the build page's live log is not);
+* the locked packages of a build never change (builds are immutable), so they are kept
+  per build id in a small LRU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from markupsafe import Markup
+from sqlalchemy import Engine
+
+from condaops.config import Settings
+from condaops.reconciler.build.runner import LOG_FILE
+from condaops.reconciler.model import EnvRef
+from condaops.reconciler.state.packages import LockedPackage, indexed_packages, read_locked_packages
+from condaops.reconciler.state.queries import (
+    ArtifactInfo,
+    BuildInfo,
+    EnvInfo,
+    EnvView,
+    environment_view,
+    get_build,
+    get_environment,
+    get_specification,
+    list_environments,
+)
+from condaops.reconciler.store import StoreLayout
+from condaops.web.access import AccessPolicy, Viewer
+from condaops.web.metrics import ServiceMetrics
+from condaops.web.render import Renderer
+from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
+
+log = logging.getLogger("condaops.web")
+
+T = TypeVar("T")
+K = TypeVar("K")
+PIXI_LOCK = "pixi-lock"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Cached(Generic[T]):
+    """A value reloaded at most every ``ttl`` seconds; one loader at a time, and while it
+    loads, other callers get the previous value instead of waiting."""
+
+    def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._load = load
+        self.ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: tuple[T, float] | None = None
+
+    def get(self) -> T:
+        current = self._value
+        if current is not None and self._clock() - current[1] < self.ttl:
+            return current[0]
+        if current is not None and not self._lock.acquire(blocking=False):
+            return current[0]  # someone is reloading: serve the previous value meanwhile
+        if current is None:
+            self._lock.acquire()
+        try:
+            current = self._value
+            if current is not None and self._clock() - current[1] < self.ttl:
+                return current[0]
+            value = self._load()
+            self._value = (value, self._clock())
+            return value
+        finally:
+            self._lock.release()
+
+
+class LRU(Generic[K, T]):
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> T | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: K, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedSet:
+    """The locked packages of a build and where they were read from."""
+
+    packages: list[LockedPackage]
+    origin: str  # "index" or "pixi.lock"
+
+
+class WebContext:
+    """Shared by all handlers of one app."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, metrics: ServiceMetrics,
+                 clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0) -> None:  # fmt: skip
+        self.settings = settings
+        self.engine = engine
+        self.metrics = metrics
+        self.clock = clock
+        self.layout = StoreLayout(settings.store)
+        self.access = AccessPolicy(settings.web.auth)
+        self.renderer = Renderer()
+        self.retries = settings.build.retries
+        self._rows = Cached(self._load_rows, cache_seconds)
+        self._packages: LRU[int, LockedSet] = LRU(1024)
+        self._packages_html: LRU[int, tuple[Markup, str]] = LRU(1024)
+        self._specs: LRU[str, str | None] = LRU(1024)
+        self._spec_text: LRU[str, str] = LRU(1024)
+        self._memo: LRU[Hashable, tuple[float, Any]] = LRU(512)
+        self.cache_seconds = cache_seconds
+
+    def memo(self, key: Hashable, produce: Callable[[], T]) -> T:
+        """``produce()``, reused for ``cache_seconds`` under ``key`` (pages and lists that
+        depend only on the cached environment list and the key)."""
+        if self.cache_seconds <= 0:
+            return produce()
+        hit = self._memo.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]  # type: ignore[no-any-return]
+        value = produce()
+        self._memo.put(key, (now, value))
+        return value
+
+    def packages_html(self, build: BuildInfo) -> tuple[Markup, str] | None:
+        """The locked-packages tables of a build as HTML (escaped when rendered) and where
+        they were read from; rendered once per build, which never changes."""
+        cached = self._packages_html.get(build.build_id)
+        if cached is None:
+            locked = self.packages(build)
+            if locked is None:
+                return None
+            grouped: dict[str, list[LockedPackage]] = {}
+            for p in locked.packages:
+                grouped.setdefault(p.platform, []).append(p)
+            cached = (Markup(self.renderer.text("packages.html", locked=grouped)), locked.origin)
+            self._packages_html.put(build.build_id, cached)
+        return cached
+
+    def spec_text(self, spec_hash: str | None) -> str:
+        """A specification as YAML for the page (cached like the JSON it comes from)."""
+        if not spec_hash:
+            return ""
+        cached = self._spec_text.get(spec_hash)
+        if cached is None:
+            canonical = self.specification(spec_hash)
+            cached = spec_document(canonical)
+            if canonical is not None:
+                self._spec_text.put(spec_hash, cached)
+        return cached
+
+    def specification(self, spec_hash: str) -> str | None:
+        """A specification's canonical JSON (immutable: identified by its hash)."""
+        cached = self._specs.get(spec_hash)
+        if cached is None:
+            cached = get_specification(self.engine, spec_hash)
+            if cached is not None:
+                self._specs.put(spec_hash, cached)
+        return cached
+
+    # --- environments -----------------------------------------------------------------
+
+    def _load_rows(self) -> list[EnvRow]:
+        return env_rows(list_environments(self.engine), retries=self.retries)
+
+    def all_rows(self) -> list[EnvRow]:
+        """Every live environment, whoever asks (for aggregate metrics only)."""
+        return self._rows.get()
+
+    def rows(self, viewer: Viewer) -> list[EnvRow]:
+        """Live environments the viewer may see, by namespace and name."""
+        return [r for r in self._rows.get() if self.access.can_see(viewer, r.ref.namespace)]
+
+    def visible_namespaces(self, viewer: Viewer) -> set[str] | None:
+        """The namespaces ``viewer`` may read, or None for all of them."""
+        if viewer.everything or not self.access.enabled:
+            return None
+        return {r.ref.namespace for r in self._rows.get() if self.access.can_see(viewer, r.ref.namespace)}
+
+    def namespace_exists(self, namespace: str, viewer: Viewer) -> bool:
+        return self.access.can_see(viewer, namespace) and any(r.ref.namespace == namespace for r in self._rows.get())
+
+    def environment(self, namespace: str, name: str, viewer: Viewer) -> EnvInfo:
+        """One environment (retired ones too); 404 when unknown or not visible."""
+        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        env = get_environment(self.engine, EnvRef(namespace, name))
+        if env is None:
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        return env
+
+    def environment_view(self, namespace: str, name: str, viewer: Viewer, *, history_limit: int,
+                         history_offset: int) -> EnvView:  # fmt: skip
+        """An environment with a page of its builds; 404 when unknown or not visible."""
+        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        view = environment_view(self.engine, EnvRef(namespace, name), history_limit=history_limit,
+                                history_offset=history_offset)  # fmt: skip
+        if view is None:
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        return view
+
+    def build(self, build_id: int, viewer: Viewer) -> BuildInfo:
+        build = get_build(self.engine, build_id) if 0 < build_id < 2**63 else None
+        if build is None or not self.access.can_see(viewer, build.ref.namespace):
+            raise NotFoundException(f"no build {build_id}")
+        return build
+
+    # --- files of builds ----------------------------------------------------------------
+
+    def store_file(self, location: str) -> Path | None:
+        """The file at a store-relative location from the state DB, if it is a regular
+        file inside the store (a recorded location never leads elsewhere)."""
+        root = self.layout.root.resolve()
+        path = (root / location).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        return path
+
+    def artifact_file(self, artifact: ArtifactInfo) -> Path | None:
+        return self.store_file(artifact.location)
+
+    def log_file(self, build: BuildInfo) -> Path | None:
+        """The build's log: recorded as an artifact once finished; while it runs, where the
+        runner writes it."""
+        location = build.artifacts.get("log")
+        if location is None:
+            location = self.layout.relative(self.layout.artifacts_dir(build.ref, build.build_id) / LOG_FILE)
+        return self.store_file(location)
+
+    def packages(self, build: BuildInfo) -> LockedSet | None:
+        """The locked packages of a build: from the package index, else its pixi.lock."""
+        cached = self._packages.get(build.build_id)
+        if cached is not None:
+            return cached
+        indexed = indexed_packages(self.engine, build.build_id)
+        if indexed is not None:
+            found = LockedSet(indexed, "index")
+        else:
+            location = build.artifacts.get(PIXI_LOCK)
+            path = self.store_file(location) if location else None
+            if path is None:
+                return None
+            try:
+                found = LockedSet(read_locked_packages(path), "pixi.lock")
+            except Exception:  # an unreadable lockfile hides the table, it does not break the page
+                log.warning("pixi_lock_unreadable build=%s path=%s", build.build_id, path, exc_info=True)
+                return None
+        self._packages.put(build.build_id, found)
+        return found
+
+
+CtxDep = NamedDependency[WebContext]
+"""A handler parameter named ``ctx`` receives the app's WebContext."""

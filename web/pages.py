@@ -1,0 +1,178 @@
+"""The HTML pages: overview, namespace, environment, diff, change requests, search, login.
+
+Thin handlers: parameters in, one ``service`` call, one template out. Pages work without
+JavaScript; only the live build log needs it (``builds.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body, QueryParameter
+from litestar.response import Redirect
+
+from condaops.reconciler.state.queries import list_sources
+from condaops.reconciler.status import STATES
+from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
+from condaops.web.context import CtxDep
+from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
+from condaops.web.render import html_response
+from condaops.web.service import build_diff, env_detail, search_packages, visible_recent_builds
+from condaops.web.views import (
+    build_duration,
+    clamp_page,
+    count_states,
+    filter_rows,
+    namespace_rows,
+    parse_query,
+    valid_name,
+)
+
+PAGE_LIMIT = 100
+EnvOffset = Annotated[int | None, QueryParameter(name="env_offset", required=False)]
+LoginForm = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+
+class Paged:
+    """A page of anything, for the ``pager`` macro."""
+
+    def __init__(self, items: list[Any], total: int, limit: int, offset: int) -> None:
+        self.items, self.total, self.limit, self.offset = items, total, limit, offset
+
+
+def page_text(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, **context: Any) -> str:
+    """Render ``template`` with what every page needs (who is reading, where we are)."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return ctx.renderer.text(template, viewer=viewer, auth_enabled=ctx.access.enabled, path=path, **context)
+
+
+def page(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, *, status: int = 200,
+         **context: Any) -> Response[str]:  # fmt: skip
+    return html_response(page_text(request, ctx, viewer, template, **context), status=status)
+
+
+def cached_page(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str,
+                context: Callable[[], dict[str, Any]]) -> Response[str]:  # fmt: skip
+    """A page made only of cached lists: rendered at most once per ``cache_seconds``
+    for each viewer and URL."""
+    key = (template, request.url.path, request.url.query, viewer)
+    return html_response(ctx.memo(key, lambda: page_text(request, ctx, viewer, template, **context())))
+
+
+def durations_of(builds: list[Any]) -> dict[int, float | None]:
+    return {b.build_id: build_duration(b) for b in builds}
+
+
+@get("/", sync_to_thread=True, include_in_schema=False)
+def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
+    return cached_page(request, ctx, viewer, "overview.html", lambda: overview_context(ctx, viewer))
+
+
+def overview_context(ctx: CtxDep, viewer: ViewerDep) -> dict[str, Any]:
+    rows = ctx.rows(viewer)
+    recent = visible_recent_builds(ctx, viewer, limit=10)
+    show_sources = viewer.everything or not ctx.access.enabled
+    return {"total": len(rows), "states": count_states(rows), "namespaces": namespace_rows(rows),
+            "sources": list_sources(ctx.engine) if show_sources else [], "recent": recent,
+            "durations": durations_of(recent),
+            "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated}  # fmt: skip
+
+
+@get("/namespaces/{namespace:str}", sync_to_thread=True, include_in_schema=False)
+def namespace_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name,
+                   wanted: StateParam = None, filter: Text = None, limit: Limit = None,
+                   offset: Offset = None) -> Response[str]:  # fmt: skip
+    if not valid_name(namespace) or not ctx.namespace_exists(namespace, viewer):
+        raise NotFoundException(f"no namespace {namespace}")
+    size, start = clamp_page(limit, offset, default=PAGE_LIMIT)
+    state = wanted if wanted in STATES else None
+    rows = filter_rows(ctx.rows(viewer), namespace=namespace, state=state, text=filter)
+    base = f"/namespaces/{namespace}?" + urlencode({"state": state or "", "filter": filter or ""}) + "&"
+    return page(request, ctx, viewer, "namespace.html", namespace=namespace, state_names=STATES,
+                state_filter=state or "", text_filter=filter or "", base=base,
+                page=Paged(rows[start : start + size], len(rows), size, start))  # fmt: skip
+
+
+@get("/environments/{namespace:str}/{name:str}", sync_to_thread=True, include_in_schema=False)
+def environment_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
+                     limit: Limit = None, offset: Offset = None) -> Response[str]:  # fmt: skip
+    size, start = clamp_page(limit, offset, default=20, maximum=200)
+    detail = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, history_limit=size,
+                        history_offset=start)  # fmt: skip
+    history = detail.history
+    choices = [b for b in history.items if "pixi-lock" in b.artifacts]
+    locked = ctx.packages_html(detail.shown) if detail.shown else None
+    return page(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
+                current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
+                locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
+                spec=ctx.spec_text(detail.spec_hash), prefix=detail.prefix, commands=detail.commands,
+                history=Paged(history.items, history.total, size, start), durations=durations_of(history.items),
+                choices=choices, base=f"/environments/{namespace}/{name}?")  # fmt: skip
+
+
+@get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True, include_in_schema=False)
+def diff_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
+              old: FromBuild = None, new: ToBuild = None) -> Response[str]:  # fmt: skip
+    result = build_diff(ctx, viewer, namespace, name, old_id=old, new_id=new)
+    return page(request, ctx, viewer, "diff.html", env=result.env, old=result.old, new=result.new,
+                diff=result.diff, choices=result.choices)  # fmt: skip
+
+
+@get("/change-requests", sync_to_thread=False, include_in_schema=False)
+def change_requests_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
+    # The state DB holds no change requests yet (the feature records none): nothing to list.
+    return page(request, ctx, viewer, "change_requests.html", items=[])
+
+
+@get("/search", sync_to_thread=True, include_in_schema=False)
+def search_page(request: Request, ctx: CtxDep, viewer: ViewerDep, q: Text = None, wanted: StateParam = None,
+                limit: Limit = None, offset: Offset = None, env_offset: EnvOffset = None) -> Response[str]:  # fmt: skip
+    query = parse_query(q)
+    size, start = clamp_page(limit, offset)
+    _, env_start = clamp_page(limit, env_offset)
+    state = wanted if wanted in STATES else None
+    found = search_packages(ctx, viewer, query, limit=size, offset=start) if query.package else None
+    rows = filter_rows(ctx.rows(viewer), state=state, text=query.text) if (query.text or state) else []
+    base = "/search?" + urlencode({"q": query.text, "state": state or ""}) + "&"
+    return page(request, ctx, viewer, "search.html", q=query.text, query=query, state_names=STATES,
+                state_filter=state or "",
+                hits=Paged(found.hits.items if found else [], found.hits.total if found else 0, size, start),
+                unindexed=found.unindexed if found else 0,
+                pkg_base=base + f"env_offset={env_start}&",
+                envs=Paged(rows[env_start : env_start + size], len(rows), size, env_start),
+                env_base=base + f"offset={start}&")  # fmt: skip
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@get("/login", sync_to_thread=False, include_in_schema=False)
+def login_form(request: Request, ctx: CtxDep, viewer: ViewerDep, next: Text = None) -> Response[str]:
+    return page(request, ctx, viewer, "login.html", next=safe_next(next), error=None)
+
+
+@post("/login", sync_to_thread=False, status_code=303, include_in_schema=False)
+def login(request: Request, ctx: CtxDep, viewer: ViewerDep,
+          data: LoginForm) -> Response[Any]:  # fmt: skip
+    token = (data.get("token") or "").strip()
+    target = safe_next(data.get("next"))
+    if ctx.access.viewer(token) in (None, ANONYMOUS):
+        return page(request, ctx, viewer, "login.html", status=401, next=target, error="That token is not known.")
+    cookie = Cookie(key=COOKIE, value=token, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax", path="/",
+                    secure=request.url.scheme == "https")  # fmt: skip
+    return Redirect(target, status_code=303, cookies=[cookie])
+
+
+@post("/logout", sync_to_thread=False, status_code=303, include_in_schema=False)
+def logout() -> Redirect:
+    return Redirect("/", status_code=303, cookies=[Cookie(key=COOKIE, value="", max_age=0, path="/")])
+
+
+PAGE_HANDLERS = [overview, namespace_page, environment_page, diff_page, change_requests_page, search_page,
+                 login_form, login, logout]  # fmt: skip

@@ -1,0 +1,59 @@
+"""Server-side HTML: one Jinja environment, autoescaping everything.
+
+Whatever comes from a spec, a log, a path or a commit message reaches the page as text:
+autoescape is on for every template and no template marks such data ``|safe``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar import MediaType, Response
+
+from condaops.web.views import channel_label, human_duration, human_size, short_revision
+
+TEMPLATES = Path(__file__).with_name("templates")
+STATIC = Path(__file__).with_name("static")
+
+
+def when(moment: datetime | None) -> str:
+    """UTC, to the second: the same on every screen (no browser time zones without JS)."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every template, whatever its extension
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(size=human_size, duration=human_duration, when=when, rev=short_revision,
+                       channel=channel_label)  # fmt: skip
+    return env
+
+
+class Renderer:
+    """Renders templates into HTML responses; ``common`` is merged into every context."""
+
+    def __init__(self, **common: Any) -> None:
+        self.env = make_environment()
+        self.common = common
+
+    def text(self, template: str, **context: Any) -> str:
+        return self.env.get_template(template).render(**self.common, **context)
+
+    def html(self, template: str, *, status: int = 200, headers: dict[str, str] | None = None,
+             **context: Any) -> Response[str]:  # fmt: skip
+        return html_response(self.text(template, **context), status=status, headers=headers)
+
+
+def html_response(text: str, *, status: int = 200, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(text, media_type=MediaType.HTML, status_code=status, headers=headers)

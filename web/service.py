@@ -1,0 +1,151 @@
+"""What pages and API answers are made of, assembled once for both.
+
+Handlers stay thin: they parse parameters, call one function here and render the result
+as HTML (``pages``, ``builds``) or JSON (``api``). Visibility is enforced here and in
+``WebContext``: nothing a viewer may not see is returned.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from litestar.exceptions import NotFoundException
+
+from condaops.reconciler.state.packages import (
+    PackageHit,
+    PackageHits,
+    find_current_packages,
+    indexed_build_ids,
+    version_matches,
+)
+from condaops.reconciler.state.queries import (
+    ArtifactInfo,
+    BuildInfo,
+    BuildList,
+    EnvInfo,
+    list_builds,
+)
+from condaops.reconciler.status import derive_state
+from condaops.web.access import Viewer
+from condaops.web.context import PIXI_LOCK, WebContext
+from condaops.web.views import Command, EnvRow, PackageDiff, SearchQuery, copy_commands, diff_packages, env_link
+
+MAX_SCAN = 10_000  # package hits gathered when some current builds are not indexed yet
+
+
+@dataclass(frozen=True, slots=True)
+class EnvDetail:
+    """Everything the environment page and ``GET /api/v1/environments/{ns}/{name}`` show."""
+
+    row: EnvRow
+    shown: BuildInfo | None  # the build whose files and packages are shown
+    artifacts: list[ArtifactInfo]
+    spec_hash: str | None  # the desired specification (else the current build's)
+    canonical: str | None  # the desired specification, canonical JSON
+    prefix: str | None
+    commands: list[Command]
+    history: BuildList
+
+    @property
+    def env(self) -> EnvInfo:
+        return self.row.info
+
+
+def shown_build(env: EnvInfo) -> BuildInfo | None:
+    """The current build; without one, the latest if it got as far as a lockfile."""
+    if env.current is not None:
+        return env.current
+    if env.latest is not None and PIXI_LOCK in env.latest.artifacts:
+        return env.latest
+    return None
+
+
+def env_detail(ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, host: str, history_limit: int = 0,
+               history_offset: int = 0) -> EnvDetail:  # fmt: skip
+    view = ctx.environment_view(namespace, name, viewer, history_limit=history_limit, history_offset=history_offset)
+    env = view.env
+    shown = shown_build(env)
+    prefix = env_link(ctx.layout.root, env.ref) if env.current else None
+    spec_hash = env.desired_spec_hash or (env.current.spec_hash if env.current else None)
+    return EnvDetail(
+        row=EnvRow(env, *derive_state(env, retries=ctx.retries)),
+        shown=shown,
+        artifacts=sorted(view.artifacts.get(shown.build_id, []), key=lambda a: a.kind) if shown else [],
+        spec_hash=spec_hash,
+        canonical=ctx.specification(spec_hash) if spec_hash else None,
+        prefix=prefix,
+        commands=copy_commands(host, env.ref, prefix=prefix, has_lock=bool(shown and "conda-lock" in shown.artifacts)),
+        history=view.history,
+    )
+
+
+def visible_recent_builds(ctx: WebContext, viewer: Viewer, *, limit: int) -> list[BuildInfo]:
+    """The newest builds the viewer may see."""
+    return list_builds(ctx.engine, namespaces=ctx.visible_namespaces(viewer), limit=limit).items
+
+
+# --- diff ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    env: EnvInfo
+    old: BuildInfo
+    new: BuildInfo
+    diff: PackageDiff | None  # None when one side has no lockfile
+    choices: list[BuildInfo]  # builds with a lockfile, newest first
+
+
+def build_diff(ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, old_id: int | None,
+               new_id: int | None) -> DiffResult:  # fmt: skip
+    """Compare two builds of one environment; by default the current (or newest locked)
+    build with the locked build before it."""
+    env = ctx.environment(namespace, name, viewer)
+    choices = [b for b in list_builds(ctx.engine, ref=env.ref, limit=200).items if PIXI_LOCK in b.artifacts]
+    if new_id is None:
+        new_id = env.current.build_id if env.current else (choices[0].build_id if choices else None)
+    if old_id is None:
+        older = [b.build_id for b in choices if new_id is not None and b.build_id < new_id]
+        old_id = older[0] if older else new_id
+    if old_id is None or new_id is None:
+        raise NotFoundException(f"{env.ref} has no build with a lockfile to compare")
+    old, new = ctx.build(old_id, viewer), ctx.build(new_id, viewer)
+    if old.ref != env.ref or new.ref != env.ref:
+        raise NotFoundException(f"builds {old_id} and {new_id} are not both builds of {env.ref}")
+    before, after = ctx.packages(old), ctx.packages(new)
+    result = diff_packages(before.packages, after.packages) if before and after else None
+    return DiffResult(env, old, new, result, choices)
+
+
+# --- search -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSearch:
+    hits: PackageHits
+    unindexed: int  # current builds read from their pixi.lock (not in the index yet)
+
+
+def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limit: int, offset: int) -> PackageSearch:
+    """Current builds of visible environments that hold ``query.package`` (version prefix)."""
+    assert query.package is not None
+    rows = ctx.rows(viewer)
+    namespaces = ctx.visible_namespaces(viewer)
+    current = {r.info.current.build_id: r for r in rows if r.info.current}
+    unindexed = sorted(set(current) - indexed_build_ids(ctx.engine, current))
+    if not unindexed:
+        hits = find_current_packages(ctx.engine, query.package, query.version, limit=limit, offset=offset,
+                                     namespaces=namespaces)  # fmt: skip
+        return PackageSearch(hits, 0)
+    found = find_current_packages(ctx.engine, query.package, query.version, limit=MAX_SCAN,
+                                  namespaces=namespaces).items  # fmt: skip
+    for build_id in unindexed:
+        info = current[build_id].info
+        assert info.current is not None
+        locked = ctx.packages(info.current)
+        for p in locked.packages if locked else ():
+            if fnmatch.fnmatchcase(p.name, query.package) and version_matches(p.version, query.version):
+                found.append(PackageHit(info.ref, build_id, p))
+    found.sort(key=lambda h: (h.ref.namespace, h.ref.name, h.package.platform, h.package.name))
+    return PackageSearch(PackageHits(len(found), found[offset : offset + limit]), len(unindexed))

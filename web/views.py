@@ -1,0 +1,248 @@
+"""What the pages and the API show, computed from query results. Pure: no IO.
+
+Route handlers fetch plain dataclasses (``condaops.reconciler.state.queries``) and pass
+them through these functions; templates and API structs only ever see the results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from condaops.reconciler.model import EnvRef, name_problem
+from condaops.reconciler.state.packages import LockedPackage
+from condaops.reconciler.state.queries import BuildInfo, EnvInfo
+from condaops.reconciler.status import STATES, derive_state
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+@dataclass(frozen=True, slots=True)
+class EnvRow:
+    """An environment with its derived state (pending, building, ready, failed)."""
+
+    info: EnvInfo
+    state: str
+    reason: str | None
+    message: str | None
+
+    @property
+    def ref(self) -> EnvRef:
+        return self.info.ref
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRow:
+    name: str
+    total: int
+    states: dict[str, int]
+
+
+def env_rows(infos: Iterable[EnvInfo], *, retries: int) -> list[EnvRow]:
+    return [EnvRow(info, *derive_state(info, retries=retries)) for info in infos]
+
+
+def count_states(rows: Iterable[EnvRow]) -> dict[str, int]:
+    """Environments per state, every state present (zero included), in display order."""
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows:
+        counts[row.state] = counts.get(row.state, 0) + 1
+    return counts
+
+
+def namespace_rows(rows: Iterable[EnvRow]) -> list[NamespaceRow]:
+    by_ns: dict[str, list[EnvRow]] = {}
+    for row in rows:
+        by_ns.setdefault(row.ref.namespace, []).append(row)
+    return [NamespaceRow(ns, len(items), count_states(items)) for ns, items in sorted(by_ns.items())]
+
+
+def filter_rows(rows: Iterable[EnvRow], *, namespace: str | None = None, state: str | None = None,
+                text: str | None = None) -> list[EnvRow]:  # fmt: skip
+    """Rows of one namespace and/or state whose ``ns/name`` contains ``text`` (any case)."""
+    needle = (text or "").strip().lower()
+    return [
+        r for r in rows
+        if (namespace is None or r.ref.namespace == namespace)
+        and (state is None or r.state == state)
+        and (not needle or needle in str(r.ref).lower())
+    ]  # fmt: skip
+
+
+# --- paging and names -------------------------------------------------------------------
+
+
+def clamp_page(limit: int | None, offset: int | None, *, default: int = DEFAULT_LIMIT,
+               maximum: int = MAX_LIMIT) -> tuple[int, int]:  # fmt: skip
+    """(limit, offset) within bounds: page sizes are clamped, never refused."""
+    size = default if limit is None else min(max(int(limit), 1), maximum)
+    return size, max(int(offset or 0), 0)
+
+
+def next_offset(offset: int, limit: int, total: int) -> int | None:
+    return offset + limit if offset + limit < total else None
+
+
+def valid_name(name: str) -> bool:
+    """Whether ``name`` could be a namespace or environment name (else: 404 at once)."""
+    return name_problem(name) is None
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def build_duration(build: BuildInfo) -> float | None:
+    """Seconds from start to finish; None while not finished or never started."""
+    if build.started_at is None or build.finished_at is None:
+        return None
+    return max((build.finished_at - build.started_at).total_seconds(), 0.0)
+
+
+def short_revision(revision: str | None) -> str:
+    """A Git SHA to 12 characters; ``dir:<digest>`` revisions likewise."""
+    if not revision:
+        return "-"
+    kind, sep, digest = revision.partition(":")
+    if sep and len(digest) > 12:
+        return f"{kind}:{digest[:12]}"
+    return revision[:12] if re.fullmatch(r"[0-9a-f]{13,}", revision) else revision
+
+
+def channel_label(url: str | None) -> str:
+    """``https://conda.anaconda.org/conda-forge`` -> ``conda-forge``; other URLs as they are."""
+    if not url:
+        return "-"
+    parts = urlsplit(url)
+    if parts.netloc in ("conda.anaconda.org", "repo.anaconda.com") and parts.path.strip("/"):
+        return parts.path.strip("/")
+    return url.rstrip("/")
+
+
+def spec_document(canonical: str | None) -> str:
+    """The recorded specification as YAML for people (it is stored as canonical JSON)."""
+    if not canonical:
+        return ""
+    data = json.loads(canonical)
+    document = {key: value for key, value in data.items() if value not in ([], {}, None)}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+# --- commands to copy ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    label: str
+    text: str
+
+
+def copy_commands(host: str, ref: EnvRef, *, prefix: str | None, has_lock: bool) -> list[Command]:
+    """The lines a user pastes to use an environment: image, lockfiles, prefix."""
+    image = f"{host}/{ref.namespace}/{ref.name}"
+    commands = [
+        Command("Container image", f"docker pull {image}:latest"),
+        Command("Lockfiles (OCI artifact)", f"oras pull {image}:latest"),
+    ]
+    if prefix:
+        commands.append(Command("On this host", f"conda activate {prefix}"))
+    if has_lock:
+        lock = f"conda-lock install --name {ref.name} conda-lock.yml"
+        commands.append(Command("Elsewhere, from conda-lock.yml", lock))
+    return commands
+
+
+def env_link(store: Path, ref: EnvRef) -> str:
+    """The stable prefix path users activate (the link swapped on each build)."""
+    return str(store / ref.namespace / "envs" / ref.name)
+
+
+# --- package diff ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackageChange:
+    old: LockedPackage
+    new: LockedPackage
+
+
+@dataclass(frozen=True, slots=True)
+class PackageDiff:
+    added: list[LockedPackage] = field(default_factory=list)
+    removed: list[LockedPackage] = field(default_factory=list)
+    changed: list[PackageChange] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _identity(p: LockedPackage) -> tuple[str, str | None, str | None]:
+    return p.version, p.build, p.channel
+
+
+def diff_packages(old: Sequence[LockedPackage], new: Sequence[LockedPackage]) -> PackageDiff:
+    """Packages added, removed and changed (version, build or channel) between two builds,
+    matched per platform, manager and name."""
+    before = {p.key: p for p in old}
+    after = {p.key: p for p in new}
+    changed = [PackageChange(before[k], after[k]) for k in sorted(before.keys() & after.keys())
+               if _identity(before[k]) != _identity(after[k])]  # fmt: skip
+    return PackageDiff(
+        added=[after[k] for k in sorted(after.keys() - before.keys())],
+        removed=[before[k] for k in sorted(before.keys() - after.keys())],
+        changed=changed,
+    )
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """``openssl 3.3``, ``openssl=3.3``, ``openssl==3.3.*`` or ``openssl``: a package name
+    and an optional version prefix. The same text also filters environment names."""
+
+    text: str
+    package: str | None
+    version: str | None
+
+
+_QUERY_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.*-]+)(?:\s*(?:==?|\s)\s*(?P<version>[A-Za-z0-9_.+!*-]+))?$")
+
+
+def parse_query(text: str | None) -> SearchQuery:
+    cleaned = " ".join((text or "").split())[:200]
+    match = _QUERY_RE.match(cleaned)
+    if not match:
+        return SearchQuery(cleaned, None, None)
+    version = (match.group("version") or "").rstrip("*").rstrip(".") or None
+    return SearchQuery(cleaned, match.group("name").lower(), version)
