@@ -75,11 +75,15 @@ def spec_text(rng: random.Random, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tree(root: Path, envs: int, namespaces: int) -> dict[str, int]:
-    """Write ``envs`` files over ``namespaces``; one in ten as ``<ns>/<name>/environment.yaml``."""
+def write_tree(root: Path, envs: int, namespaces: int, stats: dict[str, int] | None = None) -> int:
+    """Write ``envs`` files over ``namespaces``; one in ten as ``<ns>/<name>/environment.yaml``.
+
+    Returns the number of files; ``stats``, if given, is filled with what they contain.
+    """
     rng = random.Random(20261120)
     per_ns = envs // namespaces
-    stats = {"files": 0, "folder form": 0, "with pip": 0, "with selectors": 0, "with variables": 0}
+    stats = {} if stats is None else stats
+    stats.update({"files": 0, "folder form": 0, "with pip": 0, "with selectors": 0, "with variables": 0})
     for n in range(namespaces):
         ns = root / f"team-{n:03d}"
         ns.mkdir(parents=True)
@@ -94,7 +98,7 @@ def write_tree(root: Path, envs: int, namespaces: int) -> dict[str, int]:
             stats["with pip"] += "- pip:" in text
             stats["with selectors"] += "# [" in text or "sel(" in text
             stats["with variables"] += "variables:" in text
-    return stats
+    return stats["files"]
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -198,8 +202,8 @@ def main() -> int:
 
     c.print_header("bench_plan")
     with c.workdir("bench-plan") as tmp:
-        t_write, inputs = c.timed(lambda: write_tree(tmp / "envs", args.envs, args.namespaces))
-        count = inputs["files"]
+        inputs: dict[str, int] = {}
+        t_write, count = c.timed(lambda: write_tree(tmp / "envs", args.envs, args.namespaces, inputs))
         written_at = time.time()
         settings = c.load(c.write_config(tmp))
         engine = make_engine(settings.database_url)

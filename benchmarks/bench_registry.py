@@ -153,7 +153,8 @@ def main() -> None:
         figures[f"{client}_ratio"] = round(ours / theirs, 2)
         figures[f"{client}_condaops_cpu_s_per_gb"] = round(cpu_ours, 3)
         figures[f"{client}_docker_registry_cpu_s_per_gb"] = round(cpu_theirs, 3)
-    header = ["client", "condaops MB/s", "docker-registry MB/s", "ratio", "condaops CPU s/GB", "docker-registry CPU s/GB"]
+    header = ["client", "condaops MB/s", "docker-registry MB/s", "ratio", "condaops CPU s/GB",
+              "docker-registry CPU s/GB"]  # fmt: skip
     print(c.table("blob GET throughput (median) and server CPU per GB sent", header, rows))
     print(c.table("push of the blob (monolithic PUT)", ["registry", "seconds"],
                   [(name, f"{s:.2f}") for name, s in push_seconds.items()]))  # fmt: skip

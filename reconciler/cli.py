@@ -153,10 +153,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
     if not items:
         print("no environments")
+    width = max((len(f"{it['namespace']}/{it['name']}") for it in items), default=0)
     for it in items:
+        ref = f"{it['namespace']}/{it['name']}"
         detail = f"  {it['reason']}: {it['message']}" if it["state"] != "ready" and it["reason"] else ""
-        print(f"{it['namespace']}/{it['name']:30} {it['state']:9} build={it['build_id']}  "
-              f"{it['prefix'] or '-'}{detail}")
+        print(f"{ref:{width}}  {it['state']:8}  build={it['build_id'] or '-':<5} {it['prefix'] or '-'}{detail}")
     return EXIT_OK
 
 

@@ -163,4 +163,6 @@ def _fsync(path: Path) -> None:
 
 
 def _failed(action: str, key: str, exc: OSError) -> StorageError:
-    return StorageError(f"registry storage: cannot {action} '{key}' ({exc.strerror or exc}); check the disk and permissions")
+    return StorageError(
+        f"registry storage: cannot {action} '{key}' ({exc.strerror or exc}); check the disk and permissions"
+    )

@@ -68,12 +68,12 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         raise _invalid("only schemaVersion 2 manifests (OCI, Docker schema 2) are supported")
     media_type = manifest_media_type(data, content_type)
     is_image = media_type in IMAGE_TYPES
+    blobs: tuple[Descriptor, ...] = ()
+    children: tuple[Descriptor, ...] = ()
     if is_image:
-        config = _descriptor(data.get("config"), "config")
-        layers = _descriptors(data.get("layers", []), "layers")
-        blobs, children = (config, *layers), ()
+        blobs = (_descriptor(data.get("config"), "config"), *_descriptors(data.get("layers", []), "layers"))
     else:
-        blobs, children = (), _descriptors(data.get("manifests", []), "manifests")
+        children = _descriptors(data.get("manifests", []), "manifests")
     subject = _descriptor(data["subject"], "subject") if data.get("subject") is not None else None
     artifact_type = _optional_text(data, "artifactType")
     if artifact_type is None and is_image and media_type == OCI_MANIFEST:

@@ -174,11 +174,8 @@ def accepts(accept_headers: list[str], media_type: str) -> bool:
     entries = [_accept_entry(part) for header in accept_headers for part in header.split(",") if part.strip()]
     if not entries:
         return True
-    major = media_type.split("/", 1)[0]
-    for kind, quality in entries:
-        if quality > 0 and kind in (media_type, "*/*", f"{major}/*"):
-            return True
-    return False
+    wanted = (media_type, "*/*", f"{media_type.split('/', 1)[0]}/*")
+    return any(quality > 0 and kind in wanted for kind, quality in entries)
 
 
 def _accept_entry(part: str) -> tuple[str, float]:

@@ -81,10 +81,10 @@ class Storage(ABC):
         """The local file holding ``key`` when there is one (the filesystem backend)."""
         return None
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional: most backends have nothing to check
         """Fail early with ``StorageConfigError`` when the storage cannot be used."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing open
         """Release clients and connections."""
 
 

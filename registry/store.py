@@ -91,9 +91,8 @@ class RegistryStore:
     def put_manifest(self, name: str, reference: str, body: bytes, content_type: str | None) -> PushedManifest:
         """Check and store a manifest under its digest, and under ``reference`` if a tag."""
         if len(body) > MANIFEST_MAX_BYTES:
-            raise RegistryError(
-                SIZE_INVALID, f"the manifest has {len(body)} bytes; at most {MANIFEST_MAX_BYTES} are accepted", status=413
-            )
+            message = f"the manifest has {len(body)} bytes; at most {MANIFEST_MAX_BYTES} are accepted"
+            raise RegistryError(SIZE_INVALID, message, status=413)
         by_digest = is_digest(reference)
         digest = digest_of(body, parse_digest(reference).algorithm if by_digest else "sha256")
         if by_digest and str(digest) != reference:

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.registry_clients import (  # noqa: F401 - podman and serve_registry are fixtures
+from tests.support.registry_clients import (
     TOKEN,
     OciImage,
     Podman,
     RunningRegistry,
     docker_registry,
     oras_client,
-    podman,
-    serve_registry,
+    podman_client,
+    registry_servers,
     skopeo,
     write_oci_layout,
 )
@@ -28,8 +29,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def registry(serve_registry: Any) -> RunningRegistry:
-    return serve_registry()
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    with registry_servers(tmp_path_factory) as serve:
+        yield serve()
+
+
+@pytest.fixture
+def podman(tmp_path: Path) -> Iterator[Podman]:
+    with podman_client(tmp_path / "podman") as client:
+        yield client
 
 
 @pytest.fixture

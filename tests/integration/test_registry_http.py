@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,14 @@ import pytest
 
 from condaops.registry.protocol import digest_of
 from condaops.registry.s3_storage import S3Storage
-from tests.support.registry_clients import (  # noqa: F401 - moto_endpoint and serve_registry are fixtures
+from tests.support.registry_clients import (
     TOKEN,
     RunningRegistry,
-    moto_endpoint,
+    fake_aws_credentials,
+    moto_s3,
     new_bucket,
     registry_process,
-    serve_registry,
+    registry_servers,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,23 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+ServeRegistry = Callable[..., RunningRegistry]
+
+
 @pytest.fixture
-def registry(serve_registry: Any) -> RunningRegistry:
+def serve_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeRegistry]:
+    with registry_servers(tmp_path_factory) as serve:
+        yield serve
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with fake_aws_credentials(), moto_s3() as url:
+        yield url
+
+
+@pytest.fixture
+def registry(serve_registry: ServeRegistry) -> RunningRegistry:
     return serve_registry()
 
 
@@ -102,7 +118,7 @@ def test_basic_auth_with_the_token_as_password(client: httpx.Client) -> None:
     assert response.status_code == 202
 
 
-def test_registry_without_tokens_refuses_every_push(serve_registry: Any) -> None:
+def test_registry_without_tokens_refuses_every_push(serve_registry: ServeRegistry) -> None:
     registry = serve_registry(tokens=())
     response = httpx.post(f"{registry.url}/v2/ns/env/blobs/uploads/", headers=AUTH)
     assert response.status_code == 401
@@ -355,7 +371,8 @@ def test_referrers(client: httpx.Client) -> None:
 
     assert everything.headers["Content-Type"] == OCI_INDEX
     assert {m["digest"] for m in everything.json()["manifests"]} == set(referrer_digests.values())
-    assert everything.json()["manifests"][0]["annotations"] == {"org.opencontainers.image.created": "2026-11-20T00:00:00Z"}
+    created = {"org.opencontainers.image.created": "2026-11-20T00:00:00Z"}
+    assert everything.json()["manifests"][0]["annotations"] == created
     assert [m["digest"] for m in only_locks.json()["manifests"]] == [referrer_digests["application/vnd.condaops.lock"]]
     assert only_locks.headers["OCI-Filters-Applied"] == "artifactType"
     assert "OCI-Filters-Applied" not in everything.headers
@@ -366,7 +383,7 @@ def test_referrers(client: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("redirect", [True, False], ids=["presigned-redirect", "streamed"])
-def test_s3_backend(serve_registry: Any, moto_endpoint: str, tmp_path: Path, redirect: bool) -> None:  # noqa: F811
+def test_s3_backend(serve_registry: ServeRegistry, moto_endpoint: str, tmp_path: Path, redirect: bool) -> None:
     storage = S3Storage(bucket=new_bucket(moto_endpoint), endpoint=moto_endpoint, region="us-east-1",
                         redirect=redirect, scratch=tmp_path / "scratch")  # fmt: skip
     registry = serve_registry(storage=storage)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,15 @@ from condaops.registry.protocol import Digest, digest_of
 from condaops.registry.storage import Storage
 from condaops.registry.store import RegistryStore
 from condaops.registry.uploads import Spooled, spool_chunks
-from tests.support.registry_clients import moto_endpoint, new_bucket  # noqa: F401 - moto_endpoint is a fixture
+from tests.support.registry_clients import fake_aws_credentials, moto_s3, new_bucket
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with fake_aws_credentials(), moto_s3() as url:
+        yield url
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -227,6 +234,7 @@ def test_api_put_and_resolve(storage: Storage, tmp_path: Path) -> None:
     layer_file.write_bytes(os.urandom(100_000))
     layer = registry.put_blob(layer_file, "application/vnd.oci.image.layer.v1.tar")
     config = registry.put_blob(b"{}", CONFIG_TYPE)
+    assert layer.size == 100_000
     assert layer_file.exists()  # a file is read, never moved away
     assert registry.put_blob(b"{}", CONFIG_TYPE) == config  # again: nothing changes
 

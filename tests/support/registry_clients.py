@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,11 +297,11 @@ class Podman:
         shutil.rmtree(self.runroot, ignore_errors=True)
 
 
-@pytest.fixture
-def podman(tmp_path: Path) -> Iterator[Podman]:
-    """A ``Podman`` isolated from the host's images and configuration."""
+@contextlib.contextmanager
+def podman_client(folder: Path) -> Iterator[Podman]:
+    """A ``Podman`` isolated from the host's images and configuration, removed afterwards."""
     require_tool("podman", "podman")
-    client = Podman(tmp_path / "podman", Path(tempfile.mkdtemp(prefix="pm-")))
+    client = Podman(folder, Path(tempfile.mkdtemp(prefix="pm-")))
     try:
         yield client
     finally:
@@ -319,20 +319,19 @@ def oras_client(host: str, token: str | None = TOKEN) -> Any:
     return client
 
 
-# --- fixtures (import them into a test module to use them) --------------------------------
+# --- building blocks of fixtures ---------------------------------------------------------
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One moto S3 server for the session, with fake AWS credentials in the environment."""
+@contextlib.contextmanager
+def fake_aws_credentials() -> Iterator[None]:
+    """AWS variables for moto (which accepts any credentials), whatever the host has set."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in AWS_ENV.items():
             patch.setenv(name, value)
         patch.delenv("AWS_PROFILE", raising=False)
-        with moto_s3() as url:
-            yield url
+        yield
 
 
 @dataclass
@@ -348,10 +347,10 @@ class RunningRegistry:
         return f"http://{self.host}"
 
 
-@pytest.fixture
-def serve_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Factory: ``serve_registry(storage=None, tokens=(TOKEN,))`` -> RunningRegistry, served
-    until the test ends (filesystem storage under a temporary store by default)."""
+@contextlib.contextmanager
+def registry_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RunningRegistry]]:
+    """Yields ``serve(storage=None, tokens=(TOKEN,)) -> RunningRegistry``; every registry it
+    started (filesystem storage under a temporary store by default) stops at the end."""
     from condaops.config.settings import RegistrySettings, Settings
     from condaops.registry.app import create_registry_app
     from condaops.registry.storage import open_storage
