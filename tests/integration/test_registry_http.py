@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from condaops.registry.protocol import digest_of
-from condaops.registry.s3_storage import S3Storage
 from tests.support.registry_clients import (
     TOKEN,
     RunningRegistry,
@@ -384,6 +383,8 @@ def test_referrers(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize("redirect", [True, False], ids=["presigned-redirect", "streamed"])
 def test_s3_backend(serve_registry: ServeRegistry, moto_endpoint: str, tmp_path: Path, redirect: bool) -> None:
+    from condaops.registry.s3_storage import S3Storage  # boto3: imported once moto_s3 found it
+
     storage = S3Storage(bucket=new_bucket(moto_endpoint), endpoint=moto_endpoint, region="us-east-1",
                         redirect=redirect, scratch=tmp_path / "scratch")  # fmt: skip
     registry = serve_registry(storage=storage)

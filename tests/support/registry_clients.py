@@ -1,14 +1,18 @@
-"""Real registry clients and servers for tests, all on 127.0.0.1.
+"""Real registry clients and servers for tests and benchmarks, all on 127.0.0.1.
 
-* ``serve_asgi(app)`` — run an ASGI app (the registry) with uvicorn in a thread;
+* ``registry_servers(tmp_path_factory)`` — serve the registry app with uvicorn in threads
+  (``serve_asgi`` runs any ASGI app); ``registry_process(store)`` — the registry as its own
+  process, configured by ``CONDAOPS_*`` variables, with CPU and peak-memory readings;
 * ``docker_registry(folder)`` — Debian's ``docker-registry`` (distribution 2.8) as a process;
-* ``moto_s3()`` — an S3 API (moto's server mode) for the S3 storage backend;
+* ``moto_s3()`` + ``fake_aws_credentials()`` — an S3 API (moto's server mode);
 * ``write_oci_layout(folder)`` — a tiny image (one gzip layer, config, manifest) as an OCI
   layout that skopeo can copy from;
-* ``skopeo(...)``, ``podman(...)``, ``oras_client(...)`` — the clients, isolated from the
-  host's configuration (own storage, registries.conf, containers.conf).
+* ``skopeo(...)``, ``podman_client(folder)``, ``oras_client(host)`` — the clients, isolated
+  from the host's configuration (own storage, registries.conf, containers.conf; oras never
+  logs in, so ~/.docker is untouched).
 
 A missing tool skips the test with the package to install, or fails it when ``CI=true``.
+Fixtures are left to the test modules, which build them from these context managers.
 """
 
 from __future__ import annotations
@@ -183,6 +187,7 @@ def moto_s3(bucket: str = "registry") -> Iterator[str]:
     """An S3 API on 127.0.0.1 (moto's server mode) with ``bucket`` created; yields its URL.
 
     The caller sets AWS credentials in the environment (moto accepts any)."""
+    require_module("boto3", "boto3")
     require_module("moto", "moto[server]")
     from moto.server import ThreadedMotoServer
 

@@ -1,0 +1,158 @@
+"""The state DB through the one recorder, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from condaops.reconciler.model import BuildOutcome, DesiredEnv, EnvRef, Policy, SourceSnapshot
+from condaops.reconciler.plan import plan
+from condaops.reconciler.spec import Dependency, Spec
+from condaops.reconciler.state.db import make_engine, migrate
+from condaops.reconciler.state.queries import count_active_builds, get_build, list_environments, load_recorded
+from condaops.reconciler.state.recorder import Recorder
+
+PG_URL = os.environ.get("CONDAOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REF = EnvRef("team", "ml")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _postgres_engine() -> Iterator[Engine]:
+    """A fresh schema in the real PostgreSQL; skip (or fail on CI) when it is not there."""
+    try:
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any connection problem means "not available"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} on CI: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'state.db'}")
+        migrate(eng)
+        yield eng
+        eng.dispose()
+    else:
+        for eng in _postgres_engine():
+            migrate(eng)
+            migrate(eng)  # idempotent
+            yield eng
+
+
+def spec(version: str) -> Spec:
+    return Spec(channels=("conda-forge",), dependencies=(Dependency(f"python {version}.*"),))
+
+
+def desired(version: str) -> SourceSnapshot:
+    env = DesiredEnv(REF, spec(version), "src", "team/ml.yaml", f"rev-{version}")
+    return SourceSnapshot("src", f"rev-{version}", envs=(env,))
+
+
+def do_plan(recorder: Recorder, engine: Engine, version: str, clock: Clock):  # type: ignore[no-untyped-def]
+    return recorder.apply_plan(plan([desired(version)], load_recorded(engine), policy=Policy(), now=clock()))
+
+
+OK = BuildOutcome(True, "BuildSucceeded", prefix="team/x-ml", linked=True)
+
+
+def test_a_build_is_claimed_once_and_becomes_current(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    assert queued.job_id == f"build:team/ml:{spec('3.12').spec_hash}"
+    assert do_plan(rec, engine, "3.12", clock) == []  # planned again: already queued
+    ticket = rec.claim(queued.build_id, "w1")
+    assert ticket is not None and ticket.spec == spec("3.12") and ticket.source_path == "team/ml.yaml"
+    assert rec.claim(queued.build_id, "w2") is None  # never run twice
+    assert rec.may_link(queued.build_id)
+    rec.finish(queued.build_id, OK)
+    (env,) = list_environments(engine)
+    assert env.current and env.current.build_id == queued.build_id
+    assert env.current.source_revision == "rev-3.12"
+    assert load_recorded(engine)[REF].current_spec_hash == spec("3.12").spec_hash
+    assert do_plan(rec, engine, "3.12", clock) == []  # up to date
+
+
+def test_a_superseded_build_is_not_linked(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (first,) = do_plan(rec, engine, "3.12", clock)
+    assert rec.claim(first.build_id, "w1")
+    (second,) = do_plan(rec, engine, "3.13", clock)  # the spec changed while building
+    assert not rec.may_link(first.build_id)
+    rec.finish(first.build_id, BuildOutcome(True, "Superseded", prefix="team/a-ml"))
+    assert rec.may_link(second.build_id) is False  # not claimed yet
+    assert rec.claim(second.build_id, "w1")
+    assert rec.may_link(second.build_id)
+
+
+def test_a_newer_spec_cancels_the_queued_one(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (first,) = do_plan(rec, engine, "3.12", clock)
+    (second,) = do_plan(rec, engine, "3.13", clock)
+    assert get_build(engine, first.build_id).state == "canceled"  # type: ignore[union-attr]
+    assert get_build(engine, first.build_id).reason == "Superseded"  # type: ignore[union-attr]
+    assert rec.claim(first.build_id, "w1") is None
+    assert count_active_builds(engine) == 1
+
+
+def test_interrupted_builds_go_back_to_the_queue(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    assert rec.claim(queued.build_id, "w1")
+    assert rec.recover_interrupted() == [queued.build_id]
+    info = get_build(engine, queued.build_id)
+    assert (info.state, info.reason, info.started_at) == ("queued", "Interrupted", None)  # type: ignore[union-attr]
+    assert [q.build_id for q in rec.queued()] == [queued.build_id]
+    assert rec.claim(queued.build_id, "w2") is not None
+
+
+def test_failures_are_recorded_and_retried_after_backoff(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    rec.claim(queued.build_id, "w1")
+    rec.finish(queued.build_id, BuildOutcome(False, "ChannelUnreachable", "x.yaml: down", retryable=True))
+    p = plan([desired("3.12")], load_recorded(engine), policy=Policy(backoff=30), now=clock())
+    assert [(a.kind, a.reason) for a in p.actions] == [("wait", "RetryPending")]
+    clock.now += timedelta(seconds=31)
+    (retry,) = do_plan(rec, engine, "3.12", clock)
+    info = get_build(engine, retry.build_id)
+    assert (info.attempt, info.reason) == (2, "RetryScheduled")  # type: ignore[union-attr]
+
+
+def test_timestamps_are_utc_aware(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    info = get_build(engine, queued.build_id)
+    assert info.queued_at == clock.now and info.queued_at.tzinfo is not None  # type: ignore[union-attr]
