@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="show what a reconcile would change (0 none, 1 changes, 2 error)")
     pl.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    pl.add_argument("--git", metavar="URL_OR_PATH",
+                    help="review a change request of this repository instead (no server needed)")
+    pl.add_argument("--ref", help="with --git: the change (refs/pull/7/head, a branch, HEAD)")
+    pl.add_argument("--base", default="main", help="with --git: the target branch (default main)")
+    pl.add_argument("--path", default="", help="with --git: the sub-folder holding the environments")
 
     st = sub.add_parser("status", help="show the state of every environment")
     st.add_argument("--json", action="store_true")
@@ -132,9 +137,26 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.plan import render_plan
 
+    if args.git:
+        return _review(settings, args)
     p = _runtime(settings).reconciler.plan()
     print(render_plan(p, args.format))
     return EXIT_CHANGES if p.has_changes else EXIT_OK
+
+
+def _review(settings: Settings, args: argparse.Namespace) -> int:
+    """The PR check: solve both sides of a change request and print the package diff."""
+    from condaops.reconciler.changes import render_report
+    from condaops.reconciler.review import review_git
+
+    if not args.ref:
+        print("condaops: plan --git needs --ref (the change request to review)", file=sys.stderr)
+        return EXIT_ERROR
+    report = review_git(settings, git=args.git, ref=args.ref, base=args.base, path=args.path)
+    print(render_report(report, "json" if args.format == "json" else "markdown"))
+    if report.has_errors:
+        return EXIT_ERROR
+    return EXIT_CHANGES if report.has_changes else EXIT_OK
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+"""The PR check: ``condaops plan --git ... --ref ... --base ...`` on a real repository."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ALIAS
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git CLI not installed")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str | None], message: str) -> str:
+    for rel, content in files.items():
+        path = repo / rel
+        if content is None:
+            path.unlink()
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-qm", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def tool(constraint: str) -> str:
+    return f"channels: [testchan]\ndependencies: [{constraint}]\n"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "envs-repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {"envs/team/tool.yaml": tool("tool=1.0"), "envs/team/old.yaml": tool("tool=1.0")}, "base")
+    return repo
+
+
+def pull_request(repo: Path, number: int, files: dict[str, str | None]) -> str:
+    git(repo, "checkout", "-q", "-b", f"pr{number}", "main")
+    sha = commit(repo, files, f"pr {number}")
+    git(repo, "update-ref", f"refs/pull/{number}/head", sha)
+    git(repo, "checkout", "-q", "main")
+    return sha
+
+
+def test_pr_check_reports_the_package_diff(project, tool_channel, repo):
+    sha = pull_request(repo, 1, {"envs/team/tool.yaml": tool("tool=2.0"), "envs/team/old.yaml": None,
+                                 "envs/data/new.yaml": tool("tool")})
+    p = project({ALIAS + "testchan": tool_channel})
+    code, out, err = p.cli("plan", "--git", str(repo), "--ref", "refs/pull/1/head", "--base", "main",
+                           "--path", "envs", "--format", "json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["head_revision"] == sha
+    envs = {e["environment"]: e for e in data["environments"]}
+    assert {k: e["change"] for k, e in envs.items()} == {
+        "team/tool": "changed", "team/old": "removed", "data/new": "added"}
+    linux = envs["team/tool"]["packages"]["linux-64"]
+    assert linux["upgraded"] == [{"name": "tool", "manager": "conda", "old": "1.0", "new": "2.0",
+                                  "old_build": "0", "new_build": "0"}]
+    assert [c["name"] for c in envs["team/old"]["packages"]["linux-64"]["removed"]] == ["libtool-data", "tool"]
+    assert {c["name"] for c in envs["data/new"]["packages"]["linux-64"]["added"]} == {"libtool-data", "tool"}
+
+    code, md, _ = p.cli("plan", "--git", str(repo), "--ref", "refs/pull/1/head", "--path", "envs")
+    assert code == 1
+    assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in md
+
+
+def test_pr_check_exit_codes(project, tool_channel, repo):
+    pull_request(repo, 2, {"envs/team/README.md": "docs only\n"})
+    pull_request(repo, 3, {"envs/team/tool.yaml": "dependencies: [tool\n"})
+    pull_request(repo, 4, {"envs/team/tool.yaml": tool("tool >=9")})
+    p = project({ALIAS + "testchan": tool_channel})
+    review = ["plan", "--git", str(repo), "--base", "main", "--path", "envs", "--ref"]
+    code, out, _ = p.cli(*review, "refs/pull/2/head")
+    assert code == 0 and "No environment changes." in out
+    code, out, _ = p.cli(*review, "refs/pull/3/head")
+    assert code == 2 and "SpecYamlInvalid" in out and "team/tool.yaml" in out
+    code, out, _ = p.cli(*review, "refs/pull/4/head")
+    assert code == 2 and "cannot be built" in out and "tool >=9" in out
+    code, _, err = p.cli(*review, "refs/pull/99/head")
+    assert code == 2 and "refs/pull/99/head" in err
