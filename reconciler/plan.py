@@ -279,7 +279,9 @@ def plan_to_data(p: Plan) -> dict[str, object]:
             }
             for a in p.actions
         ],
-        "rejected_files": [{"path": f"{r.source}:{r.path}", "reason": r.reason, "message": r.message} for r in p.unnamed_rejections],
+        "rejected_files": [
+            {"path": f"{r.source}:{r.path}", "reason": r.reason, "message": r.message} for r in p.unnamed_rejections
+        ],
     }
 
 

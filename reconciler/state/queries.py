@@ -107,13 +107,13 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
                 latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished)
         rows = s.execute(
             select(Environment.id, Namespace.name, Environment.name, Environment.source,
-                   cur_spec.sha256, Environment.retired_at, Environment.pinned_spec_hash, cur.prefix)
+                   cur_spec.sha256, Environment.retired_at, Environment.pinned_spec_hash)
             .join(Namespace)
             .outerjoin(cur, Environment.current_build_id == cur.id)
             .outerjoin(cur_spec, cur.specification_id == cur_spec.id)
         )
         out: dict[EnvRef, RecordedEnv] = {}
-        for env_id, ns, name, source, cur_hash, retired_at, pinned, prefix in rows:
+        for env_id, ns, name, source, cur_hash, retired_at, pinned in rows:
             ref = EnvRef(ns, name)
             out[ref] = RecordedEnv(
                 ref=ref,
