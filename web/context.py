@@ -7,9 +7,10 @@ Caches, and why they are safe:
 
 * the list of environments with their derived state is reloaded at most every
   ``cache_seconds`` (the overview, namespace pages, lists and search share it; a page may
-  be that many seconds behind, the build page's live log is not);
-* the locked packages of a build never change (builds are immutable), so they are kept
-  per build id in a small LRU.
+  be that many seconds behind, the build page's live log is not); pages and API lists made
+  only from it are kept as long (``memo``);
+* what belongs to one build never changes (builds are immutable): its locked packages and
+  their rendered tables are kept per build id, specifications per hash, in small LRUs.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Talking to a Git remote with dulwich: credentials, listing refs, fetching, failures.
 
-No git binary is used. Transports: ``https://``/``http://`` (urllib3), ``git://``,
-``ssh://`` and scp-like ``user@host:path`` (dulwich's SSH vendor, which runs the ``ssh``
-client), and local paths.
+No git binary is used. Transports: ``https://``/``http://`` (urllib3, ``NETWORK_TIMEOUT``
+per request), ``git://`` (no timeout in dulwich: a server that stalls mid-answer blocks
+the read), ``ssh://`` and scp-like ``user@host:path`` (the ``ssh`` client in batch mode,
+with connect and keep-alive timeouts; host keys checked strictly against
+``ssh_known_hosts`` when set), and local paths (objects borrowed, not copied: ``_borrow``).
 
 Credentials for http(s) come from the source settings — ``username`` plus a password or
 access token read from ``password_env`` or ``password_file`` at every connection, so
@@ -40,7 +42,7 @@ from dulwich.client import (
     default_urllib3_manager,
     get_transport_and_path,
 )
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import GitProtocolError, NotGitRepository
 from dulwich.repo import Repo
 
 from condaops.config.settings import SourceSettings

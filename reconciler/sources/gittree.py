@@ -28,7 +28,6 @@ from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnaps
 from condaops.reconciler.sources.gitmirror import blob_size
 from condaops.reconciler.sources.gitrules import (
     UNSUPPORTED_TREE_ENTRY,
-    Candidate,
     Judgement,
     Unsupported,
     is_tree,

@@ -80,7 +80,6 @@ class ArtifactInfo:
     location: str
     size: int | None
     sha256: str | None
-    created_at: datetime
 
 
 def _latest_ids(s: Session) -> dict[int, int]:
@@ -183,7 +182,7 @@ _BUILDS_BY_ID = (
     .where(Build.id.in_(bindparam("ids", expanding=True)))
 )
 _ARTIFACTS_BY_BUILD = (
-    select(Artifact.build_id, Artifact.kind, Artifact.location, Artifact.size, Artifact.sha256, Artifact.created_at)
+    select(Artifact.build_id, Artifact.kind, Artifact.location, Artifact.size, Artifact.sha256)
     .where(Artifact.build_id.in_(bindparam("ids", expanding=True)))
     .order_by(Artifact.build_id, Artifact.id)
 )

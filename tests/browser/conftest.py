@@ -46,9 +46,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Chromium browser (Playwright ``Browser``)."""
+    """A headless Chromium browser (Playwright ``Browser``).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread, and
+    tests elsewhere start their own loops (``anyio.run``) once it is gone."""
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():
         _unavailable("Chromium not found (Debian: apt-get install -y chromium)")

@@ -254,3 +254,36 @@ def test_a_huge_log_is_shown_by_its_tail(state: State) -> None:
     assert "line 0199999 &lt;tag&gt;" in html and "line 0000000" not in html
     assert len(html) < 200_000 and "Showing the last 64.0 KiB" in html
     assert whole.status_code == 200 and len(whole.content) == path.stat().st_size
+
+
+def test_other_routers_are_mounted(state: State) -> None:
+    from litestar import Router, get
+
+    @get("/v2/", sync_to_thread=False)
+    def base() -> dict[str, str]:
+        return {}
+
+    with state.client(routers=[Router("/", route_handlers=[base])]) as client:
+        assert client.get("/v2/").json() == {}
+        missing = client.get("/v2/nothing/here")
+        assert missing.status_code == 404 and missing.json()["status_code"] == 404  # JSON, not a page
+
+
+def test_package_index_rows_are_replaced_not_duplicated(state: State) -> None:
+    from sqlalchemy.orm import Session
+
+    from condaops.reconciler.build.pip import PipLock
+    from condaops.reconciler.state.packages import LockedPackage, indexed_packages, record_build_packages
+
+    build_id = state.build(EnvRef("team", "indexed"))
+    first = [LockedPackage("linux-64", "zlib", "1.3", "h0", 0, "https://conda.anaconda.org/conda-forge",
+                           "linux-64", 100, "https://conda.anaconda.org/conda-forge/linux-64/zlib-1.3-h0.conda")]
+    with Session(state.engine) as s, s.begin():
+        assert record_build_packages(s, build_id, first) == 1
+    with Session(state.engine) as s, s.begin():
+        pip = {"linux-64": [PipLock("Requests", "2.32.3", "https://user:pw@pypi.example/r.whl", "ab" * 32)]}
+        assert record_build_packages(s, build_id, {"linux-64": []}, pip) == 1
+
+    (only,) = indexed_packages(state.engine, build_id) or []
+    assert (only.name, only.manager, only.url) == ("requests", "pypi", "https://pypi.example/r.whl")
+    assert indexed_packages(state.engine, build_id + 1000) is None
