@@ -683,7 +683,59 @@ def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
         problems.append(("mirror_dir", "applies only to Git sources"))
     if source.password_env is not None and source.password_file is not None:
         problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
+    return problems + _status_keys(source)
+
+
+STATUS_APIS = ("github", "gitlab", "gitea")
+_STATUS_ONLY = ("status_url", "status_repo", "status_token_env", "status_token_file", "status_target_url")
+_REPO_PART = r"[A-Za-z0-9_.-]+"
+
+
+def _status_keys(source: SourceSettings) -> list[tuple[str, str]]:
+    """Commit statuses need a Git source, a server, a repository and exactly one token."""
+    if source.status_api is None:
+        return [(key, "applies only with 'status_api'") for key in _STATUS_ONLY if getattr(source, key) is not None]
+    if source.git is None:
+        return [("status_api", "applies only to Git sources (statuses are posted for commits)")]
+    problems = []
+    if source.status_url is None and source.status_api != "github":
+        problems.append(("status_url", f"is required when status_api is '{source.status_api}'; "
+                                       "set the server's URL, such as https://git.example.org"))  # fmt: skip
+    if source.status_repo is None:
+        problems.append(("status_repo", "is required when 'status_api' is set; set the repository, such as owner/name"))
+    elif problem := _status_repo_problem(source.status_api, source.status_repo):
+        problems.append(("status_repo", problem))
+    if source.status_token_env is not None and source.status_token_file is not None:
+        problems.append(("status_token_file", "set only one of 'status_token_env' and 'status_token_file'"))
+    elif source.status_token_env is None and source.status_token_file is None:
+        problems.append(("status_api", "needs a token; set 'status_token_env' or 'status_token_file'"))
     return problems
+
+
+def _status_repo_problem(api: str, repo: str) -> str | None:
+    if re.fullmatch(f"{_REPO_PART}/{_REPO_PART}", repo):
+        return None
+    if api != "gitlab":
+        return f"'{repo}' is not owner/name, such as conda/environments"
+    if re.fullmatch(rf"\d+|{_REPO_PART}(?:/{_REPO_PART})+", repo):
+        return None
+    return f"'{repo}' is not a project id such as 42 or a path such as group/subgroup/project"
+
+
+def _status_api_problem(name: str) -> str | None:
+    if name in STATUS_APIS:
+        return None
+    return f"unknown status API '{name}'; use one of {', '.join(STATUS_APIS)}"
+
+
+def _http_url_problem(url: str) -> str | None:
+    if _is_url(url, ("http", "https")):
+        return None
+    return f"'{url}' must be an http:// or https:// URL"
+
+
+def _not_blank(text: str) -> str | None:
+    return None if text.strip() else "must not be empty"
 
 
 def _variable_name_problem(name: str) -> str | None:
@@ -775,6 +827,18 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].ssh_key_file": KeyRule("Only with an ssh `git` URL."),
     "sources[].ssh_known_hosts": KeyRule("Only with an ssh `git` URL; host keys are checked strictly."),
     "sources[].mirror_dir": KeyRule("Only with `git`; relative paths resolve like `store`."),
+    "sources[].status_api": KeyRule(
+        "Only with `git`; needs `status_repo` and one of `status_token_env` and `status_token_file`.",
+        check=_status_api_problem,
+    ),
+    "sources[].status_url": KeyRule("An http(s) URL; required for `gitlab` and `gitea`.", check=_http_url_problem),
+    "sources[].status_repo": KeyRule("Required with `status_api`."),
+    "sources[].status_token_env": KeyRule(
+        "Not with `status_token_file`. The value is never logged.", check=_variable_name_problem
+    ),
+    "sources[].status_token_file": KeyRule("Trailing newlines are ignored. The value is never logged."),
+    "sources[].status_context": KeyRule("Not empty.", check=_not_blank),
+    "sources[].status_target_url": KeyRule("An http(s) URL.", check=_http_url_problem),
     "channels.default": KeyRule("At least one channel.", check=_not_empty),
     "channels.mirrors": KeyRule(
         "A single mirror may be a string. Mirrors must be http(s) URLs; trailing slashes are removed.",

@@ -54,6 +54,35 @@ class SourceSettings:
     mirror_dir: Path | None = field(
         default=None, metadata=_doc("Git: folder holding the bare mirror `<name>.git`; default `<store>/.cache/git`.")
     )
+    status_api: str | None = field(
+        default=None,
+        metadata=_doc("Commit statuses: `github`, `gitlab` or `gitea` to post each build's state for its commit; "
+                      "unset = off."),
+    )
+    status_url: str | None = field(
+        default=None,
+        metadata=_doc("Commit statuses: the API's base URL; default `https://api.github.com` for `github` "
+                      "(GitHub Enterprise: `https://<host>/api/v3`); the server's URL for `gitlab` and `gitea`."),
+    )
+    status_repo: str | None = field(
+        default=None,
+        metadata=_doc("Commit statuses: the repository as `owner/name`; for `gitlab` a project id or "
+                      "`group/project` path."),
+    )
+    status_token_env: str | None = field(
+        default=None, metadata=_doc("Commit statuses: environment variable holding the API token.")
+    )
+    status_token_file: Path | None = field(
+        default=None, metadata=_doc("Commit statuses: file holding the API token (read at each post).")
+    )
+    status_context: str = field(
+        default="condaops",
+        metadata=_doc("Commit statuses: context prefix; each environment reports as `<context>/<ns>/<name>`."),
+    )
+    status_target_url: str | None = field(
+        default=None,
+        metadata=_doc("Commit statuses: base URL of the status site; each status links to `<url>/builds/<id>`."),
+    )
 
 
 @dataclass(frozen=True)

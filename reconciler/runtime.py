@@ -18,6 +18,7 @@ from anyio import to_thread
 
 from condaops.config import Settings
 from condaops.reconciler.model import BuildOutcome
+from condaops.reconciler.notify import StatusNotifier
 from condaops.reconciler.plan import BUILD
 from condaops.reconciler.schedule import BuildScheduler
 from condaops.reconciler.service import Reconciler
@@ -58,6 +59,8 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self.worker.listeners.append(self._on_build_event)
+        self.notifier = StatusNotifier(settings, self.engine)  # commit statuses (Git sources that ask)
+        self.worker.listeners.append(self.notifier.on_build_event)
 
     # --- wake-ups from other threads ----------------------------------------------
 
@@ -96,6 +99,7 @@ class Runtime:
                 if nxt is None:
                     break
                 await self._sleep_until(nxt)
+        await to_thread.run_sync(self.notifier.drain, 30.0)  # --once exits next: send the last statuses
         return await to_thread.run_sync(self.summary)
 
     def _next_step(self) -> datetime | None:
@@ -153,6 +157,7 @@ class Runtime:
                 if server is not None:
                     server.should_exit = True
                 tg.cancel_scope.cancel()
+        await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
 
     async def _pass_loop(self, sched: BuildScheduler, stop: anyio.Event) -> None:
         interval = min((s.interval for s in self.settings.sources), default=60.0)

@@ -195,8 +195,9 @@ def _compose(text: str, file: str) -> Node | None:
 # both read a document alike (checked on real environment files and fuzzed variants of
 # them by benchmarks/check_yaml_fast_path.py): ASCII text without tabs, carriage
 # returns, document markers, flow mappings, explicit keys, tags, anchors, aliases or
-# block scalars, and shallow nesting. Otherwise, and whenever libyaml reports a problem, PyYAML composes
-# the text again, so accepted files, rejections, messages and line numbers are its own.
+# block scalars, and shallow nesting. Otherwise, and whenever libyaml reports a
+# problem, PyYAML composes the text again, so accepted files, rejections, messages and
+# line numbers are its own.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 _SLOW = object()  # "compose with PyYAML"
 # Where the two differ: tabs, carriage returns, '?' and '{' anywhere; document markers;

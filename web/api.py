@@ -24,7 +24,6 @@ from condaops.web.service import build_diff, env_detail, search_packages, shown_
 from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
 
 
-
 def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> Any:
     return cls(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset(offset, limit, total),
                **extra)  # fmt: skip

@@ -16,9 +16,9 @@ from condaops.reconciler.model import ACTIVE_STATES
 from condaops.reconciler.state.queries import build_artifacts, get_build
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
-from condaops.web.params import BuildId, Name
 from condaops.web.logs import follow_log, read_tail
 from condaops.web.pages import page
+from condaops.web.params import BuildId, Name
 from condaops.web.views import build_duration
 
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8" to text types

@@ -26,7 +26,9 @@ def open_page(chromium: Any, viewport: dict[str, int]) -> tuple[Any, list[str]]:
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    # The page closes the live log's stream itself when the build ends: that one may count as aborted.
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}")
+            if "/log/events" not in r.url else None)  # fmt: skip
     page.on("request", lambda r: problems.append(f"external request: {r.url}")
             if not r.url.startswith(("http://127.0.0.1", "data:")) else None)  # fmt: skip
     return page, problems
