@@ -19,6 +19,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from condaops.config import Settings
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
@@ -69,7 +75,8 @@ class Stopwatch:
         self.seconds += time.perf_counter() - self._start
 
 
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """(seconds, result) of calling ``fn``."""
     start = time.perf_counter()
     result = fn()
     return time.perf_counter() - start, result
@@ -89,11 +96,12 @@ def fmt_s(seconds: float) -> str:
 
 
 def fmt_bytes(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -102,7 +110,7 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([title, line(cells[0]), rule, *(line(r) for r in cells[1:])])
@@ -162,7 +170,7 @@ def write_config(folder: Path, *, mirrors: dict[str, list[str]] | None = None,
     return path
 
 
-def load(config: Path):  # type: ignore[no-untyped-def]
+def load(config: Path) -> Settings:
     """Settings from ``config`` alone (no ``CONDAOPS_*`` variables of the caller)."""
     from condaops.config import load_settings
 

@@ -33,10 +33,17 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import _common as c
 
+if TYPE_CHECKING:
+    from rattler.networking import Client
+
+    from condaops.config import Settings
+
 STEPS = ("solve", "pip-lock", "lock", "install", "pip-install", "verify", "link")
+Rows = list[dict[str, float]]  # one dict of timings per build
 
 
 # --- condaops ---------------------------------------------------------------------------
@@ -62,7 +69,7 @@ def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | Non
         build = get_build(rt.engine, envs[0].current.build_id) if envs and envs[0].current else None
     finally:
         rt.engine.dispose()
-    if not summary.ok or build is None:  # type: ignore[union-attr]
+    if not summary.ok or build is None:
         sys.exit(f"condaops build failed: {summary}; see {folder}")
     steps = {name: float(build.timings.get(name, 0.0)) for name in STEPS}
     return {"total": t_run, "runtime_init": t_runtime, **steps,
@@ -72,7 +79,7 @@ def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | Non
 # --- raw py-rattler ---------------------------------------------------------------------
 
 
-def raw_client(mirrors: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+def raw_client(mirrors: dict[str, list[str]]) -> Client:
     from rattler.networking import Client, MirrorMiddleware
 
     return Client([MirrorMiddleware({k.rstrip("/") + "/": [u.rstrip("/") + "/" for u in v]
@@ -170,7 +177,7 @@ def fresh_process(folder: Path, mirrors: dict[str, list[str]], rounds: int) -> d
             **{f"step_{k}": c.median([x[k] for x in steps]) for k in STEPS}}
 
 
-def recorded_steps(settings) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def recorded_steps(settings: Settings) -> dict[str, float]:
     """Step timings of the one build in a store, from the state DB."""
     from condaops.reconciler.state.db import make_engine
     from condaops.reconciler.state.queries import get_build, list_environments
@@ -178,8 +185,9 @@ def recorded_steps(settings) -> dict[str, float]:  # type: ignore[no-untyped-def
     engine = make_engine(settings.database_url)
     try:
         env = list_environments(engine)[0]
-        build = get_build(engine, env.current.build_id)  # type: ignore[union-attr]
-        return {name: float(build.timings.get(name, 0.0)) for name in STEPS}  # type: ignore[union-attr]
+        build = get_build(engine, env.current.build_id) if env.current else None
+        assert build is not None, "the fresh-process build left no current build"
+        return {name: float(build.timings.get(name, 0.0)) for name in STEPS}
     finally:
         engine.dispose()
 
@@ -195,7 +203,7 @@ def settle_disk() -> None:
 
 
 def run_rounds(tmp: Path, mirrors: dict[str, list[str]], rounds: int, warm: Path | None
-               ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+               ) -> tuple[Rows, Rows]:
     ours, raws = [], []
     label = "warm" if warm else "cold"
     for i in range(rounds):
@@ -231,7 +239,7 @@ def main() -> int:
     return 0
 
 
-def report(rounds: int, cold, hot, fresh) -> None:  # type: ignore[no-untyped-def]
+def report(rounds: int, cold: tuple[Rows, Rows], hot: tuple[Rows, Rows], fresh: dict[str, float] | None) -> None:
     def med(rows: list[dict[str, float]], key: str) -> float:
         return c.median([r[key] for r in rows])
 

@@ -27,10 +27,18 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import _common as c
+
+if TYPE_CHECKING:
+    from condaops.reconciler.model import EnvRef, RecordedEnv
+    from condaops.reconciler.plan import Plan
+    from condaops.reconciler.service import Reconciler
 
 PACKAGES = (
     "numpy", "pandas", "scipy", "matplotlib-base", "scikit-learn", "requests", "flask",
@@ -109,7 +117,23 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def breakdown(rec) -> dict[str, float]:  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Timing:
+    """End-to-end ``Reconciler.plan()`` (median, min) and the median of each part."""
+
+    total: float
+    min: float
+    read: float
+    load_recorded: float
+    observe: float
+    plan: float
+
+    def parts(self) -> dict[str, float]:
+        return {"read": self.read, "load_recorded": self.load_recorded, "observe": self.observe,
+                "plan": self.plan}
+
+
+def breakdown(rec: Reconciler) -> dict[str, float]:
     """The parts of ``Reconciler.plan()`` timed one by one (same calls, same order)."""
     from condaops.reconciler.plan import plan
     from condaops.reconciler.service import policy_of
@@ -122,7 +146,7 @@ def breakdown(rec) -> dict[str, float]:  # type: ignore[no-untyped-def]
     return {"read": t_read, "load_recorded": t_load, "observe": t_observe, "plan": t_plan}
 
 
-def observe_prefixes(rec, recorded) -> int:  # type: ignore[no-untyped-def]
+def observe_prefixes(rec: Reconciler, recorded: dict[EnvRef, RecordedEnv]) -> int:
     """What ``Reconciler.observed()`` adds to ``load_recorded``: the linked prefixes, looked
     up in the state DB, checked on disk. (The same calls, so that part can be timed alone.)"""
     from condaops.reconciler.state.queries import current_prefixes
@@ -134,17 +158,24 @@ def observe_prefixes(rec, recorded) -> int:  # type: ignore[no-untyped-def]
     return missing
 
 
-def measure(rec, repeats: int = REPEATS) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Median end-to-end ``Reconciler.plan()`` and the median of each part."""
+def summarize(totals: list[float], parts: list[dict[str, float]]) -> Timing:
+    return Timing(c.median(totals), min(totals), **{k: c.median([p[k] for p in parts]) for k in parts[0]})
+
+
+def measure(rec: Reconciler, repeats: int = REPEATS) -> tuple[Timing, Plan]:
+    """``repeats`` warm runs of ``rec.plan()``, each followed by its parts; and the last plan."""
     totals, parts = [], []
-    result = None
     for _ in range(repeats):
         t, result = c.timed(rec.plan)
         totals.append(t)
         parts.append(breakdown(rec))
-    keys = parts[0].keys()
-    return {"total": c.median(totals), "min": min(totals), "plan_result": result,
-            **{k: c.median([p[k] for p in parts]) for k in keys}}
+    return summarize(totals, parts), result
+
+
+def measure_cold(fresh: Callable[[], Reconciler], runs: int = COLD_RUNS) -> Timing:
+    """Each run with a new reader, so every file is read and parsed again; parts once."""
+    totals = [c.timed(fresh().plan)[0] for _ in range(runs)]
+    return summarize(totals, [breakdown(fresh())])
 
 
 def settle(paths_written_at: float, window: float = 2.0) -> None:
@@ -154,7 +185,7 @@ def settle(paths_written_at: float, window: float = 2.0) -> None:
         time.sleep(wait)
 
 
-def record_builds(rec, p) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def record_builds(rec: Reconciler, p: Plan) -> dict[str, float]:
     """Record a completed, linked build of every planned environment, as a worker would.
 
     ``apply_plan`` queues them all in one transaction, then each is claimed, given an
@@ -164,6 +195,7 @@ def record_builds(rec, p) -> dict[str, float]:  # type: ignore[no-untyped-def]
     from condaops.reconciler.model import ArtifactRecord, BuildOutcome
 
     layout, recorder = rec.layout, rec.recorder
+    started = time.perf_counter()
     t_apply, queued = c.timed(lambda: recorder.apply_plan(p))
     claim, finish = c.Stopwatch(), c.Stopwatch()
     for qb in queued:
@@ -182,7 +214,7 @@ def record_builds(rec, p) -> dict[str, float]:  # type: ignore[no-untyped-def]
             recorder.finish(qb.build_id, outcome)
     n = max(len(queued), 1)
     return {"builds": len(queued), "apply_plan": t_apply, "claim_each": claim.seconds / n,
-            "finish_each": finish.seconds / n}
+            "finish_each": finish.seconds / n, "total": time.perf_counter() - started}
 
 
 def cli_plan(config: Path) -> tuple[float, int]:
@@ -201,94 +233,107 @@ def cli_plan(config: Path) -> tuple[float, int]:
 # --- main -------------------------------------------------------------------------------
 
 
+@dataclass
+class Results:
+    count: int = 0
+    namespaces: int = 0
+    inputs: dict[str, int] = field(default_factory=dict)
+    cold: Timing | None = None
+    warm_empty: Timing | None = None
+    warm_recorded: Timing | None = None
+    up_to_date: int = 0
+    fill: dict[str, float] = field(default_factory=dict)
+    passes: list[float] = field(default_factory=list)
+    noop_apply: float = 0.0
+    repair: float = 0.0
+    cli: list[tuple[float, int]] = field(default_factory=list)
+
+
+def run(tmp: Path, envs: int, namespaces: int, cli: bool) -> Results:
+    from condaops.reconciler.plan import BUILD, NOOP, UP_TO_DATE
+    from condaops.reconciler.service import Reconciler
+    from condaops.reconciler.state.db import make_engine, migrate
+
+    r = Results(namespaces=namespaces)
+    t_write, r.count = c.timed(lambda: write_tree(tmp / "envs", envs, namespaces, r.inputs))
+    written_at = time.time()
+    print(f"inputs: {', '.join(f'{n} {k}' for k, n in r.inputs.items())} in {namespaces} namespaces "
+          f"(written in {c.fmt_s(t_write)})", flush=True)
+    settings = c.load(c.write_config(tmp))
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    r.cold = measure_cold(lambda: Reconciler(settings, engine, clock=utcnow))
+    rec = Reconciler(settings, engine, clock=utcnow)
+    settle(written_at)
+    rec.plan()  # fills this reader's SpecCache now that the files are settled
+    r.warm_empty, planned = measure(rec)
+    builds = len(planned.by_kind(BUILD))
+    assert builds == r.count, f"expected {r.count} builds, planned {builds}"
+    del planned
+    r.fill = record_builds(rec, rec.plan())
+    gc.collect()  # plans and sessions of the fill are garbage, as after any pass
+    r.warm_recorded, result = measure(rec)
+    r.up_to_date = sum(1 for a in result.actions if a.kind == NOOP and a.reason == UP_TO_DATE)
+    if r.up_to_date != r.count or len(result.actions) != r.count:
+        print(f"warning: {r.up_to_date} of {len(result.actions)} actions are UpToDate", file=sys.stderr)
+    r.passes = [c.timed(rec.reconcile_once)[0] for _ in range(3)]
+    r.noop_apply = c.median([c.timed(lambda: rec.recorder.apply_plan(result))[0] for _ in range(3)])
+    r.repair = c.median([c.timed(rec.repair_links)[0] for _ in range(3)])
+    r.cli = [cli_plan(tmp / "condaops.yaml") for _ in range(2 if cli else 0)]
+    engine.dispose()
+    return r
+
+
+def report(r: Results) -> None:
+    assert r.cold and r.warm_empty and r.warm_recorded
+    cases = ((f"cold (fresh reader, empty DB; {COLD_RUNS} runs)", r.cold), ("warm, nothing recorded", r.warm_empty),
+             (f"warm, {r.count} recorded, all UpToDate", r.warm_recorded))
+    rows = [(name, *(c.fmt_s(v) for v in (m.total, m.min, m.read, m.load_recorded, m.observe, m.plan)))
+            for name, m in cases]
+    print()
+    print(c.table(f"Reconciler.plan() over {r.count} files / {r.namespaces} namespaces "
+                  f"(median of {REPEATS} unless noted; parts timed separately)",
+                  ("case", "median", "min", "read", "load_recorded", "observe", "plan()"), rows))
+    print(f"\nwarm recorded plan: {r.up_to_date}/{r.count} actions are noop UpToDate\n")
+    extra = [
+        (f"record {r.count} builds: apply_plan (one transaction)", c.fmt_s(r.fill["apply_plan"])),
+        ("record: claim, per build", c.fmt_s(r.fill["claim_each"])),
+        ("record: finish, per build", c.fmt_s(r.fill["finish_each"])),
+        ("record: total, incl. prefix folders and links", c.fmt_s(r.fill["total"])),
+        ("reconcile_once, nothing to do (median of 3)", c.fmt_s(c.median(r.passes))),
+        (f"  of which Recorder.apply_plan of {r.count} noop actions", c.fmt_s(r.noop_apply)),
+        ("  of which repair_links (readlink + resolve per env)", c.fmt_s(r.repair)),
+    ]
+    if r.cli:
+        extra.append(("condaops plan, fresh process (median of 2)",
+                      f"{c.fmt_s(c.median([t for t, _ in r.cli]))} (exit {r.cli[0][1]})"))
+    print(c.table("Around the plan", ("what", "time"), extra))
+    c.print_summary("bench_plan", {
+        "envs": r.count, "namespaces": r.namespaces, "inputs": r.inputs,
+        "cold_s": round(r.cold.total, 3), "warm_empty_s": round(r.warm_empty.total, 3),
+        "warm_recorded_s": round(r.warm_recorded.total, 3),
+        "warm_recorded_parts_s": {k: round(v, 3) for k, v in r.warm_recorded.parts().items()},
+        "all_up_to_date": r.up_to_date == r.count,
+        "record_apply_plan_s": round(r.fill["apply_plan"], 3),
+        "record_claim_finish_ms": round((r.fill["claim_each"] + r.fill["finish_each"]) * 1000, 2),
+        "reconcile_once_noop_s": round(c.median(r.passes), 3),
+        "reconcile_once_parts_s": {"apply_plan": round(r.noop_apply, 3), "repair_links": round(r.repair, 3)},
+        "cli_plan_s": round(c.median([t for t, _ in r.cli]), 3) if r.cli else None,
+    })
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--envs", type=int, default=10_000)
     ap.add_argument("--namespaces", type=int, default=100)
     ap.add_argument("--no-cli", action="store_true", help="skip the fresh-process `condaops plan`")
     args = ap.parse_args()
-
-    from condaops.reconciler.plan import BUILD, NOOP, UP_TO_DATE
-    from condaops.reconciler.service import Reconciler
-    from condaops.reconciler.state.db import make_engine, migrate
-
     c.print_header("bench_plan")
     with c.workdir("bench-plan") as tmp:
-        inputs: dict[str, int] = {}
-        t_write, count = c.timed(lambda: write_tree(tmp / "envs", args.envs, args.namespaces, inputs))
-        written_at = time.time()
-        settings = c.load(c.write_config(tmp))
-        engine = make_engine(settings.database_url)
-        migrate(engine)
-
-        def fresh() -> Reconciler:
-            return Reconciler(settings, engine, clock=utcnow)
-
-        print(f"inputs: {', '.join(f'{n} {k}' for k, n in inputs.items())} in {args.namespaces} namespaces "
-              f"(written in {c.fmt_s(t_write)})", flush=True)
-        cold = measure_cold(fresh, COLD_RUNS)
-        rec = fresh()
-        settle(written_at)
-        rec.plan()  # fills this reader's SpecCache now that the files are settled
-        warm_empty = measure(rec)
-        builds = len(warm_empty.pop("plan_result").by_kind(BUILD))  # type: ignore[union-attr]
-        assert builds == count, f"expected {count} builds, planned {builds}"
-        t_fill, fill = c.timed(lambda: record_builds(rec, rec.plan()))
-        gc.collect()  # plans and sessions of the fill are garbage, as after any pass
-        warm_rec = measure(rec)
-        result = warm_rec["plan_result"]
-        reasons = {(a.kind, a.reason) for a in result.actions}  # type: ignore[union-attr]
-        up_to_date = sum(1 for a in result.actions if a.kind == NOOP and a.reason == UP_TO_DATE)  # type: ignore[union-attr]
-        if reasons != {(NOOP, UP_TO_DATE)} or up_to_date != count:
-            print(f"warning: expected {count} UpToDate, got {sorted(reasons)}", file=sys.stderr)
-        passes = [c.timed(rec.reconcile_once)[0] for _ in range(3)]
-        t_noop_apply = c.median([c.timed(lambda: rec.recorder.apply_plan(result))[0] for _ in range(3)])
-        t_repair = c.median([c.timed(rec.repair_links)[0] for _ in range(3)])
-        cli = [cli_plan(tmp / "condaops.yaml") for _ in range(0 if args.no_cli else 2)]
-
-    rows = [(name, c.fmt_s(m["total"]), c.fmt_s(m["min"]), c.fmt_s(m["read"]),  # type: ignore[arg-type]
-             c.fmt_s(m["load_recorded"]), c.fmt_s(m["observe"]), c.fmt_s(m["plan"]))  # type: ignore[arg-type]
-            for name, m in ((f"cold (fresh reader, empty DB; {COLD_RUNS} runs)", cold),
-                            ("warm, nothing recorded", warm_empty),
-                            (f"warm, {count} recorded, all UpToDate", warm_rec))]
-    print()
-    print(c.table(f"Reconciler.plan() over {count} files / {args.namespaces} namespaces "
-                  f"(median of {REPEATS} unless noted; parts timed separately)",
-                  ("case", "median", "min", "read", "load_recorded", "observe", "plan()"), rows))
-    print(f"\nwarm recorded plan: {up_to_date}/{count} actions are noop UpToDate")
-    print()
-    extra = [
-        (f"record {count} builds: apply_plan (one transaction)", c.fmt_s(fill["apply_plan"])),
-        ("record: claim, per build", c.fmt_s(fill["claim_each"])),
-        ("record: finish, per build", c.fmt_s(fill["finish_each"])),
-        ("record: total, incl. prefix folders and links", c.fmt_s(t_fill)),
-        ("reconcile_once, nothing to do (median of 3)", c.fmt_s(c.median(passes))),
-        (f"  of which Recorder.apply_plan of {count} noop actions", c.fmt_s(t_noop_apply)),
-        ("  of which repair_links (readlink + resolve per env)", c.fmt_s(t_repair)),
-    ]
-    extra += [("condaops plan, fresh process (median of 2)",
-               c.fmt_s(c.median([t for t, _ in cli])) + f" (exit {cli[0][1]})")] if cli else []
-    print(c.table("Around the plan", ("what", "time"), extra))
-    c.print_summary("bench_plan", {
-        "envs": count, "namespaces": args.namespaces, "inputs": inputs,
-        "cold_s": round(cold["total"], 3), "warm_empty_s": round(warm_empty["total"], 3),  # type: ignore[arg-type]
-        "warm_recorded_s": round(warm_rec["total"], 3),  # type: ignore[arg-type]
-        "warm_recorded_parts_s": {k: round(warm_rec[k], 3) for k in  # type: ignore[arg-type]
-                                  ("read", "load_recorded", "observe", "plan")},
-        "all_up_to_date": up_to_date == count,
-        "record_apply_plan_s": round(fill["apply_plan"], 3),
-        "record_claim_finish_ms": round((fill["claim_each"] + fill["finish_each"]) * 1000, 2),
-        "reconcile_once_noop_s": round(c.median(passes), 3),
-        "reconcile_once_parts_s": {"apply_plan": round(t_noop_apply, 3), "repair_links": round(t_repair, 3)},
-        "cli_plan_s": round(c.median([t for t, _ in cli]), 3) if cli else None,
-    })
+        results = run(tmp, args.envs, args.namespaces, cli=not args.no_cli)
+    report(results)
     return 0
 
-
-def measure_cold(fresh, runs: int = 2) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Each run with a new reader, so every file is read and parsed again; parts once."""
-    totals = [c.timed(fresh().plan)[0] for _ in range(runs)]
-    return {"total": c.median(totals), "min": min(totals), **breakdown(fresh())}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import _common as c
+
+if TYPE_CHECKING:
+    from condaops.reconciler.runtime import Runtime
 
 FIRST = ("flask", ("python=2.7", "flask"))
 SECOND = ("flask-click", ("python=2.7", "flask", "click"))
@@ -35,8 +40,15 @@ def write_env(envs: Path, name: str, specs: tuple[str, ...]) -> None:
     path.write_text("dependencies:\n" + "".join(f"  - {s}\n" for s in specs))
 
 
-def build(rt, name: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Run one pass with its builds; return wall time, steps and the prefix of ``team/<name>``."""
+@dataclass(frozen=True)
+class Built:
+    total: float  # seconds of Runtime.run_once()
+    steps: dict[str, float]  # builds.timings
+    prefix: Path
+
+
+def build(rt: Runtime, name: str) -> Built:
+    """Run one pass with its builds; return its wall time, steps and the prefix of ``team/<name>``."""
     import anyio
 
     from condaops.reconciler.state.queries import get_build, list_environments
@@ -47,7 +59,7 @@ def build(rt, name: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
         sys.exit(f"building team/{name} failed: {summary}")
     info = get_build(rt.engine, env.current.build_id)
     assert info is not None and info.prefix is not None
-    return {"total": t_run, "steps": info.timings, "prefix": rt.reconciler.layout.absolute(info.prefix)}
+    return Built(t_run, info.timings, rt.reconciler.layout.absolute(info.prefix))
 
 
 def prefix_files(prefix: Path) -> dict[str, int]:
@@ -83,20 +95,20 @@ def main() -> int:
             write_env(tmp / "envs", *SECOND)
             second = build(rt, SECOND[0])
             size2, inodes2 = c.unique_size(store)
-            own1, _ = c.unique_size(first["prefix"])  # type: ignore[arg-type]
+            own1, _ = c.unique_size(first.prefix)
             cache, _ = c.unique_size(store / ".cache" / "pkgs")
-            files2 = prefix_files(second["prefix"])  # type: ignore[arg-type]
+            files2 = prefix_files(second.prefix)
         finally:
             rt.engine.dispose()
 
     first_size, extra = size1 - size0, size2 - size1
-    steps = sorted(set(first["steps"]) | set(second["steps"]))  # type: ignore[arg-type]
+    steps = sorted(set(first.steps) | set(second.steps))
     print()
-    print(c.table("Build time (Runtime.run_once, same process and store)", ("", "first (cold caches)",
-                                                                           "second (shares all packages)"),
-                  [("total", c.fmt_s(first["total"]), c.fmt_s(second["total"])),  # type: ignore[arg-type]
-                   *((f"  step {s}", c.fmt_s(first["steps"].get(s, 0.0)),  # type: ignore[union-attr]
-                      c.fmt_s(second["steps"].get(s, 0.0))) for s in steps)]))  # type: ignore[union-attr]
+    print(c.table("Build time (Runtime.run_once, same process and store)",
+                  ("", "first (cold caches)", "second (shares all packages)"),
+                  [("total", c.fmt_s(first.total), c.fmt_s(second.total)),
+                   *((f"  step {s}", c.fmt_s(first.steps.get(s, 0.0)), c.fmt_s(second.steps.get(s, 0.0)))
+                     for s in steps)]))
     print()
     print(c.table("Disk (sum of st_size over unique inodes of the whole store)", ("what", "size"), [
         ("store growth, first build", c.fmt_bytes(first_size)),
@@ -111,10 +123,10 @@ def main() -> int:
           f"({c.fmt_bytes(files2['linked_bytes'])}), {files2['files'] - files2['linked_files']} written anew "
           f"({c.fmt_bytes(files2['bytes'] - files2['linked_bytes'])})")
     c.print_summary("bench_shared", {
-        "first_s": round(first["total"], 3), "second_s": round(second["total"], 3),  # type: ignore[arg-type]
+        "first_s": round(first.total, 3), "second_s": round(second.total, 3),
         "first_bytes": first_size, "second_extra_bytes": extra, "extra_ratio": round(extra / first_size, 4),
         "package_cache_bytes": cache, "second_prefix_files": files2,
-        "second_steps_s": second["steps"],
+        "second_steps_s": second.steps,
     })
     return 0
 

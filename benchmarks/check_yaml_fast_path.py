@@ -146,7 +146,7 @@ def main() -> int:
         except (yaml.YAMLError, RecursionError) as exc:
             failures.append((f"fast path accepted what PyYAML rejects ({type(exc).__name__})", text))
             continue
-        if signature(fast) != signature(slow):  # type: ignore[arg-type]
+        if signature(fast) != signature(slow):  # type: ignore[arg-type]  # fast is a Node here
             failures.append(("nodes differ", text))
             continue
         if not parse_alike(text):

@@ -683,7 +683,19 @@ def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
         problems.append(("mirror_dir", "applies only to Git sources"))
     if source.password_env is not None and source.password_file is not None:
         problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
-    return problems + _status_keys(source)
+    return problems + _status_keys(source) + _webhook_keys(source)
+
+
+_WEBHOOK_KEYS = ("webhook_secret_env", "webhook_secret_file")
+
+
+def _webhook_keys(source: SourceSettings) -> list[tuple[str, str]]:
+    """A webhook refreshes a Git source; one secret per source."""
+    if source.git is None:
+        return [(key, "applies only to Git sources") for key in _WEBHOOK_KEYS if getattr(source, key) is not None]
+    if source.webhook_secret_env is not None and source.webhook_secret_file is not None:
+        return [("webhook_secret_file", "set only one of 'webhook_secret_env' and 'webhook_secret_file'")]
+    return []
 
 
 STATUS_APIS = ("github", "gitlab", "gitea")
@@ -803,6 +815,32 @@ def _expiry_problem(seconds: float) -> str | None:
     return f"must be greater than 0 and at most 7 days (S3's limit), got {format_duration(seconds)}"
 
 
+PACK_FORMATS = ("tar.zst", "tar.gz")
+LAYER_BUDGET_MAX = 127  # older Docker and overlayfs setups refuse more layers
+_IMAGE_PREFIX_RE = re.compile(r"(/[A-Za-z0-9._-]+)+")
+
+
+def _pack_format_problem(fmt: str) -> str | None:
+    return None if fmt in PACK_FORMATS else f"unknown format '{fmt}'; use one of {', '.join(PACK_FORMATS)}"
+
+
+def _image_prefix_problem(path: str) -> str | None:
+    if _IMAGE_PREFIX_RE.fullmatch(path) and ".." not in path.split("/"):
+        return None
+    return (f"'{path}' must be an absolute path of letters, digits, '.', '_', '-' "
+            "without a trailing slash, e.g. /opt/env")  # fmt: skip
+
+
+def _image_base_problem(base: str) -> str | None:
+    return "base images are not supported yet; remove publish.image_base (images have no base)"
+
+
+def _layer_budget_problem(budget: float) -> str | None:
+    if 2 <= budget <= LAYER_BUDGET_MAX:
+        return None
+    return f"must be between 2 and {LAYER_BUDGET_MAX}, got {budget}"
+
+
 _CROSS_CHECKS: dict[type, Callable[[Any], list[tuple[str, str]]]] = {
     BuildSettings: _backoff_order,
     SourceSettings: _source_keys,
@@ -839,6 +877,12 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].status_token_file": KeyRule("Trailing newlines are ignored. The value is never logged."),
     "sources[].status_context": KeyRule("Not empty.", check=_not_blank),
     "sources[].status_target_url": KeyRule("An http(s) URL.", check=_http_url_problem),
+    "sources[].webhook_secret_env": KeyRule(
+        "Only with `git`; not with `webhook_secret_file`. The value is never logged.", check=_variable_name_problem
+    ),
+    "sources[].webhook_secret_file": KeyRule(
+        "Only with `git`. Trailing newlines are ignored. The value is never logged."
+    ),
     "channels.default": KeyRule("At least one channel.", check=_not_empty),
     "channels.mirrors": KeyRule(
         "A single mirror may be a string. Mirrors must be http(s) URLs; trailing slashes are removed.",
@@ -856,6 +900,10 @@ KEY_RULES: dict[str, KeyRule] = {
     "registry.push_tokens[]": KeyRule(type="token", check=_push_token_problem),
     "registry.push_tokens": KeyRule(f"Each at least {PUSH_TOKEN_MIN_LENGTH} characters, no spaces."),
     "registry.push_token_file": KeyRule("Must exist; each token as in `registry.push_tokens`.", check=_file_problem),
+    "publish.pack_format": KeyRule(check=_pack_format_problem),
+    "publish.image_prefix": KeyRule("An absolute path such as `/opt/env`.", check=_image_prefix_problem),
+    "publish.image_base": KeyRule("Must be unset: base images are not supported yet.", check=_image_base_problem),
+    "publish.layer_budget": KeyRule(f"Between 2 and {LAYER_BUDGET_MAX}.", check=_layer_budget_problem),
     "storage.backend": KeyRule(check=_backend_problem),
     "storage.s3_bucket": KeyRule("Required when `backend` is `s3`."),
     "storage.s3_endpoint": KeyRule("An http(s) URL.", check=_endpoint_problem),

@@ -83,6 +83,14 @@ class SourceSettings:
         default=None,
         metadata=_doc("Commit statuses: base URL of the status site; each status links to `<url>/builds/<id>`."),
     )
+    webhook_secret_env: str | None = field(
+        default=None,
+        metadata=_doc("Webhooks: environment variable holding the secret that signs `POST /hooks/git` calls "
+                      "for this source; unset (and no `webhook_secret_file`) = webhooks cannot refresh it."),
+    )
+    webhook_secret_file: Path | None = field(
+        default=None, metadata=_doc("Webhooks: file holding the webhook secret (read at each call).")
+    )
 
 
 @dataclass(frozen=True)
@@ -188,6 +196,36 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class PublishSettings:
+    """What each build is published as: a conda-pack tarball and an OCI image in the built-in registry."""
+
+    enabled: bool = field(
+        default=False, metadata=_doc("Publish every successful build (tarball, image, registry push); off by default.")
+    )
+    pack: bool = field(default=True, metadata=_doc("Write a conda-pack tarball into the build's artifacts."))
+    pack_format: str = field(default="tar.zst", metadata=_doc("conda-pack tarball format: `tar.zst` or `tar.gz`."))
+    image: bool = field(default=True, metadata=_doc("Build an OCI image of the environment (linux platforms only)."))
+    image_prefix: str = field(
+        default="/opt/env",
+        metadata=_doc("Where the environment lives inside the image; keep it short (binary prefix placeholders "
+                      "can only be replaced by a path no longer than themselves, 33 characters for old packages)."),
+    )
+    image_base: str | None = field(
+        default=None, metadata=_doc("Base image the environment is layered on.")
+    )
+    layer_budget: int = field(
+        default=80,
+        metadata=_doc("Most layers an image gets: one per package until then, above it the least "
+                      "popular × smallest packages share one layer."),
+    )
+    push: bool = field(
+        default=True,
+        metadata=_doc("Push the image to the built-in registry as `<ns>/<name>`, with the lockfiles and "
+                      "tarball attached as OCI artifacts."),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything condaops is configured with."""
 
@@ -202,6 +240,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings, metadata=_doc("Web server."))
     registry: RegistrySettings = field(default_factory=RegistrySettings, metadata=_doc("Built-in OCI registry."))
     storage: StorageSettings = field(default_factory=StorageSettings, metadata=_doc("Registry storage."))
+    publish: PublishSettings = field(default_factory=PublishSettings, metadata=_doc("Published forms of builds."))
     config_file: Path | None = field(default=None, metadata=_doc("The file these settings came from (not a key)."))
 
     @property

@@ -6,8 +6,10 @@ Pure: standard library only. ``plan()`` receives these, never ORM rows.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from condaops.reconciler.spec import Spec
 
@@ -167,3 +169,6 @@ class BuildOutcome:
     artifacts: tuple[ArtifactRecord, ...] = ()
     timings: tuple[tuple[str, float], ...] = ()
     linked: bool = False
+    # platform -> solved conda records / pip locks, for the package index (successes only)
+    records: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    pip: Mapping[str, Sequence[Any]] = field(default_factory=dict)

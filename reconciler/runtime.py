@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -26,6 +27,7 @@ from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import count_active_builds, list_environments
 from condaops.reconciler.status import derive_state
 from condaops.reconciler.worker import BuildWorker
+from condaops.web.metrics import ServiceMetrics
 
 log = logging.getLogger("condaops.runtime")
 
@@ -59,6 +61,7 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self.worker.listeners.append(self._on_build_event)
+        self.metrics = ServiceMetrics()
         self.notifier = StatusNotifier(settings, self.engine)  # commit statuses (Git sources that ask)
         self.worker.listeners.append(self.notifier.on_build_event)
 
@@ -72,6 +75,11 @@ class Runtime:
         """Ask for a reconcile pass soon (thread-safe)."""
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
+
+    def refresh(self, source_names: Iterable[str]) -> None:
+        """Read these sources now, skipping any failure backoff (a webhook asked; thread-safe)."""
+        self.reconciler.force_read(source_names)
+        self.wake()
 
     async def _wait_for_wake(self, timeout: float) -> None:
         assert self._wake is not None
@@ -162,14 +170,19 @@ class Runtime:
     async def _pass_loop(self, sched: BuildScheduler, stop: anyio.Event) -> None:
         interval = min((s.interval for s in self.settings.sources), default=60.0)
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 result = await to_thread.run_sync(self.reconciler.reconcile_once)
                 await sched.submit(result.queued)
                 # Builds queued by another process (CLI, a previous run) are picked up too.
                 await sched.submit(await to_thread.run_sync(self.reconciler.recorder.queued))
                 nxt = result.plan.next_wakeup()
+                self.metrics.observe_reconcile(time.monotonic() - started)
+                for snap in result.snapshots:
+                    self.metrics.source_fetched(snap.source, ok=snap.error is None)
             except Exception:  # a pass must never take the service down
                 log.exception("reconcile_failed")
+                self.metrics.observe_reconcile(time.monotonic() - started, ok=False)
                 nxt = None
             timeout = interval
             if nxt is not None:
@@ -200,9 +213,14 @@ class Runtime:
     def _web_server(self):  # type: ignore[no-untyped-def]
         import uvicorn
 
+        from condaops.registry.app import registry_router
+        from condaops.registry.storage import open_storage
         from condaops.web.app import create_app
+        from condaops.web.hooks import hooks_router
 
         host, _, port = self.settings.web.listen.rpartition(":")
-        config = uvicorn.Config(create_app(self.settings, self.engine), host=host.strip("[]"), port=int(port),
-                                log_level="warning", lifespan="on")
+        registry = registry_router(self.settings, open_storage(self.settings))
+        hooks = hooks_router(self.settings, self.refresh)
+        app = create_app(self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks])
+        config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="on")
         return uvicorn.Server(config)

@@ -6,8 +6,10 @@ Synchronous and blocking (file and DB IO); the serve loop runs it in a thread.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -30,6 +32,7 @@ Clock = Callable[[], datetime]
 class PassResult:
     plan: Plan
     queued: tuple[QueuedBuild, ...]
+    snapshots: tuple[SourceSnapshot, ...] = ()
 
 
 class SourceReader:
@@ -37,6 +40,20 @@ class SourceReader:
 
     def __init__(self) -> None:
         self._caches: dict[str, object] = {}
+        self._forced: set[str] = set()
+        self._forced_lock = threading.Lock()
+
+    def force(self, names: Iterable[str]) -> None:
+        """Skip the failure backoff at the next read of these Git sources (thread-safe)."""
+        with self._forced_lock:
+            self._forced.update(names)
+
+    def _take_forced(self, name: str) -> bool:
+        with self._forced_lock:
+            if name in self._forced:
+                self._forced.discard(name)
+                return True
+            return False
 
     def __call__(self, src: SourceSettings) -> SourceSnapshot:
         if src.directory is not None:
@@ -60,7 +77,7 @@ class SourceReader:
                         self._caches["/git-mirrors"] = tempfile.TemporaryDirectory(prefix="condaops-git-")
                     mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
                 source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
-            return source.read()
+            return source.read(force=self._take_forced(src.name))
         return read_source(src)
 
 
@@ -117,6 +134,12 @@ class Reconciler:
         self.recorder = Recorder(engine, clock)
         self._read = reader or SourceReader()
 
+    def force_read(self, names: Iterable[str]) -> None:
+        """Read these sources at the next pass even while they wait after failures (webhooks)."""
+        force = getattr(self._read, "force", None)  # a custom reader has no backoff to skip
+        if force is not None:
+            force(names)
+
     def snapshots(self) -> list[SourceSnapshot]:
         return [effective(self._read(src), self.settings) for src in self.settings.sources]
 
@@ -146,13 +169,21 @@ class Reconciler:
         self.repair_links()
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
-        return PassResult(p, tuple(queued))
+        return PassResult(p, tuple(queued), tuple(snaps))
 
     def repair_links(self) -> None:
-        """Make every environment link point at its recorded current build (observed ≠ recorded)."""
+        """Make every environment link point at its recorded current build (observed ≠ recorded).
+
+        Cheap on the common path: the link text is compared with what ``swap_link`` writes
+        (``../<spec-hash>-<name>``); only a mismatch costs a resolve and a swap."""
         for ref, prefix in current_prefixes(self.engine).items():
-            target = self.layout.absolute(prefix)
             link = self.layout.env_link(ref)
+            target = self.layout.absolute(prefix)
+            try:
+                if os.readlink(link) == os.path.relpath(target, link.parent):
+                    continue
+            except OSError:
+                pass  # no link yet, or not a link
             if target.is_dir() and read_link(link) != target.resolve():
                 swap_link(link, target)
                 log.warning("link_repaired env=%s target=%s", ref, prefix)

@@ -67,7 +67,8 @@ def create_app(
     """Build the Litestar app for one process; settings are passed in, never read at import.
 
     ``metrics`` is the process's ``ServiceMetrics`` (the runtime and the registry update
-    it); ``routers`` are mounted as they are (the registry's ``/v2`` router).
+    it); ``routers`` are mounted as they are (the registry's ``/v2`` router, the webhook
+    receiver ``web.hooks.hooks_router``).
     ``cache_seconds`` bounds how stale lists of environments may be.
     """
     ctx = WebContext(settings, engine, metrics=metrics or ServiceMetrics(), clock=clock, cache_seconds=cache_seconds)

@@ -1,4 +1,4 @@
-"""The build-step runner: solve → lock → install → pip → verify → link.
+"""The build-step runner: solve → lock → install → pip → verify → link → publish.
 
 Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
 shared ``Work``. The runner is the only place that catches bare ``Exception``: every
@@ -35,6 +35,7 @@ from condaops.reconciler.errors import (
     TransientError,
 )
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
+from condaops.reconciler.publish.build import PublishRequest, publish_build, source_url
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
@@ -164,6 +165,31 @@ def link_step(w: Work, ctx: BuildContext) -> None:
     w.log.info("linked link=%s", ctx.layout.env_link(w.ticket.ref))
 
 
+def publish_step(w: Work, ctx: BuildContext) -> None:
+    """Tarball, image and registry push (``publish.enabled``). The build is already linked,
+    so a publishing failure is logged (``publish_failed``) and does not fail the build."""
+    if not ctx.settings.publish.enabled:
+        return
+    from condaops.registry.api import open_registry  # only builds that publish need the registry
+
+    req = PublishRequest(
+        ref=w.ticket.ref, build_id=w.ticket.build_id, spec_hash=w.ticket.spec_hash, prefix=w.prefix,
+        artifacts_dir=w.artifacts_dir, work_dir=ctx.layout.work_dir / str(w.ticket.build_id) / "image",
+        platform=w.host, records=w.records[w.host], requested_specs=w.ticket.spec.dependencies_for(w.host),
+        variables=w.ticket.spec.variables, lockfiles=[path for _, path in w.files], linked=w.linked,
+        revision=w.ticket.source_revision, source_url=source_url(ctx.settings.sources, w.ticket.source),
+        cache_dir=ctx.layout.cache_dir, client=w.client,
+    )  # fmt: skip
+    try:
+        files = publish_build(req, ctx.settings.publish, open_registry=lambda: open_registry(ctx.settings),
+                              run_async=w.run_async, log=w.log)  # fmt: skip
+    except CondaopsError as exc:
+        w.log.warning("publish_failed env=%s reason=%s\n%s", w.label, exc.reason, exc.message)
+        return
+    w.files.extend(files)
+    w.log.info("published files=%s", ",".join(p.name for _, p in files))
+
+
 STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("solve", solve_step),
     ("pip-lock", pip_lock_step),
@@ -172,6 +198,7 @@ STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("pip-install", pip_install_step),
     ("verify", verify_step),
     ("link", link_step),
+    ("publish", publish_step),
 )
 
 
@@ -211,7 +238,8 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         _remove_unlinked_prefix(w, ctx)
     artifacts = _artifacts(w, layout)
     return BuildOutcome(outcome.ok, outcome.reason, outcome.message, outcome.retryable, outcome.prefix,
-                        artifacts, tuple(timings), outcome.linked)
+                        artifacts, tuple(timings), outcome.linked,
+                        records=w.records if outcome.ok else {}, pip=w.pip if outcome.ok else {})
 
 
 MESSAGE_LIMIT = 2000

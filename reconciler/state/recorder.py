@@ -27,6 +27,7 @@ from condaops.reconciler.model import (
 )
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, Action, Plan
 from condaops.reconciler.spec import spec_from_canonical
+from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
     Build,
@@ -82,9 +83,10 @@ class Recorder:
         queued: list[QueuedBuild] = []
         with Session(self.engine) as s, s.begin():
             envs = _EnvCache(s)
+            specs = self._specifications(s, plan)
             for action in plan.actions:
                 if action.kind == BUILD:
-                    queued.append(self._queue(s, envs, action))
+                    queued.append(self._queue(s, envs, specs, action))
                 elif action.kind == REJECT:
                     self._reject(envs, action)
                 elif action.kind == RETIRE:
@@ -95,24 +97,35 @@ class Recorder:
                     self._refresh(envs.get_or_create(action.ref), action)
         return queued
 
-    def _queue(self, s: Session, envs: _EnvCache, action: Action) -> QueuedBuild:
+    @staticmethod
+    def _specifications(s: Session, plan: Plan) -> dict[str, Specification]:
+        """The specifications a plan builds, loaded in one query."""
+        hashes = {a.spec_hash for a in plan.actions if a.kind == BUILD and a.spec_hash}
+        if not hashes:
+            return {}
+        return {sp.sha256: sp for sp in s.scalars(select(Specification).where(Specification.sha256.in_(hashes)))}
+
+    def _queue(self, s: Session, envs: _EnvCache, specs: dict[str, Specification], action: Action) -> QueuedBuild:
         assert action.desired is not None and action.spec_hash is not None
+        existed = envs.get(action.ref) is not None
         env = envs.get_or_create(action.ref)
         self._refresh(env, action)
-        env.desired_spec_hash = action.spec_hash
+        env.source_revision = action.desired.revision
         env.retired_at = None
         if env.pinned_spec_hash != action.spec_hash:
             env.pinned_spec_hash = None
-        spec = s.scalar(select(Specification).where(Specification.sha256 == action.spec_hash))
+        spec = specs.get(action.spec_hash)
         if spec is None:
-            spec = Specification(sha256=action.spec_hash, canonical=action.desired.spec.canonical_json())
+            spec = specs[action.spec_hash] = Specification(
+                sha256=action.spec_hash, canonical=action.desired.spec.canonical_json()
+            )
             s.add(spec)
-        s.flush()
-        if env.id is not None:
+        if existed:  # a newer spec supersedes a build still waiting in the queue
             s.execute(
                 update(Build)
                 .where(Build.environment_id == env.id, Build.state == QUEUED)
                 .values(state=CANCELED, reason=SUPERSEDED, finished_at=self.clock())
+                .execution_options(synchronize_session=False)
             )
         build = Build(
             environment=env,
@@ -131,14 +144,19 @@ class Recorder:
         return QueuedBuild(build.id, action.ref, action.spec_hash)
 
     def _refresh(self, env: Environment, action: Action) -> None:
-        """Keep where the desired file lives up to date; a valid file clears a rejection."""
+        """Keep where the desired file lives up to date; a valid file clears a rejection.
+
+        ``source_revision`` is the revision the desired spec was last queued at: it is not
+        rewritten on passes where nothing changed for this environment (a directory's
+        revision changes with any file, and rewriting thousands of rows per pass is waste).
+        """
         d = action.desired
         assert d is not None
         if env.source != d.source:
             env.source = d.source
         if env.path != d.path:
             env.path = d.path
-        if env.source_revision != d.revision:
+        if env.source_revision is None:
             env.source_revision = d.revision
         if env.desired_spec_hash != action.spec_hash:
             env.desired_spec_hash = action.spec_hash
@@ -207,6 +225,8 @@ class Recorder:
             b.timings = json.dumps(dict(outcome.timings)) if outcome.timings else None
             for art in outcome.artifacts:
                 s.add(Artifact(build=b, kind=art.kind, location=art.location, size=art.size, sha256=art.sha256))
+            if outcome.ok and outcome.records:
+                record_build_packages(s, b.id, outcome.records, outcome.pip)
             if outcome.ok and outcome.linked:
                 b.environment.current_build_id = b.id
 

@@ -2,8 +2,8 @@
 
 One module-scoped site: a channel written with ``write_package`` and served over HTTP on
 127.0.0.1, environment files in a directory source, two real reconcile passes
-(``Runtime.run_once``), then the package index filled with ``record_build_packages`` for
-every successful build but one (so both the index and the pixi.lock fallback are used).
+(``Runtime.run_once``); the recorder indexes every successful build's packages, and one
+build is taken out of the index again (so both the index and the pixi.lock fallback are used).
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ from pathlib import Path
 import anyio
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from condaops.config.settings import AuthSettings, BuildSettings, Settings, SourceSettings, WebSettings
-from condaops.reconciler.build.lock import read_pixi_lock
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.runtime import Runtime
-from condaops.reconciler.state.packages import indexed_packages, read_locked_packages, record_build_packages
+from condaops.reconciler.state.packages import (
+    build_packages,
+    indexed_packages,
+    read_locked_packages,
+)
 from condaops.reconciler.state.queries import env_builds, list_environments
 from condaops.reconciler.status import status_item
 from condaops.web.app import create_app
@@ -65,17 +68,22 @@ class Site:
 
 
 def _index_builds(engine: Engine, store: Path, skip: EnvRef) -> int:
-    """Fill the package index for every successful build, except the current one of ``skip``."""
+    """The recorder indexes every successful build's packages; check that, then take the
+    current build of ``skip`` out of the index again, as a build recorded before the index
+    existed, so the pixi.lock fallback is exercised too."""
     left_out = 0
     for env in list_environments(engine):
         for build in env_builds(engine, env.ref):
             if "pixi-lock" not in build.artifacts:
                 continue
+            with Session(engine) as s:
+                indexed = s.scalar(select(func.count()).select_from(build_packages)
+                                   .where(build_packages.c.build_id == build.build_id))
+            assert indexed, f"build {build.build_id} was not indexed by the recorder"
             if env.ref == skip and env.current and build.build_id == env.current.build_id:
                 left_out = build.build_id
-                continue
-            with Session(engine) as s, s.begin():
-                record_build_packages(s, build.build_id, read_pixi_lock(store / build.artifacts["pixi-lock"]))
+                with Session(engine) as s, s.begin():
+                    s.execute(delete(build_packages).where(build_packages.c.build_id == build.build_id))
     return left_out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import condaops.reconciler.state.packages  # noqa: F401  (registers build_packages on Base.metadata)
 from condaops.reconciler.state.schema import Base
 
 config = context.config

@@ -1,0 +1,182 @@
+"""Deterministic tar archives: the one writer behind conda-pack tarballs and image layers.
+
+Reproducible outputs (ARCHITECTURE.md): the same files give the same bytes. So every
+entry has a fixed mtime (``FIXED_MTIME``, 0 = the epoch, as ``SOURCE_DATE_EPOCH=0``),
+uid/gid 0 with empty user and group names, only its permission bits, no xattrs or other
+PAX records; entries are written in the order the caller gives (callers sort); hardlinks
+become regular files (a sorted order may put a link before its target). Compression is
+fixed too: gzip with mtime 0 and no file name in its header, zstd single-threaded at a
+fixed level without content size (so streaming and whole-buffer writes agree).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+FIXED_MTIME = 0
+GZIP, ZSTD, PLAIN = "gzip", "zstd", "none"
+GZIP_LEVEL, ZSTD_LEVEL = 6, 10
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One archive member: ``name`` in the archive, taken from ``source`` on disk (or
+    ``data`` when given); ``source`` None with no data is a directory."""
+
+    name: str
+    source: Path | None = None
+    data: bytes | None = None
+    mode: int | None = None  # permission bits; default from source, 0o755 dirs, 0o644 data
+
+
+class HashingWriter(io.RawIOBase):
+    """A write-only file that counts and sha256-hashes what passes through to ``target``."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:  # tarfile asks where it is; nothing here seeks
+        return self.size
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        view = memoryview(data)
+        self.sha256.update(view)
+        self.size += len(view)
+        self.target.write(view)
+        return len(view)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What ``write_archive`` produced: the digest/size of the file and of its tar."""
+
+    path: Path
+    sha256: str
+    size: int
+    tar_sha256: str  # an OCI layer's diff_id is over the uncompressed tar
+    tar_size: int
+
+
+def write_archive(path: Path, entries: Iterable[Entry], compression: str = GZIP) -> Written:
+    """Write ``entries`` as a deterministic tar to ``path`` (compressed as asked)."""
+    with open(path, "wb") as raw:
+        outer = HashingWriter(raw)
+        with _compressor(outer, compression) as packed:
+            inner = HashingWriter(packed)
+            with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[arg-type]
+                for entry in entries:
+                    add_entry(tar, entry)
+    return Written(path, outer.sha256.hexdigest(), outer.size, inner.sha256.hexdigest(), inner.size)
+
+
+class _Passthrough:
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+
+    def write(self, data: bytes) -> int:
+        return self.target.write(data)
+
+    def __enter__(self) -> _Passthrough:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _compressor(target: HashingWriter, compression: str):  # type: ignore[no-untyped-def]
+    if compression == GZIP:
+        # filename="" and mtime=0: nothing about the host or the time lands in the header.
+        return gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=GZIP_LEVEL, mtime=0)
+    if compression == ZSTD:
+        params = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_content_size=False)
+        return params.stream_writer(target, closefd=False)
+    if compression == PLAIN:
+        return _Passthrough(target)  # type: ignore[arg-type]
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+def add_entry(tar: tarfile.TarFile, entry: Entry) -> None:
+    """Append one normalized member."""
+    info = tarfile.TarInfo(entry.name)
+    info.mtime = FIXED_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if entry.data is not None:
+        info.size, info.mode = len(entry.data), entry.mode if entry.mode is not None else 0o644
+        tar.addfile(info, io.BytesIO(entry.data))
+        return
+    if entry.source is None:
+        info.type, info.mode = tarfile.DIRTYPE, entry.mode if entry.mode is not None else 0o755
+        tar.addfile(info)
+        return
+    st = os.lstat(entry.source)
+    info.mode = entry.mode if entry.mode is not None else stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.source)
+        tar.addfile(info)
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    else:
+        info.size = st.st_size
+        with open(entry.source, "rb") as fh:
+            tar.addfile(info, fh)
+
+
+def parent_dirs(names: Iterable[str]) -> list[str]:
+    """Every ancestor folder of ``names`` (``a/b/c`` → ``a``, ``a/b``), sorted."""
+    out: set[str] = set()
+    for name in names:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            out.add("/".join(parts[:i]))
+    return sorted(out)
+
+
+def copy_archive(source: Path, path: Path, compression: str) -> Written:
+    """Rewrite the tar ``source`` deterministically into ``path``: members sorted by name,
+    normalized as in ``add_entry``, hardlinks stored as regular files."""
+    with tarfile.open(source, mode="r:") as src:
+        members = sorted(src.getmembers(), key=lambda m: m.name)
+        with open(path, "wb") as raw:
+            outer = HashingWriter(raw)
+            with _compressor(outer, compression) as packed:
+                inner = HashingWriter(packed)
+                with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[arg-type]
+                    for member in members:
+                        _copy_member(src, tar, member)
+    return Written(path, outer.sha256.hexdigest(), outer.size, inner.sha256.hexdigest(), inner.size)
+
+
+def _copy_member(src: tarfile.TarFile, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    info = tarfile.TarInfo(member.name)
+    info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "", ""
+    info.mode = member.mode & 0o7777
+    if member.issym():
+        info.type, info.linkname = tarfile.SYMTYPE, member.linkname
+        tar.addfile(info)
+    elif member.isdir():
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+    elif member.isfile() or member.islnk():
+        data = src.extractfile(member)  # a hardlink reads its target's content
+        assert data is not None
+        info.size = member.size if member.isfile() else src.getmember(member.linkname).size
+        tar.addfile(info, data)

@@ -1,0 +1,108 @@
+"""Which files of a prefix go into which image layer — one layer per package, grouped.
+
+Every conda package becomes its own layer (its files plus its ``conda-meta`` record), so
+a new build that changes one package re-uses every other layer's blob. Registries and
+runtimes cope badly with many layers, so above ``budget`` layers packages are grouped
+the way nixery does it: packages ranked by popularity × size keep their own layer (the
+ones most likely to be shared and most costly to re-fetch), the long tail shares one.
+Popularity is how many builds use the package when the caller knows it, else 1 (size
+alone). Files no package owns (``pip:`` installs, ``conda-meta/history``) form a last
+layer of their own.
+
+``plan_layers`` is pure; ``prefix_packages`` reads a prefix's ``conda-meta``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from condaops.reconciler.publish.archive import Entry, parent_dirs
+
+META = "conda-meta"
+REST = "(unowned files)"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageFiles:
+    """The files of one installed package, relative to the prefix."""
+
+    name: str
+    files: tuple[str, ...]  # includes conda-meta/<name>-<version>-<build>.json
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPlan:
+    """The packages (by name) one layer holds; ``rest`` adds the unowned files."""
+
+    packages: tuple[str, ...]
+    rest: bool = False
+
+    @property
+    def label(self) -> str:
+        names = list(self.packages) + ([REST] if self.rest else [])
+        return ", ".join(names)
+
+
+def plan_layers(
+    packages: Sequence[PackageFiles], *, budget: int, popularity: Mapping[str, int] | None = None
+) -> list[LayerPlan]:
+    """Layers for ``packages``: at most ``budget`` (≥ 2), the unowned files last. Pure."""
+    if budget < 2:
+        raise ValueError("a layer budget below 2 leaves no room for packages and unowned files")
+    ranked = sorted(packages, key=lambda p: (-_score(p, popularity), p.name))
+    if len(ranked) <= budget - 1:
+        own, tail = ranked, []
+    else:
+        own, tail = ranked[: budget - 2], ranked[budget - 2 :]
+    layers = [LayerPlan((p.name,)) for p in sorted(own, key=lambda p: p.name)]
+    if tail:
+        layers.append(LayerPlan(tuple(sorted(p.name for p in tail))))
+    layers.append(LayerPlan((), rest=True))
+    return layers
+
+
+def _score(package: PackageFiles, popularity: Mapping[str, int] | None) -> int:
+    return max(1, (popularity or {}).get(package.name, 1)) * max(1, package.size)
+
+
+def prefix_packages(prefix: Path) -> list[PackageFiles]:
+    """The packages installed in ``prefix`` with their files (missing files left out)."""
+    out = []
+    for meta in sorted((prefix / META).glob("*.json")):
+        record = json.loads(meta.read_text(encoding="utf-8"))
+        files = [f for f in record.get("files", []) if os.path.lexists(prefix / f)]
+        files.append(f"{META}/{meta.name}")
+        size = sum(os.lstat(prefix / f).st_size for f in files)
+        out.append(PackageFiles(str(record["name"]), tuple(sorted(set(files))), size))
+    return out
+
+
+def unowned_files(prefix: Path, packages: Sequence[PackageFiles]) -> list[str]:
+    """Files, symlinks and empty folders of ``prefix`` that no package lists."""
+    owned = {f for p in packages for f in p.files}
+    found = []
+    for dirpath, dirs, files in os.walk(prefix):
+        rel = os.path.relpath(dirpath, prefix)
+        for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
+            path = name if rel == "." else f"{rel}/{name}"
+            if path not in owned:
+                found.append(path)
+        if not files and not dirs and rel != ".":
+            found.append(rel + "/")
+    return sorted(found)
+
+
+def layer_entries(prefix: Path, image_prefix: str, files: Sequence[str]) -> list[Entry]:
+    """Tar entries placing ``files`` (relative to ``prefix``) under ``image_prefix``,
+    with every parent folder, sorted (folders before what they hold)."""
+    root = image_prefix.strip("/")
+    names = {f"{root}/{f.rstrip('/')}": (prefix / f.rstrip("/")) for f in files}
+    entries = {d: Entry(d + "/") for d in parent_dirs(names) if d}
+    for name, source in names.items():
+        entries[name] = Entry(name + "/" if source.is_dir() and not source.is_symlink() else name, source)
+    return [entries[k] for k in sorted(entries)]

@@ -1,0 +1,193 @@
+"""Publishing end to end: builds through the CLI with ``publish.enabled``, then the
+tarball, the image and the registry checked with real tools (skopeo, umoci, podman).
+
+The ``tool`` channel (tests/integration/conftest.py) has ``tool`` 1.0/2.0, whose
+``bin/tool`` prints the prefix it was installed for, on ``libtool-data``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from condaops.config.settings import Settings
+from condaops.reconciler.publish.archive import Entry, write_archive
+from condaops.reconciler.publish.image import OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
+from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
+from condaops.registry.api import Registry
+from condaops.registry.app import create_registry_app
+from condaops.registry.storage import open_storage
+from tests.integration.conftest import ALIAS
+from tests.support.registry_clients import podman_client, require_tool, run, serve_asgi, skopeo
+
+pytestmark = pytest.mark.integration
+
+
+def tool_env(constraint: str) -> str:
+    return f"channels: [testchan]\ndependencies:\n  - {constraint}\nvariables:\n  GREETING: hello\n"
+
+
+def build(p, constraint: str) -> dict:  # type: ignore[no-untyped-def]
+    p.write_env("team/Tool.yaml", tool_env(constraint))
+    code, _, err = p.cli("reconcile", "--once", "--wait")
+    assert code == 0, err
+    item = p.status()["team/Tool"]
+    assert item["state"] == "ready"
+    return item
+
+
+def image_record(item: dict) -> dict:
+    return json.loads(Path(item["artifacts"]["image"]).read_text())
+
+
+@pytest.fixture
+def published(project, tool_channel):  # type: ignore[no-untyped-def]
+    p = project({ALIAS + "testchan": tool_channel}, publish={"enabled": True})
+    return p
+
+
+def registry_of(p) -> Registry:  # type: ignore[no-untyped-def]
+    return Registry(open_storage(Settings(store=p.store)))
+
+
+def test_same_lock_gives_identical_tarball_and_image(published):  # type: ignore[no-untyped-def]
+    first = build(published, "tool=1.0")
+    build(published, "tool=2.0")
+    third = build(published, "tool=1.0")  # same spec, same lock: rebuilt into the same prefix
+    assert third["build_id"] == 3 and third["spec_hash"] == first["spec_hash"]
+    assert {"conda-pack", "image"} <= set(first["artifacts"])
+    assert Path(first["artifacts"]["conda-pack"]).read_bytes() == Path(third["artifacts"]["conda-pack"]).read_bytes()
+    one, three = image_record(first), image_record(third)
+    assert one["config_digest"] == three["config_digest"]
+    assert one["manifest_digest"] == three["manifest_digest"]
+    assert [layer["digest"] for layer in one["layers"]] == [layer["digest"] for layer in three["layers"]]
+
+
+def test_tarball_entries_are_normalized(published):  # type: ignore[no-untyped-def]
+    item = build(published, "tool=1.0")
+    path = Path(item["artifacts"]["conda-pack"])
+    assert path.name == "Tool.tar.zst"
+    import zstandard
+
+    with zstandard.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+        members = list(tar)
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert {"bin/tool", "bin/conda-unpack", "share/tool/data.txt"} <= set(names)
+    assert all((m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "") for m in members)
+
+
+def test_one_changed_package_reuses_every_other_layer(published):  # type: ignore[no-untyped-def]
+    one = image_record(build(published, "tool=1.0"))
+    two = image_record(build(published, "tool=2.0"))
+    old = {layer["digest"] for layer in one["layers"]}
+    shared = [layer for layer in two["layers"] if layer["digest"] in old]
+    assert len(two["layers"]) == 3  # libtool-data, tool, unowned files
+    assert len(shared) == len(two["layers"]) - 1
+    assert [layer["packages"] for layer in two["layers"] if layer["digest"] not in old] == [["tool"]]
+
+
+def fetch(host: str, path: str, accept: str = OCI_MANIFEST) -> bytes:
+    request = urllib.request.Request(f"http://{host}/v2/{path}", headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.read()
+
+
+def fetch_json(host: str, path: str, accept: str = OCI_MANIFEST) -> dict:
+    return json.loads(fetch(host, path, accept))
+
+
+def test_tags_annotations_and_attached_artifacts(published):  # type: ignore[no-untyped-def]
+    first = image_record(build(published, "tool=1.0"))
+    second = image_record(build(published, "tool=2.0"))
+    spec_hash = published.status()["team/Tool"]["spec_hash"]
+    assert second["repository"] == "team/tool"  # lowercased for the registry
+    with serve_asgi(create_registry_app(Settings(store=published.store))) as host:
+        tags = fetch_json(host, "team/tool/tags/list")["tags"]
+        assert {"latest", "build-1", "build-2", f"spec-{spec_hash[:12]}"} <= set(tags)
+        assert sha256_digest(fetch(host, "team/tool/manifests/latest")) == second["manifest_digest"]
+        assert sha256_digest(fetch(host, "team/tool/manifests/build-1")) == first["manifest_digest"]
+        annotations = fetch_json(host, "team/tool/manifests/latest")["annotations"]
+        referrers = fetch_json(host, f"team/tool/referrers/{second['manifest_digest']}",
+                               "application/vnd.oci.image.index.v1+json")["manifests"]  # fmt: skip
+        lockfiles = [r for r in referrers if r["artifactType"] == LOCKFILES_ARTIFACT]
+        files = fetch_json(host, f"team/tool/manifests/{lockfiles[0]['digest']}")["layers"]
+    assert annotations["io.condaops.spec-hash"] == spec_hash
+    assert annotations["org.opencontainers.image.revision"].startswith("dir:")
+    assert annotations["org.opencontainers.image.source"].startswith("file://")
+    assert annotations["org.opencontainers.image.created"].endswith("Z")
+    assert sorted(r["artifactType"] for r in referrers) == sorted([LOCKFILES_ARTIFACT, PACK_ARTIFACT])
+    assert sorted(f["annotations"]["org.opencontainers.image.title"] for f in files) == [
+        "conda-linux-64.lock", "conda-lock.yml", "environment.yaml", "pixi.lock"]
+
+
+def test_skopeo_inspects_the_image_served_by_the_registry(published):  # type: ignore[no-untyped-def]
+    record = image_record(build(published, "tool=1.0"))
+    settings = Settings(store=published.store)
+    with serve_asgi(create_registry_app(settings)) as host:
+        out = skopeo("inspect", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
+        raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
+        config = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
+                                   f"docker://{host}/team/tool:latest").stdout)  # fmt: skip
+    info = json.loads(out)
+    assert info["Digest"] == record["manifest_digest"]
+    assert "build-1" in info["RepoTags"]
+    assert sha256_digest(raw.encode()) == record["manifest_digest"]
+    env = config["config"]["Env"]
+    assert "PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in env
+    assert "CONDA_PREFIX=/opt/env" in env and "GREETING=hello" in env
+
+
+def test_umoci_unpacks_a_relocated_environment(published, tmp_path):  # type: ignore[no-untyped-def]
+    umoci = require_tool("umoci", "umoci")
+    build(published, "tool=1.0")
+    layout = tmp_path / "oci"
+    settings = Settings(store=published.store)
+    with serve_asgi(create_registry_app(settings)) as host:
+        skopeo("copy", "--src-tls-verify=false", f"docker://{host}/team/tool:latest", f"oci:{layout}:latest")
+    bundle = tmp_path / "bundle"
+    run([umoci, "unpack", "--rootless", "--image", f"{layout}:latest", str(bundle)])
+    env = bundle / "rootfs/opt/env"
+    assert (env / "bin/tool").read_text() == '#!/bin/sh\necho "tool 1.0 /opt/env"\n'
+    assert (env / "share/tool/data.txt").is_file()
+    store = str(published.store).encode()
+    assert not [f for f in env.rglob("*") if f.is_file() and store in f.read_bytes() and f.parent.name != "conda-meta"]
+    assert sorted(p.name for p in (env / "conda-meta").glob("*.json")) == [
+        "libtool-data-1.0-0.json", "tool-1.0-0.json"]
+
+
+def test_podman_runs_the_environment_on_a_busybox_layer(published, tmp_path):  # type: ignore[no-untyped-def]
+    busybox = Path(shutil.which("busybox") or "/bin/busybox")
+    require_tool("busybox", "busybox-static")
+    runc = require_tool("runc", "runc")
+    record = image_record(build(published, "tool=1.0"))
+    registry = registry_of(published)
+    with serve_asgi(create_registry_app(Settings(store=published.store))) as host, podman_client(tmp_path / "pm") as pm:
+        try:
+            name = add_shell_layer(host, record, busybox, registry, tmp_path)
+        finally:
+            registry.close()
+        pm("pull", "--tls-verify=false", f"{host}/{name}")
+        out = pm("--runtime", runc, "run", "--rm", "--network=none", f"{host}/{name}", "tool").stdout
+    assert out.strip() == "tool 1.0 /opt/env"
+
+
+def add_shell_layer(host: str, record: dict, busybox: Path, registry: Registry, tmp_path: Path) -> str:
+    """Push ``team/tool:with-shell``: the published image under a busybox-static layer
+    (``/bin/sh``), so its ``#!/bin/sh`` scripts run."""
+    layer = write_archive(tmp_path / "busybox.tar.gz", [
+        Entry("bin/"), Entry("bin/busybox", busybox, mode=0o755), Entry("bin/sh", busybox, mode=0o755)])  # fmt: skip
+    image = fetch_json(host, f"team/tool/manifests/{record['manifest_digest']}")
+    config = fetch_json(host, f"team/tool/blobs/{image['config']['digest']}", "*/*")
+    blob = registry.put_blob(layer.path, OCI_LAYER_GZIP)
+    config["rootfs"]["diff_ids"].insert(0, f"sha256:{layer.tar_sha256}")
+    config_blob = registry.put_blob(canonical_json(config), image["config"]["mediaType"])
+    image["layers"].insert(0, {"mediaType": OCI_LAYER_GZIP, "digest": blob.digest, "size": blob.size})
+    image["config"] = {"mediaType": config_blob.media_type, "digest": config_blob.digest, "size": config_blob.size}
+    registry.put_manifest("team/tool", canonical_json(image), media_type=OCI_MANIFEST, tags=["with-shell"])
+    return "team/tool:with-shell"

@@ -1,0 +1,122 @@
+"""Layer planning (pure) and deterministic archives."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from condaops.reconciler.publish.archive import GZIP, PLAIN, ZSTD, Entry, copy_archive, parent_dirs, write_archive
+from condaops.reconciler.publish.layers import PackageFiles, layer_entries, plan_layers, prefix_packages, unowned_files
+
+
+def pkg(name: str, size: int) -> PackageFiles:
+    return PackageFiles(name, (f"lib/{name}.so",), size)
+
+
+def test_every_package_gets_its_layer_within_the_budget() -> None:
+    plans = plan_layers([pkg("b", 10), pkg("a", 20)], budget=3)
+    assert [(p.packages, p.rest) for p in plans] == [(("a",), False), (("b",), False), ((), True)]
+
+
+def test_over_the_budget_the_smallest_least_popular_share_one_layer() -> None:
+    packages = [pkg("big", 1000), pkg("mid", 500), pkg("small", 10), pkg("tiny", 1)]
+    plans = plan_layers(packages, budget=4)
+    assert [p.packages for p in plans] == [("big",), ("mid",), ("small", "tiny"), ()]
+    popular = plan_layers(packages, budget=4, popularity={"tiny": 10_000})
+    assert [p.packages for p in popular] == [("big",), ("tiny",), ("mid", "small"), ()]
+
+
+@pytest.mark.parametrize("budget", [2, 3, 5, 50], ids=str)
+def test_plans_stay_within_the_budget_and_hold_every_package(budget: int) -> None:
+    packages = [pkg(f"p{i:02d}", i * 7 % 13 + 1) for i in range(20)]
+    plans = plan_layers(packages, budget=budget)
+    assert len(plans) <= budget and plans[-1].rest
+    assert sorted(n for p in plans for n in p.packages) == sorted(p.name for p in packages)
+
+
+def test_a_budget_below_two_is_refused() -> None:
+    with pytest.raises(ValueError):
+        plan_layers([], budget=1)
+
+
+def test_parent_dirs() -> None:
+    assert parent_dirs(["a/b/c", "a/d", "e"]) == ["a", "a/b"]
+
+
+def _prefix(root: Path) -> Path:
+    (root / "conda-meta").mkdir(parents=True)
+    (root / "bin").mkdir()
+    (root / "bin/tool").write_text("#!/bin/sh\n")
+    (root / "bin/tool").chmod(0o755)
+    (root / "lib").mkdir()
+    (root / "lib/libx.so").write_bytes(b"\0elf")
+    (root / "lib/libx.so.1").symlink_to("libx.so")
+    (root / "conda-meta/tool-1-0.json").write_text('{"name": "tool", "files": ["bin/tool", "bin/gone"]}')
+    (root / "conda-meta/libx-1-0.json").write_text('{"name": "libx", "files": ["lib/libx.so", "lib/libx.so.1"]}')
+    (root / "conda-meta/history").write_text("")
+    (root / "pip.txt").write_text("from pip")
+    return root
+
+
+def test_prefix_packages_and_unowned_files(tmp_path: Path) -> None:
+    packages = prefix_packages(_prefix(tmp_path / "env"))
+    assert [(p.name, p.files) for p in packages] == [
+        ("libx", ("conda-meta/libx-1-0.json", "lib/libx.so", "lib/libx.so.1")),
+        ("tool", ("bin/tool", "conda-meta/tool-1-0.json")),  # missing files are left out
+    ]
+    assert unowned_files(tmp_path / "env", packages) == ["conda-meta/history", "pip.txt"]
+
+
+def _members(data: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getmembers()
+
+
+def test_layers_are_deterministic_and_normalized(tmp_path: Path) -> None:
+    prefix = _prefix(tmp_path / "env")
+    entries = layer_entries(prefix, "/opt/env", ["lib/libx.so", "lib/libx.so.1", "bin/tool"])
+    first = write_archive(tmp_path / "a.tar.gz", entries, GZIP)
+    (prefix / "bin/tool").touch()  # a new mtime changes nothing
+    second = write_archive(tmp_path / "b.tar.gz", layer_entries(prefix, "/opt/env", ["bin/tool", "lib/libx.so",
+                                                                                      "lib/libx.so.1"]), GZIP)
+    data = first.path.read_bytes()
+    assert data == second.path.read_bytes()
+    assert data[4:8] == b"\0\0\0\0" and not data[3] & 0x08  # gzip: mtime 0, no file name
+    assert first.tar_sha256 != first.sha256
+    members = _members(gzip.decompress(data))
+    assert [m.name for m in members] == ["opt", "opt/env", "opt/env/bin", "opt/env/bin/tool", "opt/env/lib",
+                                         "opt/env/lib/libx.so", "opt/env/lib/libx.so.1"]
+    assert all((m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "") for m in members)
+    assert members[3].mode == 0o755 and members[6].issym() and members[6].linkname == "libx.so"
+
+
+def test_copy_archive_sorts_and_resolves_hardlinks(tmp_path: Path) -> None:
+    source = tmp_path / "in.tar"
+    with tarfile.open(source, "w") as tar:
+        for name, data in [("z.txt", b"z"), ("a.txt", b"a")]:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uid, info.uname = len(data), 12345, 1000, "someone"
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("b-link")
+        link.type, link.linkname = tarfile.LNKTYPE, "z.txt"
+        tar.addfile(link)
+    written = copy_archive(source, tmp_path / "out.tar.zst", ZSTD)
+    plain = zstandard.ZstdDecompressor().stream_reader(written.path.open("rb")).read()
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["a.txt", "b-link", "z.txt"]
+        assert members[1].isfile() and tar.extractfile(members[1]).read() == b"z"  # type: ignore[union-attr]
+    assert all((m.mtime, m.uid, m.uname) == (0, 0, "") for m in members)
+    assert copy_archive(source, tmp_path / "again.tar.zst", ZSTD).sha256 == written.sha256
+
+
+def test_in_memory_entries_and_plain_tars(tmp_path: Path) -> None:
+    written = write_archive(tmp_path / "x.tar", [Entry("d/"), Entry("d/f", data=b"hi", mode=0o600)], PLAIN)
+    assert written.sha256 == written.tar_sha256
+    members = _members(written.path.read_bytes())
+    assert [(m.name, m.isdir(), m.mode) for m in members] == [("d", True, 0o755), ("d/f", False, 0o600)]
