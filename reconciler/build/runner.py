@@ -1,4 +1,4 @@
-"""The build-step runner: solve → lock → install → pip → verify → link → publish.
+"""The build-step runner: solve → pip-lock → install → pip-install → lock → verify → link → publish.
 
 Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
 shared ``Work``. The runner is the only place that catches bare ``Exception``: every
@@ -193,9 +193,9 @@ def publish_step(w: Work, ctx: BuildContext) -> None:
 STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("solve", solve_step),
     ("pip-lock", pip_lock_step),
-    ("lock", lock_step),
     ("install", install_step),
     ("pip-install", pip_install_step),
+    ("lock", lock_step),  # after install: its first import overlaps the install (warm_imports)
     ("verify", verify_step),
     ("link", link_step),
     ("publish", publish_step),
