@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -164,15 +165,47 @@ def test_root_that_is_a_file_is_unreadable(tmp_path: Path) -> None:
     assert scan(tmp_path / "file").error_reason == SOURCE_UNREADABLE
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders regardless of permissions")
-def test_unreadable_subfolder_makes_the_whole_source_unreadable(make_tree: Tree) -> None:
-    root = make_tree({"team/a.yaml": NUMPY, "locked/b.yaml": NUMPY})
-    (root / "locked").chmod(0)
+def test_unreadable_subfolder_makes_the_whole_source_unreadable(tmp_path: Path) -> None:
+    # Root reads folders whatever their mode, so as root the scan runs as ``nobody``.
+    base = Path(tempfile.mkdtemp(prefix="condaops-perm-", dir="/tmp"))
     try:
-        snap = scan(root)
-    finally:
+        base.chmod(0o755)
+        root = base / "envs"
+        for rel in ("team/a.yaml", "locked/b.yaml"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(NUMPY)
+        for folder in (root, root / "team"):
+            folder.chmod(0o755)
+        (root / "team/a.yaml").chmod(0o644)
+        (root / "locked").chmod(0)
+        assert _scan_reason(root) == SOURCE_UNREADABLE
         (root / "locked").chmod(0o755)
-    assert snap.error_reason == SOURCE_UNREADABLE and snap.envs == ()
+        (root / "locked/b.yaml").chmod(0o644)
+        assert _scan_reason(root) == "ok"  # the same tree, readable: the check above was real
+    finally:
+        (base / "envs" / "locked").chmod(0o755)
+        shutil.rmtree(base)
+
+
+def _scan_reason(root: Path) -> str:
+    """``read_directory`` on ``root`` as an unprivileged user; its error reason or ``ok``."""
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from condaops.config.settings import SourceSettings\n"
+        "from condaops.reconciler.sources.directory import read_directory\n"
+        "snap = read_directory(SourceSettings(name='t', directory=Path(sys.argv[1])))\n"
+        "print(snap.error_reason or 'ok')\n"
+    )
+    cmd = [sys.executable, "-c", code, str(root)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.fail("running as root needs setpriv (util-linux) to drop privileges", pytrace=False)
+        cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def test_empty_root_is_an_empty_snapshot(make_tree: Tree) -> None:
