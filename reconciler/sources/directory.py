@@ -38,6 +38,7 @@ from condaops.reconciler.sources.layout import (
     Placement,
     arrange,
     is_ignored_name,
+    name_warning,
 )
 from condaops.reconciler.specfile import (
     MAX_SPEC_BYTES,
@@ -291,7 +292,7 @@ def _snapshot(
             reason, message = outcome.problem or (FILE_UNREADABLE, placement.path)
             rejections.append(Rejection(placement.ref, source, placement.path, reason, message))
             continue
-        warnings = outcome.parsed.warnings + _name_warning(placement, outcome.parsed)
+        warnings = outcome.parsed.warnings + name_warning(placement.ref.name, outcome.parsed.spec.name)
         envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path,
                                revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
@@ -308,14 +309,6 @@ def _revision(
     for rel, content in sorted(entries):
         digest.update(f"{rel}\0{content}\n".encode("utf-8", "surrogateescape"))
     return "dir:" + digest.hexdigest()
-
-
-def _name_warning(placement: Placement, parsed: ParsedSpec) -> tuple[str, ...]:
-    name = parsed.spec.name
-    if name is None or name == placement.ref.name:
-        return ()
-    return (f"'name: {name}' differs from the environment name '{placement.ref.name}' "
-            "taken from the path; the path wins",)
 
 
 def _unreadable(settings: SourceSettings, root: Path, exc: OSError) -> SourceSnapshot:

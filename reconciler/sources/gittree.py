@@ -36,7 +36,14 @@ from condaops.reconciler.sources.gitrules import (
     judge_path,
     split_path,
 )
-from condaops.reconciler.sources.layout import MAX_DEPTH, Misplaced, Placement, arrange, classify
+from condaops.reconciler.sources.layout import (
+    MAX_DEPTH,
+    Misplaced,
+    Placement,
+    arrange,
+    classify,
+    name_warning,
+)
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
 
 FILE_UNREADABLE = "FileUnreadable"
@@ -246,16 +253,8 @@ def build_snapshot(
             rejections.append(Rejection(placement.ref, source, placement.path, outcome.reason,
                                         outcome.message(placement.path)))  # fmt: skip
             continue
-        warnings = outcome.warnings + _name_warning(placement, outcome)
+        warnings = outcome.warnings + name_warning(placement.ref.name, outcome.spec.name)
         envs.append(DesiredEnv(placement.ref, outcome.spec, source, placement.path, revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
     return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
 
-
-def _name_warning(placement: Placement, parsed: ParsedSpec) -> tuple[str, ...]:
-    # Worded as the directory source words it: users see one message for both.
-    name = parsed.spec.name
-    if name is None or name == placement.ref.name:
-        return ()
-    return (f"'name: {name}' differs from the environment name '{placement.ref.name}' "
-            "taken from the path; the path wins",)

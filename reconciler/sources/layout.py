@@ -175,3 +175,11 @@ def _place(path: str, namespace: str, name: str) -> Placement | Misplaced:
 
 def _misplaced(path: str, message: str) -> Misplaced:
     return Misplaced(None, path, LAYOUT_UNSUPPORTED, f"{path} {message}")
+
+
+def name_warning(ref_name: str, declared: str | None) -> tuple[str, ...]:
+    """A warning when a file's ``name:`` key differs from the path-derived name (the path wins)."""
+    if declared is None or declared == ref_name:
+        return ()
+    return (f"'name: {declared}' differs from the environment name '{ref_name}' taken from the path; "
+            "the path wins",)
