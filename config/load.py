@@ -683,7 +683,16 @@ def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
         problems.append(("mirror_dir", "applies only to Git sources"))
     if source.password_env is not None and source.password_file is not None:
         problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
-    return problems + _status_keys(source) + _webhook_keys(source)
+    return problems + _status_keys(source) + _webhook_keys(source) + _change_keys(source)
+
+
+def _change_keys(source: SourceSettings) -> list[tuple[str, str]]:
+    """Change requests are refs of a Git remote."""
+    if source.change_requests and source.git is None:
+        return [("change_requests", "applies only to Git sources (pull requests are Git refs)")]
+    from condaops.reconciler.sources.gitrules import ref_glob_problem
+
+    return [("change_refspecs", problem) for problem in map(ref_glob_problem, source.change_refspecs) if problem]
 
 
 _WEBHOOK_KEYS = ("webhook_secret_env", "webhook_secret_file")
@@ -856,6 +865,8 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].git": KeyRule("Relative local paths resolve like `store`.", convert=_git_location),
     "sources[].default_namespace": KeyRule("A valid namespace name.", check=name_problem),
     "sources[].interval": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=_positive),
+    "sources[].change_grace": KeyRule("0 or more.", type=_DURATION, convert=_duration),
+    "sources[].change_refspecs": KeyRule("Ref globs such as `refs/pull/*/head`. Only with `git`."),
     "sources[].username": KeyRule("Only with an http(s) `git` URL."),
     "sources[].password_env": KeyRule(
         "Only with an http(s) `git` URL; not with `password_file`. The value is never logged.",

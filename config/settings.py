@@ -91,6 +91,19 @@ class SourceSettings:
     webhook_secret_file: Path | None = field(
         default=None, metadata=_doc("Webhooks: file holding the webhook secret (read at each call).")
     )
+    change_requests: bool = field(
+        default=False,
+        metadata=_doc("Change requests: review every open pull/merge request ref against `branch` (which "
+                      "environments change, and each one's package diff)."),
+    )
+    change_refspecs: tuple[str, ...] = field(
+        default=("refs/pull/*/head", "refs/merge-requests/*/head"),
+        metadata=_doc("Change requests: ref globs that name open pull/merge requests."),
+    )
+    change_grace: float = field(
+        default=86400.0,
+        metadata=_doc("Change requests: how long a closed request's review is kept after its ref disappears."),
+    )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("environment", metavar="NS/NAME")
     rb.add_argument("build_id", type=int)
 
+    ch = sub.add_parser("changes", help="show the recorded reviews of open change requests")
+    ch.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    ch.add_argument("--source", help="only this source")
+    ch.add_argument("--ref", help="only this ref (e.g. refs/pull/7/head)")
+
     g = sub.add_parser("gc", help="remove old build prefixes (never the current build, never lockfiles)")
     g.add_argument("--keep", type=int, default=2, help="previous builds to keep per environment (default 2)")
     g.add_argument("--dry-run", action="store_true")
@@ -216,6 +221,26 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.state.queries import list_change_requests
+
+    rows = [c for c in list_change_requests(_runtime(settings).engine, source=args.source)
+            if args.ref is None or c.ref == args.ref]
+    if args.format == "json":
+        print(json.dumps([{"source": c.source, "ref": c.ref, "state": c.state, "head_revision": c.head_revision,
+                           "base_revision": c.base_revision, "has_changes": c.has_changes,
+                           "has_errors": c.has_errors, "error": c.error,
+                           "report": json.loads(c.report_json) if c.report_json else None} for c in rows],
+                         indent=2, default=str))
+    elif args.format == "markdown":
+        print("\n\n".join(c.report_markdown or f"`{c.ref}`: {c.error}" for c in rows))
+    else:
+        for c in rows:
+            what = "error: " + (c.error or "") if c.error else ("changes" if c.has_changes else "no changes")
+            print(f"{c.source}  {c.ref}  {c.state}  {c.head_revision[:12]}  {what}")
+    return EXIT_OK
+
+
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.operations import collect_garbage
 
@@ -240,6 +265,7 @@ COMMANDS = {
     "history": cmd_history,
     "rollback": cmd_rollback,
     "gc": cmd_gc,
+    "changes": cmd_changes,
 }
 
 if __name__ == "__main__":

@@ -48,6 +48,13 @@ class SourceReader:
         with self._forced_lock:
             self._forced.update(names)
 
+    def git_source(self, name: str):  # type: ignore[no-untyped-def]
+        """The ``GitSource`` this reader keeps for source ``name`` (after its first read), or None."""
+        from condaops.reconciler.sources.git import GitSource
+
+        source = self._caches.get(name)
+        return source if isinstance(source, GitSource) else None
+
     def _take_forced(self, name: str) -> bool:
         with self._forced_lock:
             if name in self._forced:
@@ -133,6 +140,10 @@ class Reconciler:
         self.layout = StoreLayout(settings.store)
         self.recorder = Recorder(engine, clock)
         self._read = reader or SourceReader()
+        from condaops.reconciler.changereqs import ChangeRequests
+
+        self.changes = ChangeRequests(settings, engine, clock=clock,
+                                      git_source=getattr(self._read, "git_source", lambda name: None))
 
     def force_read(self, names: Iterable[str]) -> None:
         """Read these sources at the next pass even while they wait after failures (webhooks)."""
@@ -169,6 +180,10 @@ class Reconciler:
         self.repair_links()
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
+        try:
+            self.changes.sync_all({s.source: s for s in snaps})
+        except Exception:  # reviews are a side show: a failure here must not fail the pass
+            log.exception("change_requests_failed")
         return PassResult(p, tuple(queued), tuple(snaps))
 
     def repair_links(self) -> None:

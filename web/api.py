@@ -14,7 +14,7 @@ from litestar import Request, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
-from condaops.reconciler.state.queries import build_artifacts, list_builds, list_sources
+from condaops.reconciler.state.queries import build_artifacts, list_builds, list_change_requests, list_sources
 from condaops.reconciler.status import STATES, status_item
 from condaops.web import api_models as m
 from condaops.web.access import ViewerDep
@@ -158,11 +158,14 @@ def sources(ctx: CtxDep, viewer: ViewerDep) -> m.SourcePage:
     return _page(m.SourcePage, [m.source(s) for s in found], len(found), max(len(found), 1), 0)
 
 
-@get("/change-requests", sync_to_thread=False)
-def change_requests(limit: Limit = None, offset: Offset = None) -> m.ChangeRequestPage:
-    """Pull/merge requests built as previews. The state DB records none yet."""
+@get("/change-requests", sync_to_thread=True)
+def change_requests(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset: Offset = None) -> m.ChangeRequestPage:
+    """Reviews of open (and recently closed) pull/merge requests: environments changed and package diffs.
+    They span namespaces, so only readers of every namespace see them when access control is on."""
     size, start = clamp_page(limit, offset)
-    return _page(m.ChangeRequestPage, [], 0, size, start)
+    found = list_change_requests(ctx.engine) if viewer.everything or not ctx.access.enabled else []
+    items = [m.change_request(c) for c in found[start:start + size]]
+    return _page(m.ChangeRequestPage, items, len(found), size, start)
 
 
 def api_router() -> Router:

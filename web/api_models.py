@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from condaops.reconciler.state.packages import LockedPackage, PackageHit
-from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
+from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, ChangeRequestInfo, SourceInfo
 from condaops.web.views import Command, EnvRow, NamespaceRow, PackageDiff, build_duration
 
 
@@ -129,7 +129,14 @@ class Source(msgspec.Struct, kw_only=True):
 class ChangeRequest(msgspec.Struct, kw_only=True):
     source: str
     ref: str
+    state: str
     revision: str | None
+    base_revision: str | None
+    has_changes: bool
+    has_errors: bool
+    error: str | None
+    updated_at: datetime
+    report: dict[str, Any] | None  # the review: environments changed and their package diffs
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -241,3 +248,10 @@ def diff(old_id: int, new_id: int, d: PackageDiff) -> Diff:
 def source(s: SourceInfo) -> Source:
     return Source(name=s.name, revision=s.revision, fetched_at=s.fetched_at, last_success_at=s.last_success_at,
                   error_reason=s.error_reason, error_message=s.error_message)  # fmt: skip
+
+
+def change_request(c: ChangeRequestInfo) -> ChangeRequest:
+    return ChangeRequest(source=c.source, ref=c.ref, state=c.state, revision=c.head_revision,
+                         base_revision=c.base_revision, has_changes=c.has_changes, has_errors=c.has_errors,
+                         error=c.error, updated_at=c.updated_at,
+                         report=json.loads(c.report_json) if c.report_json else None)

@@ -17,7 +17,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from condaops.reconciler.state.queries import list_sources
+from condaops.reconciler.state.queries import list_change_requests, list_sources
 from condaops.reconciler.status import STATES
 from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
 from condaops.web.context import CtxDep
@@ -124,10 +124,11 @@ def diff_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name,
                 diff=result.diff, choices=result.choices)  # fmt: skip
 
 
-@get("/change-requests", sync_to_thread=False, include_in_schema=False)
+@get("/change-requests", sync_to_thread=True, include_in_schema=False)
 def change_requests_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
-    # The state DB holds no change requests yet (the feature records none): nothing to list.
-    return page(request, ctx, viewer, "change_requests.html", items=[])
+    # Reviews span namespaces: with access control on, only readers of everything see them.
+    items = list_change_requests(ctx.engine) if viewer.everything or not ctx.access.enabled else []
+    return page(request, ctx, viewer, "change_requests.html", items=items)
 
 
 @get("/search", sync_to_thread=True, include_in_schema=False)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
 from condaops.reconciler.state.schema import (
     Artifact,
+    ChangeRequest,
     Build,
     Environment,
     Namespace,
@@ -392,3 +393,34 @@ def finished_build_durations(engine: Engine) -> list[float]:
             .where(Build.started_at.is_not(None), Build.finished_at.is_not(None))
         )  # fmt: skip
         return [max((end - start).total_seconds(), 0.0) for start, end in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRequestInfo:
+    source: str
+    ref: str
+    state: str
+    head_revision: str
+    base_revision: str | None
+    has_changes: bool
+    has_errors: bool
+    report_json: str | None
+    report_markdown: str | None
+    error: str | None
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+def list_change_requests(engine: Engine, *, source: str | None = None) -> list[ChangeRequestInfo]:
+    """Recorded change requests (open first, newest first)."""
+    with Session(engine) as s:
+        query = select(ChangeRequest).order_by(ChangeRequest.state.desc(), ChangeRequest.updated_at.desc())
+        if source is not None:
+            query = query.where(ChangeRequest.source == source)
+        return [
+            ChangeRequestInfo(r.source, r.ref, r.state, r.head_revision, r.base_revision, r.has_changes,
+                              r.has_errors, r.report_json, r.report_markdown, r.error, r.opened_at,
+                              r.updated_at, r.closed_at)
+            for r in s.scalars(query)
+        ]

@@ -25,11 +25,13 @@ from condaops.reconciler.model import (
     EnvRef,
     SourceSnapshot,
 )
+from condaops.reconciler.changes import ChangeReport, render_report
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, Action, Plan
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
+    ChangeRequest,
     Build,
     Environment,
     Namespace,
@@ -292,3 +294,47 @@ class _EnvCache:
             env = self.envs[ref] = Environment(namespace=ns, name=ref.name)
             self.s.add(env)
         return env
+
+
+class ChangeRequestRecorder:
+    """Records change-request reviews (part of the one recorder module: every write is here)."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def record_review(self, source: str, ref: str, head: str, *, base: str | None,
+                      report: ChangeReport | None, error: str | None) -> None:
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            row = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
+            if row is None:
+                row = ChangeRequest(source=source, ref=ref, opened_at=now)
+                s.add(row)
+            row.state, row.head_revision, row.base_revision = "open", head, base
+            row.updated_at, row.closed_at, row.error = now, None, error
+            row.has_changes = bool(report and report.has_changes)
+            row.has_errors = bool(error) or bool(report and report.has_errors)
+            row.report_json = render_report(report, "json") if report else None
+            row.report_markdown = render_report(report, "markdown") if report else None
+
+    def close_missing(self, source: str, open_refs: Iterable[str]) -> list[str]:
+        """Close the change requests of ``source`` whose ref is gone; returns their refs."""
+        keep = set(open_refs)
+        with Session(self.engine) as s, s.begin():
+            rows = s.scalars(select(ChangeRequest).where(ChangeRequest.source == source,
+                                                         ChangeRequest.state == "open"))
+            closed = [row for row in rows if row.ref not in keep]
+            for row in closed:
+                row.state, row.closed_at = "closed", self.clock()
+            return [row.ref for row in closed]
+
+    def forget_closed(self, source: str, *, closed_before: datetime) -> int:
+        """Drop reviews closed longer ago than the grace period."""
+        with Session(self.engine) as s, s.begin():
+            rows = list(s.scalars(select(ChangeRequest).where(
+                ChangeRequest.source == source, ChangeRequest.state == "closed",
+                ChangeRequest.closed_at < closed_before)))  # fmt: skip
+            for row in rows:
+                s.delete(row)
+            return len(rows)

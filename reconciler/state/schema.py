@@ -154,3 +154,25 @@ class SourceState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_reason: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class ChangeRequest(Base):
+    """An open (or recently closed) pull/merge request ref of a Git source, with its review."""
+
+    __tablename__ = "change_requests"
+    __table_args__ = (UniqueConstraint("source", "ref"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(256))
+    ref: Mapped[str] = mapped_column(String(512))
+    state: Mapped[str] = mapped_column(String(16))  # open | closed
+    head_revision: Mapped[str] = mapped_column(String(128))
+    base_revision: Mapped[str | None] = mapped_column(String(128))
+    has_changes: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_errors: Mapped[bool] = mapped_column(Boolean, default=False)
+    report_json: Mapped[str | None] = mapped_column(Text)
+    report_markdown: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)  # the review itself failed (source unreadable...)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -89,3 +89,59 @@ def test_pr_check_exit_codes(project, tool_channel, repo):
     assert code == 2 and "cannot be built" in out and "tool >=9" in out
     code, _, err = p.cli(*review, "refs/pull/99/head")
     assert code == 2 and "refs/pull/99/head" in err
+
+
+def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
+    pull_request(repo, 1, {"envs/team/tool.yaml": tool("tool=2.0")})
+    p = project({ALIAS + "testchan": tool_channel},
+                sources=[{"git": str(repo), "branch": "main", "path": "envs", "change_requests": True,
+                          "change_grace": "0s"}])
+    assert p.cli("reconcile", "--once", "--wait")[0] == 0
+    assert p.status()["team/tool"]["state"] == "ready"  # production builds main, not the PR
+    assert p.link("team/tool").resolve().name.endswith("-tool")
+
+    code, out, _ = p.cli("changes", "--format", "json")
+    (review,) = json.loads(out)
+    assert (review["ref"], review["state"], review["has_changes"]) == ("refs/pull/1/head", "open", True)
+    envs = {e["environment"]: e for e in review["report"]["environments"]}
+    assert envs["team/tool"]["packages"]["linux-64"]["upgraded"][0]["new"] == "2.0"
+    assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in p.cli("changes", "--format", "markdown")[1]
+    first_head = review["head_revision"]
+    _check_site(p)
+
+    # The PR gets a new commit: reviewed again at the next pass.
+    git(repo, "checkout", "-q", "pr1")
+    sha = commit(repo, {"envs/data/new.yaml": tool("tool")}, "more")
+    git(repo, "update-ref", "refs/pull/1/head", sha)
+    git(repo, "checkout", "-q", "main")
+    assert p.cli("reconcile", "--once")[0] == 0
+    (review,) = json.loads(p.cli("changes", "--format", "json")[1])
+    assert review["head_revision"] == sha != first_head
+    assert {e["environment"] for e in review["report"]["environments"]} == {"team/tool", "data/new"}
+    assert "data/new" not in p.status()  # never built in production
+
+    # The PR is closed (its ref disappears): closed, then forgotten after the grace period.
+    git(repo, "update-ref", "-d", "refs/pull/1/head")
+    assert p.cli("reconcile", "--once")[0] == 0
+    assert json.loads(p.cli("changes", "--format", "json")[1]) == []  # grace 0 s: gone at once
+
+
+def _check_site(p) -> None:  # type: ignore[no-untyped-def]
+    """The status site and API show the recorded review."""
+    from litestar.testing import TestClient
+
+    from condaops.config import load_settings
+    from condaops.reconciler.state.db import make_engine
+    from condaops.web.app import create_app
+
+    settings = load_settings(p.config_file)
+    engine = make_engine(settings.database_url)
+    with TestClient(create_app(settings, engine, cache_seconds=0)) as client:
+        data = client.get("/api/v1/change-requests").json()
+        assert data["total"] == 1
+        (item,) = data["items"]
+        assert (item["ref"], item["state"], item["has_changes"]) == ("refs/pull/1/head", "open", True)
+        assert item["report"]["environments"][0]["environment"] == "team/tool"
+        page = client.get("/change-requests").text
+        assert "refs/pull/1/head" in page and "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in page
+    engine.dispose()
