@@ -10,16 +10,19 @@ and record the report; close the ones whose ref disappeared, and forget closed o
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
+from condaops.reconciler.changes import ADDED, CHANGED
 from condaops.reconciler.errors import CondaopsError
-from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.model import BUILDING, SourceSnapshot
 from condaops.reconciler.review import review_snapshots
-from condaops.reconciler.state.queries import list_change_requests
+from condaops.reconciler.service import effective
+from condaops.reconciler.state.queries import list_change_requests, list_previews
 from condaops.reconciler.state.recorder import ChangeRequestRecorder
 from condaops.reconciler.store import StoreLayout
 
@@ -36,49 +39,72 @@ class ChangeRequests:
         self.clock = clock
         self.git_source = git_source
         self.recorder = ChangeRequestRecorder(engine, clock)
-        self.repodata_cache = StoreLayout(settings.store).root / ".cache" / "repodata"
+        self.layout = StoreLayout(settings.store)
+        self.repodata_cache = self.layout.caches / "repodata"
 
-    def sync_all(self, snapshots: dict[str, SourceSnapshot]) -> None:
+    def sync_all(self, snapshots: dict[str, SourceSnapshot]) -> list[int]:
+        """Review every source's change requests; returns the preview builds to schedule."""
+        previews: list[int] = []
         for src in self.settings.sources:
             base = snapshots.get(src.name)
             if src.change_requests and src.git is not None and base is not None and base.error is None:
                 try:
-                    self.sync(src, base)
+                    previews += self.sync(src, base)
                 except CondaopsError as exc:  # e.g. the refs could not be listed: try next pass
                     log.warning("change_requests_unavailable source=%s %s", src.name, exc)
+        return previews
 
-    def sync(self, src: SourceSettings, base: SourceSnapshot) -> list[str]:
-        """Review what changed; returns the refs reviewed in this pass."""
+    def sync(self, src: SourceSettings, base: SourceSnapshot) -> list[int]:
+        """Review what moved; returns the ids of the preview builds queued in this pass."""
         git = self.git_source(src.name)
         if git is None:
             return []
         refs: dict[str, str] = git.list_refs(src.change_refspecs)  # type: ignore[attr-defined]
         known = {c.ref: c for c in list_change_requests(self.engine, source=src.name) if c.state == "open"}
-        reviewed = []
+        previews: list[int] = []
         for ref, head in sorted(refs.items()):
             old = known.get(ref)
             if old is not None and old.head_revision == head and old.base_revision == base.revision:
                 continue  # nothing moved on either side
-            self._review(src, git, ref, head, base)
-            reviewed.append(ref)
+            previews += self._review(src, git, ref, head, base)
         for ref in self.recorder.close_missing(src.name, refs):
             log.info("change_request_closed source=%s ref=%s", src.name, ref)
         grace = timedelta(seconds=src.change_grace)
-        self.recorder.forget_closed(src.name, closed_before=self.clock() - grace)
-        return reviewed
+        for ref in self.recorder.forget_closed(src.name, closed_before=self.clock() - grace):
+            shutil.rmtree(self.layout.previews_of(src.name, ref), ignore_errors=True)
+            log.info("change_request_forgotten source=%s ref=%s", src.name, ref)
+        return previews
 
-    def _review(self, src: SourceSettings, git: object, ref: str, head: str, base: SourceSnapshot) -> None:
+    def _review(self, src: SourceSettings, git: object, ref: str, head: str, base: SourceSnapshot) -> list[int]:
         snapshot: SourceSnapshot = git.read_ref(ref)  # type: ignore[attr-defined]
         if snapshot.error:
             self.recorder.record_review(src.name, ref, head, base=base.revision, report=None,
                                         error=f"{snapshot.error_reason}: {snapshot.error}")
-            return
+            return []
         try:
             report = review_snapshots(self.settings, base, snapshot, ref=ref, repodata_cache=self.repodata_cache)
         except CondaopsError as exc:
             self.recorder.record_review(src.name, ref, head, base=base.revision, report=None, error=str(exc))
-            return
-        self.recorder.record_review(src.name, ref, snapshot.revision or head, base=base.revision,
-                                    report=report, error=None)
+            return []
+        head = snapshot.revision or head
+        self.recorder.record_review(src.name, ref, head, base=base.revision, report=report, error=None)
         log.info("change_request_reviewed source=%s ref=%s head=%s changes=%s errors=%s",
                  src.name, ref, head[:12], report.has_changes, report.has_errors)
+        self._drop_old_areas(src.name, ref, head)
+        # Preview what would be built: environments added or changed that solve.
+        buildable = [e.change.head for e in report.changed
+                     if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error]
+        effective_envs = {e.ref: e for e in effective(snapshot, self.settings).envs}
+        return self.recorder.queue_previews(src.name, ref, head,
+                                            [effective_envs[e.ref] for e in buildable if e.ref in effective_envs])
+
+    def _drop_old_areas(self, source: str, ref: str, head: str) -> None:
+        """A new head supersedes the preview areas of earlier heads (none is running: the
+        queued ones are canceled, and a running one finishes into its own area first)."""
+        busy = {p.head_revision[:12] for p in list_previews(self.engine, source=source, ref=ref)
+                if p.state == BUILDING}
+        keep = {head[:12]} | busy
+        folder = self.layout.previews_of(source, ref)
+        for area in folder.iterdir() if folder.is_dir() else ():
+            if area.name not in keep:
+                shutil.rmtree(area, ignore_errors=True)

@@ -222,16 +222,18 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_change_requests
+    from condaops.reconciler.state.queries import list_change_requests, list_previews
 
-    rows = [c for c in list_change_requests(_runtime(settings).engine, source=args.source)
-            if args.ref is None or c.ref == args.ref]
+    engine = _runtime(settings).engine
+    rows = [c for c in list_change_requests(engine, source=args.source) if args.ref is None or c.ref == args.ref]
     if args.format == "json":
         print(json.dumps([{"source": c.source, "ref": c.ref, "state": c.state, "head_revision": c.head_revision,
                            "base_revision": c.base_revision, "has_changes": c.has_changes,
                            "has_errors": c.has_errors, "error": c.error,
-                           "report": json.loads(c.report_json) if c.report_json else None} for c in rows],
-                         indent=2, default=str))
+                           "report": json.loads(c.report_json) if c.report_json else None,
+                           "previews": [_preview_row(settings, p) for p in list_previews(
+                               engine, source=c.source, ref=c.ref) if p.head_revision == c.head_revision]}
+                          for c in rows], indent=2, default=str))
     elif args.format == "markdown":
         print("\n\n".join(c.report_markdown or f"`{c.ref}`: {c.error}" for c in rows))
     else:
@@ -239,6 +241,12 @@ def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
             what = "error: " + (c.error or "") if c.error else ("changes" if c.has_changes else "no changes")
             print(f"{c.source}  {c.ref}  {c.state}  {c.head_revision[:12]}  {what}")
     return EXIT_OK
+
+
+def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {"environment": str(p.ref), "state": p.state, "reason": p.reason, "message": p.message,
+            "spec_hash": p.spec_hash, "prefix": str(settings.store / p.prefix) if p.prefix else None,
+            "artifacts": {k: str(settings.store / v) for k, v in sorted(p.artifacts.items())}}
 
 
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,9 +24,9 @@ from condaops.reconciler.plan import BUILD
 from condaops.reconciler.schedule import BuildScheduler
 from condaops.reconciler.service import Reconciler
 from condaops.reconciler.state.db import make_engine, migrate
-from condaops.reconciler.state.queries import count_active_builds, list_environments
+from condaops.reconciler.state.queries import count_active_builds, count_active_previews, list_environments
 from condaops.reconciler.status import derive_state
-from condaops.reconciler.worker import BuildWorker
+from condaops.reconciler.worker import BuildWorker, PreviewWorker
 from condaops.web.metrics import ServiceMetrics
 
 log = logging.getLogger("condaops.runtime")
@@ -58,6 +58,8 @@ class Runtime:
         migrate(self.engine)
         self.reconciler = Reconciler(settings, self.engine, clock=clock)
         self.worker = BuildWorker(settings, self.reconciler.recorder)
+        self.previewer = PreviewWorker(settings, self.reconciler.changes.recorder)
+        self.previewer.listeners.append(self._on_build_event)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self.worker.listeners.append(self._on_build_event)
@@ -88,7 +90,7 @@ class Runtime:
         self._wake.clear()
 
     def _scheduler(self) -> BuildScheduler:
-        return BuildScheduler(self.worker, concurrency=self.settings.build.concurrency)
+        return BuildScheduler(self.worker, concurrency=self.settings.build.concurrency, run_preview=self.previewer)
 
     # --- one pass, then the builds it queued --------------------------------------
 
@@ -97,9 +99,11 @@ class Runtime:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         async with self._scheduler() as sched:
             await sched.submit(await to_thread.run_sync(self.reconciler.recover))
+            await sched.submit_previews(await to_thread.run_sync(self.reconciler.changes.recorder.recover_previews))
             while True:
                 result = await to_thread.run_sync(self.reconciler.reconcile_once)
                 await sched.submit(result.queued)
+                await sched.submit_previews(result.previews)
                 await self._until_idle()
                 if not wait_retries:
                     break
@@ -128,7 +132,7 @@ class Runtime:
             await self._wait_for_wake(1.0)
 
     def _active_builds(self) -> int:
-        return count_active_builds(self.engine)
+        return count_active_builds(self.engine) + count_active_previews(self.engine)
 
     def summary(self) -> Summary:
         counts: dict[str, int] = {}
@@ -148,6 +152,7 @@ class Runtime:
         stop = stop or anyio.Event()
         async with self._scheduler() as sched, anyio.create_task_group() as tg:
             await sched.submit(await to_thread.run_sync(self.reconciler.recover))
+            await sched.submit_previews(await to_thread.run_sync(self.reconciler.changes.recorder.recover_previews))
             for watcher in self._watchers():
                 tg.start_soon(watcher, stop)
             server = self._web_server() if web else None
@@ -174,6 +179,7 @@ class Runtime:
             try:
                 result = await to_thread.run_sync(self.reconciler.reconcile_once)
                 await sched.submit(result.queued)
+                await sched.submit_previews(result.previews)
                 # Builds queued by another process (CLI, a previous run) are picked up too.
                 await sched.submit(await to_thread.run_sync(self.reconciler.recorder.queued))
                 nxt = result.plan.next_wakeup()

@@ -30,6 +30,7 @@ from condaops.reconciler.state.recorder import QueuedBuild
 log = logging.getLogger("condaops.schedule")
 
 BUILD_TASK = "condaops.build"
+PREVIEW_TASK = "condaops.preview"
 
 
 class BuildScheduler:
@@ -45,12 +46,14 @@ class BuildScheduler:
         run_build: Callable[[int], None],
         *,
         concurrency: int,
+        run_preview: Callable[[int], None] | None = None,
         data_store: DataStore | None = None,
         event_broker: EventBroker | None = None,
         role: str = "both",
         identity: str = "",
     ) -> None:
         self._run_build = run_build
+        self._run_preview = run_preview
         self._concurrency = concurrency
         self._scheduler = AsyncScheduler(
             data_store or MemoryDataStore(),
@@ -70,6 +73,13 @@ class BuildScheduler:
             job_executor="threadpool",
             max_running_jobs=self._concurrency,
         )
+        if self._run_preview is not None:  # previews never take more than half the slots
+            await self._scheduler.configure_task(
+                PREVIEW_TASK,
+                func=self._run_preview,
+                job_executor="threadpool",
+                max_running_jobs=max(1, self._concurrency // 2),
+            )
         await self._scheduler.start_in_background()
         return self
 
@@ -90,6 +100,15 @@ class BuildScheduler:
                 conflict_policy=ConflictPolicy.do_nothing,
             )
             log.info("build_scheduled env=%s build=%s job=%s", qb.ref, qb.build_id, qb.job_id)
+
+    async def submit_previews(self, preview_ids: Iterable[int], *, now: datetime | None = None) -> None:
+        """Queue change-request preview builds (job id ``preview:<id>``)."""
+        when = now or datetime.now(timezone.utc)
+        for preview_id in preview_ids:
+            job_id = f"preview:{preview_id}"
+            await self._forget_fired(job_id)
+            await self._scheduler.add_schedule(PREVIEW_TASK, DateTrigger(when), id=job_id, args=[preview_id],
+                                               conflict_policy=ConflictPolicy.do_nothing)
 
     async def _forget_fired(self, schedule_id: str) -> None:
         """A one-off schedule that already fired lingers until APScheduler's clean-up; a

@@ -33,6 +33,7 @@ class PassResult:
     plan: Plan
     queued: tuple[QueuedBuild, ...]
     snapshots: tuple[SourceSnapshot, ...] = ()
+    previews: tuple[int, ...] = ()  # change-request preview builds queued by this pass
 
 
 class SourceReader:
@@ -180,11 +181,12 @@ class Reconciler:
         self.repair_links()
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
+        previews: list[int] = []
         try:
-            self.changes.sync_all({s.source: s for s in snaps})
+            previews = self.changes.sync_all({s.source: s for s in snaps})
         except Exception:  # reviews are a side show: a failure here must not fail the pass
             log.exception("change_requests_failed")
-        return PassResult(p, tuple(queued), tuple(snaps))
+        return PassResult(p, tuple(queued), tuple(snaps), tuple(previews))
 
     def repair_links(self) -> None:
         """Make every environment link point at its recorded current build (observed ≠ recorded).

@@ -11,11 +11,12 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from condaops.config import Settings
 from condaops.reconciler.build.runner import BuildContext, run_build
 from condaops.reconciler.model import BuildOutcome
-from condaops.reconciler.state.recorder import Recorder
+from condaops.reconciler.state.recorder import ChangeRequestRecorder, Recorder
 from condaops.reconciler.store import StoreLayout
 
 log = logging.getLogger("condaops.worker")
@@ -76,3 +77,38 @@ class BuildWorker:
                 listener(build_id, outcome)
             except Exception:  # a broken listener must not fail the build record
                 log.exception("listener_failed build=%s", build_id)
+
+
+class PreviewWorker:
+    """Callable job for change-request previews: the same build steps in the change
+    request's preview area, publishing off, linked only inside that area."""
+
+    def __init__(self, settings: Settings, recorder: ChangeRequestRecorder, *, name: str | None = None) -> None:
+        self.settings = replace(settings, publish=replace(settings.publish, enabled=False))
+        self.recorder = recorder
+        self.name = name or worker_name()
+        self.layout = StoreLayout(settings.store)
+        self.listeners: list[Listener] = []
+
+    def __call__(self, preview_id: int) -> None:
+        claimed = self.recorder.claim_preview(preview_id, self.name)
+        if claimed is None:
+            return
+        ticket, source, ref, head = claimed
+        area = self.layout.preview(source, ref, head)
+        ctx = BuildContext(settings=self.settings, layout=area, may_link=lambda _build_id: True)
+        log.info("preview_started preview=%s source=%s ref=%s env=%s", preview_id, source, ref, ticket.ref)
+        outcome = run_build(ticket, ctx)
+        # Locations are recorded relative to the store, like production builds.
+        outcome = replace(outcome, prefix=_store_relative(area, self.layout, outcome.prefix),
+                          artifacts=tuple(replace(a, location=_store_relative(area, self.layout, a.location) or "")
+                                          for a in outcome.artifacts))
+        self.recorder.finish_preview(preview_id, outcome)
+        log.info("preview_finished preview=%s env=%s ok=%s reason=%s", preview_id, ticket.ref, outcome.ok,
+                 outcome.reason)
+        for listener in self.listeners:
+            listener(preview_id, outcome)
+
+
+def _store_relative(area: StoreLayout, store: StoreLayout, location: str | None) -> str | None:
+    return store.relative(area.absolute(location)) if location else None

@@ -98,7 +98,7 @@ def solve_step(w: Work, ctx: BuildContext) -> None:
     platforms = sorted(set(spec.platforms) | {w.host})
     w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
     w.records = w.run_async(lambda: solve_platforms(
-        spec, platforms, channels=ctx.settings.channels, cache_dir=ctx.layout.root / ".cache" / "repodata",
+        spec, platforms, channels=ctx.settings.channels, cache_dir=ctx.layout.caches / "repodata",
         client=w.client, env_label=w.label,
     ))  # fmt: skip
     for platform, recs in sorted(w.records.items()):
@@ -116,7 +116,7 @@ def pip_lock_step(w: Work, ctx: BuildContext) -> None:
         w.pip[platform] = lock_pip(
             reqs, python_version=version, platform=platform, settings=ctx.settings.pip,
             workdir=ctx.layout.work_dir / str(w.ticket.build_id) / platform, timeout=w.remaining(),
-            cache_dir=ctx.layout.root / ".cache" / "uv",
+            cache_dir=ctx.layout.caches / "uv",
         )  # fmt: skip
         w.log.info("pip_locked platform=%s packages=%d", platform, len(w.pip[platform]))
 
@@ -148,7 +148,7 @@ def pip_install_step(w: Work, ctx: BuildContext) -> None:
     locks = w.pip.get(w.host, [])
     if locks:
         install_pip(w.prefix, locks, settings=ctx.settings.pip, timeout=w.remaining(),
-                    cache_dir=ctx.layout.root / ".cache" / "uv")
+                    cache_dir=ctx.layout.caches / "uv")
         w.log.info("pip_installed packages=%d", len(locks))
 
 

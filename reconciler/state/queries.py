@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session, aliased
 from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
 from condaops.reconciler.state.schema import (
     Artifact,
-    ChangeRequest,
     Build,
+    ChangeRequest,
     Environment,
     Namespace,
+    PreviewBuild,
     SourceState,
     Specification,
 )
@@ -424,3 +425,34 @@ def list_change_requests(engine: Engine, *, source: str | None = None) -> list[C
                               r.updated_at, r.closed_at)
             for r in s.scalars(query)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewInfo:
+    preview_id: int
+    ref: EnvRef
+    head_revision: str
+    spec_hash: str
+    state: str
+    reason: str | None
+    message: str | None
+    prefix: str | None
+    artifacts: dict[str, str]
+
+
+def list_previews(engine: Engine, *, source: str, ref: str) -> list[PreviewInfo]:
+    """Preview builds of one change request, newest first."""
+    with Session(engine) as s:
+        rows = s.scalars(
+            select(PreviewBuild).join(ChangeRequest)
+            .where(ChangeRequest.source == source, ChangeRequest.ref == ref)
+            .order_by(PreviewBuild.id.desc())
+        )
+        return [PreviewInfo(r.id, EnvRef(r.namespace, r.name), r.head_revision, r.spec_hash, r.state, r.reason,
+                            r.message, r.prefix, json.loads(r.artifacts) if r.artifacts else {}) for r in rows]
+
+
+def count_active_previews(engine: Engine) -> int:
+    with Session(engine) as s:
+        return s.scalar(select(func.count()).select_from(PreviewBuild)
+                        .where(PreviewBuild.state.in_(["queued", "building"]))) or 0

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
+from condaops.reconciler.changes import ChangeReport, render_report
 from condaops.reconciler.model import (
     BUILDING,
     CANCELED,
@@ -22,19 +23,20 @@ from condaops.reconciler.model import (
     QUEUED,
     BuildOutcome,
     BuildTicket,
+    DesiredEnv,
     EnvRef,
     SourceSnapshot,
 )
-from condaops.reconciler.changes import ChangeReport, render_report
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, Action, Plan
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
-    ChangeRequest,
     Build,
+    ChangeRequest,
     Environment,
     Namespace,
+    PreviewBuild,
     SourceState,
     Specification,
 )
@@ -329,12 +331,72 @@ class ChangeRequestRecorder:
                 row.state, row.closed_at = "closed", self.clock()
             return [row.ref for row in closed]
 
-    def forget_closed(self, source: str, *, closed_before: datetime) -> int:
-        """Drop reviews closed longer ago than the grace period."""
+    def forget_closed(self, source: str, *, closed_before: datetime) -> list[str]:
+        """Drop reviews (and their preview builds) closed longer ago than the grace period;
+        returns their refs, so the caller removes their preview areas."""
         with Session(self.engine) as s, s.begin():
             rows = list(s.scalars(select(ChangeRequest).where(
                 ChangeRequest.source == source, ChangeRequest.state == "closed",
                 ChangeRequest.closed_at < closed_before)))  # fmt: skip
+            refs = [row.ref for row in rows]
             for row in rows:
+                s.execute(delete(PreviewBuild).where(PreviewBuild.change_request_id == row.id))
                 s.delete(row)
-            return len(rows)
+            return refs
+
+    # --- preview builds -----------------------------------------------------------
+
+    def queue_previews(self, source: str, ref: str, head: str, envs: Iterable[DesiredEnv]) -> list[int]:
+        """Queue preview builds of a change request's head; earlier queued ones are superseded."""
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            cr = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
+            if cr is None:
+                return []
+            s.execute(update(PreviewBuild)
+                      .where(PreviewBuild.change_request_id == cr.id, PreviewBuild.state == QUEUED)
+                      .values(state=CANCELED, reason=SUPERSEDED, finished_at=now))  # fmt: skip
+            rows = [PreviewBuild(change_request_id=cr.id, head_revision=head, namespace=e.ref.namespace,
+                                 name=e.ref.name, path=e.path, spec_hash=e.spec.spec_hash,
+                                 canonical=e.spec.canonical_json(), state=QUEUED, queued_at=now)
+                    for e in envs]  # fmt: skip
+            s.add_all(rows)
+            s.flush()
+            return [r.id for r in rows]
+
+    def claim_preview(self, preview_id: int, worker: str) -> tuple[BuildTicket, str, str, str] | None:
+        """(ticket, source, ref, head) of a queued preview now building; None if not queued."""
+        with Session(self.engine) as s, s.begin():
+            res = s.execute(update(PreviewBuild)
+                            .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
+                            .values(state=BUILDING, started_at=self.clock()))  # fmt: skip
+            if res.rowcount != 1:
+                return None
+            row = s.get(PreviewBuild, preview_id)
+            cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
+            assert row is not None and cr is not None
+            ticket = BuildTicket(
+                build_id=row.id, ref=EnvRef(row.namespace, row.name),
+                spec=spec_from_canonical(json.loads(row.canonical), name=row.name), spec_hash=row.spec_hash,
+                attempt=1, source=cr.source, source_revision=row.head_revision, source_path=row.path,
+            )  # fmt: skip
+            return ticket, cr.source, cr.ref, row.head_revision
+
+    def finish_preview(self, preview_id: int, outcome: BuildOutcome) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(PreviewBuild, preview_id)
+            if row is None:  # the change request was forgotten meanwhile
+                return
+            row.state = COMPLETED if outcome.ok else FAILED
+            row.reason, row.message, row.prefix = outcome.reason, outcome.message, outcome.prefix
+            row.artifacts = json.dumps({a.kind: a.location for a in outcome.artifacts})
+            row.finished_at = self.clock()
+
+    def recover_previews(self) -> list[int]:
+        """Previews left building by a crash go back to the queue."""
+        with Session(self.engine) as s, s.begin():
+            ids = list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == BUILDING)))
+            if ids:
+                s.execute(update(PreviewBuild).where(PreviewBuild.id.in_(ids))
+                          .values(state=QUEUED, started_at=None))  # fmt: skip
+            return list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == QUEUED)))

@@ -176,3 +176,30 @@ class ChangeRequest(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PreviewBuild(Base):
+    """A build of one environment as a change request would have it, in its preview area.
+
+    Kept apart from ``builds``: nothing here is ever linked into production paths or seen
+    by ``plan``."""
+
+    __tablename__ = "preview_builds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    change_request_id: Mapped[int] = mapped_column(
+        ForeignKey("change_requests.id", name="fk_preview_change_request", ondelete="CASCADE"))
+    head_revision: Mapped[str] = mapped_column(String(128))
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str | None] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    canonical: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    prefix: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[str | None] = mapped_column(Text)  # JSON {kind: store-relative path}
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

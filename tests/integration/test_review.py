@@ -108,6 +108,13 @@ def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
     assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in p.cli("changes", "--format", "markdown")[1]
     first_head = review["head_revision"]
     _check_site(p)
+    (preview,) = review["previews"]  # the changed environment, built in the preview area
+    assert (preview["environment"], preview["state"]) == ("team/tool", "completed")
+    preview_prefix = Path(preview["prefix"])
+    assert p.store / "previews" in preview_prefix.parents
+    assert _tool_output(preview_prefix) == f"tool 2.0 {preview_prefix}"
+    assert _tool_output(p.link("team/tool")).startswith("tool 1.0 ")  # production untouched
+    assert "conda-lock" in preview["artifacts"]
 
     # The PR gets a new commit: reviewed again at the next pass.
     git(repo, "checkout", "-q", "pr1")
@@ -119,11 +126,21 @@ def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
     assert review["head_revision"] == sha != first_head
     assert {e["environment"] for e in review["report"]["environments"]} == {"team/tool", "data/new"}
     assert "data/new" not in p.status()  # never built in production
+    assert p.cli("reconcile", "--once", "--wait")[0] == 0  # the new head's previews are built
+    (review,) = json.loads(p.cli("changes", "--format", "json")[1])
+    assert {(x["environment"], x["state"]) for x in review["previews"]} == {("team/tool", "completed"),
+                                                                            ("data/new", "completed")}
+    assert not preview_prefix.exists()  # the earlier head's preview area is gone
 
     # The PR is closed (its ref disappears): closed, then forgotten after the grace period.
     git(repo, "update-ref", "-d", "refs/pull/1/head")
     assert p.cli("reconcile", "--once")[0] == 0
     assert json.loads(p.cli("changes", "--format", "json")[1]) == []  # grace 0 s: gone at once
+    assert not any((p.store / "previews").rglob("*-tool"))  # and so are its preview builds
+
+
+def _tool_output(prefix: Path) -> str:
+    return subprocess.run([prefix / "bin/tool"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _check_site(p) -> None:  # type: ignore[no-untyped-def]
