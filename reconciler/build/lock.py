@@ -228,7 +228,7 @@ def write_conda_lock(
 ) -> Path:
     """conda-lock.yml (unified format, version 1) for every platform of ``records``."""
     from conda_lock.lockfile import write_conda_lock_file
-    from conda_lock.lockfile.v2prelim.models import LockMeta, Lockfile, TimeMeta
+    from conda_lock.lockfile.v2prelim.models import Lockfile, LockMeta, TimeMeta
     from conda_lock.models.channel import Channel
 
     platforms = sorted(records)
