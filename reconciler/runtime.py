@@ -225,7 +225,9 @@ class Runtime:
         from condaops.web.hooks import hooks_router
 
         host, _, port = self.settings.web.listen.rpartition(":")
-        registry = registry_router(self.settings, open_storage(self.settings))
+        registry = registry_router(self.settings, open_storage(self.settings),
+                                   observe=lambda method, status, got, sent: self.metrics.registry_request(
+                                       method, status, bytes_in=got, bytes_out=sent))
         hooks = hooks_router(self.settings, self.refresh)
         app = create_app(self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks])
         config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="on")

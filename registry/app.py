@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -38,20 +38,27 @@ _BODY_OPERATIONS = frozenset({"patch_upload", "finish_upload", "start_upload"})
 _ALL_METHODS = [HttpMethod.GET, HttpMethod.HEAD, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]
 
 
+# (method, status, bytes received, bytes sent) for each reply: how metrics learn of traffic
+Observer = Callable[[str, int, int, int], None]
+
+
 @dataclass(frozen=True)
 class _Registry:
     store: RegistryStore
     tokens: PushTokens
+    observe: Observer | None = None
 
 
-def registry_router(settings: Settings, storage: Storage) -> Router:
+def registry_router(settings: Settings, storage: Storage, *, observe: Observer | None = None) -> Router:
     """Route handlers for ``/v2/`` and ``/v2/...``, to mount at the root of the main app.
 
     Pulling is open; pushing needs one of ``registry.push_tokens`` or a token from
     ``registry.push_token_file``. Errors are answered in the spec's JSON form.
+    ``observe`` hears about every reply (the service's metrics).
     """
     registry = _Registry(
-        RegistryStore(storage), PushTokens(settings.registry.push_tokens, settings.registry.push_token_file)
+        RegistryStore(storage), PushTokens(settings.registry.push_tokens, settings.registry.push_token_file),
+        observe,
     )
 
     @route("/v2/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
@@ -93,7 +100,20 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
     finally:
         if incoming is not None and incoming.body is not None:
             incoming.body.path.unlink(missing_ok=True)  # stored data was moved away; refused data goes
+    if registry.observe is not None:
+        registry.observe(request.method, reply.status, _bytes_in(incoming), 0 if head else _bytes_out(reply))
     return _response(reply, head)
+
+
+def _bytes_in(incoming: Incoming | None) -> int:
+    if incoming is None:
+        return 0
+    return incoming.body.size if incoming.body is not None else len(incoming.manifest or b"")
+
+
+def _bytes_out(reply: Reply) -> int:
+    length = reply.headers.get("Content-Length") or reply.headers.get("content-length")
+    return int(length) if length and length.isdigit() else len(reply.body)
 
 
 async def _incoming(registry: _Registry, request: Request, parsed: Route) -> Incoming:

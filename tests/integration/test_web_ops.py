@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -287,3 +288,33 @@ def test_package_index_rows_are_replaced_not_duplicated(state: State) -> None:
     (only,) = indexed_packages(state.engine, build_id) or []
     assert (only.name, only.manager, only.url) == ("requests", "pypi", "https://pypi.example/r.whl")
     assert indexed_packages(state.engine, build_id + 1000) is None
+
+
+def test_registry_traffic_reaches_the_metrics(state: State) -> None:
+    import hashlib
+
+    from condaops.registry.app import registry_router
+    from condaops.registry.storage import open_storage
+
+    settings = replace(state.settings, registry=replace(state.settings.registry, push_tokens=("t" * 24,)))
+    metrics = ServiceMetrics()
+    storage = open_storage(settings)
+    observe = lambda method, status, got, sent: metrics.registry_request(  # noqa: E731
+        method, status, bytes_in=got, bytes_out=sent)
+    blob = b"layer bytes " * 1000
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    app = create_app(settings, state.engine, metrics=metrics, routers=[registry_router(settings, storage,
+                                                                                       observe=observe)])
+    with TestClient(app) as client:
+        pushed = client.post(f"/v2/team/env/blobs/uploads/?digest={digest}", content=blob,
+                             headers={"Authorization": "Bearer " + "t" * 24,
+                                      "Content-Type": "application/octet-stream"})
+        assert pushed.status_code == 201, pushed.text
+        assert client.get(f"/v2/team/env/blobs/{digest}").content == blob
+        assert client.get("/v2/team/env/blobs/sha256:" + "0" * 64).status_code == 404
+        m = parse_metrics(client.get("/metrics").text)
+    assert m['condaops_registry_requests_total{method="POST",status="201"}'] == 1
+    assert m['condaops_registry_requests_total{method="GET",status="200"}'] == 1
+    assert m['condaops_registry_requests_total{method="GET",status="404"}'] == 1
+    assert m['condaops_registry_bytes_total{direction="in"}'] == len(blob)
+    assert m['condaops_registry_bytes_total{direction="out"}'] >= len(blob)
