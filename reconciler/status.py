@@ -55,6 +55,8 @@ def status_item(env: EnvInfo, *, retries: int, store: Path) -> dict[str, object]
         "path": env.path,
         "revision": env.source_revision,
         "built_from_revision": cur.source_revision if cur else None,
+        # the commit (or directory digest) the newest build — running, failed or done — came from
+        "latest_revision": env.latest.source_revision if env.latest else None,
         "warnings": list(env.warnings),
         "artifacts": {k: str(store / v) for k, v in sorted((shown.artifacts if shown else {}).items())},
     }

@@ -97,7 +97,10 @@ def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
                 sources=[{"git": str(repo), "branch": "main", "path": "envs", "change_requests": True,
                           "change_grace": "0s"}])
     assert p.cli("reconcile", "--once", "--wait")[0] == 0
-    assert p.status()["team/tool"]["state"] == "ready"  # production builds main, not the PR
+    item = p.status()["team/tool"]
+    assert item["state"] == "ready"  # production builds main, not the PR
+    main_sha = git(repo, "rev-parse", "main")
+    assert item["built_from_revision"] == item["latest_revision"] == item["revision"] == main_sha
     assert p.link("team/tool").resolve().name.endswith("-tool")
 
     code, out, _ = p.cli("changes", "--format", "json")
