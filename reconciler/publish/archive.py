@@ -11,22 +11,24 @@ fixed level without content size (so streaming and whole-buffer writes agree).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import os
 import stat
 import tarfile
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
 FIXED_MTIME = 0
 GZIP, ZSTD, PLAIN = "gzip", "zstd", "none"
-GZIP_LEVEL, ZSTD_LEVEL = 6, 10
+GZIP_LEVEL, ZSTD_LEVEL = 6, 4  # zstd 4: conda-pack's own default level
 _CHUNK = 1 << 20
 
 
@@ -86,29 +88,15 @@ def write_archive(path: Path, entries: Iterable[Entry], compression: str = GZIP)
     return Written(path, outer.sha256.hexdigest(), outer.size, inner.sha256.hexdigest(), inner.size)
 
 
-class _Passthrough:
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-
-    def write(self, data: bytes) -> int:
-        return self.target.write(data)
-
-    def __enter__(self) -> _Passthrough:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _compressor(target: HashingWriter, compression: str):  # type: ignore[no-untyped-def]
+def _compressor(target: HashingWriter, compression: str) -> contextlib.AbstractContextManager[Any]:
     if compression == GZIP:
         # filename="" and mtime=0: nothing about the host or the time lands in the header.
         return gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=GZIP_LEVEL, mtime=0)
     if compression == ZSTD:
         params = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_content_size=False)
-        return params.stream_writer(target, closefd=False)
+        return params.stream_writer(typing.cast(BinaryIO, target), closefd=False)
     if compression == PLAIN:
-        return _Passthrough(target)  # type: ignore[arg-type]
+        return contextlib.nullcontext(target)
     raise ValueError(f"unknown compression {compression!r}")
 
 

@@ -136,15 +136,16 @@ def test_live_log(chromium: Any, site: Site, tmp_path: Path) -> None:
     expect(page.locator("h1 .state")).to_have_text("completed")
     assert page.evaluate("window.notReloaded === true")  # the lines came by the stream, not a reload
     text = log.inner_text()
-    assert text.count("build_started") == 1 and text.index("locked") < text.index("installed")
+    assert text.count("build_started") == 1
+    assert text.index("solved") < text.index("installed") < text.index("locked")  # the step order
     page.screenshot(path=tmp_path / "build-finished.png", full_page=True)
     assert problems == []
 
 
 def _installing(site: Site) -> dict[str, Any] | None:
-    """The running build, once it has locked (and waits for its packages)."""
+    """The running build, once it has solved (and waits for its packages to install)."""
     running = [b for b in site.get("/api/v1/builds")["items"] if b["state"] == "building"]
-    return next((b for b in running if "locked" in _log(site, b["id"])), None)
+    return next((b for b in running if "solved platform" in _log(site, b["id"])), None)
 
 
 def _log(site: Site, build_id: int) -> str:

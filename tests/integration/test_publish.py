@@ -8,7 +8,6 @@ The ``tool`` channel (tests/integration/conftest.py) has ``tool`` 1.0/2.0, whose
 from __future__ import annotations
 
 import json
-import shutil
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -22,7 +21,7 @@ from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
 from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
 from condaops.registry.storage import open_storage
-from tests.integration.conftest import ALIAS
+from tests.integration.conftest import ALIAS, Project
 from tests.support.registry_clients import podman_client, require_tool, run, serve_asgi, skopeo
 
 pytestmark = pytest.mark.integration
@@ -32,7 +31,7 @@ def tool_env(constraint: str) -> str:
     return f"channels: [testchan]\ndependencies:\n  - {constraint}\nvariables:\n  GREETING: hello\n"
 
 
-def build(p, constraint: str) -> dict:  # type: ignore[no-untyped-def]
+def build(p: Project, constraint: str) -> dict:
     p.write_env("team/Tool.yaml", tool_env(constraint))
     code, _, err = p.cli("reconcile", "--once", "--wait")
     assert code == 0, err
@@ -46,16 +45,16 @@ def image_record(item: dict) -> dict:
 
 
 @pytest.fixture
-def published(project, tool_channel):  # type: ignore[no-untyped-def]
-    p = project({ALIAS + "testchan": tool_channel}, publish={"enabled": True})
-    return p
+def published(project, tool_channel) -> Project:  # type: ignore[no-untyped-def]
+    """A project building ``team/Tool`` from the tool channel with publishing on."""
+    return project({ALIAS + "testchan": tool_channel}, publish={"enabled": True})
 
 
-def registry_of(p) -> Registry:  # type: ignore[no-untyped-def]
+def registry_of(p: Project) -> Registry:
     return Registry(open_storage(Settings(store=p.store)))
 
 
-def test_same_lock_gives_identical_tarball_and_image(published):  # type: ignore[no-untyped-def]
+def test_same_lock_gives_identical_tarball_and_image(published: Project) -> None:
     first = build(published, "tool=1.0")
     build(published, "tool=2.0")
     third = build(published, "tool=1.0")  # same spec, same lock: rebuilt into the same prefix
@@ -68,7 +67,7 @@ def test_same_lock_gives_identical_tarball_and_image(published):  # type: ignore
     assert [layer["digest"] for layer in one["layers"]] == [layer["digest"] for layer in three["layers"]]
 
 
-def test_tarball_entries_are_normalized(published):  # type: ignore[no-untyped-def]
+def test_tarball_entries_are_normalized(published: Project) -> None:
     item = build(published, "tool=1.0")
     path = Path(item["artifacts"]["conda-pack"])
     assert path.name == "Tool.tar.zst"
@@ -82,7 +81,7 @@ def test_tarball_entries_are_normalized(published):  # type: ignore[no-untyped-d
     assert all((m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "") for m in members)
 
 
-def test_one_changed_package_reuses_every_other_layer(published):  # type: ignore[no-untyped-def]
+def test_one_changed_package_reuses_every_other_layer(published: Project) -> None:
     one = image_record(build(published, "tool=1.0"))
     two = image_record(build(published, "tool=2.0"))
     old = {layer["digest"] for layer in one["layers"]}
@@ -102,7 +101,7 @@ def fetch_json(host: str, path: str, accept: str = OCI_MANIFEST) -> dict:
     return json.loads(fetch(host, path, accept))
 
 
-def test_tags_annotations_and_attached_artifacts(published):  # type: ignore[no-untyped-def]
+def test_tags_annotations_and_attached_artifacts(published: Project) -> None:
     first = image_record(build(published, "tool=1.0"))
     second = image_record(build(published, "tool=2.0"))
     spec_hash = published.status()["team/Tool"]["spec_hash"]
@@ -126,7 +125,7 @@ def test_tags_annotations_and_attached_artifacts(published):  # type: ignore[no-
         "conda-linux-64.lock", "conda-lock.yml", "environment.yaml", "pixi.lock"]
 
 
-def test_skopeo_inspects_the_image_served_by_the_registry(published):  # type: ignore[no-untyped-def]
+def test_skopeo_inspects_the_image_served_by_the_registry(published: Project) -> None:
     record = image_record(build(published, "tool=1.0"))
     settings = Settings(store=published.store)
     with serve_asgi(create_registry_app(settings)) as host:
@@ -143,7 +142,7 @@ def test_skopeo_inspects_the_image_served_by_the_registry(published):  # type: i
     assert "CONDA_PREFIX=/opt/env" in env and "GREETING=hello" in env
 
 
-def test_umoci_unpacks_a_relocated_environment(published, tmp_path):  # type: ignore[no-untyped-def]
+def test_umoci_unpacks_a_relocated_environment(published: Project, tmp_path: Path) -> None:
     umoci = require_tool("umoci", "umoci")
     build(published, "tool=1.0")
     layout = tmp_path / "oci"
@@ -161,9 +160,8 @@ def test_umoci_unpacks_a_relocated_environment(published, tmp_path):  # type: ig
         "libtool-data-1.0-0.json", "tool-1.0-0.json"]
 
 
-def test_podman_runs_the_environment_on_a_busybox_layer(published, tmp_path):  # type: ignore[no-untyped-def]
-    busybox = Path(shutil.which("busybox") or "/bin/busybox")
-    require_tool("busybox", "busybox-static")
+def test_podman_runs_the_environment_on_a_busybox_layer(published: Project, tmp_path: Path) -> None:
+    busybox = Path(require_tool("busybox", "busybox-static"))
     runc = require_tool("runc", "runc")
     record = image_record(build(published, "tool=1.0"))
     registry = registry_of(published)
@@ -191,3 +189,37 @@ def add_shell_layer(host: str, record: dict, busybox: Path, registry: Registry, 
     image["config"] = {"mediaType": config_blob.media_type, "digest": config_blob.digest, "size": config_blob.size}
     registry.put_manifest("team/tool", canonical_json(image), media_type=OCI_MANIFEST, tags=["with-shell"])
     return "team/tool:with-shell"
+
+
+def test_tar_gz_on_request_and_image_off(project, tool_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({ALIAS + "testchan": tool_channel},
+                publish={"enabled": True, "pack_format": "tar.gz", "image": False})  # fmt: skip
+    item = build(p, "tool=1.0")
+    path = Path(item["artifacts"]["conda-pack"])
+    data = path.read_bytes()
+    assert path.name == "Tool.tar.gz" and data[:2] == b"\x1f\x8b"
+    assert data[4:8] == b"\0\0\0\0" and not data[3] & 0x08  # no mtime, no file name in the gzip header
+    assert "image" not in item["artifacts"]
+    with tarfile.open(path) as tar:
+        assert tar.extractfile("bin/tool").read().startswith(b"#!")  # type: ignore[union-attr]
+
+
+def test_real_python_environment_publishes_reproducibly(project, realdata_channel, empty_channel) -> None:  # type: ignore[no-untyped-def]
+    """Real packages (Python 2.7 + flask, noarch python, binary placeholders): build,
+    change the spec, change it back — the tarball and every layer come out identical."""
+    from tests.integration.test_pipeline import FLASK_ENV, MAIN, R
+
+    served = realdata_channel("defaults-2021-py27-flask")
+    p = project({MAIN: served, R: empty_channel}, channels={"default": ["defaults"]}, publish={"enabled": True})
+    items = []
+    for env in (FLASK_ENV, FLASK_ENV + "  - zlib\n", FLASK_ENV):
+        p.write_env("team/flask.yaml", env)
+        code, _, err = p.cli("reconcile", "--once", "--wait")
+        assert code == 0, err
+        items.append(p.status()["team/flask"])
+    first, last = items[0], items[2]
+    assert first["spec_hash"] == last["spec_hash"] and first["build_id"] != last["build_id"]
+    assert Path(first["artifacts"]["conda-pack"]).read_bytes() == Path(last["artifacts"]["conda-pack"]).read_bytes()
+    one, three = image_record(first), image_record(last)
+    assert len(one["layers"]) == 19  # 18 packages + unowned files
+    assert one["layers"] == three["layers"] and one["manifest_digest"] == three["manifest_digest"]
