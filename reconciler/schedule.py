@@ -119,7 +119,3 @@ class BuildScheduler:
             return
         if schedule.next_fire_time is None:
             await self._scheduler.remove_schedule(schedule_id)
-
-    async def pending_job_ids(self) -> list[str]:
-        """Schedules not yet turned into jobs (for tests and the status of the queue)."""
-        return [s.id for s in await self._scheduler.get_schedules()]

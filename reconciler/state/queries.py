@@ -280,11 +280,6 @@ def list_sources(engine: Engine) -> list[SourceInfo]:
         ]
 
 
-def artifact_locations(engine: Engine) -> set[str]:
-    with Session(engine) as s:
-        return set(s.scalars(select(Artifact.location)))
-
-
 def count_active_builds(engine: Engine) -> int:
     """Builds queued or running."""
     with Session(engine) as s:
