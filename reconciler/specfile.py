@@ -290,7 +290,7 @@ class _Context:
         selector = normalize_selector(expression)
         if selector is None:
             raise self.error(node, f"unsupported selector '{expression.strip()}': use one "
-                             "platform name such as linux64, osx-arm64, win or unix, "
+                             "platform name such as linux64, osxarm64, win or unix, "
                              "optionally as 'not <name>'", "SelectorInvalid")
         return selector
 
