@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.model import BuildOutcome
+from condaops.reconciler.secrets import read_secret
 from condaops.reconciler.state.queries import BuildInfo, get_build
 
 log = logging.getLogger("condaops.notify")
@@ -230,24 +231,8 @@ def _redact(text: str, secrets: list[str]) -> str:
 
 def read_token(source: SourceSettings, environ: Mapping[str, str]) -> str | None:
     """The source's API token, or None (logged, without the value) when it is not available."""
-    if source.status_token_env:
-        token = environ.get(source.status_token_env, "").strip()
-        if not token:
-            log.warning("status_token_missing source=%s variable=%s: set it or fix 'status_token_env'",
-                        source.name, source.status_token_env)  # fmt: skip
-        return token or None
-    if source.status_token_file:
-        try:
-            token = source.status_token_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-            log.warning("status_token_unreadable source=%s file=%s (%s): fix the file or 'status_token_file'",
-                        source.name, source.status_token_file, problem)  # fmt: skip
-            return None
-        if not token:
-            log.warning("status_token_missing source=%s file=%s is empty", source.name, source.status_token_file)
-        return token or None
-    return None
+    return read_secret(source.name, "status_token", env=source.status_token_env, file=source.status_token_file,
+                       environ=environ)
 
 
 # --- IO: the listener and its background thread --------------------------------------------

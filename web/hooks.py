@@ -35,6 +35,7 @@ from litestar.params import QueryParameter
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.hooks import HookDecision, decide
+from condaops.reconciler.secrets import read_secret
 
 log = logging.getLogger("condaops.web.hooks")
 
@@ -55,22 +56,9 @@ class HookReceiver:
 
     def secret_of(self, source: SourceSettings) -> bytes | None:
         """The source's webhook secret, or None (logged without the value) when unavailable."""
-        if source.webhook_secret_env:
-            value = self._environ.get(source.webhook_secret_env, "").strip()
-            if not value:
-                log.warning("webhook_secret_missing source=%s variable=%s: set it or fix 'webhook_secret_env'",
-                            source.name, source.webhook_secret_env)  # fmt: skip
-            return value.encode() or None
-        if source.webhook_secret_file:
-            try:
-                value = source.webhook_secret_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-                log.warning("webhook_secret_unreadable source=%s file=%s (%s): fix the file or 'webhook_secret_file'",
-                            source.name, source.webhook_secret_file, problem)  # fmt: skip
-                return None
-            return value.encode() or None
-        return None
+        value = read_secret(source.name, "webhook_secret", env=source.webhook_secret_env,
+                            file=source.webhook_secret_file, environ=self._environ)
+        return value.encode() if value else None
 
     def handle(self, headers: Mapping[str, str], body: bytes, source: str | None) -> HookDecision:
         decision = decide(self.sources, headers, body, self.secret_of, source=source)
