@@ -156,8 +156,16 @@ class Runtime:
             for watcher in self._watchers():
                 tg.start_soon(watcher, stop)
             server = self._web_server() if web else None
+            server_done = anyio.Event()
             if server is not None:
-                tg.start_soon(server.serve)
+
+                async def run_server() -> None:
+                    try:
+                        await server.serve()
+                    finally:
+                        server_done.set()
+
+                tg.start_soon(run_server)
 
             async def wake_on_stop() -> None:
                 await stop.wait()
@@ -167,8 +175,10 @@ class Runtime:
             try:
                 await self._pass_loop(sched, stop)
             finally:
-                if server is not None:
+                if server is not None:  # let uvicorn finish its lifespan before cancelling the rest
                     server.should_exit = True
+                    with anyio.move_on_after(10):
+                        await server_done.wait()
                 tg.cancel_scope.cancel()
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
 

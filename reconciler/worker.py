@@ -59,7 +59,8 @@ class BuildWorker:
     def __call__(self, build_id: int) -> None:
         ticket = self.recorder.claim(build_id, self.name)
         if ticket is None:
-            log.info("build_skipped build=%s reason=NotQueued", build_id)
+            # Expected when a build is submitted again while it runs: the claim is the guard.
+            log.debug("build_skipped build=%s reason=NotQueued", build_id)
             return
         self._tell(build_id, None)
         log.info("build_started build=%s env=%s spec=%s attempt=%s",
