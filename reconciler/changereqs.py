@@ -21,7 +21,6 @@ from condaops.reconciler.changes import ADDED, CHANGED
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import BUILDING, SourceSnapshot
 from condaops.reconciler.review import review_snapshots
-from condaops.reconciler.service import effective
 from condaops.reconciler.state.queries import list_change_requests, list_previews
 from condaops.reconciler.state.recorder import ChangeRequestRecorder
 from condaops.reconciler.store import StoreLayout
@@ -91,12 +90,11 @@ class ChangeRequests:
         log.info("change_request_reviewed source=%s ref=%s head=%s changes=%s errors=%s",
                  src.name, ref, head[:12], report.has_changes, report.has_errors)
         self._drop_old_areas(src.name, ref, head)
-        # Preview what would be built: environments added or changed that solve.
+        # Preview what would be built: environments added or changed that solve (the
+        # report's environments already carry the effective specs).
         buildable = [e.change.head for e in report.changed
                      if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error]
-        effective_envs = {e.ref: e for e in effective(snapshot, self.settings).envs}
-        return self.recorder.queue_previews(src.name, ref, head,
-                                            [effective_envs[e.ref] for e in buildable if e.ref in effective_envs])
+        return self.recorder.queue_previews(src.name, ref, head, buildable)
 
     def _drop_old_areas(self, source: str, ref: str, head: str) -> None:
         """A new head supersedes the preview areas of earlier heads (none is running: the

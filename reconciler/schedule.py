@@ -91,24 +91,20 @@ class BuildScheduler:
         """Queue builds now; a build already pending under the same job id is left as is."""
         when = now or datetime.now(timezone.utc)
         for qb in builds:
-            await self._forget_fired(qb.job_id)
-            await self._scheduler.add_schedule(
-                BUILD_TASK,
-                DateTrigger(when),
-                id=qb.job_id,
-                args=[qb.build_id],
-                conflict_policy=ConflictPolicy.do_nothing,
-            )
+            await self._add(BUILD_TASK, qb.job_id, qb.build_id, when)
             log.info("build_scheduled env=%s build=%s job=%s", qb.ref, qb.build_id, qb.job_id)
 
     async def submit_previews(self, preview_ids: Iterable[int], *, now: datetime | None = None) -> None:
         """Queue change-request preview builds (job id ``preview:<id>``)."""
         when = now or datetime.now(timezone.utc)
         for preview_id in preview_ids:
-            job_id = f"preview:{preview_id}"
-            await self._forget_fired(job_id)
-            await self._scheduler.add_schedule(PREVIEW_TASK, DateTrigger(when), id=job_id, args=[preview_id],
-                                               conflict_policy=ConflictPolicy.do_nothing)
+            await self._add(PREVIEW_TASK, f"preview:{preview_id}", preview_id, when)
+
+    async def _add(self, task: str, job_id: str, arg: int, when: datetime) -> None:
+        """A one-off schedule with a deterministic id; a pending one with that id is kept."""
+        await self._forget_fired(job_id)
+        await self._scheduler.add_schedule(task, DateTrigger(when), id=job_id, args=[arg],
+                                           conflict_policy=ConflictPolicy.do_nothing)
 
     async def _forget_fired(self, schedule_id: str) -> None:
         """A one-off schedule that already fired lingers until APScheduler's clean-up; a

@@ -86,31 +86,29 @@ class SourceReader:
                     mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
                 source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
             return source.read(force=self._take_forced(src.name))
-        return read_source(src)
+        return SourceSnapshot(
+            source=src.name,
+            revision=None,
+            error=f"source '{src.name}': neither 'directory' nor 'git' is set",
+            error_reason="SourceUnsupported",
+        )
+
+    def close(self) -> None:
+        """Close kept Git sources and remove a temporary mirror folder."""
+        for kept in self._caches.values():
+            close = getattr(kept, "close", None) or getattr(kept, "cleanup", None)
+            if close is not None:
+                close()
+        self._caches.clear()
 
 
 def read_source(src: SourceSettings) -> SourceSnapshot:
-    """Observe one source's current revision, without caching."""
-    if src.directory is not None:
-        from condaops.reconciler.sources.directory import read_directory
-
-        return read_directory(src)
-    if src.git is not None:
-        import contextlib
-        import tempfile
-        from pathlib import Path
-
-        from condaops.reconciler.sources.git import GitSource
-
-        with contextlib.ExitStack() as stack:
-            mirrors = src.mirror_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="condaops-git-")))
-            return stack.enter_context(GitSource(src, cache_dir=mirrors)).read()
-    return SourceSnapshot(
-        source=src.name,
-        revision=None,
-        error=f"source '{src.name}': neither 'directory' nor 'git' is set",
-        error_reason="SourceUnsupported",
-    )
+    """Observe one source's current revision with a reader used once."""
+    reader = SourceReader()
+    try:
+        return reader(src)
+    finally:
+        reader.close()
 
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:

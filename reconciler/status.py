@@ -38,7 +38,7 @@ def status_item(env: EnvInfo, *, retries: int, store: Path) -> dict[str, object]
     """The JSON object ``condaops status --json`` prints for one environment."""
     state, reason, message = derive_state(env, retries=retries)
     cur = env.current
-    shown = cur if state == READY or cur is not None else env.latest
+    shown = cur or env.latest
     return {
         "namespace": env.ref.namespace,
         "name": env.ref.name,

@@ -62,7 +62,7 @@ class BuildWorker:
             # Expected when a build is submitted again while it runs: the claim is the guard.
             log.debug("build_skipped build=%s reason=NotQueued", build_id)
             return
-        self._tell(build_id, None)
+        tell(self.listeners, build_id, None)
         log.info("build_started build=%s env=%s spec=%s attempt=%s",
                  build_id, ticket.ref, ticket.spec_hash[:12], ticket.attempt)
         outcome = run_build(ticket, self.ctx)
@@ -70,14 +70,16 @@ class BuildWorker:
         log.log(logging.INFO if outcome.ok else logging.WARNING,
                 "build_finished build=%s env=%s ok=%s reason=%s %s",
                 build_id, ticket.ref, outcome.ok, outcome.reason, "" if outcome.ok else outcome.message)
-        self._tell(build_id, outcome)
+        tell(self.listeners, build_id, outcome)
 
-    def _tell(self, build_id: int, outcome: BuildOutcome | None) -> None:
-        for listener in self.listeners:
-            try:
-                listener(build_id, outcome)
-            except Exception:  # a broken listener must not fail the build record
-                log.exception("listener_failed build=%s", build_id)
+
+def tell(listeners: list[Listener], build_id: int, outcome: BuildOutcome | None) -> None:
+    """Call each listener; a broken one must not fail the build record."""
+    for listener in listeners:
+        try:
+            listener(build_id, outcome)
+        except Exception:
+            log.exception("listener_failed build=%s", build_id)
 
 
 class PreviewWorker:
@@ -107,8 +109,7 @@ class PreviewWorker:
         self.recorder.finish_preview(preview_id, outcome)
         log.info("preview_finished preview=%s env=%s ok=%s reason=%s", preview_id, ticket.ref, outcome.ok,
                  outcome.reason)
-        for listener in self.listeners:
-            listener(preview_id, outcome)
+        tell(self.listeners, preview_id, outcome)
 
 
 def _store_relative(area: StoreLayout, store: StoreLayout, location: str | None) -> str | None:
