@@ -26,7 +26,14 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from condaops.config.settings import BuildSettings, Settings, SourceSettings, StorageSettings
+from condaops.config.settings import (
+    BUILTIN_TARGET,
+    BuildSettings,
+    PushTargetSettings,
+    Settings,
+    SourceSettings,
+    StorageSettings,
+)
 from condaops.reconciler.errors import ConfigError
 from condaops.reconciler.model import name_problem
 
@@ -840,8 +847,88 @@ def _image_prefix_problem(path: str) -> str | None:
             "without a trailing slash, e.g. /opt/env")  # fmt: skip
 
 
+_IMAGE_REF_RE = re.compile(
+    r"(?P<host>[A-Za-z0-9.-]+(?::\d+)?|\[[0-9A-Fa-f:]+\](?::\d+)?)/"
+    r"(?P<repo>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
+)
+
+
 def _image_base_problem(base: str) -> str | None:
-    return "base images are not supported yet; remove publish.image_base (images have no base)"
+    """A full reference: the registry host is required (no implicit Docker Hub)."""
+    if _IMAGE_REF_RE.fullmatch(base) and ("." in base.split("/")[0] or ":" in base.split("/")[0]
+                                           or base.split("/")[0] == "localhost"):  # fmt: skip
+        return None
+    return (f"'{base}' is not a full image reference such as registry.example.org/base/debian:12, "
+            "docker.io/library/debian:12 or 127.0.0.1:5000/base@sha256:<64 hex>")
+
+
+def _push_target(value: Any, tp: Any, key: str, ctx: _Context) -> PushTargetSettings:
+    """``builtin`` or a mapping; an external target is named after its URL's host by default."""
+    if value == BUILTIN_TARGET:
+        return PushTargetSettings()
+    if not isinstance(value, dict):
+        raise _Invalid(f"expected '{BUILTIN_TARGET}' or a mapping with 'url', got {_describe(value)}")
+    data = dict(value)
+    if data.get("name") is None and isinstance(data.get("url"), str) and data["url"]:
+        data["name"] = (urlsplit(_registry_url(data["url"])).netloc or data["url"]).replace(":", "-")
+    return _section(PushTargetSettings, data, key, ctx)
+
+
+def _push_targets(value: Any, tp: Any, key: str, ctx: _Context) -> tuple[PushTargetSettings, ...]:
+    converted = _items(value, tp, key, ctx)
+    first_use: dict[str, int] = {}
+    for index, target in converted.items():
+        if ctx.failed_under(f"{key}[{index}]"):
+            continue
+        if target.name in first_use:
+            first = f"{key}[{first_use[target.name]}]"
+            ctx.report(f"{key}[{index}].name", f"'{target.name}' is already the name of {first}; "
+                       "give each target its own 'name'")  # fmt: skip
+        first_use.setdefault(target.name, index)
+    if sum(t.builtin for t in converted.values()) > 1:
+        ctx.report(key, f"lists the built-in registry more than once; keep one '{BUILTIN_TARGET}'")
+    if len(converted) < len(value):
+        raise _Skip
+    return tuple(converted.values())
+
+
+def _registry_url(text: str) -> str:
+    return text if "://" in text else f"https://{text}"
+
+
+def _registry_url_problem(url: str) -> str | None:
+    parts = urlsplit(_registry_url(url))
+    if parts.scheme in ("http", "https") and parts.netloc and parts.path in ("", "/") and not parts.query:
+        return None
+    return (f"'{url}' must be a registry host such as registry.example.org, 127.0.0.1:5000 or "
+            "https://registry.example.org (put repository paths in 'repository')")
+
+
+def _repository_prefix_problem(prefix: str) -> str | None:
+    if not prefix or re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
+                                  prefix):  # fmt: skip
+        return None
+    return f"'{prefix}' is not a repository path: lowercase letters, digits and '.', '_', '-' between '/'"
+
+
+_TARGET_ONLY = ("username", "password_env", "password_file", "insecure")
+
+
+def _push_target_keys(target: PushTargetSettings) -> list[tuple[str, str]]:
+    """Credentials and transport apply to external registries only; one secret each."""
+    if target.builtin:
+        keys = [k for k in _TARGET_ONLY if getattr(target, k) not in (None, False)]
+        keys += ["repository"] if target.repository else []
+        return [(k, "applies only to external registries (set 'url')") for k in keys]
+    problems = []
+    if target.name == BUILTIN_TARGET:
+        problems.append(("name", f"'{BUILTIN_TARGET}' names the built-in registry; pick another name"))
+    if target.password_env is not None and target.password_file is not None:
+        problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
+    if target.username is not None and target.password_env is None and target.password_file is None:
+        problems.append(("username", "needs a password; set 'password_env' or 'password_file'"))
+    return problems
 
 
 def _layer_budget_problem(budget: float) -> str | None:
@@ -854,6 +941,7 @@ _CROSS_CHECKS: dict[type, Callable[[Any], list[tuple[str, str]]]] = {
     BuildSettings: _backoff_order,
     SourceSettings: _source_keys,
     StorageSettings: _storage_backend,
+    PushTargetSettings: _push_target_keys,
 }
 
 _DURATION = "duration"
@@ -907,14 +995,31 @@ KEY_RULES: dict[str, KeyRule] = {
     "build.backoff": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=_positive),
     "build.backoff_max": KeyRule("At least `build.backoff`.", type=_DURATION, convert=_duration),
     "build.timeout": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=_positive),
+    "build.lease": KeyRule("At least 3 seconds.", type=_DURATION, convert=_duration, check=_at_least(3)),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=_listen_problem),
     "registry.push_tokens[]": KeyRule(type="token", check=_push_token_problem),
     "registry.push_tokens": KeyRule(f"Each at least {PUSH_TOKEN_MIN_LENGTH} characters, no spaces."),
     "registry.push_token_file": KeyRule("Must exist; each token as in `registry.push_tokens`.", check=_file_problem),
+    "registry.push": KeyRule(
+        "Each item is `builtin` (the built-in registry) or a mapping for an external registry: `url` "
+        "(`host[:port]` or `https://host`), `name` (default: the host), `repository` (prefix: images go to "
+        "`<repository>/<ns>/<name>`), `username` with `password_env` or `password_file` (a password or access "
+        "token, never logged; without `username` it is sent as a bearer token) and `insecure` (plain HTTP). "
+        "Names must be unique; an empty list pushes nowhere. Registries without the referrers API get the "
+        "artifacts listed under the OCI referrers tag `sha256-<hex of the image digest>`.",
+        type="list of push targets", convert=_push_targets,
+    ),
+    "registry.push[]": KeyRule(type="push target", convert=_push_target),
+    "registry.push[].name": KeyRule(check=name_problem),
+    "registry.push[].url": KeyRule(check=_registry_url_problem),
+    "registry.push[].repository": KeyRule(check=_repository_prefix_problem),
+    "registry.push[].password_env": KeyRule(check=_variable_name_problem),
     "publish.pack_format": KeyRule(check=_pack_format_problem),
     "publish.image_prefix": KeyRule("An absolute path such as `/opt/env`.", check=_image_prefix_problem),
-    "publish.image_base": KeyRule("Must be unset: base images are not supported yet.", check=_image_base_problem),
+    "publish.image_base": KeyRule("A full reference including the registry host.", check=_image_base_problem),
     "publish.layer_budget": KeyRule(f"Between 2 and {LAYER_BUDGET_MAX}.", check=_layer_budget_problem),
+    "dynamic.max_packages": KeyRule("At least 1.", check=_at_least(1)),
+    "dynamic.concurrency": KeyRule("At least 1.", check=_at_least(1)),
     "storage.backend": KeyRule(check=_backend_problem),
     "storage.s3_bucket": KeyRule("Required when `backend` is `s3`."),
     "storage.s3_endpoint": KeyRule("An http(s) URL.", check=_endpoint_problem),

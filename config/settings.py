@@ -144,6 +144,17 @@ class BuildSettings:
     backoff: float = field(default=30.0, metadata=_doc("Seconds before the first retry; doubles each attempt."))
     backoff_max: float = field(default=3600.0, metadata=_doc("Upper bound on the delay between retries, seconds."))
     timeout: float = field(default=3600.0, metadata=_doc("Seconds after which a build is stopped and failed."))
+    lease: float = field(
+        default=60.0,
+        metadata=_doc("A worker renews its hold on each build it runs; a build whose worker stopped renewing "
+                      "for this long (killed, host lost) goes back to the queue and another worker builds it."),
+    )
+    cache_dir: Path | None = field(
+        default=None,
+        metadata=_doc("This process's package, repodata and uv caches; unset = `<store>/.cache`. With several "
+                      "worker hosts give each a local folder (on the store's filesystem, installs hardlink "
+                      "from it; elsewhere they copy)."),
+    )
 
 
 @dataclass(frozen=True)
@@ -179,15 +190,66 @@ class WebSettings:
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_doc("Read access to the site and API."))
 
 
+BUILTIN_TARGET = "builtin"
+
+
+@dataclass(frozen=True)
+class PushTargetSettings:
+    """One registry every published build is pushed to. Without `url` it is the built-in registry;
+    with one, an external OCI registry reached over HTTP(S) with oras."""
+
+    name: str = field(
+        default=BUILTIN_TARGET,
+        metadata=_doc("Unique target name, used in logs and errors; default `builtin` without `url`, else the "
+                      "URL's host."),
+    )
+    url: str | None = field(
+        default=None,
+        metadata=_doc("The registry, as `host[:port]` or `https://host[:port]`; unset = the built-in registry."),
+    )
+    repository: str = field(
+        default="", metadata=_doc("Repository prefix: `<ns>/<name>` is pushed as `<repository>/<ns>/<name>`.")
+    )
+    username: str | None = field(
+        default=None,
+        metadata=_doc("User name for basic credentials (exchanged for a bearer token when the registry asks); "
+                      "unset with a password = the password is sent as a bearer token."),
+    )
+    password_env: str | None = field(
+        default=None, metadata=_doc("Environment variable holding the password or access token.")
+    )
+    password_file: Path | None = field(
+        default=None, metadata=_doc("File holding the password or access token (read at each push).")
+    )
+    insecure: bool = field(
+        default=False, metadata=_doc("Plain HTTP instead of HTTPS (test and loopback registries only).")
+    )
+
+    @property
+    def builtin(self) -> bool:
+        return self.url is None
+
+    def __str__(self) -> str:  # how the configuration reference shows the default list
+        return self.name
+
+
 @dataclass(frozen=True)
 class RegistrySettings:
     """The built-in OCI registry: anyone may pull, pushing needs a token."""
 
     push_tokens: tuple[str, ...] = field(
-        default=(), metadata=_doc("Tokens that may push (`Authorization: Bearer <token>`, or basic auth with the token as password).")
+        default=(),
+        metadata=_doc("Tokens that may push (`Authorization: Bearer <token>`, or basic auth with the token as "
+                      "password)."),
     )
     push_token_file: Path | None = field(
-        default=None, metadata=_doc("File of push tokens, one per line (`#` starts a comment); re-read when it changes.")
+        default=None,
+        metadata=_doc("File of push tokens, one per line (`#` starts a comment); re-read when it changes."),
+    )
+    push: tuple[PushTargetSettings, ...] = field(
+        default=(PushTargetSettings(),),
+        metadata=_doc("Where published builds are pushed: the built-in registry (`builtin`) and/or external "
+                      "registries."),
     )
 
 
@@ -213,7 +275,9 @@ class PublishSettings:
     """What each build is published as: a conda-pack tarball and an OCI image in the built-in registry."""
 
     enabled: bool = field(
-        default=False, metadata=_doc("Publish every successful build (tarball, image, registry push); off by default.")
+        default=True,
+        metadata=_doc("Publish every linked build (tarball, image, pushes to `registry.push`) in a job of its own "
+                      "after the build is recorded."),
     )
     pack: bool = field(default=True, metadata=_doc("Write a conda-pack tarball into the build's artifacts."))
     pack_format: str = field(default="tar.zst", metadata=_doc("conda-pack tarball format: `tar.zst` or `tar.gz`."))
@@ -224,7 +288,10 @@ class PublishSettings:
                       "can only be replaced by a path no longer than themselves, 33 characters for old packages)."),
     )
     image_base: str | None = field(
-        default=None, metadata=_doc("Base image the environment is layered on.")
+        default=None,
+        metadata=_doc("Base image the environment is layered on, as `host[:port]/repository[:tag][@digest]` in any "
+                      "registry; unset = none. Its layers are fetched once and cached by digest under "
+                      "`<store>/.cache/base-images`."),
     )
     layer_budget: int = field(
         default=80,
@@ -233,8 +300,26 @@ class PublishSettings:
     )
     push: bool = field(
         default=True,
-        metadata=_doc("Push the image to the built-in registry as `<ns>/<name>`, with the lockfiles and "
+        metadata=_doc("Push the image as `<ns>/<name>` to each target of `registry.push`, with the lockfiles and "
                       "tarball attached as OCI artifacts."),
+    )
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    """Dynamic images: `GET /v2/dynamic/<pkg>/<pkg.ge.1.0>/.../manifests/latest` builds an image of those
+    packages from `channels.default` (restricted by `channels.allowed`) for the host's Linux platform,
+    once per set of packages; later requests are answered from the registry."""
+
+    enabled: bool = field(
+        default=False,
+        metadata=_doc("Serve the `dynamic/` namespace of the registry; off by default (the namespace does not exist)."),
+    )
+    max_packages: int = field(
+        default=20, metadata=_doc("Most packages one dynamic image may ask for (their dependencies not counted).")
+    )
+    concurrency: int = field(
+        default=1, metadata=_doc("Dynamic images one server process builds at once; requests for others wait.")
     )
 
 
@@ -254,12 +339,9 @@ class Settings:
     registry: RegistrySettings = field(default_factory=RegistrySettings, metadata=_doc("Built-in OCI registry."))
     storage: StorageSettings = field(default_factory=StorageSettings, metadata=_doc("Registry storage."))
     publish: PublishSettings = field(default_factory=PublishSettings, metadata=_doc("Published forms of builds."))
+    dynamic: DynamicSettings = field(default_factory=DynamicSettings, metadata=_doc("Images built on request."))
     config_file: Path | None = field(default=None, metadata=_doc("The file these settings came from (not a key)."))
 
     @property
     def database_url(self) -> str:
         return self.database or f"sqlite:///{(self.store / 'condaops.db').resolve()}"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.store / ".cache" / "pkgs"

@@ -38,7 +38,7 @@ class ChangeRequests:
         self.clock = clock
         self.git_source = git_source
         self.recorder = ChangeRequestRecorder(engine, clock)
-        self.layout = StoreLayout(settings.store)
+        self.layout = StoreLayout.of(settings)
         self.repodata_cache = self.layout.caches / "repodata"
 
     def sync_all(self, snapshots: dict[str, SourceSnapshot]) -> list[int]:

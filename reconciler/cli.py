@@ -21,6 +21,9 @@ from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import EnvRef
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+# Long-running processes use uvloop: the site serves a page with about a quarter less CPU
+# (docs/benchmarks.md, status site). Still asyncio, which APScheduler's data store needs.
+LOOP_OPTIONS = {"use_uvloop": True}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="watch sources, build, serve the status site and API")
     s.add_argument("--no-web", action="store_true", help="do not start the web server")
+    s.add_argument("--role", choices=["all", "web", "reconciler"], default="all",
+                   help="all: everything in one process (default); web: status site, API, registry and "
+                        "webhooks; reconciler: sources, passes and scheduling (roles other than all need "
+                        "PostgreSQL, with `condaops worker` processes running the builds)")
+
+    w = sub.add_parser("worker", help="run builds, previews and publishing from the shared queue (PostgreSQL)")
+    w.add_argument("--slots", type=int, default=None,
+                   help="jobs this process runs at once (default build.concurrency; "
+                        "build.concurrency still holds across all workers)")
+
+    sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
 
     r = sub.add_parser("reconcile", help="run one reconcile pass and its builds")
     r.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
@@ -93,18 +107,46 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings, **options: object):  # type: ignore[no-untyped-def]
     from condaops.reconciler.runtime import Runtime
 
-    return Runtime(settings)
+    return Runtime(settings, **options)  # type: ignore[arg-type]
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    rt = _runtime(settings)
-    print(f"condaops: serving {len(settings.sources)} source(s); store {settings.store}; "
-          f"web {'off' if args.no_web else 'http://' + settings.web.listen}", file=sys.stderr)
-    anyio.run(_serve_until_signalled, rt, not args.no_web)
+    rt = _runtime(settings, role=args.role)
+    web = not args.no_web
+    what = "health and metrics" if args.role == "reconciler" else "web"
+    print(f"condaops: {args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
+          f"{what} {'http://' + settings.web.listen if web else 'off'}", file=sys.stderr)
+    anyio.run(_serve_until_signalled, rt, web, backend_options=LOOP_OPTIONS)
     print("condaops: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if args.slots is not None and args.slots < 1:
+        print("condaops: --slots must be 1 or more", file=sys.stderr)
+        return EXIT_ERROR
+    rt = _runtime(settings, role="worker", slots=args.slots)
+    print(f"condaops: worker {rt.worker.name}; {args.slots or settings.build.concurrency} slot(s); "
+          f"store {settings.store}", file=sys.stderr)
+    anyio.run(_serve_until_signalled, rt, False, backend_options=LOOP_OPTIONS)
+    print("condaops: stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.runtime import prepare_database
+    from condaops.reconciler.state.db import make_engine, revision
+
+    engine = make_engine(settings.database_url)
+    before = revision(engine)
+    prepare_database(engine)
+    after = revision(engine)
+    print(f"condaops: database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"),
+          file=sys.stderr)
+    engine.dispose()
     return EXIT_OK
 
 
@@ -215,7 +257,7 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
     rt = _runtime(settings)
     ref = EnvRef.parse(args.environment)
-    b = rollback(rt.engine, rt.reconciler.recorder, rt.reconciler.layout, ref, args.build_id)
+    b = rollback(rt.engine, rt.reconciler.recorder, rt.reconciler.layout, ref, args.build_id, settings=settings)
     print(f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); "
           "it stays there until its specification changes")
     return EXIT_OK
@@ -267,6 +309,8 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "serve": cmd_serve,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
     "reconcile": cmd_reconcile,
     "plan": cmd_plan,
     "status": cmd_status,

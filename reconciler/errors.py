@@ -100,6 +100,12 @@ class BuildError(CondaopsError):
     retryable = False
 
 
+class LeaseLostError(BuildError):
+    """Another worker took this build over: this one stopped renewing its lease in time."""
+
+    reason = "LeaseLost"
+
+
 class SolveError(BuildError, StalledError):
     """The specs cannot be satisfied by the channels: change the spec."""
 

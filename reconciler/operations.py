@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from condaops.config import Settings
 from condaops.reconciler.build.link import swap_link
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import ACTIVE_STATES, COMPLETED, EnvRef
@@ -28,8 +29,14 @@ class OperationError(CondaopsError):
     reason = "OperationRefused"
 
 
-def rollback(engine: Engine, recorder: Recorder, layout: StoreLayout, ref: EnvRef, build_id: int) -> BuildInfo:
-    """Link an earlier completed build of ``ref``; it stays until the spec changes again."""
+def rollback(
+    engine: Engine, recorder: Recorder, layout: StoreLayout, ref: EnvRef, build_id: int, *,
+    settings: Settings | None = None,
+) -> BuildInfo:  # fmt: skip
+    """Link an earlier completed build of ``ref``; it stays until the spec changes again.
+
+    With ``settings`` (and ``publish.enabled``), ``latest`` then moves to that build's image
+    in every push target; a target that cannot be retagged is logged, the rollback stands."""
     builds = {b.build_id: b for b in env_builds(engine, ref)}
     if not builds:
         raise OperationError(f"environment {ref} is not known; see `condaops status`")
@@ -46,6 +53,10 @@ def rollback(engine: Engine, recorder: Recorder, layout: StoreLayout, ref: EnvRe
     swap_link(layout.env_link(ref), prefix)
     recorder.record_rollback(ref, build_id)
     log.info("rolled_back env=%s build=%s", ref, build_id)
+    if settings is not None and settings.publish.enabled and settings.publish.image and settings.publish.push:
+        from condaops.reconciler.publish.latest import move_latest  # only rollbacks of published builds need it
+
+        move_latest(settings, layout, target)
     return target
 
 

@@ -11,25 +11,33 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import anyio
 from anyio import to_thread
+from sqlalchemy import Engine
 
-from condaops.config import Settings
+from condaops.config import ConfigError, Settings
 from condaops.reconciler.model import BuildOutcome
 from condaops.reconciler.notify import StatusNotifier
 from condaops.reconciler.plan import BUILD
-from condaops.reconciler.schedule import BuildScheduler
-from condaops.reconciler.service import Reconciler
+from condaops.reconciler.schedule import BuildScheduler, create_tables, shared
+from condaops.reconciler.service import PassResult, Reconciler
 from condaops.reconciler.state.db import make_engine, migrate
-from condaops.reconciler.state.queries import count_active_builds, count_active_previews, list_environments
+from condaops.reconciler.state.queries import (
+    count_active_builds,
+    count_active_previews,
+    list_environments,
+    unpublished_builds,
+)
 from condaops.reconciler.status import derive_state
 from condaops.reconciler.worker import BuildWorker, PreviewWorker
 from condaops.web.metrics import ServiceMetrics
 
 log = logging.getLogger("condaops.runtime")
+REFRESH_POLL = 1.0  # seconds between looks for webhook refresh requests from web-role processes
 
 
 def utcnow() -> datetime:
@@ -48,24 +56,59 @@ class Summary:
         return not self.failed
 
 
-class Runtime:
-    """One process's view: state DB, reconciler and an in-process build worker."""
+ROLES = ("all", "web", "reconciler", "worker")
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow) -> None:
+
+def prepare_database(engine: Engine) -> None:
+    """State schema (Alembic) and the scheduler's tables, once, under the migration lock."""
+    migrate(engine, also=[create_tables])
+
+
+class Runtime:
+    """One process: the state DB and, by ``role``, the reconcile loop (``reconciler``), the
+    web server (``web``), the build workers (``worker``) or all three (``all``).
+
+    ``all`` is the single-host default (SQLite works); every other role shares PostgreSQL
+    with the others: the state, APScheduler's queue and its event broker.
+    """
+
+    def __init__(self, settings: Settings, *, role: str = "all", slots: int | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        if role != "all" and not shared(settings.database_url):
+            raise ConfigError(f"the {role} role shares its state and queue with other processes: set "
+                              "database to postgresql+psycopg://user@host/db (SQLite is for one process)",
+                              key="database", file=str(settings.config_file or "") or None)  # fmt: skip
         self.settings = settings
+        self.role = role
+        self.slots = slots
         self.clock = clock
         self.engine = make_engine(settings.database_url)
-        migrate(self.engine)
+        prepare_database(self.engine)
+        self.shared = shared(settings.database_url)
         self.reconciler = Reconciler(settings, self.engine, clock=clock)
-        self.worker = BuildWorker(settings, self.reconciler.recorder)
-        self.previewer = PreviewWorker(settings, self.reconciler.changes.recorder)
-        self.previewer.listeners.append(self._on_build_event)
+        self.metrics = ServiceMetrics()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self.worker.listeners.append(self._on_build_event)
-        self.metrics = ServiceMetrics()
         self.notifier = StatusNotifier(settings, self.engine)  # commit statuses (Git sources that ask)
-        self.worker.listeners.append(self.notifier.on_build_event)
+        self.runs_jobs = role in ("all", "worker")
+        self._publisher: Callable[[int], None] | None = None
+        if self.runs_jobs:
+            self.worker = BuildWorker(settings, self.reconciler.recorder)
+            self.previewer = PreviewWorker(settings, self.reconciler.changes.recorder, name=self.worker.name)
+            for job in (self.worker, self.previewer):
+                job.listeners.append(self._on_build_event)
+            self.worker.listeners.append(self.notifier.on_build_event)
+
+    def publish(self, build_id: int) -> None:
+        """The publish job; the publishing code (image layers, registry) loads on first use."""
+        if self._publisher is None:
+            from condaops.reconciler.publish.job import PublishJob
+
+            self._publisher = PublishJob(self.settings, self.reconciler.recorder, name=self.worker.name)
+        self._publisher(build_id)
+        self.wake()
 
     # --- wake-ups from other threads ----------------------------------------------
 
@@ -79,7 +122,11 @@ class Runtime:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def refresh(self, source_names: Iterable[str]) -> None:
-        """Read these sources now, skipping any failure backoff (a webhook asked; thread-safe)."""
+        """Read these sources now, skipping any failure backoff (a webhook asked; thread-safe).
+        A web-only process asks the reconciler role through the database."""
+        if self.role == "web":
+            self.reconciler.recorder.request_refresh(source_names)
+            return
         self.reconciler.force_read(source_names)
         self.wake()
 
@@ -90,7 +137,35 @@ class Runtime:
         self._wake.clear()
 
     def _scheduler(self) -> BuildScheduler:
-        return BuildScheduler(self.worker, concurrency=self.settings.build.concurrency, run_preview=self.previewer)
+        jobs = self.runs_jobs
+        return BuildScheduler(
+            self.worker if jobs else None, concurrency=self.settings.build.concurrency,
+            run_preview=self.previewer if jobs else None, run_publish=self.publish if jobs else None,
+            database_url=self.settings.database_url, slots=self.slots,
+            role={"all": "both", "reconciler": "scheduler", "worker": "worker"}[self.role],
+            identity=self.worker.name if jobs else "",
+        )  # fmt: skip
+
+    # --- what a reconciling process submits ------------------------------------------
+
+    async def _submit_recovered(self, sched: BuildScheduler, *, everything: bool) -> None:
+        """Builds and previews whose worker is gone go back to the queue; with everything
+        else queued (a previous run, the CLI, another process) they are submitted."""
+        await sched.submit(await to_thread.run_sync(lambda: self.reconciler.recover(everything=everything)))
+        recover_previews = self.reconciler.changes.recorder.recover_previews
+        await sched.submit_previews(await to_thread.run_sync(lambda: recover_previews(everything=everything)))
+        await self._submit_publishing(sched)
+
+    async def _submit_publishing(self, sched: BuildScheduler) -> None:
+        if self.settings.publish.enabled:
+            await sched.submit_publish(await to_thread.run_sync(unpublished_builds, self.engine))
+
+    async def _pass(self, sched: BuildScheduler) -> PassResult:
+        result = await to_thread.run_sync(self.reconciler.reconcile_once)
+        await sched.submit(result.queued)
+        await sched.submit_previews(result.previews)
+        await self._submit_publishing(sched)
+        return result
 
     # --- one pass, then the builds it queued --------------------------------------
 
@@ -98,13 +173,10 @@ class Runtime:
         """Reconcile once and run the queued builds; with ``wait_retries`` also their retries."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         async with self._scheduler() as sched:
-            await sched.submit(await to_thread.run_sync(self.reconciler.recover))
-            await sched.submit_previews(await to_thread.run_sync(self.reconciler.changes.recorder.recover_previews))
+            await self._submit_recovered(sched, everything=not self.shared)
             while True:
-                result = await to_thread.run_sync(self.reconciler.reconcile_once)
-                await sched.submit(result.queued)
-                await sched.submit_previews(result.previews)
-                await self._until_idle()
+                await self._pass(sched)
+                await self._until_idle(sched)
                 if not wait_retries:
                     break
                 nxt = await to_thread.run_sync(self._next_step)
@@ -127,12 +199,18 @@ class Runtime:
             log.info("waiting_for_retry seconds=%.1f", delay)
             await anyio.sleep(delay)
 
-    async def _until_idle(self) -> None:
-        while await to_thread.run_sync(self._active_builds):
+    async def _until_idle(self, sched: BuildScheduler) -> None:
+        """Until nothing is queued, building or waiting to be published (builds that finish
+        meanwhile get their publish job here)."""
+        while True:
+            await self._submit_publishing(sched)
+            if not await to_thread.run_sync(self._active_jobs):
+                return
             await self._wait_for_wake(1.0)
 
-    def _active_builds(self) -> int:
-        return count_active_builds(self.engine) + count_active_previews(self.engine)
+    def _active_jobs(self) -> int:
+        publishing = len(unpublished_builds(self.engine)) if self.settings.publish.enabled else 0
+        return count_active_builds(self.engine) + count_active_previews(self.engine) + publishing
 
     def summary(self) -> Summary:
         counts: dict[str, int] = {}
@@ -147,15 +225,21 @@ class Runtime:
     # --- serve ----------------------------------------------------------------------
 
     async def serve(self, *, web: bool = True, stop: anyio.Event | None = None) -> None:
-        """Run until ``stop`` is set (or cancelled): watchers, passes, builds and the web server."""
+        """Run this process's role until ``stop`` is set (or cancelled)."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         stop = stop or anyio.Event()
-        async with self._scheduler() as sched, anyio.create_task_group() as tg:
-            await sched.submit(await to_thread.run_sync(self.reconciler.recover))
-            await sched.submit_previews(await to_thread.run_sync(self.reconciler.changes.recorder.recover_previews))
-            for watcher in self._watchers():
-                tg.start_soon(watcher, stop)
-            server = self._web_server() if web else None
+        reconciles = self.role in ("all", "reconciler")
+        scheduling = nullcontext(None) if self.role == "web" else self._scheduler()
+        async with scheduling as sched, anyio.create_task_group() as tg:
+            if reconciles:
+                assert sched is not None
+                sched.on_job_finished(self.wake)  # also jobs other processes ran (event broker)
+                await self._submit_recovered(sched, everything=not self.shared)
+                for watcher in self._watchers():
+                    tg.start_soon(watcher, stop)
+                if self.shared:
+                    tg.start_soon(self._take_refresh_requests, stop)
+            server = self._web_server() if web and self.role != "worker" else None
             server_done = anyio.Event()
             if server is not None:
 
@@ -173,7 +257,11 @@ class Runtime:
 
             tg.start_soon(wake_on_stop)
             try:
-                await self._pass_loop(sched, stop)
+                if reconciles:
+                    assert sched is not None
+                    await self._pass_loop(sched, stop)
+                else:
+                    await stop.wait()
             finally:
                 if server is not None:  # let uvicorn finish its lifespan before cancelling the rest
                     server.should_exit = True
@@ -181,17 +269,29 @@ class Runtime:
                         await server_done.wait()
                 tg.cancel_scope.cancel()
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
+        self.reconciler.close()
+
+    async def _take_refresh_requests(self, stop: anyio.Event) -> None:
+        """Webhooks received by web-role processes arrive as rows in the state DB."""
+        while not stop.is_set():
+            try:
+                names = await to_thread.run_sync(self.reconciler.recorder.take_refresh_requests)
+                if names:
+                    log.info("refresh_requested sources=%s", ",".join(names))
+                    self.refresh(names)
+            except Exception:
+                log.warning("refresh_requests_failed", exc_info=True)
+            await anyio.sleep(REFRESH_POLL)
 
     async def _pass_loop(self, sched: BuildScheduler, stop: anyio.Event) -> None:
         interval = min((s.interval for s in self.settings.sources), default=60.0)
+        lease_check = self.settings.build.lease / 2
         while not stop.is_set():
             started = time.monotonic()
             try:
-                result = await to_thread.run_sync(self.reconciler.reconcile_once)
-                await sched.submit(result.queued)
-                await sched.submit_previews(result.previews)
-                # Builds queued by another process (CLI, a previous run) are picked up too.
-                await sched.submit(await to_thread.run_sync(self.reconciler.recorder.queued))
+                result = await self._pass(sched)
+                # Builds queued by another process (CLI, a previous run) or whose worker died.
+                await self._submit_recovered(sched, everything=False)
                 nxt = result.plan.next_wakeup()
                 self.metrics.observe_reconcile(time.monotonic() - started)
                 for snap in result.snapshots:
@@ -200,7 +300,7 @@ class Runtime:
                 log.exception("reconcile_failed")
                 self.metrics.observe_reconcile(time.monotonic() - started, ok=False)
                 nxt = None
-            timeout = interval
+            timeout = min(interval, lease_check) if self.shared else interval
             if nxt is not None:
                 timeout = min(timeout, max((nxt - self.clock()).total_seconds(), 0.0))
             await self._wait_for_wake(timeout)
@@ -227,18 +327,27 @@ class Runtime:
         return [task(src) for src in self.settings.sources if src.directory is not None]
 
     def _web_server(self):  # type: ignore[no-untyped-def]
+        """uvicorn on ``web.listen``: the whole site (roles all and web), or only the
+        operations endpoints (reconciler role: its pass and source figures)."""
         import uvicorn
 
+        host, _, port = self.settings.web.listen.rpartition(":")
+        config = uvicorn.Config(self._web_app(), host=host.strip("[]"), port=int(port), log_level="warning",
+                                lifespan="on", access_log=False)  # requests are counted in /metrics
+        return uvicorn.Server(config)
+
+    def _web_app(self):  # type: ignore[no-untyped-def]
+        from condaops.web.app import create_app, create_ops_app
+
+        if self.role == "reconciler":
+            return create_ops_app(self.settings, self.engine, metrics=self.metrics)
         from condaops.registry.app import registry_router
         from condaops.registry.storage import open_storage
-        from condaops.web.app import create_app
         from condaops.web.hooks import hooks_router
 
-        host, _, port = self.settings.web.listen.rpartition(":")
         registry = registry_router(self.settings, open_storage(self.settings),
                                    observe=lambda method, status, got, sent: self.metrics.registry_request(
                                        method, status, bytes_in=got, bytes_out=sent))
         hooks = hooks_router(self.settings, self.refresh)
-        app = create_app(self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks])
-        config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", lifespan="on")
-        return uvicorn.Server(config)
+        return create_app(self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks],
+                          sources_gate=self.role == "all")  # fmt: skip

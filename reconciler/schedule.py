@@ -2,9 +2,15 @@
 
 Each queued build becomes a one-off schedule whose id is deterministic
 (``build:<ns>/<name>:<spec-hash>``, see ``QueuedBuild.job_id``); adding it again while
-it is pending does nothing (``ConflictPolicy.do_nothing``). The build task runs in
-APScheduler's thread pool, limited to ``build.concurrency`` running jobs. APScheduler
-has no retries: failures are recorded and ``plan`` schedules retries with backoff.
+it is pending does nothing (``ConflictPolicy.do_nothing``). Jobs run in APScheduler's
+thread pool; ``build.concurrency`` is the task's ``max_running_jobs``, which APScheduler
+holds across every worker sharing the data store. APScheduler has no retries: failures
+are recorded and ``plan`` schedules retries with backoff.
+
+One process (SQLite) keeps the queue in memory: the state DB is the durable record, and a
+start re-submits every queued build. Several processes share APScheduler's SQLAlchemy data
+store (schema ``apscheduler`` of the PostgreSQL state database) and its PostgreSQL event
+broker; ``create_tables`` makes that schema once, under the migration lock.
 
 The state DB's compare-and-set claim (``Recorder.claim``) is the final guard: a job
 whose build is no longer queued returns at once, so a duplicate job never runs a build
@@ -15,15 +21,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from datetime import datetime, timezone
 
-from apscheduler import AsyncScheduler, ConflictPolicy, ScheduleLookupError, SchedulerRole
+from apscheduler import AsyncScheduler, ConflictPolicy, JobReleased, ScheduleLookupError, SchedulerRole
 from apscheduler.abc import DataStore, EventBroker
 from apscheduler.datastores.memory import MemoryDataStore
+from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
 from apscheduler.eventbrokers.local import LocalEventBroker
 from apscheduler.executors.thread import ThreadPoolJobExecutor
 from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Connection, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateSchema
 
 from condaops.reconciler.state.recorder import QueuedBuild
 
@@ -31,55 +41,87 @@ log = logging.getLogger("condaops.schedule")
 
 BUILD_TASK = "condaops.build"
 PREVIEW_TASK = "condaops.preview"
+PUBLISH_TASK = "condaops.publish"
+SCHEMA = "apscheduler"  # APScheduler's tables, in their own schema of the state database
+ROLES = {"both": SchedulerRole.both, "scheduler": SchedulerRole.scheduler, "worker": SchedulerRole.worker}
+
+
+def shared(database_url: str) -> bool:
+    """Whether the queue can be shared by several processes (PostgreSQL) or lives in memory."""
+    return make_url(database_url).get_backend_name() == "postgresql"
+
+
+def create_tables(conn: Connection) -> None:
+    """APScheduler's schema and tables (PostgreSQL), made once by whoever holds the migration
+    lock; processes starting later find them and create nothing (no race)."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(CreateSchema(SCHEMA, if_not_exists=True))
+    store = SQLAlchemyDataStore(conn.engine, schema=SCHEMA)
+    metadata = store.get_table_definitions()
+    metadata.create_all(conn)
+    version_table = metadata.tables[f"{SCHEMA}.metadata"]
+    if conn.execute(select(version_table.c.schema_version)).scalar() is None:
+        conn.execute(version_table.insert(), {"schema_version": 1})
+
+
+def _backends(database_url: str) -> tuple[DataStore, EventBroker]:
+    if not shared(database_url):
+        return MemoryDataStore(), LocalEventBroker()
+    from apscheduler.eventbrokers.psycopg import PsycopgEventBroker
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    engine = create_async_engine(url, pool_pre_ping=True)
+    return SQLAlchemyDataStore(engine, schema=SCHEMA), PsycopgEventBroker.from_async_sqla_engine(engine)
 
 
 class BuildScheduler:
-    """Queue builds and run them on in-process workers.
+    """Queue builds, previews and publish jobs, and (unless ``role`` is ``scheduler``) run them.
 
-    ``run_build(build_id)`` is a blocking callable; it runs in a worker thread.
-    ``role`` is ``both`` for ``condaops serve`` (schedule and run), ``scheduler`` for a
-    web/reconciler-only process and ``worker`` for ``condaops worker``.
+    The task callables are blocking; they run in worker threads. ``role`` is ``both`` for
+    ``condaops serve`` (schedule and run), ``scheduler`` for the reconciler role and
+    ``worker`` for ``condaops worker``. ``slots`` is how many jobs this process runs at
+    once (default ``concurrency``); ``concurrency`` holds across all processes.
     """
 
     def __init__(
         self,
-        run_build: Callable[[int], None],
+        run_build: Callable[[int], None] | None,
         *,
         concurrency: int,
         run_preview: Callable[[int], None] | None = None,
-        data_store: DataStore | None = None,
-        event_broker: EventBroker | None = None,
+        run_publish: Callable[[int], None] | None = None,
+        database_url: str = "sqlite://",
         role: str = "both",
+        slots: int | None = None,
         identity: str = "",
     ) -> None:
-        self._run_build = run_build
-        self._run_preview = run_preview
-        self._concurrency = concurrency
+        if role != "scheduler" and None in (run_build, run_preview, run_publish):
+            raise ValueError("a process that runs jobs needs a callable for every task")
+        self._tasks = (
+            (BUILD_TASK, run_build, concurrency),
+            (PREVIEW_TASK, run_preview, max(1, concurrency // 2)),  # previews never take more than half
+            (PUBLISH_TASK, run_publish, concurrency),
+        )
+        slots = max(slots or concurrency, 1)
+        data_store, event_broker = _backends(database_url)
         self._scheduler = AsyncScheduler(
-            data_store or MemoryDataStore(),
-            event_broker or LocalEventBroker(),
+            data_store,
+            event_broker,
             identity=identity,
-            role=SchedulerRole[role],
-            job_executors={"threadpool": ThreadPoolJobExecutor(max_workers=max(concurrency, 1))},
+            role=ROLES[role],
+            max_concurrent_jobs=slots,
+            job_executors={"threadpool": ThreadPoolJobExecutor(max_workers=slots)},
             cleanup_interval=60,
         )
         self._stack = AsyncExitStack()
 
     async def __aenter__(self) -> BuildScheduler:
         await self._stack.enter_async_context(self._scheduler)
-        await self._scheduler.configure_task(
-            BUILD_TASK,
-            func=self._run_build,
-            job_executor="threadpool",
-            max_running_jobs=self._concurrency,
-        )
-        if self._run_preview is not None:  # previews never take more than half the slots
-            await self._scheduler.configure_task(
-                PREVIEW_TASK,
-                func=self._run_preview,
-                job_executor="threadpool",
-                max_running_jobs=max(1, self._concurrency // 2),
-            )
+        for task, func, limit in self._tasks:  # a scheduler-only process names the tasks without callables
+            options = {} if func is None else {"func": func}
+            await self._scheduler.configure_task(task, job_executor="threadpool", max_running_jobs=limit, **options)
         await self._scheduler.start_in_background()
         return self
 
@@ -87,31 +129,51 @@ class BuildScheduler:
         await self._scheduler.stop()
         await self._stack.aclose()
 
+    def on_job_finished(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a job of ours finishes, in this process or, through the
+        event broker, in any other worker sharing the queue."""
+        tasks = {task for task, _, _ in self._tasks}
+        self._scheduler.subscribe(lambda event: callback() if event.task_id in tasks else None, {JobReleased})
+
     async def submit(self, builds: Iterable[QueuedBuild], *, now: datetime | None = None) -> None:
         """Queue builds now; a build already pending under the same job id is left as is."""
-        when = now or datetime.now(timezone.utc)
+        builds = list(builds)
+        added = await self._add(BUILD_TASK, [(qb.job_id, qb.build_id) for qb in builds], now)
         for qb in builds:
-            await self._add(BUILD_TASK, qb.job_id, qb.build_id, when)
-            log.info("build_scheduled env=%s build=%s job=%s", qb.ref, qb.build_id, qb.job_id)
+            if qb.job_id in added:
+                log.info("build_scheduled env=%s build=%s job=%s", qb.ref, qb.build_id, qb.job_id)
 
     async def submit_previews(self, preview_ids: Iterable[int], *, now: datetime | None = None) -> None:
         """Queue change-request preview builds (job id ``preview:<id>``)."""
+        await self._add(PREVIEW_TASK, [(f"preview:{i}", i) for i in preview_ids], now)
+
+    async def submit_publish(self, build_ids: Iterable[int], *, now: datetime | None = None) -> None:
+        """Queue publishing of finished builds (job id ``publish:<build id>``)."""
+        await self._add(PUBLISH_TASK, [(f"publish:{i}", i) for i in build_ids], now)
+
+    async def _add(self, task: str, entries: list[tuple[str, int]], now: datetime | None) -> set[str]:
+        """One-off schedules with deterministic ids; returns the ids added.
+
+        An id already pending is kept. An id that already fired is added again only once
+        its job has finished (a retry of the same build, a publish whose worker died): a
+        fired one-off schedule lingers until APScheduler's clean-up, and its job may still
+        run. Two reads per batch, whatever its size: re-submitting a thousand queued builds
+        each pass costs no write for those already scheduled."""
+        if not entries:
+            return set()
         when = now or datetime.now(timezone.utc)
-        for preview_id in preview_ids:
-            await self._add(PREVIEW_TASK, f"preview:{preview_id}", preview_id, when)
-
-    async def _add(self, task: str, job_id: str, arg: int, when: datetime) -> None:
-        """A one-off schedule with a deterministic id; a pending one with that id is kept."""
-        await self._forget_fired(job_id)
-        await self._scheduler.add_schedule(task, DateTrigger(when), id=job_id, args=[arg],
-                                           conflict_policy=ConflictPolicy.do_nothing)
-
-    async def _forget_fired(self, schedule_id: str) -> None:
-        """A one-off schedule that already fired lingers until APScheduler's clean-up; a
-        retry of the same build (same job id) must not be swallowed by it."""
-        try:
-            schedule = await self._scheduler.get_schedule(schedule_id)
-        except ScheduleLookupError:
-            return
-        if schedule.next_fire_time is None:
-            await self._scheduler.remove_schedule(schedule_id)
+        wanted = {job_id for job_id, _ in entries}
+        schedules = {s.id: s for s in await self._scheduler.data_store.get_schedules(wanted)}
+        fired = {i for i, s in schedules.items() if s.next_fire_time is None}
+        busy = {j.schedule_id for j in await self._scheduler.get_jobs()} if fired else set()
+        added = set()
+        for job_id, arg in entries:
+            if job_id in schedules and (job_id not in fired or job_id in busy):
+                continue
+            if job_id in fired:
+                with suppress(ScheduleLookupError):
+                    await self._scheduler.remove_schedule(job_id)
+            await self._scheduler.add_schedule(task, DateTrigger(when), id=job_id, args=[arg],
+                                               conflict_policy=ConflictPolicy.do_nothing)
+            added.add(job_id)
+        return added

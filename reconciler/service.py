@@ -136,13 +136,19 @@ class Reconciler:
         self.settings = settings
         self.engine = engine
         self.clock = clock
-        self.layout = StoreLayout(settings.store)
+        self.layout = StoreLayout.of(settings)
         self.recorder = Recorder(engine, clock)
         self._read = reader or SourceReader()
         from condaops.reconciler.changereqs import ChangeRequests
 
         self.changes = ChangeRequests(settings, engine, clock=clock,
                                       git_source=getattr(self._read, "git_source", lambda name: None))
+
+    def close(self) -> None:
+        """Release what the source reader keeps open (Git repositories, temporary mirrors)."""
+        close = getattr(self._read, "close", None)
+        if close is not None:
+            close()
 
     def force_read(self, names: Iterable[str]) -> None:
         """Read these sources at the next pass even while they wait after failures (webhooks)."""
@@ -203,16 +209,23 @@ class Reconciler:
                 swap_link(link, target)
                 log.warning("link_repaired env=%s target=%s", ref, prefix)
 
-    def recover(self) -> list[QueuedBuild]:
-        """At start: interrupted builds go back to the queue and their half prefixes are removed."""
-        interrupted = self.recorder.recover_interrupted()
-        self.repair_links()
+    def recover(self, *, everything: bool) -> list[QueuedBuild]:
+        """Builds whose worker is gone go back to the queue; returns every queued build.
+
+        ``everything`` (a single-process start: nothing else can be building) requeues every
+        build left ``building`` and removes its half prefix at once. Otherwise only builds
+        whose lease expired are requeued; the worker that claims one removes the half prefix
+        before building (``install_step``), so a slow but live worker's files are never
+        removed under it by this process."""
+        interrupted = self.recorder.requeue_abandoned(everything=everything)
+        if everything:
+            self.repair_links()
         for build_id in interrupted:
             info = get_build(self.engine, build_id)
             if info is None:
                 continue
             prefix = self.layout.prefix(info.ref, info.spec_hash)
-            if prefix.exists() and read_link(self.layout.env_link(info.ref)) != prefix.resolve():
+            if everything and prefix.exists() and read_link(self.layout.env_link(info.ref)) != prefix.resolve():
                 shutil.rmtree(prefix, ignore_errors=True)
             log.warning("build_interrupted build=%s env=%s requeued", build_id, info.ref)
         return self.recorder.queued()

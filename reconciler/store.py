@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from condaops.reconciler.model import EnvRef
+
+if TYPE_CHECKING:
+    from condaops.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class StoreLayout:
     """``<store>/<ns>/<spec-hash>-<name>`` prefixes behind ``<store>/<ns>/envs/<name>``.
 
-    A preview area (change requests) is a layout rooted inside the store that shares the
-    store's caches (``cache_root``), so previews hardlink from the same package cache.
+    Caches (packages, repodata, uv) live in ``<store>/.cache`` unless ``cache`` names
+    another folder (``build.cache_dir``: each worker host its own local one). A preview
+    area (change requests) is a layout rooted inside the store that shares the store's
+    caches, so previews hardlink from the same package cache.
     """
 
     root: Path
-    cache_root: Path | None = None
+    cache: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> StoreLayout:
+        """The layout a process uses: the store, and this process's cache folder."""
+        return cls(settings.store, cache=settings.build.cache_dir)
 
     def prefix(self, ref: EnvRef, spec_hash: str) -> Path:
         return self.root / ref.namespace / f"{spec_hash}-{ref.name}"
@@ -30,7 +41,7 @@ class StoreLayout:
 
     @property
     def caches(self) -> Path:
-        return (self.cache_root or self.root) / ".cache"
+        return self.cache or self.root / ".cache"
 
     @property
     def cache_dir(self) -> Path:
@@ -43,7 +54,7 @@ class StoreLayout:
     def preview(self, source: str, ref: str, head: str) -> StoreLayout:
         """The isolated area of one change request's head commit: never production paths."""
         slug = "-".join(part for part in ref.removeprefix("refs/").split("/") if part not in ("head", ""))
-        return StoreLayout(self.root / "previews" / source / slug / head[:12], cache_root=self.cache_root or self.root)
+        return StoreLayout(self.root / "previews" / source / slug / head[:12], cache=self.caches)
 
     def previews_of(self, source: str, ref: str) -> Path:
         """The folder holding every preview area of one change request."""

@@ -2,7 +2,8 @@
 
 ``registry_router(settings, storage)`` is what the main web app mounts;
 ``create_registry_app(settings)`` is a standalone app for tests and benchmarks. The route
-handler parses the path (``routes``), checks the push token, receives any body into a
+handler parses the path (``routes``), checks the push token, lets the ``dynamic`` gate
+build a dynamic image the request asks for, receives any body into a
 local file without holding it in memory, runs the operation (``handlers``) in a worker
 thread, and sends the reply, streaming blobs chunk by chunk.
 """
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 from litestar import HttpMethod, Litestar, Request, Response, Router, route
+from litestar.logging.config import LoggingConfig
 from litestar.params import FromPath
 from litestar.response import Stream
 
 from condaops.config.settings import Settings
 from condaops.registry.auth import PushTokens
+from condaops.registry.dynamic import DynamicImages, DynamicOff, dynamic_gate
 from condaops.registry.errors import SIZE_INVALID, UNAVAILABLE, RegistryError, StorageError
 from condaops.registry.handlers import API_VERSION, HANDLERS, JSON, Incoming, Reply
 from condaops.registry.manifests import MANIFEST_MAX_BYTES
@@ -46,6 +49,7 @@ Observer = Callable[[str, int, int, int], None]
 class _Registry:
     store: RegistryStore
     tokens: PushTokens
+    dynamic: DynamicImages | DynamicOff  # the dynamic/ namespace (dynamic.enabled)
     observe: Observer | None = None
 
 
@@ -58,7 +62,7 @@ def registry_router(settings: Settings, storage: Storage, *, observe: Observer |
     """
     registry = _Registry(
         RegistryStore(storage), PushTokens(settings.registry.push_tokens, settings.registry.push_token_file),
-        observe,
+        dynamic_gate(settings, storage), observe,
     )
 
     @route("/v2/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)
@@ -78,6 +82,7 @@ def create_registry_app(settings: Settings, storage: Storage | None = None) -> L
     return Litestar(
         route_handlers=[registry_router(settings, storage)],
         openapi_config=None,
+        logging_config=LoggingConfig(configure_root_logger=False),  # keep condaops' log format
         on_startup=[storage.check],  # an unreachable bucket fails the start, not the first push
         on_shutdown=[storage.close],
     )
@@ -90,6 +95,7 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
         parsed = parse_route(request.method, rest)
         if parsed.is_push:
             registry.tokens.require(request.headers.get("authorization"))
+        await registry.dynamic.prepare(parsed)  # may build a dynamic image first
         incoming = await _incoming(registry, request, parsed)
         reply = await anyio.to_thread.run_sync(HANDLERS[parsed.operation], registry.store, incoming)
     except RegistryError as exc:

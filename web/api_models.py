@@ -105,6 +105,7 @@ class PackageMatch(msgspec.Struct, kw_only=True):
 
 
 class PackageChange(msgspec.Struct, kw_only=True):
+    kind: str  # upgraded, downgraded or rebuilt
     old: Package
     new: Package
 
@@ -240,9 +241,9 @@ def package_match(hit: PackageHit) -> PackageMatch:
 
 
 def diff(old_id: int, new_id: int, d: PackageDiff) -> Diff:
+    changed = [PackageChange(kind=c.kind, old=package(c.old), new=package(c.new)) for c in d.changed]
     return Diff(from_build=old_id, to_build=new_id, added=[package(p) for p in d.added],
-                removed=[package(p) for p in d.removed],
-                changed=[PackageChange(old=package(c.old), new=package(c.new)) for c in d.changed])  # fmt: skip
+                removed=[package(p) for p in d.removed], changed=changed)  # fmt: skip
 
 
 def source(s: SourceInfo) -> Source:

@@ -22,6 +22,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.handlers import BaseRouteHandler
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -63,17 +64,20 @@ def create_app(
     routers: Sequence[Router | BaseRouteHandler] = (),
     clock: Callable[[], datetime] = utcnow,
     cache_seconds: float = 2.0,
+    sources_gate: bool = True,
 ) -> Litestar:
     """Build the Litestar app for one process; settings are passed in, never read at import.
 
     ``metrics`` is the process's ``ServiceMetrics`` (the runtime and the registry update
     it); ``routers`` are mounted as they are (the registry's ``/v2`` router, the webhook
     receiver ``web.hooks.hooks_router``).
-    ``cache_seconds`` bounds how stale lists of environments may be.
+    ``cache_seconds`` bounds how stale lists of environments may be. ``sources_gate``: the
+    sources' freshness decides readiness (not in the web role, where another process reads
+    them: web replicas must stay in service while the reconciler restarts).
     """
     ctx = WebContext(settings, engine, metrics=metrics or ServiceMetrics(), clock=clock, cache_seconds=cache_seconds)
 
-    ops = OpsState(ctx)
+    ops = OpsState(ctx, sources_gate=sources_gate)
 
     def provide_viewer(request: Request) -> Viewer:
         return resolve_viewer(request, ctx.access)
@@ -94,6 +98,7 @@ def create_app(
         },
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         before_send=[add_security_headers],
+        logging_config=LoggingConfig(configure_root_logger=False),  # keep condaops' log format
         state=State({"web": ctx, "ops": ops}),
         openapi_config=OpenAPIConfig(
             title="condaops",
@@ -103,3 +108,11 @@ def create_app(
             render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
         ),
     )
+
+
+def create_ops_app(settings: Settings, engine: Engine, *, metrics: ServiceMetrics) -> Litestar:
+    """Only ``/healthz``, ``/readyz`` and ``/metrics``: what the reconciler role serves, so its
+    own figures (reconcile passes, source reads) are scraped and probed like any process."""
+    ctx = WebContext(settings, engine, metrics=metrics)
+    return Litestar(route_handlers=[ops_router(OpsState(ctx))], openapi_config=None,
+                    logging_config=LoggingConfig(configure_root_logger=False))  # fmt: skip

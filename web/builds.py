@@ -10,7 +10,7 @@ from typing import Annotated
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
-from litestar.response import File, ServerSentEvent
+from litestar.response import File, Redirect, ServerSentEvent
 
 from condaops.reconciler.model import ACTIVE_STATES
 from condaops.reconciler.state.queries import build_artifacts, get_build
@@ -86,9 +86,12 @@ def _expected_log(ctx: CtxDep, build_id: BuildId) -> Path:
 
 
 @get("/builds/{build_id:int}/artifacts/{kind:str}", sync_to_thread=True, tags=["files"])
-def artifact_download(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, kind: Name) -> File:
+def artifact_download(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, kind: Name) -> File | Redirect:
     build = ctx.build(build_id, viewer)
     artifact = next((a for a in build_artifacts(ctx.engine, build.build_id) if a.kind == kind), None)
+    url = ctx.artifact_url(artifact) if artifact else None
+    if url is not None:  # in object storage: the client downloads it from there
+        return Redirect(url, status_code=307)
     path = ctx.artifact_file(artifact) if artifact else None
     if artifact is None or path is None:
         raise NotFoundException(f"build {build_id} has no {kind} artifact")

@@ -9,21 +9,20 @@ Caches, and why they are safe:
   ``cache_seconds`` (the overview, namespace pages, lists and search share it; a page may
   be that many seconds behind, the build page's live log is not); pages and API lists made
   only from it are kept as long (``memo``);
-* what belongs to one build never changes (builds are immutable): its locked packages and
-  their rendered tables are kept per build id, specifications per hash, in small LRUs.
+* what belongs to one build never changes (builds are immutable): its locked packages are
+  kept per build id, specifications per hash, in small LRUs; rendered pieces of pages made
+  only of such data are kept by ``fragments.Fragments``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
@@ -46,7 +45,12 @@ from condaops.reconciler.state.queries import (
     list_environments,
 )
 from condaops.reconciler.store import StoreLayout
+from condaops.registry.layout import blob_key
+from condaops.registry.protocol import Digest
+from condaops.registry.storage import Storage, open_storage
 from condaops.web.access import AccessPolicy, Viewer
+from condaops.web.cache import LRU, Cached
+from condaops.web.fragments import Fragments
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.render import Renderer
 from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
@@ -54,65 +58,11 @@ from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
 log = logging.getLogger("condaops.web")
 
 T = TypeVar("T")
-K = TypeVar("K")
 PIXI_LOCK = "pixi-lock"
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class Cached(Generic[T]):
-    """A value reloaded at most every ``ttl`` seconds; one loader at a time, and while it
-    loads, other callers get the previous value instead of waiting."""
-
-    def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._load = load
-        self.ttl = ttl
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._value: tuple[T, float] | None = None
-
-    def get(self) -> T:
-        current = self._value
-        if current is not None and self._clock() - current[1] < self.ttl:
-            return current[0]
-        if current is not None and not self._lock.acquire(blocking=False):
-            return current[0]  # someone is reloading: serve the previous value meanwhile
-        if current is None:
-            self._lock.acquire()
-        try:
-            current = self._value
-            if current is not None and self._clock() - current[1] < self.ttl:
-                return current[0]
-            value = self._load()
-            self._value = (value, self._clock())
-            return value
-        finally:
-            self._lock.release()
-
-
-class LRU(Generic[K, T]):
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> T | None:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key: K, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +82,18 @@ class WebContext:
         self.engine = engine
         self.metrics = metrics
         self.clock = clock
-        self.layout = StoreLayout(settings.store)
+        self.layout = StoreLayout.of(settings)
         self.access = AccessPolicy(settings.web.auth)
         self.renderer = Renderer()
+        self.fragments = Fragments(self.renderer)
         self.retries = settings.build.retries
         self._rows = Cached(self._load_rows, cache_seconds)
         self._packages: LRU[int, LockedSet] = LRU(1024)
-        self._packages_html: LRU[int, tuple[Markup, str]] = LRU(1024)
         self._specs: LRU[str, str | None] = LRU(1024)
         self._spec_text: LRU[str, str] = LRU(1024)
         self._memo: LRU[Hashable, tuple[float, Any]] = LRU(512)
         self.cache_seconds = cache_seconds
+        self._storage: Storage | None = None  # registry object storage, opened on first use
 
     def memo(self, key: Hashable, produce: Callable[[], T]) -> T:
         """``produce()``, reused for ``cache_seconds`` under ``key`` (pages and lists that
@@ -160,17 +111,10 @@ class WebContext:
     def packages_html(self, build: BuildInfo) -> tuple[Markup, str] | None:
         """The locked-packages tables of a build as HTML (escaped when rendered) and where
         they were read from; rendered once per build, which never changes."""
-        cached = self._packages_html.get(build.build_id)
-        if cached is None:
-            locked = self.packages(build)
-            if locked is None:
-                return None
-            grouped: dict[str, list[LockedPackage]] = {}
-            for p in locked.packages:
-                grouped.setdefault(p.platform, []).append(p)
-            cached = (Markup(self.renderer.text("packages.html", locked=grouped)), locked.origin)
-            self._packages_html.put(build.build_id, cached)
-        return cached
+        locked = self.packages(build)
+        if locked is None:
+            return None
+        return self.fragments.packages(build.build_id, locked.packages), locked.origin
 
     def spec_text(self, spec_hash: str | None) -> str:
         """A specification as YAML for the page (cached like the JSON it comes from)."""
@@ -254,6 +198,26 @@ class WebContext:
 
     def artifact_file(self, artifact: ArtifactInfo) -> Path | None:
         return self.store_file(artifact.location)
+
+    def artifact_url(self, artifact: ArtifactInfo) -> str | None:
+        """A presigned object-storage URL for an artifact the publish job pushed (tarball,
+        lockfiles: registry blobs named by their sha256), when the registry keeps its blobs
+        in S3 with redirects on; None means serve the file from the store."""
+        storage = self._object_storage()
+        if storage is None or not artifact.sha256:
+            return None
+        key = blob_key(Digest("sha256", artifact.sha256))
+        if storage.size(key) != artifact.size:
+            return None
+        return storage.download_url(key)
+
+    def _object_storage(self) -> Storage | None:
+        settings = self.settings.storage
+        if settings.backend != "s3" or not settings.s3_redirect:
+            return None
+        if self._storage is None:
+            self._storage = open_storage(self.settings)
+        return self._storage
 
     def log_file(self, build: BuildInfo) -> Path | None:
         """The build's log: recorded as an artifact once finished; while it runs, where the

@@ -20,7 +20,8 @@ from sqlalchemy import text
 
 from condaops.reconciler.model import QUEUED
 from condaops.reconciler.state.queries import count_builds_by_state, finished_build_durations, list_sources
-from condaops.web.context import Cached, WebContext
+from condaops.web.cache import Cached
+from condaops.web.context import WebContext
 from condaops.web.metrics import BUILD_BUCKETS, Gauge, Histogram, Metric, render
 from condaops.web.views import count_states
 
@@ -103,8 +104,9 @@ class DiskUsage:
 class OpsState:
     """Scrape-time metrics read from the state DB (so they count every worker's builds)."""
 
-    def __init__(self, ctx: WebContext, *, cache_seconds: float = 5.0) -> None:
+    def __init__(self, ctx: WebContext, *, cache_seconds: float = 5.0, sources_gate: bool = True) -> None:
         self.ctx = ctx
+        self.sources_gate = sources_gate  # False in the web role: readiness must not follow the reconciler
         self.disk = DiskUsage(ctx.layout.root)
         self._db_metrics = Cached(self._collect, cache_seconds)
 
@@ -143,7 +145,8 @@ class OpsState:
         return render([*self._db_metrics.get(), store, *self.ctx.metrics.metrics()])
 
     def readiness(self, now: datetime) -> tuple[bool, dict[str, object]]:
-        """(ready, details): the database answers and every source was read well recently."""
+        """(ready, details): the database answers and (``sources_gate``) every source was
+        read well recently; the sources are reported either way."""
         try:
             with self.ctx.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -156,7 +159,7 @@ class OpsState:
             state = recorded.get(src.name)
             last = state.last_success_at if state else None
             fresh = last is not None and (now - last).total_seconds() <= READY_FACTOR * src.interval
-            ready &= fresh
+            ready &= fresh or not self.sources_gate
             sources[src.name] = {
                 "ready": fresh,
                 "last_success_at": last.isoformat() if last else None,

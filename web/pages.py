@@ -25,7 +25,6 @@ from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text
 from condaops.web.render import html_response
 from condaops.web.service import build_diff, env_detail, search_packages, visible_recent_builds
 from condaops.web.views import (
-    build_duration,
     clamp_page,
     count_states,
     filter_rows,
@@ -65,10 +64,6 @@ def cached_page(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str,
     return html_response(ctx.memo(key, lambda: page_text(request, ctx, viewer, template, **context())))
 
 
-def durations_of(builds: list[Any]) -> dict[int, float | None]:
-    return {b.build_id: build_duration(b) for b in builds}
-
-
 @get("/", sync_to_thread=True, include_in_schema=False)
 def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
     return cached_page(request, ctx, viewer, "overview.html", lambda: overview_context(ctx, viewer))
@@ -80,7 +75,7 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep) -> dict[str, Any]:
     show_sources = viewer.everything or not ctx.access.enabled
     return {"total": len(rows), "states": count_states(rows), "namespaces": namespace_rows(rows),
             "sources": list_sources(ctx.engine) if show_sources else [], "recent": recent,
-            "durations": durations_of(recent),
+            "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
             "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated}  # fmt: skip
 
 
@@ -110,10 +105,14 @@ def environment_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace
     locked = ctx.packages_html(detail.shown) if detail.shown else None
     return page(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
                 current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
+                downloads=ctx.fragments.downloads(detail.artifacts),
                 locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
                 spec=ctx.spec_text(detail.spec_hash), prefix=detail.prefix, commands=detail.commands,
-                history=Paged(history.items, history.total, size, start), durations=durations_of(history.items),
-                choices=choices, base=f"/environments/{namespace}/{name}?")  # fmt: skip
+                history=Paged(history.items, history.total, size, start),
+                history_rows=ctx.fragments.build_rows(history.items),
+                choices=choices, compare_from=ctx.fragments.build_options(choices, selected=1),
+                compare_to=ctx.fragments.build_options(choices, selected=0),
+                base=f"/environments/{namespace}/{name}?")  # fmt: skip
 
 
 @get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True, include_in_schema=False)

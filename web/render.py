@@ -6,6 +6,7 @@ autoescape is on for every template and no template marks such data ``|safe``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ class Renderer:
 
     def text(self, template: str, **context: Any) -> str:
         return self.env.get_template(template).render(**self.common, **context)
+
+    def macro(self, template: str, name: str) -> Callable[..., str]:
+        """A macro of ``template``, to call from Python (it returns escaped ``Markup``)."""
+        return getattr(self.env.get_template(template).module, name)  # type: ignore[no-any-return]
 
     def html(self, template: str, *, status: int = 200, headers: dict[str, str] | None = None,
              **context: Any) -> Response[str]:  # fmt: skip

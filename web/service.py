@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from litestar.exceptions import NotFoundException
 
+from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import (
     PackageHit,
     PackageHits,
@@ -114,7 +115,7 @@ def build_diff(ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, ol
     if old.ref != env.ref or new.ref != env.ref:
         raise NotFoundException(f"builds {old_id} and {new_id} are not both builds of {env.ref}")
     before, after = ctx.packages(old), ctx.packages(new)
-    result = diff_packages(before.packages, after.packages) if before and after else None
+    result = diff_packages(before.packages, after.packages, rattler_compare) if before and after else None
     return DiffResult(env, old, new, result, choices)
 
 

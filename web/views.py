@@ -6,6 +6,7 @@ them through these functions; templates and API structs only ever see the result
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from condaops.reconciler import pkgdiff
 from condaops.reconciler.model import EnvRef, name_problem
+from condaops.reconciler.pkgdiff import Compare, Pkg
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.reconciler.status import STATES, derive_state
@@ -137,6 +140,7 @@ def short_revision(revision: str | None) -> str:
     return revision[:12] if re.fullmatch(r"[0-9a-f]{13,}", revision) else revision
 
 
+@functools.lru_cache(maxsize=256)  # a few channels, on every row of every package table
 def channel_label(url: str | None) -> str:
     """``https://conda.anaconda.org/conda-forge`` -> ``conda-forge``; other URLs as they are."""
     if not url:
@@ -190,6 +194,10 @@ def env_link(store: Path, ref: EnvRef) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PackageChange:
+    """A package in both builds with another version, build or channel; ``kind`` is
+    ``pkgdiff``'s upgraded, downgraded or rebuilt."""
+
+    kind: str
     old: LockedPackage
     new: LockedPackage
 
@@ -205,22 +213,29 @@ class PackageDiff:
         return not (self.added or self.removed or self.changed)
 
 
-def _identity(p: LockedPackage) -> tuple[str, str | None, str | None]:
-    return p.version, p.build, p.channel
+def _pkg(p: LockedPackage) -> Pkg:
+    return Pkg(p.name, p.version, p.build or "", p.channel or "", p.manager)
 
 
-def diff_packages(old: Sequence[LockedPackage], new: Sequence[LockedPackage]) -> PackageDiff:
-    """Packages added, removed and changed (version, build or channel) between two builds,
-    matched per platform, manager and name."""
+def diff_packages(old: Sequence[LockedPackage], new: Sequence[LockedPackage], compare: Compare) -> PackageDiff:
+    """Packages added, removed and changed between two builds: ``reconciler.pkgdiff`` per
+    platform (matched by manager and name), with the full locked records kept for display.
+    ``compare`` orders versions (``pkgdiff.rattler_compare`` at the edge)."""
     before = {p.key: p for p in old}
     after = {p.key: p for p in new}
-    changed = [PackageChange(before[k], after[k]) for k in sorted(before.keys() & after.keys())
-               if _identity(before[k]) != _identity(after[k])]  # fmt: skip
-    return PackageDiff(
-        added=[after[k] for k in sorted(after.keys() - before.keys())],
-        removed=[before[k] for k in sorted(before.keys() - after.keys())],
-        changed=changed,
-    )
+    result = PackageDiff()
+    for platform in sorted({p.platform for p in (*old, *new)}):
+        changes = pkgdiff.diff_packages((_pkg(p) for p in old if p.platform == platform),
+                                        (_pkg(p) for p in new if p.platform == platform), compare)  # fmt: skip
+        for c in changes.changes:
+            key = (platform, c.manager, c.name)
+            if c.kind == pkgdiff.ADDED:
+                result.added.append(after[key])
+            elif c.kind == pkgdiff.REMOVED:
+                result.removed.append(before[key])
+            else:
+                result.changed.append(PackageChange(c.kind, before[key], after[key]))
+    return result
 
 
 # --- search -----------------------------------------------------------------------------------

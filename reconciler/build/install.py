@@ -81,6 +81,10 @@ async def install_prefix(
     _require_fresh(prefix, where)
     verify_file_archives(records, where)
     prefix.parent.mkdir(parents=True, exist_ok=True)
+    for stale in prefix.parent.glob(f".{prefix.name}.partial-*"):
+        # Left by a worker killed mid-install; this build is ours now (claimed), so nobody
+        # else writes there.
+        shutil.rmtree(stale, ignore_errors=True)
     staging = prefix.with_name(f".{prefix.name}.partial-{uuid.uuid4().hex[:12]}")
     try:
         specs = [MatchSpec(s)._match_spec for s in requested_specs]  # 0.28: not MatchSpec itself

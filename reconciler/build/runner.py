@@ -1,4 +1,4 @@
-"""The build-step runner: solve → pip-lock → install → pip-install → lock → verify → link → publish.
+"""The build-step runner: solve → pip-lock → install → pip-install → lock → verify → link.
 
 Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
 shared ``Work``. The runner is the only place that catches bare ``Exception``: every
@@ -31,11 +31,11 @@ from condaops.reconciler.errors import (
     BuildError,
     BuildTimeoutError,
     CondaopsError,
+    LeaseLostError,
     PipError,
     TransientError,
 )
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
-from condaops.reconciler.publish.build import PublishRequest, publish_build, source_url
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
@@ -51,6 +51,7 @@ class BuildContext:
     settings: Settings
     layout: StoreLayout
     may_link: Callable[[int], bool]
+    held: Callable[[int], bool] = lambda _build_id: True  # False once this worker lost its lease
 
 
 @dataclass
@@ -165,31 +166,6 @@ def link_step(w: Work, ctx: BuildContext) -> None:
     w.log.info("linked link=%s", ctx.layout.env_link(w.ticket.ref))
 
 
-def publish_step(w: Work, ctx: BuildContext) -> None:
-    """Tarball, image and registry push (``publish.enabled``). The build is already linked,
-    so a publishing failure is logged (``publish_failed``) and does not fail the build."""
-    if not ctx.settings.publish.enabled:
-        return
-    from condaops.registry.api import open_registry  # only builds that publish need the registry
-
-    req = PublishRequest(
-        ref=w.ticket.ref, build_id=w.ticket.build_id, spec_hash=w.ticket.spec_hash, prefix=w.prefix,
-        artifacts_dir=w.artifacts_dir, work_dir=ctx.layout.work_dir / str(w.ticket.build_id) / "image",
-        platform=w.host, records=w.records[w.host], requested_specs=w.ticket.spec.dependencies_for(w.host),
-        variables=w.ticket.spec.variables, lockfiles=[path for _, path in w.files], linked=w.linked,
-        revision=w.ticket.source_revision, source_url=source_url(ctx.settings.sources, w.ticket.source),
-        cache_dir=ctx.layout.cache_dir, client=w.client,
-    )  # fmt: skip
-    try:
-        files = publish_build(req, ctx.settings.publish, open_registry=lambda: open_registry(ctx.settings),
-                              run_async=w.run_async, log=w.log)  # fmt: skip
-    except CondaopsError as exc:
-        w.log.warning("publish_failed env=%s reason=%s\n%s", w.label, exc.reason, exc.message)
-        return
-    w.files.extend(files)
-    w.log.info("published files=%s", ",".join(p.name for _, p in files))
-
-
 STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("solve", solve_step),
     ("pip-lock", pip_lock_step),
@@ -198,7 +174,6 @@ STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("lock", lock_step),  # after install: its first import overlaps the install (warm_imports)
     ("verify", verify_step),
     ("link", link_step),
-    ("publish", publish_step),
 )
 
 
@@ -219,12 +194,18 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         w.log.info("build_started env=%s spec=%s attempt=%s", w.label, ticket.spec_hash, ticket.attempt)
         for name, step in STEPS:
             w.remaining()
+            if not ctx.held(ticket.build_id):
+                raise LeaseLostError(f"{w.label}: this worker's lease on build {ticket.build_id} expired and "
+                                     "another worker took it over; stopping without touching its prefix")
             started = time.monotonic()
             step(w, ctx)
             timings.append((name, round(time.monotonic() - started, 3)))
         reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")
         w.log.info("build_finished env=%s reason=%s", w.label, reason)
         outcome = BuildOutcome(True, reason, message, prefix=layout.relative(w.prefix), linked=w.linked)
+    except LeaseLostError as exc:
+        w.installed = False  # the prefix now belongs to the worker that took the build over
+        outcome = _failed(w, exc.reason, exc.message, retryable=False)
     except CondaopsError as exc:
         outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
     except Exception as exc:  # the one place a bare Exception becomes a recorded outcome

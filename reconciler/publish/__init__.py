@@ -1,7 +1,9 @@
-"""Publishing builds: conda-pack tarballs, OCI images, pushes to the built-in registry.
+"""Publishing builds: conda-pack tarballs, OCI images, pushes to every registry target.
 
-``publish_build`` is the entry point of the runner's ``publish`` step; the modules below
-it have one job each: ``archive`` (deterministic tars), ``pack`` (conda-pack), ``layers``
-(package → layer plan), ``image`` (staging, layers, config, manifest), ``naming``
-(repository names, tags, annotations), ``push`` (registry API).
+``job.PublishJob`` is the scheduler's publish job (after a build is recorded); it calls
+``build.publish_build``. The modules below have one job each: ``archive`` (deterministic
+tars), ``pack`` (conda-pack), ``layers`` (package → layer plan), ``image`` (staging, layers,
+config, manifest), ``base`` (base images, cached by digest), ``naming`` (repository names,
+tags, annotations), ``targets`` (the built-in registry and external ones through oras),
+``push`` (image and artifacts to one target), ``latest`` (moving ``latest`` on rollback).
 """

@@ -1,17 +1,19 @@
-"""Publishing one build: conda-pack tarball, OCI image, push with tags and artifacts.
+"""Publishing one build: conda-pack tarball, OCI image, pushes with tags and artifacts.
 
-``publish_build`` is what the runner's ``publish`` step calls after ``link``. It returns
-the files it wrote into the build's artifacts folder as ``(kind, path)`` pairs, which the
-runner records like the lockfiles (so they show in ``condaops status --json``):
+``publish_build`` is what the publish job (``job.PublishJob``) calls for a linked build. It
+returns the files it wrote into the build's artifacts folder as ``(kind, path)`` pairs,
+recorded like the lockfiles (so they show in ``condaops status --json``), and the problems
+it met, one line each (a target that refused a push does not stop the others):
 
 * ``conda-pack``   — ``<name>.tar.zst`` (or ``.tar.gz``), byte-identical for the same lock;
 * ``image``        — ``image.json``: repository, manifest digest, config digest (the image
-  ID), tags and layers with the packages each holds.
+  ID), tags, layers with the packages each holds, the base image, and per push target the
+  repository and the attached artifacts.
 
 The image's ``org.opencontainers.image.created`` is the newest package timestamp of the
 lock (what reproducible builds use as ``SOURCE_DATE_EPOCH``), not the wall clock: the
-manifest digest is then a function of the lock, the source URL and revision, and the
-config and layer digests of the lock alone.
+manifest digest is then a function of the lock, the source URL and revision (and the base
+image), and the config and layer digests of the lock alone.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from condaops.config.settings import PublishSettings, SourceSettings
+from condaops.config.settings import PublishSettings, Settings, SourceSettings
 from condaops.reconciler.build.lock import redact_url
-from condaops.reconciler.errors import BuildError, TransientError
+from condaops.reconciler.errors import BuildError, CondaopsError, TransientError
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.publish.base import BaseImage, fetch_base
 from condaops.reconciler.publish.image import (
     Image,
     copy_unowned,
@@ -43,9 +46,10 @@ from condaops.reconciler.publish.image import (
 from condaops.reconciler.publish.naming import build_tags, image_annotations, repository_name
 from condaops.reconciler.publish.pack import PACK_KIND, pack_file_name, pack_prefix
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT, Pushed, push_artifact, push_image
-from condaops.registry.api import Registry
+from condaops.reconciler.publish.targets import Target
 
 IMAGE_KIND, IMAGE_FILE = "image", "image.json"
+BASE_NAME, BASE_DIGEST = "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"
 RunAsync = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 _LOG = logging.getLogger("condaops.publish")
 
@@ -71,6 +75,7 @@ class PublishRequest:
     cache_dir: Path = Path(".cache/pkgs")
     client: Any = None
     popularity: Mapping[str, int] = field(default_factory=dict)
+    base_cache: Path = Path(".cache/base-images")
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class BuiltImage:
     image: Image
     name: str
     tags: tuple[str, ...]
+    base: BaseImage | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    """What publishing wrote, and what went wrong (one line each; empty when all went well)."""
+
+    files: list[tuple[str, Path]]
+    problems: list[str]
 
 
 class PublishError(BuildError, TransientError):
@@ -89,80 +103,110 @@ class PublishError(BuildError, TransientError):
 
 
 def publish_build(
-    req: PublishRequest, settings: PublishSettings, *, open_registry: Callable[[], Registry], run_async: RunAsync,
+    req: PublishRequest, settings: Settings, *, open_targets: Callable[[], Sequence[Target]], run_async: RunAsync,
     log: logging.Logger = _LOG,
-) -> list[tuple[str, Path]]:  # fmt: skip
-    """Pack, build and push as ``settings`` ask; return the artifact files written.
-
-    Raises ``CondaopsError`` subtypes only (disk errors become ``PublishError``)."""
+) -> Published:  # fmt: skip
+    """Pack, build and push as ``settings.publish`` asks, to each target ``open_targets``
+    gives. A failed stage or target is a problem in the result; raises nothing but
+    ``CondaopsError`` subtypes (disk errors become ``PublishError``)."""
+    files: list[tuple[str, Path]] = []
+    problems: list[str] = []
     try:
-        return _publish(req, settings, open_registry, run_async, log)
+        _publish(req, settings, open_targets, run_async, log, files, problems)
     except OSError as exc:
         raise PublishError(f"{req.ref}: publishing build {req.build_id} failed: {exc}") from exc
+    return Published(files, problems)
 
 
 def _publish(
-    req: PublishRequest, settings: PublishSettings, open_registry: Callable[[], Registry], run_async: RunAsync,
-    log: logging.Logger,
-) -> list[tuple[str, Path]]:  # fmt: skip
-    files: list[tuple[str, Path]] = []
+    req: PublishRequest, settings: Settings, open_targets: Callable[[], Sequence[Target]], run_async: RunAsync,
+    log: logging.Logger, files: list[tuple[str, Path]], problems: list[str],
+) -> None:  # fmt: skip
+    publish = settings.publish
     pack = None
-    if settings.pack:
+    if publish.pack:
         started = time.monotonic()
-        pack = pack_prefix(req.prefix, req.artifacts_dir / pack_file_name(req.ref.name, settings.pack_format),
-                           fmt=settings.pack_format)  # fmt: skip
-        files.append((PACK_KIND, pack.path))
-        log.info("packed file=%s bytes=%d seconds=%.3f", pack.path.name, pack.size, time.monotonic() - started)
-    if not settings.image or image_architecture(req.platform) is None:
-        return files
+        try:
+            pack = pack_prefix(req.prefix, req.artifacts_dir / pack_file_name(req.ref.name, publish.pack_format),
+                               fmt=publish.pack_format)  # fmt: skip
+        except CondaopsError as exc:
+            problems.append(f"{exc.reason}: {exc.message}")
+        else:
+            files.append((PACK_KIND, pack.path))
+            log.info("packed file=%s bytes=%d seconds=%.3f", pack.path.name, pack.size, time.monotonic() - started)
+    architecture = image_architecture(req.platform)
+    if not publish.image or architecture is None:
+        return
     try:
         started = time.monotonic()
-        built = build_image(req, settings, run_async)
-        log.info("image_built layers=%d bytes=%d seconds=%.3f", len(built.image.layers),
-                 sum(layer.size for layer in built.image.layers), time.monotonic() - started)  # fmt: skip
-        pushed = None
-        if settings.push:
-            started = time.monotonic()
-            registry = open_registry()
-            try:
-                pushed = push_build(registry, built, req, pack.path if pack else None)
-            finally:
-                registry.close()
-            log.info("pushed repository=%s tags=%s seconds=%.3f", built.name, ",".join(built.tags),
-                     time.monotonic() - started)  # fmt: skip
+        base = (fetch_base(publish.image_base, req.base_cache, architecture, settings.registry.push)
+                if publish.image_base else None)  # fmt: skip
+        built = build_image(req, publish, run_async, base)
+        log.info("image_built layers=%d bytes=%d base=%s seconds=%.3f", len(built.image.layers),
+                 sum(layer.size for layer in built.image.layers), publish.image_base or "none",
+                 time.monotonic() - started)  # fmt: skip
+        pushed = push_to_targets(open_targets(), built, req, pack.path if pack else None, log, problems) \
+            if publish.push else []  # fmt: skip
         files.append((IMAGE_KIND, write_image_record(req.artifacts_dir / IMAGE_FILE, built, pushed)))
+    except CondaopsError as exc:
+        problems.append(f"{exc.reason}: {exc.message}")
     finally:
         shutil.rmtree(req.work_dir, ignore_errors=True)
-    return files
 
 
-def build_image(req: PublishRequest, settings: PublishSettings, run_async: RunAsync) -> BuiltImage:
-    """Stage the environment at ``settings.image_prefix`` and write its layers."""
+def push_to_targets(
+    targets: Sequence[Target], built: BuiltImage, req: PublishRequest, pack: Path | None, log: logging.Logger,
+    problems: list[str],
+) -> list[Pushed]:  # fmt: skip
+    """Push to each target in turn; one that fails is a problem, the others still get the build."""
+    pushed = []
+    for target in targets:
+        started = time.monotonic()
+        try:
+            pushed.append(push_build(target, built, req, pack))
+            log.info("pushed target=%s repository=%s tags=%s seconds=%.3f", target.name,
+                     target.repository(built.name), ",".join(built.tags), time.monotonic() - started)  # fmt: skip
+        except CondaopsError as exc:
+            log.warning("push_failed target=%s reason=%s %s", target.name, exc.reason, exc.message)
+            problems.append(f"{exc.reason}: {exc.message}")
+        finally:
+            target.close()
+    return pushed
+
+
+def build_image(
+    req: PublishRequest, settings: PublishSettings, run_async: RunAsync, base: BaseImage | None = None
+) -> BuiltImage:
+    """Stage the environment at ``settings.image_prefix`` and write its layers (on ``base``)."""
     staging = req.work_dir / "root"
     run_async(lambda: stage_prefix(req.records, staging, settings.image_prefix, cache_dir=req.cache_dir,
                                    client=req.client, requested_specs=req.requested_specs))  # fmt: skip
     copy_unowned(req.prefix, staging, settings.image_prefix)
     layers = write_layers(staging, settings.image_prefix, req.work_dir / "layers", budget=settings.layer_budget,
                           popularity=req.popularity)  # fmt: skip
-    config = image_config(layers, image_prefix=settings.image_prefix,
-                          architecture=image_architecture(req.platform) or "", variables=req.variables)  # fmt: skip
-    annotations = image_annotations(spec_hash=req.spec_hash, created=created_time(req.records),
-                                    source_url=req.source_url, revision=req.revision)  # fmt: skip
-    image = Image(tuple(layers), config, image_manifest(layers, config, annotations))
+    config = image_config(layers, image_prefix=settings.image_prefix, architecture=image_architecture(req.platform)
+                          or "", variables=req.variables, base=base.config if base else None)  # fmt: skip
+    annotations = dict(image_annotations(spec_hash=req.spec_hash, created=created_time(req.records),
+                                         source_url=req.source_url, revision=req.revision))  # fmt: skip
+    if base is not None:
+        annotations |= {BASE_NAME: base.reference, BASE_DIGEST: base.digest}
+    every = (*base.layers, *layers) if base else tuple(layers)
+    image = Image(every, config, image_manifest(every, config, annotations))
     tags = build_tags(build_id=req.build_id, spec_hash=req.spec_hash, revision=req.revision, linked=req.linked)
-    return BuiltImage(image, repository_name(req.ref), tuple(tags))
+    return BuiltImage(image, repository_name(req.ref), tuple(tags), base)
 
 
-def push_build(registry: Registry, built: BuiltImage, req: PublishRequest, pack: Path | None) -> Pushed:
+def push_build(target: Target, built: BuiltImage, req: PublishRequest, pack: Path | None) -> Pushed:
     """Push the image with its tags, then the lockfiles and the tarball attached to it."""
-    image = push_image(registry, built.name, built.image, built.tags)
+    name = target.repository(built.name)
+    image = push_image(target, name, built.image, built.tags)
     artifacts = []
     if req.lockfiles:
-        artifacts.append(push_artifact(registry, built.name, list(req.lockfiles), artifact_type=LOCKFILES_ARTIFACT,
+        artifacts.append(push_artifact(target, name, list(req.lockfiles), artifact_type=LOCKFILES_ARTIFACT,
                                        subject=image))  # fmt: skip
     if pack is not None:
-        artifacts.append(push_artifact(registry, built.name, [pack], artifact_type=PACK_ARTIFACT, subject=image))
-    return Pushed(built.name, image, built.tags, tuple(artifacts))
+        artifacts.append(push_artifact(target, name, [pack], artifact_type=PACK_ARTIFACT, subject=image))
+    return Pushed(name, image, built.tags, tuple(artifacts), target.name)
 
 
 def created_time(records: Sequence[Any]) -> str:
@@ -172,20 +216,34 @@ def created_time(records: Sequence[Any]) -> str:
     return newest.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_image_record(path: Path, built: BuiltImage, pushed: Pushed | None) -> Path:
-    """``image.json`` in the artifacts folder: what was built and where it went."""
+def write_image_record(path: Path, built: BuiltImage, pushed: Sequence[Pushed]) -> Path:
+    """``image.json`` in the artifacts folder: what was built and where it went
+    (``targets``: per target name, the repository and the attached artifacts)."""
+    first = pushed[0] if pushed else None
     record = {
         "repository": built.name,
         "manifest_digest": sha256_digest(built.image.manifest),
         "config_digest": sha256_digest(built.image.config),
         "tags": list(built.tags),
-        "pushed": pushed is not None,
-        "artifacts": [a.digest for a in pushed.artifacts] if pushed else [],
+        "pushed": bool(pushed),
+        "artifacts": [a.digest for a in first.artifacts] if first else [],
+        "base": {"reference": built.base.reference, "digest": built.base.digest} if built.base else None,
+        "targets": {p.target: {"repository": p.name, "artifacts": [a.digest for a in p.artifacts]} for p in pushed},
         "layers": [{"digest": layer.digest, "size": layer.size, "packages": list(layer.packages)}
                    for layer in built.image.layers],
     }  # fmt: skip
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
     return path
+
+
+def read_image_record(path: Path) -> dict[str, Any] | None:
+    """``image.json`` as written by ``write_image_record``; None if missing or unreadable."""
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
 
 
 def source_url(sources: Sequence[SourceSettings], name: str | None) -> str | None:

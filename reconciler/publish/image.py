@@ -68,6 +68,7 @@ class Layer:
     size: int
     diff_id: str  # sha256:... of the uncompressed tar
     packages: tuple[str, ...]
+    media_type: str = OCI_LAYER_GZIP
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,19 +152,36 @@ def write_layers(
 
 def image_config(
     layers: Sequence[Layer], *, image_prefix: str, architecture: str, variables: Iterable[tuple[str, str]] = (),
+    base: Mapping[str, Any] | None = None,
 ) -> bytes:  # fmt: skip
-    """The image config: PATH and CONDA_PREFIX for the environment, then the spec's
-    ``variables`` (which may override them). Canonical JSON, no timestamps."""
-    env = {"PATH": f"{image_prefix}/bin:{DEFAULT_PATH}", "CONDA_PREFIX": image_prefix}
+    """The image config of the environment's ``layers``, on top of the ``base`` image's
+    config (its JSON) if there is one. Canonical JSON, no timestamps.
+
+    The environment: the base's variables, then ``PATH`` with ``<prefix>/bin`` in front of
+    the base's ``PATH`` (or the usual default), ``CONDA_PREFIX``, then the spec's
+    ``variables`` (which may override any of them). The base's entrypoint, command, user,
+    working folder and labels are kept; its history and diff ids come first."""
+    run = dict((base or {}).get("config") or {})
+    env = dict(item.partition("=")[::2] for item in run.get("Env") or [])
+    env["PATH"] = f"{image_prefix}/bin:{env.get('PATH') or DEFAULT_PATH}"
+    env["CONDA_PREFIX"] = image_prefix
     env.update(dict(variables))
-    config = {
+    run["Env"] = [f"{k}={v}" for k, v in env.items()]
+    run["WorkingDir"] = run.get("WorkingDir") or "/"
+    base_rootfs = list(((base or {}).get("rootfs") or {}).get("diff_ids") or [])
+    base_history = list((base or {}).get("history") or [])
+    if base and not base_history:
+        base_history = [{"created_by": "base image layer"} for _ in base_rootfs]
+    config: dict[str, Any] = {
         "architecture": architecture,
         "os": "linux",
-        "config": {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
-        "history": [{"created_by": f"condaops: {', '.join(layer.packages) or 'unowned files'}"}
-                    for layer in layers],
+        "config": run,
+        "rootfs": {"type": "layers", "diff_ids": base_rootfs + [layer.diff_id for layer in layers]},
+        "history": base_history + [{"created_by": f"condaops: {', '.join(layer.packages) or 'unowned files'}"}
+                                   for layer in layers],
     }  # fmt: skip
+    if base and base.get("variant"):
+        config["variant"] = base["variant"]
     return canonical_json(config)
 
 
@@ -173,7 +191,7 @@ def image_manifest(layers: Sequence[Layer], config: bytes, annotations: Mapping[
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size} for layer in layers],
+        "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size} for layer in layers],
     }
     if annotations:
         manifest["annotations"] = dict(sorted(annotations.items()))

@@ -1,9 +1,10 @@
-"""Pushing a build's image and its artifacts into the built-in registry (registry/api.py).
+"""Pushing a build's image and its artifacts to one target (``targets.Target``).
 
 The image is pushed blob by blob (layers, config), then its manifest with every tag. The
 lockfiles and the conda-pack tarball are OCI artifacts whose ``subject`` is the image, so
-clients find them with the referrers API (``oras discover``); they are pushed untagged.
-Blobs already stored (layers a previous build pushed) cost a hash and nothing more.
+clients find them with the referrers API (``oras discover``, or the referrers tag schema
+where a registry has no such API); they are pushed untagged. Blobs already stored (layers
+a previous build pushed) cost a hash (built-in) or a HEAD request (external) and nothing more.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Image, canonical_json
-from condaops.registry.api import Descriptor, Registry
+from condaops.reconciler.publish.image import OCI_CONFIG, OCI_MANIFEST, Image, canonical_json
+from condaops.reconciler.publish.targets import Target
+from condaops.registry.api import Descriptor
 
 LOCKFILES_ARTIFACT = "application/vnd.condaops.lockfiles.v1"
 PACK_ARTIFACT = "application/vnd.condaops.conda-pack.v1"
@@ -30,31 +32,32 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True, slots=True)
 class Pushed:
-    """Where a push put things: the repository and the manifest descriptors."""
+    """Where a push put things: the target, the repository and the manifest descriptors."""
 
     name: str
     image: Descriptor
     tags: tuple[str, ...]
     artifacts: tuple[Descriptor, ...] = ()
+    target: str = "builtin"
 
 
-def push_image(registry: Registry, name: str, image: Image, tags: Sequence[str]) -> Descriptor:
+def push_image(target: Target, name: str, image: Image, tags: Sequence[str]) -> Descriptor:
     """Store ``image``'s blobs and manifest in ``name`` and point ``tags`` at it."""
     for layer in image.layers:
-        registry.put_blob(layer.file, OCI_LAYER_GZIP)
-    registry.put_blob(image.config, OCI_CONFIG)
-    return registry.put_manifest(name, image.manifest, media_type=OCI_MANIFEST, tags=list(tags))
+        target.put_blob(name, layer.file, layer.media_type)
+    target.put_blob(name, image.config, OCI_CONFIG)
+    return target.put_manifest(name, image.manifest, media_type=OCI_MANIFEST, tags=list(tags))
 
 
 def push_artifact(
-    registry: Registry, name: str, files: Sequence[Path], *, artifact_type: str, subject: Descriptor,
+    target: Target, name: str, files: Sequence[Path], *, artifact_type: str, subject: Descriptor,
     annotations: Mapping[str, str] | None = None,
 ) -> Descriptor:  # fmt: skip
     """Store ``files`` as one OCI artifact attached to ``subject``; untagged."""
-    empty = registry.put_blob(b"{}", EMPTY_CONFIG)
+    empty = target.put_blob(name, b"{}", EMPTY_CONFIG)
     layers = []
     for path in sorted(files, key=lambda p: p.name):
-        blob = registry.put_blob(path, media_type_of(path))
+        blob = target.put_blob(name, path, media_type_of(path))
         layers.append({**_descriptor(blob), "annotations": {TITLE: path.name}})
     manifest: dict[str, object] = {
         "schemaVersion": 2,
@@ -66,7 +69,7 @@ def push_artifact(
     }
     if annotations:
         manifest["annotations"] = dict(annotations)
-    return registry.put_manifest(name, canonical_json(manifest), media_type=OCI_MANIFEST)
+    return target.put_manifest(name, canonical_json(manifest), media_type=OCI_MANIFEST)
 
 
 def media_type_of(path: Path) -> str:

@@ -214,7 +214,8 @@ def _read_blob(store: BaseObjectStore, sha: bytes) -> Outcome:
 # --- snapshot -----------------------------------------------------------------------------
 
 
-def place(listing: Listing, *, source: str, default_namespace: str) -> tuple[tuple[Placement, ...], tuple[Rejection, ...]]:
+def place(listing: Listing, *, source: str,
+          default_namespace: str) -> tuple[tuple[Placement, ...], tuple[Rejection, ...]]:
     """``layout.arrange`` over the listing, classifying only paths not seen before."""
     if listing.layout is not None:
         return listing.layout

@@ -280,6 +280,16 @@ def list_sources(engine: Engine) -> list[SourceInfo]:
         ]
 
 
+def unpublished_builds(engine: Engine) -> list[int]:
+    """Current builds the publish job has not handled yet (none after it ran, even failed)."""
+    with Session(engine) as s:
+        return list(s.scalars(
+            select(Build.id).join(Environment, Environment.current_build_id == Build.id)
+            .where(Build.published_at.is_(None), Build.collected_at.is_(None), Environment.retired_at.is_(None))
+            .order_by(Build.id)
+        ))  # fmt: skip
+
+
 def count_active_builds(engine: Engine) -> int:
     """Builds queued or running."""
     with Session(engine) as s:
@@ -451,3 +461,18 @@ def count_active_previews(engine: Engine) -> int:
     with Session(engine) as s:
         return s.scalar(select(func.count()).select_from(PreviewBuild)
                         .where(PreviewBuild.state.in_(["queued", "building"]))) or 0
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Whether the publish job ran for a build, and what went wrong (one line), if anything."""
+
+    published_at: datetime | None
+    error: str | None
+
+
+def build_publication(engine: Engine, build_id: int) -> Publication | None:
+    """The publish job's record of one build; None when the build is unknown."""
+    with engine.connect() as conn:
+        row = conn.execute(select(Build.published_at, Build.publish_error).where(Build.id == build_id)).first()
+    return Publication(row[0], row[1]) if row else None

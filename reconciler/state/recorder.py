@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from condaops.reconciler.changes import ChangeReport, render_report
@@ -21,6 +21,7 @@ from condaops.reconciler.model import (
     COMPLETED,
     FAILED,
     QUEUED,
+    ArtifactRecord,
     BuildOutcome,
     BuildTicket,
     DesiredEnv,
@@ -81,6 +82,27 @@ class Recorder:
             if snap.error is None:
                 row.revision = snap.revision
                 row.last_success_at = now
+
+    def request_refresh(self, names: Iterable[str]) -> None:
+        """A webhook asked for these sources to be read now (the web role tells the
+        reconciler role through the database)."""
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            for name in set(names):
+                row = s.scalar(select(SourceState).where(SourceState.name == name))
+                if row is None:
+                    row = SourceState(name=name)
+                    s.add(row)
+                row.refresh_requested_at = now
+
+    def take_refresh_requests(self) -> list[str]:
+        """The sources a webhook asked to read, clearing the requests."""
+        with Session(self.engine) as s, s.begin():
+            names = list(s.scalars(
+                update(SourceState).where(SourceState.refresh_requested_at.is_not(None))
+                .values(refresh_requested_at=None).returning(SourceState.name)
+            ))  # fmt: skip
+        return sorted(names)
 
     def apply_plan(self, plan: Plan) -> list[QueuedBuild]:
         """Record a plan's changes; return the builds to hand to the scheduler."""
@@ -181,13 +203,15 @@ class Recorder:
 
     # --- builds -------------------------------------------------------------------
 
-    def claim(self, build_id: int, worker: str) -> BuildTicket | None:
-        """Move a queued build to building; None if it is not queued any more."""
+    def claim(self, build_id: int, worker: str, *, lease: float = 60.0) -> BuildTicket | None:
+        """Move a queued build to building, held by ``worker`` for ``lease`` seconds (renewed
+        while it runs); None if it is not queued any more."""
+        now = self.clock()
         with Session(self.engine) as s, s.begin():
             res = s.execute(
                 update(Build)
                 .where(Build.id == build_id, Build.state == QUEUED)
-                .values(state=BUILDING, started_at=self.clock(), worker=worker)
+                .values(state=BUILDING, started_at=now, worker=worker, lease_until=now + timedelta(seconds=lease))
             )
             if res.rowcount != 1:
                 return None
@@ -205,27 +229,37 @@ class Recorder:
                 source_path=b.source_path,
             )
 
-    def may_link(self, build_id: int) -> bool:
-        """Whether a finished build is still what its environment wants linked."""
+    def may_link(self, build_id: int, worker: str | None = None) -> bool:
+        """Whether a finished build is still what its environment wants linked (and, given
+        ``worker``, still held by that worker: a build taken over after its lease expired
+        is never linked by the worker that lost it)."""
         with Session(self.engine) as s:
             b = s.get(Build, build_id)
-            if b is None or b.state != BUILDING:
+            if b is None or b.state != BUILDING or (worker is not None and b.worker != worker):
                 return False
             env = b.environment
             return env.retired_at is None and env.desired_spec_hash == b.specification.sha256
 
-    def finish(self, build_id: int, outcome: BuildOutcome) -> None:
-        """Store a build's outcome; a linked success becomes the current build."""
+    def renew(self, build_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
+        """Extend ``worker``'s lease on these builds; return the ids it no longer holds."""
+        return _renew(self.engine, Build, build_ids, worker, self.clock() + timedelta(seconds=lease))
+
+    def finish(self, build_id: int, outcome: BuildOutcome, worker: str | None = None) -> bool:
+        """Store a build's outcome; a linked success becomes the current build. Given
+        ``worker``, only while that worker still holds the build (False otherwise)."""
         with Session(self.engine) as s, s.begin():
             b = s.get(Build, build_id)
             if b is None:
-                return
+                return False
+            if worker is not None and (b.state != BUILDING or b.worker != worker):
+                return False
             b.state = COMPLETED if outcome.ok else FAILED
             b.reason = outcome.reason
             b.message = outcome.message
             b.retryable = outcome.retryable
             b.prefix = outcome.prefix
             b.finished_at = self.clock()
+            b.lease_until = None
             b.timings = json.dumps(dict(outcome.timings)) if outcome.timings else None
             for art in outcome.artifacts:
                 s.add(Artifact(build=b, kind=art.kind, location=art.location, size=art.size, sha256=art.sha256))
@@ -233,18 +267,13 @@ class Recorder:
                 record_build_packages(s, b.id, outcome.records, outcome.pip)
             if outcome.ok and outcome.linked:
                 b.environment.current_build_id = b.id
+            return True
 
-    def recover_interrupted(self) -> list[int]:
-        """Builds left ``building`` by a crash go back to the queue (single-process start)."""
-        with Session(self.engine) as s, s.begin():
-            ids = list(s.scalars(select(Build.id).where(Build.state == BUILDING)))
-            if ids:
-                s.execute(
-                    update(Build)
-                    .where(Build.id.in_(ids))
-                    .values(state=QUEUED, reason=INTERRUPTED, started_at=None, worker=None)
-                )
-            return ids
+    def requeue_abandoned(self, *, everything: bool = False) -> list[int]:
+        """Builds whose worker stopped renewing its lease (killed, host lost) go back to the
+        queue; with ``everything``, every build left ``building`` (a single-process start:
+        nothing else can be running them)."""
+        return _requeue(self.engine, Build, self.clock(), everything, reason=INTERRUPTED)
 
     def queued(self) -> list[QueuedBuild]:
         with Session(self.engine) as s:
@@ -270,6 +299,25 @@ class Recorder:
     def record_collected(self, build_ids: Iterable[int]) -> None:
         with Session(self.engine) as s, s.begin():
             s.execute(update(Build).where(Build.id.in_(list(build_ids))).values(collected_at=self.clock()))
+
+    def add_artifacts(self, build_id: int, artifacts: Iterable[ArtifactRecord], *, error: str | None = None) -> bool:
+        """Record what the publish job wrote for a build: one row per kind (publishing again
+        replaces the row, never duplicates it), ``published_at`` and ``publish_error`` (None
+        when all went well). False when the build is not recorded (any more)."""
+        with Session(self.engine) as s, s.begin():
+            b = s.get(Build, build_id)
+            if b is None:
+                return False
+            rows = {a.kind: a for a in b.artifacts}
+            for art in artifacts:
+                row = rows.get(art.kind)
+                if row is None:
+                    row = rows[art.kind] = Artifact(build=b, kind=art.kind)
+                    s.add(row)
+                row.location, row.size, row.sha256 = art.location, art.size, art.sha256
+            b.published_at = self.clock()
+            b.publish_error = error
+            return True
 
 
 class _EnvCache:
@@ -364,12 +412,15 @@ class ChangeRequestRecorder:
             s.flush()
             return [r.id for r in rows]
 
-    def claim_preview(self, preview_id: int, worker: str) -> tuple[BuildTicket, str, str, str] | None:
+    def claim_preview(self, preview_id: int, worker: str, *,
+                      lease: float = 60.0) -> tuple[BuildTicket, str, str, str] | None:
         """(ticket, source, ref, head) of a queued preview now building; None if not queued."""
+        now = self.clock()
         with Session(self.engine) as s, s.begin():
             res = s.execute(update(PreviewBuild)
                             .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
-                            .values(state=BUILDING, started_at=self.clock()))  # fmt: skip
+                            .values(state=BUILDING, started_at=now, worker=worker,
+                                    lease_until=now + timedelta(seconds=lease)))  # fmt: skip
             if res.rowcount != 1:
                 return None
             row = s.get(PreviewBuild, preview_id)
@@ -382,21 +433,57 @@ class ChangeRequestRecorder:
             )  # fmt: skip
             return ticket, cr.source, cr.ref, row.head_revision
 
-    def finish_preview(self, preview_id: int, outcome: BuildOutcome) -> None:
+    def renew_previews(self, preview_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
+        return _renew(self.engine, PreviewBuild, preview_ids, worker, self.clock() + timedelta(seconds=lease))
+
+    def finish_preview(self, preview_id: int, outcome: BuildOutcome, worker: str | None = None) -> bool:
         with Session(self.engine) as s, s.begin():
             row = s.get(PreviewBuild, preview_id)
             if row is None:  # the change request was forgotten meanwhile
-                return
+                return False
+            if worker is not None and (row.state != BUILDING or row.worker != worker):
+                return False  # taken over after this worker's lease expired
             row.state = COMPLETED if outcome.ok else FAILED
             row.reason, row.message, row.prefix = outcome.reason, outcome.message, outcome.prefix
             row.artifacts = json.dumps({a.kind: a.location for a in outcome.artifacts})
             row.finished_at = self.clock()
+            row.lease_until = None
+            return True
 
-    def recover_previews(self) -> list[int]:
-        """Previews left building by a crash go back to the queue."""
-        with Session(self.engine) as s, s.begin():
-            ids = list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == BUILDING)))
-            if ids:
-                s.execute(update(PreviewBuild).where(PreviewBuild.id.in_(ids))
-                          .values(state=QUEUED, started_at=None))  # fmt: skip
+    def recover_previews(self, *, everything: bool = False) -> list[int]:
+        """Previews whose worker stopped renewing (or, with ``everything``, all left
+        building) go back to the queue; returns every queued preview."""
+        _requeue(self.engine, PreviewBuild, self.clock(), everything)
+        with Session(self.engine) as s:
             return list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == QUEUED)))
+
+
+Leased = type[Build] | type[PreviewBuild]
+
+
+def _renew(engine: Engine, model: Leased, ids: Iterable[int], worker: str, until: datetime) -> set[int]:
+    """Extend a worker's leases; return the ids it no longer holds."""
+    wanted = set(ids)
+    if not wanted:
+        return set()
+    with Session(engine) as s, s.begin():
+        held = set(s.scalars(
+            update(model)
+            .where(model.id.in_(wanted), model.state == BUILDING, model.worker == worker)
+            .values(lease_until=until)
+            .returning(model.id)
+        ))  # fmt: skip
+    return wanted - held
+
+
+def _requeue(engine: Engine, model: Leased, now: datetime, everything: bool, **values: object) -> list[int]:
+    """Rows left ``building`` with an expired (or, with ``everything``, any) lease → queued."""
+    with Session(engine) as s, s.begin():
+        query = select(model.id).where(model.state == BUILDING)
+        if not everything:
+            query = query.where(or_(model.lease_until.is_(None), model.lease_until < now))
+        ids = list(s.scalars(query))
+        if ids:
+            s.execute(update(model).where(model.id.in_(ids), model.state == BUILDING)
+                      .values(state=QUEUED, started_at=None, worker=None, lease_until=None, **values))  # fmt: skip
+        return ids

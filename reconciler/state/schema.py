@@ -123,6 +123,9 @@ class Build(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     timings: Mapped[str | None] = mapped_column(Text)  # JSON {step: seconds}
     collected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # prefix removed by gc
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the worker's hold while building
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the publish job ran (see publish_error)
+    publish_error: Mapped[str | None] = mapped_column(Text)
 
     environment: Mapped[Environment] = relationship(foreign_keys=[environment_id])
     specification: Mapped[Specification] = relationship()
@@ -154,6 +157,7 @@ class SourceState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error_reason: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    refresh_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a webhook asked (web role)
 
 
 class ChangeRequest(Base):
@@ -200,6 +204,8 @@ class PreviewBuild(Base):
     message: Mapped[str | None] = mapped_column(Text)
     prefix: Mapped[str | None] = mapped_column(Text)
     artifacts: Mapped[str | None] = mapped_column(Text)  # JSON {kind: store-relative path}
+    worker: Mapped[str | None] = mapped_column(String(256))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -52,7 +52,9 @@ def test_flask_from_realdata_through_a_mirror(project, realdata_channel, empty_c
     assert item["prefix"] == str(link)
     assert Path(item["build_prefix"]).name == f"{item['spec_hash']}-flask"
     assert os.readlink(link) == f"../{item['spec_hash']}-flask"
-    assert set(item["artifacts"]) == {"conda-lock", "explicit-linux-64", "environment", "pixi-lock", "log"}
+    # Published by default (its own job after the build): the conda-pack tarball and the image.
+    assert set(item["artifacts"]) == {"conda-lock", "explicit-linux-64", "environment", "pixi-lock", "log",
+                                      "conda-pack", "image"}
     explicit = Path(item["artifacts"]["explicit-linux-64"]).read_text()
     assert "@EXPLICIT" in explicit
     assert f"{MAIN}/linux-64/python-2.7.18" in explicit  # canonical URLs, not the mirror's

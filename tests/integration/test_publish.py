@@ -1,5 +1,6 @@
-"""Publishing end to end: builds through the CLI with ``publish.enabled``, then the
-tarball, the image and the registry checked with real tools (skopeo, umoci, podman).
+"""Publishing end to end: builds through the CLI, published by ``PublishJob`` (the job
+the scheduler runs after each linked build), then the tarball, the image and the registry
+checked with real tools (skopeo, umoci, podman).
 
 The ``tool`` channel (tests/integration/conftest.py) has ``tool`` 1.0/2.0, whose
 ``bin/tool`` prints the prefix it was installed for, on ``libtool-data``.
@@ -10,14 +11,20 @@ from __future__ import annotations
 import json
 import tarfile
 import urllib.request
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from condaops.config import load_settings
 from condaops.config.settings import Settings
 from condaops.reconciler.publish.archive import Entry, write_archive
 from condaops.reconciler.publish.image import OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
+from condaops.reconciler.publish.job import PublishJob
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
+from condaops.reconciler.state.db import make_engine
+from condaops.reconciler.state.recorder import Recorder
 from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
 from condaops.registry.storage import open_storage
@@ -31,13 +38,32 @@ def tool_env(constraint: str) -> str:
     return f"channels: [testchan]\ndependencies:\n  - {constraint}\nvariables:\n  GREETING: hello\n"
 
 
-def build(p: Project, constraint: str) -> dict:
-    p.write_env("team/Tool.yaml", tool_env(constraint))
+def publish(p: Project, build_id: int, environ: dict[str, str] | None = None) -> None:
+    """Run the publish job for one build, as the scheduler does after it is recorded, with
+    ``environ`` set (push target passwords). The projects build with ``publish.enabled:
+    false`` (the CLI then neither submits nor waits for publish jobs), so that each test
+    runs the job itself, at a known moment."""
+    settings = load_settings(p.config_file, environ={})
+    settings = replace(settings, publish=replace(settings.publish, enabled=True))
+    engine = make_engine(settings.database_url)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in (environ or {}).items():
+                patch.setenv(name, value)
+            PublishJob(settings, Recorder(engine, lambda: datetime.now(UTC)))(build_id)
+    finally:
+        engine.dispose()
+
+
+def build(p: Project, constraint: str, ref: str = "team/Tool") -> dict:
+    """Build ``ref`` with ``constraint``, publish it, and return its status item."""
+    p.write_env(f"{ref}.yaml", tool_env(constraint))
     code, _, err = p.cli("reconcile", "--once", "--wait")
     assert code == 0, err
-    item = p.status()["team/Tool"]
+    item = p.status()[ref]
     assert item["state"] == "ready"
-    return item
+    publish(p, item["build_id"])
+    return p.status()[ref]
 
 
 def image_record(item: dict) -> dict:
@@ -47,7 +73,7 @@ def image_record(item: dict) -> dict:
 @pytest.fixture
 def published(project, tool_channel) -> Project:  # type: ignore[no-untyped-def]
     """A project building ``team/Tool`` from the tool channel with publishing on."""
-    return project({ALIAS + "testchan": tool_channel}, publish={"enabled": True})
+    return project({ALIAS + "testchan": tool_channel}, publish={"enabled": False})
 
 
 def registry_of(p: Project) -> Registry:
@@ -193,7 +219,7 @@ def add_shell_layer(host: str, record: dict, busybox: Path, registry: Registry, 
 
 def test_tar_gz_on_request_and_image_off(project, tool_channel) -> None:  # type: ignore[no-untyped-def]
     p = project({ALIAS + "testchan": tool_channel},
-                publish={"enabled": True, "pack_format": "tar.gz", "image": False})  # fmt: skip
+                publish={"enabled": False, "pack_format": "tar.gz", "image": False})  # fmt: skip
     item = build(p, "tool=1.0")
     path = Path(item["artifacts"]["conda-pack"])
     data = path.read_bytes()
@@ -210,12 +236,13 @@ def test_real_python_environment_publishes_reproducibly(project, realdata_channe
     from tests.integration.test_pipeline import FLASK_ENV, MAIN, R
 
     served = realdata_channel("defaults-2021-py27-flask")
-    p = project({MAIN: served, R: empty_channel}, channels={"default": ["defaults"]}, publish={"enabled": True})
+    p = project({MAIN: served, R: empty_channel}, channels={"default": ["defaults"]}, publish={"enabled": False})
     items = []
     for env in (FLASK_ENV, FLASK_ENV + "  - zlib\n", FLASK_ENV):
         p.write_env("team/flask.yaml", env)
         code, _, err = p.cli("reconcile", "--once", "--wait")
         assert code == 0, err
+        publish(p, p.status()["team/flask"]["build_id"])
         items.append(p.status()["team/flask"])
     first, last = items[0], items[2]
     assert first["spec_hash"] == last["spec_hash"] and first["build_id"] != last["build_id"]

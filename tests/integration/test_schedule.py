@@ -42,6 +42,10 @@ class Runs:
             self.running -= 1
 
 
+def scheduler(runs: Runs, concurrency: int) -> BuildScheduler:
+    return BuildScheduler(runs, run_preview=Runs(), run_publish=Runs(), concurrency=concurrency)
+
+
 async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     with anyio.fail_after(timeout):
         while not predicate():
@@ -50,7 +54,7 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no
 
 async def test_the_same_build_scheduled_twice_runs_once():
     runs = Runs(duration=0.3)
-    async with BuildScheduler(runs, concurrency=1) as sched:
+    async with scheduler(runs, 1) as sched:
         qb = QueuedBuild(1, REF, "a" * 64)
         await sched.submit([qb, qb])
         await sched.submit([qb])
@@ -61,7 +65,7 @@ async def test_the_same_build_scheduled_twice_runs_once():
 
 async def test_a_retry_with_the_same_job_id_runs_after_the_first_fired():
     runs = Runs()
-    async with BuildScheduler(runs, concurrency=1) as sched:
+    async with scheduler(runs, 1) as sched:
         await sched.submit([QueuedBuild(1, REF, "a" * 64)])
         await wait_for(lambda: runs.calls == [1])
         await anyio.sleep(0.1)
@@ -71,7 +75,7 @@ async def test_a_retry_with_the_same_job_id_runs_after_the_first_fired():
 
 async def test_concurrency_is_respected():
     runs = Runs(duration=0.3)
-    async with BuildScheduler(runs, concurrency=2) as sched:
+    async with scheduler(runs, 2) as sched:
         await sched.submit([QueuedBuild(i, EnvRef("team", f"e{i}"), f"{i:064x}") for i in range(6)])
         await wait_for(lambda: len(runs.calls) == 6 and runs.running == 0)
     assert runs.peak == 2

@@ -14,7 +14,13 @@ from condaops.reconciler.model import BuildOutcome, DesiredEnv, EnvRef, Policy, 
 from condaops.reconciler.plan import plan
 from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.state.db import make_engine, migrate
-from condaops.reconciler.state.queries import count_active_builds, get_build, list_environments, load_recorded
+from condaops.reconciler.state.queries import (
+    count_active_builds,
+    get_build,
+    list_environments,
+    load_recorded,
+    unpublished_builds,
+)
 from condaops.reconciler.state.recorder import Recorder
 
 PG_URL = os.environ.get("CONDAOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -129,11 +135,52 @@ def test_interrupted_builds_go_back_to_the_queue(engine: Engine):
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     assert rec.claim(queued.build_id, "w1")
-    assert rec.recover_interrupted() == [queued.build_id]
+    assert rec.requeue_abandoned(everything=True) == [queued.build_id]
     info = get_build(engine, queued.build_id)
     assert (info.state, info.reason, info.started_at) == ("queued", "Interrupted", None)  # type: ignore[union-attr]
     assert [q.build_id for q in rec.queued()] == [queued.build_id]
     assert rec.claim(queued.build_id, "w2") is not None
+
+
+def test_a_build_whose_lease_expired_is_requeued_and_its_old_worker_fenced_out(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    assert rec.claim(queued.build_id, "w1", lease=60)
+    clock.now += timedelta(seconds=40)
+    assert rec.renew([queued.build_id], "w1", lease=60) == set()  # held: renewed until +100 s
+    clock.now += timedelta(seconds=59)
+    assert rec.requeue_abandoned() == []  # a live worker's build is left alone
+    clock.now += timedelta(seconds=2)  # w1 stopped renewing (killed): the lease ran out
+    assert rec.requeue_abandoned() == [queued.build_id]
+    assert rec.claim(queued.build_id, "w2", lease=60) is not None
+    # w1 comes back (it was only stalled): it no longer holds the build and records nothing.
+    assert rec.renew([queued.build_id], "w1", lease=60) == {queued.build_id}
+    assert not rec.may_link(queued.build_id, "w1") and rec.may_link(queued.build_id, "w2")
+    assert rec.finish(queued.build_id, OK, "w1") is False
+    assert get_build(engine, queued.build_id).state == "building"  # type: ignore[union-attr]
+    assert rec.finish(queued.build_id, OK, "w2") is True
+    assert get_build(engine, queued.build_id).state == "completed"  # type: ignore[union-attr]
+
+
+def test_webhook_refresh_requests_pass_through_the_database(engine: Engine):
+    rec = Recorder(engine, Clock())
+    assert rec.take_refresh_requests() == []
+    rec.request_refresh(["repo", "other", "repo"])
+    assert rec.take_refresh_requests() == ["other", "repo"]
+    assert rec.take_refresh_requests() == []  # taken once
+
+
+def test_current_builds_wait_for_their_publish_job(engine: Engine):
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    (queued,) = do_plan(rec, engine, "3.12", clock)
+    rec.claim(queued.build_id, "w1")
+    assert unpublished_builds(engine) == []  # not finished yet
+    rec.finish(queued.build_id, OK, "w1")
+    assert unpublished_builds(engine) == [queued.build_id]
+    rec.add_artifacts(queued.build_id, [], error="PushRefused: registry.example: 401")
+    assert unpublished_builds(engine) == []  # handled, even though it failed (see publish_error)
 
 
 def test_failures_are_recorded_and_retried_after_backoff(engine: Engine):

@@ -240,9 +240,11 @@ def test_diff_between_builds(site: Site, client: TestClient) -> None:
 
     assert (diff["from_build"], diff["to_build"]) == (old, new)
     assert [p["name"] for p in diff["added"]] == ["zlib"] and diff["removed"] == []
-    assert [(c["old"]["version"], c["new"]["version"]) for c in diff["changed"]] == [("1.0", "2.0")]
+    changed = [(c["kind"], c["old"]["version"], c["new"]["version"]) for c in diff["changed"]]
+    assert changed == [("upgraded", "1.0", "2.0")]
     reverse = client.get("/api/v1/environments/team/web/diff", params={"from": new, "to": old}).json()
     assert [p["name"] for p in reverse["removed"]] == ["zlib"]
+    assert [c["kind"] for c in reverse["changed"]] == ["downgraded"]
     other = client.get("/api/v1/environments/team/tools").json()["current_build"]["id"]
     assert client.get("/api/v1/environments/team/web/diff", params={"from": other}).status_code == 404
 

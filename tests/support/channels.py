@@ -28,6 +28,7 @@ import json
 import socket
 import tarfile
 import threading
+import time
 import urllib.parse
 import zipfile
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
@@ -327,10 +328,12 @@ class ServedURL(str):
     """The base URL of a served folder (no trailing slash), carrying its request log."""
 
     requests: RequestLog
+    delays: dict[str, float]  # part of a file name → seconds to wait before answering it (slow downloads)
 
-    def __new__(cls, url: str, requests: RequestLog) -> ServedURL:
+    def __new__(cls, url: str, requests: RequestLog, delays: dict[str, float] | None = None) -> ServedURL:
         obj = super().__new__(cls, url)
         obj.requests = requests
+        obj.delays = {} if delays is None else delays
         return obj
 
     def request_count(self, path_prefix: str = "/", *, status: int | None = None) -> int:
@@ -348,6 +351,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     root: Path
     log: RequestLog
+    delays: dict[str, float]
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -363,6 +367,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         # Hash on every request: a (size, mtime) cache key goes stale when a file is
         # rewritten within the kernel's timestamp granularity. Test files are small.
+        for part, seconds in list(self.delays.items()):
+            if part in path.name:
+                time.sleep(seconds)
         data = path.read_bytes()
         etag = f'"{hashlib.sha256(data).hexdigest()}"'
         mtime = path.stat().st_mtime
@@ -418,13 +425,14 @@ def serve_directory(path: Path) -> Iterator[ServedURL]:
     """
     root = Path(path).resolve()
     log = RequestLog()
-    handler = type("ChannelHandler", (_Handler,), {"root": root, "log": log})
+    delays: dict[str, float] = {}
+    handler = type("ChannelHandler", (_Handler,), {"root": root, "log": log, "delays": delays})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name=f"serve:{root.name}", daemon=True)
     thread.start()
     try:
-        yield ServedURL(f"http://127.0.0.1:{server.server_address[1]}", log)
+        yield ServedURL(f"http://127.0.0.1:{server.server_address[1]}", log, delays)
     finally:
         server.shutdown()
         server.server_close()

@@ -81,7 +81,7 @@ def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
 def test_publish_defaults_and_values(tmp_path: Path) -> None:
     default = load_settings(environ={}, cwd=tmp_path).publish
     assert (default.enabled, default.pack_format, default.image_prefix, default.image_base, default.layer_budget) == (
-        False, "tar.zst", "/opt/env", None, 80)
+        True, "tar.zst", "/opt/env", None, 80)
     chosen = _load(tmp_path, "publish:\n  enabled: true\n  pack_format: tar.gz\n  image_prefix: /opt/conda/envs/x\n"
                              "  layer_budget: 2\n").publish  # fmt: skip
     assert (chosen.enabled, chosen.pack_format, chosen.image_prefix, chosen.layer_budget) == (
@@ -95,12 +95,14 @@ def test_publish_defaults_and_values(tmp_path: Path) -> None:
         ("publish:\n  image_prefix: opt/env\n", "publish.image_prefix", "absolute path"),
         ("publish:\n  image_prefix: /opt/env/\n", "publish.image_prefix", "trailing slash"),
         ("publish:\n  image_prefix: /opt/../env\n", "publish.image_prefix", "absolute path"),
-        ("publish:\n  image_base: debian:12\n", "publish.image_base", "not supported yet"),
+        ("publish:\n  image_base: debian:12\n", "publish.image_base", "not a full image reference"),
+        ("publish:\n  image_base: reg.example.org/Debian\n", "publish.image_base", "not a full image reference"),
         ("publish:\n  layer_budget: 1\n", "publish.layer_budget", "between 2 and 127"),
         ("publish:\n  layer_budget: 500\n", "publish.layer_budget", "between 2 and 127"),
         ("publish:\n  enabeld: true\n", "publish.enabeld", "did you mean 'publish.enabled'"),
     ],
-    ids=["format", "relative-prefix", "trailing-slash", "dotdot", "base", "budget-low", "budget-high", "typo"],
+    ids=["format", "relative-prefix", "trailing-slash", "dotdot", "base", "base-upper", "budget-low", "budget-high",
+         "typo"],
 )
 def test_bad_publish_settings_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:

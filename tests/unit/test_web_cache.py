@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from condaops.web.context import LRU, Cached
+from condaops.web.cache import LRU, Cached
 from condaops.web.ops import DiskUsage, disk_usage
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import PYPI, LockedPackage, version_matches
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.web.builds import content_type
@@ -88,14 +89,15 @@ def test_diff_packages() -> None:
     new = [pkg("app", "2.0"), pkg("openssl", "3.3.1"), pkg("zlib", "1.3"), pkg("same", "1"), pkg("rebuilt", "1", "1"),
            pkg("app", "1.0", platform="osx-arm64"), pkg("requests", "2.32", manager=PYPI)]  # fmt: skip
 
-    diff = diff_packages(old, new)
+    diff = diff_packages(old, new, rattler_compare)
 
     assert [p.name for p in diff.added] == ["zlib"]
     assert [p.name for p in diff.removed] == ["gone"]
-    assert [(c.old.name, c.old.version, c.new.version, c.new.build) for c in diff.changed] == [
-        ("app", "1.0", "2.0", "0"), ("rebuilt", "1", "1", "1"), ("requests", "2.31", "2.32", "0"),
+    assert [(c.kind, c.old.name, c.old.version, c.new.version, c.new.build) for c in diff.changed] == [
+        ("upgraded", "app", "1.0", "2.0", "0"), ("rebuilt", "rebuilt", "1", "1", "1"),
+        ("upgraded", "requests", "2.31", "2.32", "0"),
     ]  # fmt: skip
-    assert diff_packages(new, new).empty
+    assert diff_packages(new, new, rattler_compare).empty
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,160 @@
+"""The base image (``publish.image_base``): fetched from any registry, cached by digest.
+
+``fetch_base`` resolves the reference (a multi-platform index is narrowed to the build's
+architecture), then downloads each blob the cache lacks. The cache lives under the store::
+
+    <store>/.cache/base-images/blobs/sha256/<hex>   layers and configs (digest-checked)
+    <store>/.cache/base-images/manifests/<hex>      manifests by digest
+
+so a base is copied in once: later publishes cost one manifest request for a tag, none
+for a reference by digest (``...@sha256:<hex>``), and no layer download either way.
+Builds that share a base share its layers in every registry they are pushed to.
+
+The registry is reached with oras-py like a push target: with the credentials and
+``insecure`` flag of the ``registry.push`` target on the same host if there is one, else
+anonymously, over plain HTTP for loopback hosts and HTTPS otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from condaops.config.settings import PushTargetSettings
+from condaops.reconciler.errors import BuildError, StalledError
+from condaops.reconciler.publish.image import OCI_LAYER_GZIP, Layer
+from condaops.reconciler.publish.targets import OrasTarget
+
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+_LAYER_TYPES = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP, OCI_LAYER_GZIP: OCI_LAYER_GZIP,
+                OCI_LAYER_ZSTD: OCI_LAYER_ZSTD, OCI_LAYER_TAR: OCI_LAYER_TAR}  # fmt: skip
+_INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+_REFERENCE = re.compile(r"(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?")
+_LOOPBACK = ("127.", "localhost", "[::1]")
+
+
+class BaseImageError(BuildError, StalledError):
+    """The base image cannot be used (unknown, wrong architecture, unsupported layers)."""
+
+    reason = "BaseImageUnusable"
+
+
+@dataclass(frozen=True, slots=True)
+class BaseImage:
+    """A fetched base: its layers (files in the cache), its config JSON and where it came from."""
+
+    reference: str
+    digest: str  # of the (platform) manifest
+    layers: tuple[Layer, ...]
+    config: dict[str, Any]
+
+
+def fetch_base(
+    reference: str, cache: Path, architecture: str, targets: tuple[PushTargetSettings, ...] = ()
+) -> BaseImage:
+    """The base image ``reference`` for ``architecture``, its blobs in ``cache``."""
+    match = _REFERENCE.fullmatch(reference)
+    if match is None:
+        raise BaseImageError(f"publish.image_base '{reference}' is not a full image reference")
+    host, repo = match["host"], match["repo"]
+    source = OrasTarget(_settings_for(host, targets))
+    try:
+        body, digest = _manifest(source, cache, repo, match["digest"] or match["tag"] or "latest", reference)
+        manifest = json.loads(body)
+        if manifest.get("mediaType") in _INDEXES or "manifests" in manifest:
+            body, digest = _manifest(source, cache, repo, _platform_digest(manifest, architecture, reference),
+                                     reference)  # fmt: skip
+            manifest = json.loads(body)
+        config_file = _blob(source, cache, repo, manifest["config"]["digest"])
+        config = json.loads(config_file.read_bytes())
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        if config.get("architecture") not in (None, architecture):
+            raise BaseImageError(f"publish.image_base '{reference}' is for {config.get('architecture')}, "
+                                 f"not {architecture}; use a {architecture} or multi-platform image")  # fmt: skip
+        if len(diff_ids) != len(manifest.get("layers") or []):
+            raise BaseImageError(f"publish.image_base '{reference}': its config lists {len(diff_ids)} layers, "
+                                 f"its manifest {len(manifest.get('layers') or [])}")  # fmt: skip
+        layers = tuple(_layer(source, cache, repo, d, diff_id, reference)
+                       for d, diff_id in zip(manifest["layers"], diff_ids, strict=True))  # fmt: skip
+    finally:
+        source.close()
+    return BaseImage(reference, digest, layers, config)
+
+
+def _settings_for(host: str, targets: tuple[PushTargetSettings, ...]) -> PushTargetSettings:
+    for target in targets:
+        if target.url and (target.url.split("://", 1)[-1].rstrip("/") == host):
+            return target
+    return PushTargetSettings(name="image_base", url=host, insecure=host.startswith(_LOOPBACK))
+
+
+def _manifest(source: OrasTarget, cache: Path, repo: str, ref: str, reference: str) -> tuple[bytes, str]:
+    """A manifest's bytes and digest; by digest from the cache when it is there."""
+    if ref.startswith("sha256:"):
+        cached = cache / "manifests" / ref.removeprefix("sha256:")
+        if cached.is_file():
+            return cached.read_bytes(), ref
+    found = source.get_manifest(repo, ref)
+    if found is None:
+        raise BaseImageError(f"publish.image_base '{reference}' does not exist ({ref} is not in {repo}); fix the "
+                             "reference or push the base image")  # fmt: skip
+    body = found[0]
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    if ref.startswith("sha256:") and digest != ref:
+        raise BaseImageError(f"publish.image_base '{reference}': the registry sent a manifest whose digest is "
+                             f"{digest}, not {ref}")  # fmt: skip
+    _write_atomic(cache / "manifests" / digest.removeprefix("sha256:"), body)
+    return body, digest
+
+
+def _platform_digest(index: dict[str, Any], architecture: str, reference: str) -> str:
+    for entry in index.get("manifests") or []:
+        platform = entry.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == architecture:
+            return str(entry["digest"])
+    raise BaseImageError(f"publish.image_base '{reference}' has no linux/{architecture} image")
+
+
+def _layer(source: OrasTarget, cache: Path, repo: str, descriptor: dict[str, Any], diff_id: str,
+           reference: str) -> Layer:  # fmt: skip
+    media_type = _LAYER_TYPES.get(descriptor.get("mediaType", ""))
+    if media_type is None or descriptor.get("urls"):
+        raise BaseImageError(f"publish.image_base '{reference}' has a layer of type {descriptor.get('mediaType')} "
+                             "that cannot be copied (foreign or unknown); use another base")  # fmt: skip
+    path = _blob(source, cache, repo, descriptor["digest"])
+    return Layer(path, descriptor["digest"], path.stat().st_size, diff_id, (), media_type)
+
+
+def _blob(source: OrasTarget, cache: Path, repo: str, digest: str) -> Path:
+    """The cached blob, downloaded (and its digest checked) if the cache lacks it."""
+    path = cache / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".download-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            got = source.fetch_blob(repo, digest, out)
+        if got != digest:
+            raise BaseImageError(f"publish.image_base: blob {digest} of {repo} arrived with digest {got}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+

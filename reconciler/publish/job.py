@@ -1,0 +1,192 @@
+"""The publish job: tarball, image and pushes of one finished, linked build.
+
+``PublishJob(settings, recorder)(build_id)`` is the callable the scheduler runs (task
+``condaops.publish``, job id ``publish:<build_id>``) in a worker thread, after the build is
+recorded: publishing never delays or fails a build. Everything it needs is read back:
+
+* from the state DB — the build (environment, spec hash, prefix, source and revision, its
+  lockfiles), its specification, and whether it is the environment's current build;
+* from disk — the prefix, with its package records from ``conda-meta/*.json``
+  (rattler's ``PrefixRecord``), and the lockfiles in the build's artifacts folder.
+
+It is idempotent: the tarball and image come out byte-identical, registries store content
+by digest, and ``Recorder.add_artifacts`` keeps one row per artifact kind. A build whose
+prefix was garbage-collected meanwhile is logged and recorded as not publishable. Every
+failure ends as one line in ``publish_error`` (the full text goes to the build's
+``build.log``, which the job appends to); none escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from condaops.config import Settings
+from condaops.reconciler.build.channels import build_client, host_platform
+from condaops.reconciler.errors import CondaopsError
+from condaops.reconciler.model import COMPLETED, ArtifactRecord
+from condaops.reconciler.publish.build import (
+    IMAGE_KIND,
+    Published,
+    PublishError,
+    PublishRequest,
+    publish_build,
+    source_url,
+)
+from condaops.reconciler.publish.pack import PACK_KIND
+from condaops.reconciler.publish.targets import open_targets
+from condaops.reconciler.spec import spec_from_canonical
+from condaops.reconciler.state.queries import BuildInfo, get_build, get_environment, get_specification
+from condaops.reconciler.state.recorder import Recorder
+from condaops.reconciler.store import StoreLayout
+
+T = TypeVar("T")
+LOG_KIND, LOG_FILE = "log", "build.log"
+NOT_LOCKFILES = frozenset({LOG_KIND, PACK_KIND, IMAGE_KIND})
+ERROR_LIMIT = 2000
+log = logging.getLogger("condaops.publish")
+
+
+class PublishJob:
+    """Callable job: ``job(build_id)`` publishes that build (blocking)."""
+
+    def __init__(self, settings: Settings, recorder: Recorder, *, name: str | None = None) -> None:
+        self.settings = settings
+        self.recorder = recorder
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.layout = StoreLayout.of(settings)
+
+    def __call__(self, build_id: int) -> None:
+        build = get_build(self.recorder.engine, build_id)
+        if build is None:
+            log.info("publish_skipped build=%s reason=BuildUnknown", build_id)
+            return
+        if build.state != COMPLETED or not build.prefix:
+            log.info("publish_skipped build=%s env=%s reason=NotCompleted state=%s", build_id, build.ref, build.state)
+            return
+        prefix = self.layout.absolute(build.prefix)
+        if build.collected_at is not None or not (prefix / "conda-meta").is_dir():
+            log.info("publish_skipped build=%s env=%s reason=PrefixCollected", build_id, build.ref)
+            self.recorder.add_artifacts(build_id, [], error=f"PrefixCollected: {build.prefix} was garbage-collected "
+                                        "before it was published")  # fmt: skip
+            return
+        artifacts_dir = self.layout.artifacts_dir(build.ref, build_id)
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        build_log = logging.getLogger(f"condaops.publish.{build_id}")
+        handler = _append_to(artifacts_dir / LOG_FILE, build_log)
+        try:
+            files, error = self._publish(build, prefix, artifacts_dir, build_log)
+        finally:
+            build_log.removeHandler(handler)
+            handler.close()
+        files.append((LOG_KIND, artifacts_dir / LOG_FILE))  # it grew: record its new size and digest
+        self.recorder.add_artifacts(build_id, [self._record(kind, path) for kind, path in files if path.exists()],
+                                    error=_one_line(error))  # fmt: skip
+        log.log(logging.WARNING if error else logging.INFO, "publish_finished build=%s env=%s ok=%s %s",
+                build_id, build.ref, error is None, _one_line(error) or "")  # fmt: skip
+
+    def _publish(self, build: BuildInfo, prefix: Path, artifacts_dir: Path,
+                 build_log: logging.Logger) -> tuple[list[tuple[str, Path]], str | None]:  # fmt: skip
+        """The files written and the error text (None on success). Never raises."""
+        build_log.info("publish_started env=%s build=%s worker=%s", build.ref, build.build_id, self.name)
+        try:
+            published = self._run(build, prefix, artifacts_dir, build_log)
+        except CondaopsError as exc:
+            build_log.warning("publish_failed env=%s reason=%s\n%s", build.ref, exc.reason, exc.message)
+            return [], f"{exc.reason}: {exc.message}"
+        except Exception as exc:  # the job's boundary, like the build runner's: a bug becomes a recorded outcome
+            build_log.exception("publish_crashed env=%s", build.ref)
+            return [], f"InternalError: unexpected {type(exc).__name__}: {exc}"
+        for problem in published.problems:
+            build_log.warning("publish_failed env=%s %s", build.ref, problem)
+        build_log.info("published files=%s", ",".join(p.name for _, p in published.files))
+        return published.files, "; ".join(published.problems) or None
+
+    def _run(self, build: BuildInfo, prefix: Path, artifacts_dir: Path, build_log: logging.Logger) -> Published:
+        settings = self.settings
+        engine = self.recorder.engine
+        canonical = get_specification(engine, build.spec_hash)
+        if canonical is None:
+            raise PublishError(f"{build.ref}: the specification {build.spec_hash[:12]} of build {build.build_id} "
+                               "is not recorded")  # fmt: skip
+        spec = spec_from_canonical(json.loads(canonical), name=build.ref.name)
+        env = get_environment(engine, build.ref)
+        host = host_platform()
+        client = build_client(settings.channels.mirrors, alias=settings.channels.alias)
+        work_dir = self.layout.work_dir / f"publish-{build.build_id}-{uuid.uuid4().hex[:8]}"
+        req = PublishRequest(
+            ref=build.ref, build_id=build.build_id, spec_hash=build.spec_hash, prefix=prefix,
+            artifacts_dir=artifacts_dir, work_dir=work_dir, platform=host, records=prefix_records(prefix),
+            requested_specs=spec.dependencies_for(host), variables=spec.variables,
+            lockfiles=lockfiles(build, self.layout), linked=env is not None and env.current_build_id == build.build_id,
+            revision=build.source_revision, source_url=source_url(settings.sources, build.source),
+            cache_dir=self.layout.cache_dir, client=client,
+            base_cache=self.layout.root / ".cache" / "base-images",
+        )  # fmt: skip
+        try:
+            return publish_build(req, settings, open_targets=lambda: open_targets(settings), run_async=self._run_async,
+                                 log=build_log)  # fmt: skip
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _run_async(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run a rattler coroutine on this thread, bounded by ``build.timeout``."""
+        limit = self.settings.build.timeout
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(make(), timeout=limit)  # type: ignore[arg-type]
+
+        try:
+            return asyncio.run(bounded())
+        except TimeoutError as exc:
+            raise PublishError(f"publishing ran past build.timeout ({limit:g} s)") from exc
+
+    def _record(self, kind: str, path: Path) -> ArtifactRecord:
+        sha, size = hashlib.sha256(), 0
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+                size += len(chunk)
+        return ArtifactRecord(kind, self.layout.relative(path), size, sha.hexdigest())
+
+
+def prefix_records(prefix: Path) -> list[Any]:
+    """The package records of an installed prefix (``conda-meta/*.json``), by name."""
+    from rattler import PrefixRecord
+
+    try:
+        records = [PrefixRecord.from_path(path) for path in sorted((prefix / "conda-meta").glob("*.json"))]
+    except Exception as exc:  # rattler raises its own exception types for unreadable records
+        raise PublishError(f"{prefix}: conda-meta cannot be read ({exc}); the prefix was changed or removed") from exc
+    return sorted(records, key=lambda r: r.name.normalized)
+
+
+def lockfiles(build: BuildInfo, layout: StoreLayout) -> list[Path]:
+    """The build's lockfiles (and pinned environment.yaml) recorded in its artifacts folder."""
+    paths = [layout.absolute(location) for kind, location in sorted(build.artifacts.items())
+             if kind not in NOT_LOCKFILES]  # fmt: skip
+    return [path for path in paths if path.is_file()]
+
+
+def _append_to(path: Path, logger: logging.Logger) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _one_line(error: str | None) -> str | None:
+    if not error:
+        return None
+    line = " ".join(error.split())
+    return line if len(line) <= ERROR_LIMIT else line[: ERROR_LIMIT - 40] + f" ... (see {LOG_FILE})"

@@ -1,0 +1,228 @@
+"""Dynamic images end to end: the registry (``dynamic.enabled``) builds
+``/v2/dynamic/<pkg>/<pkg.eq.1.0>/manifests/latest`` from a channel served on 127.0.0.1
+(reached through ``channels.mirrors``), and real clients (skopeo, podman) pull it.
+
+The channel has ``tool`` 1.0/2.0 on ``libtool-data`` (tests/integration/conftest.py),
+``app`` 1.0 needing ``lib <2`` next to ``lib`` 1.0/2.0 (a conflict to ask for), and, when
+the host has busybox-static, ``busybox`` whose ``bin/busybox`` is that static binary (a
+program that runs in an image with nothing else in it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+from condaops.config.settings import ChannelSettings, DynamicSettings, RegistrySettings, Settings
+from condaops.registry.app import create_registry_app
+from tests.integration.conftest import ALIAS, tool_packages
+from tests.support.channels import PackageSpec, ServedURL, make_channel
+from tests.support.registry_clients import OCI_MANIFEST, TOKEN, podman_client, require_tool, serve_asgi, skopeo
+
+pytestmark = pytest.mark.integration
+
+DYNAMIC_LOG = "condaops.registry.dynamic"
+ENABLED = DynamicSettings(enabled=True)
+
+
+def channel_packages() -> list[PackageSpec]:
+    packages = [*tool_packages(("1.0",)), PackageSpec("app", "1.0", depends=("lib <2",)),
+                PackageSpec("lib", "1.0"), PackageSpec("lib", "2.0")]  # fmt: skip
+    busybox = shutil.which("busybox")
+    if busybox:
+        packages.append(PackageSpec("busybox", "1.36", files={"bin/busybox": Path(busybox).read_bytes()}, fmt="conda"))
+    return packages
+
+
+@pytest.fixture
+def dyn_channel(tmp_path_factory: pytest.TempPathFactory, http_channel) -> ServedURL:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("dynchan")
+    make_channel(root, channel_packages())
+    return http_channel(root)
+
+
+@dataclass(frozen=True)
+class Served:
+    host: str
+    store: Path
+    channel: ServedURL
+
+    def get(self, path: str, method: str = "GET", accept: str = OCI_MANIFEST, **headers: str
+            ) -> tuple[int, Message, bytes]:  # fmt: skip
+        """``(status, headers, body)`` of ``METHOD /v2/<path>``, errors included."""
+        request = urllib.request.Request(f"http://{self.host}/v2/{path}", method=method,
+                                         headers={"Accept": accept, **headers})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=120) as answer:
+                return answer.status, answer.headers, answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+    def error(self, path: str, method: str = "GET") -> tuple[int, dict]:
+        status, _, body = self.get(path, method)
+        errors = json.loads(body)["errors"]
+        assert len(errors) == 1
+        return status, errors[0]
+
+
+@pytest.fixture
+def dynamic_registry(tmp_path: Path, dyn_channel: ServedURL) -> Iterator[Callable[..., Served]]:
+    """``serve(dynamic=..., channels=...)``: the registry app over a fresh store."""
+    with contextlib.ExitStack() as stack:
+
+        def serve(dynamic: DynamicSettings = ENABLED, allowed: tuple[str, ...] = ()) -> Served:
+            store = tmp_path / "store"
+            channels = ChannelSettings(default=("testchan",), allowed=allowed, alias=ALIAS,
+                                       mirrors={ALIAS + "testchan": (str(dyn_channel),)})  # fmt: skip
+            settings = Settings(store=store, channels=channels, dynamic=dynamic,
+                                registry=RegistrySettings(push_tokens=(TOKEN,)))  # fmt: skip
+            return Served(stack.enter_context(serve_asgi(create_registry_app(settings))), store, dyn_channel)
+
+        yield serve
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def builds() -> Iterator[Callable[[], list[str]]]:
+    """``builds()``: the dynamic builds started so far (their ``dynamic_build_started`` log
+    lines). A handler on the service's logger, since the Litestar app replaces the root
+    logger's handlers (and with them caplog's)."""
+    logger, handler = logging.getLogger(DYNAMIC_LOG), _Collect()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield lambda: [m for m in handler.messages if m.startswith("dynamic_build_started")]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def inspect(served: Served, name: str, *options: str) -> dict:
+    return json.loads(skopeo("inspect", *options, "--tls-verify=false", f"docker://{served.host}/{name}").stdout)
+
+
+def test_skopeo_inspects_a_dynamic_image_in_any_order_built_once(
+    dynamic_registry: Callable[..., Served], builds: Callable[[], list[str]]
+) -> None:
+    served = dynamic_registry()
+    first = inspect(served, "dynamic/tool.eq.1.0/libtool-data:latest")
+    fetched = served.channel.request_count()
+    assert fetched > 0 and len(builds()) == 1
+    other = inspect(served, "dynamic/libtool-data/tool.eq.1.0:latest")
+    again = inspect(served, "dynamic/tool.eq.1.0/libtool-data:latest")
+    assert first["Digest"] == other["Digest"] == again["Digest"]
+    assert served.channel.request_count() == fetched and len(builds()) == 1  # cached: no solve, no fetch
+    assert "latest" in other["RepoTags"]
+    config = inspect(served, "dynamic/libtool-data/tool.eq.1.0:latest", "--config")
+    assert "CONDA_PREFIX=/opt/env" in config["config"]["Env"]
+    assert [h["created_by"] for h in config["history"]] == [
+        "condaops: libtool-data",
+        "condaops: tool",
+        "condaops: unowned files",
+    ]
+    assert (served.store / "dynamic").is_dir()
+
+
+def test_concurrent_requests_for_one_spec_share_one_build(
+    dynamic_registry: Callable[..., Served], builds: Callable[[], list[str]]
+) -> None:
+    served = dynamic_registry()
+    paths = ["dynamic/tool/libtool-data", "dynamic/libtool-data/tool", "dynamic/tool/tool/libtool-data"] * 2
+    with ThreadPoolExecutor(max_workers=len(paths)) as pool:
+        answers = list(pool.map(lambda p: served.get(f"{p}/manifests/latest"), paths))
+    assert {status for status, _, _ in answers} == {200}
+    assert len({headers["Docker-Content-Digest"] for _, headers, _ in answers}) == 1
+    assert len(builds()) == 1
+    status, headers, body = served.get("dynamic/libtool-data/tool/manifests/latest", method="HEAD")
+    assert status == 200 and headers["Content-Type"] == OCI_MANIFEST and body == b""
+    tags = json.loads(served.get("dynamic/libtool-data/tool/tags/list", accept="application/json")[2])["tags"]
+    assert tags[0] == "latest" and tags[1].startswith("spec-")
+
+
+def test_podman_runs_a_binary_from_a_dynamic_image(dynamic_registry: Callable[..., Served], tmp_path: Path) -> None:
+    require_tool("busybox", "busybox-static")
+    runc = require_tool("runc", "runc")
+    served = dynamic_registry()
+    image = f"{served.host}/dynamic/tool.eq.1.0/busybox:latest"
+    with podman_client(tmp_path / "pm") as pm:
+        pm("pull", "--tls-verify=false", image)
+        hello = pm("--runtime", runc, "run", "--rm", "--network=none", image, "busybox", "echo", "hello").stdout
+        tool = pm("--runtime", runc, "run", "--rm", "--network=none", image,
+                  "busybox", "sh", "/opt/env/bin/tool").stdout  # fmt: skip
+    assert hello.strip() == "hello"
+    assert tool.strip() == "tool 1.0 /opt/env"  # relocated to the image's prefix
+
+
+def test_an_unsatisfiable_request_says_why(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry()
+    status, error = served.error("dynamic/lib.ge.2/app/manifests/latest")
+    assert status == 404 and error["code"] == "MANIFEST_UNKNOWN"
+    assert "app, lib >=2 cannot be solved from https://conda.anaconda.org/testchan for linux-64" in error["message"]
+    assert "lib <2" in error["message"] and "\n" not in error["message"]
+    status, error = served.error("dynamic/tool.ge.3/manifests/latest")
+    assert status == 404 and error["code"] == "MANIFEST_UNKNOWN"
+    assert "No candidates were found for tool >=3" in error["message"]
+
+
+def test_an_unknown_package_is_name_unknown(dynamic_registry: Callable[..., Served]) -> None:
+    status, error = dynamic_registry().error("dynamic/tool/nosuch/manifests/latest")
+    assert status == 404 and error["code"] == "NAME_UNKNOWN"
+    assert "no package named nosuch in https://conda.anaconda.org/testchan" in error["message"]
+    assert error["detail"] == {"packages": ["nosuch"]}
+
+
+def test_a_bad_operator_is_refused_without_touching_the_channel(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry()
+    status, error = served.error("dynamic/tool.gte.1/manifests/latest")
+    assert status == 400 and error["code"] == "NAME_INVALID"
+    assert "'tool.gte.1'" in error["message"] and ".ge. (>=)" in error["message"]
+    assert served.channel.request_count() == 0
+
+
+def test_too_many_packages_are_refused(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(DynamicSettings(enabled=True, max_packages=2))
+    status, error = served.error("dynamic/tool/lib/app/manifests/latest")
+    assert status == 400 and error["code"] == "NAME_INVALID" and "dynamic.max_packages" in error["message"]
+
+
+def test_a_default_channel_outside_allowed_is_denied(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(allowed=("conda-forge",))
+    status, error = served.error("dynamic/tool/manifests/latest")
+    assert status == 403 and error["code"] == "DENIED"
+    assert "https://conda.anaconda.org/testchan is not in channels.allowed" in error["message"]
+    assert served.channel.request_count() == 0
+
+
+def test_pushing_into_the_dynamic_namespace_is_denied(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry()
+    status, _, body = served.get("dynamic/tool/blobs/uploads/", method="POST", Authorization=f"Bearer {TOKEN}")
+    assert status == 403 and json.loads(body)["errors"][0]["code"] == "DENIED"
+
+
+def test_disabled_the_dynamic_namespace_does_not_exist(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(DynamicSettings())
+    for path in ("dynamic/tool/manifests/latest", "dynamic/tool/tags/list"):
+        status, error = served.error(path)
+        assert status == 404 and error["code"] == "NAME_UNKNOWN"
+        assert "dynamic.enabled is false" in error["message"]
+    assert served.channel.request_count() == 0

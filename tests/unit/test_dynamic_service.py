@@ -1,0 +1,150 @@
+"""The pure decisions of the dynamic image service (registry/dynamic.py); building is
+tested end to end in tests/integration/test_dynamic_images.py."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from condaops.config.settings import ChannelSettings, DynamicSettings, Settings
+from condaops.reconciler.errors import ChannelError, ChannelNotAllowedError, InstallError, SolveError
+from condaops.registry.dynamic import (
+    DENIED,
+    DynamicImages,
+    DynamicOff,
+    denied_channels,
+    dynamic_gate,
+    dynamic_spec,
+    linux_platform,
+    one_line,
+    refusal_for,
+    spec_tag,
+)
+from condaops.registry.dynamic_path import parse_dynamic_name
+from condaops.registry.errors import MANIFEST_UNKNOWN, NAME_INVALID, NAME_UNKNOWN, UNAVAILABLE, RegistryError
+from condaops.registry.routes import parse_route
+from condaops.registry.storage import open_storage
+
+ALIAS = "https://conda.anaconda.org/"
+
+
+def request(name: str):  # type: ignore[no-untyped-def]
+    return parse_dynamic_name(name, max_packages=10)
+
+
+def test_the_spec_hash_ignores_order_and_follows_channels_and_platform() -> None:
+    one = dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("testchan",), "linux-64")
+    two = dynamic_spec(request("dynamic/libtool-data/tool.eq.1.0"), ("testchan",), "linux-64")
+    assert one.spec_hash == two.spec_hash and spec_tag(one) == f"spec-{one.spec_hash[:12]}"
+    assert one.dependencies_for("linux-64") == ["libtool-data", "tool ==1.0"]
+    assert dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("other",), "linux-64").spec_hash != one.spec_hash
+    assert dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("testchan",), "linux-aarch64").spec_hash \
+        != one.spec_hash  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("host", "linux"),
+    [
+        ("linux-64", "linux-64"),
+        ("linux-aarch64", "linux-aarch64"),
+        ("osx-arm64", "linux-aarch64"),
+        ("osx-64", "linux-64"),
+        ("win-64", "linux-64"),
+    ],
+    ids=lambda v: v,
+)
+def test_images_are_built_for_the_hosts_linux_platform(host: str, linux: str) -> None:
+    assert linux_platform(host) == linux
+
+
+@pytest.mark.parametrize(
+    ("default", "allowed", "denied"),
+    [
+        (("conda-forge",), (), []),
+        (("conda-forge",), ("conda-forge", "bioconda"), []),
+        (("conda-forge", "bioconda"), ("conda-forge",), [ALIAS + "bioconda"]),
+        (("defaults",), ("conda-forge",), ["https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r"]),
+    ],
+    ids=["anything", "listed", "one-denied", "defaults"],
+)
+def test_default_channels_outside_allowed_are_denied(default: tuple, allowed: tuple, denied: list) -> None:
+    assert denied_channels(ChannelSettings(default=default, allowed=allowed, alias=ALIAS)) == denied
+
+
+def test_a_conflict_tree_becomes_one_line() -> None:
+    tree = ("Cannot solve the request because of: app 1.0 cannot be installed because it requires\n"
+            "├─ lib <2, which can be installed with any of the following options:\n"
+            "│  └─ lib 1.0\n"
+            "└─ lib >=2, which cannot be installed because it conflicts with lib <2.\n")  # fmt: skip
+    assert one_line(tree) == (
+        "Cannot solve the request because of: app 1.0 cannot be installed because it requires "
+        "lib <2, which can be installed with any of the following options: lib 1.0 "
+        "lib >=2, which cannot be installed because it conflicts with lib <2."
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (SolveError("x cannot be solved:\nbecause"), MANIFEST_UNKNOWN),
+        (ChannelNotAllowedError("channel not allowed"), DENIED),
+        (ChannelError("unreachable"), UNAVAILABLE),
+        (InstallError("disk full"), UNAVAILABLE),
+        (RegistryError(NAME_UNKNOWN, "no package"), NAME_UNKNOWN),
+    ],
+    ids=["solve", "denied", "channel", "install", "registry"],
+)
+def test_failures_map_to_registry_errors(error: Exception, code: object) -> None:
+    refusal = refusal_for(error, "dynamic/x")  # type: ignore[arg-type]
+    assert refusal.code == code and "\n" not in refusal.message
+
+
+def settings(tmp_path: Path, **dynamic: object) -> Settings:
+    return Settings(store=tmp_path, dynamic=DynamicSettings(**dynamic))  # type: ignore[arg-type]
+
+
+def test_the_gate_follows_dynamic_enabled(tmp_path: Path) -> None:
+    storage = open_storage(settings(tmp_path))
+    assert isinstance(dynamic_gate(settings(tmp_path), storage), DynamicOff)
+    assert isinstance(dynamic_gate(settings(tmp_path, enabled=True), storage), DynamicImages)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "dynamic/tool/manifests/latest"), ("POST", "dynamic/tool/blobs/uploads/")],
+    ids=["manifest", "upload"],
+)
+def test_pushes_into_the_dynamic_namespace_are_denied(tmp_path: Path, method: str, path: str) -> None:
+    s = settings(tmp_path, enabled=True)
+    gate = DynamicImages(s, open_storage(s), platform="linux-64")
+    with pytest.raises(RegistryError, match="only the registry itself writes") as caught:
+        asyncio.run(gate.prepare(parse_route(method, path)))
+    assert caught.value.code == DENIED and caught.value.status == 403
+
+
+def test_other_repositories_and_other_references_pass_through(tmp_path: Path) -> None:
+    s = settings(tmp_path, enabled=True)
+    gate = DynamicImages(s, open_storage(s), platform="linux-64")
+    for method, path in [("PUT", "ns/env/manifests/latest"), ("GET", "ns/env/manifests/latest"),
+                         ("GET", "dynamic/tool/manifests/v1"), ("GET", "dynamic/tool/tags/list")]:  # fmt: skip
+        asyncio.run(gate.prepare(parse_route(method, path)))  # nothing built, nothing refused
+
+
+def test_a_bad_request_is_refused_before_any_build(tmp_path: Path) -> None:
+    s = settings(tmp_path, enabled=True)
+    gate = DynamicImages(s, open_storage(s), platform="linux-64")
+    with pytest.raises(RegistryError) as caught:
+        asyncio.run(gate.prepare(parse_route("GET", "dynamic/tool.gte.1/manifests/latest")))
+    assert caught.value.code == NAME_INVALID
+    assert not (tmp_path / "dynamic").exists()
+
+
+def test_disabled_the_namespace_does_not_exist(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    gate = DynamicOff(open_storage(s))
+    with pytest.raises(RegistryError, match=r"dynamic\.enabled is false") as caught:
+        asyncio.run(gate.prepare(parse_route("GET", "dynamic/tool/manifests/latest")))
+    assert caught.value.code == NAME_UNKNOWN and caught.value.status == 404
+    asyncio.run(gate.prepare(parse_route("GET", "ns/env/manifests/latest")))  # not its business
