@@ -16,12 +16,12 @@ import inspect
 import typing
 from typing import Any
 
+from condaops.config.checks import format_duration
 from condaops.config.load import (
     CONFIG_VARIABLE,
     DEFAULT_FILE_NAME,
     KEY_RULES,
     environment_variables,
-    format_duration,
     settings_fields,
     type_name,
 )

@@ -259,13 +259,16 @@ class StorageSettings:
     S3 credentials come from the usual AWS variables and files (`AWS_ACCESS_KEY_ID`, `AWS_PROFILE`, ...)."""
 
     backend: str = field(default="filesystem", metadata=_doc("`filesystem` or `s3`."))
-    directory: Path | None = field(default=None, metadata=_doc("Folder of the filesystem backend; unset = `<store>/registry`."))
+    directory: Path | None = field(
+        default=None, metadata=_doc("Folder of the filesystem backend; unset = `<store>/registry`.")
+    )
     s3_bucket: str = field(default="", metadata=_doc("Bucket of the s3 backend."))
     s3_prefix: str = field(default="", metadata=_doc("Key prefix inside the bucket, e.g. `condaops/registry`."))
     s3_endpoint: str = field(default="", metadata=_doc("S3 endpoint URL (MinIO, Ceph...); unset = AWS."))
     s3_region: str = field(default="", metadata=_doc("Region; unset = from the AWS configuration."))
     s3_redirect: bool = field(
-        default=True, metadata=_doc("Answer blob downloads with a redirect to a presigned URL instead of streaming them.")
+        default=True,
+        metadata=_doc("Answer blob downloads with a redirect to a presigned URL instead of streaming them."),
     )
     s3_url_expiry: float = field(default=900.0, metadata=_doc("Lifetime of presigned download URLs."))
 

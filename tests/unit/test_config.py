@@ -11,7 +11,8 @@ import pytest
 from rattler import Subdir
 
 from condaops.config import ConfigError, Settings, load_settings
-from condaops.config.load import environment_variables, format_duration, parse_duration
+from condaops.config.checks import format_duration, parse_duration
+from condaops.config.load import environment_variables
 from condaops.config.reference import render_reference
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from condaops.config import ConfigError, SourceSettings, load_settings
-from condaops.config.load import STATUS_APIS
+from condaops.config.checks import STATUS_APIS
 from condaops.reconciler.model import BuildOutcome, EnvRef
 from condaops.reconciler.notify import (
     DESCRIPTION_LIMIT,
