@@ -121,7 +121,7 @@ def _packages(round_: int, build_id: int, cls):  # type: ignore[no-untyped-def]
 # --- the server process -------------------------------------------------------------------
 
 
-def serve(store: Path, port: int) -> None:
+def serve(store: Path, port: int, stack: str = "uvloop+httptools") -> None:
     """The server side: the web app alone, as ``condaops serve`` runs it (uvicorn)."""
     import uvicorn
 
@@ -131,9 +131,9 @@ def serve(store: Path, port: int) -> None:
 
     settings = Settings(store=store)
     app = create_app(settings, make_engine(settings.database_url))
-    # As condaops serve runs it: uvicorn on a uvloop event loop, with httptools' HTTP parser.
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools")
+    # As condaops serve runs it (uvloop, httptools), unless --stack asks for another.
+    loop, http = stack.split("+")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=loop, http=http)
 
 
 def free_port() -> int:
@@ -212,9 +212,13 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=2000, help="requests per endpoint")
     p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the server process: store folder
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--stack", default="uvloop+httptools", help=argparse.SUPPRESS)  # the server process's
+    p.add_argument("--stacks", default="uvloop+httptools,asyncio+h11",
+                   help="server event loop + HTTP parser to compare, in turn on the same data (the first is "
+                        "how condaops serve runs)")
     args = p.parse_args()
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.stack)
         return
     c.print_header("bench_web")
     with c.workdir("web") as work:
@@ -222,19 +226,22 @@ def main() -> None:
         fill_s, fill_t = c.timed(lambda: fill(store, args.envs, args.builds))
         print(f"filled {args.envs} environments x {args.builds} builds in {c.fmt_s(fill_s)} "
               f"({', '.join(f'{k} {c.fmt_s(v)}' for k, v in fill_t.items())})", flush=True)  # fmt: skip
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", str(store), "--port", str(port)])
-        try:
-            wait_ready(base, proc)
-            figures = run_load(base, proc.pid, args)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+        figures = {}
+        for stack in args.stacks.split(","):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            command = [sys.executable, __file__, "--serve", str(store), "--port", str(port), "--stack", stack]
+            proc = subprocess.Popen(command)
+            try:
+                wait_ready(base, proc)
+                figures[stack] = run_load(base, proc.pid, args, stack)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
     c.print_summary("bench_web", figures)
 
 
-def run_load(base: str, pid: int, args: argparse.Namespace) -> dict[str, object]:
+def run_load(base: str, pid: int, args: argparse.Namespace, stack: str) -> dict[str, object]:
     rng = random.Random(5)
     names = [(f"ns{i % NAMESPACES:02d}", f"env{i:04d}") for i in range(args.envs)]
     endpoints = {
@@ -245,17 +252,21 @@ def run_load(base: str, pid: int, args: argparse.Namespace) -> dict[str, object]
     asyncio.run(load(base, ["/", "/api/v1/environments", "/environments/ns00/env0000"] * 20))  # warm-up
     rows, figures = [], {}
     for label, paths in endpoints.items():
-        cpu = cpu_seconds(pid)
+        cpu, own = cpu_seconds(pid), time.process_time()
         latencies, wall = asyncio.run(load(base, paths))
         cpu_ms = (cpu_seconds(pid) - cpu) / len(paths) * 1000
+        client_ms = (time.process_time() - own) / len(paths) * 1000  # the load generator shares the 2 CPUs
         p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
         met = "yes" if p95 < TARGET_P95 else "NO"
-        rows.append((label, c.fmt_s(p50), c.fmt_s(p95), f"{len(paths) / wall:.0f}", f"{cpu_ms:.2f} ms", met))
+        rows.append((label, c.fmt_s(p50), c.fmt_s(p95), f"{len(paths) / wall:.0f}", f"{cpu_ms:.2f} ms",
+                     f"{client_ms:.2f} ms", met))  # fmt: skip
         figures[label] = {"p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1),
-                          "rps": round(len(paths) / wall), "server_cpu_ms": round(cpu_ms, 3)}  # fmt: skip
+                          "rps": round(len(paths) / wall), "server_cpu_ms": round(cpu_ms, 3),
+                          "client_cpu_ms": round(client_ms, 3)}  # fmt: skip
     memory = rss(pid)
-    print(c.table(f"{CONCURRENCY} concurrent clients, {args.requests} requests per endpoint",
-                  ["endpoint", "p50", "p95", "req/s", "server CPU/req", "p95 < 50 ms"], rows))  # fmt: skip
+    print(c.table(f"server {stack}: {CONCURRENCY} concurrent clients, {args.requests} requests per endpoint",
+                  ["endpoint", "p50", "p95", "req/s", "server CPU/req", "client CPU/req", "p95 < 50 ms"],
+                  rows))  # fmt: skip
     print(f"server memory: RSS {c.fmt_bytes(memory['VmRSS'])}, peak {c.fmt_bytes(memory['VmHWM'])}")
     figures["rss_bytes"], figures["peak_rss_bytes"] = memory["VmRSS"], memory["VmHWM"]
     return figures

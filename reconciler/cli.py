@@ -114,14 +114,11 @@ def _runtime(settings: Settings, **options: object):  # type: ignore[no-untyped-
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    rt = _runtime(settings, role=args.role)
     web = not args.no_web
     what = "health and metrics" if args.role == "reconciler" else "web"
-    print(f"condaops: {args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
-          f"{what} {'http://' + settings.web.listen if web else 'off'}", file=sys.stderr)
-    anyio.run(_serve_until_signalled, rt, web, backend_options=LOOP_OPTIONS)
-    print("condaops: stopped", file=sys.stderr)
-    return EXIT_OK
+    return _run_until_signalled(_runtime(settings, role=args.role), web,
+                                f"{args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
+                                f"{what} {'http://' + settings.web.listen if web else 'off'}")  # fmt: skip
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,9 +126,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("condaops: --slots must be 1 or more", file=sys.stderr)
         return EXIT_ERROR
     rt = _runtime(settings, role="worker", slots=args.slots)
-    print(f"condaops: worker {rt.worker.name}; {args.slots or settings.build.concurrency} slot(s); "
-          f"store {settings.store}", file=sys.stderr)
-    anyio.run(_serve_until_signalled, rt, False, backend_options=LOOP_OPTIONS)
+    return _run_until_signalled(rt, False, f"worker {rt.worker.name}; "
+                                f"{args.slots or settings.build.concurrency} slot(s); store {settings.store}")
+
+
+def _run_until_signalled(rt, web: bool, banner: str) -> int:  # type: ignore[no-untyped-def]
+    print(f"condaops: {banner}", file=sys.stderr)
+    anyio.run(_serve_until_signalled, rt, web, backend_options=LOOP_OPTIONS)
     print("condaops: stopped", file=sys.stderr)
     return EXIT_OK
 

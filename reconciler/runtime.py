@@ -102,13 +102,19 @@ class Runtime:
             self.worker.listeners.append(self.notifier.on_build_event)
 
     def publish(self, build_id: int) -> None:
-        """The publish job; the publishing code (image layers, registry) loads on first use."""
-        if self._publisher is None:
-            from condaops.reconciler.publish.job import PublishJob
+        """The publish job; the publishing code (image layers, registry) loads on first use.
+        Whatever happens, the build ends up handled (``published_at``), never re-run forever."""
+        try:
+            if self._publisher is None:
+                from condaops.reconciler.publish.job import PublishJob
 
-            self._publisher = PublishJob(self.settings, self.reconciler.recorder, name=self.worker.name)
-        self._publisher(build_id)
-        self.wake()
+                self._publisher = PublishJob(self.settings, self.reconciler.recorder, name=self.worker.name)
+            self._publisher(build_id)
+        except Exception as exc:  # PublishJob records its own failures; this is the case it could not
+            log.exception("publish_crashed build=%s", build_id)
+            self.reconciler.recorder.add_artifacts(build_id, [], error=f"InternalError: {type(exc).__name__}: {exc}")
+        finally:
+            self.wake()
 
     # --- wake-ups from other threads ----------------------------------------------
 
@@ -284,14 +290,21 @@ class Runtime:
             await anyio.sleep(REFRESH_POLL)
 
     async def _pass_loop(self, sched: BuildScheduler, stop: anyio.Event) -> None:
+        """Passes on every wake-up (source change, finished job, webhook), on due retries and
+        on a timer. A pass that took t seconds is followed by at least t seconds of rest, so
+        a stream of finished builds costs at most half of a core; the whole queue is
+        re-submitted (builds another process queued, builds whose worker died) on its own,
+        slower timer, not on every pass."""
         interval = min((s.interval for s in self.settings.sources), default=60.0)
-        lease_check = self.settings.build.lease / 2
+        recover_every = min(interval, self.settings.build.lease / 2)
+        recovered = time.monotonic()
         while not stop.is_set():
             started = time.monotonic()
             try:
                 result = await self._pass(sched)
-                # Builds queued by another process (CLI, a previous run) or whose worker died.
-                await self._submit_recovered(sched, everything=False)
+                if started - recovered >= recover_every:
+                    await self._submit_recovered(sched, everything=False)
+                    recovered = started
                 nxt = result.plan.next_wakeup()
                 self.metrics.observe_reconcile(time.monotonic() - started)
                 for snap in result.snapshots:
@@ -300,11 +313,12 @@ class Runtime:
                 log.exception("reconcile_failed")
                 self.metrics.observe_reconcile(time.monotonic() - started, ok=False)
                 nxt = None
-            timeout = min(interval, lease_check) if self.shared else interval
+            took = time.monotonic() - started
+            timeout = min(interval, recover_every)
             if nxt is not None:
                 timeout = min(timeout, max((nxt - self.clock()).total_seconds(), 0.0))
             await self._wait_for_wake(timeout)
-            await anyio.sleep(0.05)  # coalesce bursts of wake-ups into one pass
+            await anyio.sleep(max(0.05, took))  # coalesce bursts of wake-ups into one pass
 
     def _watchers(self) -> list[Callable[[anyio.Event], object]]:
         """One watcher task per directory source; each change asks for a pass."""

@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.integration.conftest import ALIAS
 from tests.support.channels import PackageSpec, ServedURL, make_channel
+from tests.support.intervals import max_overlap
 from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.timeout(300)
@@ -204,15 +204,6 @@ class WebProbe:
                 except OSError as exc:
                     self.failures.append(f"{path}: {exc}")
             time.sleep(0.1)
-
-
-def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
-    peak = running = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    return peak
 
 
 def test_migrations_run_once_when_many_processes_start_together(cluster: Cluster):
