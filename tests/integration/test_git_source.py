@@ -167,7 +167,8 @@ def test_only_changed_files_are_parsed_again(
     source = open_source(f"{remote}/envs")
     source.read()
     parsed = source.parsed_blobs
-    head = repo.commit({"team/env3.yaml": PANDAS, "team/env4.yaml": None, "team/moved.yaml": NUMPY.replace("numpy", "numpy5")})
+    moved = NUMPY.replace("numpy", "numpy5")
+    head = repo.commit({"team/env3.yaml": PANDAS, "team/env4.yaml": None, "team/moved.yaml": moved})
     with caplog.at_level(logging.INFO, logger=LOGGER):
         snap = source.read()
 

@@ -65,8 +65,8 @@ FILE, EXEC, TREE = 0o100644, 0o100755, 0o040000
     ],
     ids=["root-file", "ns-file", "env-folder", "deepest-misplaced", "too-deep", "not-yaml", "hidden-folder",
          "swap-file", "lockfile", "link-spec", "link-folder", "link-other-file", "link-too-deep", "submodule",
-         "submodule-too-deep", "dotdot", "dot", "backslash", "nul", "empty-component", "not-utf8", "hidden-before-unsafe",
-         "deep-before-unsafe"],
+         "submodule-too-deep", "dotdot", "dot", "backslash", "nul", "empty-component", "not-utf8",
+         "hidden-before-unsafe", "deep-before-unsafe"],
 )  # fmt: skip
 def test_judge_path(path: str, mode: int, expected: object) -> None:
     judged = judge_path(tuple(path.split("/")), mode)
