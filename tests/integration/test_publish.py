@@ -29,7 +29,7 @@ from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
 from condaops.registry.storage import open_storage
 from tests.integration.conftest import ALIAS, Project
-from tests.support.registry_clients import podman_client, require_tool, run, serve_asgi, skopeo
+from tests.support.registry_clients import oras_client, podman_client, require_tool, run, serve_asgi, skopeo
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +149,26 @@ def test_tags_annotations_and_attached_artifacts(published: Project) -> None:
     assert sorted(r["artifactType"] for r in referrers) == sorted([LOCKFILES_ARTIFACT, PACK_ARTIFACT])
     assert sorted(f["annotations"]["org.opencontainers.image.title"] for f in files) == [
         "conda-linux-64.lock", "conda-lock.yml", "environment.yaml", "pixi.lock"]
+
+
+def test_oras_pulls_every_artifact_of_a_build(published: Project, tmp_path: Path) -> None:
+    """The lockfiles and the conda-pack tarball, found through the referrers API and pulled
+    with oras (oras-py) from the built-in registry, are the build's own files."""
+    item = build(published, "tool=1.0")
+    record = image_record(item)
+    local = {Path(path).name: Path(path).read_bytes() for kind, path in item["artifacts"].items()
+             if kind not in ("log", "image")}  # fmt: skip
+    with serve_asgi(create_registry_app(Settings(store=published.store))) as host:
+        referrers = fetch_json(host, f"team/tool/referrers/{record['manifest_digest']}",
+                               "application/vnd.oci.image.index.v1+json")["manifests"]  # fmt: skip
+        client = oras_client(host, token=None)  # pulling needs no token
+        pulled: dict[str, bytes] = {}
+        for artifact in referrers:
+            out = tmp_path / artifact["digest"].replace(":", "-")
+            for file in client.pull(target=f"{host}/team/tool@{artifact['digest']}", outdir=str(out)):
+                pulled[Path(file).name] = Path(file).read_bytes()
+    assert sorted(pulled) == sorted(local)  # every artifact but the log and the image record
+    assert pulled == local
 
 
 def test_skopeo_inspects_the_image_served_by_the_registry(published: Project) -> None:

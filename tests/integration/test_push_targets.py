@@ -185,9 +185,7 @@ def test_push_to_an_authenticated_registry_and_pull_back(pushing: Project, regis
     files = client.pull(target=f"{registry.host}/mirror/team/tool@{by_type[LOCKFILES_ARTIFACT]}", outdir=str(out))
     assert sorted(Path(f).name for f in files) == ["conda-linux-64.lock", "conda-lock.yml", "environment.yaml",
                                                    "pixi.lock"]  # fmt: skip
-    local = Path(item["artifacts"]["conda-lock"]) if "conda-lock" in item["artifacts"] else None
-    if local is not None:
-        assert (out / "conda-lock.yml").read_bytes() == local.read_bytes()
+    assert (out / "conda-lock.yml").read_bytes() == Path(item["artifacts"]["conda-lock"]).read_bytes()
 
 
 def test_wrong_password_fails_publishing_not_the_build(pushing: Project, registry: AuthRegistry) -> None:
