@@ -250,6 +250,7 @@ def _build_row(b) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "reason": b.reason, "message": b.message, "prefix": b.prefix, "revision": b.source_revision,
         "queued_at": b.queued_at, "started_at": b.started_at, "finished_at": b.finished_at,
         "collected": b.collected_at is not None, "artifacts": b.artifacts,
+        "published_at": b.published_at, "publish_error": b.publish_error,
     }
 
 

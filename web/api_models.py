@@ -45,6 +45,8 @@ class Build(msgspec.Struct, kw_only=True):
     duration_seconds: float | None
     timings: dict[str, float]
     artifact_kinds: list[str]
+    published_at: datetime | None  # the publish job ran; publish_error says why it failed
+    publish_error: str | None
     url: str
     log_url: str
 
@@ -195,7 +197,8 @@ def build(b: BuildInfo) -> Build:
         message=b.message, attempt=b.attempt, retryable=b.retryable, spec_hash=b.spec_hash, source=b.source,
         source_revision=b.source_revision, source_path=b.source_path, queued_at=b.queued_at,
         started_at=b.started_at, finished_at=b.finished_at, duration_seconds=build_duration(b),
-        timings=dict(b.timings), artifact_kinds=sorted(b.artifacts), url=f"/api/v1/builds/{b.build_id}",
+        timings=dict(b.timings), artifact_kinds=sorted(b.artifacts), published_at=b.published_at,
+        publish_error=b.publish_error, url=f"/api/v1/builds/{b.build_id}",
         log_url=f"/builds/{b.build_id}/log",
     )  # fmt: skip
 

@@ -44,6 +44,8 @@ class BuildInfo:
     collected_at: datetime | None
     timings: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # kind -> location (store-relative)
+    published_at: datetime | None = None  # the publish job ran (publish_error says how it went)
+    publish_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,8 @@ def _build_info(b: Build, ref: EnvRef) -> BuildInfo:
         collected_at=b.collected_at,
         timings=json.loads(b.timings) if b.timings else {},
         artifacts={a.kind: a.location for a in b.artifacts},
+        published_at=b.published_at,
+        publish_error=b.publish_error,
     )
 
 
@@ -173,7 +177,7 @@ _ENV_COLUMNS = (Environment.id, Namespace.name, Environment.name, Environment.so
 _BUILD_COLUMNS = (Build.id, Namespace.name, Environment.name, Specification.sha256, Build.state, Build.attempt,
                   Build.reason, Build.message, Build.retryable, Build.prefix, Build.source, Build.source_revision,
                   Build.source_path, Build.queued_at, Build.started_at, Build.finished_at, Build.collected_at,
-                  Build.timings)  # fmt: skip
+                  Build.timings, Build.published_at, Build.publish_error)  # fmt: skip
 _ENVS = select(*_ENV_COLUMNS).join(Namespace, Environment.namespace_id == Namespace.id)
 _ENV_BY_NAME = _ENVS.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
 _BUILDS_BY_ID = (
@@ -214,7 +218,7 @@ def _build_row(r: Any, artifacts: dict[str, str]) -> BuildInfo:
         build_id=r[0], ref=EnvRef(r[1], r[2]), spec_hash=r[3], state=r[4], attempt=r[5], reason=r[6],
         message=r[7], retryable=r[8], prefix=r[9], source=r[10], source_revision=r[11], source_path=r[12],
         queued_at=r[13], started_at=r[14], finished_at=r[15], collected_at=r[16],
-        timings=json.loads(r[17]) if r[17] else {}, artifacts=artifacts,
+        timings=json.loads(r[17]) if r[17] else {}, artifacts=artifacts, published_at=r[18], publish_error=r[19],
     )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from litestar.testing import TestClient
 
 from condaops.config import load_settings
 from condaops.reconciler.model import EnvRef
@@ -32,6 +33,7 @@ from condaops.reconciler.state.db import make_engine
 from condaops.reconciler.state.queries import build_artifacts, build_publication
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
+from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import image_record, publish, tool_env
 from tests.support.registry_clients import (
@@ -200,6 +202,14 @@ def test_wrong_password_fails_publishing_not_the_build(pushing: Project, registr
     assert set(image_record(item)["targets"]) == {"builtin"}  # the other target still got the build
     log = Path(item["artifacts"]["log"]).read_text()
     assert "publish_failed" in log and "not-the-password" not in log
+    # Users see why: in `condaops history`, the API and the build page.
+    code, out, _ = pushing.cli("history", "team/Tool", "--json")
+    assert code == 0 and json.loads(out)[0]["publish_error"] == error
+    settings = load_settings(pushing.config_file, environ={})
+    with TestClient(create_app(settings, engine)) as client:
+        assert client.get(f"/api/v1/builds/{item['build_id']}").json()["publish_error"] == error
+        page = client.get(f"/builds/{item['build_id']}").text
+    assert "failed: PushRefused:" in page
 
 
 def test_publishing_twice_changes_nothing(pushing: Project, registry: AuthRegistry) -> None:
