@@ -121,9 +121,13 @@ PUBLIC = "public"
 
 
 def web_token_problem(token: str) -> str | None:
+    return _token_problem(token, "tokens", WEB_TOKEN_MIN_LENGTH)
+
+
+def _token_problem(token: str, what: str, minimum: int) -> str | None:
     """Tokens are secrets: messages never repeat them."""
-    if len(token) < WEB_TOKEN_MIN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
-        return (f"tokens must be at least {WEB_TOKEN_MIN_LENGTH} printable characters without spaces; "
+    if len(token) < minimum or any(c.isspace() or not c.isprintable() for c in token):
+        return (f"{what} must be at least {minimum} printable characters without spaces; "
                 "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")  # fmt: skip
     return None
 
@@ -281,11 +285,7 @@ PUSH_TOKEN_MIN_LENGTH = 16
 
 
 def push_token_problem(token: str) -> str | None:
-    """Tokens are secrets: messages never repeat them."""
-    if len(token) < PUSH_TOKEN_MIN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
-        return (f"push tokens must be at least {PUSH_TOKEN_MIN_LENGTH} printable characters without spaces; "
-                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")  # fmt: skip
-    return None
+    return _token_problem(token, "push tokens", PUSH_TOKEN_MIN_LENGTH)
 
 
 def file_problem(path: Path) -> str | None:

@@ -132,9 +132,20 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def _run_until_signalled(rt, web: bool, banner: str) -> int:  # type: ignore[no-untyped-def]
     print(f"condaops: {banner}", file=sys.stderr)
-    anyio.run(_serve_until_signalled, rt, web, backend_options=LOOP_OPTIONS)
+    try:
+        anyio.run(_serve_until_signalled, rt, web, backend_options=LOOP_OPTIONS)
+    except BaseExceptionGroup as group:  # raised inside the service's task group
+        matched, _ = group.split(CondaopsError)
+        if matched is None:
+            raise
+        raise _first_leaf(matched) from None
     print("condaops: stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

@@ -252,8 +252,12 @@ class Runtime:
                 async def run_server() -> None:
                     try:
                         await server.serve()
+                    except SystemExit:  # uvicorn's way out when it cannot listen (it logged why)
+                        pass
                     finally:
                         server_done.set()
+                    if not server.started:  # stop rather than run on without the server
+                        stop.set()
 
                 tg.start_soon(run_server)
 
@@ -276,6 +280,9 @@ class Runtime:
                 tg.cancel_scope.cancel()
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
         self.reconciler.close()
+        if server is not None and not server.started:
+            raise ConfigError(f"the web server could not listen on {self.settings.web.listen} (see the error "
+                              "above): free the port, or set another web.listen (or --no-web)", key="web.listen")
 
     async def _take_refresh_requests(self, stop: anyio.Event) -> None:
         """Webhooks received by web-role processes arrive as rows in the state DB."""

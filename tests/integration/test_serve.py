@@ -68,3 +68,15 @@ def test_serve_watches_builds_and_survives_bad_input(project, tool_channel):
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "condaops: stopped" in err
+
+
+def test_serve_stops_with_a_clear_error_when_its_port_is_taken(project, tool_channel):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = project({ALIAS + "testchan": tool_channel}, web={"listen": f"127.0.0.1:{port}"})
+        run = subprocess.run([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "serve"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert f"key 'web.listen': the web server could not listen on 127.0.0.1:{port}" in run.stderr
