@@ -4,7 +4,6 @@ one-line message naming the file, and the other environments are unaffected."""
 from __future__ import annotations
 
 import http.server
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ import pytest
 
 from tests.integration.conftest import ALIAS
 from tests.support.channels import closed_port_url
+from tests.support.loopback import serve_http
 
 
 def env(deps: str, channels: str = "[testchan]") -> str:
@@ -88,15 +88,8 @@ def slow_server(delay: float) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(Slow, name="hung-channel") as url:
+        yield url
 
 
 def test_build_timeout_is_enforced_mid_step(project, tool_channel):

@@ -32,6 +32,7 @@ from condaops.reconciler.state.queries import load_recorded
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.worker import BuildWorker
 from tests.support.channels import closed_port_url
+from tests.support.loopback import serve_http
 
 pytestmark = pytest.mark.integration
 
@@ -122,18 +123,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_forge(answers: tuple) -> Iterator[Forge]:
     forge = Forge(deque(answers))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("ForgeHandler", (_Handler,), {"forge": forge}))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="forge", daemon=True)
-    thread.start()
-    forge.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield forge
-    finally:
-        forge.release.set()  # hanging and slow answers end now
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_http(type("ForgeHandler", (_Handler,), {"forge": forge}), name="forge") as forge.url:
+        try:
+            yield forge
+        finally:
+            forge.release.set()  # hanging and slow answers end now
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import subprocess
 import urllib.error
 import urllib.request
 import warnings
@@ -37,7 +36,7 @@ from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import image_record, publish, tool_env
 from tests.support.registry_clients import (
-    free_port,
+    docker_registry,
     on_ci,
     oras_client,
     podman_client,
@@ -81,44 +80,8 @@ def bcrypt_line(user: str, password: str) -> str:
 @contextlib.contextmanager
 def htpasswd_registry(folder: Path) -> Iterator[AuthRegistry]:
     """docker-registry on 127.0.0.1 that wants basic auth for everything."""
-    binary = require_tool("docker-registry", "docker-registry")
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: warn, accesslog: {disabled: true}}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
-        f"auth: {{htpasswd: {{realm: condaops-test, path: {folder / 'htpasswd'}}}}}\n"
-    )
-    host = f"127.0.0.1:{port}"
-    with open(folder / "registry.log", "wb") as out:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_challenge(host)
-        yield AuthRegistry(host, folder)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _wait_for_challenge(host: str) -> None:
-    import time
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"http://{host}/v2/", timeout=2)
-            return
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 401
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    with docker_registry(folder, htpasswd=bcrypt_line(USER, PASSWORD) + "\n") as server:
+        yield AuthRegistry(server.host, folder)
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from typing import Any, Literal, TypeVar
 
 import zstandard
 
+from tests.support.loopback import serve_http
+
 # The classic conda placeholder; files containing it are rewritten to the real prefix
 # at link time when listed in info/has_prefix.
 PREFIX_PLACEHOLDER = "/opt/anaconda1anaconda2anaconda3"
@@ -427,16 +429,8 @@ def serve_directory(path: Path) -> Iterator[ServedURL]:
     log = RequestLog()
     delays: dict[str, float] = {}
     handler = type("ChannelHandler", (_Handler,), {"root": root, "log": log, "delays": delays})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=f"serve:{root.name}", daemon=True)
-    thread.start()
-    try:
-        yield ServedURL(f"http://127.0.0.1:{server.server_address[1]}", log, delays)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_http(handler, name=f"serve:{root.name}") as url:
+        yield ServedURL(url, log, delays)
 
 
 def closed_port_url() -> str:

@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import LoggedRequest, RequestLog, ServedURL
+from tests.support.loopback import serve_http
 
 FileContent = str | bytes | None  # None deletes the file
 _EPOCH = 1_700_000_000  # commit dates count up from here, so SHAs are reproducible
@@ -282,16 +282,8 @@ def serve_git_http(root: Path, *, auth: tuple[str, str] | None = None) -> Iterat
     log = RequestLog()
     expected = basic_auth_header(*auth) if auth else None
     handler = type("GitHttpHandler", (_GitHttpHandler,), {"root": root, "log": log, "auth": expected})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="git-http", daemon=True)
-    thread.start()
-    try:
-        yield ServedURL(f"http://127.0.0.1:{server.server_address[1]}", log)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_http(handler, name="git-http") as url:
+        yield ServedURL(url, log)
 
 
 # --- ssh ----------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ import html
 import http.server
 import re
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from tests.support.loopback import serve_http
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date zip can store: reproducible bytes
 
@@ -138,15 +139,5 @@ def serve_directory(root: Path) -> Iterator[str]:
     The server runs in a daemon thread and is shut down when the block exits, so it
     never outlives the test (even on failure).
     """
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    # A short poll interval makes shutdown (each test's teardown) quick.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="pypi-index", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_http(functools.partial(_QuietHandler, directory=str(root)), name="pypi-index") as url:
+        yield url

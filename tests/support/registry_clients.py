@@ -30,6 +30,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -117,11 +118,18 @@ def free_port() -> int:
 
 
 def wait_for_http(url: str, timeout: float = 20) -> None:
+    """Until ``url`` answers: 200, or 401 from a server that wants credentials."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -166,17 +174,22 @@ def _process(cmd: list[str], host: str, log: Path, env: Mapping[str, str] | None
 
 
 @contextlib.contextmanager
-def docker_registry(folder: Path) -> Iterator[ServerProcess]:
-    """Debian's docker-registry (distribution 2.8) on 127.0.0.1, no auth."""
+def docker_registry(folder: Path, *, htpasswd: str | None = None) -> Iterator[ServerProcess]:
+    """Debian's docker-registry (distribution 2.8) on 127.0.0.1: open, or, given
+    ``htpasswd`` lines, asking basic auth for everything."""
     binary = require_tool("docker-registry", "docker-registry")
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
+    auth = ""
+    if htpasswd is not None:
+        (folder / "htpasswd").write_text(htpasswd)
+        auth = f"auth: {{htpasswd: {{realm: condaops-test, path: {folder / 'htpasswd'}}}}}\n"
     config = folder / "config.yml"
     config.write_text(
         "version: 0.1\n"
         "log: {level: warn, accesslog: {disabled: true}}\n"
         f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n" + auth
     )
     with _process([binary, "serve", str(config)], f"127.0.0.1:{port}", folder / "registry.log") as server:
         yield server
