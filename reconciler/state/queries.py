@@ -142,31 +142,6 @@ def current_prefixes(engine: Engine) -> dict[EnvRef, str]:
         return {EnvRef(ns, n): p for ns, n, p in rows if p}
 
 
-def _build_info(b: Build, ref: EnvRef) -> BuildInfo:
-    return BuildInfo(
-        build_id=b.id,
-        ref=ref,
-        spec_hash=b.specification.sha256,
-        state=b.state,
-        attempt=b.attempt,
-        reason=b.reason,
-        message=b.message,
-        retryable=b.retryable,
-        prefix=b.prefix,
-        source=b.source,
-        source_revision=b.source_revision,
-        source_path=b.source_path,
-        queued_at=b.queued_at,
-        started_at=b.started_at,
-        finished_at=b.finished_at,
-        collected_at=b.collected_at,
-        timings=json.loads(b.timings) if b.timings else {},
-        artifacts={a.kind: a.location for a in b.artifacts},
-        published_at=b.published_at,
-        publish_error=b.publish_error,
-    )
-
-
 # Column lists and statements built once: the status site reads these many times per
 # second, and plain rows from prepared statements are several times cheaper than ORM
 # objects. The results are the same dataclasses.
@@ -261,14 +236,15 @@ def get_environment(engine: Engine, ref: EnvRef) -> EnvInfo | None:
 
 def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
     """All builds of one environment, newest first."""
-    with Session(engine) as s:
-        env = s.scalar(
-            select(Environment).join(Namespace).where(Namespace.name == ref.namespace, Environment.name == ref.name)
-        )
-        if env is None:
-            return []
-        rows = s.scalars(select(Build).where(Build.environment_id == env.id).order_by(Build.id.desc()))
-        return [_build_info(b, ref) for b in rows]
+    with engine.connect() as conn:
+        ids = list(conn.scalars(
+            select(Build.id).join(Environment, Build.environment_id == Environment.id)
+            .join(Namespace, Environment.namespace_id == Namespace.id)
+            .where(Namespace.name == ref.namespace, Environment.name == ref.name)
+            .order_by(Build.id.desc())
+        ))  # fmt: skip
+        builds = _load_builds(conn, ids)
+    return [builds[i] for i in ids]
 
 
 def get_build(engine: Engine, build_id: int) -> BuildInfo | None:
@@ -465,18 +441,3 @@ def count_active_previews(engine: Engine) -> int:
     with Session(engine) as s:
         return s.scalar(select(func.count()).select_from(PreviewBuild)
                         .where(PreviewBuild.state.in_(["queued", "building"]))) or 0
-
-
-@dataclass(frozen=True, slots=True)
-class Publication:
-    """Whether the publish job ran for a build, and what went wrong (one line), if anything."""
-
-    published_at: datetime | None
-    error: str | None
-
-
-def build_publication(engine: Engine, build_id: int) -> Publication | None:
-    """The publish job's record of one build; None when the build is unknown."""
-    with engine.connect() as conn:
-        row = conn.execute(select(Build.published_at, Build.publish_error).where(Build.id == build_id)).first()
-    return Publication(row[0], row[1]) if row else None

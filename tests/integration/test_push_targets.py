@@ -29,7 +29,7 @@ from condaops.reconciler.publish.archive import Entry, write_archive
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
 from condaops.reconciler.state.db import make_engine
-from condaops.reconciler.state.queries import build_artifacts, build_publication
+from condaops.reconciler.state.queries import build_artifacts, get_build
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 from condaops.web.app import create_app
@@ -123,7 +123,7 @@ def test_push_to_an_authenticated_registry_and_pull_back(pushing: Project, regis
     item = build_and_push(pushing, "tool=1.0")
     record = image_record(item)
     engine = engine_of(pushing)
-    assert build_publication(engine, item["build_id"]).error is None  # type: ignore[union-attr]
+    assert get_build(engine, item["build_id"]).publish_error is None  # type: ignore[union-attr]
     assert set(record["targets"]) == {"builtin", "mirror"}
     assert record["targets"]["mirror"]["repository"] == "mirror/team/tool"
     ref = f"docker://{registry.host}/mirror/team/tool"
@@ -157,9 +157,9 @@ def test_wrong_password_fails_publishing_not_the_build(pushing: Project, registr
     item = build_and_push(pushing, "tool=1.0", {"REG_PASS": "not-the-password"})
     assert item["state"] == "ready"
     engine = engine_of(pushing)
-    publication = build_publication(engine, item["build_id"])
+    publication = get_build(engine, item["build_id"])
     assert publication is not None and publication.published_at is not None
-    error = publication.error or ""
+    error = publication.publish_error or ""
     assert error.startswith("PushRefused:") and "'mirror'" in error and registry.host in error
     assert "refused the credentials" in error and "not-the-password" not in error
     assert set(image_record(item)["targets"]) == {"builtin"}  # the other target still got the build
@@ -185,7 +185,7 @@ def test_publishing_twice_changes_nothing(pushing: Project, registry: AuthRegist
     assert {(a.kind, a.location, a.sha256) for a in again if a.kind != "log"} == first
     tag = image_record(item)["manifest_digest"].replace(":", "-")
     assert len(json.loads(registry.get(f"mirror/team/tool/manifests/{tag}", INDEX))["manifests"]) == 2
-    assert build_publication(engine, item["build_id"]).error is None  # type: ignore[union-attr]
+    assert get_build(engine, item["build_id"]).publish_error is None  # type: ignore[union-attr]
 
 
 def test_a_collected_build_is_not_published(pushing: Project) -> None:
@@ -196,7 +196,7 @@ def test_a_collected_build_is_not_published(pushing: Project) -> None:
 
     shutil.rmtree(pushing.link("team/Tool").resolve())  # as garbage collection would, after a rollback
     publish(pushing, item["build_id"], GOOD)
-    error = build_publication(engine_of(pushing), item["build_id"]).error  # type: ignore[union-attr]
+    error = get_build(engine_of(pushing), item["build_id"]).publish_error  # type: ignore[union-attr]
     assert error is not None and error.startswith("PrefixCollected:")
 
 
@@ -265,7 +265,7 @@ def test_image_on_a_base_from_another_registry_runs_in_podman(
                 publish={"enabled": False, "image_base": f"{registry.host}/base/busybox:1"})  # fmt: skip
     item = build_and_push(p, "tool=1.0")
     record = image_record(item)
-    assert build_publication(engine_of(p), item["build_id"]).error is None  # type: ignore[union-attr]
+    assert get_build(engine_of(p), item["build_id"]).publish_error is None  # type: ignore[union-attr]
     assert record["base"]["reference"] == f"{registry.host}/base/busybox:1"
     assert record["layers"][0]["digest"] == base_layer  # the base's layers first, unchanged
     assert (p.store / ".cache/base-images/blobs/sha256" / base_layer.split(":")[1]).is_file()  # cached by digest
