@@ -3,29 +3,43 @@
 The state DB is filled through the recorder (``Recorder.apply_plan``, ``claim``,
 ``finish``: what real builds record, without installing anything) plus the package index
 (``record_build_packages``, 30 packages per build). Then a server process runs the web app
-alone (uvicorn, one process, as ``condaops serve`` runs it) on 127.0.0.1, and 20
-concurrent clients request, for each endpoint in turn:
+alone (uvicorn with uvloop and httptools, one process, as ``condaops serve`` runs it) on
+127.0.0.1, and ``wrk`` (Debian package ``wrk``: a C load generator, so the client's own
+CPU does not eat into the server's share of the 2 CPUs) keeps 20 connections busy, each
+sending its next request as soon as the previous one is answered, through these phases:
 
 * ``/`` — the overview (all namespaces, counts by state, sources, recent builds);
-* ``/environments/<ns>/<name>`` — an environment page (random environment each time:
-  spec, 30 locked packages, artifacts, 10 builds of history);
-* ``/api/v1/environments`` — the first page (50) of the environment list.
+* environment pages, **mixed**: 2,000 random picks among the 1,000 environments on a
+  fresh server (about 57 % are repeats): the phase earlier runs reported;
+* environment pages, **steady**: 2,000 more random picks on the same server (most pages
+  were seen: what a running site serves while nothing changes);
+* ``/api/v1/environments`` — the first page (50) of the environment list;
+* environment pages, **first views**: every environment once, in random order, on another
+  fresh server: each page is rendered from the state DB (the cost after a change).
 
-Reported: p50 and p95 latency per endpoint (target p95 < 50 ms), requests per second,
-the server's CPU time per request (user + system over the endpoint's load: less moved by
-other processes on the machine than the latencies, which with 20 closed-loop clients are
-about 20 / throughput), and the server's resident memory (RSS) after the load and its
-peak (VmHWM).
+An environment page has the spec, 30 locked packages, artifacts and 10 builds of history.
+Each phase runs against two setups, alternating on the same data: ``condaops serve`` as
+shipped (on SQLite the read handlers run on the event loop, rendered pages are kept while
+the environment's stamp is unchanged: ``web.placement``, ``web.page_cache``) and the
+reference, the site as of commit 90259ea (read handlers in the thread pool, no page cache).
 
-Run: ``.venv/bin/python benchmarks/bench_web.py [--envs 1000] [--builds 10] [--requests 2000]``.
+Reported per phase: p50, p95 and p99 latency (target p95 < 50 ms), requests per second,
+the server's CPU time per request (user + system over the phase: less moved by other
+processes than latencies, which with 20 closed-loop clients are about 20 / throughput),
+wrk's CPU per request, and the server's resident memory (RSS) at the end and its peak.
+
+Run: ``.venv/bin/python benchmarks/bench_web.py [--envs 1000] [--builds 10] [--requests 2000]
+[--store DIR]`` (``--store``: fill DIR once and reuse it in later runs).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
+import resource
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -120,20 +134,28 @@ def _packages(round_: int, build_id: int, cls):  # type: ignore[no-untyped-def]
 
 # --- the server process -------------------------------------------------------------------
 
+SHIPPED = "condaops serve"
+REFERENCE = "threads, no page cache"
+SETUPS = (SHIPPED, REFERENCE)
 
-def serve(store: Path, port: int, stack: str = "uvloop+httptools") -> None:
-    """The server side: the web app alone, as ``condaops serve`` runs it (uvicorn)."""
+
+def serve(store: Path, port: int, setup: str) -> None:
+    """The server side: the web app alone, as ``condaops serve`` runs it (uvicorn, uvloop,
+    httptools); the reference setup puts every read handler in the thread pool and keeps
+    no rendered pages, as the site did before."""
     import uvicorn
 
-    from condaops.config.settings import Settings
+    from condaops.config.settings import Settings, WebSettings
     from condaops.reconciler.state.db import make_engine
-    from condaops.web.app import create_app
+    from condaops.web import app as web_app
 
     settings = Settings(store=store)
-    app = create_app(settings, make_engine(settings.database_url))
-    # As condaops serve runs it (uvloop, httptools), unless --stack asks for another.
-    loop, http = stack.split("+")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop=loop, http=http)
+    if setup == REFERENCE:
+        settings = Settings(store=store, web=WebSettings(page_cache=0))
+        web_app.reads_on_loop = lambda engine: False  # type: ignore[assignment]
+    app = web_app.create_app(settings, make_engine(settings.database_url))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")  # fmt: skip
 
 
 def free_port() -> int:
@@ -158,36 +180,54 @@ def rss(pid: int) -> dict[str, int]:
     return fields
 
 
+class Server:
+    """One server process on a free loopback port, stopped on exit."""
+
+    def __init__(self, store: Path, setup: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, __file__, "--serve", str(store), "--port", str(self.port), "--setup", setup]
+        self.proc = subprocess.Popen(command)
+
+    def __enter__(self) -> Server:
+        wait_ready(self.base, self.proc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 # --- the clients --------------------------------------------------------------------------
 
-
-async def load(base: str, paths: list[str]) -> tuple[list[float], float]:
-    """Request ``paths`` with CONCURRENCY clients; (latencies, wall seconds)."""
-    import httpx
-
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for path in paths:
-        queue.put_nowait(path)
-    latencies: list[float] = []
-
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            while not queue.empty():
-                path = queue.get_nowait()
-                started = time.perf_counter()
-                response = await http.get(path)
-                latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-    return latencies, time.perf_counter() - started
+LUA = Path(__file__).with_name("bench_web.lua")
+WRK_THREADS = 2
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(round(q * (len(ordered) - 1))), len(ordered) - 1)]
+def wrk_load(base: str, paths: list[str], work: Path) -> dict[str, float]:
+    """Request ``paths`` (each once) over CONCURRENCY connections with wrk; its figures.
+    When a connection finds its thread's share used up while answers are still coming, it
+    repeats the thread's first path: at most CONCURRENCY / WRK_THREADS - 1 requests per
+    thread are such repeats instead of listed paths."""
+    listing = work / "paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    markers = [listing.with_name(f"{listing.name}.done{k}") for k in range(1, WRK_THREADS + 1)]
+    for marker in markers:
+        marker.unlink(missing_ok=True)
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{CONCURRENCY}", "-d600s", "--timeout", "30s", "-s", str(LUA), base,
+               "--", str(listing), str(WRK_THREADS)]  # fmt: skip
+    wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    while wrk.poll() is None and not all(m.exists() for m in markers):
+        time.sleep(0.005)
+    wrk.send_signal(signal.SIGINT)  # every thread is done: end wrk's wait, it prints its figures
+    out, _ = wrk.communicate(timeout=60)
+    line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"wrk printed no result:\n{out}")
+    figures = {k: float(v) for k, v in (item.split("=") for item in line.split()[1:])}
+    if figures["errors"]:
+        sys.exit(f"{int(figures['errors'])} requests failed:\n{out}")
+    return figures
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -205,71 +245,90 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
     sys.exit("server did not start")
 
 
+def measure(server: Server, paths: list[str], work: Path) -> dict[str, float]:
+    """One phase: wrk's latencies, throughput, and the CPU both sides spent per request."""
+    cpu = cpu_seconds(server.proc.pid)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = wrk_load(server.base, paths, work)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    n = result["requests"]
+    client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / n * 1000
+    return {"p50_ms": result["p50_us"] / 1000, "p95_ms": result["p95_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
+            "rps": n / result["seconds"], "server_cpu_ms": (cpu_seconds(server.proc.pid) - cpu) / n * 1000,
+            "client_cpu_ms": client, "requests": n}  # fmt: skip
+
+
+def run_setup(store: Path, work: Path, setup: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    rng = random.Random(5)
+    names = [f"/environments/ns{i % NAMESPACES:02d}/env{i:04d}" for i in range(args.envs)]
+    phases: dict[str, dict[str, float]] = {}
+    with Server(store, setup) as server:
+        wrk_load(server.base, ["/", "/api/v1/environments"] * 50, work)  # warm-up: no environment page
+        phases["overview /"] = measure(server, ["/"] * args.requests, work)
+        phases["env page, mixed"] = measure(server, [rng.choice(names) for _ in range(args.requests)], work)
+        phases["env page, steady"] = measure(server, [rng.choice(names) for _ in range(args.requests)], work)
+        phases["/api/v1/environments"] = measure(server, ["/api/v1/environments"] * args.requests, work)
+        memory = rss(server.proc.pid)
+    with Server(store, setup) as server:
+        wrk_load(server.base, ["/", "/api/v1/environments"] * 50, work)
+        phases["env page, first views"] = measure(server, rng.sample(names, len(names)), work)
+    phases["memory"] = {"rss_bytes": memory["VmRSS"], "peak_rss_bytes": memory["VmHWM"]}
+    return phases
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--envs", type=int, default=1000)
     p.add_argument("--builds", type=int, default=10)
-    p.add_argument("--requests", type=int, default=2000, help="requests per endpoint")
+    p.add_argument("--requests", type=int, default=2000, help="requests per phase")
+    p.add_argument("--store", type=Path, help="fill this folder once and reuse it (default: a new one per run)")
+    p.add_argument("--rounds", type=int, default=1, help="runs of both setups, alternating")
     p.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the server process: store folder
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--stack", default="uvloop+httptools", help=argparse.SUPPRESS)  # the server process's
-    p.add_argument("--stacks", default="uvloop+httptools,asyncio+h11",
-                   help="server event loop + HTTP parser to compare, in turn on the same data (the first is "
-                        "how condaops serve runs)")
+    p.add_argument("--setup", default=SHIPPED, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.stack)
+        serve(args.serve, args.port, args.setup)
         return
+    if shutil.which("wrk") is None:
+        sys.exit("bench_web needs wrk, the HTTP load generator: apt-get install wrk")
     c.print_header("bench_web")
     with c.workdir("web") as work:
-        store = work / "store"
-        fill_s, fill_t = c.timed(lambda: fill(store, args.envs, args.builds))
-        print(f"filled {args.envs} environments x {args.builds} builds in {c.fmt_s(fill_s)} "
-              f"({', '.join(f'{k} {c.fmt_s(v)}' for k, v in fill_t.items())})", flush=True)  # fmt: skip
-        figures = {}
-        for stack in args.stacks.split(","):
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            command = [sys.executable, __file__, "--serve", str(store), "--port", str(port), "--stack", stack]
-            proc = subprocess.Popen(command)
-            try:
-                wait_ready(base, proc)
-                figures[stack] = run_load(base, proc.pid, args, stack)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+        store = args.store or work / "store"
+        if (store / "condaops.db").exists():
+            from condaops.reconciler.state.db import make_engine, migrate
+
+            migrate(make_engine(f"sqlite:///{(store / 'condaops.db').resolve()}"))
+            print(f"reusing the state DB in {store}", flush=True)
+        else:
+            fill_s, fill_t = c.timed(lambda: fill(store, args.envs, args.builds))
+            print(f"filled {args.envs} environments x {args.builds} builds in {c.fmt_s(fill_s)} "
+                  f"({', '.join(f'{k} {c.fmt_s(v)}' for k, v in fill_t.items())})", flush=True)  # fmt: skip
+        figures: dict[str, object] = {}
+        for round_ in range(args.rounds):
+            for setup in SETUPS:
+                load_before = os.getloadavg()[0]
+                phases = run_setup(store, work, setup, args)
+                report(setup, phases, load_before)
+                figures[f"{setup} #{round_ + 1}"] = phases
     c.print_summary("bench_web", figures)
 
 
-def run_load(base: str, pid: int, args: argparse.Namespace, stack: str) -> dict[str, object]:
-    rng = random.Random(5)
-    names = [(f"ns{i % NAMESPACES:02d}", f"env{i:04d}") for i in range(args.envs)]
-    endpoints = {
-        "overview /": ["/"] * args.requests,
-        "environment page": [f"/environments/{ns}/{n}" for ns, n in (rng.choice(names) for _ in range(args.requests))],
-        "/api/v1/environments": ["/api/v1/environments"] * args.requests,
-    }
-    asyncio.run(load(base, ["/", "/api/v1/environments", "/environments/ns00/env0000"] * 20))  # warm-up
-    rows, figures = [], {}
-    for label, paths in endpoints.items():
-        cpu, own = cpu_seconds(pid), time.process_time()
-        latencies, wall = asyncio.run(load(base, paths))
-        cpu_ms = (cpu_seconds(pid) - cpu) / len(paths) * 1000
-        client_ms = (time.process_time() - own) / len(paths) * 1000  # the load generator shares the 2 CPUs
-        p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-        met = "yes" if p95 < TARGET_P95 else "NO"
-        rows.append((label, c.fmt_s(p50), c.fmt_s(p95), f"{len(paths) / wall:.0f}", f"{cpu_ms:.2f} ms",
-                     f"{client_ms:.2f} ms", met))  # fmt: skip
-        figures[label] = {"p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1),
-                          "rps": round(len(paths) / wall), "server_cpu_ms": round(cpu_ms, 3),
-                          "client_cpu_ms": round(client_ms, 3)}  # fmt: skip
-    memory = rss(pid)
-    print(c.table(f"server {stack}: {CONCURRENCY} concurrent clients, {args.requests} requests per endpoint",
-                  ["endpoint", "p50", "p95", "req/s", "server CPU/req", "client CPU/req", "p95 < 50 ms"],
+def report(setup: str, phases: dict[str, dict[str, float]], load_before: float) -> None:
+    rows = []
+    for label, f in phases.items():
+        if label == "memory":
+            continue
+        rows.append((label, f"{f['p50_ms']:.1f} ms", f"{f['p95_ms']:.1f} ms", f"{f['p99_ms']:.1f} ms",
+                     f"{f['rps']:.0f}", f"{f['server_cpu_ms']:.2f} ms", f"{f['client_cpu_ms']:.2f} ms",
+                     "yes" if f["p95_ms"] < TARGET_P95 * 1000 else "NO"))  # fmt: skip
+    title = (f"{setup}: {CONCURRENCY} connections (wrk), load {load_before:.2f} at start, "
+             f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip
+    print(c.table(title, ["phase", "p50", "p95", "p99", "req/s", "server CPU/req", "wrk CPU/req", "p95 < 50 ms"],
                   rows))  # fmt: skip
-    print(f"server memory: RSS {c.fmt_bytes(memory['VmRSS'])}, peak {c.fmt_bytes(memory['VmHWM'])}")
-    figures["rss_bytes"], figures["peak_rss_bytes"] = memory["VmRSS"], memory["VmHWM"]
-    return figures
+    memory = phases["memory"]
+    print(f"server memory after the first server's phases: RSS {c.fmt_bytes(int(memory['rss_bytes']))}, "
+          f"peak {c.fmt_bytes(int(memory['peak_rss_bytes']))}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -676,6 +676,7 @@ KEY_RULES: dict[str, KeyRule] = {
     "build.timeout": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=positive),
     "build.lease": KeyRule("At least 3 seconds.", type=_DURATION, convert=_duration, check=at_least(3)),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=listen_problem),
+    "web.page_cache": KeyRule("At least 0.", check=at_least(0)),
     "registry.push_tokens[]": KeyRule(type="token", check=push_token_problem),
     "registry.push_tokens": KeyRule(f"Each at least {PUSH_TOKEN_MIN_LENGTH} characters, no spaces."),
     "registry.push_token_file": KeyRule("Must exist; each token as in `registry.push_tokens`.", check=file_problem),

@@ -187,6 +187,11 @@ class WebSettings:
     """The web server (status site, API, registry, webhooks)."""
 
     listen: str = field(default="127.0.0.1:8080", metadata=_doc("host:port the web server binds."))
+    page_cache: int = field(
+        default=2048,
+        metadata=_doc("Rendered environment pages kept in memory (about 15 KB each), reused while the "
+                      "environment, its builds and their files are unchanged; 0 renders every request."),
+    )
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_doc("Read access to the site and API."))
 
 

@@ -20,6 +20,7 @@ from condaops.web import api_models as m
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
 from condaops.web.params import BuildId, FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
+from condaops.web.placement import placed
 from condaops.web.service import build_diff, env_detail, search_packages, shown_build
 from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
 
@@ -168,9 +169,16 @@ def change_requests(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset:
     return _page(m.ChangeRequestPage, items, len(found), size, start)
 
 
-def api_router() -> Router:
-    return Router("/api/v1", tags=["status"], route_handlers=[
+def api_router(*, on_loop: bool = False) -> Router:
+    """The API's routes; ``on_loop``: run them on the event loop (``web.placement``)."""
+    return Router("/api/v1", tags=["status"], route_handlers=placed([
         status, namespaces, namespace, environments, environment, environment_builds, environment_packages,
         environment_diff, builds, build, artifacts, build_packages, packages, sources, change_requests,
-    ])  # fmt: skip
+    ], on_loop=on_loop, light=LIGHT))  # fmt: skip
+
+
+# Small, bounded answers (``web.placement``); ``status`` (every environment at once),
+# packages (lockfiles may be read) and diffs stay in threads.
+LIGHT = (namespaces, namespace, environments, environment, environment_builds, builds, build, artifacts, sources,
+         change_requests)  # fmt: skip
 

@@ -37,7 +37,8 @@ from condaops.web.context import WebContext, utcnow
 from condaops.web.errors import http_error, internal_error
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.ops import OpsState, ops_router
-from condaops.web.pages import PAGE_HANDLERS
+from condaops.web.pages import LIGHT_PAGES, PAGE_HANDLERS
+from condaops.web.placement import placed, reads_on_loop
 from condaops.web.render import STATIC
 
 # Pages load only their own CSS and JS; nothing from other hosts.
@@ -82,11 +83,12 @@ def create_app(
     def provide_viewer(request: Request) -> Viewer:
         return resolve_viewer(request, ctx.access)
 
+    on_loop = reads_on_loop(engine)
     return Litestar(
         route_handlers=[
-            *PAGE_HANDLERS,
-            *BUILD_HANDLERS,
-            api_router(),
+            *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),
+            *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads
+            api_router(on_loop=on_loop),
             ops_router(ops),
             create_static_files_router("/static", directories=[STATIC], send_as_attachment=False,
                                        include_in_schema=False, cache_control=None),

@@ -1,45 +1,57 @@
-"""Two small thread-safe caches shared by the web parts: a value reloaded at most every
-``ttl`` seconds, and a bounded least-recently-used map."""
+"""Small thread-safe caches shared by the web parts: a value reloaded at most every
+``ttl`` seconds, a bounded least-recently-used map, and one whose values are reused only
+while the data they were made from is unchanged."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+log = logging.getLogger("condaops.web")
 
 T = TypeVar("T")
 K = TypeVar("K")
 
 
 class Cached(Generic[T]):
-    """A value reloaded at most every ``ttl`` seconds; one loader at a time, and while it
-    loads, other callers get the previous value instead of waiting."""
+    """A value reloaded at most every ``ttl`` seconds. Only the first load is waited for:
+    after that, a stale value is returned at once while one background thread loads the
+    next, so a reload never holds up a request, even one served on the event loop
+    (``web.placement``). A failed reload keeps the previous value and is tried again after
+    ``ttl``; ``ttl`` <= 0 loads on every call."""
 
     def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._load = load
         self.ttl = ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held by the one load in progress
         self._value: tuple[T, float] | None = None
 
     def get(self) -> T:
+        if self.ttl <= 0:
+            return self._load()
         current = self._value
-        if current is not None and self._clock() - current[1] < self.ttl:
-            return current[0]
-        if current is not None and not self._lock.acquire(blocking=False):
-            return current[0]  # someone is reloading: serve the previous value meanwhile
         if current is None:
-            self._lock.acquire()
+            with self._lock:
+                if self._value is None:
+                    self._value = (self._load(), self._clock())
+                return self._value[0]
+        if self._clock() - current[1] >= self.ttl and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._reload, args=(current[0],), name="condaops-cache", daemon=True).start()
+        return current[0]
+
+    def _reload(self, previous: T) -> None:
+        value = previous
         try:
-            current = self._value
-            if current is not None and self._clock() - current[1] < self.ttl:
-                return current[0]
             value = self._load()
-            self._value = (value, self._clock())
-            return value
+        except Exception:  # the previous value stays; the next reload is due after ttl
+            log.warning("cache_reload_failed", exc_info=True)
         finally:
+            self._value = (value, self._clock())
             self._lock.release()
 
 
@@ -64,3 +76,23 @@ class LRU(Generic[K, T]):
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+
+class Stamped(Generic[K, T]):
+    """Values kept with the stamp of the data they were made from (a version read before
+    making them), reused only while the stamp read now is the same; ``size`` 0 keeps none
+    (and reads no stamp)."""
+
+    def __init__(self, size: int) -> None:
+        self._items: LRU[K, tuple[Hashable, T]] | None = LRU(size) if size > 0 else None
+
+    def get(self, key: K, read_stamp: Callable[[], Hashable], produce: Callable[[], T]) -> T:
+        if self._items is None:
+            return produce()
+        stamp = read_stamp()  # before produce(): what it makes is never older than the stamp
+        hit = self._items.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = produce()
+        self._items.put(key, (stamp, value))
+        return value

@@ -5,13 +5,21 @@ from the state DB goes through ``condaops.reconciler.state.queries`` / ``.packag
 
 Caches, and why they are safe:
 
-* the list of environments with their derived state is reloaded at most every
-  ``cache_seconds`` (the overview, namespace pages, lists and search share it; a page may
-  be that many seconds behind, the build page's live log is not); pages and API lists made
-  only from it are kept as long (``memo``);
+* the list of environments with their derived state is reloaded every ``cache_seconds``,
+  in the background (the overview, namespace pages, lists and search share it; a page may
+  be that many seconds behind, plus the time a reload takes; the environment page, the
+  build page and its live log are not); pages and API lists made only from it are kept as
+  long (``memo``);
 * what belongs to one build never changes (builds are immutable): its locked packages are
   kept per build id, specifications per hash, in small LRUs; rendered pieces of pages made
-  only of such data are kept by ``fragments.Fragments``.
+  only of such data are kept by ``fragments.Fragments``;
+* rendered environment pages (``pages``, ``web.page_cache`` of them) are kept with the
+  environment's stamp (``queries.environment_stamp``: its ``state_version``, which the
+  recorder raises in the same transaction as every change to the environment, its builds
+  and their files, with its row). A page is reused only while a fresh read of the stamp,
+  one indexed query, is equal, so it is never behind the state DB. The stamp is read
+  before the data the page is made from, so a page can be newer than its stamp, never
+  older.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from condaops.reconciler.state.queries import (
     BuildInfo,
     EnvInfo,
     EnvView,
+    environment_stamp,
     environment_view,
     get_build,
     get_environment,
@@ -49,7 +58,7 @@ from condaops.registry.layout import blob_key
 from condaops.registry.protocol import Digest
 from condaops.registry.storage import Storage, open_storage
 from condaops.web.access import AccessPolicy, Viewer
-from condaops.web.cache import LRU, Cached
+from condaops.web.cache import LRU, Cached, Stamped
 from condaops.web.fragments import Fragments
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.render import Renderer
@@ -92,6 +101,7 @@ class WebContext:
         self._specs: LRU[str, str | None] = LRU(1024)
         self._spec_text: LRU[str, str] = LRU(1024)
         self._memo: LRU[Hashable, tuple[float, Any]] = LRU(512)
+        self.pages: Stamped[Hashable, str] = Stamped(settings.web.page_cache)
         self.cache_seconds = cache_seconds
         self._storage: Storage | None = None  # registry object storage, opened on first use
 
@@ -167,6 +177,16 @@ class WebContext:
         if env is None:
             raise NotFoundException(f"no environment {namespace}/{name}")
         return env
+
+    def environment_stamp(self, namespace: str, name: str, viewer: Viewer) -> tuple[Any, ...]:
+        """What changes whenever the environment's page would (``queries.environment_stamp``);
+        404 when unknown or not visible."""
+        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        stamp = environment_stamp(self.engine, EnvRef(namespace, name))
+        if stamp is None:
+            raise NotFoundException(f"no environment {namespace}/{name}")
+        return stamp
 
     def environment_view(self, namespace: str, name: str, viewer: Viewer, *, history_limit: int,
                          history_offset: int) -> EnvView:  # fmt: skip

@@ -97,13 +97,23 @@ def namespace_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: 
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True, include_in_schema=False)
 def environment_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
                      limit: Limit = None, offset: Offset = None) -> Response[str]:  # fmt: skip
+    """Rendered again only when the environment's stamp changed (``WebContext.pages``); the
+    page also depends on who reads it, the host it was asked on and its query string."""
+    key = (namespace, name, viewer, request.url.netloc, request.url.query)
+    text = ctx.pages.get(key, lambda: ctx.environment_stamp(namespace, name, viewer),
+                         lambda: environment_text(request, ctx, viewer, namespace, name, limit, offset))  # fmt: skip
+    return html_response(text)
+
+
+def environment_text(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: str, name: str,
+                     limit: int | None, offset: int | None) -> str:  # fmt: skip
     size, start = clamp_page(limit, offset, default=20, maximum=200)
     detail = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, history_limit=size,
                         history_offset=start)  # fmt: skip
     history = detail.history
     choices = [b for b in history.items if "pixi-lock" in b.artifacts]
     locked = ctx.packages_html(detail.shown) if detail.shown else None
-    return page(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
+    return page_text(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
                 current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
                 downloads=ctx.fragments.downloads(detail.artifacts),
                 locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
@@ -176,3 +186,4 @@ def logout() -> Redirect:
 
 PAGE_HANDLERS = [overview, namespace_page, environment_page, diff_page, change_requests_page, search_page,
                  login_form, login, logout]  # fmt: skip
+LIGHT_PAGES = (overview, namespace_page, environment_page, change_requests_page)  # see web.placement

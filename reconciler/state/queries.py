@@ -301,6 +301,9 @@ _BUILD_COUNT = select(func.count(Build.id)).where(Build.environment_id == Enviro
 _ENV_VIEW = select(*_ENV_COLUMNS, _LATEST_BUILD, _BUILD_COUNT).join(
     Namespace, Environment.namespace_id == Namespace.id
 ).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+_ENV_STAMP = select(Environment.state_version, *_ENV_VIEW.selected_columns).join(
+    Namespace, Environment.namespace_id == Namespace.id
+).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
 _HISTORY = (
     select(*_BUILD_COLUMNS)
     .join(Specification, Build.specification_id == Specification.id)
@@ -333,6 +336,16 @@ def environment_view(engine: Engine, ref: EnvRef, *, history_limit: int = 20,
         builds = {r[0]: _build_row(r, {a.kind: a.location for a in files.get(r[0], ())}) for r in rows}
         history = BuildList(total, [builds[r[0]] for r in page])
         return EnvView(_env_info(env, builds, latest_id), history, files)
+
+
+def environment_stamp(engine: Engine, ref: EnvRef) -> tuple[Any, ...] | None:
+    """What changes whenever an environment's page would: its ``state_version`` (raised by
+    the recorder with every change to the environment, its builds and their files) with its
+    row, newest build and build count; None when there is no such environment. One
+    indexed query: a reader compares it with the stamp it read before rendering."""
+    with engine.connect() as conn:
+        row = conn.execute(_ENV_STAMP, {"ns": ref.namespace, "name": ref.name}).first()
+    return tuple(row) if row is not None else None
 
 
 def list_builds(engine: Engine, *, ref: EnvRef | None = None, namespaces: Collection[str] | None = None,

@@ -119,6 +119,7 @@ class Recorder:
                     env = envs.get(action.ref)
                     if env is not None:
                         env.retired_at = self.clock()
+                        _changed(env)
                 elif action.desired is not None:
                     self._refresh(envs.get_or_create(action.ref), action)
         return queued
@@ -147,6 +148,7 @@ class Recorder:
             )
             s.add(spec)
         if existed:  # a newer spec supersedes a build still waiting in the queue
+            _changed(env)  # and a new build joins its history
             s.execute(
                 update(Build)
                 .where(Build.environment_id == env.id, Build.state == QUEUED)
@@ -178,6 +180,8 @@ class Recorder:
         """
         d = action.desired
         assert d is not None
+        warnings = json.dumps(list(d.warnings)) if d.warnings else None
+        before = (env.source, env.path, env.source_revision, env.desired_spec_hash, env.warnings, env.rejection_reason)
         if env.source != d.source:
             env.source = d.source
         if env.path != d.path:
@@ -186,11 +190,12 @@ class Recorder:
             env.source_revision = d.revision
         if env.desired_spec_hash != action.spec_hash:
             env.desired_spec_hash = action.spec_hash
-        warnings = json.dumps(list(d.warnings)) if d.warnings else None
         if env.warnings != warnings:
             env.warnings = warnings
         if env.rejection_reason is not None:
             env.rejection_reason = env.rejection_message = None
+        if before != (env.source, env.path, env.source_revision, env.desired_spec_hash, env.warnings, None):
+            _changed(env)
 
     def _reject(self, envs: _EnvCache, action: Action) -> None:
         env = envs.get_or_create(action.ref)
@@ -200,6 +205,7 @@ class Recorder:
         if env.rejection_reason != action.reason or env.rejection_message != action.message:
             env.rejection_reason = action.reason
             env.rejection_message = action.message
+            _changed(env)
 
     # --- builds -------------------------------------------------------------------
 
@@ -215,6 +221,7 @@ class Recorder:
             )
             if res.rowcount != 1:
                 return None
+            _builds_changed(s, [build_id])
             b = s.get(Build, build_id)
             assert b is not None
             env = b.environment
@@ -267,6 +274,7 @@ class Recorder:
                 record_build_packages(s, b.id, outcome.records, outcome.pip)
             if outcome.ok and outcome.linked:
                 b.environment.current_build_id = b.id
+            _changed(b.environment)
             return True
 
     def requeue_abandoned(self, *, everything: bool = False) -> list[int]:
@@ -295,10 +303,13 @@ class Recorder:
             assert env is not None
             env.current_build_id = build_id
             env.pinned_spec_hash = env.desired_spec_hash
+            _changed(env)
 
     def record_collected(self, build_ids: Iterable[int]) -> None:
+        ids = list(build_ids)
         with Session(self.engine) as s, s.begin():
-            s.execute(update(Build).where(Build.id.in_(list(build_ids))).values(collected_at=self.clock()))
+            s.execute(update(Build).where(Build.id.in_(ids)).values(collected_at=self.clock()))
+            _builds_changed(s, ids)
 
     def add_artifacts(self, build_id: int, artifacts: Iterable[ArtifactRecord], *, error: str | None = None) -> bool:
         """Record what the publish job wrote for a build: one row per kind (publishing again
@@ -317,6 +328,7 @@ class Recorder:
                 row.location, row.size, row.sha256 = art.location, art.size, art.sha256
             b.published_at = self.clock()
             b.publish_error = error
+            _changed(b.environment)
             return True
 
 
@@ -486,4 +498,29 @@ def _requeue(engine: Engine, model: Leased, now: datetime, everything: bool, **v
         if ids:
             s.execute(update(model).where(model.id.in_(ids), model.state == BUILDING)
                       .values(state=QUEUED, started_at=None, worker=None, lease_until=None, **values))  # fmt: skip
+            if model is Build:
+                _builds_changed(s, ids)
         return ids
+
+
+# --- change counting -------------------------------------------------------------------
+# Every write above that changes what an environment shows (its row, its builds, their
+# files) also raises ``Environment.state_version`` in the same transaction; lease renewals
+# do not. The increment is done by the database (``state_version + 1``), so concurrent
+# writers never lose one.
+
+
+def _changed(env: Environment) -> None:
+    """Count a change to ``env`` or its builds (a row not inserted yet starts at 0)."""
+    if env.id is not None:
+        env.state_version = Environment.state_version + 1  # type: ignore[assignment]
+
+
+def _builds_changed(s: Session, build_ids: Iterable[int]) -> None:
+    """Count a change to the environments of these builds."""
+    ids = list(build_ids)
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        owners = select(Build.environment_id).where(Build.id.in_(ids[start : start + 500]))
+        s.execute(update(Environment).where(Environment.id.in_(owners))
+                  .values(state_version=Environment.state_version + 1)
+                  .execution_options(synchronize_session=False))  # fmt: skip

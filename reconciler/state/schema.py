@@ -91,6 +91,10 @@ class Environment(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(64))
     rejection_message: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[str | None] = mapped_column(Text)  # JSON list
+    # Raised by the recorder, in the same transaction, with every change to this row, its
+    # builds or their files (not lease renewals): readers that keep something rendered from
+    # them (the status site's environment page) compare it instead of reloading everything.
+    state_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -211,7 +211,7 @@ def test_migrations_run_once_when_many_processes_start_together(cluster: Cluster
     for proc in procs:
         assert proc.popen.wait(timeout=120) == 0, proc.text()
     with cluster.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         tables = set(conn.execute(text("SELECT table_name FROM information_schema.tables "
                                        "WHERE table_schema = 'apscheduler'")).scalars())  # fmt: skip
     assert {"tasks", "schedules", "jobs", "job_results", "metadata"} <= tables

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from condaops.reconciler.model import BuildOutcome, DesiredEnv, EnvRef, Policy, SourceSnapshot
+from condaops.reconciler.model import ArtifactRecord, BuildOutcome, DesiredEnv, EnvRef, Policy, SourceSnapshot
 from condaops.reconciler.plan import plan
 from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import (
     count_active_builds,
+    environment_stamp,
     get_build,
     list_environments,
     load_recorded,
@@ -161,6 +162,52 @@ def test_a_build_whose_lease_expired_is_requeued_and_its_old_worker_fenced_out(e
     assert get_build(engine, queued.build_id).state == "building"  # type: ignore[union-attr]
     assert rec.finish(queued.build_id, OK, "w2") is True
     assert get_build(engine, queued.build_id).state == "completed"  # type: ignore[union-attr]
+
+
+def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
+    """The status site reuses a rendered environment page while ``environment_stamp`` is
+    unchanged, so every recorded change to the environment, its builds or their files must
+    move it (build-level ones through ``state_version``); lease renewals and plans that
+    change nothing must not."""
+    clock = Clock()
+    rec = Recorder(engine, clock)
+    seen = []
+
+    def version(expect_change: bool) -> int:
+        stamp = environment_stamp(engine, REF)
+        assert stamp is not None
+        if seen:
+            assert (stamp != seen[-1]) is expect_change, (stamp, seen[-1])
+        seen.append(stamp)
+        return stamp[0]
+
+    (first,) = do_plan(rec, engine, "3.12", clock)
+    start = version(False)
+    assert do_plan(rec, engine, "3.12", clock) == [] and version(False) == start  # nothing new
+    rec.claim(first.build_id, "w1")
+    assert version(True) == start + 1
+    clock.now += timedelta(seconds=5)
+    rec.renew([first.build_id], "w1", lease=60)
+    assert version(False) == start + 1  # a lease renewal is not shown anywhere
+    rec.finish(first.build_id, OK, "w1")
+    assert version(True) == start + 2
+    rec.add_artifacts(first.build_id, [ArtifactRecord("image", "team/ml@sha256:ab", 10, "ab" * 32)])
+    assert version(True) == start + 3
+    (second,) = do_plan(rec, engine, "3.13", clock)
+    assert version(True) > start + 3
+    rec.claim(second.build_id, "w1")
+    version(True)
+    assert rec.requeue_abandoned(everything=True) == [second.build_id]
+    version(True)
+    rec.record_rollback(REF, first.build_id)
+    version(True)
+    rec.record_collected([second.build_id])
+    version(True)
+    other = DesiredEnv(EnvRef("team", "other"), spec("3.12"), "src", "team/other.yaml", "rev-gone")
+    rec.apply_plan(plan([SourceSnapshot("src", "rev-gone", envs=(other,))], load_recorded(engine),
+                        policy=Policy(prune=True), now=clock()))  # fmt: skip
+    version(True)  # retired: its file is gone
+    assert environment_stamp(engine, EnvRef("team", "nowhere")) is None
 
 
 def test_webhook_refresh_requests_pass_through_the_database(engine: Engine):

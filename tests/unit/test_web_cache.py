@@ -1,12 +1,13 @@
-"""The web caches: a reloaded value, a small LRU, the store's measured size."""
+"""The web caches: a reloaded value, a small LRU, values kept by stamp, the store's measured size."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
-from condaops.web.cache import LRU, Cached
+from condaops.web.cache import LRU, Cached, Stamped
 from condaops.web.ops import DiskUsage, disk_usage
 
 
@@ -18,18 +19,28 @@ class Tick:
         return self.now
 
 
-def test_cached_reloads_after_its_ttl() -> None:
+def until(check, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_cached_reloads_in_the_background_after_its_ttl() -> None:
     clock, loads = Tick(), []
     cached = Cached(lambda: loads.append(1) or len(loads), ttl=2.0, clock=clock)
 
-    assert cached.get() == 1 and cached.get() == 1
+    assert cached.get() == 1 and cached.get() == 1  # the first load is waited for
     clock.now = 1.9
-    assert cached.get() == 1
+    assert cached.get() == 1 and len(loads) == 1
     clock.now = 2.0
-    assert cached.get() == 2 and len(loads) == 2
+    assert cached.get() == 1  # stale: returned at once, the next value loads meanwhile
+    assert until(lambda: cached.get() == 2) and len(loads) == 2
 
 
-def test_cached_serves_the_old_value_while_one_caller_reloads() -> None:
+def test_cached_never_holds_a_caller_up_behind_a_reload() -> None:
     clock = Tick()
     started, release = threading.Event(), threading.Event()
     values = iter([1, 2])
@@ -44,14 +55,36 @@ def test_cached_serves_the_old_value_while_one_caller_reloads() -> None:
     cached = Cached(load, ttl=1.0, clock=clock)
     assert cached.get() == 1
     clock.now = 5.0
-    results: list[int] = []
-    reloader = threading.Thread(target=lambda: results.append(cached.get()))
-    reloader.start()
-    assert started.wait(5)
-    assert cached.get() == 1  # not blocked behind the reload
+    assert cached.get() == 1 and started.wait(5)
+    assert [cached.get() for _ in range(5)] == [1] * 5  # one reload at a time, nobody waits for it
     release.set()
-    reloader.join(5)
-    assert results == [2] and cached.get() == 2
+    assert until(lambda: cached.get() == 2)
+
+
+def test_a_failed_reload_keeps_the_previous_value_and_is_retried_after_the_ttl() -> None:
+    clock, calls = Tick(), []
+
+    def load() -> int:
+        calls.append(clock.now)
+        if len(calls) == 2:
+            raise OSError("database is locked")
+        return len(calls)
+
+    cached = Cached(load, ttl=1.0, clock=clock)
+    assert cached.get() == 1
+    clock.now = 1.0
+    cached.get()
+    assert until(lambda: len(calls) == 2) and until(lambda: not cached._lock.locked())
+    assert cached.get() == 1 and len(calls) == 2  # kept, and not retried before the ttl
+    clock.now = 2.0
+    cached.get()
+    assert until(lambda: cached.get() == 3)
+
+
+def test_cached_with_no_ttl_loads_every_time() -> None:
+    loads: list[int] = []
+    cached = Cached(lambda: loads.append(1) or len(loads), ttl=0)
+    assert [cached.get() for _ in range(3)] == [1, 2, 3]
 
 
 def test_lru_drops_the_least_recently_used() -> None:
@@ -61,6 +94,40 @@ def test_lru_drops_the_least_recently_used() -> None:
     assert lru.get("a") == 1
     lru.put("c", 3)
     assert (lru.get("a"), lru.get("b"), lru.get("c")) == (1, None, 3)
+
+
+def test_stamped_reuses_a_value_only_while_its_stamp_is_unchanged() -> None:
+    stamp, made, order = ["v1"], [], []
+    kept: Stamped[str, str] = Stamped(2)
+
+    def read() -> str:
+        order.append("stamp")
+        return stamp[0]
+
+    def make(text: str):  # type: ignore[no-untyped-def]
+        def produce() -> str:
+            order.append("make")
+            made.append(text)
+            return f"{text}@{stamp[0]}"
+
+        return produce
+
+    assert kept.get("a", read, make("a")) == "a@v1"
+    assert order == ["stamp", "make"]  # the stamp is read first: a value is never older than it
+    assert kept.get("a", read, make("a")) == "a@v1" and made == ["a"]
+    stamp[0] = "v2"
+    assert kept.get("a", read, make("a")) == "a@v2" and made == ["a", "a"]
+    kept.get("b", read, make("b"))
+    kept.get("c", read, make("c"))  # bounded: "a" was the least recently used
+    assert kept.get("a", read, make("a")) == "a@v2" and made == ["a", "a", "b", "c", "a"]
+
+
+def test_stamped_of_size_zero_keeps_nothing_and_reads_no_stamp() -> None:
+    kept: Stamped[str, int] = Stamped(0)
+    calls = []
+    for _ in range(3):
+        kept.get("a", lambda: calls.append("stamp") or 1, lambda: calls.append("make") or 2)
+    assert calls == ["make"] * 3
 
 
 def test_disk_usage_counts_hardlinks_once_and_skips_symlinks(tmp_path: Path) -> None:
