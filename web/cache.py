@@ -9,6 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 log = logging.getLogger("condaops.web")
@@ -21,15 +22,19 @@ class Cached(Generic[T]):
     """A value reloaded at most every ``ttl`` seconds. Only the first load is waited for:
     after that, a stale value is returned at once while one background thread loads the
     next, so a reload never holds up a request, even one served on the event loop
-    (``web.placement``). A failed reload keeps the previous value and is tried again after
-    ``ttl``; ``ttl`` <= 0 loads on every call."""
+    (``web.placement``). With ``stamp`` (a cheap read of what the value depends on), the
+    background thread reads the stamp first and loads again only when it changed. A failed
+    reload keeps the previous value and is tried again after ``ttl``; ``ttl`` <= 0 loads on
+    every call."""
 
-    def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic, *,
+                 stamp: Callable[[], Hashable] | None = None) -> None:  # fmt: skip
         self._load = load
+        self._stamp = stamp or (lambda: None)
         self.ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()  # held by the one load in progress
-        self._value: tuple[T, float] | None = None
+        self._value: _Loaded[T] | None = None
 
     def get(self) -> T:
         if self.ttl <= 0:
@@ -38,21 +43,32 @@ class Cached(Generic[T]):
         if current is None:
             with self._lock:
                 if self._value is None:
-                    self._value = (self._load(), self._clock())
-                return self._value[0]
-        if self._clock() - current[1] >= self.ttl and self._lock.acquire(blocking=False):
-            threading.Thread(target=self._reload, args=(current[0],), name="condaops-cache", daemon=True).start()
-        return current[0]
+                    stamp = self._stamp()  # read before the value: the value is never older than it
+                    self._value = _Loaded(self._load(), self._clock(), stamp)
+                return self._value.value
+        if self._clock() - current.at >= self.ttl and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._reload, args=(current,), name="condaops-cache", daemon=True).start()
+        return current.value
 
-    def _reload(self, previous: T) -> None:
-        value = previous
+    def _reload(self, previous: _Loaded[T]) -> None:
+        value, stamp = previous.value, previous.stamp
         try:
-            value = self._load()
+            stamp = self._stamp()
+            if stamp is None or stamp != previous.stamp:  # no stamp: always load
+                value = self._load()
         except Exception:  # the previous value stays; the next reload is due after ttl
             log.warning("cache_reload_failed", exc_info=True)
+            stamp = previous.stamp
         finally:
-            self._value = (value, self._clock())
+            self._value = _Loaded(value, self._clock(), stamp)
             self._lock.release()
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded(Generic[T]):
+    value: T
+    at: float  # clock() when loaded (or found unchanged)
+    stamp: Hashable
 
 
 class LRU(Generic[K, T]):

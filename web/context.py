@@ -5,11 +5,11 @@ from the state DB goes through ``condaops.reconciler.state.queries`` / ``.packag
 
 Caches, and why they are safe:
 
-* the list of environments with their derived state is reloaded every ``cache_seconds``,
-  in the background (the overview, namespace pages, lists and search share it; a page may
-  be that many seconds behind, plus the time a reload takes; the environment page, the
-  build page and its live log are not); pages and API lists made only from it are kept as
-  long (``memo``);
+* the list of environments with their derived state is checked every ``cache_seconds``,
+  in the background, and loaded again when ``queries.environments_stamp`` moved (the
+  overview, namespace pages, lists and search share it; a page may be that many seconds
+  behind, plus the time a reload takes; the environment page, the build page and its live
+  log are not); pages and API lists made only from it are kept as long (``memo``);
 * what belongs to one build never changes (builds are immutable): its locked packages are
   kept per build id, specifications per hash, in small LRUs; rendered pieces of pages made
   only of such data are kept by ``fragments.Fragments``;
@@ -48,6 +48,7 @@ from condaops.reconciler.state.queries import (
     EnvView,
     environment_stamp,
     environment_view,
+    environments_stamp,
     get_build,
     get_environment,
     get_specification,
@@ -96,7 +97,7 @@ class WebContext:
         self.renderer = Renderer()
         self.fragments = Fragments(self.renderer)
         self.retries = settings.build.retries
-        self._rows = Cached(self._load_rows, cache_seconds)
+        self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
         self._packages: LRU[int, LockedSet] = LRU(1024)
         self._specs: LRU[str, str | None] = LRU(1024)
         self._spec_text: LRU[str, str] = LRU(1024)

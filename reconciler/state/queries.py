@@ -338,6 +338,15 @@ def environment_view(engine: Engine, ref: EnvRef, *, history_limit: int = 20,
         return EnvView(_env_info(env, builds, latest_id), history, files)
 
 
+def environments_stamp(engine: Engine) -> tuple[int, int]:
+    """Changes whenever ``list_environments`` would: the number of environments and the sum
+    of their ``state_version`` (every version only grows, and every change the list shows
+    raises one)."""
+    with engine.connect() as conn:
+        count, total = conn.execute(select(func.count(Environment.id), func.sum(Environment.state_version))).one()
+    return count, total or 0
+
+
 def environment_stamp(engine: Engine, ref: EnvRef) -> tuple[Any, ...] | None:
     """What changes whenever an environment's page would: its ``state_version`` (raised by
     the recorder with every change to the environment, its builds and their files) with its

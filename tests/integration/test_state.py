@@ -17,6 +17,7 @@ from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import (
     count_active_builds,
     environment_stamp,
+    environments_stamp,
     get_build,
     list_environments,
     load_recorded,
@@ -166,9 +167,10 @@ def test_a_build_whose_lease_expired_is_requeued_and_its_old_worker_fenced_out(e
 
 def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
     """The status site reuses a rendered environment page while ``environment_stamp`` is
-    unchanged, so every recorded change to the environment, its builds or their files must
-    move it (build-level ones through ``state_version``); lease renewals and plans that
-    change nothing must not."""
+    unchanged, and its list of environments while ``environments_stamp`` is, so every
+    recorded change to an environment, its builds or their files must move both
+    (build-level ones through ``state_version``); lease renewals and plans that change
+    nothing must not."""
     clock = Clock()
     rec = Recorder(engine, clock)
     seen = []
@@ -176,9 +178,11 @@ def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
     def version(expect_change: bool) -> int:
         stamp = environment_stamp(engine, REF)
         assert stamp is not None
+        listed = environments_stamp(engine)  # what the list of all environments is checked by
         if seen:
-            assert (stamp != seen[-1]) is expect_change, (stamp, seen[-1])
-        seen.append(stamp)
+            assert (stamp != seen[-1][0]) is expect_change, (stamp, seen[-1][0])
+            assert (listed != seen[-1][1]) is expect_change, (listed, seen[-1][1])
+        seen.append((stamp, listed))
         return stamp[0]
 
     (first,) = do_plan(rec, engine, "3.12", clock)

@@ -81,6 +81,21 @@ def test_a_failed_reload_keeps_the_previous_value_and_is_retried_after_the_ttl()
     assert until(lambda: cached.get() == 3)
 
 
+def test_cached_with_a_stamp_loads_again_only_when_the_stamp_moved() -> None:
+    clock, loads, stamp = Tick(), [], [1]
+    cached = Cached(lambda: loads.append(1) or len(loads), ttl=1.0, clock=clock, stamp=lambda: stamp[0])
+    assert cached.get() == 1
+    for now in (1.0, 2.0, 3.0):  # checked every ttl, unchanged: never loaded again
+        clock.now = now
+        cached.get()
+        assert until(lambda: not cached._lock.locked())
+    assert cached.get() == 1 and len(loads) == 1
+    stamp[0] = 2
+    clock.now = 4.0
+    cached.get()
+    assert until(lambda: cached.get() == 2) and len(loads) == 2
+
+
 def test_cached_with_no_ttl_loads_every_time() -> None:
     loads: list[int] = []
     cached = Cached(lambda: loads.append(1) or len(loads), ttl=0)
