@@ -172,33 +172,28 @@ class WebContext:
 
     def environment(self, namespace: str, name: str, viewer: Viewer) -> EnvInfo:
         """One environment (retired ones too); 404 when unknown or not visible."""
-        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
-            raise NotFoundException(f"no environment {namespace}/{name}")
-        env = get_environment(self.engine, EnvRef(namespace, name))
-        if env is None:
-            raise NotFoundException(f"no environment {namespace}/{name}")
-        return env
+        return self._one(namespace, name, viewer, lambda ref: get_environment(self.engine, ref))
 
     def environment_stamp(self, namespace: str, name: str, viewer: Viewer) -> tuple[Any, ...]:
         """What changes whenever the environment's page would (``queries.environment_stamp``);
         404 when unknown or not visible."""
-        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
-            raise NotFoundException(f"no environment {namespace}/{name}")
-        stamp = environment_stamp(self.engine, EnvRef(namespace, name))
-        if stamp is None:
-            raise NotFoundException(f"no environment {namespace}/{name}")
-        return stamp
+        return self._one(namespace, name, viewer, lambda ref: environment_stamp(self.engine, ref))
 
     def environment_view(self, namespace: str, name: str, viewer: Viewer, *, history_limit: int,
                          history_offset: int) -> EnvView:  # fmt: skip
         """An environment with a page of its builds; 404 when unknown or not visible."""
-        if not (valid_name(namespace) and valid_name(name)) or not self.access.can_see(viewer, namespace):
+        return self._one(namespace, name, viewer, lambda ref: environment_view(
+            self.engine, ref, history_limit=history_limit, history_offset=history_offset))  # fmt: skip
+
+    def _one(self, namespace: str, name: str, viewer: Viewer, read: Callable[[EnvRef], T | None]) -> T:
+        """``read`` of one environment the viewer may see; 404 when it is not visible or
+        ``read`` finds nothing (the same answer, so hidden names are not revealed)."""
+        found = None
+        if valid_name(namespace) and valid_name(name) and self.access.can_see(viewer, namespace):
+            found = read(EnvRef(namespace, name))
+        if found is None:
             raise NotFoundException(f"no environment {namespace}/{name}")
-        view = environment_view(self.engine, EnvRef(namespace, name), history_limit=history_limit,
-                                history_offset=history_offset)  # fmt: skip
-        if view is None:
-            raise NotFoundException(f"no environment {namespace}/{name}")
-        return view
+        return found
 
     def build(self, build_id: int, viewer: Viewer) -> BuildInfo:
         build = get_build(self.engine, build_id) if 0 < build_id < 2**63 else None

@@ -114,15 +114,15 @@ def environment_text(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace
     choices = [b for b in history.items if "pixi-lock" in b.artifacts]
     locked = ctx.packages_html(detail.shown) if detail.shown else None
     return page_text(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
-                current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
-                downloads=ctx.fragments.downloads(detail.artifacts),
-                locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
-                spec=ctx.spec_text(detail.spec_hash), prefix=detail.prefix, commands=detail.commands,
-                history=Paged(history.items, history.total, size, start),
-                history_rows=ctx.fragments.build_rows(history.items),
-                choices=choices, compare_from=ctx.fragments.build_options(choices, selected=1),
-                compare_to=ctx.fragments.build_options(choices, selected=0),
-                base=f"/environments/{namespace}/{name}?")  # fmt: skip
+                     current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
+                     downloads=ctx.fragments.downloads(detail.artifacts),
+                     locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
+                     spec=ctx.spec_text(detail.spec_hash), prefix=detail.prefix, commands=detail.commands,
+                     history=Paged(history.items, history.total, size, start),
+                     history_rows=ctx.fragments.build_rows(history.items),
+                     choices=choices, compare_from=ctx.fragments.build_options(choices, selected=1),
+                     compare_to=ctx.fragments.build_options(choices, selected=0),
+                     base=f"/environments/{namespace}/{name}?")  # fmt: skip
 
 
 @get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True, include_in_schema=False)
