@@ -154,23 +154,32 @@ class BuildScheduler:
     async def _add(self, task: str, entries: list[tuple[str, int]], now: datetime | None) -> set[str]:
         """One-off schedules with deterministic ids; returns the ids added.
 
-        An id already pending is kept. An id that already fired is added again only once
-        its job has finished (a retry of the same build, a publish whose worker died): a
-        fired one-off schedule lingers until APScheduler's clean-up, and its job may still
-        run. Two reads per batch, whatever its size: re-submitting a thousand queued builds
-        each pass costs no write for those already scheduled."""
+        An id already pending is kept, unless it is overdue by more than APScheduler's lease:
+        a live scheduler turns a due schedule into a job at once, so that one was taken by a
+        scheduler that died (APScheduler then waits for an event that never comes: it
+        ignores schedules still marked as taken when it computes its next wake-up). It is
+        added again, which also wakes the schedulers. An id that already fired is added
+        again only once its job has finished (a retry of the same build, a publish whose
+        worker died): a fired one-off schedule lingers until APScheduler's clean-up, and its
+        job may still run. A duplicate job is harmless: the claim in the state DB runs a
+        build once. Two reads per batch, whatever its size: re-submitting a thousand queued
+        builds each pass costs no write for those already scheduled."""
         if not entries:
             return set()
         when = now or datetime.now(timezone.utc)
         wanted = {job_id for job_id, _ in entries}
         schedules = {s.id: s for s in await self._scheduler.data_store.get_schedules(wanted)}
         fired = {i for i, s in schedules.items() if s.next_fire_time is None}
+        stuck_before = datetime.now(timezone.utc) - self._scheduler.lease_duration
+        stuck = {i for i, s in schedules.items() if s.next_fire_time is not None and s.next_fire_time < stuck_before}
         busy = {j.schedule_id for j in await self._scheduler.get_jobs()} if fired else set()
         added = set()
         for job_id, arg in entries:
-            if job_id in schedules and (job_id not in fired or job_id in busy):
+            if job_id in schedules and job_id not in stuck and (job_id not in fired or job_id in busy):
                 continue
-            if job_id in fired:
+            if job_id in stuck:
+                log.warning("schedule_stuck id=%s due=%s: added again", job_id, schedules[job_id].next_fire_time)
+            if job_id in fired or job_id in stuck:
                 with suppress(ScheduleLookupError):
                     await self._scheduler.remove_schedule(job_id)
             await self._scheduler.add_schedule(task, DateTrigger(when), id=job_id, args=[arg],

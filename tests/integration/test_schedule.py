@@ -1,4 +1,4 @@
-"""BuildScheduler on APScheduler 4: deterministic job ids, concurrency, retries."""
+"""BuildScheduler on APScheduler 4: deterministic job ids, concurrency, retries, recovery from a dead scheduler."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import time
 
 import anyio
 import pytest
+from sqlalchemy import Engine, text
 
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.runtime import prepare_database
 from condaops.reconciler.schedule import BuildScheduler
+from condaops.reconciler.state.db import make_engine
 from condaops.reconciler.state.recorder import QueuedBuild
+from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +84,35 @@ async def test_concurrency_is_respected():
         await wait_for(lambda: len(runs.calls) == 6 and runs.running == 0)
     assert runs.peak == 2
     assert sorted(runs.calls) == list(range(6))
+
+
+async def test_a_schedule_left_taken_by_a_dead_scheduler_is_added_again():
+    """A scheduler killed while it held a due schedule leaves it marked as taken; the other
+    schedulers never wake up for it (APScheduler ignores taken schedules when it computes
+    its next wake-up). Submitting the queue again adds such an overdue schedule anew, and
+    the build runs. Real PostgreSQL, as several processes share it."""
+    with fresh_database() as url:
+        engine = make_engine(url)
+        prepare_database(engine)
+        build = QueuedBuild(7, REF, "b" * 64)
+        async with BuildScheduler(None, concurrency=1, database_url=url, role="scheduler", identity="dead") as dead:
+            await dead.submit([build])
+            await wait_for(lambda: _count(engine, "SELECT count(*) FROM apscheduler.jobs") == 1)
+        with engine.begin() as conn:  # as if it had died holding the schedule, before making the job
+            conn.execute(text("UPDATE apscheduler.schedules SET acquired_by = 'dead', "
+                              "acquired_until = now() + interval '2 seconds', "
+                              "next_fire_time = now() - interval '10 minutes' WHERE id = :id"), {"id": build.job_id})
+            conn.execute(text("DELETE FROM apscheduler.jobs"))
+        runs = Runs()
+        async with BuildScheduler(runs, run_preview=Runs(), run_publish=Runs(), concurrency=1, database_url=url,
+                                  identity="alive") as alive:  # fmt: skip
+            await anyio.sleep(4.0)  # the dead one's claim has run out meanwhile, yet nothing wakes this one
+            assert runs.calls == []
+            await alive.submit([build])  # what the reconciler does on its timer
+            await wait_for(lambda: runs.calls == [7], timeout=20)
+        engine.dispose()
+
+
+def _count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
