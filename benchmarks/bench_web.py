@@ -19,9 +19,10 @@ sending its next request as soon as the previous one is answered, through these 
 
 An environment page has the spec, 30 locked packages, artifacts and 10 builds of history.
 Each phase runs against two setups, alternating on the same data: ``condaops serve`` as
-shipped (on SQLite the read handlers run on the event loop, rendered pages are kept while
-the environment's stamp is unchanged: ``web.placement``, ``web.page_cache``) and the
-reference, the site as of commit 90259ea (read handlers in the thread pool, no page cache).
+shipped (on SQLite the small read handlers run on the event loop, rendered pages are kept
+while the environment's stamp is unchanged: ``web.placement``, ``web.page_cache``) and the
+reference, the same code with every read handler in the thread pool and no page cache (as
+the site served pages before those two changes).
 
 Reported per phase: p50, p95 and p99 latency (target p95 < 50 ms), requests per second,
 the server's CPU time per request (user + system over the phase: less moved by other
