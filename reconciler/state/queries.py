@@ -301,9 +301,8 @@ _BUILD_COUNT = select(func.count(Build.id)).where(Build.environment_id == Enviro
 _ENV_VIEW = select(*_ENV_COLUMNS, _LATEST_BUILD, _BUILD_COUNT).join(
     Namespace, Environment.namespace_id == Namespace.id
 ).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
-_ENV_STAMP = select(Environment.state_version, *_ENV_VIEW.selected_columns).join(
-    Namespace, Environment.namespace_id == Namespace.id
-).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+# The view's own first query with the version in front: the two cannot drift apart.
+_ENV_STAMP = _ENV_VIEW.with_only_columns(Environment.state_version, *_ENV_VIEW.selected_columns)
 _HISTORY = (
     select(*_BUILD_COLUMNS)
     .join(Specification, Build.specification_id == Specification.id)
