@@ -40,8 +40,7 @@ if str(REPO) not in sys.path:
 def require_realdata() -> None:
     """Exit with a clear message when ``../shared/realdata`` is not beside the clone."""
     if not FLASK_CHANNEL.is_dir():
-        sys.exit(f"benchmark needs the real packages at {FLASK_CHANNEL} "
-                 "(../shared/realdata next to the repository)")
+        sys.exit(f"benchmark needs the real packages at {FLASK_CHANNEL} (../shared/realdata next to the repository)")
 
 
 @contextlib.contextmanager
@@ -127,8 +126,10 @@ def machine() -> dict[str, object]:
 
 def print_header(name: str) -> None:
     m = machine()
-    print(f"# {name} — {m['date']}, {m['cpus']} CPUs, Python {m['python']}, "
-          f"load average (1 min) {m['load_avg_1m']}", flush=True)
+    print(
+        f"# {name} — {m['date']}, {m['cpus']} CPUs, Python {m['python']}, load average (1 min) {m['load_avg_1m']}",
+        flush=True,
+    )
 
 
 def print_summary(name: str, figures: dict[str, object]) -> None:
@@ -150,17 +151,23 @@ def serve_defaults(tmp: Path) -> Iterator[dict[str, list[str]]]:
     r_channel = tmp / "empty-r"
     for subdir in ("linux-64", "noarch"):
         (r_channel / subdir).mkdir(parents=True, exist_ok=True)
-        (r_channel / subdir / "repodata.json").write_text(json.dumps(
-            {"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}, "repodata_version": 1}))
+        (r_channel / subdir / "repodata.json").write_text(
+            json.dumps({"info": {"subdir": subdir}, "packages": {}, "packages.conda": {}, "repodata_version": 1})
+        )
     with serve_directory(FLASK_CHANNEL) as main, serve_directory(r_channel) as r:
         yield {DEFAULTS_MAIN: [str(main)], DEFAULTS_R: [str(r)]}
 
 
-def write_config(folder: Path, *, mirrors: dict[str, list[str]] | None = None,
-                 sources: str = "envs", store: str = "store", extra: str = "") -> Path:
+def write_config(
+    folder: Path,
+    *,
+    mirrors: dict[str, list[str]] | None = None,
+    sources: str = "envs",
+    store: str = "store",
+    extra: str = "",
+) -> Path:
     """``condaops.yaml`` for a directory source, the defaults channels and linux-64."""
-    lines = [f"store: {store}", "sources:", f"  - directory: {sources}", "channels:",
-             "  default: [defaults]"]
+    lines = [f"store: {store}", "sources:", f"  - directory: {sources}", "channels:", "  default: [defaults]"]
     if mirrors:
         lines.append("  mirrors:")
         lines += [f'    "{k}": [{", ".join(json.dumps(u) for u in v)}]' for k, v in mirrors.items()]

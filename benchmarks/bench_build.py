@@ -58,7 +58,8 @@ def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | Non
 
     (folder / "envs" / "team").mkdir(parents=True)
     (folder / "envs" / "team" / "flask.yaml").write_text(
-        "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS))
+        "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS)
+    )
     settings = c.load(c.write_config(folder, mirrors=mirrors))
     if warm is not None:
         seed_caches(warm, settings.store / ".cache" / "pkgs", settings.store / ".cache" / "repodata")
@@ -72,8 +73,7 @@ def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | Non
     if not summary.ok or build is None:
         sys.exit(f"condaops build failed: {summary}; see {folder}")
     steps = {name: float(build.timings.get(name, 0.0)) for name in STEPS}
-    return {"total": t_run, "runtime_init": t_runtime, **steps,
-            "outside_steps": t_run - sum(steps.values())}
+    return {"total": t_run, "runtime_init": t_runtime, **steps, "outside_steps": t_run - sum(steps.values())}
 
 
 # --- raw py-rattler ---------------------------------------------------------------------
@@ -82,25 +82,41 @@ def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | Non
 def raw_client(mirrors: dict[str, list[str]]) -> Client:
     from rattler.networking import Client, MirrorMiddleware
 
-    return Client([MirrorMiddleware({k.rstrip("/") + "/": [u.rstrip("/") + "/" for u in v]
-                                     for k, v in mirrors.items()})])
+    return Client(
+        [MirrorMiddleware({k.rstrip("/") + "/": [u.rstrip("/") + "/" for u in v] for k, v in mirrors.items()})]
+    )
 
 
-async def raw_solve_install(prefix: Path, pkgs: Path, repodata: Path, mirrors: dict[str, list[str]]
-                            ) -> dict[str, float]:
+async def raw_solve_install(
+    prefix: Path, pkgs: Path, repodata: Path, mirrors: dict[str, list[str]]
+) -> dict[str, float]:
     from rattler import Gateway, MatchSpec, VirtualPackage, install, solve
 
     client = raw_client(mirrors)
     started = time.perf_counter()
-    records = await solve(sources=[c.DEFAULTS_MAIN, c.DEFAULTS_R], specs=list(c.FLASK_SPECS),
-                          gateway=Gateway(cache_dir=repodata, client=client),
-                          platforms=["linux-64", "noarch"], virtual_packages=VirtualPackage.detect())
+    records = await solve(
+        sources=[c.DEFAULTS_MAIN, c.DEFAULTS_R],
+        specs=list(c.FLASK_SPECS),
+        gateway=Gateway(cache_dir=repodata, client=client),
+        platforms=["linux-64", "noarch"],
+        virtual_packages=VirtualPackage.detect(),
+    )
     solved = time.perf_counter()
-    await install(records, target_prefix=prefix, cache_dir=pkgs, client=client, show_progress=False,
-                  requested_specs=[MatchSpec(s)._match_spec for s in c.FLASK_SPECS])
+    await install(
+        records,
+        target_prefix=prefix,
+        cache_dir=pkgs,
+        client=client,
+        show_progress=False,
+        requested_specs=[MatchSpec(s)._match_spec for s in c.FLASK_SPECS],
+    )
     done = time.perf_counter()
-    return {"total": done - started, "solve": solved - started, "install": done - solved,
-            "packages": float(len(records))}
+    return {
+        "total": done - started,
+        "solve": solved - started,
+        "install": done - solved,
+        "packages": float(len(records)),
+    }
 
 
 def raw_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | None) -> dict[str, float]:
@@ -150,7 +166,7 @@ def fresh_process(folder: Path, mirrors: dict[str, list[str]], rounds: int) -> d
     raws: list[float] = []
     steps: list[dict[str, float]] = []
     for i in range(rounds):
-        for side in (("condaops", "raw") if i % 2 == 0 else ("raw", "condaops")):
+        for side in ("condaops", "raw") if i % 2 == 0 else ("raw", "condaops"):
             work = folder / f"{side}-{i}"
             work.mkdir(parents=True)
             settle_disk()
@@ -162,19 +178,26 @@ def fresh_process(folder: Path, mirrors: dict[str, list[str]], rounds: int) -> d
             else:
                 (work / "envs" / "team").mkdir(parents=True)
                 (work / "envs" / "team" / "flask.yaml").write_text(
-                    "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS))
+                    "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS)
+                )
                 config = c.write_config(work, mirrors=mirrors)
                 start = time.perf_counter()
-                proc = subprocess.run([*cmd, "--config", str(config), "--log-level", "warning", "reconcile",
-                                       "--once", "--wait"], capture_output=True, text=True,
-                                      env={**os.environ, "CONDAOPS_CONFIG": ""})
+                proc = subprocess.run(
+                    [*cmd, "--config", str(config), "--log-level", "warning", "reconcile", "--once", "--wait"],
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "CONDAOPS_CONFIG": ""},
+                )
                 ours.append(time.perf_counter() - start)
                 if proc.returncode != 0:
                     sys.exit(f"condaops reconcile failed ({proc.returncode}):\n{proc.stderr}")
                 steps.append(recorded_steps(c.load(config)))
             shutil.rmtree(work, ignore_errors=True)
-    return {"condaops": c.median(ours), "raw": c.median(raws),
-            **{f"step_{k}": c.median([x[k] for x in steps]) for k in STEPS}}
+    return {
+        "condaops": c.median(ours),
+        "raw": c.median(raws),
+        **{f"step_{k}": c.median([x[k] for x in steps]) for k in STEPS},
+    }
 
 
 def recorded_steps(settings: Settings) -> dict[str, float]:
@@ -201,9 +224,7 @@ def settle_disk() -> None:
     time.sleep(0.5)
 
 
-
-def run_rounds(tmp: Path, mirrors: dict[str, list[str]], rounds: int, warm: Path | None
-               ) -> tuple[Rows, Rows]:
+def run_rounds(tmp: Path, mirrors: dict[str, list[str]], rounds: int, warm: Path | None) -> tuple[Rows, Rows]:
     ours, raws = [], []
     label = "warm" if warm else "cold"
     for i in range(rounds):
@@ -217,8 +238,10 @@ def run_rounds(tmp: Path, mirrors: dict[str, list[str]], rounds: int, warm: Path
                 folder.mkdir()
                 raws.append(raw_build(folder, mirrors, warm))
             shutil.rmtree(folder, ignore_errors=True)  # keep the temp folder small
-        print(f"{label} round {i + 1}: condaops {c.fmt_s(ours[-1]['total'])}, raw {c.fmt_s(raws[-1]['total'])}",
-              file=sys.stderr)
+        print(
+            f"{label} round {i + 1}: condaops {c.fmt_s(ours[-1]['total'])}, raw {c.fmt_s(raws[-1]['total'])}",
+            file=sys.stderr,
+        )
     return ours, raws
 
 
@@ -246,34 +269,71 @@ def report(rounds: int, cold: tuple[Rows, Rows], hot: tuple[Rows, Rows], fresh: 
     rows, summary = [], {}
     for label, (ours, raws) in (("cold caches", cold), ("warm caches", hot)):
         o, r = med(ours, "total"), med(raws, "total")
-        rows.append((label, c.fmt_s(o), c.fmt_s(r), f"{o / r:.2f}",
-                     c.fmt_s(min(x["total"] for x in ours)), c.fmt_s(min(x["total"] for x in raws))))
+        rows.append(
+            (
+                label,
+                c.fmt_s(o),
+                c.fmt_s(r),
+                f"{o / r:.2f}",
+                c.fmt_s(min(x["total"] for x in ours)),
+                c.fmt_s(min(x["total"] for x in raws)),
+            )
+        )
         summary[label.split()[0]] = {"condaops_s": round(o, 3), "raw_s": round(r, 3), "ratio": round(o / r, 3)}
     print()
-    print(c.table(f"Flask build (18 packages), steady state: median of {rounds} rounds, order alternated",
-                  ("caches", "condaops", "raw rattler", "ratio", "condaops min", "raw min"), rows))
+    print(
+        c.table(
+            f"Flask build (18 packages), steady state: median of {rounds} rounds, order alternated",
+            ("caches", "condaops", "raw rattler", "ratio", "condaops min", "raw min"),
+            rows,
+        )
+    )
     step_rows = []
     for step in (*STEPS, "outside_steps"):
         cold_v, warm_v = med(cold[0], step), med(hot[0], step)
         if cold_v or warm_v:
-            step_rows.append((step if step != "outside_steps" else "outside the steps (pass, scheduling, DB)",
-                              c.fmt_s(cold_v), c.fmt_s(warm_v)))
+            step_rows.append(
+                (
+                    step if step != "outside_steps" else "outside the steps (pass, scheduling, DB)",
+                    c.fmt_s(cold_v),
+                    c.fmt_s(warm_v),
+                )
+            )
     step_rows.append(("raw: solve", c.fmt_s(med(cold[1], "solve")), c.fmt_s(med(hot[1], "solve"))))
     step_rows.append(("raw: install", c.fmt_s(med(cold[1], "install")), c.fmt_s(med(hot[1], "install"))))
-    step_rows.append(("condaops: Runtime() (engine + migrations), not in the totals",
-                      c.fmt_s(med(cold[0], "runtime_init")), c.fmt_s(med(hot[0], "runtime_init"))))
+    step_rows.append(
+        (
+            "condaops: Runtime() (engine + migrations), not in the totals",
+            c.fmt_s(med(cold[0], "runtime_init")),
+            c.fmt_s(med(hot[0], "runtime_init")),
+        )
+    )
     print()
     print(c.table("condaops steps (builds.timings in the state DB), medians", ("step", "cold", "warm"), step_rows))
     if fresh:
         print()
-        print(c.table("First build in a fresh process: median of 2 (cold caches; interpreter start, imports, "
-                      "migrations and exit included)",
-                      ("condaops reconcile --once", "raw script", "ratio", "its lock step", "its install step"),
-                      [(c.fmt_s(fresh["condaops"]), c.fmt_s(fresh["raw"]), f"{fresh['condaops'] / fresh['raw']:.2f}",
-                        c.fmt_s(fresh["step_lock"]), c.fmt_s(fresh["step_install"]))]))
-        summary["fresh_process"] = {"condaops_s": round(fresh["condaops"], 3), "raw_s": round(fresh["raw"], 3),
-                                    "ratio": round(fresh["condaops"] / fresh["raw"], 3),
-                                    "lock_step_s": round(fresh["step_lock"], 3)}
+        print(
+            c.table(
+                "First build in a fresh process: median of 2 (cold caches; interpreter start, imports, "
+                "migrations and exit included)",
+                ("condaops reconcile --once", "raw script", "ratio", "its lock step", "its install step"),
+                [
+                    (
+                        c.fmt_s(fresh["condaops"]),
+                        c.fmt_s(fresh["raw"]),
+                        f"{fresh['condaops'] / fresh['raw']:.2f}",
+                        c.fmt_s(fresh["step_lock"]),
+                        c.fmt_s(fresh["step_install"]),
+                    )
+                ],
+            )
+        )
+        summary["fresh_process"] = {
+            "condaops_s": round(fresh["condaops"], 3),
+            "raw_s": round(fresh["raw"], 3),
+            "ratio": round(fresh["condaops"] / fresh["raw"], 3),
+            "lock_step_s": round(fresh["step_lock"], 3),
+        }
     summary["steps_cold_s"] = {s: round(med(cold[0], s), 3) for s in (*STEPS, "outside_steps")}
     summary["steps_warm_s"] = {s: round(med(hot[0], s), 3) for s in (*STEPS, "outside_steps")}
     c.print_summary("bench_build", {"rounds": rounds, **summary})

@@ -70,8 +70,9 @@ def served(kind: str, root: Path) -> Iterator[str]:
             yield str(url)
 
 
-def measure(kind: str, root: Path, repo: GitRepo, mirrors: Path, repeats: int, envs: int,
-            seconds: _Seconds) -> dict[str, float]:  # fmt: skip
+def measure(
+    kind: str, root: Path, repo: GitRepo, mirrors: Path, repeats: int, envs: int, seconds: _Seconds
+) -> dict[str, float]:
     with served(kind, root) as base:
         settings = SourceSettings(name=f"bench-{kind}", git=f"{base}/envs")
         with GitSource(settings, cache_dir=mirrors) as source:
@@ -91,10 +92,13 @@ def measure(kind: str, root: Path, repo: GitRepo, mirrors: Path, repeats: int, e
                 reads.append(seconds.last.get("git_read", float("nan")))
     return {
         "cold": cold,
-        "poll_wall": c.median([w for w, _ in polls]), "poll_cpu": c.median([u for _, u in polls]),
-        "change_wall": c.median([w for w, _ in changes]), "change_cpu": c.median([u for _, u in changes]),
-        "change_fetch": c.median(fetches), "change_tree_and_snapshot": c.median(reads),
-    }  # fmt: skip
+        "poll_wall": c.median([w for w, _ in polls]),
+        "poll_cpu": c.median([u for _, u in polls]),
+        "change_wall": c.median([w for w, _ in changes]),
+        "change_cpu": c.median([u for _, u in changes]),
+        "change_fetch": c.median(fetches),
+        "change_tree_and_snapshot": c.median(reads),
+    }
 
 
 def main() -> int:
@@ -125,13 +129,36 @@ def main() -> int:
 
 def print_results(results: dict[str, dict[str, float]], count: int, repeats: int) -> None:
     fmt: Callable[[float], str] = c.fmt_s
-    rows = [(kind, fmt(r["cold"]), fmt(r["poll_wall"]), fmt(r["poll_cpu"]), fmt(r["change_wall"]),
-             fmt(r["change_cpu"]), fmt(r["change_fetch"]), fmt(r["change_tree_and_snapshot"]))
-            for kind, r in results.items()]  # fmt: skip
+    rows = [
+        (
+            kind,
+            fmt(r["cold"]),
+            fmt(r["poll_wall"]),
+            fmt(r["poll_cpu"]),
+            fmt(r["change_wall"]),
+            fmt(r["change_cpu"]),
+            fmt(r["change_fetch"]),
+            fmt(r["change_tree_and_snapshot"]),
+        )
+        for kind, r in results.items()
+    ]
     print()
-    print(c.table(f"GitSource.read() over {count} files, median of {repeats} (budget {fmt(BUDGET)})",
-                  ("transport", "cold", "poll wall", "poll CPU", "1-change wall", "1-change CPU",
-                   "of it: fetch", "of it: tree+snapshot"), rows))  # fmt: skip
+    print(
+        c.table(
+            f"GitSource.read() over {count} files, median of {repeats} (budget {fmt(BUDGET)})",
+            (
+                "transport",
+                "cold",
+                "poll wall",
+                "poll CPU",
+                "1-change wall",
+                "1-change CPU",
+                "of it: fetch",
+                "of it: tree+snapshot",
+            ),
+            rows,
+        )
+    )
     print()
 
 

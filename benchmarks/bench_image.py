@@ -40,8 +40,11 @@ def make_channel(root: Path) -> None:
         versions = ("1.0", "1.1") if f"pkg{i:02d}" == CHANGED else ("1.0",)
         for version in versions:
             payload = random.Random(f"{i}-{version}").randbytes(size)
-            pkgs.append(PackageSpec(f"pkg{i:02d}", version, files={f"lib/pkg{i:02d}.bin": payload},
-                                    executables=(f"tool{i:02d}",)))  # fmt: skip
+            pkgs.append(
+                PackageSpec(
+                    f"pkg{i:02d}", version, files={f"lib/pkg{i:02d}.bin": payload}, executables=(f"tool{i:02d}",)
+                )
+            )
     make_channel(root, pkgs)
 
 
@@ -91,10 +94,16 @@ def layer_reuse(tmp: Path) -> dict[str, object]:
     full = sum(layer["size"] for layer in second["image"]["layers"])
     new = [layer for layer in second["image"]["layers"] if layer["digest"] not in old]
     fetched = sum(layer["size"] for layer in new) + 2 * 4096  # + config and manifest (each well under 4 KiB)
-    return {"layers": len(second["image"]["layers"]), "new_layers": len(new), "image_bytes": full,
-            "fetched_bytes": fetched, "fetched_pct": round(100 * fetched / full, 2),
-            "synthetic_pack_s": second["times"].get("packed"), "synthetic_image_s": second["times"].get("image_built"),
-            "synthetic_pack_bytes": second["pack_bytes"]}  # fmt: skip
+    return {
+        "layers": len(second["image"]["layers"]),
+        "new_layers": len(new),
+        "image_bytes": full,
+        "fetched_bytes": fetched,
+        "fetched_pct": round(100 * fetched / full, 2),
+        "synthetic_pack_s": second["times"].get("packed"),
+        "synthetic_image_s": second["times"].get("image_built"),
+        "synthetic_pack_bytes": second["pack_bytes"],
+    }
 
 
 def flask_times(tmp: Path, fmt: str) -> dict[str, object]:
@@ -104,9 +113,13 @@ def flask_times(tmp: Path, fmt: str) -> dict[str, object]:
         config(folder, mirrors, "defaults", fmt)
         built = reconcile(folder, "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS))
     key = fmt.replace(".", "_")
-    return {f"flask_pack_{key}_s": built["times"].get("packed"), f"flask_pack_{key}_bytes": built["pack_bytes"],
-            "flask_image_s": built["times"].get("image_built"), "flask_push_s": built["times"].get("pushed"),
-            "flask_image_bytes": sum(layer["size"] for layer in built["image"]["layers"])}  # fmt: skip
+    return {
+        f"flask_pack_{key}_s": built["times"].get("packed"),
+        f"flask_pack_{key}_bytes": built["pack_bytes"],
+        "flask_image_s": built["times"].get("image_built"),
+        "flask_push_s": built["times"].get("pushed"),
+        "flask_image_bytes": sum(layer["size"] for layer in built["image"]["layers"]),
+    }
 
 
 def main() -> int:
@@ -117,15 +130,30 @@ def main() -> int:
         figures |= layer_reuse(tmp)
         for fmt in ("tar.zst", "tar.gz"):
             figures |= flask_times(tmp, fmt)
-    print(c.table("(b) one package changes in a 20-package environment", ["figure", "value"], [
-        ("layers", figures["layers"]), ("new layers", figures["new_layers"]),
-        ("image size", c.fmt_bytes(int(figures["image_bytes"]))),  # type: ignore[call-overload]
-        ("bytes to fetch", c.fmt_bytes(int(figures["fetched_bytes"]))),  # type: ignore[call-overload]
-        ("fetched / full", f"{figures['fetched_pct']} % (target <= 15 %)")]))
-    print(c.table("(c) image vs conda-pack, seconds", ["environment", "conda-pack", "image"], [
-        ("synthetic 20 pkgs (tar.zst)", figures["synthetic_pack_s"], figures["synthetic_image_s"]),
-        ("flask, tar.zst", figures["flask_pack_tar_zst_s"], figures["flask_image_s"]),
-        ("flask, tar.gz", figures["flask_pack_tar_gz_s"], figures["flask_image_s"])]))
+    print(
+        c.table(
+            "(b) one package changes in a 20-package environment",
+            ["figure", "value"],
+            [
+                ("layers", figures["layers"]),
+                ("new layers", figures["new_layers"]),
+                ("image size", c.fmt_bytes(int(figures["image_bytes"]))),  # type: ignore[call-overload]
+                ("bytes to fetch", c.fmt_bytes(int(figures["fetched_bytes"]))),  # type: ignore[call-overload]
+                ("fetched / full", f"{figures['fetched_pct']} % (target <= 15 %)"),
+            ],
+        )
+    )
+    print(
+        c.table(
+            "(c) image vs conda-pack, seconds",
+            ["environment", "conda-pack", "image"],
+            [
+                ("synthetic 20 pkgs (tar.zst)", figures["synthetic_pack_s"], figures["synthetic_image_s"]),
+                ("flask, tar.zst", figures["flask_pack_tar_zst_s"], figures["flask_image_s"]),
+                ("flask, tar.gz", figures["flask_pack_tar_gz_s"], figures["flask_image_s"]),
+            ],
+        )
+    )
     c.print_summary("bench_image", figures)
     return 0
 

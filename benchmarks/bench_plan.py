@@ -41,15 +41,47 @@ if TYPE_CHECKING:
     from condaops.reconciler.service import Reconciler
 
 PACKAGES = (
-    "numpy", "pandas", "scipy", "matplotlib-base", "scikit-learn", "requests", "flask",
-    "pyyaml", "sqlalchemy", "jupyterlab", "xarray", "dask", "pytest", "click", "rich",
-    "pydantic", "boto3", "lxml", "pillow", "h5py", "netcdf4", "statsmodels", "seaborn",
-)  # fmt: skip
+    "numpy",
+    "pandas",
+    "scipy",
+    "matplotlib-base",
+    "scikit-learn",
+    "requests",
+    "flask",
+    "pyyaml",
+    "sqlalchemy",
+    "jupyterlab",
+    "xarray",
+    "dask",
+    "pytest",
+    "click",
+    "rich",
+    "pydantic",
+    "boto3",
+    "lxml",
+    "pillow",
+    "h5py",
+    "netcdf4",
+    "statsmodels",
+    "seaborn",
+)
 VERSIONS = ("", ">=1.20", "=2.1", ">=2,<3", " 1.5.*", ">=0.9")
-PIP = ("black==24.1.1", "ruff>=0.4", "httpx", "structlog>=24", "types-requests",
-       "mkdocs-material==9.5.*", "rich-click[dev]>=1.7")
-SELECTED = (("pywin32", "win"), ("libgcc-ng", "linux64"), ("appnope", "osx"),
-            ("cuda-nvcc", "linux"), ("tbb", "not win"))
+PIP = (
+    "black==24.1.1",
+    "ruff>=0.4",
+    "httpx",
+    "structlog>=24",
+    "types-requests",
+    "mkdocs-material==9.5.*",
+    "rich-click[dev]>=1.7",
+)
+SELECTED = (
+    ("pywin32", "win"),
+    ("libgcc-ng", "linux64"),
+    ("appnope", "osx"),
+    ("cuda-nvcc", "linux"),
+    ("tbb", "not win"),
+)
 CHANNELS = ((), ("conda-forge",), ("conda-forge",), ("conda-forge", "bioconda"), ("defaults",))
 REPEATS = 5
 COLD_RUNS = 2
@@ -129,8 +161,7 @@ class Timing:
     plan: float
 
     def parts(self) -> dict[str, float]:
-        return {"read": self.read, "load_recorded": self.load_recorded, "observe": self.observe,
-                "plan": self.plan}
+        return {"read": self.read, "load_recorded": self.load_recorded, "observe": self.observe, "plan": self.plan}
 
 
 def breakdown(rec: Reconciler) -> dict[str, float]:
@@ -205,16 +236,33 @@ def record_builds(rec: Reconciler, p: Plan) -> dict[str, float]:
         prefix = layout.prefix(qb.ref, qb.spec_hash)
         prefix.mkdir(parents=True)
         swap_link(layout.env_link(qb.ref), prefix)
-        arts = tuple(ArtifactRecord(kind, f"artifacts/{qb.ref}/{qb.build_id}/{file}", 1000, "0" * 64)
-                     for kind, file in (("conda-lock", "conda-lock.yml"), ("pixi-lock", "pixi.lock"),
-                                        ("environment", "environment.yaml"), ("log", "build.log")))
-        outcome = BuildOutcome(True, "BuildSucceeded", prefix=layout.relative(prefix), linked=True,
-                               artifacts=arts, timings=(("solve", 1.0), ("lock", 0.2), ("install", 3.0)))
+        arts = tuple(
+            ArtifactRecord(kind, f"artifacts/{qb.ref}/{qb.build_id}/{file}", 1000, "0" * 64)
+            for kind, file in (
+                ("conda-lock", "conda-lock.yml"),
+                ("pixi-lock", "pixi.lock"),
+                ("environment", "environment.yaml"),
+                ("log", "build.log"),
+            )
+        )
+        outcome = BuildOutcome(
+            True,
+            "BuildSucceeded",
+            prefix=layout.relative(prefix),
+            linked=True,
+            artifacts=arts,
+            timings=(("solve", 1.0), ("lock", 0.2), ("install", 3.0)),
+        )
         with finish:
             recorder.finish(qb.build_id, outcome)
     n = max(len(queued), 1)
-    return {"builds": len(queued), "apply_plan": t_apply, "claim_each": claim.seconds / n,
-            "finish_each": finish.seconds / n, "total": time.perf_counter() - started}
+    return {
+        "builds": len(queued),
+        "apply_plan": t_apply,
+        "claim_each": claim.seconds / n,
+        "finish_each": finish.seconds / n,
+        "total": time.perf_counter() - started,
+    }
 
 
 def cli_plan(config: Path) -> tuple[float, int]:
@@ -222,8 +270,12 @@ def cli_plan(config: Path) -> tuple[float, int]:
     exe = Path(sys.executable).with_name("condaops")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "condaops.reconciler.cli"]
     start = time.perf_counter()
-    proc = subprocess.run([*cmd, "--config", str(config), "--log-level", "warning", "plan"],
-                          capture_output=True, text=True, env={**os.environ, "CONDAOPS_CONFIG": ""})
+    proc = subprocess.run(
+        [*cmd, "--config", str(config), "--log-level", "warning", "plan"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDAOPS_CONFIG": ""},
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode not in (0, 1):
         print(proc.stderr, file=sys.stderr)
@@ -257,8 +309,11 @@ def run(tmp: Path, envs: int, namespaces: int, cli: bool) -> Results:
     r = Results(namespaces=namespaces)
     t_write, r.count = c.timed(lambda: write_tree(tmp / "envs", envs, namespaces, r.inputs))
     written_at = time.time()
-    print(f"inputs: {', '.join(f'{n} {k}' for k, n in r.inputs.items())} in {namespaces} namespaces "
-          f"(written in {c.fmt_s(t_write)})", flush=True)
+    print(
+        f"inputs: {', '.join(f'{n} {k}' for k, n in r.inputs.items())} in {namespaces} namespaces "
+        f"(written in {c.fmt_s(t_write)})",
+        flush=True,
+    )
     settings = c.load(c.write_config(tmp))
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -286,14 +341,23 @@ def run(tmp: Path, envs: int, namespaces: int, cli: bool) -> Results:
 
 def report(r: Results) -> None:
     assert r.cold and r.warm_empty and r.warm_recorded
-    cases = ((f"cold (fresh reader, empty DB; {COLD_RUNS} runs)", r.cold), ("warm, nothing recorded", r.warm_empty),
-             (f"warm, {r.count} recorded, all UpToDate", r.warm_recorded))
-    rows = [(name, *(c.fmt_s(v) for v in (m.total, m.min, m.read, m.load_recorded, m.observe, m.plan)))
-            for name, m in cases]
+    cases = (
+        (f"cold (fresh reader, empty DB; {COLD_RUNS} runs)", r.cold),
+        ("warm, nothing recorded", r.warm_empty),
+        (f"warm, {r.count} recorded, all UpToDate", r.warm_recorded),
+    )
+    rows = [
+        (name, *(c.fmt_s(v) for v in (m.total, m.min, m.read, m.load_recorded, m.observe, m.plan))) for name, m in cases
+    ]
     print()
-    print(c.table(f"Reconciler.plan() over {r.count} files / {r.namespaces} namespaces "
-                  f"(median of {REPEATS} unless noted; parts timed separately)",
-                  ("case", "median", "min", "read", "load_recorded", "observe", "plan()"), rows))
+    print(
+        c.table(
+            f"Reconciler.plan() over {r.count} files / {r.namespaces} namespaces "
+            f"(median of {REPEATS} unless noted; parts timed separately)",
+            ("case", "median", "min", "read", "load_recorded", "observe", "plan()"),
+            rows,
+        )
+    )
     print(f"\nwarm recorded plan: {r.up_to_date}/{r.count} actions are noop UpToDate\n")
     extra = [
         (f"record {r.count} builds: apply_plan (one transaction)", c.fmt_s(r.fill["apply_plan"])),
@@ -305,21 +369,31 @@ def report(r: Results) -> None:
         ("  of which repair_links (readlink + resolve per env)", c.fmt_s(r.repair)),
     ]
     if r.cli:
-        extra.append(("condaops plan, fresh process (median of 2)",
-                      f"{c.fmt_s(c.median([t for t, _ in r.cli]))} (exit {r.cli[0][1]})"))
+        extra.append(
+            (
+                "condaops plan, fresh process (median of 2)",
+                f"{c.fmt_s(c.median([t for t, _ in r.cli]))} (exit {r.cli[0][1]})",
+            )
+        )
     print(c.table("Around the plan", ("what", "time"), extra))
-    c.print_summary("bench_plan", {
-        "envs": r.count, "namespaces": r.namespaces, "inputs": r.inputs,
-        "cold_s": round(r.cold.total, 3), "warm_empty_s": round(r.warm_empty.total, 3),
-        "warm_recorded_s": round(r.warm_recorded.total, 3),
-        "warm_recorded_parts_s": {k: round(v, 3) for k, v in r.warm_recorded.parts().items()},
-        "all_up_to_date": r.up_to_date == r.count,
-        "record_apply_plan_s": round(r.fill["apply_plan"], 3),
-        "record_claim_finish_ms": round((r.fill["claim_each"] + r.fill["finish_each"]) * 1000, 2),
-        "reconcile_once_noop_s": round(c.median(r.passes), 3),
-        "reconcile_once_parts_s": {"apply_plan": round(r.noop_apply, 3), "repair_links": round(r.repair, 3)},
-        "cli_plan_s": round(c.median([t for t, _ in r.cli]), 3) if r.cli else None,
-    })
+    c.print_summary(
+        "bench_plan",
+        {
+            "envs": r.count,
+            "namespaces": r.namespaces,
+            "inputs": r.inputs,
+            "cold_s": round(r.cold.total, 3),
+            "warm_empty_s": round(r.warm_empty.total, 3),
+            "warm_recorded_s": round(r.warm_recorded.total, 3),
+            "warm_recorded_parts_s": {k: round(v, 3) for k, v in r.warm_recorded.parts().items()},
+            "all_up_to_date": r.up_to_date == r.count,
+            "record_apply_plan_s": round(r.fill["apply_plan"], 3),
+            "record_claim_finish_ms": round((r.fill["claim_each"] + r.fill["finish_each"]) * 1000, 2),
+            "reconcile_once_noop_s": round(c.median(r.passes), 3),
+            "reconcile_once_parts_s": {"apply_plan": round(r.noop_apply, 3), "repair_links": round(r.repair, 3)},
+            "cli_plan_s": round(c.median([t for t, _ in r.cli]), 3) if r.cli else None,
+        },
+    )
 
 
 def main() -> int:

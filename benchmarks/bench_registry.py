@@ -97,10 +97,20 @@ def download_python(host: str, digest: str, size: int) -> float:
 
 def download_curl(host: str, digest: str, size: int) -> float:
     out = subprocess.run(
-        ["curl", "-s", "-f", "-o", "/dev/null", "-w", "%{size_download} %{time_total}",
-         f"http://{host}/v2/bench/blob/blobs/{digest}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "curl",
+            "-s",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total}",
+            f"http://{host}/v2/bench/blob/blobs/{digest}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     received, seconds = out.stdout.split()
     assert int(received) == size, (received, size)
     return float(seconds)
@@ -108,9 +118,10 @@ def download_curl(host: str, digest: str, size: int) -> float:
 
 @contextlib.contextmanager
 def registries(work: Path, uvicorn_options: dict[str, object]) -> Iterator[dict[str, ServerProcess]]:
-    with registry_process(work / "condaops-store", **uvicorn_options) as ours, docker_registry(
-        work / "distribution"
-    ) as reference:
+    with (
+        registry_process(work / "condaops-store", **uvicorn_options) as ours,
+        docker_registry(work / "distribution") as reference,
+    ):
         yield {"condaops": ours, "docker-registry": reference}
 
 
@@ -133,8 +144,10 @@ def main() -> None:
         blob = work / "blob"
         digest = make_blob(blob, size)
         with registries(work, uvicorn_options) as servers:
-            push_seconds = {name: push(server.host, blob, digest, TOKEN if name == "condaops" else None)
-                            for name, server in servers.items()}  # fmt: skip
+            push_seconds = {
+                name: push(server.host, blob, digest, TOKEN if name == "condaops" else None)
+                for name, server in servers.items()
+            }
             seconds: dict[tuple[str, str], list[float]] = {}
             cpu: dict[tuple[str, str], float] = {}
             for client, download in clients.items():
@@ -154,19 +167,40 @@ def main() -> None:
         cpu_ours, cpu_theirs = cpu[(client, "condaops")] / gigabytes, cpu[(client, "docker-registry")] / gigabytes
         best_ours = size / min(seconds[(client, "condaops")]) / MB
         best_theirs = size / min(seconds[(client, "docker-registry")]) / MB
-        rows.append((client, f"{ours:.0f}", f"{theirs:.0f}", f"{ours / theirs:.2f}", f"{best_ours / best_theirs:.2f}",
-                     f"{cpu_ours:.2f}", f"{cpu_theirs:.2f}"))  # fmt: skip
+        rows.append(
+            (
+                client,
+                f"{ours:.0f}",
+                f"{theirs:.0f}",
+                f"{ours / theirs:.2f}",
+                f"{best_ours / best_theirs:.2f}",
+                f"{cpu_ours:.2f}",
+                f"{cpu_theirs:.2f}",
+            )
+        )
         figures[f"{client}_best_ratio"] = round(best_ours / best_theirs, 2)
         figures[f"{client}_condaops_mb_s"] = round(ours)
         figures[f"{client}_docker_registry_mb_s"] = round(theirs)
         figures[f"{client}_ratio"] = round(ours / theirs, 2)
         figures[f"{client}_condaops_cpu_s_per_gb"] = round(cpu_ours, 3)
         figures[f"{client}_docker_registry_cpu_s_per_gb"] = round(cpu_theirs, 3)
-    header = ["client", "condaops MB/s", "docker-registry MB/s", "ratio", "best-run ratio", "condaops CPU s/GB",
-              "docker-registry CPU s/GB"]  # fmt: skip
+    header = [
+        "client",
+        "condaops MB/s",
+        "docker-registry MB/s",
+        "ratio",
+        "best-run ratio",
+        "condaops CPU s/GB",
+        "docker-registry CPU s/GB",
+    ]
     print(c.table("blob GET throughput (median MB/s) and server CPU per GB sent", header, rows))
-    print(c.table("push of the blob (monolithic PUT)", ["registry", "seconds"],
-                  [(name, f"{s:.2f}") for name, s in push_seconds.items()]))  # fmt: skip
+    print(
+        c.table(
+            "push of the blob (monolithic PUT)",
+            ["registry", "seconds"],
+            [(name, f"{s:.2f}") for name, s in push_seconds.items()],
+        )
+    )
     c.print_summary("bench_registry", {"size_mib": args.size_mb, "rounds": args.rounds, **figures})
 
 

@@ -94,15 +94,24 @@ class Site:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONDAOPS_")}
         env["CONDAOPS_BUILD__CACHE_DIR"] = str(self.root / "caches" / name)
         with self.log(name).open("ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(self.config),
-                                     *args], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.root)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(self.config), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+            )
         self.procs[name] = proc
         return proc
 
     def wait_started(self, name: str, marker: str, timeout: float = 120) -> None:
         """Until the process printed ``marker`` (its runtime is up), then a second for its scheduler."""
-        wait_for(lambda: marker in self.log(name).read_text(errors="replace"), timeout, f"{name} started",
-                 lambda: self.procs[name].poll() is None)  # fmt: skip
+        wait_for(
+            lambda: marker in self.log(name).read_text(errors="replace"),
+            timeout,
+            f"{name} started",
+            lambda: self.procs[name].poll() is None,
+        )
         time.sleep(1.0)
 
     def migrate(self) -> None:
@@ -135,8 +144,13 @@ class Site:
 
     def done(self) -> int:
         """Environments whose current build is a completed one."""
-        return int(self.scalar("SELECT count(*) FROM environments e JOIN builds b ON b.id = e.current_build_id "
-                               "WHERE b.state = 'completed'") or 0)  # fmt: skip
+        return int(
+            self.scalar(
+                "SELECT count(*) FROM environments e JOIN builds b ON b.id = e.current_build_id "
+                "WHERE b.state = 'completed'"
+            )
+            or 0
+        )
 
     def failed(self) -> int:
         return int(self.scalar("SELECT count(*) FROM builds WHERE state = 'failed'") or 0)
@@ -145,8 +159,12 @@ class Site:
         from sqlalchemy import text
 
         with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT id, state, worker, queued_at, started_at, finished_at FROM builds "
-                                     "ORDER BY started_at NULLS LAST, id"))  # fmt: skip
+            rows = conn.execute(
+                text(
+                    "SELECT id, state, worker, queued_at, started_at, finished_at FROM builds "
+                    "ORDER BY started_at NULLS LAST, id"
+                )
+            )
             return [dict(r._mapping) for r in rows]
 
     def commits(self) -> int:
@@ -165,8 +183,9 @@ class Site:
         return out
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str,
-             alive: Callable[[], bool] = lambda: True) -> float:  # fmt: skip
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, alive: Callable[[], bool] = lambda: True
+) -> float:
     """Poll ``predicate`` until true; returns the monotonic time it was seen true."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -230,10 +249,15 @@ def served_channel(tmp: Path, n_packages: int) -> Iterator[str]:
     """``common`` and ``pkg000``…: tiny packages, each with a script and a data file."""
     from tests.support.channels import PackageSpec, make_channel, serve_directory
 
-    packages = [PackageSpec("common", "1.0", files={"share/common/data.txt": "prefix=PREFIX_PLACEHOLDER\n"},
-                            executables=("common",))]  # fmt: skip
-    packages += [PackageSpec(pkg(i), "1.0", files={f"share/{pkg(i)}/data.txt": f"{i}\n"}, executables=(pkg(i),))
-                 for i in range(n_packages)]  # fmt: skip
+    packages = [
+        PackageSpec(
+            "common", "1.0", files={"share/common/data.txt": "prefix=PREFIX_PLACEHOLDER\n"}, executables=("common",)
+        )
+    ]
+    packages += [
+        PackageSpec(pkg(i), "1.0", files={f"share/{pkg(i)}/data.txt": f"{i}\n"}, executables=(pkg(i),))
+        for i in range(n_packages)
+    ]
     make_channel(tmp / "channel", packages)
     with serve_directory(tmp / "channel") as url:
         yield str(url)
@@ -299,8 +323,12 @@ def run_throughput(tmp: Path, channel: str, workers: int, slots: int, n_envs: in
         t0 = time.monotonic()
         written_at = datetime.now().astimezone()
         s.write_envs({f"e{i:03d}": (pkg(i), "common") for i in range(n_envs)})
-        t1 = wait_for(lambda: s.done() >= n_envs or s.failed(), 600, f"{n_envs} environments built",
-                      lambda: all(p.poll() is None for n, p in s.procs.items() if n != "migrate"))  # fmt: skip
+        t1 = wait_for(
+            lambda: s.done() >= n_envs or s.failed(),
+            600,
+            f"{n_envs} environments built",
+            lambda: all(p.poll() is None for n, p in s.procs.items() if n != "migrate"),
+        )
         busy = machine.stop()
         cpu1, pg1, commits1 = s.cpu_seconds(), postgres_cpu(), s.commits()
         builds = [b for b in s.builds() if b["state"] == "completed"]
@@ -310,15 +338,22 @@ def run_throughput(tmp: Path, channel: str, workers: int, slots: int, n_envs: in
         # The end is the last finish recorded in the DB (the poll only notices it, up to POLL later).
         wall = (max(b["finished_at"] for b in builds) - written_at).total_seconds() if builds else t1 - t0
         return Throughput(
-            workers=workers, slots=slots, round=rnd, wall=wall,
+            workers=workers,
+            slots=slots,
+            round=rnd,
+            wall=wall,
             to_first_start=(min(starts) - written_at).total_seconds() if starts else float("nan"),
             build_median=c.median([(b["finished_at"] - b["started_at"]).total_seconds() for b in builds]),
             peak_running=max_overlap([(b["started_at"], b["finished_at"]) for b in builds]),
-            cpu_busy=busy, cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1 if k != "migrate"},
+            cpu_busy=busy,
+            cpu={k: cpu1.get(k, 0) - cpu0.get(k, 0) for k in cpu1 if k != "migrate"},
             cpu_postgres=pg1 - pg0,
-            commits=commits1 - commits0, load=(load0, os.getloadavg()[0]), failed=s.failed(), n=len(builds),
+            commits=commits1 - commits0,
+            load=(load0, os.getloadavg()[0]),
+            failed=s.failed(),
+            n=len(builds),
             runs=runs,
-        )  # fmt: skip
+        )
 
 
 def report_throughput(title: str, results: list[Throughput]) -> list[dict]:
@@ -327,22 +362,68 @@ def report_throughput(title: str, results: list[Throughput]) -> list[dict]:
     rows, figures = [], []
     for r in sorted(results, key=lambda r: (r.workers, r.round)):
         worker_cpu = sum(v for k, v in r.cpu.items() if k.startswith("worker"))
-        rows.append([f"{r.workers} × {r.slots}, round {r.round}", f"{r.n}", c.fmt_s(r.wall), f"{r.rate:.1f}",
-                     f"{base / r.wall:.2f}" if r.wall else "-", c.fmt_s(r.to_first_start), c.fmt_s(r.build_median),
-                     r.peak_running, f"{r.cpu_busy * 100:.0f} %", f"{r.cpu.get('reconciler', 0):.1f} s",
-                     f"{worker_cpu:.1f} s", f"{r.cpu_postgres:.1f} s", r.commits,
-                     f"{r.load[0]:.2f} → {r.load[1]:.2f}"])  # fmt: skip
-        figures.append({"workers": r.workers, "slots": r.slots, "round": r.round, "built": r.n,
-                        "failed": r.failed, "wall_s": round(r.wall, 2), "builds_per_s": round(r.rate, 2),
-                        "speedup": round(base / r.wall, 2) if r.wall else None,
-                        "first_start_s": round(r.to_first_start, 2), "build_median_s": round(r.build_median, 3),
-                        "peak_running": r.peak_running, "cpu_busy": round(r.cpu_busy, 3),
-                        "cpu_reconciler_s": round(r.cpu.get("reconciler", 0), 1),
-                        "cpu_workers_s": round(worker_cpu, 1), "cpu_postgres_s": round(r.cpu_postgres, 1),
-                        "pg_commits": r.commits, "runs": r.runs, "load": [round(x, 2) for x in r.load]})  # fmt: skip
-    print(c.table(f"\n{title}", ["workers × slots", "built", "wall", "builds/s", "ratio", "first start",
-                                   "one build", "peak", "machine CPU", "reconciler CPU", "workers CPU",
-                                   "postgres CPU", "PG commits", "load 1 min"], rows))  # fmt: skip
+        rows.append(
+            [
+                f"{r.workers} × {r.slots}, round {r.round}",
+                f"{r.n}",
+                c.fmt_s(r.wall),
+                f"{r.rate:.1f}",
+                f"{base / r.wall:.2f}" if r.wall else "-",
+                c.fmt_s(r.to_first_start),
+                c.fmt_s(r.build_median),
+                r.peak_running,
+                f"{r.cpu_busy * 100:.0f} %",
+                f"{r.cpu.get('reconciler', 0):.1f} s",
+                f"{worker_cpu:.1f} s",
+                f"{r.cpu_postgres:.1f} s",
+                r.commits,
+                f"{r.load[0]:.2f} → {r.load[1]:.2f}",
+            ]
+        )
+        figures.append(
+            {
+                "workers": r.workers,
+                "slots": r.slots,
+                "round": r.round,
+                "built": r.n,
+                "failed": r.failed,
+                "wall_s": round(r.wall, 2),
+                "builds_per_s": round(r.rate, 2),
+                "speedup": round(base / r.wall, 2) if r.wall else None,
+                "first_start_s": round(r.to_first_start, 2),
+                "build_median_s": round(r.build_median, 3),
+                "peak_running": r.peak_running,
+                "cpu_busy": round(r.cpu_busy, 3),
+                "cpu_reconciler_s": round(r.cpu.get("reconciler", 0), 1),
+                "cpu_workers_s": round(worker_cpu, 1),
+                "cpu_postgres_s": round(r.cpu_postgres, 1),
+                "pg_commits": r.commits,
+                "runs": r.runs,
+                "load": [round(x, 2) for x in r.load],
+            }
+        )
+    print(
+        c.table(
+            f"\n{title}",
+            [
+                "workers × slots",
+                "built",
+                "wall",
+                "builds/s",
+                "ratio",
+                "first start",
+                "one build",
+                "peak",
+                "machine CPU",
+                "reconciler CPU",
+                "workers CPU",
+                "postgres CPU",
+                "PG commits",
+                "load 1 min",
+            ],
+            rows,
+        )
+    )
     return figures
 
 
@@ -408,10 +489,15 @@ def run_queue(tmp: Path, channel: str, n: int, *, reconciler_during_drain: bool)
         def alive() -> bool:
             return all(p.poll() is None for k, p in s.procs.items() if k not in ("migrate", "reconciler-stopped"))
 
-        t_queued = wait_for(lambda: s.scalar("SELECT count(*) FROM builds WHERE state = 'queued'") == n, 300,
-                            f"{n} builds queued", alive)  # fmt: skip
-        t_sched = wait_for(lambda: s.scalar("SELECT count(*) FROM apscheduler.schedules") == n, 300,
-                           f"{n} schedules", alive)  # fmt: skip
+        t_queued = wait_for(
+            lambda: s.scalar("SELECT count(*) FROM builds WHERE state = 'queued'") == n,
+            300,
+            f"{n} builds queued",
+            alive,
+        )
+        t_sched = wait_for(
+            lambda: s.scalar("SELECT count(*) FROM apscheduler.schedules") == n, 300, f"{n} schedules", alive
+        )
         time.sleep(2.0)  # let the reconciler settle: the worker starts against a quiet queue
         if not reconciler_during_drain:
             proc = s.procs.pop("reconciler")
@@ -425,12 +511,19 @@ def run_queue(tmp: Path, channel: str, n: int, *, reconciler_during_drain: bool)
         cpu1, pg1 = s.cpu_seconds(), postgres_cpu()
         builds = [b for b in s.builds() if b["started_at"] is not None and b["finished_at"] is not None]
         gaps = [(b["started_at"] - a["finished_at"]).total_seconds() for a, b in zip(builds, builds[1:], strict=False)]
-        return Queue(n=n, reconciler_during_drain=reconciler_during_drain, to_queued=t_queued - t0,
-                     to_scheduled=t_sched - t0, gaps=gaps,
-                     durations=[(b["finished_at"] - b["started_at"]).total_seconds() for b in builds],
-                     drain=(builds[-1]["finished_at"] - builds[0]["started_at"]).total_seconds() if builds else t2 - t1,
-                     cpu={k: cpu1[k] - cpu0.get(k, 0) for k in cpu1 if k != "migrate"},
-                     cpu_postgres=pg1 - pg0, load=(load0, os.getloadavg()[0]), failed=s.failed())  # fmt: skip
+        return Queue(
+            n=n,
+            reconciler_during_drain=reconciler_during_drain,
+            to_queued=t_queued - t0,
+            to_scheduled=t_sched - t0,
+            gaps=gaps,
+            durations=[(b["finished_at"] - b["started_at"]).total_seconds() for b in builds],
+            drain=(builds[-1]["finished_at"] - builds[0]["started_at"]).total_seconds() if builds else t2 - t1,
+            cpu={k: cpu1[k] - cpu0.get(k, 0) for k in cpu1 if k != "migrate"},
+            cpu_postgres=pg1 - pg0,
+            load=(load0, os.getloadavg()[0]),
+            failed=s.failed(),
+        )
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -444,11 +537,16 @@ def pct(values: Sequence[float], q: float) -> float:
 def report_queue(submit: tuple[float, float], drains: list[Queue]) -> dict:
     first, again = submit
     n = drains[0].n
-    print(c.table(f"\nQueue (a): BuildScheduler.submit of {n} builds, APScheduler's PostgreSQL data store, "
-                  "in this process",
-                  ["submit", "total", "per build"],
-                  [[f"{n} new builds", c.fmt_s(first), c.fmt_s(first / n)],
-                   [f"the same {n} again (all pending)", c.fmt_s(again), c.fmt_s(again / n)]]))  # fmt: skip
+    print(
+        c.table(
+            f"\nQueue (a): BuildScheduler.submit of {n} builds, APScheduler's PostgreSQL data store, in this process",
+            ["submit", "total", "per build"],
+            [
+                [f"{n} new builds", c.fmt_s(first), c.fmt_s(first / n)],
+                [f"the same {n} again (all pending)", c.fmt_s(again), c.fmt_s(again / n)],
+            ],
+        )
+    )
     rows, figures = [], {"queued": n, "submit_new_s": round(first, 3), "submit_again_s": round(again, 3)}
     for q in drains:
         label = "reconciler running" if q.reconciler_during_drain else "reconciler stopped"
@@ -481,14 +579,26 @@ def report_queue(submit: tuple[float, float], drains: list[Queue]) -> dict:
         ]
         key = "running" if q.reconciler_during_drain else "stopped"
         figures[f"reconciler_{key}"] = {
-            "to_queued_s": round(q.to_queued, 2), "to_scheduled_s": round(q.to_scheduled, 2),
-            "gap_median_s": round(c.median(q.gaps), 4), "gap_p95_s": round(pct(q.gaps, 0.95), 4),
-            "build_median_s": round(c.median(q.durations), 4), "build_p95_s": round(pct(q.durations, 0.95), 4),
-            "drain_s": round(q.drain, 1), "cpu_reconciler_s": round(q.cpu.get("reconciler", 0), 1),
-            "cpu_worker_s": round(q.cpu.get("worker", 0), 1), "cpu_postgres_s": round(q.cpu_postgres, 1),
-            "failed": q.failed, "load": [round(x, 2) for x in q.load]}  # fmt: skip
-    print(c.table(f"\nQueue (b): {n} environments queued by the reconciler role, then drained by one worker "
-                  "with one slot", ["what", "median", "p95", "max", "total"], rows))  # fmt: skip
+            "to_queued_s": round(q.to_queued, 2),
+            "to_scheduled_s": round(q.to_scheduled, 2),
+            "gap_median_s": round(c.median(q.gaps), 4),
+            "gap_p95_s": round(pct(q.gaps, 0.95), 4),
+            "build_median_s": round(c.median(q.durations), 4),
+            "build_p95_s": round(pct(q.durations, 0.95), 4),
+            "drain_s": round(q.drain, 1),
+            "cpu_reconciler_s": round(q.cpu.get("reconciler", 0), 1),
+            "cpu_worker_s": round(q.cpu.get("worker", 0), 1),
+            "cpu_postgres_s": round(q.cpu_postgres, 1),
+            "failed": q.failed,
+            "load": [round(x, 2) for x in q.load],
+        }
+    print(
+        c.table(
+            f"\nQueue (b): {n} environments queued by the reconciler role, then drained by one worker with one slot",
+            ["what", "median", "p95", "max", "total"],
+            rows,
+        )
+    )
     return figures
 
 

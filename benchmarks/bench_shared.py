@@ -104,30 +104,50 @@ def main() -> int:
     first_size, extra = size1 - size0, size2 - size1
     steps = sorted(set(first.steps) | set(second.steps))
     print()
-    print(c.table("Build time (Runtime.run_once, same process and store)",
-                  ("", "first (cold caches)", "second (shares all packages)"),
-                  [("total", c.fmt_s(first.total), c.fmt_s(second.total)),
-                   *((f"  step {s}", c.fmt_s(first.steps.get(s, 0.0)), c.fmt_s(second.steps.get(s, 0.0)))
-                     for s in steps)]))
+    print(
+        c.table(
+            "Build time (Runtime.run_once, same process and store)",
+            ("", "first (cold caches)", "second (shares all packages)"),
+            [
+                ("total", c.fmt_s(first.total), c.fmt_s(second.total)),
+                *((f"  step {s}", c.fmt_s(first.steps.get(s, 0.0)), c.fmt_s(second.steps.get(s, 0.0))) for s in steps),
+            ],
+        )
+    )
     print()
-    print(c.table("Disk (sum of st_size over unique inodes of the whole store)", ("what", "size"), [
-        ("store growth, first build", c.fmt_bytes(first_size)),
-        ("  of which the package cache", c.fmt_bytes(cache)),
-        ("  first prefix alone (its inodes, shared or not)", c.fmt_bytes(own1)),
-        ("store growth, second build", c.fmt_bytes(extra)),
-        ("second / first", f"{extra / first_size:.1%}"),
-        ("inodes in the store after first / second", f"{inodes1} / {inodes2}"),
-    ]))
+    print(
+        c.table(
+            "Disk (sum of st_size over unique inodes of the whole store)",
+            ("what", "size"),
+            [
+                ("store growth, first build", c.fmt_bytes(first_size)),
+                ("  of which the package cache", c.fmt_bytes(cache)),
+                ("  first prefix alone (its inodes, shared or not)", c.fmt_bytes(own1)),
+                ("store growth, second build", c.fmt_bytes(extra)),
+                ("second / first", f"{extra / first_size:.1%}"),
+                ("inodes in the store after first / second", f"{inodes1} / {inodes2}"),
+            ],
+        )
+    )
     print()
-    print(f"second prefix: {files2['files']} files, {files2['linked_files']} hardlinked "
-          f"({c.fmt_bytes(files2['linked_bytes'])}), {files2['files'] - files2['linked_files']} written anew "
-          f"({c.fmt_bytes(files2['bytes'] - files2['linked_bytes'])})")
-    c.print_summary("bench_shared", {
-        "first_s": round(first.total, 3), "second_s": round(second.total, 3),
-        "first_bytes": first_size, "second_extra_bytes": extra, "extra_ratio": round(extra / first_size, 4),
-        "package_cache_bytes": cache, "second_prefix_files": files2,
-        "second_steps_s": second.steps,
-    })
+    print(
+        f"second prefix: {files2['files']} files, {files2['linked_files']} hardlinked "
+        f"({c.fmt_bytes(files2['linked_bytes'])}), {files2['files'] - files2['linked_files']} written anew "
+        f"({c.fmt_bytes(files2['bytes'] - files2['linked_bytes'])})"
+    )
+    c.print_summary(
+        "bench_shared",
+        {
+            "first_s": round(first.total, 3),
+            "second_s": round(second.total, 3),
+            "first_bytes": first_size,
+            "second_extra_bytes": extra,
+            "extra_ratio": round(extra / first_size, 4),
+            "package_cache_bytes": cache,
+            "second_prefix_files": files2,
+            "second_steps_s": second.steps,
+        },
+    )
     return 0
 
 

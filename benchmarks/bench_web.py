@@ -92,8 +92,14 @@ def fill(store: Path, envs: int, builds: int) -> dict[str, float]:
         started = time.perf_counter()
         actions = []
         for ref in refs:
-            spec = Spec(channels=("conda-forge",), dependencies=(Dependency(f"python=3.{round_ % 4 + 9}"),
-                        Dependency(f"numpy >=1.{round_}"), Dependency("openssl")))  # fmt: skip
+            spec = Spec(
+                channels=("conda-forge",),
+                dependencies=(
+                    Dependency(f"python=3.{round_ % 4 + 9}"),
+                    Dependency(f"numpy >=1.{round_}"),
+                    Dependency("openssl"),
+                ),
+            )
             desired = DesiredEnv(ref, spec, "bench", f"{ref.namespace}/{ref.name}.yaml", f"dir:{round_:064x}")
             actions.append(Action(BUILD, ref, "SpecChanged", spec_hash=spec.spec_hash, desired=desired))
         queued = recorder.apply_plan(Plan(actions=tuple(actions)))
@@ -116,21 +122,44 @@ def _outcome(ref, build_id: int, spec_hash: str):  # type: ignore[no-untyped-def
     from condaops.reconciler.model import ArtifactRecord, BuildOutcome
 
     base = f"artifacts/{ref.namespace}/{ref.name}/{build_id}"
-    files = (("conda-lock", "conda-lock.yml"), ("pixi-lock", "pixi.lock"), ("environment", "environment.yaml"),
-             ("explicit-linux-64", "conda-linux-64.lock"), ("log", "build.log"))  # fmt: skip
-    artifacts = tuple(ArtifactRecord(kind, f"{base}/{name}", 1000 + build_id, f"{build_id:064x}")
-                      for kind, name in files)  # fmt: skip
+    files = (
+        ("conda-lock", "conda-lock.yml"),
+        ("pixi-lock", "pixi.lock"),
+        ("environment", "environment.yaml"),
+        ("explicit-linux-64", "conda-linux-64.lock"),
+        ("log", "build.log"),
+    )
+    artifacts = tuple(
+        ArtifactRecord(kind, f"{base}/{name}", 1000 + build_id, f"{build_id:064x}") for kind, name in files
+    )
     timings = (("solve", 1.5), ("lock", 0.4), ("install", 6.0), ("link", 0.01))
-    return BuildOutcome(True, "BuildSucceeded", prefix=f"{ref.namespace}/{spec_hash}-{ref.name}", artifacts=artifacts,
-                        timings=timings, linked=True)  # fmt: skip
+    return BuildOutcome(
+        True,
+        "BuildSucceeded",
+        prefix=f"{ref.namespace}/{spec_hash}-{ref.name}",
+        artifacts=artifacts,
+        timings=timings,
+        linked=True,
+    )
 
 
 def _packages(round_: int, build_id: int, cls):  # type: ignore[no-untyped-def]
     names = [f"lib{i:02d}" for i in range(PACKAGES_PER_BUILD - 3)] + ["python", "numpy", "openssl"]
-    return [cls(platform="linux-64", name=n, version=f"{1 + i % 3}.{round_}.{i}", build=f"h{build_id:x}_0",
-                build_number=0, channel="https://conda.anaconda.org/conda-forge", subdir="linux-64",
-                size=100_000 + i, url=f"https://conda.anaconda.org/conda-forge/linux-64/{n}-{i}.conda",
-                sha256=f"{i:064x}") for i, n in enumerate(names)]  # fmt: skip
+    return [
+        cls(
+            platform="linux-64",
+            name=n,
+            version=f"{1 + i % 3}.{round_}.{i}",
+            build=f"h{build_id:x}_0",
+            build_number=0,
+            channel="https://conda.anaconda.org/conda-forge",
+            subdir="linux-64",
+            size=100_000 + i,
+            url=f"https://conda.anaconda.org/conda-forge/linux-64/{n}-{i}.conda",
+            sha256=f"{i:064x}",
+        )
+        for i, n in enumerate(names)
+    ]
 
 
 # --- the server process -------------------------------------------------------------------
@@ -155,8 +184,9 @@ def serve(store: Path, port: int, setup: str) -> None:
         settings = Settings(store=store, web=WebSettings(page_cache=0))
         web_app.reads_on_loop = lambda engine: False  # type: ignore[assignment]
     app = web_app.create_app(settings, make_engine(settings.database_url))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
-                http="httptools")  # fmt: skip
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools"
+    )
 
 
 def free_port() -> int:
@@ -215,8 +245,20 @@ def wrk_load(base: str, paths: list[str], work: Path) -> dict[str, float]:
     markers = [listing.with_name(f"{listing.name}.done{k}") for k in range(1, WRK_THREADS + 1)]
     for marker in markers:
         marker.unlink(missing_ok=True)
-    command = ["wrk", f"-t{WRK_THREADS}", f"-c{CONCURRENCY}", "-d600s", "--timeout", "30s", "-s", str(LUA), base,
-               "--", str(listing), str(WRK_THREADS)]  # fmt: skip
+    command = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{CONCURRENCY}",
+        "-d600s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(LUA),
+        base,
+        "--",
+        str(listing),
+        str(WRK_THREADS),
+    ]
     wrk = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     while wrk.poll() is None and not all(m.exists() for m in markers):
         time.sleep(0.005)
@@ -254,9 +296,15 @@ def measure(server: Server, paths: list[str], work: Path) -> dict[str, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     n = result["requests"]
     client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / n * 1000
-    return {"p50_ms": result["p50_us"] / 1000, "p95_ms": result["p95_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
-            "rps": n / result["seconds"], "server_cpu_ms": (cpu_seconds(server.proc.pid) - cpu) / n * 1000,
-            "client_cpu_ms": client, "requests": n}  # fmt: skip
+    return {
+        "p50_ms": result["p50_us"] / 1000,
+        "p95_ms": result["p95_us"] / 1000,
+        "p99_ms": result["p99_us"] / 1000,
+        "rps": n / result["seconds"],
+        "server_cpu_ms": (cpu_seconds(server.proc.pid) - cpu) / n * 1000,
+        "client_cpu_ms": client,
+        "requests": n,
+    }
 
 
 def run_setup(store: Path, work: Path, setup: str, args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -303,8 +351,11 @@ def main() -> None:
             print(f"reusing the state DB in {store}", flush=True)
         else:
             fill_s, fill_t = c.timed(lambda: fill(store, args.envs, args.builds))
-            print(f"filled {args.envs} environments x {args.builds} builds in {c.fmt_s(fill_s)} "
-                  f"({', '.join(f'{k} {c.fmt_s(v)}' for k, v in fill_t.items())})", flush=True)  # fmt: skip
+            print(
+                f"filled {args.envs} environments x {args.builds} builds in {c.fmt_s(fill_s)} "
+                f"({', '.join(f'{k} {c.fmt_s(v)}' for k, v in fill_t.items())})",
+                flush=True,
+            )
         figures: dict[str, object] = {}
         for round_ in range(args.rounds):
             for setup in SETUPS:
@@ -320,16 +371,29 @@ def report(setup: str, phases: dict[str, dict[str, float]], load_before: float) 
     for label, f in phases.items():
         if label == "memory":
             continue
-        rows.append((label, f"{f['p50_ms']:.1f} ms", f"{f['p95_ms']:.1f} ms", f"{f['p99_ms']:.1f} ms",
-                     f"{f['rps']:.0f}", f"{f['server_cpu_ms']:.2f} ms", f"{f['client_cpu_ms']:.2f} ms",
-                     "yes" if f["p95_ms"] < TARGET_P95 * 1000 else "NO"))  # fmt: skip
-    title = (f"{setup}: {CONCURRENCY} connections (wrk), load {load_before:.2f} at start, "
-             f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip
-    print(c.table(title, ["phase", "p50", "p95", "p99", "req/s", "server CPU/req", "wrk CPU/req", "p95 < 50 ms"],
-                  rows))  # fmt: skip
+        rows.append(
+            (
+                label,
+                f"{f['p50_ms']:.1f} ms",
+                f"{f['p95_ms']:.1f} ms",
+                f"{f['p99_ms']:.1f} ms",
+                f"{f['rps']:.0f}",
+                f"{f['server_cpu_ms']:.2f} ms",
+                f"{f['client_cpu_ms']:.2f} ms",
+                "yes" if f["p95_ms"] < TARGET_P95 * 1000 else "NO",
+            )
+        )
+    title = (
+        f"{setup}: {CONCURRENCY} connections (wrk), load {load_before:.2f} at start, "
+        f"{os.getloadavg()[0]:.2f} at the end"
+    )
+    print(c.table(title, ["phase", "p50", "p95", "p99", "req/s", "server CPU/req", "wrk CPU/req", "p95 < 50 ms"], rows))
     memory = phases["memory"]
-    print(f"server memory after the first server's phases: RSS {c.fmt_bytes(int(memory['rss_bytes']))}, "
-          f"peak {c.fmt_bytes(int(memory['peak_rss_bytes']))}", flush=True)  # fmt: skip
+    print(
+        f"server memory after the first server's phases: RSS {c.fmt_bytes(int(memory['rss_bytes']))}, "
+        f"peak {c.fmt_bytes(int(memory['peak_rss_bytes']))}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,12 @@ def write_config(root: Path, git_url: str, channel: str, port: int) -> Path:
 def post_hook(port: int, git_url: str) -> int:
     body = json.dumps({"ref": "refs/heads/main", "repository": {"clone_url": git_url}}).encode()
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/git", data=body, method="POST", headers={
-        "Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/hooks/git",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature},
+    )
     with urllib.request.urlopen(request, timeout=10) as resp:
         return resp.status
 
@@ -94,8 +98,11 @@ def run(root: Path, pushes: int) -> list[float]:
         git_url = f"{base}/envs"
         config = write_config(root, git_url, str(chan_url), port)
         env = {**os.environ, "BENCH_HOOK_SECRET": SECRET}
-        proc = subprocess.Popen([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(config), "serve"],
-                                stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(config), "serve"],
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         try:
             if not wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1), 60, 0.1):
                 raise SystemExit("condaops serve did not answer within 60 s")
@@ -129,15 +136,32 @@ def main() -> int:
         latencies = run(root, args.pushes)
     med = c.median(latencies)
     p95 = statistics.quantiles(latencies, n=20, method="inclusive")[-1] if len(latencies) > 1 else latencies[0]
-    rows = [["median", c.fmt_s(med)], ["p95", c.fmt_s(p95)], ["max", c.fmt_s(max(latencies))],
-            ["min", c.fmt_s(min(latencies))]]  # fmt: skip
+    rows = [
+        ["median", c.fmt_s(med)],
+        ["p95", c.fmt_s(p95)],
+        ["max", c.fmt_s(max(latencies))],
+        ["min", c.fmt_s(min(latencies))],
+    ]
     print()
-    print(c.table(f"webhook POST → build scheduled (state DB), {len(latencies)} pushes, budget {c.fmt_s(BUDGET)}",
-                  ["", "seconds"], rows))  # fmt: skip
+    print(
+        c.table(
+            f"webhook POST → build scheduled (state DB), {len(latencies)} pushes, budget {c.fmt_s(BUDGET)}",
+            ["", "seconds"],
+            rows,
+        )
+    )
     print()
-    c.print_summary("bench_webhook", {"pushes": len(latencies), "median_s": round(med, 4), "p95_s": round(p95, 4),
-                                      "max_s": round(max(latencies), 4), "budget_s": BUDGET,
-                                      "within_budget": p95 < BUDGET})  # fmt: skip
+    c.print_summary(
+        "bench_webhook",
+        {
+            "pushes": len(latencies),
+            "median_s": round(med, 4),
+            "p95_s": round(p95, 4),
+            "max_s": round(max(latencies), 4),
+            "budget_s": BUDGET,
+            "within_budget": p95 < BUDGET,
+        },
+    )
     return 0
 
 

@@ -56,8 +56,7 @@ def signature(root: Node | None) -> list[object]:
 
 
 def corpus(rng: random.Random) -> list[str]:
-    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted((c.REALDATA / "envs").iterdir())
-             if p.is_file()]
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted((c.REALDATA / "envs").iterdir()) if p.is_file()]
     for path in sorted((c.REPO / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)):
@@ -153,8 +152,11 @@ def main() -> int:
             failures.append(("parse_spec_bytes differs", text))
             continue
         counts["fast path, identical"] += 1
-    print(f"{len(texts)} texts ({len(base)} collected, {args.mutations} mutated): "
-          + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f", {len(failures)} mismatches")
+    print(
+        f"{len(texts)} texts ({len(base)} collected, {args.mutations} mutated): "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        + f", {len(failures)} mismatches"
+    )
     for why, text in failures[:10]:
         print(f"--- {why}:\n{text[:400]!r}")
     return 1 if failures else 0

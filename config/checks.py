@@ -24,9 +24,19 @@ from condaops.config.settings import (
 )
 
 KNOWN_PLATFORMS = (
-    "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-32", "linux-armv6l",
-    "linux-armv7l", "osx-64", "osx-arm64", "win-64", "win-32", "win-arm64",
-)  # fmt: skip
+    "linux-64",
+    "linux-aarch64",
+    "linux-ppc64le",
+    "linux-s390x",
+    "linux-32",
+    "linux-armv6l",
+    "linux-armv7l",
+    "osx-64",
+    "osx-arm64",
+    "win-64",
+    "win-32",
+    "win-arm64",
+)
 
 
 _DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
@@ -127,8 +137,10 @@ def web_token_problem(token: str) -> str | None:
 def _token_problem(token: str, what: str, minimum: int) -> str | None:
     """Tokens are secrets: messages never repeat them."""
     if len(token) < minimum or any(c.isspace() or not c.isprintable() for c in token):
-        return (f"{what} must be at least {minimum} printable characters without spaces; "
-                "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'")  # fmt: skip
+        return (
+            f"{what} must be at least {minimum} printable characters without spaces; "
+            "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return None
 
 
@@ -153,10 +165,16 @@ def _git_transport(source: SourceSettings) -> str | None:
 def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
     """Transport keys only where they apply: a secret that is silently unused helps nobody."""
     transport = _git_transport(source)
-    problems = [(key, "applies only to Git sources with an http:// or https:// URL")
-                for key in _HTTP_ONLY if getattr(source, key) is not None and transport != "http"]  # fmt: skip
-    problems += [(key, "applies only to Git sources with an ssh:// or user@host:path URL")
-                 for key in _SSH_ONLY if getattr(source, key) is not None and transport != "ssh"]  # fmt: skip
+    problems = [
+        (key, "applies only to Git sources with an http:// or https:// URL")
+        for key in _HTTP_ONLY
+        if getattr(source, key) is not None and transport != "http"
+    ]
+    problems += [
+        (key, "applies only to Git sources with an ssh:// or user@host:path URL")
+        for key in _SSH_ONLY
+        if getattr(source, key) is not None and transport != "ssh"
+    ]
     if source.mirror_dir is not None and transport is None:
         problems.append(("mirror_dir", "applies only to Git sources"))
     if source.password_env is not None and source.password_file is not None:
@@ -202,8 +220,13 @@ def _status_keys(source: SourceSettings) -> list[tuple[str, str]]:
         return [("status_api", "applies only to Git sources (statuses are posted for commits)")]
     problems = []
     if source.status_url is None and source.status_api != "github":
-        problems.append(("status_url", f"is required when status_api is '{source.status_api}'; "
-                                       "set the server's URL, such as https://git.example.org"))  # fmt: skip
+        problems.append(
+            (
+                "status_url",
+                f"is required when status_api is '{source.status_api}'; "
+                "set the server's URL, such as https://git.example.org",
+            )
+        )
     if source.status_repo is None:
         problems.append(("status_repo", "is required when 'status_api' is set; set the repository, such as owner/name"))
     elif problem := _status_repo_problem(source.status_api, source.status_repo):
@@ -257,8 +280,13 @@ def with_mirror_dir(source: SourceSettings, store: Path) -> SourceSettings:
 def _backoff_order(build: BuildSettings) -> list[tuple[str, str]]:
     if build.backoff_max >= build.backoff:
         return []
-    return [("backoff_max", f"must be at least build.backoff ({format_duration(build.backoff)}), "
-                            f"got {format_duration(build.backoff_max)}")]  # fmt: skip
+    return [
+        (
+            "backoff_max",
+            f"must be at least build.backoff ({format_duration(build.backoff)}), "
+            f"got {format_duration(build.backoff_max)}",
+        )
+    ]
 
 
 STORAGE_BACKENDS = ("filesystem", "s3")
@@ -320,8 +348,9 @@ def pack_format_problem(fmt: str) -> str | None:
 def image_prefix_problem(path: str) -> str | None:
     if _IMAGE_PREFIX_RE.fullmatch(path) and ".." not in path.split("/"):
         return None
-    return (f"'{path}' must be an absolute path of letters, digits, '.', '_', '-' "
-            "without a trailing slash, e.g. /opt/env")  # fmt: skip
+    return (
+        f"'{path}' must be an absolute path of letters, digits, '.', '_', '-' without a trailing slash, e.g. /opt/env"
+    )
 
 
 _IMAGE_REF_RE = re.compile(
@@ -333,11 +362,14 @@ _IMAGE_REF_RE = re.compile(
 
 def image_base_problem(base: str) -> str | None:
     """A full reference: the registry host is required (no implicit Docker Hub)."""
-    if _IMAGE_REF_RE.fullmatch(base) and ("." in base.split("/")[0] or ":" in base.split("/")[0]
-                                           or base.split("/")[0] == "localhost"):  # fmt: skip
+    if _IMAGE_REF_RE.fullmatch(base) and (
+        "." in base.split("/")[0] or ":" in base.split("/")[0] or base.split("/")[0] == "localhost"
+    ):
         return None
-    return (f"'{base}' is not a full image reference such as registry.example.org/base/debian:12, "
-            "docker.io/library/debian:12 or 127.0.0.1:5000/base@sha256:<64 hex>")
+    return (
+        f"'{base}' is not a full image reference such as registry.example.org/base/debian:12, "
+        "docker.io/library/debian:12 or 127.0.0.1:5000/base@sha256:<64 hex>"
+    )
 
 
 def registry_url(text: str) -> str:
@@ -348,13 +380,16 @@ def registry_url_problem(url: str) -> str | None:
     parts = urlsplit(registry_url(url))
     if parts.scheme in ("http", "https") and parts.netloc and parts.path in ("", "/") and not parts.query:
         return None
-    return (f"'{url}' must be a registry host such as registry.example.org, 127.0.0.1:5000 or "
-            "https://registry.example.org (put repository paths in 'repository')")
+    return (
+        f"'{url}' must be a registry host such as registry.example.org, 127.0.0.1:5000 or "
+        "https://registry.example.org (put repository paths in 'repository')"
+    )
 
 
 def repository_prefix_problem(prefix: str) -> str | None:
-    if not prefix or re.fullmatch(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*",
-                                  prefix):  # fmt: skip
+    if not prefix or re.fullmatch(
+        r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*", prefix
+    ):
         return None
     return f"'{prefix}' is not a repository path: lowercase letters, digits and '.', '_', '-' between '/'"
 

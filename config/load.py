@@ -491,8 +491,9 @@ def _database(value: Any, tp: Any, key: str, ctx: _Context) -> str:
     except NoSuchModuleError:  # a subclass of ArgumentError: first
         raise _Invalid(f"unknown database kind '{url.drivername}'; use sqlite or postgresql+psycopg") from None
     except (ArgumentError, ValueError):
-        raise _Invalid("is not a SQLAlchemy URL such as sqlite:////srv/condaops.db "
-                       "or postgresql+psycopg://user@host/condaops") from None  # fmt: skip
+        raise _Invalid(
+            "is not a SQLAlchemy URL such as sqlite:////srv/condaops.db or postgresql+psycopg://user@host/condaops"
+        ) from None
     database = url.database or ""
     relative = not os.path.isabs(database) and database not in ("", ":memory:") and not database.startswith("file:")
     if url.get_backend_name() == "sqlite" and relative:
@@ -534,8 +535,10 @@ def _sources(value: Any, tp: Any, key: str, ctx: _Context) -> tuple[SourceSettin
     for index, source in converted.items():
         if source.name in first_use:
             first = f"{key}[{first_use[source.name]}]"
-            ctx.report(f"{key}[{index}].name", f"'{source.name}' is already the name of {first}; "
-                       "give each source its own 'name'")  # fmt: skip
+            ctx.report(
+                f"{key}[{index}].name",
+                f"'{source.name}' is already the name of {first}; give each source its own 'name'",
+            )
         first_use.setdefault(source.name, index)
     return tuple(converted.values())
 
@@ -613,8 +616,10 @@ def _push_targets(value: Any, tp: Any, key: str, ctx: _Context) -> tuple[PushTar
             continue
         if target.name in first_use:
             first = f"{key}[{first_use[target.name]}]"
-            ctx.report(f"{key}[{index}].name", f"'{target.name}' is already the name of {first}; "
-                       "give each target its own 'name'")  # fmt: skip
+            ctx.report(
+                f"{key}[{index}].name",
+                f"'{target.name}' is already the name of {first}; give each target its own 'name'",
+            )
         first_use.setdefault(target.name, index)
     if sum(t.builtin for t in converted.values()) > 1:
         ctx.report(key, f"lists the built-in registry more than once; keep one '{BUILTIN_TARGET}'")
@@ -687,7 +692,8 @@ KEY_RULES: dict[str, KeyRule] = {
         "token, never logged; without `username` it is sent as a bearer token) and `insecure` (plain HTTP). "
         "Names must be unique; an empty list pushes nowhere. Registries without the referrers API get the "
         "artifacts listed under the OCI referrers tag `sha256-<hex of the image digest>`.",
-        type="list of push targets", convert=_push_targets,
+        type="list of push targets",
+        convert=_push_targets,
     ),
     "registry.push[]": KeyRule(type="push target", convert=_push_target),
     "registry.push[].name": KeyRule(check=name_problem),

@@ -56,18 +56,22 @@ class SourceSettings:
     )
     status_api: str | None = field(
         default=None,
-        metadata=_doc("Commit statuses: `github`, `gitlab` or `gitea` to post each build's state for its commit; "
-                      "unset = off."),
+        metadata=_doc(
+            "Commit statuses: `github`, `gitlab` or `gitea` to post each build's state for its commit; unset = off."
+        ),
     )
     status_url: str | None = field(
         default=None,
-        metadata=_doc("Commit statuses: the API's base URL; default `https://api.github.com` for `github` "
-                      "(GitHub Enterprise: `https://<host>/api/v3`); the server's URL for `gitlab` and `gitea`."),
+        metadata=_doc(
+            "Commit statuses: the API's base URL; default `https://api.github.com` for `github` "
+            "(GitHub Enterprise: `https://<host>/api/v3`); the server's URL for `gitlab` and `gitea`."
+        ),
     )
     status_repo: str | None = field(
         default=None,
-        metadata=_doc("Commit statuses: the repository as `owner/name`; for `gitlab` a project id or "
-                      "`group/project` path."),
+        metadata=_doc(
+            "Commit statuses: the repository as `owner/name`; for `gitlab` a project id or `group/project` path."
+        ),
     )
     status_token_env: str | None = field(
         default=None, metadata=_doc("Commit statuses: environment variable holding the API token.")
@@ -85,16 +89,20 @@ class SourceSettings:
     )
     webhook_secret_env: str | None = field(
         default=None,
-        metadata=_doc("Webhooks: environment variable holding the secret that signs `POST /hooks/git` calls "
-                      "for this source; unset (and no `webhook_secret_file`) = webhooks cannot refresh it."),
+        metadata=_doc(
+            "Webhooks: environment variable holding the secret that signs `POST /hooks/git` calls "
+            "for this source; unset (and no `webhook_secret_file`) = webhooks cannot refresh it."
+        ),
     )
     webhook_secret_file: Path | None = field(
         default=None, metadata=_doc("Webhooks: file holding the webhook secret (read at each call).")
     )
     change_requests: bool = field(
         default=False,
-        metadata=_doc("Change requests: review every open pull/merge request ref against `branch` (which "
-                      "environments change, and each one's package diff)."),
+        metadata=_doc(
+            "Change requests: review every open pull/merge request ref against `branch` (which "
+            "environments change, and each one's package diff)."
+        ),
     )
     change_refspecs: tuple[str, ...] = field(
         default=("refs/pull/*/head", "refs/merge-requests/*/head"),
@@ -110,12 +118,8 @@ class SourceSettings:
 class ChannelSettings:
     """Where packages come from."""
 
-    default: tuple[str, ...] = field(
-        default=("conda-forge",), metadata=_doc("Channels used when a spec lists none.")
-    )
-    allowed: tuple[str, ...] = field(
-        default=(), metadata=_doc("Channels specs may use; empty means any channel.")
-    )
+    default: tuple[str, ...] = field(default=("conda-forge",), metadata=_doc("Channels used when a spec lists none."))
+    allowed: tuple[str, ...] = field(default=(), metadata=_doc("Channels specs may use; empty means any channel."))
     mirrors: dict[str, tuple[str, ...]] = field(
         default_factory=dict,
         metadata=_doc("Canonical channel URL -> mirror URLs tried in order (air-gapped sites)."),
@@ -146,14 +150,18 @@ class BuildSettings:
     timeout: float = field(default=3600.0, metadata=_doc("Seconds after which a build is stopped and failed."))
     lease: float = field(
         default=60.0,
-        metadata=_doc("A worker renews its hold on each build it runs; a build whose worker stopped renewing "
-                      "for this long (killed, host lost) goes back to the queue and another worker builds it."),
+        metadata=_doc(
+            "A worker renews its hold on each build it runs; a build whose worker stopped renewing "
+            "for this long (killed, host lost) goes back to the queue and another worker builds it."
+        ),
     )
     cache_dir: Path | None = field(
         default=None,
-        metadata=_doc("This process's package, repodata and uv caches; unset = `<store>/.cache`. With several "
-                      "worker hosts give each a local folder (on the store's filesystem, installs hardlink "
-                      "from it; elsewhere they copy)."),
+        metadata=_doc(
+            "This process's package, repodata and uv caches; unset = `<store>/.cache`. With several "
+            "worker hosts give each a local folder (on the store's filesystem, installs hardlink "
+            "from it; elsewhere they copy)."
+        ),
     )
 
 
@@ -189,8 +197,10 @@ class WebSettings:
     listen: str = field(default="127.0.0.1:8080", metadata=_doc("host:port the web server binds."))
     page_cache: int = field(
         default=2048,
-        metadata=_doc("Rendered environment pages kept in memory (about 15 KB each), reused while the "
-                      "environment, its builds and their files are unchanged; 0 renders every request."),
+        metadata=_doc(
+            "Rendered environment pages kept in memory (about 15 KB each), reused while the "
+            "environment, its builds and their files are unchanged; 0 renders every request."
+        ),
     )
     auth: AuthSettings = field(default_factory=AuthSettings, metadata=_doc("Read access to the site and API."))
 
@@ -205,8 +215,9 @@ class PushTargetSettings:
 
     name: str = field(
         default=BUILTIN_TARGET,
-        metadata=_doc("Unique target name, used in logs and errors; default `builtin` without `url`, else the "
-                      "URL's host."),
+        metadata=_doc(
+            "Unique target name, used in logs and errors; default `builtin` without `url`, else the URL's host."
+        ),
     )
     url: str | None = field(
         default=None,
@@ -217,8 +228,10 @@ class PushTargetSettings:
     )
     username: str | None = field(
         default=None,
-        metadata=_doc("User name for basic credentials (exchanged for a bearer token when the registry asks); "
-                      "unset with a password = the password is sent as a bearer token."),
+        metadata=_doc(
+            "User name for basic credentials (exchanged for a bearer token when the registry asks); "
+            "unset with a password = the password is sent as a bearer token."
+        ),
     )
     password_env: str | None = field(
         default=None, metadata=_doc("Environment variable holding the password or access token.")
@@ -244,8 +257,9 @@ class RegistrySettings:
 
     push_tokens: tuple[str, ...] = field(
         default=(),
-        metadata=_doc("Tokens that may push (`Authorization: Bearer <token>`, or basic auth with the token as "
-                      "password)."),
+        metadata=_doc(
+            "Tokens that may push (`Authorization: Bearer <token>`, or basic auth with the token as password)."
+        ),
     )
     push_token_file: Path | None = field(
         default=None,
@@ -253,8 +267,9 @@ class RegistrySettings:
     )
     push: tuple[PushTargetSettings, ...] = field(
         default=(PushTargetSettings(),),
-        metadata=_doc("Where published builds are pushed: the built-in registry (`builtin`) and/or external "
-                      "registries."),
+        metadata=_doc(
+            "Where published builds are pushed: the built-in registry (`builtin`) and/or external registries."
+        ),
     )
 
 
@@ -284,32 +299,42 @@ class PublishSettings:
 
     enabled: bool = field(
         default=True,
-        metadata=_doc("Publish every linked build (tarball, image, pushes to `registry.push`) in a job of its own "
-                      "after the build is recorded."),
+        metadata=_doc(
+            "Publish every linked build (tarball, image, pushes to `registry.push`) in a job of its own "
+            "after the build is recorded."
+        ),
     )
     pack: bool = field(default=True, metadata=_doc("Write a conda-pack tarball into the build's artifacts."))
     pack_format: str = field(default="tar.zst", metadata=_doc("conda-pack tarball format: `tar.zst` or `tar.gz`."))
     image: bool = field(default=True, metadata=_doc("Build an OCI image of the environment (linux platforms only)."))
     image_prefix: str = field(
         default="/opt/env",
-        metadata=_doc("Where the environment lives inside the image; keep it short (binary prefix placeholders "
-                      "can only be replaced by a path no longer than themselves, 33 characters for old packages)."),
+        metadata=_doc(
+            "Where the environment lives inside the image; keep it short (binary prefix placeholders "
+            "can only be replaced by a path no longer than themselves, 33 characters for old packages)."
+        ),
     )
     image_base: str | None = field(
         default=None,
-        metadata=_doc("Base image the environment is layered on, as `host[:port]/repository[:tag][@digest]` in any "
-                      "registry; unset = none. Its layers are fetched once and cached by digest under "
-                      "`<store>/.cache/base-images`."),
+        metadata=_doc(
+            "Base image the environment is layered on, as `host[:port]/repository[:tag][@digest]` in any "
+            "registry; unset = none. Its layers are fetched once and cached by digest under "
+            "`<store>/.cache/base-images`."
+        ),
     )
     layer_budget: int = field(
         default=80,
-        metadata=_doc("Most layers an image gets: one per package until then, above it the least "
-                      "popular × smallest packages share one layer."),
+        metadata=_doc(
+            "Most layers an image gets: one per package until then, above it the least "
+            "popular × smallest packages share one layer."
+        ),
     )
     push: bool = field(
         default=True,
-        metadata=_doc("Push the image as `<ns>/<name>` to each target of `registry.push`, with the lockfiles and "
-                      "tarball attached as OCI artifacts."),
+        metadata=_doc(
+            "Push the image as `<ns>/<name>` to each target of `registry.push`, with the lockfiles and "
+            "tarball attached as OCI artifacts."
+        ),
     )
 
 

@@ -31,8 +31,9 @@ log = logging.getLogger("condaops.changes")
 class ChangeRequests:
     """Reviews open change requests; ``git_source(name)`` gives the reader's GitSource."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Callable[[], datetime],
-                 git_source: Callable[[str], object]) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, clock: Callable[[], datetime], git_source: Callable[[str], object]
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
@@ -77,8 +78,9 @@ class ChangeRequests:
     def _review(self, src: SourceSettings, git: object, ref: str, head: str, base: SourceSnapshot) -> list[int]:
         snapshot: SourceSnapshot = git.read_ref(ref)  # type: ignore[attr-defined]
         if snapshot.error:
-            self.recorder.record_review(src.name, ref, head, base=base.revision, report=None,
-                                        error=f"{snapshot.error_reason}: {snapshot.error}")
+            self.recorder.record_review(
+                src.name, ref, head, base=base.revision, report=None, error=f"{snapshot.error_reason}: {snapshot.error}"
+            )
             return []
         try:
             report = review_snapshots(self.settings, base, snapshot, ref=ref, repodata_cache=self.repodata_cache)
@@ -87,20 +89,26 @@ class ChangeRequests:
             return []
         head = snapshot.revision or head
         self.recorder.record_review(src.name, ref, head, base=base.revision, report=report, error=None)
-        log.info("change_request_reviewed source=%s ref=%s head=%s changes=%s errors=%s",
-                 src.name, ref, head[:12], report.has_changes, report.has_errors)
+        log.info(
+            "change_request_reviewed source=%s ref=%s head=%s changes=%s errors=%s",
+            src.name,
+            ref,
+            head[:12],
+            report.has_changes,
+            report.has_errors,
+        )
         self._drop_old_areas(src.name, ref, head)
         # Preview what would be built: environments added or changed that solve (the
         # report's environments already carry the effective specs).
-        buildable = [e.change.head for e in report.changed
-                     if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error]
+        buildable = [
+            e.change.head for e in report.changed if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error
+        ]
         return self.recorder.queue_previews(src.name, ref, head, buildable)
 
     def _drop_old_areas(self, source: str, ref: str, head: str) -> None:
         """A new head supersedes the preview areas of earlier heads (none is running: the
         queued ones are canceled, and a running one finishes into its own area first)."""
-        busy = {p.head_revision[:12] for p in list_previews(self.engine, source=source, ref=ref)
-                if p.state == BUILDING}
+        busy = {p.head_revision[:12] for p in list_previews(self.engine, source=source, ref=ref) if p.state == BUILDING}
         keep = {head[:12]} | busy
         folder = self.layout.previews_of(source, ref)
         for area in folder.iterdir() if folder.is_dir() else ():

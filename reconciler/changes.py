@@ -103,8 +103,9 @@ class ChangeReport:
                 }
                 for e in self.changed
             ],
-            "rejected_files": [{"path": r.path, "reason": r.reason, "message": r.message}
-                               for r in self.unnamed_rejections],
+            "rejected_files": [
+                {"path": r.path, "reason": r.reason, "message": r.message} for r in self.unnamed_rejections
+            ],
         }
 
 

@@ -34,15 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="watch sources, build, serve the status site and API")
     s.add_argument("--no-web", action="store_true", help="do not start the web server")
-    s.add_argument("--role", choices=["all", "web", "reconciler"], default="all",
-                   help="all: everything in one process (default); web: status site, API, registry and "
-                        "webhooks; reconciler: sources, passes and scheduling (roles other than all need "
-                        "PostgreSQL, with `condaops worker` processes running the builds)")
+    s.add_argument(
+        "--role",
+        choices=["all", "web", "reconciler"],
+        default="all",
+        help="all: everything in one process (default); web: status site, API, registry and "
+        "webhooks; reconciler: sources, passes and scheduling (roles other than all need "
+        "PostgreSQL, with `condaops worker` processes running the builds)",
+    )
 
     w = sub.add_parser("worker", help="run builds, previews and publishing from the shared queue (PostgreSQL)")
-    w.add_argument("--slots", type=int, default=None,
-                   help="jobs this process runs at once (default build.concurrency; "
-                        "build.concurrency still holds across all workers)")
+    w.add_argument(
+        "--slots",
+        type=int,
+        default=None,
+        help="jobs this process runs at once (default build.concurrency; "
+        "build.concurrency still holds across all workers)",
+    )
 
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
 
@@ -52,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="show what a reconcile would change (0 none, 1 changes, 2 error)")
     pl.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    pl.add_argument("--git", metavar="URL_OR_PATH",
-                    help="review a change request of this repository instead (no server needed)")
+    pl.add_argument(
+        "--git", metavar="URL_OR_PATH", help="review a change request of this repository instead (no server needed)"
+    )
     pl.add_argument("--ref", help="with --git: the change (refs/pull/7/head, a branch, HEAD)")
     pl.add_argument("--base", default="main", help="with --git: the target branch (default main)")
     pl.add_argument("--path", default="", help="with --git: the sub-folder holding the environments")
@@ -116,9 +125,12 @@ def _runtime(settings: Settings, **options: object):  # type: ignore[no-untyped-
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     web = not args.no_web
     what = "health and metrics" if args.role == "reconciler" else "web"
-    return _run_until_signalled(_runtime(settings, role=args.role), web,
-                                f"{args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
-                                f"{what} {'http://' + settings.web.listen if web else 'off'}")  # fmt: skip
+    return _run_until_signalled(
+        _runtime(settings, role=args.role),
+        web,
+        f"{args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
+        f"{what} {'http://' + settings.web.listen if web else 'off'}",
+    )
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -126,8 +138,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("condaops: --slots must be 1 or more", file=sys.stderr)
         return EXIT_ERROR
     rt = _runtime(settings, role="worker", slots=args.slots)
-    return _run_until_signalled(rt, False, f"worker {rt.worker.name}; "
-                                f"{args.slots or settings.build.concurrency} slot(s); store {settings.store}")
+    return _run_until_signalled(
+        rt,
+        False,
+        f"worker {rt.worker.name}; {args.slots or settings.build.concurrency} slot(s); store {settings.store}",
+    )
 
 
 def _run_until_signalled(rt, web: bool, banner: str) -> int:  # type: ignore[no-untyped-def]
@@ -156,8 +171,10 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     before = revision(engine)
     prepare_database(engine)
     after = revision(engine)
-    print(f"condaops: database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"),
-          file=sys.stderr)
+    print(
+        f"condaops: database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"),
+        file=sys.stderr,
+    )
     engine.dispose()
     return EXIT_OK
 
@@ -250,18 +267,30 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps([_build_row(b) for b in rows], indent=2, default=str))
         return EXIT_OK
     for b in rows:
-        print(f"{b.build_id:6} {b.state:10} attempt={b.attempt} {b.spec_hash[:12]} "
-              f"{b.source_revision or '-':20.20} {b.reason or ''} {b.message or ''}".rstrip())
+        print(
+            f"{b.build_id:6} {b.state:10} attempt={b.attempt} {b.spec_hash[:12]} "
+            f"{b.source_revision or '-':20.20} {b.reason or ''} {b.message or ''}".rstrip()
+        )
     return EXIT_OK
 
 
 def _build_row(b) -> dict[str, object]:  # type: ignore[no-untyped-def]
     return {
-        "build_id": b.build_id, "state": b.state, "attempt": b.attempt, "spec_hash": b.spec_hash,
-        "reason": b.reason, "message": b.message, "prefix": b.prefix, "revision": b.source_revision,
-        "queued_at": b.queued_at, "started_at": b.started_at, "finished_at": b.finished_at,
-        "collected": b.collected_at is not None, "artifacts": b.artifacts,
-        "published_at": b.published_at, "publish_error": b.publish_error,
+        "build_id": b.build_id,
+        "state": b.state,
+        "attempt": b.attempt,
+        "spec_hash": b.spec_hash,
+        "reason": b.reason,
+        "message": b.message,
+        "prefix": b.prefix,
+        "revision": b.source_revision,
+        "queued_at": b.queued_at,
+        "started_at": b.started_at,
+        "finished_at": b.finished_at,
+        "collected": b.collected_at is not None,
+        "artifacts": b.artifacts,
+        "published_at": b.published_at,
+        "publish_error": b.publish_error,
     }
 
 
@@ -271,8 +300,9 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     rt = _runtime(settings)
     ref = EnvRef.parse(args.environment)
     b = rollback(rt.engine, rt.reconciler.recorder, rt.reconciler.layout, ref, args.build_id, settings=settings)
-    print(f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); "
-          "it stays there until its specification changes")
+    print(
+        f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); it stays there until its specification changes"
+    )
     return EXIT_OK
 
 
@@ -282,13 +312,31 @@ def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
     engine = _runtime(settings).engine
     rows = [c for c in list_change_requests(engine, source=args.source) if args.ref is None or c.ref == args.ref]
     if args.format == "json":
-        print(json.dumps([{"source": c.source, "ref": c.ref, "state": c.state, "head_revision": c.head_revision,
-                           "base_revision": c.base_revision, "has_changes": c.has_changes,
-                           "has_errors": c.has_errors, "error": c.error,
-                           "report": json.loads(c.report_json) if c.report_json else None,
-                           "previews": [_preview_row(settings, p) for p in list_previews(
-                               engine, source=c.source, ref=c.ref) if p.head_revision == c.head_revision]}
-                          for c in rows], indent=2, default=str))
+        print(
+            json.dumps(
+                [
+                    {
+                        "source": c.source,
+                        "ref": c.ref,
+                        "state": c.state,
+                        "head_revision": c.head_revision,
+                        "base_revision": c.base_revision,
+                        "has_changes": c.has_changes,
+                        "has_errors": c.has_errors,
+                        "error": c.error,
+                        "report": json.loads(c.report_json) if c.report_json else None,
+                        "previews": [
+                            _preview_row(settings, p)
+                            for p in list_previews(engine, source=c.source, ref=c.ref)
+                            if p.head_revision == c.head_revision
+                        ],
+                    }
+                    for c in rows
+                ],
+                indent=2,
+                default=str,
+            )
+        )
     elif args.format == "markdown":
         print("\n\n".join(c.report_markdown or f"`{c.ref}`: {c.error}" for c in rows))
     else:
@@ -299,9 +347,15 @@ def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {"environment": str(p.ref), "state": p.state, "reason": p.reason, "message": p.message,
-            "spec_hash": p.spec_hash, "prefix": str(settings.store / p.prefix) if p.prefix else None,
-            "artifacts": {k: str(settings.store / v) for k, v in sorted(p.artifacts.items())}}
+    return {
+        "environment": str(p.ref),
+        "state": p.state,
+        "reason": p.reason,
+        "message": p.message,
+        "spec_hash": p.spec_hash,
+        "prefix": str(settings.store / p.prefix) if p.prefix else None,
+        "artifacts": {k: str(settings.store / v) for k, v in sorted(p.artifacts.items())},
+    }
 
 
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
@@ -311,8 +365,9 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
         print("condaops: --keep must be 0 or more", file=sys.stderr)
         return EXIT_ERROR
     rt = _runtime(settings)
-    chosen = collect_garbage(rt.engine, rt.reconciler.recorder, rt.reconciler.layout,
-                             keep=args.keep, dry_run=args.dry_run)
+    chosen = collect_garbage(
+        rt.engine, rt.reconciler.recorder, rt.reconciler.layout, keep=args.keep, dry_run=args.dry_run
+    )
     verb = "would remove" if args.dry_run else "removed"
     for c in chosen:
         print(f"{verb} {c.build.ref} build {c.build.build_id}: {c.path} ({c.size / 1e6:.1f} MB)")

@@ -162,8 +162,10 @@ def decide(
     if source is not None:
         targets = _named(sources, source)
         if not targets:
-            return HookDecision(404, f"no Git source named '{source}' accepts webhooks (set 'webhook_secret_env' "
-                                     "or 'webhook_secret_file')")  # fmt: skip
+            return HookDecision(
+                404,
+                f"no Git source named '{source}' accepts webhooks (set 'webhook_secret_env' or 'webhook_secret_file')",
+            )
     else:
         payload, problem = _parse(body)
         if problem:
@@ -173,16 +175,21 @@ def decide(
         if not targets:
             shown = sorted({normalize_repo_url(u) for u in urls})  # without user info
             where = ", ".join(shown[:4]) if shown else "no repository URL in the payload"
-            return HookDecision(404, f"no Git source with a webhook secret has this repository ({where}); "
-                                     "fix the source's 'git' URL or call with ?source=<name>")  # fmt: skip
+            return HookDecision(
+                404,
+                f"no Git source with a webhook secret has this repository ({where}); "
+                "fix the source's 'git' URL or call with ?source=<name>",
+            )
     matched = tuple(s.name for s in targets)
     verified = tuple(s.name for s in targets if verify_signature(headers, body, secret_of(s)))
     if not verified:
-        return HookDecision(401, "the signature is missing or does not match the source's webhook secret",
-                            matched=matched)  # fmt: skip
+        return HookDecision(
+            401, "the signature is missing or does not match the source's webhook secret", matched=matched
+        )
     if source is not None and (problem := _parse(body)[1]):
         return HookDecision(400, problem, matched=matched)
     if is_ping(headers):
-        return HookDecision(200, "pong: the signature is valid; push events will refresh these sources",
-                            verified, matched)  # fmt: skip
+        return HookDecision(
+            200, "pong: the signature is valid; push events will refresh these sources", verified, matched
+        )
     return HookDecision(202, "refresh requested", verified, matched)

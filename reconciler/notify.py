@@ -67,8 +67,10 @@ class StatusRequest:
     json: dict[str, str]
 
     def __repr__(self) -> str:
-        return (f"StatusRequest(method={self.method!r}, url={self.url!r}, "
-                f"headers={redacted_headers(self.headers)!r}, json={self.json!r})")  # fmt: skip
+        return (
+            f"StatusRequest(method={self.method!r}, url={self.url!r}, "
+            f"headers={redacted_headers(self.headers)!r}, json={self.json!r})"
+        )
 
 
 def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -116,8 +118,7 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def status_request(build: BuildInfo, outcome: BuildOutcome | None, source: SourceSettings,
-                   token: str) -> StatusRequest:  # fmt: skip
+def status_request(build: BuildInfo, outcome: BuildOutcome | None, source: SourceSettings, token: str) -> StatusRequest:
     """The request that posts ``build``'s state for its commit. Pure: no IO.
 
     ``outcome`` is None when the build starts. ``source`` must have ``status_api`` and
@@ -125,15 +126,17 @@ def status_request(build: BuildInfo, outcome: BuildOutcome | None, source: Sourc
     """
     api, sha = source.status_api, build.source_revision or ""
     state = status_state(outcome)
-    body = {"state": state, "context": status_context(build, source),
-            "description": status_description(build, outcome)}  # fmt: skip
+    body = {"state": state, "context": status_context(build, source), "description": status_description(build, outcome)}
     if source.status_target_url:
         body["target_url"] = f"{source.status_target_url.rstrip('/')}/builds/{build.build_id}"
     common = {"Content-Type": "application/json", "User-Agent": "condaops"}
     if api == GITHUB:
         url = f"{_base(source, '')}/repos/{_owner_name(source)}/statuses/{sha}"
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
-                   "X-GitHub-Api-Version": "2022-11-28"}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
     elif api == GITEA:
         url = f"{_base(source, '/api/v1')}/repos/{_owner_name(source)}/statuses/{sha}"
         headers = {"Authorization": f"token {token}", "Accept": "application/json"}
@@ -200,8 +203,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def send_status(request: StatusRequest, *, timeout: float,
-                opener: urllib.request.OpenerDirector | None = None) -> SendResult:  # fmt: skip
+def send_status(
+    request: StatusRequest, *, timeout: float, opener: urllib.request.OpenerDirector | None = None
+) -> SendResult:
     """Send one request; never raises for HTTP or network problems."""
     opener = opener or urllib.request.build_opener(_NoRedirect)
     data = json.dumps(request.json).encode()
@@ -231,8 +235,9 @@ def _redact(text: str, secrets: list[str]) -> str:
 
 def read_token(source: SourceSettings, environ: Mapping[str, str]) -> str | None:
     """The source's API token, or None (logged, without the value) when it is not available."""
-    return read_secret(source.name, "status_token", env=source.status_token_env, file=source.status_token_file,
-                       environ=environ)
+    return read_secret(
+        source.name, "status_token", env=source.status_token_env, file=source.status_token_file, environ=environ
+    )
 
 
 # --- IO: the listener and its background thread --------------------------------------------
@@ -257,8 +262,14 @@ class StatusNotifier:
 
     QUEUE_LIMIT = 1000  # events beyond this are dropped (and logged): a dead forge must not eat memory
 
-    def __init__(self, settings: Settings, engine: Engine, *, environ: Mapping[str, str] | None = None,
-                 policy: RetryPolicy = RetryPolicy()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        environ: Mapping[str, str] | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.sources = {s.name: s for s in settings.sources if s.git is not None and s.status_api}
@@ -348,8 +359,12 @@ class StatusNotifier:
         if build is None or source is None:
             return  # not a build of a source with statuses turned on
         if not is_commit(build.source_revision):
-            log.warning("status_skipped build=%s source=%s reason=NotACommit revision=%s",
-                        build.build_id, source.name, build.source_revision)  # fmt: skip
+            log.warning(
+                "status_skipped build=%s source=%s reason=NotACommit revision=%s",
+                build.build_id,
+                source.name,
+                build.source_revision,
+            )
             return
         token = read_token(source, self._environ)
         if token is not None:
@@ -360,24 +375,48 @@ class StatusNotifier:
         for attempt in range(1, policy.attempts + 1):
             result = send_status(request, timeout=policy.timeout, opener=self._opener)
             if result.ok:
-                log.info("status_posted build=%s api=%s state=%s url=%s",
-                         event.build_id, source.status_api, state, request.url)  # fmt: skip
+                log.info(
+                    "status_posted build=%s api=%s state=%s url=%s",
+                    event.build_id,
+                    source.status_api,
+                    state,
+                    request.url,
+                )
                 return
             if not result.retryable:
-                log.warning("status_refused build=%s api=%s state=%s url=%s detail=%s%s",
-                            event.build_id, source.status_api, state, request.url, result.detail,
-                            _hint(result.status))  # fmt: skip
+                log.warning(
+                    "status_refused build=%s api=%s state=%s url=%s detail=%s%s",
+                    event.build_id,
+                    source.status_api,
+                    state,
+                    request.url,
+                    result.detail,
+                    _hint(result.status),
+                )
                 return
-            log.warning("status_retry build=%s api=%s state=%s url=%s attempt=%d/%d detail=%s",
-                        event.build_id, source.status_api, state, request.url, attempt, policy.attempts,
-                        result.detail)  # fmt: skip
+            log.warning(
+                "status_retry build=%s api=%s state=%s url=%s attempt=%d/%d detail=%s",
+                event.build_id,
+                source.status_api,
+                state,
+                request.url,
+                attempt,
+                policy.attempts,
+                result.detail,
+            )
             if attempt == policy.attempts or self._stop.wait(policy.delay(attempt)):
                 break
             if self._superseded(event):
                 log.info("status_superseded build=%s state=%s", event.build_id, state)
                 return
-        log.warning("status_dropped build=%s api=%s state=%s url=%s attempts=%d", event.build_id,
-                    source.status_api, state, request.url, attempt)  # fmt: skip
+        log.warning(
+            "status_dropped build=%s api=%s state=%s url=%s attempts=%d",
+            event.build_id,
+            source.status_api,
+            state,
+            request.url,
+            attempt,
+        )
 
 
 def _hint(status: int | None) -> str:

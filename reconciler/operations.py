@@ -30,9 +30,14 @@ class OperationError(CondaopsError):
 
 
 def rollback(
-    engine: Engine, recorder: Recorder, layout: StoreLayout, ref: EnvRef, build_id: int, *,
+    engine: Engine,
+    recorder: Recorder,
+    layout: StoreLayout,
+    ref: EnvRef,
+    build_id: int,
+    *,
     settings: Settings | None = None,
-) -> BuildInfo:  # fmt: skip
+) -> BuildInfo:
     """Link an earlier completed build of ``ref``; it stays until the spec changes again.
 
     With ``settings`` (and ``publish.enabled``), ``latest`` then moves to that build's image
@@ -72,7 +77,8 @@ def choose_collectable(builds: list[BuildInfo], current_id: int | None, keep: in
     the ``keep`` most recent other completed builds. Lockfiles are never chosen (only
     prefixes are collected). Pure."""
     live = [
-        b for b in sorted(builds, key=lambda b: b.build_id, reverse=True)
+        b
+        for b in sorted(builds, key=lambda b: b.build_id, reverse=True)
         if b.state == COMPLETED and b.collected_at is None and b.prefix and b.build_id != current_id
     ]
     return live[keep:]

@@ -67,11 +67,16 @@ class PackageDiff:
     def to_data(self) -> dict[str, list[dict[str, object]]]:
         out: dict[str, list[dict[str, object]]] = {k: [] for k in KINDS}
         for c in self.changes:
-            out[c.kind].append({
-                "name": c.name, "manager": c.manager,
-                "old": c.old.version if c.old else None, "new": c.new.version if c.new else None,
-                "old_build": c.old.build if c.old else None, "new_build": c.new.build if c.new else None,
-            })  # fmt: skip
+            out[c.kind].append(
+                {
+                    "name": c.name,
+                    "manager": c.manager,
+                    "old": c.old.version if c.old else None,
+                    "new": c.new.version if c.new else None,
+                    "old_build": c.old.build if c.old else None,
+                    "new_build": c.new.build if c.new else None,
+                }
+            )
         return out
 
 

@@ -138,9 +138,7 @@ def plan(
             continue
         actions.append(_absent(rec, readable, unreadable, policy))
 
-    notes = tuple(
-        f"{s.source}: {s.error_reason or SOURCE_UNREADABLE}: {s.error}" for s in unreadable.values()
-    )
+    notes = tuple(f"{s.source}: {s.error_reason or SOURCE_UNREADABLE}: {s.error}" for s in unreadable.values())
     unnamed = tuple(r for s in snapshots for r in s.rejections if r.ref is None)
     return Plan(actions=tuple(actions), notes=notes, unnamed_rejections=unnamed)
 

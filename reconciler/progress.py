@@ -48,8 +48,10 @@ class Progress:
         width = 30
         filled = int(width * self.done / total)
         running = len(self.started) - self.done
-        self.stream.write(f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{len(self.started)} "
-                          f"done, {running} running, {self.failed} failed")
+        self.stream.write(
+            f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{len(self.started)} "
+            f"done, {running} running, {self.failed} failed"
+        )
         self.stream.flush()
 
     def close(self) -> None:

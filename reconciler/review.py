@@ -61,8 +61,9 @@ def _checked(snap: SourceSnapshot, what: str) -> SourceSnapshot:
     return snap
 
 
-def review_snapshots(settings: Settings, base: SourceSnapshot, head: SourceSnapshot, *, ref: str,
-                     repodata_cache: Path) -> ChangeReport:
+def review_snapshots(
+    settings: Settings, base: SourceSnapshot, head: SourceSnapshot, *, ref: str, repodata_cache: Path
+) -> ChangeReport:
     """Diff two snapshots and solve the environments they change."""
     base, head = effective(base, settings), effective(head, settings)
     changes = compare_snapshots(base, head)
@@ -114,6 +115,12 @@ def _pip_packages(settings: Settings, spec: Spec, platform: str, records: list, 
     version = python_version(records) if requirements else None
     if not requirements or version is None:
         return []
-    locks = lock_pip(requirements, python_version=version, platform=platform, settings=settings.pip,
-                     workdir=workdir / platform, timeout=settings.build.timeout)
+    locks = lock_pip(
+        requirements,
+        python_version=version,
+        platform=platform,
+        settings=settings.pip,
+        workdir=workdir / platform,
+        timeout=settings.build.timeout,
+    )
     return [Pkg(lock.name, lock.version, manager="pypi") for lock in locks]

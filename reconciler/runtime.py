@@ -72,14 +72,18 @@ class Runtime:
     with the others: the state, APScheduler's queue and its event broker.
     """
 
-    def __init__(self, settings: Settings, *, role: str = "all", slots: int | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, settings: Settings, *, role: str = "all", slots: int | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
         if role != "all" and not shared(settings.database_url):
-            raise ConfigError(f"the {role} role shares its state and queue with other processes: set "
-                              "database to postgresql+psycopg://user@host/db (SQLite is for one process)",
-                              key="database", file=str(settings.config_file or "") or None)  # fmt: skip
+            raise ConfigError(
+                f"the {role} role shares its state and queue with other processes: set "
+                "database to postgresql+psycopg://user@host/db (SQLite is for one process)",
+                key="database",
+                file=str(settings.config_file or "") or None,
+            )
         self.settings = settings
         self.role = role
         self.slots = slots
@@ -145,12 +149,15 @@ class Runtime:
     def _scheduler(self) -> BuildScheduler:
         jobs = self.runs_jobs
         return BuildScheduler(
-            self.worker if jobs else None, concurrency=self.settings.build.concurrency,
-            run_preview=self.previewer if jobs else None, run_publish=self.publish if jobs else None,
-            database_url=self.settings.database_url, slots=self.slots,
+            self.worker if jobs else None,
+            concurrency=self.settings.build.concurrency,
+            run_preview=self.previewer if jobs else None,
+            run_publish=self.publish if jobs else None,
+            database_url=self.settings.database_url,
+            slots=self.slots,
             role={"all": "both", "reconciler": "scheduler", "worker": "worker"}[self.role],
             identity=self.worker.name if jobs else "",
-        )  # fmt: skip
+        )
 
     # --- what a reconciling process submits ------------------------------------------
 
@@ -281,8 +288,11 @@ class Runtime:
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
         self.reconciler.close()
         if server is not None and not server.started:
-            raise ConfigError(f"the web server could not listen on {self.settings.web.listen} (see the error "
-                              "above): free the port, or set another web.listen (or --no-web)", key="web.listen")
+            raise ConfigError(
+                f"the web server could not listen on {self.settings.web.listen} (see the error "
+                "above): free the port, or set another web.listen (or --no-web)",
+                key="web.listen",
+            )
 
     async def _take_refresh_requests(self, stop: anyio.Event) -> None:
         """Webhooks received by web-role processes arrive as rows in the state DB."""
@@ -335,6 +345,7 @@ class Runtime:
             async def watch(stop: anyio.Event) -> None:
                 watcher = DirectoryWatcher(src)
                 async with anyio.create_task_group() as tg:
+
                     async def stopper() -> None:
                         await stop.wait()
                         watcher.stop()
@@ -353,8 +364,9 @@ class Runtime:
         import uvicorn
 
         host, _, port = self.settings.web.listen.rpartition(":")
-        config = uvicorn.Config(self._web_app(), host=host.strip("[]"), port=int(port), log_level="warning",
-                                lifespan="on", access_log=False)  # requests are counted in /metrics
+        config = uvicorn.Config(
+            self._web_app(), host=host.strip("[]"), port=int(port), log_level="warning", lifespan="on", access_log=False
+        )  # requests are counted in /metrics
         return uvicorn.Server(config)
 
     def _web_app(self):  # type: ignore[no-untyped-def]
@@ -366,9 +378,14 @@ class Runtime:
         from condaops.registry.storage import open_storage
         from condaops.web.hooks import hooks_router
 
-        registry = registry_router(self.settings, open_storage(self.settings),
-                                   observe=lambda method, status, got, sent: self.metrics.registry_request(
-                                       method, status, bytes_in=got, bytes_out=sent))
+        registry = registry_router(
+            self.settings,
+            open_storage(self.settings),
+            observe=lambda method, status, got, sent: self.metrics.registry_request(
+                method, status, bytes_in=got, bytes_out=sent
+            ),
+        )
         hooks = hooks_router(self.settings, self.refresh)
-        return create_app(self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks],
-                          sources_gate=self.role == "all")  # fmt: skip
+        return create_app(
+            self.settings, self.engine, metrics=self.metrics, routers=[registry, hooks], sources_gate=self.role == "all"
+        )

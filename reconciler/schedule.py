@@ -182,7 +182,8 @@ class BuildScheduler:
             if job_id in fired or job_id in stuck:
                 with suppress(ScheduleLookupError):
                     await self._scheduler.remove_schedule(job_id)
-            await self._scheduler.add_schedule(task, DateTrigger(when), id=job_id, args=[arg],
-                                               conflict_policy=ConflictPolicy.do_nothing)
+            await self._scheduler.add_schedule(
+                task, DateTrigger(when), id=job_id, args=[arg], conflict_policy=ConflictPolicy.do_nothing
+            )
             added.add(job_id)
         return added

@@ -13,8 +13,9 @@ from pathlib import Path
 log = logging.getLogger("condaops.secrets")
 
 
-def read_secret(source: str, what: str, *, env: str | None, file: Path | None,
-                environ: Mapping[str, str]) -> str | None:
+def read_secret(
+    source: str, what: str, *, env: str | None, file: Path | None, environ: Mapping[str, str]
+) -> str | None:
     """The secret from variable ``env`` or file ``file`` (whichever is set), or None.
 
     ``what`` names the setting family in messages, e.g. ``status_token`` (keys
@@ -29,8 +30,9 @@ def read_secret(source: str, what: str, *, env: str | None, file: Path | None,
             value = file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-            log.warning("%s_unreadable source=%s file=%s (%s): fix the file or '%s_file'",
-                        what, source, file, problem, what)  # fmt: skip
+            log.warning(
+                "%s_unreadable source=%s file=%s (%s): fix the file or '%s_file'", what, source, file, problem, what
+            )
             return None
         if not value:
             log.warning("%s_missing source=%s file=%s is empty", what, source, file)

@@ -115,24 +115,29 @@ def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     """Fill spec defaults (channels, platforms) from settings: they are part of the identity."""
     channels = settings.channels.default
     platforms = settings.platforms
-    envs = tuple(
-        replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs
-    )
+    envs = tuple(replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs)
     return replace(snapshot, envs=envs)
 
 
 def policy_of(settings: Settings) -> Policy:
     b = settings.build
     allow_empty = frozenset(s.name for s in settings.sources if getattr(s, "allow_empty", False))
-    return Policy(prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max,
-                  allow_empty=allow_empty)
+    return Policy(
+        prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max, allow_empty=allow_empty
+    )
 
 
 class Reconciler:
     """Reads desired state, compares with recorded state and records the plan."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock,
-                 reader: Callable[[SourceSettings], SourceSnapshot] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Clock,
+        reader: Callable[[SourceSettings], SourceSnapshot] | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
@@ -141,8 +146,9 @@ class Reconciler:
         self._read = reader or SourceReader()
         from condaops.reconciler.changereqs import ChangeRequests
 
-        self.changes = ChangeRequests(settings, engine, clock=clock,
-                                      git_source=getattr(self._read, "git_source", lambda name: None))
+        self.changes = ChangeRequests(
+            settings, engine, clock=clock, git_source=getattr(self._read, "git_source", lambda name: None)
+        )
 
     def close(self) -> None:
         """Release what the source reader keeps open (Git repositories, temporary mirrors)."""

@@ -109,8 +109,17 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
 
 # The conda platforms condaops knows (``platforms:`` must name one of these).
 KNOWN_PLATFORMS: tuple[str, ...] = (
-    "linux-64", "linux-aarch64", "linux-ppc64le", "linux-s390x", "linux-32",
-    "linux-armv6l", "linux-armv7l", "osx-64", "osx-arm64", "win-64", "win-32",
+    "linux-64",
+    "linux-aarch64",
+    "linux-ppc64le",
+    "linux-s390x",
+    "linux-32",
+    "linux-armv6l",
+    "linux-armv7l",
+    "osx-64",
+    "osx-arm64",
+    "win-64",
+    "win-32",
     "win-arm64",
 )
 

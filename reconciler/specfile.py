@@ -95,8 +95,9 @@ def load_spec_file(path: Path, *, file: str | None = None) -> ParsedSpec:
                 raise _too_large(display, size)
             data = fh.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise SourceError(f"{display}: cannot read the file ({exc.strerror or exc}); "
-                          "it is read again at the next refresh") from exc
+        raise SourceError(
+            f"{display}: cannot read the file ({exc.strerror or exc}); it is read again at the next refresh"
+        ) from exc
     return parse_spec_bytes(data, file=display)
 
 
@@ -138,9 +139,12 @@ def normalize_match_spec(text: str) -> str:
 
 
 def _too_large(file: str, size: int) -> SpecError:
-    return SpecError(f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit for "
-                     "environment files; commit only the environment file itself",
-                     file=file, reason="SpecTooLarge")
+    return SpecError(
+        f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit for "
+        "environment files; commit only the environment file itself",
+        file=file,
+        reason="SpecTooLarge",
+    )
 
 
 def _decode(data: bytes, file: str) -> str:
@@ -148,8 +152,12 @@ def _decode(data: bytes, file: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise SpecError(f"not valid UTF-8 at byte offset {exc.start}; save the file as UTF-8",
-                        file=file, line=line, reason="SpecNotUtf8") from exc
+        raise SpecError(
+            f"not valid UTF-8 at byte offset {exc.start}; save the file as UTF-8",
+            file=file,
+            line=line,
+            reason="SpecNotUtf8",
+        ) from exc
 
 
 def _reject_templates(ctx: _Context) -> None:
@@ -158,9 +166,12 @@ def _reject_templates(ctx: _Context) -> None:
     for number, line in enumerate(ctx.lines, start=1):
         code = "" if line.lstrip().startswith("#") else re.split(r"\s#", line, maxsplit=1)[0]
         if _TEMPLATE.search(code):
-            raise SpecError("contains a Jinja template placeholder ('{{ }}' or '{% %}'); "
-                            "render the template and commit the result",
-                            file=ctx.file, line=number, reason="SpecTemplated")
+            raise SpecError(
+                "contains a Jinja template placeholder ('{{ }}' or '{% %}'); render the template and commit the result",
+                file=ctx.file,
+                line=number,
+                reason="SpecTemplated",
+            )
 
 
 def _compose(text: str, file: str) -> Node | None:
@@ -175,17 +186,25 @@ def _compose(text: str, file: str) -> Node | None:
         scanning = exc.context_mark and "scanning" in (exc.context or "")
         mark = exc.context_mark if scanning else exc.problem_mark or exc.context_mark
         problem = "; ".join(p for p in (exc.context, exc.problem) if p)
-        raise SpecError(f"invalid YAML: {problem}; fix the syntax (indentation, ':' after "
-                        "keys, quotes)", file=file, line=mark.line + 1 if mark else None,
-                        reason="SpecYamlInvalid") from exc
+        raise SpecError(
+            f"invalid YAML: {problem}; fix the syntax (indentation, ':' after keys, quotes)",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            reason="SpecYamlInvalid",
+        ) from exc
     except RecursionError as exc:  # PyYAML composes nested collections recursively
-        raise SpecError("invalid YAML: collections are nested too deeply; an environment "
-                        "file needs only a few levels", file=file,
-                        reason="SpecYamlInvalid") from exc
+        raise SpecError(
+            "invalid YAML: collections are nested too deeply; an environment file needs only a few levels",
+            file=file,
+            reason="SpecYamlInvalid",
+        ) from exc
     except yaml.reader.ReaderError as exc:  # control characters
-        raise SpecError(f"invalid YAML: character #x{exc.character:04x} is not allowed; "
-                        "remove it", file=file, line=text.count("\n", 0, exc.position) + 1,
-                        reason="SpecYamlInvalid") from exc
+        raise SpecError(
+            f"invalid YAML: character #x{exc.character:04x} is not allowed; remove it",
+            file=file,
+            line=text.count("\n", 0, exc.position) + 1,
+            reason="SpecYamlInvalid",
+        ) from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", file=file, reason="SpecYamlInvalid") from exc
 
@@ -203,8 +222,7 @@ _SLOW = object()  # "compose with PyYAML"
 # Where the two differ: tabs, carriage returns, '?' and '{' anywhere; document markers;
 # a tag, anchor, alias, block scalar, directive or reserved character where a node
 # starts (but not '!=' or '>=' inside a match spec).
-_FAST_UNSAFE = re.compile(r"[?{\t\r]|^(?:---|\.\.\.)|(?:^|[-:,\[]\s|[\[,])\s*[!&*|>%@`]",
-                          re.MULTILINE)
+_FAST_UNSAFE = re.compile(r"[?{\t\r]|^(?:---|\.\.\.)|(?:^|[-:,\[]\s|[\[,])\s*[!&*|>%@`]", re.MULTILINE)
 # libyaml's composer recurses in C without a limit (a deep file would crash the
 # process): every nesting level needs one of these characters, so their count bounds
 # the depth before composing.
@@ -265,8 +283,7 @@ class _Context:
         self.lines = lines
         self.warnings: list[str] = []
 
-    def error(self, node: Node | None, message: str, reason: str = "SpecInvalid",
-              key: str | None = None) -> SpecError:
+    def error(self, node: Node | None, message: str, reason: str = "SpecInvalid", key: str | None = None) -> SpecError:
         line = node.start_mark.line + 1 if node is not None else None
         return SpecError(message, file=self.file, line=line, key=key, reason=reason)
 
@@ -282,16 +299,23 @@ class _Context:
             return None  # no comment, or an ordinary one
         found = _SELECTOR.match(comment.group(1))
         if not found:
-            raise self.error(node, "a selector comment must stand alone at the end of the "
-                             "line, e.g. '- gcc  # [linux64]'", "SelectorInvalid")
+            raise self.error(
+                node,
+                "a selector comment must stand alone at the end of the line, e.g. '- gcc  # [linux64]'",
+                "SelectorInvalid",
+            )
         return self.check_selector(node, found.group(1))
 
     def check_selector(self, node: Node, expression: str) -> str:
         selector = normalize_selector(expression)
         if selector is None:
-            raise self.error(node, f"unsupported selector '{expression.strip()}': use one "
-                             "platform name such as linux64, osxarm64, win or unix, "
-                             "optionally as 'not <name>'", "SelectorInvalid")
+            raise self.error(
+                node,
+                f"unsupported selector '{expression.strip()}': use one "
+                "platform name such as linux64, osxarm64, win or unix, "
+                "optionally as 'not <name>'",
+                "SelectorInvalid",
+            )
         return selector
 
 
@@ -299,8 +323,7 @@ def _describe(node: Node) -> str:
     if not isinstance(node, ScalarNode):
         return "a mapping" if isinstance(node, MappingNode) else "a list"
     kind = node.tag.rsplit(":", 1)[-1]
-    names = {"str": "a string", "null": "empty", "bool": "true/false", "int": "a number",
-             "float": "a number"}
+    names = {"str": "a string", "null": "empty", "bool": "true/false", "int": "a number", "float": "a number"}
     return names.get(kind, f"a YAML {kind}")
 
 
@@ -319,8 +342,12 @@ def _items(ctx: _Context, node: Node | None, key: str, example: str) -> list[Nod
     if _is_null(node):
         return []
     if not isinstance(node, SequenceNode):
-        raise ctx.error(node, f"'{key}' must be a list, not {_describe(node)}; write it as "
-                        f"'{key}: [{example}]' or one '- {example}' per line", key=key)
+        raise ctx.error(
+            node,
+            f"'{key}' must be a list, not {_describe(node)}; write it as "
+            f"'{key}: [{example}]' or one '- {example}' per line",
+            key=key,
+        )
     return list(node.value)
 
 
@@ -344,19 +371,23 @@ def _reject_duplicate_keys(ctx: _Context, root: Node | None) -> None:
             stack.extend((key, value))
             ident = (key.tag, key.value) if isinstance(key, ScalarNode) else None
             if ident in first:
-                raise ctx.error(key, f"duplicate key '{key.value}' (first on line "
-                                f"{first[ident]}); keep only one", "SpecYamlInvalid", key.value)
+                raise ctx.error(
+                    key,
+                    f"duplicate key '{key.value}' (first on line {first[ident]}); keep only one",
+                    "SpecYamlInvalid",
+                    key.value,
+                )
             if ident is not None:
                 first[ident] = key.start_mark.line + 1
 
 
 def _parse_root(ctx: _Context, root: Node | None) -> Spec:
     if _is_null(root):
-        raise ctx.error(None, "the file is empty; an environment file needs at least "
-                        "'dependencies:'")
+        raise ctx.error(None, "the file is empty; an environment file needs at least 'dependencies:'")
     if not isinstance(root, MappingNode):
-        raise ctx.error(root, f"the top level must be a mapping with keys "
-                        f"{', '.join(ALLOWED_KEYS)}, not {_describe(root)}")
+        raise ctx.error(
+            root, f"the top level must be a mapping with keys {', '.join(ALLOWED_KEYS)}, not {_describe(root)}"
+        )
     fields: dict[str, Node] = {}
     for key, key_node, value in _pairs(ctx, root):
         if key in ALLOWED_KEYS:
@@ -365,14 +396,16 @@ def _parse_root(ctx: _Context, root: Node | None) -> Spec:
             ctx.warn(key_node, f"'{key}:' is ignored: {IGNORED_KEYS[key]}")
         else:
             hint = _INDEX_HINT if key == "pip-repositories" else "remove or rename it"
-            raise ctx.error(key_node, f"unknown key '{key}' (allowed: {', '.join(ALLOWED_KEYS)};"
-                            f" ignored: {', '.join(IGNORED_KEYS)}); {hint}",
-                            "SpecUnknownKey", key)
+            raise ctx.error(
+                key_node,
+                f"unknown key '{key}' (allowed: {', '.join(ALLOWED_KEYS)}; ignored: {', '.join(IGNORED_KEYS)}); {hint}",
+                "SpecUnknownKey",
+                key,
+            )
     channels = _parse_channels(ctx, fields.get("channels"))  # in file order, mostly
     conda, pip = _parse_dependencies(ctx, fields.get("dependencies"))
     if not conda and not pip:
-        ctx.warn(fields.get("dependencies") or root, "no dependencies: the environment "
-                 "will be empty")
+        ctx.warn(fields.get("dependencies") or root, "no dependencies: the environment will be empty")
     name = fields.get("name")
     if not _is_null(name) and not isinstance(name, ScalarNode):
         raise ctx.error(name, f"'name' must be a string, not {_describe(name)}", key="name")
@@ -402,18 +435,27 @@ def _parse_channels(ctx: _Context, node: Node | None) -> tuple[str, ...]:
 
 def _check_channel(ctx: _Context, node: Node, channel: str) -> None:
     if _carries_credentials(channel):
-        raise ctx.error(node, f"channel '{channel}' carries credentials or a ${{VAR}} "
-                        "placeholder; credentials belong in condaops configuration, name the "
-                        "plain channel here", "ChannelInvalid", "channels")
+        raise ctx.error(
+            node,
+            f"channel '{channel}' carries credentials or a ${{VAR}} "
+            "placeholder; credentials belong in condaops configuration, name the "
+            "plain channel here",
+            "ChannelInvalid",
+            "channels",
+        )
     try:
         if any(c.isspace() for c in channel):
             raise ValueError("it contains whitespace")
         Channel(channel)
     except (ValueError, InvalidChannelError) as exc:
         reason = str(exc).splitlines()[0]
-        raise ctx.error(node, f"channel '{channel}' is not a channel name or URL ({reason}); "
-                        "write it like 'conda-forge' or 'https://host/channel'",
-                        "ChannelInvalid", "channels") from exc
+        raise ctx.error(
+            node,
+            f"channel '{channel}' is not a channel name or URL ({reason}); "
+            "write it like 'conda-forge' or 'https://host/channel'",
+            "ChannelInvalid",
+            "channels",
+        ) from exc
     if _LOCAL.match(channel):
         ctx.warn(node, f"channel '{channel}' is a local path on the build host")
 
@@ -422,16 +464,19 @@ def _parse_variables(ctx: _Context, node: Node | None) -> tuple[tuple[str, str],
     if _is_null(node):
         return ()
     if not isinstance(node, MappingNode):
-        raise ctx.error(node, f"'variables' must be a mapping of NAME: value, not "
-                        f"{_describe(node)}", key="variables")
+        raise ctx.error(node, f"'variables' must be a mapping of NAME: value, not {_describe(node)}", key="variables")
     out = []
     for key, key_node, value in _pairs(ctx, node):
         if not _ENV_NAME.fullmatch(key):
-            raise ctx.error(key_node, f"'{key}' is not a valid environment variable name "
-                            "(letters, digits and '_')", key="variables")
+            raise ctx.error(
+                key_node, f"'{key}' is not a valid environment variable name (letters, digits and '_')", key="variables"
+            )
         if _is_null(value) or not isinstance(value, ScalarNode):
-            raise ctx.error(value, f"variable '{key}' must have a single value, not "
-                            f"{_describe(value)}; use \"\" for an empty string", key="variables")
+            raise ctx.error(
+                value,
+                f"variable '{key}' must have a single value, not {_describe(value)}; use \"\" for an empty string",
+                key="variables",
+            )
         out.append((key, value.value))  # the text as written: 'true' stays 'true'
     return tuple(sorted(out))
 
@@ -441,8 +486,9 @@ def _parse_platforms(ctx: _Context, node: Node | None) -> tuple[str, ...]:
     for item in _items(ctx, node, "platforms", "linux-64"):
         platform = _string(ctx, item, "a platform")
         if platform not in KNOWN_PLATFORMS:
-            raise ctx.error(item, f"unknown platform '{platform}'; use one of "
-                            f"{', '.join(KNOWN_PLATFORMS)}", key="platforms")
+            raise ctx.error(
+                item, f"unknown platform '{platform}'; use one of {', '.join(KNOWN_PLATFORMS)}", key="platforms"
+            )
         if platform in platforms:
             ctx.warn(item, f"platform '{platform}' is listed twice")
         platforms.add(platform)
@@ -454,9 +500,7 @@ def _parse_platforms(ctx: _Context, node: Node | None) -> tuple[str, ...]:
 _Entry = tuple[str, Dependency, Node]  # (package name, dependency, node for messages)
 
 
-def _parse_dependencies(
-    ctx: _Context, node: Node | None
-) -> tuple[tuple[Dependency, ...], tuple[Dependency, ...]]:
+def _parse_dependencies(ctx: _Context, node: Node | None) -> tuple[tuple[Dependency, ...], tuple[Dependency, ...]]:
     conda: list[_Entry] = []
     pip: list[_Entry] | None = None
     pip_key: Node | None = None
@@ -476,11 +520,16 @@ def _parse_dependencies(
             conda.append(_conda_entry(ctx, value, expression))
         else:
             what = f"key '{key}'" if key else f"{len(pairs)} keys"
-            raise ctx.error(item, "a dependency must be a match spec, a 'pip:' list or "
-                            f"'sel(<platform>): spec', not a mapping with {what}")
+            raise ctx.error(
+                item,
+                "a dependency must be a match spec, a 'pip:' list or "
+                f"'sel(<platform>): spec', not a mapping with {what}",
+            )
     if pip_key is not None and "pip" not in {name for name, _, _ in conda}:
-        ctx.warn(pip_key, "a 'pip:' section but no 'pip' in the conda dependencies; add "
-                 "'pip' so the environment has its own pip")
+        ctx.warn(
+            pip_key,
+            "a 'pip:' section but no 'pip' in the conda dependencies; add 'pip' so the environment has its own pip",
+        )
     return _dedupe(ctx, conda), _dedupe(ctx, pip or [])
 
 
@@ -492,9 +541,13 @@ def _conda_entry(ctx: _Context, node: Node, selector: str | None) -> _Entry:
     try:
         normalized = normalize_match_spec(text)
     except ValueError as exc:
-        raise ctx.error(node, f"'{text}' is not a valid conda match spec: {exc}; write it "
-                        "like 'numpy >=1.26,<2', 'python=3.12' or 'conda-forge::pkg'",
-                        "MatchSpecInvalid", "dependencies") from exc
+        raise ctx.error(
+            node,
+            f"'{text}' is not a valid conda match spec: {exc}; write it "
+            "like 'numpy >=1.26,<2', 'python=3.12' or 'conda-forge::pkg'",
+            "MatchSpecInvalid",
+            "dependencies",
+        ) from exc
     name = _CONDA_NAME.match(normalized.split("[", 1)[0].rpartition("::")[2])
     return (name.group(0) if name else normalized), Dependency(normalized, selector), node
 
@@ -509,9 +562,12 @@ def _pip_entries(ctx: _Context, node: Node) -> list[_Entry]:
         except _Unsupported as exc:
             raise ctx.error(item, f"'{text}': {exc}", "PipRequirementUnsupported", "pip") from exc
         except ValueError as exc:
-            raise ctx.error(item, f"'{text}' is not a valid pip requirement: {exc}; write it "
-                            "like 'requests>=2.31' or 'name @ https://…'",
-                            "PipRequirementInvalid", "pip") from exc
+            raise ctx.error(
+                item,
+                f"'{text}' is not a valid pip requirement: {exc}; write it like 'requests>=2.31' or 'name @ https://…'",
+                "PipRequirementInvalid",
+                "pip",
+            ) from exc
         entries.append((name, Dependency(normalized, selector), item))
     return entries
 
@@ -526,13 +582,11 @@ def _dedupe(ctx: _Context, entries: list[_Entry]) -> tuple[Dependency, ...]:
             ctx.warn(node, f"'{dep.text}' is listed twice; the repeat is ignored")
         elif dep.selector is not None and dep.text in everywhere:
             # Also keeps sorting safe: Dependency cannot order None against a selector.
-            ctx.warn(node, f"'{dep.text}' is already listed for every platform; the "
-                     f"[{dep.selector}] line is ignored")
+            ctx.warn(node, f"'{dep.text}' is already listed for every platform; the [{dep.selector}] line is ignored")
         else:
             other = by_name.setdefault((name, dep.selector), dep.text)
             if other != dep.text:
-                ctx.warn(node, f"'{name}' is listed more than once ('{other}', "
-                         f"'{dep.text}'); all constraints apply")
+                ctx.warn(node, f"'{name}' is listed more than once ('{other}', '{dep.text}'); all constraints apply")
             kept.add(dep)
     return tuple(sorted(kept))
 
@@ -552,8 +606,7 @@ def _parse_match_spec(raw: str) -> MatchSpec:
         raise ValueError(str(exc).splitlines()[0]) from exc
     # rattler's lenient parser turns stray words into a build string ("foo 1 2 3").
     if parsed.build is not None and not _BUILD.fullmatch(parsed.build):
-        raise ValueError(f"'{parsed.build}' is not a build string (letters, digits, "
-                         "'_', '.', '+' and '*' globs)")
+        raise ValueError(f"'{parsed.build}' is not a build string (letters, digits, '_', '.', '+' and '*' globs)")
     return parsed
 
 
@@ -592,8 +645,10 @@ def _normalize_pip(text: str) -> tuple[str, str]:
     return req.name, " ".join([str(req), *hashes])
 
 
-_LOCAL_MESSAGE = ("local paths are not supported: a build sees only the environment file; "
-                  "publish the package or reference it as 'name @ git+https://…'")
+_LOCAL_MESSAGE = (
+    "local paths are not supported: a build sees only the environment file; "
+    "publish the package or reference it as 'name @ git+https://…'"
+)
 
 
 def _reject_pip_options(text: str) -> None:
@@ -601,11 +656,14 @@ def _reject_pip_options(text: str) -> None:
         return
     flag = text.split()[0].split("=", 1)[0]
     if flag == "--editable" or flag.startswith("-e"):
-        raise _Unsupported("editable installs (-e) are not supported: environments are "
-                           "immutable; use 'name @ git+https://…' or publish the package")
+        raise _Unsupported(
+            "editable installs (-e) are not supported: environments are "
+            "immutable; use 'name @ git+https://…' or publish the package"
+        )
     if flag in ("-r", "--requirement", "-c", "--constraint"):
-        raise _Unsupported("requirement files (-r/-c) are not supported; list the "
-                           "requirements in the pip: section itself")
+        raise _Unsupported(
+            "requirement files (-r/-c) are not supported; list the requirements in the pip: section itself"
+        )
     if {word.split("=", 1)[0] for word in text.split()} & _INDEX_OPTIONS:
         raise _Unsupported(f"pip index options are not supported here; {_INDEX_HINT}")
     raise _Unsupported(f"pip option '{flag}' is not supported in environment files; remove it")
@@ -629,8 +687,9 @@ def _check_pip_url(url: str) -> None:
     if parts.scheme not in _URL_SCHEMES:
         raise ValueError(f"URL scheme '{parts.scheme}' is not supported (use https or git+https)")
     if _carries_credentials(url):
-        raise _Unsupported("the URL carries credentials or a ${VAR} placeholder; credentials "
-                           "belong in condaops configuration")
+        raise _Unsupported(
+            "the URL carries credentials or a ${VAR} placeholder; credentials belong in condaops configuration"
+        )
 
 
 def _carries_credentials(url: str) -> bool:
@@ -650,6 +709,7 @@ def _check_hash(option: str) -> str:
         raise _Unsupported(f"pip option '{word}' is not supported in environment files")
     algorithm, digest = found.groups()
     if len(digest) != _HASH_LENGTH[algorithm]:
-        raise ValueError(f"the {algorithm} digest has {len(digest)} hex digits, not "
-                         f"{_HASH_LENGTH[algorithm]}; copy the full hash")
+        raise ValueError(
+            f"the {algorithm} digest has {len(digest)} hex digits, not {_HASH_LENGTH[algorithm]}; copy the full hash"
+        )
     return f"--hash={algorithm}:{digest.lower()}"

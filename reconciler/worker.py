@@ -112,9 +112,12 @@ class BuildWorker:
         self.listeners: list[Listener] = []
         lease = settings.build.lease
         self.leases = LeaseKeeper(lambda ids: recorder.renew(ids, self.name, lease=lease), lease)
-        self.ctx = BuildContext(settings=settings, layout=StoreLayout.of(settings),
-                                may_link=lambda build_id: recorder.may_link(build_id, self.name),
-                                held=self.leases.held)  # fmt: skip
+        self.ctx = BuildContext(
+            settings=settings,
+            layout=StoreLayout.of(settings),
+            may_link=lambda build_id: recorder.may_link(build_id, self.name),
+            held=self.leases.held,
+        )
         warm_imports()
 
     def __call__(self, build_id: int) -> None:
@@ -126,19 +129,32 @@ class BuildWorker:
         self.leases.hold(build_id)
         try:
             tell(self.listeners, build_id, None)
-            log.info("build_started build=%s env=%s spec=%s attempt=%s worker=%s",
-                     build_id, ticket.ref, ticket.spec_hash[:12], ticket.attempt, self.name)
+            log.info(
+                "build_started build=%s env=%s spec=%s attempt=%s worker=%s",
+                build_id,
+                ticket.ref,
+                ticket.spec_hash[:12],
+                ticket.attempt,
+                self.name,
+            )
             outcome = run_build(ticket, self.ctx)
             recorded = self.recorder.finish(build_id, outcome, self.name)
         finally:
             self.leases.release(build_id)
         if not recorded:
-            log.warning("build_abandoned build=%s env=%s reason=LeaseLost (another worker took it over)",
-                        build_id, ticket.ref)
+            log.warning(
+                "build_abandoned build=%s env=%s reason=LeaseLost (another worker took it over)", build_id, ticket.ref
+            )
             return
-        log.log(logging.INFO if outcome.ok else logging.WARNING,
-                "build_finished build=%s env=%s ok=%s reason=%s %s",
-                build_id, ticket.ref, outcome.ok, outcome.reason, "" if outcome.ok else outcome.message)
+        log.log(
+            logging.INFO if outcome.ok else logging.WARNING,
+            "build_finished build=%s env=%s ok=%s reason=%s %s",
+            build_id,
+            ticket.ref,
+            outcome.ok,
+            outcome.reason,
+            "" if outcome.ok else outcome.message,
+        )
         tell(self.listeners, build_id, outcome)
 
 
@@ -170,21 +186,35 @@ class PreviewWorker:
             return
         ticket, source, ref, head = claimed
         area = self.layout.preview(source, ref, head)
-        ctx = BuildContext(settings=self.settings, layout=area, may_link=lambda _id: self.leases.held(preview_id),
-                           held=self.leases.held)  # fmt: skip
+        ctx = BuildContext(
+            settings=self.settings,
+            layout=area,
+            may_link=lambda _id: self.leases.held(preview_id),
+            held=self.leases.held,
+        )
         log.info("preview_started preview=%s source=%s ref=%s env=%s", preview_id, source, ref, ticket.ref)
         self.leases.hold(preview_id)
         try:
             outcome = run_build(ticket, ctx)
             # Locations are recorded relative to the store, like production builds.
-            outcome = replace(outcome, prefix=_store_relative(area, self.layout, outcome.prefix),
-                              artifacts=tuple(replace(a, location=_store_relative(area, self.layout, a.location) or "")
-                                              for a in outcome.artifacts))
+            outcome = replace(
+                outcome,
+                prefix=_store_relative(area, self.layout, outcome.prefix),
+                artifacts=tuple(
+                    replace(a, location=_store_relative(area, self.layout, a.location) or "") for a in outcome.artifacts
+                ),
+            )
             recorded = self.recorder.finish_preview(preview_id, outcome, self.name)
         finally:
             self.leases.release(preview_id)
-        log.info("preview_finished preview=%s env=%s ok=%s reason=%s recorded=%s", preview_id, ticket.ref,
-                 outcome.ok, outcome.reason, recorded)
+        log.info(
+            "preview_finished preview=%s env=%s ok=%s reason=%s recorded=%s",
+            preview_id,
+            ticket.ref,
+            outcome.ok,
+            outcome.reason,
+            recorded,
+        )
         if recorded:
             tell(self.listeners, preview_id, outcome)
 

@@ -61,8 +61,10 @@ def registry_router(settings: Settings, storage: Storage, *, observe: Observer |
     ``observe`` hears about every reply (the service's metrics).
     """
     registry = _Registry(
-        RegistryStore(storage), PushTokens(settings.registry.push_tokens, settings.registry.push_token_file),
-        dynamic_gate(settings, storage), observe,
+        RegistryStore(storage),
+        PushTokens(settings.registry.push_tokens, settings.registry.push_token_file),
+        dynamic_gate(settings, storage),
+        observe,
     )
 
     @route("/v2/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False)

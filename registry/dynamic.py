@@ -125,8 +125,11 @@ class DynamicImages:
         if not is_dynamic_name(route.name):
             return
         if route.is_push:
-            raise RegistryError(DENIED, f"'{route.name}' is in the {NAMESPACE}/ namespace, which only the registry "
-                                        "itself writes; push to another repository")  # fmt: skip
+            raise RegistryError(
+                DENIED,
+                f"'{route.name}' is in the {NAMESPACE}/ namespace, which only the registry "
+                "itself writes; push to another repository",
+            )
         if route.operation == "get_manifest" and route.argument == LATEST:
             await self.ensure(route.name)
 
@@ -135,9 +138,12 @@ class DynamicImages:
         request = parse_dynamic_name(name, max_packages=self.settings.dynamic.max_packages)
         denied = denied_channels(self.settings.channels)
         if denied:
-            raise RegistryError(DENIED, f"dynamic images are built from channels.default, and {', '.join(denied)} "
-                                        "is not in channels.allowed; an administrator must allow it or change "
-                                        "channels.default")  # fmt: skip
+            raise RegistryError(
+                DENIED,
+                f"dynamic images are built from channels.default, and {', '.join(denied)} "
+                "is not in channels.allowed; an administrator must allow it or change "
+                "channels.default",
+            )
         spec = dynamic_spec(request, self.settings.channels.default, self.platform)
         image = await asyncio.shield(self._obtain(request, spec))  # a client giving up leaves it running
         if name != request.canonical_name:
@@ -170,8 +176,9 @@ class DynamicImages:
     def _cached(self, request: DynamicRequest, spec: Spec) -> Descriptor | None:
         found = self._registry.resolve(request.canonical_name, spec_tag(spec))
         if found is not None:
-            log.debug("dynamic_cached name=%s spec_hash=%s digest=%s", request.canonical_name, spec.spec_hash,
-                     found.digest)  # fmt: skip
+            log.debug(
+                "dynamic_cached name=%s spec_hash=%s digest=%s", request.canonical_name, spec.spec_hash, found.digest
+            )
         return found
 
     def _build_once(self, request: DynamicRequest, spec: Spec) -> Descriptor:
@@ -184,8 +191,13 @@ class DynamicImages:
                 return self._build(request, spec)
             except CondaopsError as exc:
                 refusal = refusal_for(exc, request.canonical_name)
-                log.warning("dynamic_build_failed name=%s spec_hash=%s code=%s message=%s", request.canonical_name,
-                            spec.spec_hash, refusal.code.name, refusal.message)  # fmt: skip
+                log.warning(
+                    "dynamic_build_failed name=%s spec_hash=%s code=%s message=%s",
+                    request.canonical_name,
+                    spec.spec_hash,
+                    refusal.code.name,
+                    refusal.message,
+                )
                 raise refusal from exc
 
     def prefix(self, spec: Spec) -> Path:
@@ -198,21 +210,40 @@ class DynamicImages:
         client, repodata = build_client(channels.mirrors, alias=channels.alias), self._layout.caches / "repodata"
         log.info("dynamic_build_started name=%s spec_hash=%s platform=%s", name, spec.spec_hash, platform)
         try:
-            solved = run(lambda: solve_platforms(spec, [platform], channels=channels, client=client,
-                                                 cache_dir=repodata, env_label=name))  # fmt: skip
+            solved = run(
+                lambda: solve_platforms(
+                    spec, [platform], channels=channels, client=client, cache_dir=repodata, env_label=name
+                )
+            )
         except SolveError as exc:
             raise self._unsolvable(request, spec, client, run, exc) from exc
         records, prefix = solved[platform], self.prefix(spec)
         if prefix.exists():  # installed by a build that never reached the registry
             shutil.rmtree(prefix)
-        run(lambda: install_prefix(records, prefix, cache_dir=self._layout.cache_dir, client=client,
-                                   requested_specs=spec.dependencies_for(platform), env_label=name))  # fmt: skip
+        run(
+            lambda: install_prefix(
+                records,
+                prefix,
+                cache_dir=self._layout.cache_dir,
+                client=client,
+                requested_specs=spec.dependencies_for(platform),
+                env_label=name,
+            )
+        )
         work = self._layout.work_dir / f"{NAMESPACE}-{spec.spec_hash[:SHORT]}"
         req = PublishRequest(
-            ref=EnvRef(NAMESPACE, spec.spec_hash[:SHORT]), build_id=0, spec_hash=spec.spec_hash, prefix=prefix,
-            artifacts_dir=work, work_dir=work, platform=platform, records=records,
-            requested_specs=spec.dependencies_for(platform), cache_dir=self._layout.cache_dir, client=client,
-        )  # fmt: skip
+            ref=EnvRef(NAMESPACE, spec.spec_hash[:SHORT]),
+            build_id=0,
+            spec_hash=spec.spec_hash,
+            prefix=prefix,
+            artifacts_dir=work,
+            work_dir=work,
+            platform=platform,
+            records=records,
+            requested_specs=spec.dependencies_for(platform),
+            cache_dir=self._layout.cache_dir,
+            client=client,
+        )
         try:
             built = build_image(req, self.settings.publish, run)
             image = push_image(self._target, name, built.image, [LATEST, spec_tag(spec)])
@@ -220,9 +251,15 @@ class DynamicImages:
             raise TransientError(f"writing the image of {name} failed: {exc}", reason="ImageFailed") from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        log.info("dynamic_built name=%s spec_hash=%s packages=%d layers=%d digest=%s seconds=%.3f", name,
-                 spec.spec_hash, len(records), len(built.image.layers), image.digest,
-                 time.monotonic() - started)  # fmt: skip
+        log.info(
+            "dynamic_built name=%s spec_hash=%s packages=%d layers=%d digest=%s seconds=%.3f",
+            name,
+            spec.spec_hash,
+            len(records),
+            len(built.image.layers),
+            image.digest,
+            time.monotonic() - started,
+        )
         return image
 
     def _unsolvable(
@@ -234,13 +271,20 @@ class DynamicImages:
         known = self._known(urls, client, run)
         unknown = [r.package for r in request.requirements if known is not None and r.package not in known]
         if unknown:
-            return RegistryError(NAME_UNKNOWN, f"dynamic image '{request.canonical_name}': no package named "
-                                               f"{', '.join(unknown)} in {where}; check the name",
-                                 detail={"packages": unknown})  # fmt: skip
+            return RegistryError(
+                NAME_UNKNOWN,
+                f"dynamic image '{request.canonical_name}': no package named "
+                f"{', '.join(unknown)} in {where}; check the name",
+                detail={"packages": unknown},
+            )
         reason = one_line(str(exc.__cause__ or exc))
-        return RegistryError(MANIFEST_UNKNOWN, f"dynamic image '{request.canonical_name}' cannot be built: "
-                                               f"{', '.join(request.match_specs)} cannot be solved from {where}: "
-                                               f"{reason}", detail={"reason": reason})  # fmt: skip
+        return RegistryError(
+            MANIFEST_UNKNOWN,
+            f"dynamic image '{request.canonical_name}' cannot be built: "
+            f"{', '.join(request.match_specs)} cannot be solved from {where}: "
+            f"{reason}",
+            detail={"reason": reason},
+        )
 
     def _known(self, urls: list[str], client: Any, run: Callable[..., Any]) -> set[str] | None:
         """Package names in ``urls`` (repodata is cached by the solve); None when the

@@ -167,8 +167,13 @@ def cancel_upload(store: RegistryStore, req: Incoming) -> Reply:
 def put_manifest(store: RegistryStore, req: Incoming) -> Reply:
     name, reference = req.route.name, req.route.argument
     pushed = store.put_manifest(name, reference, req.manifest or b"", req.headers.get("content-type"))
-    log.info("manifest_pushed name=%s reference=%s digest=%s media_type=%s", name, reference, pushed.digest,
-             pushed.media_type)  # fmt: skip
+    log.info(
+        "manifest_pushed name=%s reference=%s digest=%s media_type=%s",
+        name,
+        reference,
+        pushed.digest,
+        pushed.media_type,
+    )
     headers = {"Location": f"/v2/{name}/manifests/{pushed.digest}", "Docker-Content-Digest": str(pushed.digest)}
     if pushed.subject:
         headers["OCI-Subject"] = pushed.subject
@@ -199,6 +204,7 @@ def _upload_reply(status: int, name: str, upload_id: str, size: int) -> Reply:
 def _empty(store: RegistryStore) -> Spooled:
     """An empty body (a request that sent none) as received data."""
     return spool_chunks((), store.storage.scratch)
+
 
 HANDLERS: dict[str, Callable[[RegistryStore, Incoming], Reply]] = {
     "base": base,

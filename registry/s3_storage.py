@@ -100,9 +100,15 @@ class S3Storage(Storage):
 
     def put_file(self, key: str, source: Path) -> None:
         self._call(
-            "write", key, self.client.upload_file, str(source), self.bucket, self._key(key),
-            ExtraArgs=_CONTENT_TYPE, Config=_TRANSFER,
-        )  # fmt: skip
+            "write",
+            key,
+            self.client.upload_file,
+            str(source),
+            self.bucket,
+            self._key(key),
+            ExtraArgs=_CONTENT_TYPE,
+            Config=_TRANSFER,
+        )
         os.unlink(source)
 
     def move(self, source_key: str, key: str) -> None:

@@ -129,8 +129,7 @@ class Uploads:
             if start is not None and start != state.size:
                 raise RegistryError(
                     BLOB_UPLOAD_INVALID,
-                    f"the chunk starts at byte {start} but the upload holds {state.size} bytes; "
-                    "send chunks in order",
+                    f"the chunk starts at byte {start} but the upload holds {state.size} bytes; send chunks in order",
                     status=416,
                     headers={"Range": f"0-{max(state.size - 1, 0)}"},
                 )

@@ -26,8 +26,9 @@ from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_off
 
 
 def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> Any:
-    return cls(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset(offset, limit, total),
-               **extra)  # fmt: skip
+    return cls(
+        items=items, total=total, limit=limit, offset=offset, next_offset=next_offset(offset, limit, total), **extra
+    )
 
 
 @get("/status", sync_to_thread=True, summary="Every environment, as `condaops status --json` prints it")
@@ -52,8 +53,15 @@ def namespace(ctx: CtxDep, viewer: ViewerDep, namespace: Name) -> m.Namespace:
 
 
 @get("/environments", sync_to_thread=True)
-def environments(ctx: CtxDep, viewer: ViewerDep, namespace: Text = None, wanted: StateParam = None,
-                 q: Text = None, limit: Limit = None, offset: Offset = None) -> m.EnvironmentPage:  # fmt: skip
+def environments(
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    namespace: Text = None,
+    wanted: StateParam = None,
+    q: Text = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> m.EnvironmentPage:
     """Live environments; filter by namespace, state (pending, building, ready, failed) and name text."""
     size, start = clamp_page(limit, offset)
     state = wanted if wanted in STATES else None
@@ -67,16 +75,17 @@ def environments(ctx: CtxDep, viewer: ViewerDep, namespace: Text = None, wanted:
 
 
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True)
-def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name,
-                name: Name) -> m.EnvironmentDetail:  # fmt: skip
+def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name) -> m.EnvironmentDetail:
     d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc)
-    return m.environment_detail(d.row, canonical=d.canonical, prefix=d.prefix, commands=d.commands,
-                                artifacts=d.artifacts)  # fmt: skip
+    return m.environment_detail(
+        d.row, canonical=d.canonical, prefix=d.prefix, commands=d.commands, artifacts=d.artifacts
+    )
 
 
 @get("/environments/{namespace:str}/{name:str}/builds", sync_to_thread=True)
-def environment_builds(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None,
-                       offset: Offset = None) -> m.BuildPage:  # fmt: skip
+def environment_builds(
+    ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None, offset: Offset = None
+) -> m.BuildPage:
     env = ctx.environment(namespace, name, viewer)
     size, start = clamp_page(limit, offset)
     page = list_builds(ctx.engine, ref=env.ref, limit=size, offset=start)
@@ -84,8 +93,9 @@ def environment_builds(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Na
 
 
 @get("/environments/{namespace:str}/{name:str}/packages", sync_to_thread=True)
-def environment_packages(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None,
-                         offset: Offset = None) -> m.PackagePage:  # fmt: skip
+def environment_packages(
+    ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, limit: Limit = None, offset: Offset = None
+) -> m.PackagePage:
     """The locked packages of the current build (or, before one, of the latest locked build)."""
     build = shown_build(ctx.environment(namespace, name, viewer))
     if build is None:
@@ -94,8 +104,9 @@ def environment_packages(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: 
 
 
 @get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True)
-def environment_diff(ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
-                     old: FromBuild = None, new: ToBuild = None) -> m.Diff:  # fmt: skip
+def environment_diff(
+    ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name, old: FromBuild = None, new: ToBuild = None
+) -> m.Diff:
     """Packages added, removed and changed between two builds (default: current vs. the one before)."""
     result = build_diff(ctx, viewer, namespace, name, old_id=old, new_id=new)
     if result.diff is None:
@@ -123,13 +134,15 @@ def artifacts(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId) -> m.ArtifactPa
 
 
 @get("/builds/{build_id:int}/packages", sync_to_thread=True)
-def build_packages(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: Limit = None,
-                   offset: Offset = None) -> m.PackagePage:  # fmt: skip
+def build_packages(
+    ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: Limit = None, offset: Offset = None
+) -> m.PackagePage:
     return _packages_page(ctx, viewer, build_id, limit, offset)
 
 
-def _packages_page(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: int | None,
-                   offset: int | None) -> m.PackagePage:  # fmt: skip
+def _packages_page(
+    ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: int | None, offset: int | None
+) -> m.PackagePage:
     build = ctx.build(build_id, viewer)
     locked = ctx.packages(build)
     if locked is None:
@@ -140,8 +153,14 @@ def _packages_page(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, limit: int
 
 
 @get("/packages", sync_to_thread=True)
-def packages(ctx: CtxDep, viewer: ViewerDep, name: FromQuery[str], version: Text = None,
-             limit: Limit = None, offset: Offset = None) -> m.PackageMatchPage:  # fmt: skip
+def packages(
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    name: FromQuery[str],
+    version: Text = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> m.PackageMatchPage:
     """Environments whose current build has package ``name`` (``*`` globs) at a version
     starting with ``version`` by segments (``3.3`` matches 3.3.2, not 3.30)."""
     query = parse_query(f"{name} {version}" if version else name)
@@ -165,20 +184,50 @@ def change_requests(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset:
     They span namespaces, so only readers of every namespace see them when access control is on."""
     size, start = clamp_page(limit, offset)
     found = list_change_requests(ctx.engine) if viewer.everything or not ctx.access.enabled else []
-    items = [m.change_request(c) for c in found[start:start + size]]
+    items = [m.change_request(c) for c in found[start : start + size]]
     return _page(m.ChangeRequestPage, items, len(found), size, start)
 
 
 def api_router(*, on_loop: bool = False) -> Router:
     """The API's routes; ``on_loop``: run them on the event loop (``web.placement``)."""
-    return Router("/api/v1", tags=["status"], route_handlers=placed([
-        status, namespaces, namespace, environments, environment, environment_builds, environment_packages,
-        environment_diff, builds, build, artifacts, build_packages, packages, sources, change_requests,
-    ], on_loop=on_loop, light=LIGHT))  # fmt: skip
+    return Router(
+        "/api/v1",
+        tags=["status"],
+        route_handlers=placed(
+            [
+                status,
+                namespaces,
+                namespace,
+                environments,
+                environment,
+                environment_builds,
+                environment_packages,
+                environment_diff,
+                builds,
+                build,
+                artifacts,
+                build_packages,
+                packages,
+                sources,
+                change_requests,
+            ],
+            on_loop=on_loop,
+            light=LIGHT,
+        ),
+    )
 
 
 # Small, bounded answers (``web.placement``); ``status`` (every environment at once),
 # packages (lockfiles may be read) and diffs stay in threads.
-LIGHT = (namespaces, namespace, environments, environment, environment_builds, builds, build, artifacts, sources,
-         change_requests)  # fmt: skip
-
+LIGHT = (
+    namespaces,
+    namespace,
+    environments,
+    environment,
+    environment_builds,
+    builds,
+    build,
+    artifacts,
+    sources,
+    change_requests,
+)

@@ -187,35 +187,66 @@ class ChangeRequestPage(Page, kw_only=True):
 
 
 def artifact(a: ArtifactInfo) -> Artifact:
-    return Artifact(build_id=a.build_id, kind=a.kind, file_name=a.location.rsplit("/", 1)[-1], size=a.size,
-                    sha256=a.sha256, url=f"/builds/{a.build_id}/artifacts/{a.kind}")  # fmt: skip
+    return Artifact(
+        build_id=a.build_id,
+        kind=a.kind,
+        file_name=a.location.rsplit("/", 1)[-1],
+        size=a.size,
+        sha256=a.sha256,
+        url=f"/builds/{a.build_id}/artifacts/{a.kind}",
+    )
 
 
 def build(b: BuildInfo) -> Build:
     return Build(
-        id=b.build_id, namespace=b.ref.namespace, environment=b.ref.name, state=b.state, reason=b.reason,
-        message=b.message, attempt=b.attempt, retryable=b.retryable, spec_hash=b.spec_hash, source=b.source,
-        source_revision=b.source_revision, source_path=b.source_path, queued_at=b.queued_at,
-        started_at=b.started_at, finished_at=b.finished_at, duration_seconds=build_duration(b),
-        timings=dict(b.timings), artifact_kinds=sorted(b.artifacts), published_at=b.published_at,
-        publish_error=b.publish_error, url=f"/api/v1/builds/{b.build_id}",
+        id=b.build_id,
+        namespace=b.ref.namespace,
+        environment=b.ref.name,
+        state=b.state,
+        reason=b.reason,
+        message=b.message,
+        attempt=b.attempt,
+        retryable=b.retryable,
+        spec_hash=b.spec_hash,
+        source=b.source,
+        source_revision=b.source_revision,
+        source_path=b.source_path,
+        queued_at=b.queued_at,
+        started_at=b.started_at,
+        finished_at=b.finished_at,
+        duration_seconds=build_duration(b),
+        timings=dict(b.timings),
+        artifact_kinds=sorted(b.artifacts),
+        published_at=b.published_at,
+        publish_error=b.publish_error,
+        url=f"/api/v1/builds/{b.build_id}",
         log_url=f"/builds/{b.build_id}/log",
-    )  # fmt: skip
+    )
 
 
 def environment(row: EnvRow) -> Environment:
     e = row.info
     return Environment(
-        namespace=e.ref.namespace, name=e.ref.name, state=row.state, reason=row.reason, message=row.message,
-        source=e.source, path=e.path, revision=e.source_revision, spec_hash=e.desired_spec_hash,
+        namespace=e.ref.namespace,
+        name=e.ref.name,
+        state=row.state,
+        reason=row.reason,
+        message=row.message,
+        source=e.source,
+        path=e.path,
+        revision=e.source_revision,
+        spec_hash=e.desired_spec_hash,
         current_build_id=e.current.build_id if e.current else None,
-        latest_build_id=e.latest.build_id if e.latest else None, retired=e.retired, warnings=list(e.warnings),
+        latest_build_id=e.latest.build_id if e.latest else None,
+        retired=e.retired,
+        warnings=list(e.warnings),
         url=f"/api/v1/environments/{e.ref.namespace}/{e.ref.name}",
-    )  # fmt: skip
+    )
 
 
-def environment_detail(row: EnvRow, *, canonical: str | None, prefix: str | None, commands: list[Command],
-                       artifacts: list[ArtifactInfo]) -> EnvironmentDetail:  # fmt: skip
+def environment_detail(
+    row: EnvRow, *, canonical: str | None, prefix: str | None, commands: list[Command], artifacts: list[ArtifactInfo]
+) -> EnvironmentDetail:
     e = row.info
     return EnvironmentDetail(
         environment=environment(row),
@@ -233,29 +264,59 @@ def namespace(ns: NamespaceRow) -> Namespace:
 
 
 def package(p: LockedPackage) -> Package:
-    return Package(platform=p.platform, manager=p.manager, name=p.name, version=p.version, build=p.build,
-                   build_number=p.build_number, channel=p.channel, subdir=p.subdir, size=p.size, url=p.url,
-                   sha256=p.sha256)  # fmt: skip
+    return Package(
+        platform=p.platform,
+        manager=p.manager,
+        name=p.name,
+        version=p.version,
+        build=p.build,
+        build_number=p.build_number,
+        channel=p.channel,
+        subdir=p.subdir,
+        size=p.size,
+        url=p.url,
+        sha256=p.sha256,
+    )
 
 
 def package_match(hit: PackageHit) -> PackageMatch:
-    return PackageMatch(namespace=hit.ref.namespace, environment=hit.ref.name, build_id=hit.build_id,
-                        package=package(hit.package))  # fmt: skip
+    return PackageMatch(
+        namespace=hit.ref.namespace, environment=hit.ref.name, build_id=hit.build_id, package=package(hit.package)
+    )
 
 
 def diff(old_id: int, new_id: int, d: PackageDiff) -> Diff:
     changed = [PackageChange(kind=c.kind, old=package(c.old), new=package(c.new)) for c in d.changed]
-    return Diff(from_build=old_id, to_build=new_id, added=[package(p) for p in d.added],
-                removed=[package(p) for p in d.removed], changed=changed)  # fmt: skip
+    return Diff(
+        from_build=old_id,
+        to_build=new_id,
+        added=[package(p) for p in d.added],
+        removed=[package(p) for p in d.removed],
+        changed=changed,
+    )
 
 
 def source(s: SourceInfo) -> Source:
-    return Source(name=s.name, revision=s.revision, fetched_at=s.fetched_at, last_success_at=s.last_success_at,
-                  error_reason=s.error_reason, error_message=s.error_message)  # fmt: skip
+    return Source(
+        name=s.name,
+        revision=s.revision,
+        fetched_at=s.fetched_at,
+        last_success_at=s.last_success_at,
+        error_reason=s.error_reason,
+        error_message=s.error_message,
+    )
 
 
 def change_request(c: ChangeRequestInfo) -> ChangeRequest:
-    return ChangeRequest(source=c.source, ref=c.ref, state=c.state, revision=c.head_revision,
-                         base_revision=c.base_revision, has_changes=c.has_changes, has_errors=c.has_errors,
-                         error=c.error, updated_at=c.updated_at,
-                         report=json.loads(c.report_json) if c.report_json else None)
+    return ChangeRequest(
+        source=c.source,
+        ref=c.ref,
+        state=c.state,
+        revision=c.head_revision,
+        base_revision=c.base_revision,
+        has_changes=c.has_changes,
+        has_errors=c.has_errors,
+        error=c.error,
+        updated_at=c.updated_at,
+        report=json.loads(c.report_json) if c.report_json else None,
+    )

@@ -42,8 +42,10 @@ from condaops.web.placement import placed, reads_on_loop
 from condaops.web.render import STATIC
 
 # Pages load only their own CSS and JS; nothing from other hosts.
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")  # fmt: skip
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -90,10 +92,11 @@ def create_app(
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads
             api_router(on_loop=on_loop),
             ops_router(ops),
-            create_static_files_router("/static", directories=[STATIC], send_as_attachment=False,
-                                       include_in_schema=False, cache_control=None),
+            create_static_files_router(
+                "/static", directories=[STATIC], send_as_attachment=False, include_in_schema=False, cache_control=None
+            ),
             *routers,
-        ],  # fmt: skip
+        ],
         dependencies={
             "ctx": Provide(lambda: ctx, sync_to_thread=False),
             "viewer": Provide(provide_viewer, sync_to_thread=False),
@@ -116,5 +119,8 @@ def create_ops_app(settings: Settings, engine: Engine, *, metrics: ServiceMetric
     """Only ``/healthz``, ``/readyz`` and ``/metrics``: what the reconciler role serves, so its
     own figures (reconcile passes, source reads) are scraped and probed like any process."""
     ctx = WebContext(settings, engine, metrics=metrics)
-    return Litestar(route_handlers=[ops_router(OpsState(ctx))], openapi_config=None,
-                    logging_config=LoggingConfig(configure_root_logger=False))  # fmt: skip
+    return Litestar(
+        route_handlers=[ops_router(OpsState(ctx))],
+        openapi_config=None,
+        logging_config=LoggingConfig(configure_root_logger=False),
+    )

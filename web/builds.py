@@ -25,11 +25,20 @@ TEXT = "text/plain"  # Litestar adds "; charset=utf-8" to text types
 YAML = "application/yaml"
 KIND_TYPES = {"conda-lock": YAML, "pixi-lock": YAML, "environment": YAML, "log": TEXT}
 SUFFIX_TYPES = (
-    (".tar.zst", "application/zstd"), (".tar.gz", "application/gzip"), (".tgz", "application/gzip"),
-    (".tar.bz2", "application/x-bzip2"), (".conda", "application/zip"), (".zip", "application/zip"),
-    (".tar", "application/x-tar"), (".json", "application/json"), (".yml", YAML), (".yaml", YAML),
-    (".lock", TEXT), (".log", TEXT), (".txt", TEXT),
-)  # fmt: skip
+    (".tar.zst", "application/zstd"),
+    (".tar.gz", "application/gzip"),
+    (".tgz", "application/gzip"),
+    (".tar.bz2", "application/x-bzip2"),
+    (".conda", "application/zip"),
+    (".zip", "application/zip"),
+    (".tar", "application/x-tar"),
+    (".json", "application/json"),
+    (".yml", YAML),
+    (".yaml", YAML),
+    (".lock", TEXT),
+    (".log", TEXT),
+    (".txt", TEXT),
+)
 
 
 def content_type(kind: Name, file_name: str) -> str:
@@ -47,8 +56,17 @@ def build_page(request: Request, ctx: CtxDep, viewer: ViewerDep, build_id: Build
     running = build.state in ACTIVE_STATES
     log_path = ctx.log_file(build)
     tail = read_tail(log_path, whole_lines=running) if log_path else None
-    return page(request, ctx, viewer, "build.html", build=build, duration=build_duration(build), running=running,
-                artifacts=build_artifacts(ctx.engine, build_id), log=tail)  # fmt: skip
+    return page(
+        request,
+        ctx,
+        viewer,
+        "build.html",
+        build=build,
+        duration=build_duration(build),
+        running=running,
+        artifacts=build_artifacts(ctx.engine, build_id),
+        log=tail,
+    )
 
 
 @get("/builds/{build_id:int}/log", sync_to_thread=True, tags=["files"])
@@ -62,8 +80,13 @@ def build_log(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId) -> File:
 
 
 @get("/builds/{build_id:int}/log/events", sync_to_thread=True, tags=["files"])
-def build_log_events(request: Request, ctx: CtxDep, viewer: ViewerDep, build_id: BuildId,
-                     offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0) -> ServerSentEvent:  # fmt: skip
+def build_log_events(
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    build_id: BuildId,
+    offset: Annotated[int, QueryParameter(name="offset", ge=0)] = 0,
+) -> ServerSentEvent:
     """Server-sent events: ``log`` with appended text until the build ends, then ``end``."""
     build = ctx.build(build_id, viewer)
     resume = request.headers.get("last-event-id", "")
@@ -74,8 +97,10 @@ def build_log_events(request: Request, ctx: CtxDep, viewer: ViewerDep, build_id:
         current = get_build(ctx.engine, build_id)
         return current.state if current else None
 
-    return ServerSentEvent(follow_log(path, start, state, running=ACTIVE_STATES),
-                           headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+    return ServerSentEvent(
+        follow_log(path, start, state, running=ACTIVE_STATES),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 def _expected_log(ctx: CtxDep, build_id: BuildId) -> Path:
@@ -96,8 +121,13 @@ def artifact_download(ctx: CtxDep, viewer: ViewerDep, build_id: BuildId, kind: N
     if artifact is None or path is None:
         raise NotFoundException(f"build {build_id} has no {kind} artifact")
     name = path.name
-    return File(path, filename=name, media_type=content_type(kind, name), content_disposition_type="attachment",
-                headers={"Cache-Control": "private, max-age=86400, immutable"})  # fmt: skip
+    return File(
+        path,
+        filename=name,
+        media_type=content_type(kind, name),
+        content_disposition_type="attachment",
+        headers={"Cache-Control": "private, max-age=86400, immutable"},
+    )
 
 
 BUILD_HANDLERS = [build_page, build_log, build_log_events, artifact_download]

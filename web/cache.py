@@ -27,8 +27,14 @@ class Cached(Generic[T]):
     reload keeps the previous value and is tried again after ``ttl``; ``ttl`` <= 0 loads on
     every call."""
 
-    def __init__(self, load: Callable[[], T], ttl: float, clock: Callable[[], float] = time.monotonic, *,
-                 stamp: Callable[[], Hashable] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        load: Callable[[], T],
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        stamp: Callable[[], Hashable] | None = None,
+    ) -> None:
         self._load = load
         self._stamp = stamp or (lambda: None)
         self.ttl = ttl

@@ -86,8 +86,15 @@ class LockedSet:
 class WebContext:
     """Shared by all handlers of one app."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, metrics: ServiceMetrics,
-                 clock: Callable[[], datetime] = utcnow, cache_seconds: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        metrics: ServiceMetrics,
+        clock: Callable[[], datetime] = utcnow,
+        cache_seconds: float = 2.0,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics
@@ -179,11 +186,16 @@ class WebContext:
         404 when unknown or not visible."""
         return self._one(namespace, name, viewer, lambda ref: environment_stamp(self.engine, ref))
 
-    def environment_view(self, namespace: str, name: str, viewer: Viewer, *, history_limit: int,
-                         history_offset: int) -> EnvView:  # fmt: skip
+    def environment_view(
+        self, namespace: str, name: str, viewer: Viewer, *, history_limit: int, history_offset: int
+    ) -> EnvView:
         """An environment with a page of its builds; 404 when unknown or not visible."""
-        return self._one(namespace, name, viewer, lambda ref: environment_view(
-            self.engine, ref, history_limit=history_limit, history_offset=history_offset))  # fmt: skip
+        return self._one(
+            namespace,
+            name,
+            viewer,
+            lambda ref: environment_view(self.engine, ref, history_limit=history_limit, history_offset=history_offset),
+        )
 
     def _one(self, namespace: str, name: str, viewer: Viewer, read: Callable[[EnvRef], T | None]) -> T:
         """``read`` of one environment the viewer may see; 404 when it is not visible or

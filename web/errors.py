@@ -55,16 +55,27 @@ def http_error(request: Request, exc: HTTPException) -> Response[object]:
         return Response(body, status_code=status, headers=headers, media_type=MediaType.JSON)
     viewer = _viewer(request, ctx)
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return ctx.renderer.html("error.html", status=status, headers=headers, viewer=viewer,
-                             auth_enabled=ctx.access.enabled, path=path, status_code=status,
-                             title=TITLES.get(status, "Error"), detail=detail,
-                             back=_back(request, ctx, viewer) if status == 404 else None)  # fmt: skip
+    return ctx.renderer.html(
+        "error.html",
+        status=status,
+        headers=headers,
+        viewer=viewer,
+        auth_enabled=ctx.access.enabled,
+        path=path,
+        status_code=status,
+        title=TITLES.get(status, "Error"),
+        detail=detail,
+        back=_back(request, ctx, viewer) if status == 404 else None,
+    )
 
 
 def internal_error(request: Request, exc: Exception) -> Response[object]:
     log.exception("request_failed method=%s path=%s", request.method, request.url.path, exc_info=exc)
     if _is_api(request):
         return Response({"status_code": 500, "detail": "internal error; see the server log"}, status_code=500)
-    return Response("<!doctype html><title>Internal error</title><h1>Internal error</h1>"
-                    "<p>See the server log. <a href=\"/\">Back to the overview</a></p>",
-                    status_code=500, media_type=MediaType.HTML)  # fmt: skip
+    return Response(
+        "<!doctype html><title>Internal error</title><h1>Internal error</h1>"
+        '<p>See the server log. <a href="/">Back to the overview</a></p>',
+        status_code=500,
+        media_type=MediaType.HTML,
+    )

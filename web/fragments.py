@@ -49,8 +49,10 @@ class Fragments:
         def render(b: BuildInfo) -> Markup:
             return Markup(row(b, build_duration(b), show_env))
 
-        return [_kept(self._rows, (b.build_id, show_env), lambda b=b: render(b)) if b.state in FINAL_STATES
-                else render(b) for b in builds]  # fmt: skip
+        return [
+            _kept(self._rows, (b.build_id, show_env), lambda b=b: render(b)) if b.state in FINAL_STATES else render(b)
+            for b in builds
+        ]
 
     def build_options(self, builds: Iterable[BuildInfo], *, selected: int) -> Markup:
         """``<option>`` elements for choosing a build, the one at index ``selected`` chosen."""

@@ -56,8 +56,13 @@ class HookReceiver:
 
     def secret_of(self, source: SourceSettings) -> bytes | None:
         """The source's webhook secret, or None (logged without the value) when unavailable."""
-        value = read_secret(source.name, "webhook_secret", env=source.webhook_secret_env,
-                            file=source.webhook_secret_file, environ=self._environ)
+        value = read_secret(
+            source.name,
+            "webhook_secret",
+            env=source.webhook_secret_env,
+            file=source.webhook_secret_file,
+            environ=self._environ,
+        )
         return value.encode() if value else None
 
     def handle(self, headers: Mapping[str, str], body: bytes, source: str | None) -> HookDecision:
@@ -89,17 +94,33 @@ def _log(decision: HookDecision, request: Request, event: str) -> None:
     client = request.client.host if request.client else "-"
     event = event[:40]  # the sender's word: kept short in the log
     if decision.status < 300:
-        log.info("webhook_accepted status=%d sources=%s event=%s client=%s", decision.status,
-                 ",".join(decision.sources), event, client)  # fmt: skip
+        log.info(
+            "webhook_accepted status=%d sources=%s event=%s client=%s",
+            decision.status,
+            ",".join(decision.sources),
+            event,
+            client,
+        )
     else:
-        log.warning("webhook_answered status=%d sources=%s event=%s client=%s %s", decision.status,
-                    ",".join(decision.matched) or "-", event, client, decision.detail)  # fmt: skip
+        log.warning(
+            "webhook_answered status=%d sources=%s event=%s client=%s %s",
+            decision.status,
+            ",".join(decision.matched) or "-",
+            event,
+            client,
+            decision.detail,
+        )
 
 
-@post("/hooks/git", request_max_body_size=MAX_BODY_BYTES, summary="Refresh Git sources (signed push webhook)",
-      include_in_schema=False)  # fmt: skip
-async def git_hook(request: Request, hooks: NamedDependency[HookReceiver],
-                   source: SourceParam = None) -> Response[dict[str, object]]:  # fmt: skip
+@post(
+    "/hooks/git",
+    request_max_body_size=MAX_BODY_BYTES,
+    summary="Refresh Git sources (signed push webhook)",
+    include_in_schema=False,
+)
+async def git_hook(
+    request: Request, hooks: NamedDependency[HookReceiver], source: SourceParam = None
+) -> Response[dict[str, object]]:
     try:
         body = await _read_body(request)
     except RequestEntityTooLarge:
@@ -114,5 +135,6 @@ async def git_hook(request: Request, hooks: NamedDependency[HookReceiver],
 def hooks_router(settings: Settings, refresh: Refresh, *, environ: Mapping[str, str] | None = None) -> Router:
     """The webhook route; ``refresh`` gets the names of verified sources (it must not block)."""
     receiver = HookReceiver(settings, refresh, environ=environ)
-    return Router("/", route_handlers=[git_hook],
-                  dependencies={"hooks": Provide(lambda: receiver, sync_to_thread=False)})  # fmt: skip
+    return Router(
+        "/", route_handlers=[git_hook], dependencies={"hooks": Provide(lambda: receiver, sync_to_thread=False)}
+    )

@@ -72,9 +72,15 @@ def read_from(path: Path, offset: int, *, whole_lines: bool, max_bytes: int = CH
     return data.decode("utf-8", errors="replace"), offset + len(data)
 
 
-async def follow_log(path: Path, offset: int, build_state: Callable[[], str | None], *,
-                     running: frozenset[str], poll: float = POLL_SECONDS,
-                     max_seconds: float = MAX_STREAM_SECONDS) -> AsyncIterator[ServerSentEventMessage]:  # fmt: skip
+async def follow_log(
+    path: Path,
+    offset: int,
+    build_state: Callable[[], str | None],
+    *,
+    running: frozenset[str],
+    poll: float = POLL_SECONDS,
+    max_seconds: float = MAX_STREAM_SECONDS,
+) -> AsyncIterator[ServerSentEventMessage]:
     """Events: ``log`` (appended text, id = next offset) until the build leaves the
     ``running`` states and its log is drained, then one ``end`` (data = final state)."""
     deadline = anyio.current_time() + max_seconds

@@ -183,13 +183,15 @@ class ServiceMetrics:
             "condaops_source_fetch_errors_total", "Source reads that failed, by source.", ("source",)
         )
         self.registry_requests = Counter(
-            "condaops_registry_requests_total", "Registry requests answered, by method and status code.",
+            "condaops_registry_requests_total",
+            "Registry requests answered, by method and status code.",
             ("method", "status"),
-        )  # fmt: skip
+        )
         self.registry_bytes = Counter(
-            "condaops_registry_bytes_total", "Registry payload bytes, by direction (in = pushed, out = pulled).",
+            "condaops_registry_bytes_total",
+            "Registry payload bytes, by direction (in = pushed, out = pulled).",
             ("direction",),
-        )  # fmt: skip
+        )
 
     def observe_reconcile(self, seconds: float, *, ok: bool = True) -> None:
         self.reconcile_duration.observe(seconds)
@@ -208,5 +210,10 @@ class ServiceMetrics:
             self.registry_bytes.inc(bytes_out, direction="out")
 
     def metrics(self) -> list[Metric]:
-        return [self.reconcile_duration, self.reconcile_errors, self.source_fetch_errors, self.registry_requests,
-                self.registry_bytes]  # fmt: skip
+        return [
+            self.reconcile_duration,
+            self.reconcile_errors,
+            self.source_fetch_errors,
+            self.registry_requests,
+            self.registry_bytes,
+        ]

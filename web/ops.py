@@ -62,8 +62,13 @@ class DiskUsage:
     """The store's size, measured in a background thread at most every ``interval`` seconds
     (a large store takes a while to walk); readers get the last measurement at once."""
 
-    def __init__(self, root: Path, interval: float = DISK_INTERVAL, clock: Callable[[], float] = time.monotonic,
-                 measure: Callable[[Path], int] = disk_usage) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: Path,
+        interval: float = DISK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        measure: Callable[[Path], int] = disk_usage,
+    ) -> None:
         self.root = root
         self.interval = interval
         self._clock = clock
@@ -186,5 +191,8 @@ def metrics(ops: NamedDependency[OpsState]) -> Response[str]:
 
 
 def ops_router(state: OpsState) -> Router:
-    return Router("/", route_handlers=[healthz, readyz, metrics],
-                  dependencies={"ops": Provide(lambda: state, sync_to_thread=False)})  # fmt: skip
+    return Router(
+        "/",
+        route_handlers=[healthz, readyz, metrics],
+        dependencies={"ops": Provide(lambda: state, sync_to_thread=False)},
+    )

@@ -51,13 +51,15 @@ def page_text(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, *
     return ctx.renderer.text(template, viewer=viewer, auth_enabled=ctx.access.enabled, path=path, **context)
 
 
-def page(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, *, status: int = 200,
-         **context: Any) -> Response[str]:  # fmt: skip
+def page(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, *, status: int = 200, **context: Any
+) -> Response[str]:
     return html_response(page_text(request, ctx, viewer, template, **context), status=status)
 
 
-def cached_page(request: Request, ctx: CtxDep, viewer: ViewerDep, template: str,
-                context: Callable[[], dict[str, Any]]) -> Response[str]:  # fmt: skip
+def cached_page(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, context: Callable[[], dict[str, Any]]
+) -> Response[str]:
     """A page made only of cached lists: rendered at most once per ``cache_seconds``
     for each viewer and URL."""
     key = (template, request.url.path, request.url.query, viewer)
@@ -73,64 +75,124 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep) -> dict[str, Any]:
     rows = ctx.rows(viewer)
     recent = visible_recent_builds(ctx, viewer, limit=10)
     show_sources = viewer.everything or not ctx.access.enabled
-    return {"total": len(rows), "states": count_states(rows), "namespaces": namespace_rows(rows),
-            "sources": list_sources(ctx.engine) if show_sources else [], "recent": recent,
-            "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
-            "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated}  # fmt: skip
+    return {
+        "total": len(rows),
+        "states": count_states(rows),
+        "namespaces": namespace_rows(rows),
+        "sources": list_sources(ctx.engine) if show_sources else [],
+        "recent": recent,
+        "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
+        "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated,
+    }
 
 
 @get("/namespaces/{namespace:str}", sync_to_thread=True, include_in_schema=False)
-def namespace_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name,
-                   wanted: StateParam = None, filter: Text = None, limit: Limit = None,
-                   offset: Offset = None) -> Response[str]:  # fmt: skip
+def namespace_page(
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    namespace: Name,
+    wanted: StateParam = None,
+    filter: Text = None,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> Response[str]:
     if not valid_name(namespace) or not ctx.namespace_exists(namespace, viewer):
         raise NotFoundException(f"no namespace {namespace}")
     size, start = clamp_page(limit, offset, default=PAGE_LIMIT)
     state = wanted if wanted in STATES else None
     rows = filter_rows(ctx.rows(viewer), namespace=namespace, state=state, text=filter)
     base = f"/namespaces/{namespace}?" + urlencode({"state": state or "", "filter": filter or ""}) + "&"
-    return page(request, ctx, viewer, "namespace.html", namespace=namespace, state_names=STATES,
-                state_filter=state or "", text_filter=filter or "", base=base,
-                page=Paged(rows[start : start + size], len(rows), size, start))  # fmt: skip
+    return page(
+        request,
+        ctx,
+        viewer,
+        "namespace.html",
+        namespace=namespace,
+        state_names=STATES,
+        state_filter=state or "",
+        text_filter=filter or "",
+        base=base,
+        page=Paged(rows[start : start + size], len(rows), size, start),
+    )
 
 
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True, include_in_schema=False)
-def environment_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
-                     limit: Limit = None, offset: Offset = None) -> Response[str]:  # fmt: skip
+def environment_page(
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    namespace: Name,
+    name: Name,
+    limit: Limit = None,
+    offset: Offset = None,
+) -> Response[str]:
     """Rendered again only when the environment's stamp changed (``WebContext.pages``); the
     page also depends on who reads it, the host it was asked on and its query string."""
     key = (namespace, name, viewer, request.url.netloc, request.url.query)
-    text = ctx.pages.get(key, lambda: ctx.environment_stamp(namespace, name, viewer),
-                         lambda: environment_text(request, ctx, viewer, namespace, name, limit, offset))  # fmt: skip
+    text = ctx.pages.get(
+        key,
+        lambda: ctx.environment_stamp(namespace, name, viewer),
+        lambda: environment_text(request, ctx, viewer, namespace, name, limit, offset),
+    )
     return html_response(text)
 
 
-def environment_text(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: str, name: str,
-                     limit: int | None, offset: int | None) -> str:  # fmt: skip
+def environment_text(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: str, name: str, limit: int | None, offset: int | None
+) -> str:
     size, start = clamp_page(limit, offset, default=20, maximum=200)
-    detail = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, history_limit=size,
-                        history_offset=start)  # fmt: skip
+    detail = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, history_limit=size, history_offset=start)
     history = detail.history
     choices = [b for b in history.items if "pixi-lock" in b.artifacts]
     locked = ctx.packages_html(detail.shown) if detail.shown else None
-    return page_text(request, ctx, viewer, "environment.html", env=detail.env, row=detail.row,
-                     current=detail.env.current, shown=detail.shown, artifacts=detail.artifacts,
-                     downloads=ctx.fragments.downloads(detail.artifacts),
-                     locked=locked[0] if locked else None, locked_origin=locked[1] if locked else "",
-                     spec=ctx.spec_text(detail.spec_hash), prefix=detail.prefix, commands=detail.commands,
-                     history=Paged(history.items, history.total, size, start),
-                     history_rows=ctx.fragments.build_rows(history.items),
-                     choices=choices, compare_from=ctx.fragments.build_options(choices, selected=1),
-                     compare_to=ctx.fragments.build_options(choices, selected=0),
-                     base=f"/environments/{namespace}/{name}?")  # fmt: skip
+    return page_text(
+        request,
+        ctx,
+        viewer,
+        "environment.html",
+        env=detail.env,
+        row=detail.row,
+        current=detail.env.current,
+        shown=detail.shown,
+        artifacts=detail.artifacts,
+        downloads=ctx.fragments.downloads(detail.artifacts),
+        locked=locked[0] if locked else None,
+        locked_origin=locked[1] if locked else "",
+        spec=ctx.spec_text(detail.spec_hash),
+        prefix=detail.prefix,
+        commands=detail.commands,
+        history=Paged(history.items, history.total, size, start),
+        history_rows=ctx.fragments.build_rows(history.items),
+        choices=choices,
+        compare_from=ctx.fragments.build_options(choices, selected=1),
+        compare_to=ctx.fragments.build_options(choices, selected=0),
+        base=f"/environments/{namespace}/{name}?",
+    )
 
 
 @get("/environments/{namespace:str}/{name:str}/diff", sync_to_thread=True, include_in_schema=False)
-def diff_page(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name,
-              old: FromBuild = None, new: ToBuild = None) -> Response[str]:  # fmt: skip
+def diff_page(
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    namespace: Name,
+    name: Name,
+    old: FromBuild = None,
+    new: ToBuild = None,
+) -> Response[str]:
     result = build_diff(ctx, viewer, namespace, name, old_id=old, new_id=new)
-    return page(request, ctx, viewer, "diff.html", env=result.env, old=result.old, new=result.new,
-                diff=result.diff, choices=result.choices)  # fmt: skip
+    return page(
+        request,
+        ctx,
+        viewer,
+        "diff.html",
+        env=result.env,
+        old=result.old,
+        new=result.new,
+        diff=result.diff,
+        choices=result.choices,
+    )
 
 
 @get("/change-requests", sync_to_thread=True, include_in_schema=False)
@@ -141,8 +203,16 @@ def change_requests_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Re
 
 
 @get("/search", sync_to_thread=True, include_in_schema=False)
-def search_page(request: Request, ctx: CtxDep, viewer: ViewerDep, q: Text = None, wanted: StateParam = None,
-                limit: Limit = None, offset: Offset = None, env_offset: EnvOffset = None) -> Response[str]:  # fmt: skip
+def search_page(
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    q: Text = None,
+    wanted: StateParam = None,
+    limit: Limit = None,
+    offset: Offset = None,
+    env_offset: EnvOffset = None,
+) -> Response[str]:
     query = parse_query(q)
     size, start = clamp_page(limit, offset)
     _, env_start = clamp_page(limit, env_offset)
@@ -150,13 +220,21 @@ def search_page(request: Request, ctx: CtxDep, viewer: ViewerDep, q: Text = None
     found = search_packages(ctx, viewer, query, limit=size, offset=start) if query.package else None
     rows = filter_rows(ctx.rows(viewer), state=state, text=query.text) if (query.text or state) else []
     base = "/search?" + urlencode({"q": query.text, "state": state or ""}) + "&"
-    return page(request, ctx, viewer, "search.html", q=query.text, query=query, state_names=STATES,
-                state_filter=state or "",
-                hits=Paged(found.hits.items if found else [], found.hits.total if found else 0, size, start),
-                unindexed=found.unindexed if found else 0,
-                pkg_base=base + f"env_offset={env_start}&",
-                envs=Paged(rows[env_start : env_start + size], len(rows), size, env_start),
-                env_base=base + f"offset={start}&")  # fmt: skip
+    return page(
+        request,
+        ctx,
+        viewer,
+        "search.html",
+        q=query.text,
+        query=query,
+        state_names=STATES,
+        state_filter=state or "",
+        hits=Paged(found.hits.items if found else [], found.hits.total if found else 0, size, start),
+        unindexed=found.unindexed if found else 0,
+        pkg_base=base + f"env_offset={env_start}&",
+        envs=Paged(rows[env_start : env_start + size], len(rows), size, env_start),
+        env_base=base + f"offset={start}&",
+    )
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -168,14 +246,20 @@ def login_form(request: Request, ctx: CtxDep, viewer: ViewerDep, next: Text = No
 
 
 @post("/login", sync_to_thread=False, status_code=303, include_in_schema=False)
-def login(request: Request, ctx: CtxDep, viewer: ViewerDep,
-          data: LoginForm) -> Response[Any]:  # fmt: skip
+def login(request: Request, ctx: CtxDep, viewer: ViewerDep, data: LoginForm) -> Response[Any]:
     token = (data.get("token") or "").strip()
     target = safe_next(data.get("next"))
     if ctx.access.viewer(token) in (None, ANONYMOUS):
         return page(request, ctx, viewer, "login.html", status=401, next=target, error="That token is not known.")
-    cookie = Cookie(key=COOKIE, value=token, max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax", path="/",
-                    secure=request.url.scheme == "https")  # fmt: skip
+    cookie = Cookie(
+        key=COOKIE,
+        value=token,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
     return Redirect(target, status_code=303, cookies=[cookie])
 
 
@@ -184,6 +268,15 @@ def logout() -> Redirect:
     return Redirect("/", status_code=303, cookies=[Cookie(key=COOKIE, value="", max_age=0, path="/")])
 
 
-PAGE_HANDLERS = [overview, namespace_page, environment_page, diff_page, change_requests_page, search_page,
-                 login_form, login, logout]  # fmt: skip
+PAGE_HANDLERS = [
+    overview,
+    namespace_page,
+    environment_page,
+    diff_page,
+    change_requests_page,
+    search_page,
+    login_form,
+    login,
+    logout,
+]
 LIGHT_PAGES = (overview, namespace_page, environment_page, change_requests_page)  # see web.placement

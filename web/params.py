@@ -11,7 +11,8 @@ BuildId = FromPath[int]
 Text = FromQuery[str | None]
 Limit = Annotated[int | None, QueryParameter(name="limit", required=False, description="Page size, clamped.")]
 Offset = Annotated[int | None, QueryParameter(name="offset", required=False, description="Items to skip.")]
-StateParam = Annotated[str | None, QueryParameter(name="state", required=False,
-                                                  description="pending, building, ready or failed")]  # fmt: skip
+StateParam = Annotated[
+    str | None, QueryParameter(name="state", required=False, description="pending, building, ready or failed")
+]
 FromBuild = Annotated[int | None, QueryParameter(name="from", required=False, description="Older build id.")]
 ToBuild = Annotated[int | None, QueryParameter(name="to", required=False, description="Newer build id.")]

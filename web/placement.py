@@ -33,8 +33,9 @@ def reads_on_loop(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def placed(handlers: Iterable[HTTPRouteHandler], *, on_loop: bool,
-           light: Collection[HTTPRouteHandler]) -> list[HTTPRouteHandler]:  # fmt: skip
+def placed(
+    handlers: Iterable[HTTPRouteHandler], *, on_loop: bool, light: Collection[HTTPRouteHandler]
+) -> list[HTTPRouteHandler]:
     """``handlers``, those of them in ``light`` that are declared to run in the thread pool
     (``sync_to_thread=True``) copied to run on the event loop when ``on_loop``."""
     result = []

@@ -36,8 +36,7 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(size=human_size, duration=human_duration, when=when, rev=short_revision,
-                       channel=channel_label)  # fmt: skip
+    env.filters.update(size=human_size, duration=human_duration, when=when, rev=short_revision, channel=channel_label)
     return env
 
 
@@ -55,8 +54,9 @@ class Renderer:
         """A macro of ``template``, to call from Python (it returns escaped ``Markup``)."""
         return getattr(self.env.get_template(template).module, name)  # type: ignore[no-any-return]
 
-    def html(self, template: str, *, status: int = 200, headers: dict[str, str] | None = None,
-             **context: Any) -> Response[str]:  # fmt: skip
+    def html(
+        self, template: str, *, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+    ) -> Response[str]:
         return html_response(self.text(template, **context), status=status, headers=headers)
 
 

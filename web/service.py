@@ -62,8 +62,16 @@ def shown_build(env: EnvInfo) -> BuildInfo | None:
     return None
 
 
-def env_detail(ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, host: str, history_limit: int = 0,
-               history_offset: int = 0) -> EnvDetail:  # fmt: skip
+def env_detail(
+    ctx: WebContext,
+    viewer: Viewer,
+    namespace: str,
+    name: str,
+    *,
+    host: str,
+    history_limit: int = 0,
+    history_offset: int = 0,
+) -> EnvDetail:
     view = ctx.environment_view(namespace, name, viewer, history_limit=history_limit, history_offset=history_offset)
     env = view.env
     shown = shown_build(env)
@@ -98,8 +106,9 @@ class DiffResult:
     choices: list[BuildInfo]  # builds with a lockfile, newest first
 
 
-def build_diff(ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, old_id: int | None,
-               new_id: int | None) -> DiffResult:  # fmt: skip
+def build_diff(
+    ctx: WebContext, viewer: Viewer, namespace: str, name: str, *, old_id: int | None, new_id: int | None
+) -> DiffResult:
     """Compare two builds of one environment; by default the current (or newest locked)
     build with the locked build before it."""
     env = ctx.environment(namespace, name, viewer)
@@ -136,11 +145,11 @@ def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limi
     current = {r.info.current.build_id: r for r in rows if r.info.current}
     unindexed = sorted(set(current) - indexed_build_ids(ctx.engine, current))
     if not unindexed:
-        hits = find_current_packages(ctx.engine, query.package, query.version, limit=limit, offset=offset,
-                                     namespaces=namespaces)  # fmt: skip
+        hits = find_current_packages(
+            ctx.engine, query.package, query.version, limit=limit, offset=offset, namespaces=namespaces
+        )
         return PackageSearch(hits, 0)
-    found = find_current_packages(ctx.engine, query.package, query.version, limit=MAX_SCAN,
-                                  namespaces=namespaces).items  # fmt: skip
+    found = find_current_packages(ctx.engine, query.package, query.version, limit=MAX_SCAN, namespaces=namespaces).items
     for build_id in unindexed:
         info = current[build_id].info
         assert info.current is not None

@@ -66,23 +66,26 @@ def namespace_rows(rows: Iterable[EnvRow]) -> list[NamespaceRow]:
     return [NamespaceRow(ns, len(items), count_states(items)) for ns, items in sorted(by_ns.items())]
 
 
-def filter_rows(rows: Iterable[EnvRow], *, namespace: str | None = None, state: str | None = None,
-                text: str | None = None) -> list[EnvRow]:  # fmt: skip
+def filter_rows(
+    rows: Iterable[EnvRow], *, namespace: str | None = None, state: str | None = None, text: str | None = None
+) -> list[EnvRow]:
     """Rows of one namespace and/or state whose ``ns/name`` contains ``text`` (any case)."""
     needle = (text or "").strip().lower()
     return [
-        r for r in rows
+        r
+        for r in rows
         if (namespace is None or r.ref.namespace == namespace)
         and (state is None or r.state == state)
         and (not needle or needle in str(r.ref).lower())
-    ]  # fmt: skip
+    ]
 
 
 # --- paging and names -------------------------------------------------------------------
 
 
-def clamp_page(limit: int | None, offset: int | None, *, default: int = DEFAULT_LIMIT,
-               maximum: int = MAX_LIMIT) -> tuple[int, int]:  # fmt: skip
+def clamp_page(
+    limit: int | None, offset: int | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT
+) -> tuple[int, int]:
     """(limit, offset) within bounds: page sizes are clamped, never refused."""
     size = default if limit is None else min(max(int(limit), 1), maximum)
     return size, max(int(offset or 0), 0)
@@ -225,8 +228,9 @@ def diff_packages(old: Sequence[LockedPackage], new: Sequence[LockedPackage], co
     after = {p.key: p for p in new}
     result = PackageDiff()
     for platform in sorted({p.platform for p in (*old, *new)}):
-        changes = pkgdiff.diff_packages((_pkg(p) for p in old if p.platform == platform),
-                                        (_pkg(p) for p in new if p.platform == platform), compare)  # fmt: skip
+        changes = pkgdiff.diff_packages(
+            (_pkg(p) for p in old if p.platform == platform), (_pkg(p) for p in new if p.platform == platform), compare
+        )
         for c in changes.changes:
             key = (platform, c.manager, c.name)
             if c.kind == pkgdiff.ADDED:

@@ -102,8 +102,7 @@ async def install_prefix(
     except _RATTLER_ERRORS as exc:
         await _discard_after_quiet(staging)
         raise InstallError(
-            f"{where}: installing {len(records)} packages into {prefix} failed (will retry): "
-            f"{str(exc).strip()}"
+            f"{where}: installing {len(records)} packages into {prefix} failed (will retry): {str(exc).strip()}"
         ) from exc
     except BaseException:
         # Cancelled or failed outside rattler: remove what is there without waiting.

@@ -301,11 +301,20 @@ def write_lockfiles(
     pip = pip or {}
     spec_hash = spec.spec_hash
     written = [
-        (CONDA_LOCK, write_conda_lock(
-            folder / CONDA_LOCK_FILE, records, pip, name=name, channels=channels,
-            spec_hash=spec_hash, created_at=created_at, source_path=source_path,
-        )),
-    ]  # fmt: skip
+        (
+            CONDA_LOCK,
+            write_conda_lock(
+                folder / CONDA_LOCK_FILE,
+                records,
+                pip,
+                name=name,
+                channels=channels,
+                spec_hash=spec_hash,
+                created_at=created_at,
+                source_path=source_path,
+            ),
+        ),
+    ]
     for platform in sorted(records):
         urls = [(r.url, _md5(r)) for r in _install_order(records[platform])]
         text = render_explicit(urls, platform=platform, input_hash=spec_hash, pip=pip.get(platform, ()))

@@ -276,20 +276,27 @@ def lock_pip(
     output.unlink(missing_ok=True)
     what = f"lock the pip: dependencies for {platform} (Python {python_version})"
     args = [
-        "pip", "compile", str(source),
-        "--output-file", str(output),
-        "--format", "pylock.toml",
+        "pip",
+        "compile",
+        str(source),
+        "--output-file",
+        str(output),
+        "--format",
+        "pylock.toml",
         "--generate-hashes",
-        "--python-version", python_version,
-        "--python-platform", uv_platform(platform),
+        "--python-version",
+        python_version,
+        "--python-platform",
+        uv_platform(platform),
         # Any interpreter can resolve for another version/platform; name ours so uv
         # never searches for (or downloads) one.
-        "--python", sys.executable,
+        "--python",
+        sys.executable,
         "--no-python-downloads",
         "--quiet",
         *index_args(settings),
         *_cache_args(cache_dir),
-    ]  # fmt: skip
+    ]
     _raise_for(_run_uv(args, timeout=timeout, what=what), what=what)
     return parse_pylock(output.read_text(), base=workdir)
 
@@ -323,14 +330,17 @@ def install_pip(
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text(render_requirements(locks))
         args = [
-            "pip", "install",
-            "--python", str(python),
-            "--requirements", str(requirements),
+            "pip",
+            "install",
+            "--python",
+            str(python),
+            "--requirements",
+            str(requirements),
             "--no-deps",
             "--require-hashes",
             *index_args(settings),
             *_cache_args(cache_dir),
-        ]  # fmt: skip
+        ]
         deadline = time.monotonic() + timeout
         result = _run_uv([*args, "--offline"], timeout=timeout, what=what)
         if result.returncode != 0 and _is_offline_miss(result.stderr):

@@ -98,10 +98,16 @@ def solve_step(w: Work, ctx: BuildContext) -> None:
     spec = w.ticket.spec
     platforms = sorted(set(spec.platforms) | {w.host})
     w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
-    w.records = w.run_async(lambda: solve_platforms(
-        spec, platforms, channels=ctx.settings.channels, cache_dir=ctx.layout.caches / "repodata",
-        client=w.client, env_label=w.label,
-    ))  # fmt: skip
+    w.records = w.run_async(
+        lambda: solve_platforms(
+            spec,
+            platforms,
+            channels=ctx.settings.channels,
+            cache_dir=ctx.layout.caches / "repodata",
+            client=w.client,
+            env_label=w.label,
+        )
+    )
     for platform, recs in sorted(w.records.items()):
         w.log.info("solved platform=%s packages=%d", platform, len(recs))
 
@@ -115,41 +121,58 @@ def pip_lock_step(w: Work, ctx: BuildContext) -> None:
         if version is None:
             raise PipError(f"{w.label}: the spec has pip: dependencies but no python for {platform}; add python")
         w.pip[platform] = lock_pip(
-            reqs, python_version=version, platform=platform, settings=ctx.settings.pip,
-            workdir=ctx.layout.work_dir / str(w.ticket.build_id) / platform, timeout=w.remaining(),
+            reqs,
+            python_version=version,
+            platform=platform,
+            settings=ctx.settings.pip,
+            workdir=ctx.layout.work_dir / str(w.ticket.build_id) / platform,
+            timeout=w.remaining(),
             cache_dir=ctx.layout.caches / "uv",
-        )  # fmt: skip
+        )
         w.log.info("pip_locked platform=%s packages=%d", platform, len(w.pip[platform]))
 
 
 def lock_step(w: Work, ctx: BuildContext) -> None:
     w.files = write_lockfiles(
-        w.artifacts_dir, w.records, w.ticket.spec, name=w.ticket.ref.name,
-        channels=spec_channels(w.ticket.spec, ctx.settings.channels, w.label), host_platform=w.host,
-        pip=w.pip, source_path=w.ticket.source_path,
-    )  # fmt: skip
+        w.artifacts_dir,
+        w.records,
+        w.ticket.spec,
+        name=w.ticket.ref.name,
+        channels=spec_channels(w.ticket.spec, ctx.settings.channels, w.label),
+        host_platform=w.host,
+        pip=w.pip,
+        source_path=w.ticket.source_path,
+    )
     w.log.info("locked files=%s", ",".join(p.name for _, p in w.files))
 
 
 def install_step(w: Work, ctx: BuildContext) -> None:
     if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
-        raise BuildError(f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place",
-                         reason="PrefixInUse")
+        raise BuildError(
+            f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason="PrefixInUse"
+        )
     if w.prefix.exists():  # left over from an earlier, unlinked build of the same spec
         shutil.rmtree(w.prefix)
     w.installed = True
-    w.run_async(lambda: install_prefix(
-        w.records[w.host], w.prefix, cache_dir=ctx.layout.cache_dir, client=w.client,
-        requested_specs=w.ticket.spec.dependencies_for(w.host), env_label=w.label,
-    ))  # fmt: skip
+    w.run_async(
+        lambda: install_prefix(
+            w.records[w.host],
+            w.prefix,
+            cache_dir=ctx.layout.cache_dir,
+            client=w.client,
+            requested_specs=w.ticket.spec.dependencies_for(w.host),
+            env_label=w.label,
+        )
+    )
     w.log.info("installed prefix=%s packages=%d", w.prefix, len(w.records[w.host]))
 
 
 def pip_install_step(w: Work, ctx: BuildContext) -> None:
     locks = w.pip.get(w.host, [])
     if locks:
-        install_pip(w.prefix, locks, settings=ctx.settings.pip, timeout=w.remaining(),
-                    cache_dir=ctx.layout.caches / "uv")
+        install_pip(
+            w.prefix, locks, settings=ctx.settings.pip, timeout=w.remaining(), cache_dir=ctx.layout.caches / "uv"
+        )
         w.log.info("pip_installed packages=%d", len(locks))
 
 
@@ -195,8 +218,10 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         for name, step in STEPS:
             w.remaining()
             if not ctx.held(ticket.build_id):
-                raise LeaseLostError(f"{w.label}: this worker's lease on build {ticket.build_id} expired and "
-                                     "another worker took it over; stopping without touching its prefix")
+                raise LeaseLostError(
+                    f"{w.label}: this worker's lease on build {ticket.build_id} expired and "
+                    "another worker took it over; stopping without touching its prefix"
+                )
             started = time.monotonic()
             step(w, ctx)
             timings.append((name, round(time.monotonic() - started, 3)))
@@ -210,17 +235,25 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
     except Exception as exc:  # the one place a bare Exception becomes a recorded outcome
         w.log.exception("build_crashed env=%s", w.label)
-        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}",
-                          retryable=False)
+        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}", retryable=False)
     finally:
         w.log.removeHandler(handler)
         handler.close()
     if not outcome.ok:
         _remove_unlinked_prefix(w, ctx)
     artifacts = _artifacts(w, layout)
-    return BuildOutcome(outcome.ok, outcome.reason, outcome.message, outcome.retryable, outcome.prefix,
-                        artifacts, tuple(timings), outcome.linked,
-                        records=w.records if outcome.ok else {}, pip=w.pip if outcome.ok else {})
+    return BuildOutcome(
+        outcome.ok,
+        outcome.reason,
+        outcome.message,
+        outcome.retryable,
+        outcome.prefix,
+        artifacts,
+        tuple(timings),
+        outcome.linked,
+        records=w.records if outcome.ok else {},
+        pip=w.pip if outcome.ok else {},
+    )
 
 
 MESSAGE_LIMIT = 2000

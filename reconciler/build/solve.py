@@ -76,9 +76,7 @@ async def solve_platforms(
     solved: dict[str, list[RepoDataRecord]] = {}
     for platform in platforms:
         specs = [canonical_match_spec(s, channels.alias) for s in spec.dependencies_for(platform)]
-        solved[platform] = await _solve_one(
-            gateway, urls, specs, platform, virtual_versions, _label(env_label, spec)
-        )
+        solved[platform] = await _solve_one(gateway, urls, specs, platform, virtual_versions, _label(env_label, spec))
     return solved
 
 

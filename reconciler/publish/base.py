@@ -34,8 +34,12 @@ from condaops.reconciler.publish.targets import OrasTarget
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-_LAYER_TYPES = {DOCKER_LAYER_GZIP: OCI_LAYER_GZIP, OCI_LAYER_GZIP: OCI_LAYER_GZIP,
-                OCI_LAYER_ZSTD: OCI_LAYER_ZSTD, OCI_LAYER_TAR: OCI_LAYER_TAR}  # fmt: skip
+_LAYER_TYPES = {
+    DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
+    OCI_LAYER_GZIP: OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD: OCI_LAYER_ZSTD,
+    OCI_LAYER_TAR: OCI_LAYER_TAR,
+}
 _INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 _REFERENCE = re.compile(r"(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?")
 _LOOPBACK = ("127.", "localhost", "[::1]")
@@ -70,20 +74,27 @@ def fetch_base(
         body, digest = _manifest(source, cache, repo, match["digest"] or match["tag"] or "latest", reference)
         manifest = json.loads(body)
         if manifest.get("mediaType") in _INDEXES or "manifests" in manifest:
-            body, digest = _manifest(source, cache, repo, _platform_digest(manifest, architecture, reference),
-                                     reference)  # fmt: skip
+            body, digest = _manifest(
+                source, cache, repo, _platform_digest(manifest, architecture, reference), reference
+            )
             manifest = json.loads(body)
         config_file = _blob(source, cache, repo, manifest["config"]["digest"])
         config = json.loads(config_file.read_bytes())
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if config.get("architecture") not in (None, architecture):
-            raise BaseImageError(f"publish.image_base '{reference}' is for {config.get('architecture')}, "
-                                 f"not {architecture}; use a {architecture} or multi-platform image")  # fmt: skip
+            raise BaseImageError(
+                f"publish.image_base '{reference}' is for {config.get('architecture')}, "
+                f"not {architecture}; use a {architecture} or multi-platform image"
+            )
         if len(diff_ids) != len(manifest.get("layers") or []):
-            raise BaseImageError(f"publish.image_base '{reference}': its config lists {len(diff_ids)} layers, "
-                                 f"its manifest {len(manifest.get('layers') or [])}")  # fmt: skip
-        layers = tuple(_layer(source, cache, repo, d, diff_id, reference)
-                       for d, diff_id in zip(manifest["layers"], diff_ids, strict=True))  # fmt: skip
+            raise BaseImageError(
+                f"publish.image_base '{reference}': its config lists {len(diff_ids)} layers, "
+                f"its manifest {len(manifest.get('layers') or [])}"
+            )
+        layers = tuple(
+            _layer(source, cache, repo, d, diff_id, reference)
+            for d, diff_id in zip(manifest["layers"], diff_ids, strict=True)
+        )
     finally:
         source.close()
     return BaseImage(reference, digest, layers, config)
@@ -104,13 +115,16 @@ def _manifest(source: OrasTarget, cache: Path, repo: str, ref: str, reference: s
             return cached.read_bytes(), ref
     found = source.get_manifest(repo, ref)
     if found is None:
-        raise BaseImageError(f"publish.image_base '{reference}' does not exist ({ref} is not in {repo}); fix the "
-                             "reference or push the base image")  # fmt: skip
+        raise BaseImageError(
+            f"publish.image_base '{reference}' does not exist ({ref} is not in {repo}); fix the "
+            "reference or push the base image"
+        )
     body = found[0]
     digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
     if ref.startswith("sha256:") and digest != ref:
-        raise BaseImageError(f"publish.image_base '{reference}': the registry sent a manifest whose digest is "
-                             f"{digest}, not {ref}")  # fmt: skip
+        raise BaseImageError(
+            f"publish.image_base '{reference}': the registry sent a manifest whose digest is {digest}, not {ref}"
+        )
     _write_atomic(cache / "manifests" / digest.removeprefix("sha256:"), body)
     return body, digest
 
@@ -123,12 +137,15 @@ def _platform_digest(index: dict[str, Any], architecture: str, reference: str) -
     raise BaseImageError(f"publish.image_base '{reference}' has no linux/{architecture} image")
 
 
-def _layer(source: OrasTarget, cache: Path, repo: str, descriptor: dict[str, Any], diff_id: str,
-           reference: str) -> Layer:  # fmt: skip
+def _layer(
+    source: OrasTarget, cache: Path, repo: str, descriptor: dict[str, Any], diff_id: str, reference: str
+) -> Layer:
     media_type = _LAYER_TYPES.get(descriptor.get("mediaType", ""))
     if media_type is None or descriptor.get("urls"):
-        raise BaseImageError(f"publish.image_base '{reference}' has a layer of type {descriptor.get('mediaType')} "
-                             "that cannot be copied (foreign or unknown); use another base")  # fmt: skip
+        raise BaseImageError(
+            f"publish.image_base '{reference}' has a layer of type {descriptor.get('mediaType')} "
+            "that cannot be copied (foreign or unknown); use another base"
+        )
     path = _blob(source, cache, repo, descriptor["digest"])
     return Layer(path, descriptor["digest"], path.stat().st_size, diff_id, (), media_type)
 
@@ -157,4 +174,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-

@@ -103,9 +103,13 @@ class PublishError(BuildError, TransientError):
 
 
 def publish_build(
-    req: PublishRequest, settings: Settings, *, open_targets: Callable[[], Sequence[Target]], run_async: RunAsync,
+    req: PublishRequest,
+    settings: Settings,
+    *,
+    open_targets: Callable[[], Sequence[Target]],
+    run_async: RunAsync,
     log: logging.Logger = _LOG,
-) -> Published:  # fmt: skip
+) -> Published:
     """Pack, build and push as ``settings.publish`` asks, to each target ``open_targets``
     gives. A failed stage or target is a problem in the result; raises nothing but
     ``CondaopsError`` subtypes (disk errors become ``PublishError``)."""
@@ -119,16 +123,24 @@ def publish_build(
 
 
 def _publish(
-    req: PublishRequest, settings: Settings, open_targets: Callable[[], Sequence[Target]], run_async: RunAsync,
-    log: logging.Logger, files: list[tuple[str, Path]], problems: list[str],
-) -> None:  # fmt: skip
+    req: PublishRequest,
+    settings: Settings,
+    open_targets: Callable[[], Sequence[Target]],
+    run_async: RunAsync,
+    log: logging.Logger,
+    files: list[tuple[str, Path]],
+    problems: list[str],
+) -> None:
     publish = settings.publish
     pack = None
     if publish.pack:
         started = time.monotonic()
         try:
-            pack = pack_prefix(req.prefix, req.artifacts_dir / pack_file_name(req.ref.name, publish.pack_format),
-                               fmt=publish.pack_format)  # fmt: skip
+            pack = pack_prefix(
+                req.prefix,
+                req.artifacts_dir / pack_file_name(req.ref.name, publish.pack_format),
+                fmt=publish.pack_format,
+            )
         except CondaopsError as exc:
             problems.append(f"{exc.reason}: {exc.message}")
         else:
@@ -139,14 +151,24 @@ def _publish(
         return
     try:
         started = time.monotonic()
-        base = (fetch_base(publish.image_base, req.base_cache, architecture, settings.registry.push)
-                if publish.image_base else None)  # fmt: skip
+        base = (
+            fetch_base(publish.image_base, req.base_cache, architecture, settings.registry.push)
+            if publish.image_base
+            else None
+        )
         built = build_image(req, publish, run_async, base)
-        log.info("image_built layers=%d bytes=%d base=%s seconds=%.3f", len(built.image.layers),
-                 sum(layer.size for layer in built.image.layers), publish.image_base or "none",
-                 time.monotonic() - started)  # fmt: skip
-        pushed = push_to_targets(open_targets(), built, req, pack.path if pack else None, log, problems) \
-            if publish.push else []  # fmt: skip
+        log.info(
+            "image_built layers=%d bytes=%d base=%s seconds=%.3f",
+            len(built.image.layers),
+            sum(layer.size for layer in built.image.layers),
+            publish.image_base or "none",
+            time.monotonic() - started,
+        )
+        pushed = (
+            push_to_targets(open_targets(), built, req, pack.path if pack else None, log, problems)
+            if publish.push
+            else []
+        )
         files.append((IMAGE_KIND, write_image_record(req.artifacts_dir / IMAGE_FILE, built, pushed)))
     except CondaopsError as exc:
         problems.append(f"{exc.reason}: {exc.message}")
@@ -155,17 +177,26 @@ def _publish(
 
 
 def push_to_targets(
-    targets: Sequence[Target], built: BuiltImage, req: PublishRequest, pack: Path | None, log: logging.Logger,
+    targets: Sequence[Target],
+    built: BuiltImage,
+    req: PublishRequest,
+    pack: Path | None,
+    log: logging.Logger,
     problems: list[str],
-) -> list[Pushed]:  # fmt: skip
+) -> list[Pushed]:
     """Push to each target in turn; one that fails is a problem, the others still get the build."""
     pushed = []
     for target in targets:
         started = time.monotonic()
         try:
             pushed.append(push_build(target, built, req, pack))
-            log.info("pushed target=%s repository=%s tags=%s seconds=%.3f", target.name,
-                     target.repository(built.name), ",".join(built.tags), time.monotonic() - started)  # fmt: skip
+            log.info(
+                "pushed target=%s repository=%s tags=%s seconds=%.3f",
+                target.name,
+                target.repository(built.name),
+                ",".join(built.tags),
+                time.monotonic() - started,
+            )
         except CondaopsError as exc:
             log.warning("push_failed target=%s reason=%s %s", target.name, exc.reason, exc.message)
             problems.append(f"{exc.reason}: {exc.message}")
@@ -179,15 +210,32 @@ def build_image(
 ) -> BuiltImage:
     """Stage the environment at ``settings.image_prefix`` and write its layers (on ``base``)."""
     staging = req.work_dir / "root"
-    run_async(lambda: stage_prefix(req.records, staging, settings.image_prefix, cache_dir=req.cache_dir,
-                                   client=req.client, requested_specs=req.requested_specs))  # fmt: skip
+    run_async(
+        lambda: stage_prefix(
+            req.records,
+            staging,
+            settings.image_prefix,
+            cache_dir=req.cache_dir,
+            client=req.client,
+            requested_specs=req.requested_specs,
+        )
+    )
     copy_unowned(req.prefix, staging, settings.image_prefix)
-    layers = write_layers(staging, settings.image_prefix, req.work_dir / "layers", budget=settings.layer_budget,
-                          popularity=req.popularity)  # fmt: skip
-    config = image_config(layers, image_prefix=settings.image_prefix, architecture=image_architecture(req.platform)
-                          or "", variables=req.variables, base=base.config if base else None)  # fmt: skip
-    annotations = dict(image_annotations(spec_hash=req.spec_hash, created=created_time(req.records),
-                                         source_url=req.source_url, revision=req.revision))  # fmt: skip
+    layers = write_layers(
+        staging, settings.image_prefix, req.work_dir / "layers", budget=settings.layer_budget, popularity=req.popularity
+    )
+    config = image_config(
+        layers,
+        image_prefix=settings.image_prefix,
+        architecture=image_architecture(req.platform) or "",
+        variables=req.variables,
+        base=base.config if base else None,
+    )
+    annotations = dict(
+        image_annotations(
+            spec_hash=req.spec_hash, created=created_time(req.records), source_url=req.source_url, revision=req.revision
+        )
+    )
     if base is not None:
         annotations |= {BASE_NAME: base.reference, BASE_DIGEST: base.digest}
     every = (*base.layers, *layers) if base else tuple(layers)
@@ -202,8 +250,9 @@ def push_build(target: Target, built: BuiltImage, req: PublishRequest, pack: Pat
     image = push_image(target, name, built.image, built.tags)
     artifacts = []
     if req.lockfiles:
-        artifacts.append(push_artifact(target, name, list(req.lockfiles), artifact_type=LOCKFILES_ARTIFACT,
-                                       subject=image))  # fmt: skip
+        artifacts.append(
+            push_artifact(target, name, list(req.lockfiles), artifact_type=LOCKFILES_ARTIFACT, subject=image)
+        )
     if pack is not None:
         artifacts.append(push_artifact(target, name, [pack], artifact_type=PACK_ARTIFACT, subject=image))
     return Pushed(name, image, built.tags, tuple(artifacts), target.name)
@@ -229,9 +278,11 @@ def write_image_record(path: Path, built: BuiltImage, pushed: Sequence[Pushed]) 
         "artifacts": [a.digest for a in first.artifacts] if first else [],
         "base": {"reference": built.base.reference, "digest": built.base.digest} if built.base else None,
         "targets": {p.target: {"repository": p.name, "artifacts": [a.digest for a in p.artifacts]} for p in pushed},
-        "layers": [{"digest": layer.digest, "size": layer.size, "packages": list(layer.packages)}
-                   for layer in built.image.layers],
-    }  # fmt: skip
+        "layers": [
+            {"digest": layer.digest, "size": layer.size, "packages": list(layer.packages)}
+            for layer in built.image.layers
+        ],
+    }
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)

@@ -43,14 +43,27 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-ARCHITECTURES = {"linux-64": "amd64", "linux-aarch64": "arm64", "linux-ppc64le": "ppc64le",
-                 "linux-s390x": "s390x", "linux-32": "386", "linux-armv7l": "arm"}  # fmt: skip
+ARCHITECTURES = {
+    "linux-64": "amd64",
+    "linux-aarch64": "arm64",
+    "linux-ppc64le": "ppc64le",
+    "linux-s390x": "s390x",
+    "linux-32": "386",
+    "linux-armv7l": "arm",
+}
 
 
 _STAGING_ERRORS: tuple[type[BaseException], ...] = (
-    rx.InstallerError, rx.TransactionError, rx.LinkError, rx.ExtractError, rx.CacheDirError, rx.IoError,
-    rx.FetchRepoDataError, rx.InvalidMatchSpecError, OSError,
-)  # fmt: skip
+    rx.InstallerError,
+    rx.TransactionError,
+    rx.LinkError,
+    rx.ExtractError,
+    rx.CacheDirError,
+    rx.IoError,
+    rx.FetchRepoDataError,
+    rx.InvalidMatchSpecError,
+    OSError,
+)
 
 
 class ImageError(BuildError, TransientError):
@@ -86,18 +99,27 @@ def image_architecture(platform: str) -> str | None:
 
 
 async def stage_prefix(
-    records: Sequence[RepoDataRecord], staging: Path, image_prefix: str, *, cache_dir: Path,
-    client: Client | None = None, requested_specs: Iterable[str] = (),
-) -> None:  # fmt: skip
+    records: Sequence[RepoDataRecord],
+    staging: Path,
+    image_prefix: str,
+    *,
+    cache_dir: Path,
+    client: Client | None = None,
+    requested_specs: Iterable[str] = (),
+) -> None:
     """Install ``records`` into ``staging`` as if at ``image_prefix`` (see module doc)."""
     if staging.exists():
         shutil.rmtree(staging)
     try:
         await install(
-            list(records), target_prefix=staging, alternative_target_prefix=Path(image_prefix),
-            cache_dir=Path(cache_dir), show_progress=False, client=client,
+            list(records),
+            target_prefix=staging,
+            alternative_target_prefix=Path(image_prefix),
+            cache_dir=Path(cache_dir),
+            show_progress=False,
+            client=client,
             requested_specs=[MatchSpec(s)._match_spec for s in requested_specs],
-        )  # fmt: skip
+        )
         finish_prefix(staging)
     except _STAGING_ERRORS as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -128,9 +150,14 @@ def copy_unowned(built: Path, staging: Path, image_prefix: str) -> list[str]:
 
 
 def write_layers(
-    staging: Path, image_prefix: str, out_dir: Path, *, budget: int,
-    popularity: Mapping[str, int] | None = None, threads: int = 4,
-) -> list[Layer]:  # fmt: skip
+    staging: Path,
+    image_prefix: str,
+    out_dir: Path,
+    *,
+    budget: int,
+    popularity: Mapping[str, int] | None = None,
+    threads: int = 4,
+) -> list[Layer]:
     """Write the layers of ``staging`` into ``out_dir``, in plan order (gzip, parallel)."""
     packages = prefix_packages(staging)
     by_name = {p.name: p for p in packages}
@@ -141,19 +168,25 @@ def write_layers(
     def write(index_plan: tuple[int, LayerPlan]) -> Layer:
         index, plan = index_plan
         files = [f for name in plan.packages for f in by_name[name].files] + (rest if plan.rest else [])
-        written: Written = write_archive(out_dir / f"layer-{index:03d}.tar.gz",
-                                         layer_entries(staging, image_prefix, files), GZIP)
-        return Layer(written.path, f"sha256:{written.sha256}", written.size, f"sha256:{written.tar_sha256}",
-                     plan.packages)
+        written: Written = write_archive(
+            out_dir / f"layer-{index:03d}.tar.gz", layer_entries(staging, image_prefix, files), GZIP
+        )
+        return Layer(
+            written.path, f"sha256:{written.sha256}", written.size, f"sha256:{written.tar_sha256}", plan.packages
+        )
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # zlib releases the GIL
         return list(pool.map(write, enumerate(plans)))
 
 
 def image_config(
-    layers: Sequence[Layer], *, image_prefix: str, architecture: str, variables: Iterable[tuple[str, str]] = (),
+    layers: Sequence[Layer],
+    *,
+    image_prefix: str,
+    architecture: str,
+    variables: Iterable[tuple[str, str]] = (),
     base: Mapping[str, Any] | None = None,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """The image config of the environment's ``layers``, on top of the ``base`` image's
     config (its JSON) if there is one. Canonical JSON, no timestamps.
 
@@ -177,9 +210,9 @@ def image_config(
         "os": "linux",
         "config": run,
         "rootfs": {"type": "layers", "diff_ids": base_rootfs + [layer.diff_id for layer in layers]},
-        "history": base_history + [{"created_by": f"condaops: {', '.join(layer.packages) or 'unowned files'}"}
-                                   for layer in layers],
-    }  # fmt: skip
+        "history": base_history
+        + [{"created_by": f"condaops: {', '.join(layer.packages) or 'unowned files'}"} for layer in layers],
+    }
     if base and base.get("variant"):
         config["variant"] = base["variant"]
     return canonical_json(config)

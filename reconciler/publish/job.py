@@ -76,8 +76,9 @@ class PublishJob:
         prefix = self.layout.absolute(build.prefix)
         if build.collected_at is not None or not (prefix / "conda-meta").is_dir():
             log.info("publish_skipped build=%s env=%s reason=PrefixCollected", build_id, build.ref)
-            self.recorder.add_artifacts(build_id, [], error=f"PrefixCollected: {build.prefix} was garbage-collected "
-                                        "before it was published")  # fmt: skip
+            self.recorder.add_artifacts(
+                build_id, [], error=f"PrefixCollected: {build.prefix} was garbage-collected before it was published"
+            )
             return
         artifacts_dir = self.layout.artifacts_dir(build.ref, build_id)
         artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -89,13 +90,21 @@ class PublishJob:
             build_log.removeHandler(handler)
             handler.close()
         files.append((LOG_KIND, artifacts_dir / LOG_FILE))  # it grew: record its new size and digest
-        self.recorder.add_artifacts(build_id, [self._record(kind, path) for kind, path in files if path.exists()],
-                                    error=_one_line(error))  # fmt: skip
-        log.log(logging.WARNING if error else logging.INFO, "publish_finished build=%s env=%s ok=%s %s",
-                build_id, build.ref, error is None, _one_line(error) or "")  # fmt: skip
+        self.recorder.add_artifacts(
+            build_id, [self._record(kind, path) for kind, path in files if path.exists()], error=_one_line(error)
+        )
+        log.log(
+            logging.WARNING if error else logging.INFO,
+            "publish_finished build=%s env=%s ok=%s %s",
+            build_id,
+            build.ref,
+            error is None,
+            _one_line(error) or "",
+        )
 
-    def _publish(self, build: BuildInfo, prefix: Path, artifacts_dir: Path,
-                 build_log: logging.Logger) -> tuple[list[tuple[str, Path]], str | None]:  # fmt: skip
+    def _publish(
+        self, build: BuildInfo, prefix: Path, artifacts_dir: Path, build_log: logging.Logger
+    ) -> tuple[list[tuple[str, Path]], str | None]:
         """The files written and the error text (None on success). Never raises."""
         build_log.info("publish_started env=%s build=%s worker=%s", build.ref, build.build_id, self.name)
         try:
@@ -116,25 +125,37 @@ class PublishJob:
         engine = self.recorder.engine
         canonical = get_specification(engine, build.spec_hash)
         if canonical is None:
-            raise PublishError(f"{build.ref}: the specification {build.spec_hash[:12]} of build {build.build_id} "
-                               "is not recorded")  # fmt: skip
+            raise PublishError(
+                f"{build.ref}: the specification {build.spec_hash[:12]} of build {build.build_id} is not recorded"
+            )
         spec = spec_from_canonical(json.loads(canonical), name=build.ref.name)
         env = get_environment(engine, build.ref)
         host = host_platform()
         client = build_client(settings.channels.mirrors, alias=settings.channels.alias)
         work_dir = self.layout.work_dir / f"publish-{build.build_id}-{uuid.uuid4().hex[:8]}"
         req = PublishRequest(
-            ref=build.ref, build_id=build.build_id, spec_hash=build.spec_hash, prefix=prefix,
-            artifacts_dir=artifacts_dir, work_dir=work_dir, platform=host, records=prefix_records(prefix),
-            requested_specs=spec.dependencies_for(host), variables=spec.variables,
-            lockfiles=lockfiles(build, self.layout), linked=env is not None and env.current_build_id == build.build_id,
-            revision=build.source_revision, source_url=source_url(settings.sources, build.source),
-            cache_dir=self.layout.cache_dir, client=client,
+            ref=build.ref,
+            build_id=build.build_id,
+            spec_hash=build.spec_hash,
+            prefix=prefix,
+            artifacts_dir=artifacts_dir,
+            work_dir=work_dir,
+            platform=host,
+            records=prefix_records(prefix),
+            requested_specs=spec.dependencies_for(host),
+            variables=spec.variables,
+            lockfiles=lockfiles(build, self.layout),
+            linked=env is not None and env.current_build_id == build.build_id,
+            revision=build.source_revision,
+            source_url=source_url(settings.sources, build.source),
+            cache_dir=self.layout.cache_dir,
+            client=client,
             base_cache=self.layout.root / ".cache" / "base-images",
-        )  # fmt: skip
+        )
         try:
-            return publish_build(req, settings, open_targets=lambda: open_targets(settings), run_async=self._run_async,
-                                 log=build_log)  # fmt: skip
+            return publish_build(
+                req, settings, open_targets=lambda: open_targets(settings), run_async=self._run_async, log=build_log
+            )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -172,8 +193,9 @@ def prefix_records(prefix: Path) -> list[Any]:
 
 def lockfiles(build: BuildInfo, layout: StoreLayout) -> list[Path]:
     """The build's lockfiles (and pinned environment.yaml) recorded in its artifacts folder."""
-    paths = [layout.absolute(location) for kind, location in sorted(build.artifacts.items())
-             if kind not in NOT_LOCKFILES]  # fmt: skip
+    paths = [
+        layout.absolute(location) for kind, location in sorted(build.artifacts.items()) if kind not in NOT_LOCKFILES
+    ]
     return [path for path in paths if path.is_file()]
 
 

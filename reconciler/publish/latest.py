@@ -42,8 +42,9 @@ def move_latest(
         finally:
             target.close()
         if problem:
-            log.warning("latest_not_moved env=%s build=%s target=%s %s", build.ref, build.build_id, target.name,
-                        problem)  # fmt: skip
+            log.warning(
+                "latest_not_moved env=%s build=%s target=%s %s", build.ref, build.build_id, target.name, problem
+            )
             problems.append(problem)
         else:
             log.info("latest_moved env=%s build=%s target=%s", build.ref, build.build_id, target.name)

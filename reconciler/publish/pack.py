@@ -45,8 +45,7 @@ def pack_prefix(prefix: Path, output: Path, *, fmt: str = "tar.zst", scratch: Pa
     with tempfile.TemporaryDirectory(prefix=".pack-", dir=scratch or output.parent) as tmp:
         plain = Path(tmp) / "env.tar"
         try:
-            conda_pack.pack(prefix=str(prefix), output=str(plain), format="tar", force=True,
-                            ignore_missing_files=True)  # fmt: skip
+            conda_pack.pack(prefix=str(prefix), output=str(plain), format="tar", force=True, ignore_missing_files=True)
         except conda_pack.CondaPackException as exc:
             raise PackError(f"conda-pack cannot pack {prefix}: {exc}") from exc
         partial = output.with_name(f".{output.name}.partial")

@@ -50,9 +50,14 @@ def push_image(target: Target, name: str, image: Image, tags: Sequence[str]) -> 
 
 
 def push_artifact(
-    target: Target, name: str, files: Sequence[Path], *, artifact_type: str, subject: Descriptor,
+    target: Target,
+    name: str,
+    files: Sequence[Path],
+    *,
+    artifact_type: str,
+    subject: Descriptor,
     annotations: Mapping[str, str] | None = None,
-) -> Descriptor:  # fmt: skip
+) -> Descriptor:
     """Store ``files`` as one OCI artifact attached to ``subject``; untagged."""
     empty = target.put_blob(name, b"{}", EMPTY_CONFIG)
     layers = []

@@ -130,8 +130,15 @@ def _client_class() -> type:
     once = OrasRegistry.do_request.__wrapped__  # undecorated: no retries
 
     class Client(OrasClient):  # type: ignore[misc]
-        def do_request(self, url: str, method: str = "GET", data: Any = None, headers: dict | None = None,
-                       json: dict | None = None, stream: bool = False) -> Any:  # fmt: skip
+        def do_request(
+            self,
+            url: str,
+            method: str = "GET",
+            data: Any = None,
+            headers: dict | None = None,
+            json: dict | None = None,
+            stream: bool = False,
+        ) -> Any:
             headers = dict(headers or {})
             response = once(self, url, method, data, headers, json, stream)
             if response.status_code == 401 and getattr(self.auth, "token", None):
@@ -185,15 +192,22 @@ class OrasTarget:
         backend = "token" if challenge.lower().startswith("bearer") else "basic"
         client = _client_class()(hostname=self.host, insecure=self.insecure, auth_backend=backend)
         client.session.request = partial(client.session.request, timeout=TIMEOUT)
-        secret = read_secret(self.name, "password", env=self.settings.password_env, file=self.settings.password_file,
-                             environ=self.environ)  # fmt: skip
+        secret = read_secret(
+            self.name,
+            "password",
+            env=self.settings.password_env,
+            file=self.settings.password_file,
+            environ=self.environ,
+        )
         if secret and self.settings.username:
             client.auth.set_basic_auth(self.settings.username, secret)
         elif secret:
             client.auth.set_token_auth(secret)
         elif backend == "basic" and probe.status_code == 401:
-            raise PushRefusedError(f"push target '{self.name}' ({self.host}) requires credentials; set username "
-                                   f"and password_env or password_file of registry.push '{self.name}'")  # fmt: skip
+            raise PushRefusedError(
+                f"push target '{self.name}' ({self.host}) requires credentials; set username "
+                f"and password_env or password_file of registry.push '{self.name}'"
+            )
         self._client = client
         if probe.status_code == 401:  # check the credentials once, for a clear error before any upload
             self._check(self._request("GET", f"{scheme}://{self.host}/v2/", "signing in"), "signing in")
@@ -221,8 +235,10 @@ class OrasTarget:
                 f"check registry.push '{self.name}' username and password_env/password_file"
             )
         if response.status_code == 403:
-            raise PushRefusedError(f"push target '{self.name}' ({self.host}) denied {what}: {detail}; "
-                                   "the account may not push to this repository")  # fmt: skip
+            raise PushRefusedError(
+                f"push target '{self.name}' ({self.host}) denied {what}: {detail}; "
+                "the account may not push to this repository"
+            )
         error = PushUnreachableError if response.status_code >= 500 else PushRefusedError
         raise error(f"push target '{self.name}' ({self.host}): {what} answered {response.status_code}: {detail}")
 
@@ -236,11 +252,11 @@ class OrasTarget:
         import requests
 
         try:
-            response = self.client.upload_blob(str(path), container, layer, do_chunked=size > CHUNK,
-                                               chunk_size=CHUNK)  # fmt: skip
+            response = self.client.upload_blob(str(path), container, layer, do_chunked=size > CHUNK, chunk_size=CHUNK)
         except (requests.RequestException, ValueError) as exc:
-            raise PushUnreachableError(f"push target '{self.name}' ({self.host}): uploading {digest} to "
-                                       f"{repository} failed: {exc}") from exc  # fmt: skip
+            raise PushUnreachableError(
+                f"push target '{self.name}' ({self.host}): uploading {digest} to {repository} failed: {exc}"
+            ) from exc
         self._check(response, f"uploading {digest} to {repository}")
         return Descriptor(media_type, digest, size)
 
@@ -249,8 +265,16 @@ class OrasTarget:
         subject_seen = False
         for reference in (digest, *tags):
             what = f"pushing manifest {repository}:{reference}"
-            response = self._check(self._request("PUT", self._url(repository, f"manifests/{reference}"), what,
-                                                 data=body, headers={"Content-Type": media_type}), what)  # fmt: skip
+            response = self._check(
+                self._request(
+                    "PUT",
+                    self._url(repository, f"manifests/{reference}"),
+                    what,
+                    data=body,
+                    headers={"Content-Type": media_type},
+                ),
+                what,
+            )
             subject_seen = subject_seen or bool(response.headers.get("OCI-Subject"))
         descriptor = Descriptor(media_type, digest, len(body))
         manifest = json.loads(body)
@@ -260,8 +284,9 @@ class OrasTarget:
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
         what = f"reading manifest {repository}:{reference}"
-        response = self._request("GET", self._url(repository, f"manifests/{reference}"), what,
-                                 headers={"Accept": ", ".join(MANIFEST_TYPES)})  # fmt: skip
+        response = self._request(
+            "GET", self._url(repository, f"manifests/{reference}"), what, headers={"Accept": ", ".join(MANIFEST_TYPES)}
+        )
         if response.status_code == 404:
             return None
         self._check(response, what)
@@ -302,8 +327,12 @@ class OrasTarget:
         index["manifests"].append(entry)
         body = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
         what = f"pushing the referrers index {repository}:{tag}"
-        self._check(self._request("PUT", self._url(repository, f"manifests/{tag}"), what, data=body,
-                                  headers={"Content-Type": OCI_INDEX}), what)  # fmt: skip
+        self._check(
+            self._request(
+                "PUT", self._url(repository, f"manifests/{tag}"), what, data=body, headers={"Content-Type": OCI_INDEX}
+            ),
+            what,
+        )
 
     def _scratch_file(self, data: bytes) -> Path:
         if self._scratch is None:

@@ -121,14 +121,12 @@ def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) 
     try:
         real_root = os.path.realpath(root, strict=True)
         listing = _list_tree(root, real_root)
-        layout = arrange(listing.files, source=settings.name,
-                         default_namespace=settings.default_namespace)
+        layout = arrange(listing.files, source=settings.name, default_namespace=settings.default_namespace)
         read = layout.placements + layout.duplicates
         outcomes = _read_all(read, listing, real_root, cache)
         _check_folders(root, listing)
     except _Unsettled as exc:
-        return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry",
-                              error_reason=SOURCE_UNSETTLED)
+        return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry", error_reason=SOURCE_UNSETTLED)
     except OSError as exc:
         return _unreadable(settings, root, exc)
     cache.keep_only({listing.files[p.path] for p in read})
@@ -164,7 +162,11 @@ def _list_tree(root: Path, real_root: str) -> _Listing:
 
 
 def _add_folder(
-    listing: _Listing, entry: os.DirEntry[str], rel: str, depth: int, real_root: str,
+    listing: _Listing,
+    entry: os.DirEntry[str],
+    rel: str,
+    depth: int,
+    real_root: str,
     pending: list[tuple[str, str, int]],
 ) -> None:
     if entry.is_symlink() and not _inside(real_root, entry.path):
@@ -184,8 +186,7 @@ def _read_all(
         rel, path = placement.path, listing.files[placement.path]
         if rel in listing.links and not _inside(real_root, path):
             message = _outside_message(rel, path)
-            outcomes[rel] = _Outcome(f"outside:{os.path.realpath(path)}",
-                                     problem=(SYMLINK_OUTSIDE, message))
+            outcomes[rel] = _Outcome(f"outside:{os.path.realpath(path)}", problem=(SYMLINK_OUTSIDE, message))
             continue
         outcomes[rel] = _read_file(rel, path, cache, scan_started_ns)
     return outcomes
@@ -283,9 +284,7 @@ def _snapshot(
     revision = _revision(outcomes, layout_rejections, listing)
     envs: list[DesiredEnv] = []
     rejections = list(layout_rejections)
-    rejections += [
-        Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections
-    ]
+    rejections += [Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections]
     for placement in placements:
         outcome = outcomes[placement.path]
         if outcome.parsed is None:
@@ -293,15 +292,12 @@ def _snapshot(
             rejections.append(Rejection(placement.ref, source, placement.path, reason, message))
             continue
         warnings = outcome.parsed.warnings + name_warning(placement.ref.name, outcome.parsed.spec.name)
-        envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path,
-                               revision, warnings))
+        envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path, revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
     return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
 
 
-def _revision(
-    outcomes: dict[str, _Outcome], layout_rejections: tuple[Rejection, ...], listing: _Listing
-) -> str:
+def _revision(outcomes: dict[str, _Outcome], layout_rejections: tuple[Rejection, ...], listing: _Listing) -> str:
     entries = [(rel, outcome.digest) for rel, outcome in outcomes.items()]
     entries += [(r.path, "-") for r in layout_rejections if r.path not in outcomes]
     entries += [(rel, "outside") for rel, _ in listing.rejections]
@@ -327,8 +323,10 @@ def _problem(rel: str, what: str) -> _Outcome:
 
 
 def _outside_message(rel: str, path: str) -> str:
-    return (f"{rel} is a symlink to {os.path.realpath(path)}, outside the source folder: "
-            "only links that stay inside it are followed")
+    return (
+        f"{rel} is a symlink to {os.path.realpath(path)}, outside the source folder: "
+        "only links that stay inside it are followed"
+    )
 
 
 def _inside(real_root: str, path: str) -> bool:

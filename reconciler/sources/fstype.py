@@ -19,12 +19,38 @@ from pathlib import Path
 
 MOUNTINFO = Path("/proc/self/mountinfo")
 
-NETWORK_FILESYSTEMS = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "coda",
-    "lustre", "gpfs", "cephfs", "ceph", "glusterfs", "beegfs", "panfs", "wekafs",
-    "ocfs2", "gfs2", "9p", "virtiofs", "vboxsf", "vmhgfs",
-    "sshfs", "s3fs", "rclone", "gcsfuse", "juicefs", "vmhgfs-fuse",
-})
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "coda",
+        "lustre",
+        "gpfs",
+        "cephfs",
+        "ceph",
+        "glusterfs",
+        "beegfs",
+        "panfs",
+        "wekafs",
+        "ocfs2",
+        "gfs2",
+        "9p",
+        "virtiofs",
+        "vboxsf",
+        "vmhgfs",
+        "sshfs",
+        "s3fs",
+        "rclone",
+        "gcsfuse",
+        "juicefs",
+        "vmhgfs-fuse",
+    }
+)
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
@@ -64,9 +90,7 @@ def mount_of(path: str, mounts: Sequence[Mount]) -> Mount | None:
     """
     best: Mount | None = None
     for mount in mounts:
-        if _contains(mount.mount_point, path) and (
-            best is None or len(mount.mount_point) >= len(best.mount_point)
-        ):
+        if _contains(mount.mount_point, path) and (best is None or len(mount.mount_point) >= len(best.mount_point)):
             best = mount
     return best
 
@@ -75,7 +99,7 @@ def is_network_fstype(fstype: str) -> bool:
     """Whether inotify misses changes made elsewhere on a filesystem of this type."""
     kind = fstype.lower()
     if kind.startswith("fuse."):
-        kind = kind[len("fuse."):]
+        kind = kind[len("fuse.") :]
     return kind in NETWORK_FILESYSTEMS
 
 

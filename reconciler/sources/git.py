@@ -103,8 +103,14 @@ class _Failure:
 class GitSource:
     """Reads one Git source; keep one per source between polls. Thread-safe."""
 
-    def __init__(self, settings: SourceSettings, *, cache_dir: Path, clock: Clock = time.monotonic,
-                 environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: SourceSettings,
+        *,
+        cache_dir: Path,
+        clock: Clock = time.monotonic,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.mirror_path = cache_dir / f"{settings.name}.git"
         self._remote = Remote(settings, environ=environ)
@@ -207,8 +213,10 @@ class GitSource:
         raise AssertionError("unreachable")
 
     def _branch_missing(self) -> SourceSnapshot:
-        message = (f"{self._remote.display}: branch '{self.settings.branch}' does not exist (deleted or "
-                   "renamed?); the last good state is kept: restore the branch or fix 'branch'")  # fmt: skip
+        message = (
+            f"{self._remote.display}: branch '{self.settings.branch}' does not exist (deleted or "
+            "renamed?); the last good state is kept: restore the branch or fix 'branch'"
+        )
         log.warning("git_branch_missing source=%s branch=%s", self.settings.name, self.settings.branch)
         return self._error(message, SOURCE_BRANCH_MISSING)
 
@@ -217,15 +225,23 @@ class GitSource:
         delay = retry_delay(count, self.settings.interval)
         snapshot = self._error(f"{err.message}; next attempt in {delay:g}s", err.reason)
         self._failure = _Failure(count, now, snapshot)
-        log.warning("git_source_failed source=%s reason=%s failures=%d retry_in=%gs %s",
-                    self.settings.name, err.reason, count, delay, err.message)  # fmt: skip
+        log.warning(
+            "git_source_failed source=%s reason=%s failures=%d retry_in=%gs %s",
+            self.settings.name,
+            err.reason,
+            count,
+            delay,
+            err.message,
+        )
         return snapshot
 
     def _mirror_unusable(self, exc: OSError) -> SourceSnapshot:
         """The mirror's folder cannot be written (permissions, disk full): a local problem."""
         where = exc.filename or self.mirror_path
-        message = (f"the local mirror cannot be written: {where}: {exc.strerror or exc}; "
-                   "fix the folder ('mirror_dir', default <store>/.cache/git)")  # fmt: skip
+        message = (
+            f"the local mirror cannot be written: {where}: {exc.strerror or exc}; "
+            "fix the folder ('mirror_dir', default <store>/.cache/git)"
+        )
         log.warning("git_mirror_unusable source=%s %s", self.settings.name, message)
         return self._error(message, SOURCE_UNREADABLE)
 
@@ -246,8 +262,12 @@ class GitSource:
         except (KeyError, ChecksumMismatch, ObjectFormatException) as exc:
             # The mirror claimed objects it does not have, or holds damaged ones.
             raise MissingObject(f"fetching into the mirror failed: {type(exc).__name__}") from None
-        log.info("git_fetched source=%s refs=%s seconds=%.3f", self.settings.name,
-                 ",".join(f"{r}={s[:12]}" for r, s in found.items()), time.perf_counter() - started)  # fmt: skip
+        log.info(
+            "git_fetched source=%s refs=%s seconds=%.3f",
+            self.settings.name,
+            ",".join(f"{r}={s[:12]}" for r, s in found.items()),
+            time.perf_counter() - started,
+        )
         if pack_count(self._mirror()) > MAX_PACKS:
             self._close_repo()
             try:
@@ -284,21 +304,35 @@ class GitSource:
         try:
             tree = self._subtree(commit)
         except _PathIsFile:
-            message = (f"{self._remote.display}: '{self.settings.path}' is not a folder in commit "
-                       f"{commit.decode()[:12]}; fix 'path'")  # fmt: skip
+            message = (
+                f"{self._remote.display}: '{self.settings.path}' is not a folder in commit "
+                f"{commit.decode()[:12]}; fix 'path'"
+            )
             return _Read(commit, None, Listing(), self._error(message, SOURCE_UNREADABLE))
         started = time.perf_counter()
         listing, mode = self._listing(commit, tree, base, check_ancestry)
-        snapshot = build_snapshot(self._mirror().object_store, listing, self._specs, source=self.settings.name,
-                                  default_namespace=self.settings.default_namespace,
-                                  revision=commit.decode())  # fmt: skip
-        log.info("git_read source=%s revision=%s mode=%s envs=%d rejections=%d seconds=%.3f",
-                 self.settings.name, commit.decode()[:12], mode, len(snapshot.envs),
-                 len(snapshot.rejections), time.perf_counter() - started)  # fmt: skip
+        snapshot = build_snapshot(
+            self._mirror().object_store,
+            listing,
+            self._specs,
+            source=self.settings.name,
+            default_namespace=self.settings.default_namespace,
+            revision=commit.decode(),
+        )
+        log.info(
+            "git_read source=%s revision=%s mode=%s envs=%d rejections=%d seconds=%.3f",
+            self.settings.name,
+            commit.decode()[:12],
+            mode,
+            len(snapshot.envs),
+            len(snapshot.rejections),
+            time.perf_counter() - started,
+        )
         return _Read(commit, tree, listing, snapshot)
 
-    def _listing(self, commit: bytes, tree: bytes | None, base: _Read | None,
-                 check_ancestry: bool) -> tuple[Listing, str]:  # fmt: skip
+    def _listing(
+        self, commit: bytes, tree: bytes | None, base: _Read | None, check_ancestry: bool
+    ) -> tuple[Listing, str]:
         store = self._mirror().object_store
         if base is None or base.tree is None or tree is None:
             return walk_tree(store, tree), "full"
@@ -306,8 +340,12 @@ class GitSource:
             return base.listing, "unchanged"
         if check_ancestry and not self._descends(commit, base.commit):
             # Tree diffs do not depend on history, but a rewrite is rare: start afresh.
-            log.warning("git_history_rewritten source=%s old=%s new=%s: reading the tree in full",
-                        self.settings.name, base.commit.decode()[:12], commit.decode()[:12])  # fmt: skip
+            log.warning(
+                "git_history_rewritten source=%s old=%s new=%s: reading the tree in full",
+                self.settings.name,
+                base.commit.decode()[:12],
+                commit.decode()[:12],
+            )
             return walk_tree(store, tree), "full"
         updated = update_listing(store, base.listing, base.tree, tree)
         return (updated, "incremental") if updated is not None else (walk_tree(store, tree), "full")

@@ -56,8 +56,13 @@ SOURCE_AUTH_FAILED = "SourceAuthFailed"
 NETWORK_TIMEOUT = 60.0  # seconds per connection attempt / read; dulwich has no total deadline
 _STDERR_LIMIT = 4096  # bytes of ssh's complaints kept for the message
 DEFAULT_USERNAME = "git"  # when only a token is configured: most forges ignore the name
-_AUTH_HINTS = ("Permission denied", "Host key verification failed", "REMOTE HOST IDENTIFICATION",
-               "Authentication failed", "http resp 403")  # fmt: skip
+_AUTH_HINTS = (
+    "Permission denied",
+    "Host key verification failed",
+    "REMOTE HOST IDENTIFICATION",
+    "Authentication failed",
+    "http resp 403",
+)
 
 T = TypeVar("T")
 
@@ -124,8 +129,10 @@ class Remote:
             return sorted({s.encode() for s in found.values() if s.encode() not in mirror.object_store})
 
         prefixes = [r.encode() for r in wanted]
-        self._call("fetch", lambda client, path: client.fetch(path, mirror, determine_wants=determine_wants,
-                                                             ref_prefix=prefixes))  # fmt: skip
+        self._call(
+            "fetch",
+            lambda client, path: client.fetch(path, mirror, determine_wants=determine_wants, ref_prefix=prefixes),
+        )
         for ref, sha in found.items():
             mirror.refs[ref.encode()] = sha.encode()
         return found
@@ -168,8 +175,9 @@ class Remote:
             client, path = self._client(credentials, ssh)
             return operation(client, path)
         except (HTTPUnauthorized, HTTPProxyUnauthorized) as exc:
-            raise self._error(what, "the server refused the credentials", str(exc), credentials,
-                              SOURCE_AUTH_FAILED) from None  # fmt: skip
+            raise self._error(
+                what, "the server refused the credentials", str(exc), credentials, SOURCE_AUTH_FAILED
+            ) from None
         except NotGitRepository as exc:
             raise self._error(what, "no Git repository there", str(exc), credentials) from None
         except (GitProtocolError, OSError, ValueError) as exc:
@@ -200,8 +208,9 @@ class Remote:
         location = self._location
         if location.startswith(("http://", "https://")):
             pool = default_urllib3_manager(None, base_url=location, timeout=NETWORK_TIMEOUT)
-            return get_transport_and_path(location, username=credentials.username,
-                                          password=credentials.password, pool_manager=pool)  # fmt: skip
+            return get_transport_and_path(
+                location, username=credentials.username, password=credentials.password, pool_manager=pool
+            )
         client, path = get_transport_and_path(location)
         if ssh is not None:
             client.ssh_vendor = ssh  # type: ignore[attr-defined]
@@ -209,11 +218,20 @@ class Remote:
 
     def _ssh_args(self) -> list[str]:
         # BatchMode: a service must fail, never wait for a passphrase or a host key prompt.
-        args = ["ssh", "-x", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(NETWORK_TIMEOUT)}",
-                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]  # fmt: skip
+        args = [
+            "ssh",
+            "-x",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={int(NETWORK_TIMEOUT)}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+        ]
         if self._settings.ssh_known_hosts is not None:
-            args += ["-o", f"UserKnownHostsFile={self._settings.ssh_known_hosts}",
-                     "-o", "StrictHostKeyChecking=yes"]  # fmt: skip
+            args += ["-o", f"UserKnownHostsFile={self._settings.ssh_known_hosts}", "-o", "StrictHostKeyChecking=yes"]
         if self._settings.ssh_key_file is not None:
             args += ["-o", "IdentitiesOnly=yes", "-i", str(self._settings.ssh_key_file)]
         return args
@@ -234,9 +252,11 @@ class Remote:
         if settings.password_env:
             value = self._environ.get(settings.password_env)
             if not value:
-                raise RemoteError(f"{self.display}: the environment variable {settings.password_env} named by "
-                                  "'password_env' is not set; set it or fix the key",
-                                  reason=SOURCE_AUTH_FAILED)  # fmt: skip
+                raise RemoteError(
+                    f"{self.display}: the environment variable {settings.password_env} named by "
+                    "'password_env' is not set; set it or fix the key",
+                    reason=SOURCE_AUTH_FAILED,
+                )
             return value
         if settings.password_file:
             return _read_secret_file(settings.password_file, self.display)
@@ -248,8 +268,9 @@ class Remote:
         from_env = self._environ.get(self._settings.password_env or "", "")
         return [s for s in (self._url_password, token_user, from_env) if s]
 
-    def _error(self, what: str, summary: str, detail: str, credentials: _Credentials,
-               reason: str = SOURCE_UNREACHABLE) -> RemoteError:  # fmt: skip
+    def _error(
+        self, what: str, summary: str, detail: str, credentials: _Credentials, reason: str = SOURCE_UNREACHABLE
+    ) -> RemoteError:
         detail = redact(" ".join(detail.split()), [*credentials.secrets(), *self._known_secrets()])
         if reason != SOURCE_AUTH_FAILED:
             hint = "check the URL and the network"
@@ -269,10 +290,17 @@ class _SshVendor(SSHVendor):
         self._args = args
         self._stderr = tempfile.TemporaryFile()
 
-    def run_command(self, host: str, command: bytes, username: str | None = None, port: int | None = None,
-                    password: str | None = None, key_filename: str | None = None,
-                    ssh_command: str | None = None, protocol_version: int | None = None,
-                    ) -> SubprocessWrapper:  # fmt: skip
+    def run_command(
+        self,
+        host: str,
+        command: bytes,
+        username: str | None = None,
+        port: int | None = None,
+        password: str | None = None,
+        key_filename: str | None = None,
+        ssh_command: str | None = None,
+        protocol_version: int | None = None,
+    ) -> SubprocessWrapper:
         if password is not None:
             raise ValueError("ssh passwords are not supported; use ssh_key_file")
         if host.startswith("-"):
@@ -283,8 +311,9 @@ class _SshVendor(SSHVendor):
         if protocol_version is None or protocol_version > 0:
             args += ["-o", f"SetEnv GIT_PROTOCOL=version={protocol_version or 2}"]
         args.append(f"{username}@{host}" if username else host)
-        proc = subprocess.Popen([*args, command.decode()], bufsize=0, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=self._stderr)  # fmt: skip
+        proc = subprocess.Popen(
+            [*args, command.decode()], bufsize=0, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
+        )
         return SubprocessWrapper(proc)
 
     def stderr_text(self) -> str:
@@ -300,8 +329,11 @@ def _read_secret_file(path: Path, display: str) -> str:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         problem = getattr(exc, "strerror", None) or "not UTF-8 text"
-        raise RemoteError(f"{display}: cannot read the password file {path} named by 'password_file' "
-                          f"({problem}); fix the file or the key", reason=SOURCE_AUTH_FAILED) from None  # fmt: skip
+        raise RemoteError(
+            f"{display}: cannot read the password file {path} named by 'password_file' "
+            f"({problem}); fix the file or the key",
+            reason=SOURCE_AUTH_FAILED,
+        ) from None
     if not value:
         raise RemoteError(f"{display}: the password file {path} is empty", reason=SOURCE_AUTH_FAILED)
     return value

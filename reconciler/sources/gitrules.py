@@ -90,8 +90,7 @@ def judge_name(parent: Sequence[str], name: str) -> Unsupported | bool:
     if problem:
         path = "/".join((*parent, _printable(name)))
         shown = f"'{path}'" if path.isprintable() else repr(path)  # NUL, newlines: escaped
-        return Unsupported(path, f"{shown}: {problem}; the entry and anything below it are ignored",
-                           unsafe=True)
+        return Unsupported(path, f"{shown}: {problem}; the entry and anything below it are ignored", unsafe=True)
     return not is_ignored_name(name)
 
 
@@ -101,13 +100,17 @@ def judge_leaf(parts: Sequence[str], mode: int) -> Judgement | None:
     kind = stat.S_IFMT(mode)
     if mode == MODE_SUBMODULE:
         if affects_layout(path, kind="dir"):
-            return Unsupported(path, f"{path} is a submodule; submodules are not read: commit the "
-                               "environment files into this repository")
+            return Unsupported(
+                path,
+                f"{path} is a submodule; submodules are not read: commit the environment files into this repository",
+            )
         return None
     if kind == MODE_SYMLINK:
         if _link_could_matter(path, parts[-1]):
-            return Unsupported(path, f"{path} is a symbolic link; links in Git sources are not "
-                               "followed: commit the file or folder itself")
+            return Unsupported(
+                path,
+                f"{path} is a symbolic link; links in Git sources are not followed: commit the file or folder itself",
+            )
         return None
     if stat.S_ISREG(mode) and is_spec_name(parts[-1]):
         return Candidate(path)

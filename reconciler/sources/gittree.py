@@ -197,8 +197,11 @@ class SpecCache:
 def _read_blob(store: BaseObjectStore, sha: bytes) -> Outcome:
     size = blob_size(store, sha)
     if size is not None and size > MAX_SPEC_BYTES:
-        return _Problem(SPEC_TOO_LARGE, f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit "
-                        "for environment files; commit only the environment file itself")  # fmt: skip
+        return _Problem(
+            SPEC_TOO_LARGE,
+            f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit "
+            "for environment files; commit only the environment file itself",
+        )
     try:
         blob = store[sha]
     except KeyError:
@@ -214,8 +217,9 @@ def _read_blob(store: BaseObjectStore, sha: bytes) -> Outcome:
 # --- snapshot -----------------------------------------------------------------------------
 
 
-def place(listing: Listing, *, source: str,
-          default_namespace: str) -> tuple[tuple[Placement, ...], tuple[Rejection, ...]]:
+def place(
+    listing: Listing, *, source: str, default_namespace: str
+) -> tuple[tuple[Placement, ...], tuple[Rejection, ...]]:
     """``layout.arrange`` over the listing, classifying only paths not seen before."""
     if listing.layout is not None:
         return listing.layout
@@ -239,23 +243,29 @@ def place(listing: Listing, *, source: str,
 
 
 def build_snapshot(
-    store: BaseObjectStore, listing: Listing, cache: SpecCache, *, source: str, default_namespace: str,
+    store: BaseObjectStore,
+    listing: Listing,
+    cache: SpecCache,
+    *,
+    source: str,
+    default_namespace: str,
     revision: str,
-) -> SourceSnapshot:  # fmt: skip
+) -> SourceSnapshot:
     """The snapshot of one commit; raises ``MissingObject``."""
     placements, placing = place(listing, source=source, default_namespace=default_namespace)
     rejections = list(placing)
-    rejections += [Rejection(None, source, path, UNSUPPORTED_TREE_ENTRY, message)
-                   for path, message in listing.unsupported.items()]  # fmt: skip
+    rejections += [
+        Rejection(None, source, path, UNSUPPORTED_TREE_ENTRY, message) for path, message in listing.unsupported.items()
+    ]
     envs: list[DesiredEnv] = []
     for placement in placements:
         outcome = cache.outcome(store, listing.files[placement.path])
         if isinstance(outcome, _Problem):
-            rejections.append(Rejection(placement.ref, source, placement.path, outcome.reason,
-                                        outcome.message(placement.path)))  # fmt: skip
+            rejections.append(
+                Rejection(placement.ref, source, placement.path, outcome.reason, outcome.message(placement.path))
+            )
             continue
         warnings = outcome.warnings + name_warning(placement.ref.name, outcome.spec.name)
         envs.append(DesiredEnv(placement.ref, outcome.spec, source, placement.path, revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
     return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
-

@@ -107,8 +107,9 @@ def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | No
     is_env_file = stem == ENV_FILE_STEM
     if len(parts) == 1:
         if is_env_file:
-            return _misplaced(path, "has no environment name: rename it <name>.yaml "
-                              "or move it to <name>/environment.yaml")
+            return _misplaced(
+                path, "has no environment name: rename it <name>.yaml or move it to <name>/environment.yaml"
+            )
         return _place(path, default_namespace, stem)
     if len(parts) == 2:
         if is_env_file:
@@ -117,8 +118,7 @@ def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | No
     if len(parts) == 3:
         return _place(path, parts[0], parts[1]) if is_env_file else None
     if is_env_file:
-        return _misplaced(path, "is nested too deep: environments are <ns>/<name>.yaml "
-                          "or <ns>/<name>/environment.yaml")
+        return _misplaced(path, "is nested too deep: environments are <ns>/<name>.yaml or <ns>/<name>/environment.yaml")
     return None
 
 
@@ -139,8 +139,7 @@ def arrange(paths: Iterable[str], *, source: str, default_namespace: str) -> Lay
             placements.append(Placement(ref, files[0]))
             continue
         duplicates.extend(Placement(ref, f) for f in files)
-        message = (f"environment {ref} is defined by {', '.join(files)}: "
-                   "keep one file and remove the others")
+        message = f"environment {ref} is defined by {', '.join(files)}: keep one file and remove the others"
         rejections.append(Rejection(ref, source, files[0], DUPLICATE_ENVIRONMENT, message))
     return Layout(tuple(placements), tuple(rejections), tuple(duplicates))
 
@@ -181,5 +180,4 @@ def name_warning(ref_name: str, declared: str | None) -> tuple[str, ...]:
     """A warning when a file's ``name:`` key differs from the path-derived name (the path wins)."""
     if declared is None or declared == ref_name:
         return ()
-    return (f"'name: {declared}' differs from the environment name '{ref_name}' taken from the path; "
-            "the path wins",)
+    return (f"'name: {declared}' differs from the environment name '{ref_name}' taken from the path; the path wins",)

@@ -61,6 +61,7 @@ build_packages = Table(
     Index("ix_build_packages_name", "name", "version"),
 )
 
+
 @dataclass(frozen=True, slots=True, order=True)
 class LockedPackage:
     """One locked package of one platform of a build (conda or pypi)."""
@@ -131,11 +132,17 @@ def locked_packages(
         for r in recs
     ]
     out += [
-        LockedPackage(platform=platform, name=lock.name.lower(), version=lock.version, url=redact_url(lock.url),
-                      sha256=lock.sha256, manager=PYPI)
+        LockedPackage(
+            platform=platform,
+            name=lock.name.lower(),
+            version=lock.version,
+            url=redact_url(lock.url),
+            sha256=lock.sha256,
+            manager=PYPI,
+        )
         for platform, locks in (pip or {}).items()
         for lock in locks
-    ]  # fmt: skip
+    ]
     return sorted(out)
 
 
@@ -150,8 +157,16 @@ def read_locked_packages(path: Path) -> list[LockedPackage]:
     for platform, pypi in (environment.pypi_packages() if environment else {}).items():
         for p in pypi:
             url, _, fragment = str(p.location).partition("#sha256=")
-            packages.append(LockedPackage(platform=platform, name=p.name.lower(), version=str(p.version), url=url,
-                                          sha256=fragment or None, manager=PYPI))  # fmt: skip
+            packages.append(
+                LockedPackage(
+                    platform=platform,
+                    name=p.name.lower(),
+                    version=str(p.version),
+                    url=url,
+                    sha256=fragment or None,
+                    manager=PYPI,
+                )
+            )
     return sorted(packages)
 
 
@@ -203,8 +218,9 @@ def indexed_build_ids(engine: Engine, build_ids: Iterable[int]) -> set[int]:
     with Session(engine) as s:
         for start in range(0, len(wanted), 500):  # bounded IN lists
             chunk = wanted[start : start + 500]
-            found |= set(s.scalars(select(build_packages.c.build_id).where(build_packages.c.build_id.in_(chunk))
-                                   .distinct()))  # fmt: skip
+            found |= set(
+                s.scalars(select(build_packages.c.build_id).where(build_packages.c.build_id.in_(chunk)).distinct())
+            )
     return found
 
 
@@ -218,7 +234,12 @@ def _like_escape(text: str) -> str:
 
 
 def find_current_packages(
-    engine: Engine, name: str, version_prefix: str | None = None, *, limit: int = 50, offset: int = 0,
+    engine: Engine,
+    name: str,
+    version_prefix: str | None = None,
+    *,
+    limit: int = 50,
+    offset: int = 0,
     namespaces: Collection[str] | None = None,
 ) -> PackageHits:
     """Live environments whose current build has package ``name`` (a ``*`` glob allowed)
@@ -233,8 +254,9 @@ def find_current_packages(
     if namespaces is not None:
         where.append(Namespace.name.in_(list(namespaces)))
     if version_prefix:
-        where.append(or_(bp.version == version_prefix,
-                         bp.version.like(_like_escape(version_prefix) + ".%", escape="\\")))  # fmt: skip
+        where.append(
+            or_(bp.version == version_prefix, bp.version.like(_like_escape(version_prefix) + ".%", escape="\\"))
+        )
     base = (
         select(Namespace.name.label("ns"), Environment.name.label("env"), *(bp[c] for c in _COLUMNS), bp.build_id)
         .select_from(build_packages)
@@ -244,6 +266,7 @@ def find_current_packages(
     )
     with Session(engine) as s:
         total = s.scalar(select(func.count()).select_from(base.subquery())) or 0
-        rows = s.execute(base.order_by(Namespace.name, Environment.name, bp.platform, bp.name).limit(limit)
-                         .offset(offset)).all()  # fmt: skip
+        rows = s.execute(
+            base.order_by(Namespace.name, Environment.name, bp.platform, bp.name).limit(limit).offset(offset)
+        ).all()
     return PackageHits(total, [PackageHit(EnvRef(r.ns, r.env), r.build_id, _package(r)) for r in rows])

@@ -101,16 +101,31 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
         latest: dict[int, RecordedBuild] = {}
         if latest_ids:
             rows = s.execute(
-                select(Build.environment_id, Build.id, Specification.sha256, Build.state, Build.attempt,
-                       Build.reason, Build.retryable, Build.finished_at)
+                select(
+                    Build.environment_id,
+                    Build.id,
+                    Specification.sha256,
+                    Build.state,
+                    Build.attempt,
+                    Build.reason,
+                    Build.retryable,
+                    Build.finished_at,
+                )
                 .join(Specification)
                 .where(Build.id.in_(list(latest_ids.values())))
             )
             for env_id, bid, sha, state, attempt, reason, retryable, finished in rows:
                 latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished)
         rows = s.execute(
-            select(Environment.id, Namespace.name, Environment.name, Environment.source,
-                   cur_spec.sha256, Environment.retired_at, Environment.pinned_spec_hash)
+            select(
+                Environment.id,
+                Namespace.name,
+                Environment.name,
+                Environment.source,
+                cur_spec.sha256,
+                Environment.retired_at,
+                Environment.pinned_spec_hash,
+            )
             .join(Namespace)
             .outerjoin(cur, Environment.current_build_id == cur.id)
             .outerjoin(cur_spec, cur.specification_id == cur_spec.id)
@@ -145,14 +160,43 @@ def current_prefixes(engine: Engine) -> dict[EnvRef, str]:
 # Column lists and statements built once: the status site reads these many times per
 # second, and plain rows from prepared statements are several times cheaper than ORM
 # objects. The results are the same dataclasses.
-_ENV_COLUMNS = (Environment.id, Namespace.name, Environment.name, Environment.source, Environment.path,
-                Environment.source_revision, Environment.desired_spec_hash, Environment.current_build_id,
-                Environment.pinned_spec_hash, Environment.retired_at, Environment.rejection_reason,
-                Environment.rejection_message, Environment.warnings)  # fmt: skip
-_BUILD_COLUMNS = (Build.id, Namespace.name, Environment.name, Specification.sha256, Build.state, Build.attempt,
-                  Build.reason, Build.message, Build.retryable, Build.prefix, Build.source, Build.source_revision,
-                  Build.source_path, Build.queued_at, Build.started_at, Build.finished_at, Build.collected_at,
-                  Build.timings, Build.published_at, Build.publish_error)  # fmt: skip
+_ENV_COLUMNS = (
+    Environment.id,
+    Namespace.name,
+    Environment.name,
+    Environment.source,
+    Environment.path,
+    Environment.source_revision,
+    Environment.desired_spec_hash,
+    Environment.current_build_id,
+    Environment.pinned_spec_hash,
+    Environment.retired_at,
+    Environment.rejection_reason,
+    Environment.rejection_message,
+    Environment.warnings,
+)
+_BUILD_COLUMNS = (
+    Build.id,
+    Namespace.name,
+    Environment.name,
+    Specification.sha256,
+    Build.state,
+    Build.attempt,
+    Build.reason,
+    Build.message,
+    Build.retryable,
+    Build.prefix,
+    Build.source,
+    Build.source_revision,
+    Build.source_path,
+    Build.queued_at,
+    Build.started_at,
+    Build.finished_at,
+    Build.collected_at,
+    Build.timings,
+    Build.published_at,
+    Build.publish_error,
+)
 _ENVS = select(*_ENV_COLUMNS).join(Namespace, Environment.namespace_id == Namespace.id)
 _ENV_BY_NAME = _ENVS.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
 _BUILDS_BY_ID = (
@@ -190,16 +234,45 @@ def _load_builds(conn: Connection, ids: Collection[int]) -> dict[int, BuildInfo]
 
 def _build_row(r: Any, artifacts: dict[str, str]) -> BuildInfo:
     return BuildInfo(
-        build_id=r[0], ref=EnvRef(r[1], r[2]), spec_hash=r[3], state=r[4], attempt=r[5], reason=r[6],
-        message=r[7], retryable=r[8], prefix=r[9], source=r[10], source_revision=r[11], source_path=r[12],
-        queued_at=r[13], started_at=r[14], finished_at=r[15], collected_at=r[16],
-        timings=json.loads(r[17]) if r[17] else {}, artifacts=artifacts, published_at=r[18], publish_error=r[19],
-    )  # fmt: skip
+        build_id=r[0],
+        ref=EnvRef(r[1], r[2]),
+        spec_hash=r[3],
+        state=r[4],
+        attempt=r[5],
+        reason=r[6],
+        message=r[7],
+        retryable=r[8],
+        prefix=r[9],
+        source=r[10],
+        source_revision=r[11],
+        source_path=r[12],
+        queued_at=r[13],
+        started_at=r[14],
+        finished_at=r[15],
+        collected_at=r[16],
+        timings=json.loads(r[17]) if r[17] else {},
+        artifacts=artifacts,
+        published_at=r[18],
+        publish_error=r[19],
+    )
 
 
 def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> EnvInfo:
-    (_, ns, name, source, path, revision, desired, current_id, pinned, retired_at, rejection_reason,
-     rejection_message, warnings) = row  # fmt: skip
+    (
+        _,
+        ns,
+        name,
+        source,
+        path,
+        revision,
+        desired,
+        current_id,
+        pinned,
+        retired_at,
+        rejection_reason,
+        rejection_message,
+        warnings,
+    ) = row
     return EnvInfo(
         ref=EnvRef(ns, name),
         source=source,
@@ -237,12 +310,15 @@ def get_environment(engine: Engine, ref: EnvRef) -> EnvInfo | None:
 def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
     """All builds of one environment, newest first."""
     with engine.connect() as conn:
-        ids = list(conn.scalars(
-            select(Build.id).join(Environment, Build.environment_id == Environment.id)
-            .join(Namespace, Environment.namespace_id == Namespace.id)
-            .where(Namespace.name == ref.namespace, Environment.name == ref.name)
-            .order_by(Build.id.desc())
-        ))  # fmt: skip
+        ids = list(
+            conn.scalars(
+                select(Build.id)
+                .join(Environment, Build.environment_id == Environment.id)
+                .join(Namespace, Environment.namespace_id == Namespace.id)
+                .where(Namespace.name == ref.namespace, Environment.name == ref.name)
+                .order_by(Build.id.desc())
+            )
+        )
         builds = _load_builds(conn, ids)
     return [builds[i] for i in ids]
 
@@ -263,11 +339,14 @@ def list_sources(engine: Engine) -> list[SourceInfo]:
 def unpublished_builds(engine: Engine) -> list[int]:
     """Current builds the publish job has not handled yet (none after it ran, even failed)."""
     with Session(engine) as s:
-        return list(s.scalars(
-            select(Build.id).join(Environment, Environment.current_build_id == Build.id)
-            .where(Build.published_at.is_(None), Build.collected_at.is_(None), Environment.retired_at.is_(None))
-            .order_by(Build.id)
-        ))  # fmt: skip
+        return list(
+            s.scalars(
+                select(Build.id)
+                .join(Environment, Environment.current_build_id == Build.id)
+                .where(Build.published_at.is_(None), Build.collected_at.is_(None), Environment.retired_at.is_(None))
+                .order_by(Build.id)
+            )
+        )
 
 
 def count_active_builds(engine: Engine) -> int:
@@ -298,9 +377,11 @@ class EnvView:
 
 _LATEST_BUILD = select(func.max(Build.id)).where(Build.environment_id == Environment.id).scalar_subquery()
 _BUILD_COUNT = select(func.count(Build.id)).where(Build.environment_id == Environment.id).scalar_subquery()
-_ENV_VIEW = select(*_ENV_COLUMNS, _LATEST_BUILD, _BUILD_COUNT).join(
-    Namespace, Environment.namespace_id == Namespace.id
-).where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+_ENV_VIEW = (
+    select(*_ENV_COLUMNS, _LATEST_BUILD, _BUILD_COUNT)
+    .join(Namespace, Environment.namespace_id == Namespace.id)
+    .where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+)
 # The view's own first query with the version in front: the two cannot drift apart.
 _ENV_STAMP = _ENV_VIEW.with_only_columns(Environment.state_version, *_ENV_VIEW.selected_columns)
 _HISTORY = (
@@ -315,8 +396,9 @@ _HISTORY = (
 )
 
 
-def environment_view(engine: Engine, ref: EnvRef, *, history_limit: int = 20,
-                     history_offset: int = 0) -> EnvView | None:  # fmt: skip
+def environment_view(
+    engine: Engine, ref: EnvRef, *, history_limit: int = 20, history_offset: int = 0
+) -> EnvView | None:
     """What an environment page shows, usually in three queries on one connection."""
     with engine.connect() as conn:
         row = conn.execute(_ENV_VIEW, {"ns": ref.namespace, "name": ref.name}).first()
@@ -356,8 +438,14 @@ def environment_stamp(engine: Engine, ref: EnvRef) -> tuple[Any, ...] | None:
     return tuple(row) if row is not None else None
 
 
-def list_builds(engine: Engine, *, ref: EnvRef | None = None, namespaces: Collection[str] | None = None,
-                limit: int = 50, offset: int = 0) -> BuildList:  # fmt: skip
+def list_builds(
+    engine: Engine,
+    *,
+    ref: EnvRef | None = None,
+    namespaces: Collection[str] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> BuildList:
     """Builds (of one environment, of some namespaces, or of all), newest first, one page."""
     env_ids = select(Environment.id).join(Namespace, Environment.namespace_id == Namespace.id)
     where = []
@@ -396,9 +484,10 @@ def finished_build_durations(engine: Engine) -> list[float]:
     """Seconds from start to finish of every build that ran to an end."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Build.started_at, Build.finished_at)
-            .where(Build.started_at.is_not(None), Build.finished_at.is_not(None))
-        )  # fmt: skip
+            select(Build.started_at, Build.finished_at).where(
+                Build.started_at.is_not(None), Build.finished_at.is_not(None)
+            )
+        )
         return [max((end - start).total_seconds(), 0.0) for start, end in rows]
 
 
@@ -426,9 +515,21 @@ def list_change_requests(engine: Engine, *, source: str | None = None) -> list[C
         if source is not None:
             query = query.where(ChangeRequest.source == source)
         return [
-            ChangeRequestInfo(r.source, r.ref, r.state, r.head_revision, r.base_revision, r.has_changes,
-                              r.has_errors, r.report_json, r.report_markdown, r.error, r.opened_at,
-                              r.updated_at, r.closed_at)
+            ChangeRequestInfo(
+                r.source,
+                r.ref,
+                r.state,
+                r.head_revision,
+                r.base_revision,
+                r.has_changes,
+                r.has_errors,
+                r.report_json,
+                r.report_markdown,
+                r.error,
+                r.opened_at,
+                r.updated_at,
+                r.closed_at,
+            )
             for r in s.scalars(query)
         ]
 
@@ -450,15 +551,32 @@ def list_previews(engine: Engine, *, source: str, ref: str) -> list[PreviewInfo]
     """Preview builds of one change request, newest first."""
     with Session(engine) as s:
         rows = s.scalars(
-            select(PreviewBuild).join(ChangeRequest)
+            select(PreviewBuild)
+            .join(ChangeRequest)
             .where(ChangeRequest.source == source, ChangeRequest.ref == ref)
             .order_by(PreviewBuild.id.desc())
         )
-        return [PreviewInfo(r.id, EnvRef(r.namespace, r.name), r.head_revision, r.spec_hash, r.state, r.reason,
-                            r.message, r.prefix, json.loads(r.artifacts) if r.artifacts else {}) for r in rows]
+        return [
+            PreviewInfo(
+                r.id,
+                EnvRef(r.namespace, r.name),
+                r.head_revision,
+                r.spec_hash,
+                r.state,
+                r.reason,
+                r.message,
+                r.prefix,
+                json.loads(r.artifacts) if r.artifacts else {},
+            )
+            for r in rows
+        ]
 
 
 def count_active_previews(engine: Engine) -> int:
     with Session(engine) as s:
-        return s.scalar(select(func.count()).select_from(PreviewBuild)
-                        .where(PreviewBuild.state.in_(["queued", "building"]))) or 0
+        return (
+            s.scalar(
+                select(func.count()).select_from(PreviewBuild).where(PreviewBuild.state.in_(["queued", "building"]))
+            )
+            or 0
+        )

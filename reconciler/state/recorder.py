@@ -98,10 +98,14 @@ class Recorder:
     def take_refresh_requests(self) -> list[str]:
         """The sources a webhook asked to read, clearing the requests."""
         with Session(self.engine) as s, s.begin():
-            names = list(s.scalars(
-                update(SourceState).where(SourceState.refresh_requested_at.is_not(None))
-                .values(refresh_requested_at=None).returning(SourceState.name)
-            ))  # fmt: skip
+            names = list(
+                s.scalars(
+                    update(SourceState)
+                    .where(SourceState.refresh_requested_at.is_not(None))
+                    .values(refresh_requested_at=None)
+                    .returning(SourceState.name)
+                )
+            )
         return sorted(names)
 
     def apply_plan(self, plan: Plan) -> list[QueuedBuild]:
@@ -338,10 +342,7 @@ class _EnvCache:
     def __init__(self, s: Session) -> None:
         self.s = s
         self.namespaces = {n.name: n for n in s.scalars(select(Namespace))}
-        self.envs = {
-            EnvRef(e.namespace.name, e.name): e
-            for e in s.scalars(select(Environment).join(Namespace))
-        }
+        self.envs = {EnvRef(e.namespace.name, e.name): e for e in s.scalars(select(Environment).join(Namespace))}
 
     def get(self, ref: EnvRef) -> Environment | None:
         return self.envs.get(ref)
@@ -365,8 +366,9 @@ class ChangeRequestRecorder:
         self.engine = engine
         self.clock = clock
 
-    def record_review(self, source: str, ref: str, head: str, *, base: str | None,
-                      report: ChangeReport | None, error: str | None) -> None:
+    def record_review(
+        self, source: str, ref: str, head: str, *, base: str | None, report: ChangeReport | None, error: str | None
+    ) -> None:
         now = self.clock()
         with Session(self.engine) as s, s.begin():
             row = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
@@ -384,8 +386,7 @@ class ChangeRequestRecorder:
         """Close the change requests of ``source`` whose ref is gone; returns their refs."""
         keep = set(open_refs)
         with Session(self.engine) as s, s.begin():
-            rows = s.scalars(select(ChangeRequest).where(ChangeRequest.source == source,
-                                                         ChangeRequest.state == "open"))
+            rows = s.scalars(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.state == "open"))
             closed = [row for row in rows if row.ref not in keep]
             for row in closed:
                 row.state, row.closed_at = "closed", self.clock()
@@ -395,9 +396,15 @@ class ChangeRequestRecorder:
         """Drop reviews (and their preview builds) closed longer ago than the grace period;
         returns their refs, so the caller removes their preview areas."""
         with Session(self.engine) as s, s.begin():
-            rows = list(s.scalars(select(ChangeRequest).where(
-                ChangeRequest.source == source, ChangeRequest.state == "closed",
-                ChangeRequest.closed_at < closed_before)))  # fmt: skip
+            rows = list(
+                s.scalars(
+                    select(ChangeRequest).where(
+                        ChangeRequest.source == source,
+                        ChangeRequest.state == "closed",
+                        ChangeRequest.closed_at < closed_before,
+                    )
+                )
+            )
             refs = [row.ref for row in rows]
             for row in rows:
                 s.execute(delete(PreviewBuild).where(PreviewBuild.change_request_id == row.id))
@@ -413,36 +420,55 @@ class ChangeRequestRecorder:
             cr = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
             if cr is None:
                 return []
-            s.execute(update(PreviewBuild)
-                      .where(PreviewBuild.change_request_id == cr.id, PreviewBuild.state == QUEUED)
-                      .values(state=CANCELED, reason=SUPERSEDED, finished_at=now))  # fmt: skip
-            rows = [PreviewBuild(change_request_id=cr.id, head_revision=head, namespace=e.ref.namespace,
-                                 name=e.ref.name, path=e.path, spec_hash=e.spec.spec_hash,
-                                 canonical=e.spec.canonical_json(), state=QUEUED, queued_at=now)
-                    for e in envs]  # fmt: skip
+            s.execute(
+                update(PreviewBuild)
+                .where(PreviewBuild.change_request_id == cr.id, PreviewBuild.state == QUEUED)
+                .values(state=CANCELED, reason=SUPERSEDED, finished_at=now)
+            )
+            rows = [
+                PreviewBuild(
+                    change_request_id=cr.id,
+                    head_revision=head,
+                    namespace=e.ref.namespace,
+                    name=e.ref.name,
+                    path=e.path,
+                    spec_hash=e.spec.spec_hash,
+                    canonical=e.spec.canonical_json(),
+                    state=QUEUED,
+                    queued_at=now,
+                )
+                for e in envs
+            ]
             s.add_all(rows)
             s.flush()
             return [r.id for r in rows]
 
-    def claim_preview(self, preview_id: int, worker: str, *,
-                      lease: float = 60.0) -> tuple[BuildTicket, str, str, str] | None:
+    def claim_preview(
+        self, preview_id: int, worker: str, *, lease: float = 60.0
+    ) -> tuple[BuildTicket, str, str, str] | None:
         """(ticket, source, ref, head) of a queued preview now building; None if not queued."""
         now = self.clock()
         with Session(self.engine) as s, s.begin():
-            res = s.execute(update(PreviewBuild)
-                            .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
-                            .values(state=BUILDING, started_at=now, worker=worker,
-                                    lease_until=now + timedelta(seconds=lease)))  # fmt: skip
+            res = s.execute(
+                update(PreviewBuild)
+                .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
+                .values(state=BUILDING, started_at=now, worker=worker, lease_until=now + timedelta(seconds=lease))
+            )
             if res.rowcount != 1:
                 return None
             row = s.get(PreviewBuild, preview_id)
             cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
             assert row is not None and cr is not None
             ticket = BuildTicket(
-                build_id=row.id, ref=EnvRef(row.namespace, row.name),
-                spec=spec_from_canonical(json.loads(row.canonical), name=row.name), spec_hash=row.spec_hash,
-                attempt=1, source=cr.source, source_revision=row.head_revision, source_path=row.path,
-            )  # fmt: skip
+                build_id=row.id,
+                ref=EnvRef(row.namespace, row.name),
+                spec=spec_from_canonical(json.loads(row.canonical), name=row.name),
+                spec_hash=row.spec_hash,
+                attempt=1,
+                source=cr.source,
+                source_revision=row.head_revision,
+                source_path=row.path,
+            )
             return ticket, cr.source, cr.ref, row.head_revision
 
     def renew_previews(self, preview_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
@@ -479,12 +505,14 @@ def _renew(engine: Engine, model: Leased, ids: Iterable[int], worker: str, until
     if not wanted:
         return set()
     with Session(engine) as s, s.begin():
-        held = set(s.scalars(
-            update(model)
-            .where(model.id.in_(wanted), model.state == BUILDING, model.worker == worker)
-            .values(lease_until=until)
-            .returning(model.id)
-        ))  # fmt: skip
+        held = set(
+            s.scalars(
+                update(model)
+                .where(model.id.in_(wanted), model.state == BUILDING, model.worker == worker)
+                .values(lease_until=until)
+                .returning(model.id)
+            )
+        )
     return wanted - held
 
 
@@ -496,8 +524,11 @@ def _requeue(engine: Engine, model: Leased, now: datetime, everything: bool, **v
             query = query.where(or_(model.lease_until.is_(None), model.lease_until < now))
         ids = list(s.scalars(query))
         if ids:
-            s.execute(update(model).where(model.id.in_(ids), model.state == BUILDING)
-                      .values(state=QUEUED, started_at=None, worker=None, lease_until=None, **values))  # fmt: skip
+            s.execute(
+                update(model)
+                .where(model.id.in_(ids), model.state == BUILDING)
+                .values(state=QUEUED, started_at=None, worker=None, lease_until=None, **values)
+            )
             if model is Build:
                 _builds_changed(s, ids)
         return ids
@@ -521,6 +552,9 @@ def _builds_changed(s: Session, build_ids: Iterable[int]) -> None:
     ids = list(build_ids)
     for start in range(0, len(ids), 500):  # bounded IN lists
         owners = select(Build.environment_id).where(Build.id.in_(ids[start : start + 500]))
-        s.execute(update(Environment).where(Environment.id.in_(owners))
-                  .values(state_version=Environment.state_version + 1)
-                  .execution_options(synchronize_session=False))  # fmt: skip
+        s.execute(
+            update(Environment)
+            .where(Environment.id.in_(owners))
+            .values(state_version=Environment.state_version + 1)
+            .execution_options(synchronize_session=False)
+        )

@@ -196,7 +196,8 @@ class PreviewBuild(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     change_request_id: Mapped[int] = mapped_column(
-        ForeignKey("change_requests.id", name="fk_preview_change_request", ondelete="CASCADE"))
+        ForeignKey("change_requests.id", name="fk_preview_change_request", ondelete="CASCADE")
+    )
     head_revision: Mapped[str] = mapped_column(String(128))
     namespace: Mapped[str] = mapped_column(String(128))
     name: Mapped[str] = mapped_column(String(128))

@@ -30,8 +30,16 @@ import yaml
 
 from tests.support.channels import PackageSpec, make_channel
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PACKAGES = [
     PackageSpec("openssl", "3.3.1", files={"lib/libssl.txt": "3.3.1\n"}),
     PackageSpec("zlib", "1.3", fmt="conda", files={"lib/libz.txt": "1.3\n"}),
@@ -145,11 +153,18 @@ class Site:
             "web": {"listen": f"127.0.0.1:{port}"},
         }
         (self.root / "condaops.yaml").write_text(yaml.safe_dump(config))
-        command = [sys.executable, "-c", "import sys; from condaops.reconciler.cli import main; sys.exit(main())",
-                   "--config", str(self.root / "condaops.yaml"), "serve"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from condaops.reconciler.cli import main; sys.exit(main())",
+            "--config",
+            str(self.root / "condaops.yaml"),
+            "serve",
+        ]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
-                                            preexec_fn=_die_with_parent)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, cwd=self.root, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            )
         self.wait_for(lambda: httpx.get(self.base + "/healthz", timeout=1).status_code == 200, "the server to start")
 
     def stop(self) -> None:

@@ -27,10 +27,18 @@ def open_page(chromium: Any, viewport: dict[str, int]) -> tuple[Any, list[str]]:
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     # The page closes the live log's stream itself when the build ends: that one may count as aborted.
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}")
-            if "/log/events" not in r.url else None)  # fmt: skip
-    page.on("request", lambda r: problems.append(f"external request: {r.url}")
-            if not r.url.startswith(("http://127.0.0.1", "data:")) else None)  # fmt: skip
+    page.on(
+        "requestfailed",
+        lambda r: problems.append(f"request failed: {r.url} {r.failure}") if "/log/events" not in r.url else None,
+    )
+    page.on(
+        "request",
+        lambda r: (
+            problems.append(f"external request: {r.url}")
+            if not r.url.startswith(("http://127.0.0.1", "data:"))
+            else None
+        ),
+    )
     return page, problems
 
 
@@ -91,8 +99,13 @@ def test_browse_the_site(chromium: Any, ready_site: Site, tmp_path: Path) -> Non
 def test_phone_layout(chromium: Any, ready_site: Site, tmp_path: Path) -> None:
     page, problems = open_page(chromium, PHONE)
 
-    for name, path in [("overview", "/"), ("namespace", "/namespaces/team"), ("environment", "/environments/team/web"),
-                       ("search", "/search?q=zlib"), ("change-requests", "/change-requests")]:  # fmt: skip
+    for name, path in [
+        ("overview", "/"),
+        ("namespace", "/namespaces/team"),
+        ("environment", "/environments/team/web"),
+        ("search", "/search?q=zlib"),
+        ("change-requests", "/change-requests"),
+    ]:
         page.goto(ready_site.base + path)
         page.screenshot(path=tmp_path / f"{name}-phone.png", full_page=True)
         assert fits_the_screen(page), f"{path} is wider than a phone screen"
@@ -102,10 +115,15 @@ def test_phone_layout(chromium: Any, ready_site: Site, tmp_path: Path) -> None:
 def test_diff_form_after_a_rebuild(chromium: Any, ready_site: Site, tmp_path: Path) -> None:
     site = ready_site
     site.write_env("team/web.yaml", "app ==2.0")
-    site.wait_for(lambda: len(site.get("/api/v1/environments/team/web/builds")["items"]) == 2
-                  and site.states()["team/web"] == "ready"
-                  and site.get("/api/v1/environments/team/web")["current_build"]["spec_hash"]
-                  == site.get("/api/v1/environments/team/web")["environment"]["spec_hash"], "the rebuild")  # fmt: skip
+    site.wait_for(
+        lambda: (
+            len(site.get("/api/v1/environments/team/web/builds")["items"]) == 2
+            and site.states()["team/web"] == "ready"
+            and site.get("/api/v1/environments/team/web")["current_build"]["spec_hash"]
+            == site.get("/api/v1/environments/team/web")["environment"]["spec_hash"]
+        ),
+        "the rebuild",
+    )
     page, problems = open_page(chromium, WIDE)
 
     page.goto(site.base + "/environments/team/web")

@@ -79,8 +79,7 @@ def project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[...,
         base = {
             "store": "store",
             "sources": [{"directory": "envs"}],
-            "channels": {"default": ["testchan"], "alias": ALIAS,
-                         "mirrors": {k: [str(v)] for k, v in mirrors.items()}},
+            "channels": {"default": ["testchan"], "alias": ALIAS, "mirrors": {k: [str(v)] for k, v in mirrors.items()}},
             "platforms": ["linux-64"],
             "build": {"retries": 1, "backoff": "1s", "concurrency": 2},
         }

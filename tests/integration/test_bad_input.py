@@ -34,8 +34,7 @@ BAD_FILES = {
 
 
 def test_each_bad_input_is_reported_and_the_rest_builds(project, tool_channel):
-    p = project({ALIAS + "testchan": tool_channel},
-                channels={"allowed": ["testchan"]}, build={"retries": 0})
+    p = project({ALIAS + "testchan": tool_channel}, channels={"allowed": ["testchan"]}, build={"retries": 0})
     p.write_env("good/tool.yaml", env("[tool=1.0]"))
     for path, (content, _, _) in BAD_FILES.items():
         p.write_env(path, content)
@@ -59,8 +58,9 @@ def test_each_bad_input_is_reported_and_the_rest_builds(project, tool_channel):
 
 
 def test_unreachable_channel_is_retried_with_backoff_then_fails(project, tool_channel):
-    p = project({ALIAS + "testchan": tool_channel, ALIAS + "gone": closed_port_url()},
-                build={"retries": 2, "backoff": "0.2s"})
+    p = project(
+        {ALIAS + "testchan": tool_channel, ALIAS + "gone": closed_port_url()}, build={"retries": 2, "backoff": "0.2s"}
+    )
     p.write_env("team/gone.yaml", env("[tool]", "[gone]"))
     p.write_env("team/tool.yaml", env("[tool]"))
     started = time.monotonic()
@@ -70,8 +70,11 @@ def test_unreachable_channel_is_retried_with_backoff_then_fails(project, tool_ch
     assert (item["state"], item["reason"]) == ("failed", "ChannelUnreachable")
     assert "gone" in item["message"]
     history = [h.split() for h in p.cli("history", "team/gone")[1].splitlines()]
-    assert [(h[1], h[2]) for h in history] == [("failed", "attempt=3"), ("failed", "attempt=2"),
-                                               ("failed", "attempt=1")]
+    assert [(h[1], h[2]) for h in history] == [
+        ("failed", "attempt=3"),
+        ("failed", "attempt=2"),
+        ("failed", "attempt=1"),
+    ]
     assert time.monotonic() - started >= 0.2 + 0.4  # backoff 0.2 s, then 0.4 s
     assert p.status()["team/tool"]["state"] == "ready"
 
@@ -94,8 +97,7 @@ def slow_server(delay: float) -> Iterator[str]:
 
 def test_build_timeout_is_enforced_mid_step(project, tool_channel):
     with slow_server(30) as slow:
-        p = project({ALIAS + "testchan": tool_channel, ALIAS + "slow": slow},
-                    build={"retries": 0, "timeout": "2s"})
+        p = project({ALIAS + "testchan": tool_channel, ALIAS + "slow": slow}, build={"retries": 0, "timeout": "2s"})
         p.write_env("team/slow.yaml", env("[tool]", "[slow]"))
         started = time.monotonic()
         code, _, _ = p.cli("reconcile", "--once", "--wait")
@@ -119,9 +121,10 @@ def test_a_killed_build_is_rerun_at_the_next_start(project, tool_channel, signal
         p = project({ALIAS + "testchan": tool_channel, ALIAS + "slow": slow})
         p.write_env("team/tool.yaml", env("[tool]", "[slow]"))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file),
-             "reconcile", "--once"],
-            stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "reconcile", "--once"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             code, out, _ = p.cli("status", "--json")
@@ -139,8 +142,7 @@ def test_a_killed_build_is_rerun_at_the_next_start(project, tool_channel, signal
     assert p.status()["team/tool"]["state"] == "building"  # as the crash left it
 
     p.write_env("team/tool.yaml", env("[tool]", "[slow]"))
-    p.write_config(channels={**p.config["channels"],
-                             "mirrors": {ALIAS + "slow": [str(tool_channel)]}})
+    p.write_config(channels={**p.config["channels"], "mirrors": {ALIAS + "slow": [str(tool_channel)]}})
     code, _, err = p.cli("reconcile", "--once", "--wait")
     assert code == 0, err
     item = p.status()["team/tool"]

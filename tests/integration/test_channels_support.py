@@ -204,9 +204,7 @@ def test_http_channel_serves_a_made_channel(channel_factory, http_channel) -> No
     url = http_channel(root)
     status, _, body = _get(f"{url}/linux-64/repodata.json")
     assert status == 200 and "tool-1.0-0.tar.bz2" in json.loads(body)["packages"]
-    assert (
-        _get(f"{url}/linux-64/tool-1.0-0.tar.bz2")[2] == (root / "linux-64/tool-1.0-0.tar.bz2").read_bytes()
-    )
+    assert _get(f"{url}/linux-64/tool-1.0-0.tar.bz2")[2] == (root / "linux-64/tool-1.0-0.tar.bz2").read_bytes()
 
 
 def test_realdata_channel_serves_shared_packages(realdata_channel) -> None:

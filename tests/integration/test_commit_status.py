@@ -156,8 +156,9 @@ def spec(channel: str = "conda-forge") -> Spec:
     return Spec(channels=(channel,), dependencies=(Dependency("tool"),), platforms=("linux-64",))
 
 
-def start_build(engine: Engine, *, source: str = "envs", revision: str = SHA, ref: EnvRef = REF,
-                channel: str = "conda-forge") -> int:  # fmt: skip
+def start_build(
+    engine: Engine, *, source: str = "envs", revision: str = SHA, ref: EnvRef = REF, channel: str = "conda-forge"
+) -> int:
     """Plan and queue one build of ``ref`` at ``revision``; return its id (still queued)."""
     env = DesiredEnv(ref, spec(channel), source, f"{ref.namespace}/{ref.name}.yaml", revision)
     snap = SourceSnapshot(source, revision, envs=(env,))
@@ -182,9 +183,15 @@ def run_build(engine: Engine, notifier: StatusNotifier, outcome: BuildOutcome, *
 
 def status_source(api: str, url: str, **changes: object) -> SourceSettings:
     repo = "acme/infra/envs" if api == "gitlab" else "acme/envs"
-    src = SourceSettings(name="envs", git="https://git.example/acme/envs.git", status_api=api, status_url=url,
-                         status_repo=repo, status_token_env="FORGE_TOKEN",
-                         status_target_url="https://condaops.example/")  # fmt: skip
+    src = SourceSettings(
+        name="envs",
+        git="https://git.example/acme/envs.git",
+        status_api=api,
+        status_url=url,
+        status_repo=repo,
+        status_token_env="FORGE_TOKEN",
+        status_target_url="https://condaops.example/",
+    )
     return replace(src, **changes)
 
 
@@ -193,8 +200,9 @@ def notifier(engine: Engine) -> Iterator[Callable[..., StatusNotifier]]:
     """``notifier(*sources, policy=FAST, settings=None)`` → a StatusNotifier closed at the end."""
     made: list[StatusNotifier] = []
 
-    def make(*sources: SourceSettings, policy: RetryPolicy = FAST, settings: Settings | None = None,
-             on: Engine = engine) -> StatusNotifier:  # fmt: skip
+    def make(
+        *sources: SourceSettings, policy: RetryPolicy = FAST, settings: Settings | None = None, on: Engine = engine
+    ) -> StatusNotifier:
         n = StatusNotifier(settings or Settings(sources=sources), on, environ={"FORGE_TOKEN": TOKEN}, policy=policy)
         made.append(n)
         return n
@@ -213,14 +221,29 @@ def timed(call: Callable[[], None]) -> float:
 # --- what each API receives ----------------------------------------------------------------
 
 EXPECTED = {
-    "github": (f"/repos/acme/envs/statuses/{SHA}", {"authorization": f"Bearer {TOKEN}",
-               "accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28"},
-               "context", ("pending", "success")),
-    "gitea": (f"/api/v1/repos/acme/envs/statuses/{SHA}", {"authorization": f"token {TOKEN}",
-              "accept": "application/json"}, "context", ("pending", "success")),
-    "gitlab": (f"/api/v4/projects/acme%2Finfra%2Fenvs/statuses/{SHA}", {"private-token": TOKEN,
-               "accept": "application/json"}, "name", ("running", "success")),
-}  # fmt: skip
+    "github": (
+        f"/repos/acme/envs/statuses/{SHA}",
+        {
+            "authorization": f"Bearer {TOKEN}",
+            "accept": "application/vnd.github+json",
+            "x-github-api-version": "2022-11-28",
+        },
+        "context",
+        ("pending", "success"),
+    ),
+    "gitea": (
+        f"/api/v1/repos/acme/envs/statuses/{SHA}",
+        {"authorization": f"token {TOKEN}", "accept": "application/json"},
+        "context",
+        ("pending", "success"),
+    ),
+    "gitlab": (
+        f"/api/v4/projects/acme%2Finfra%2Fenvs/statuses/{SHA}",
+        {"private-token": TOKEN, "accept": "application/json"},
+        "name",
+        ("running", "success"),
+    ),
+}
 
 
 @pytest.mark.parametrize("api", sorted(EXPECTED))
@@ -246,8 +269,11 @@ def test_a_failed_build_is_reported_with_its_reason(forge, notifier, engine) -> 
     n = notifier(status_source("github", f.url, status_target_url=None))
     run_build(engine, n, BuildOutcome(False, "SolveFailed", "team/ml.yaml: nothing provides tool 9"))
     assert n.drain(5)
-    assert f.requests[-1].body == {"state": "failure", "context": "condaops/team/ml",
-                                   "description": "SolveFailed: team/ml.yaml: nothing provides tool 9"}  # fmt: skip
+    assert f.requests[-1].body == {
+        "state": "failure",
+        "context": "condaops/team/ml",
+        "description": "SolveFailed: team/ml.yaml: nothing provides tool 9",
+    }
 
 
 def worker_for(engine: Engine, notifier: StatusNotifier, settings: Settings) -> BuildWorker:
@@ -258,8 +284,12 @@ def worker_for(engine: Engine, notifier: StatusNotifier, settings: Settings) -> 
 
 def build_settings(tmp_path: Path, source: SourceSettings, channel_url: str) -> Settings:
     """``testchan`` (what the specs name) served from ``channel_url``, as a mirror."""
-    return Settings(store=tmp_path / "store", sources=(source,), platforms=("linux-64",),
-                    channels=ChannelSettings(mirrors={f"{ALIAS}testchan": (channel_url,)}))  # fmt: skip
+    return Settings(
+        store=tmp_path / "store",
+        sources=(source,),
+        platforms=("linux-64",),
+        channels=ChannelSettings(mirrors={f"{ALIAS}testchan": (channel_url,)}),
+    )
 
 
 def test_a_real_build_reports_pending_then_success(tmp_path: Path, tool_channel, forge, notifier, engine) -> None:

@@ -63,20 +63,22 @@ def reasons(snapshot: SourceSnapshot) -> dict[str, str]:
 
 
 def test_reads_every_layout_form_and_ignores_the_rest(make_tree: Tree) -> None:
-    root = make_tree({
-        "base.yaml": NUMPY,
-        "solo/environment.yml": NUMPY,
-        "team/numpy.yaml": NUMPY,
-        "team/pandas/environment.yaml": PANDAS,
-        "team/pandas/conda-lock.yml": "not: an environment",
-        "team/pandas/notes.yaml": "companion: file",
-        "team/.numpy.yaml.swp": "binary junk",
-        "team/numpy.yaml~": "backup",
-        "README.md": "# envs",
-        "condaops.yaml": "sources: []",
-        ".github/workflows/ci.yml": "on: push",
-        "a/b/c/d/e.yaml": NUMPY,
-    })
+    root = make_tree(
+        {
+            "base.yaml": NUMPY,
+            "solo/environment.yml": NUMPY,
+            "team/numpy.yaml": NUMPY,
+            "team/pandas/environment.yaml": PANDAS,
+            "team/pandas/conda-lock.yml": "not: an environment",
+            "team/pandas/notes.yaml": "companion: file",
+            "team/.numpy.yaml.swp": "binary junk",
+            "team/numpy.yaml~": "backup",
+            "README.md": "# envs",
+            "condaops.yaml": "sources: []",
+            ".github/workflows/ci.yml": "on: push",
+            "a/b/c/d/e.yaml": NUMPY,
+        }
+    )
     snap = scan(root, default_namespace="shared")
     assert snap.error is None and snap.rejections == ()
     assert refs(snap) == {
@@ -121,22 +123,26 @@ def test_parse_failure_is_a_rejection_for_that_env(make_tree: Tree) -> None:
 
 
 def test_duplicates_reject_both_files(make_tree: Tree) -> None:
-    root = make_tree({
-        "team/a.yaml": NUMPY, "team/a.yml": PANDAS,
-        "team/b.yaml": NUMPY, "team/b/environment.yaml": PANDAS,
-    })
+    root = make_tree(
+        {
+            "team/a.yaml": NUMPY,
+            "team/a.yml": PANDAS,
+            "team/b.yaml": NUMPY,
+            "team/b/environment.yaml": PANDAS,
+        }
+    )
     snap = scan(root)
     assert snap.envs == ()
     assert {(str(r.ref), r.reason) for r in snap.rejections} == {
-        ("team/a", "DuplicateEnvironment"), ("team/b", "DuplicateEnvironment"),
+        ("team/a", "DuplicateEnvironment"),
+        ("team/b", "DuplicateEnvironment"),
     }
     message = next(r.message for r in snap.rejections if r.ref == EnvRef("team", "b"))
     assert "team/b.yaml" in message and "team/b/environment.yaml" in message
 
 
 def test_layout_rejections_are_reported(make_tree: Tree) -> None:
-    root = make_tree({"environment.yaml": NUMPY, "team/bad name.yaml": NUMPY,
-                      "team/x/y/environment.yaml": NUMPY})
+    root = make_tree({"environment.yaml": NUMPY, "team/bad name.yaml": NUMPY, "team/x/y/environment.yaml": NUMPY})
     assert reasons(scan(root)) == {
         "environment.yaml": "LayoutUnsupported",
         "team/bad name.yaml": "InvalidName",
@@ -145,10 +151,12 @@ def test_layout_rejections_are_reported(make_tree: Tree) -> None:
 
 
 def test_differing_name_key_is_a_warning(make_tree: Tree) -> None:
-    root = make_tree({
-        "team/a.yaml": "name: something-else\n" + NUMPY,
-        "team/b.yaml": "name: b\n" + NUMPY,
-    })
+    root = make_tree(
+        {
+            "team/a.yaml": "name: something-else\n" + NUMPY,
+            "team/b.yaml": "name: b\n" + NUMPY,
+        }
+    )
     envs = {str(e.ref): e for e in scan(root).envs}
     assert any("something-else" in w and "path wins" in w for w in envs["team/a"].warnings)
     assert envs["team/b"].warnings == ()
@@ -328,9 +336,7 @@ def test_git_source_settings_are_refused() -> None:
         read_directory(SourceSettings(name="repo", git="https://example.invalid/envs.git"))
 
 
-def test_escaping_folder_symlink_inside_an_env_folder_is_not_reported(
-    make_tree: Tree, tmp_path: Path
-) -> None:
+def test_escaping_folder_symlink_inside_an_env_folder_is_not_reported(make_tree: Tree, tmp_path: Path) -> None:
     root = make_tree({"team/a/environment.yaml": NUMPY})
     (tmp_path / "data").mkdir()
     (root / "team/a/data").symlink_to(tmp_path / "data")  # a companion folder, not an env

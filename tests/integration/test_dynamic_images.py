@@ -37,8 +37,12 @@ ENABLED = DynamicSettings(enabled=True)
 
 
 def channel_packages() -> list[PackageSpec]:
-    packages = [*tool_packages(("1.0",)), PackageSpec("app", "1.0", depends=("lib <2",)),
-                PackageSpec("lib", "1.0"), PackageSpec("lib", "2.0")]  # fmt: skip
+    packages = [
+        *tool_packages(("1.0",)),
+        PackageSpec("app", "1.0", depends=("lib <2",)),
+        PackageSpec("lib", "1.0"),
+        PackageSpec("lib", "2.0"),
+    ]
     busybox = shutil.which("busybox")
     if busybox:
         packages.append(PackageSpec("busybox", "1.36", files={"bin/busybox": Path(busybox).read_bytes()}, fmt="conda"))
@@ -58,11 +62,13 @@ class Served:
     store: Path
     channel: ServedURL
 
-    def get(self, path: str, method: str = "GET", accept: str = OCI_MANIFEST, **headers: str
-            ) -> tuple[int, Message, bytes]:  # fmt: skip
+    def get(
+        self, path: str, method: str = "GET", accept: str = OCI_MANIFEST, **headers: str
+    ) -> tuple[int, Message, bytes]:
         """``(status, headers, body)`` of ``METHOD /v2/<path>``, errors included."""
-        request = urllib.request.Request(f"http://{self.host}/v2/{path}", method=method,
-                                         headers={"Accept": accept, **headers})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://{self.host}/v2/{path}", method=method, headers={"Accept": accept, **headers}
+        )
         try:
             with urllib.request.urlopen(request, timeout=120) as answer:
                 return answer.status, answer.headers, answer.read()
@@ -83,10 +89,12 @@ def dynamic_registry(tmp_path: Path, dyn_channel: ServedURL) -> Iterator[Callabl
 
         def serve(dynamic: DynamicSettings = ENABLED, allowed: tuple[str, ...] = ()) -> Served:
             store = tmp_path / "store"
-            channels = ChannelSettings(default=("testchan",), allowed=allowed, alias=ALIAS,
-                                       mirrors={ALIAS + "testchan": (str(dyn_channel),)})  # fmt: skip
-            settings = Settings(store=store, channels=channels, dynamic=dynamic,
-                                registry=RegistrySettings(push_tokens=(TOKEN,)))  # fmt: skip
+            channels = ChannelSettings(
+                default=("testchan",), allowed=allowed, alias=ALIAS, mirrors={ALIAS + "testchan": (str(dyn_channel),)}
+            )
+            settings = Settings(
+                store=store, channels=channels, dynamic=dynamic, registry=RegistrySettings(push_tokens=(TOKEN,))
+            )
             return Served(stack.enter_context(serve_asgi(create_registry_app(settings))), store, dyn_channel)
 
         yield serve
@@ -167,8 +175,9 @@ def test_podman_runs_a_binary_from_a_dynamic_image(dynamic_registry: Callable[..
     with podman_client(tmp_path / "pm") as pm:
         pm("pull", "--tls-verify=false", image)
         hello = pm("--runtime", runc, "run", "--rm", "--network=none", image, "busybox", "echo", "hello").stdout
-        tool = pm("--runtime", runc, "run", "--rm", "--network=none", image,
-                  "busybox", "sh", "/opt/env/bin/tool").stdout  # fmt: skip
+        tool = pm(
+            "--runtime", runc, "run", "--rm", "--network=none", image, "busybox", "sh", "/opt/env/bin/tool"
+        ).stdout
     assert hello.strip() == "hello"
     assert tool.strip() == "tool 1.0 /opt/env"  # relocated to the image's prefix
 

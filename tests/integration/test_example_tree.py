@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_example_tree_plans_four_valid_environments(tmp_path):
-    settings = load_settings(ROOT / "environments.example" / "condaops.yaml",
-                             environ={"CONDAOPS_STORE": str(tmp_path / "store")})
+    settings = load_settings(
+        ROOT / "environments.example" / "condaops.yaml", environ={"CONDAOPS_STORE": str(tmp_path / "store")}
+    )
     engine = make_engine(settings.database_url)
     migrate(engine)
     plan = Reconciler(settings, engine, clock=lambda: datetime.now(timezone.utc)).plan()

@@ -125,21 +125,26 @@ def messages(caplog: pytest.LogCaptureFixture, event: str) -> list[str]:
 
 
 def test_reads_the_layout_at_the_branch_head(remote: str, make_repo: MakeRepo, open_source: OpenSource) -> None:
-    repo = make_repo({
-        "base.yaml": NUMPY,
-        "team/numpy.yaml": NUMPY,
-        "team/pandas/environment.yaml": PANDAS,
-        "team/pandas/conda-lock.yml": "not: an environment",
-        "README.md": "# envs",
-        ".github/workflows/ci.yml": "on: push",
-        "broken/env.yaml": "dependencies: [\n",
-    })  # fmt: skip
+    repo = make_repo(
+        {
+            "base.yaml": NUMPY,
+            "team/numpy.yaml": NUMPY,
+            "team/pandas/environment.yaml": PANDAS,
+            "team/pandas/conda-lock.yml": "not: an environment",
+            "README.md": "# envs",
+            ".github/workflows/ci.yml": "on: push",
+            "broken/env.yaml": "dependencies: [\n",
+        }
+    )
     snap = open_source(f"{remote}/envs", default_namespace="shared").read()
 
     assert snap.error is None
     assert snap.revision == repo.head()
-    assert refs(snap) == {"shared/base": "base.yaml", "team/numpy": "team/numpy.yaml",
-                          "team/pandas": "team/pandas/environment.yaml"}  # fmt: skip
+    assert refs(snap) == {
+        "shared/base": "base.yaml",
+        "team/numpy": "team/numpy.yaml",
+        "team/pandas": "team/pandas/environment.yaml",
+    }
     assert reasons(snap) == {"broken/env.yaml": "SpecYamlInvalid"}
     assert {e.revision for e in snap.envs} == {repo.head()}
     pandas = next(e for e in snap.envs if e.ref == EnvRef("team", "pandas"))
@@ -255,9 +260,12 @@ def test_a_deleted_branch_is_an_error_until_it_is_back(
 
 
 def test_an_unreachable_remote_backs_off_then_recovers(
-    make_repo: MakeRepo, git_root: Path, open_source: OpenSource, clock: FakeClock,
+    make_repo: MakeRepo,
+    git_root: Path,
+    open_source: OpenSource,
+    clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     make_repo({"team/numpy.yaml": NUMPY})
     port = free_port()
     source = open_source(f"git://127.0.0.1:{port}/envs", interval=10.0)
@@ -304,8 +312,7 @@ def test_a_broken_mirror_is_made_again(remote: str, make_repo: MakeRepo, open_so
     assert set(refs(source.read())) == {"team/numpy", "team/pandas"}
 
 
-def test_an_unwritable_mirror_folder_is_reported_as_such(make_repo: MakeRepo, git_root: Path,
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_an_unwritable_mirror_folder_is_reported_as_such(make_repo: MakeRepo, git_root: Path, tmp_path: Path) -> None:
     make_repo({"team/numpy.yaml": NUMPY})
     not_a_folder = tmp_path / "cache-is-a-file"
     not_a_folder.write_text("")
@@ -325,8 +332,9 @@ def test_many_fetches_keep_few_packs(make_repo: MakeRepo, git_root: Path, open_s
     source.close()
     packs = list((source.mirror_path / "objects" / "pack").glob("*.pack"))
     assert len(packs) <= MAX_PACKS
-    done = subprocess.run([require_git(), "fsck", "--no-progress"], cwd=source.mirror_path, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [require_git(), "fsck", "--no-progress"], cwd=source.mirror_path, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -359,9 +367,13 @@ def test_links_submodules_and_unsafe_names_are_ignored_with_a_warning(
     snap = source.read()
 
     assert snap.revision == first and snap.error is None and refs(snap) == {"team/numpy": "team/numpy.yaml"}
-    assert reasons(snap) == {"..": UNSUPPORTED_TREE_ENTRY, "a\\b.yaml": UNSUPPORTED_TREE_ENTRY,
-                             "shared": UNSUPPORTED_TREE_ENTRY, "team/linked.yaml": UNSUPPORTED_TREE_ENTRY,
-                             "vendor": UNSUPPORTED_TREE_ENTRY}  # fmt: skip
+    assert reasons(snap) == {
+        "..": UNSUPPORTED_TREE_ENTRY,
+        "a\\b.yaml": UNSUPPORTED_TREE_ENTRY,
+        "shared": UNSUPPORTED_TREE_ENTRY,
+        "team/linked.yaml": UNSUPPORTED_TREE_ENTRY,
+        "vendor": UNSUPPORTED_TREE_ENTRY,
+    }
     assert all(r.ref is None and f"{r.path}" in r.message for r in snap.rejections)
 
     second = repo.commit_tree(with_unsafe_names(with_pandas))  # an ordinary change on top
@@ -405,9 +417,13 @@ def test_blob_sizes_read_from_headers_match_the_content(make_repo: MakeRepo, git
 
 @pytest.mark.parametrize("how", ["password_env", "password_file", "url"])
 def test_https_credentials_from_env_file_or_url_never_show(
-    how: str, tmp_path: Path, make_repo: MakeRepo, git_root: Path, open_source: OpenSource,
+    how: str,
+    tmp_path: Path,
+    make_repo: MakeRepo,
+    git_root: Path,
+    open_source: OpenSource,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     make_repo({"team/numpy.yaml": NUMPY})
     secret_file = tmp_path / "token"
     with serve_git_http(git_root, auth=("robot", TOKEN)) as url, caplog.at_level(logging.DEBUG):
@@ -448,8 +464,9 @@ def test_missing_credentials_name_the_variable_or_file(
     assert anonymous.error_reason == "SourceAuthFailed"
 
 
-def test_ssh_with_a_key_and_known_hosts(tmp_path: Path, make_repo: MakeRepo, git_root: Path,
-                                        open_source: OpenSource) -> None:  # fmt: skip
+def test_ssh_with_a_key_and_known_hosts(
+    tmp_path: Path, make_repo: MakeRepo, git_root: Path, open_source: OpenSource
+) -> None:
     make_repo({"team/numpy.yaml": NUMPY})
     with serve_git_ssh(tmp_path / "ssh") as server:
         url = server.url(git_root / "envs")
@@ -480,7 +497,10 @@ def test_pull_request_refs_are_listed_and_read(remote: str, make_repo: MakeRepo,
 
     assert source.list_refs(["refs/pull/*/head"]) == {"refs/pull/1/head": pr1, "refs/pull/2/head": pr2}
     assert set(source.list_refs(["refs/pull/*/head", "refs/merge-requests/*/head"])) == {
-        "refs/pull/1/head", "refs/pull/2/head", "refs/merge-requests/3/head"}  # fmt: skip
+        "refs/pull/1/head",
+        "refs/pull/2/head",
+        "refs/merge-requests/3/head",
+    }
     one, two = source.read_ref("refs/pull/1/head"), source.read_ref("refs/pull/2/head")
     assert (one.revision, set(refs(one))) == (pr1, {"team/numpy", "team/pandas"})
     assert (two.revision, set(refs(two))) == (pr2, {"team/scipy"})
@@ -515,8 +535,9 @@ def test_the_service_reader_keeps_one_git_source_per_name(
 def test_load_settings_puts_git_mirrors_in_the_store(tmp_path: Path) -> None:
     from condaops.config import load_settings
 
-    (tmp_path / "condaops.yaml").write_text("store: data\nsources:\n  - git: https://example.org/envs.git\n"
-                                            "  - directory: local-envs\n")  # fmt: skip
+    (tmp_path / "condaops.yaml").write_text(
+        "store: data\nsources:\n  - git: https://example.org/envs.git\n  - directory: local-envs\n"
+    )
     settings = load_settings(tmp_path / "condaops.yaml", environ={}, cwd=tmp_path)
     assert settings.sources[0].mirror_dir == tmp_path / "data" / ".cache" / "git"
     assert settings.sources[1].mirror_dir is None
@@ -529,8 +550,9 @@ def test_the_mirror_is_a_plain_bare_repository(make_repo: MakeRepo, git_root: Pa
     source.close()
 
     def git(*args: str) -> str:
-        return subprocess.run([require_git(), *args], cwd=source.mirror_path, capture_output=True, text=True,
-                              check=True).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            [require_git(), *args], cwd=source.mirror_path, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert git("rev-parse", "--is-bare-repository") == "true"
     assert git("rev-parse", "refs/heads/main") == repo.head()

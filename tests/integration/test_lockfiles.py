@@ -292,9 +292,19 @@ def test_explicit_md5_matches_real_explicit_files(write, cf_records) -> None:
 # --- pixi.lock ----------------------------------------------------------------------------
 
 _FIELDS = (
-    "file_name", "url", "subdir", "build", "build_number", "md5", "sha256", "size",
-    "depends", "constrains", "license", "timestamp",
-)  # fmt: skip
+    "file_name",
+    "url",
+    "subdir",
+    "build",
+    "build_number",
+    "md5",
+    "sha256",
+    "size",
+    "depends",
+    "constrains",
+    "license",
+    "timestamp",
+)
 
 
 def _fields(record: RepoDataRecord) -> tuple[object, ...]:
@@ -322,8 +332,11 @@ def test_pixi_lock_reinstalls_a_runnable_environment(write, flask_records, tmp_p
     asyncio.run(rattler.install(records, prefix, cache_dir=tmp_path / "pkgs", show_progress=False))
     out = subprocess.run(
         [prefix / "bin" / "python", "-c", "import flask; print(flask.__version__)"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert out.stdout.strip() == "1.1.2"
 
 

@@ -70,8 +70,13 @@ def test_uv_platform_unknown_names_the_platform() -> None:
 def test_index_args_keep_order() -> None:
     settings = PipSettings(index_url="https://a/simple", extra_index_urls=("https://b/simple",), find_links=("/w",))
     assert index_args(settings) == [
-        "--index-url", "https://a/simple", "--extra-index-url", "https://b/simple", "--find-links", "/w",
-    ]  # fmt: skip
+        "--index-url",
+        "https://a/simple",
+        "--extra-index-url",
+        "https://b/simple",
+        "--find-links",
+        "/w",
+    ]
     assert index_args(PipSettings()) == []
 
 
@@ -191,9 +196,11 @@ def make_prefix(host_python_channel: Path, tmp_path: Path) -> Callable[[str], tu
     def _make(name: str) -> tuple[Path, str]:
         async def build() -> list[rattler.RepoDataRecord]:
             records = await rattler.solve(
-                [host_python_channel.as_uri()], ["python 3.*"], platforms=[host_subdir(), "noarch"],
+                [host_python_channel.as_uri()],
+                ["python 3.*"],
+                platforms=[host_subdir(), "noarch"],
                 timestamp_policy="allow-missing",
-            )  # fmt: skip
+            )
             await rattler.install(records, tmp_path / name, cache_dir=tmp_path / "pkgs", show_progress=False)
             return records
 
@@ -347,9 +354,13 @@ def test_rebuild_from_the_lockfiles_alone(index: Index, host_python_channel: Pat
     """pixi.lock gives the conda records, conda-lock.yml the pip locks: enough to rebuild."""
     platform = host_subdir()
     records = asyncio.run(
-        rattler.solve([host_python_channel.as_uri()], ["python 3.*"], platforms=[platform, "noarch"],
-                      timestamp_policy="allow-missing")
-    )  # fmt: skip
+        rattler.solve(
+            [host_python_channel.as_uri()],
+            ["python 3.*"],
+            platforms=[platform, "noarch"],
+            timestamp_policy="allow-missing",
+        )
+    )
     settings = PipSettings(index_url=index.simple)
     locks = lock(["alpha-lib"], settings, tmp_path, python_version=python_version(records))
     spec = Spec(
@@ -358,12 +369,24 @@ def test_rebuild_from_the_lockfiles_alone(index: Index, host_python_channel: Pat
         pip=(Dependency("alpha-lib"),),
     )
     folder = tmp_path / "locks"
-    write_lockfiles(folder, {platform: records}, spec, name="demo", channels=spec.channels,
-                    host_platform=platform, pip={platform: locks})  # fmt: skip
+    write_lockfiles(
+        folder,
+        {platform: records},
+        spec,
+        name="demo",
+        channels=spec.channels,
+        host_platform=platform,
+        pip={platform: locks},
+    )
 
     prefix = tmp_path / "rebuilt"
     conda_records = read_pixi_lock(folder / "pixi.lock")[platform]
     asyncio.run(rattler.install(conda_records, prefix, cache_dir=tmp_path / "pkgs", show_progress=False))
-    install_pip(prefix, read_pip_locks(folder / "conda-lock.yml")[platform], settings=settings, timeout=120,
-                cache_dir=tmp_path / "uv-cache")  # fmt: skip
+    install_pip(
+        prefix,
+        read_pip_locks(folder / "conda-lock.yml")[platform],
+        settings=settings,
+        timeout=120,
+        cache_dir=tmp_path / "uv-cache",
+    )
     assert run_python(prefix, "import alpha_lib, beta_core; print(beta_core.VERSION)") == "2.1"

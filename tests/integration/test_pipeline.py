@@ -41,8 +41,12 @@ def test_flask_from_realdata_through_a_mirror(project, realdata_channel, empty_c
     assert code == 0, err
 
     link = p.link("team/flask")
-    run = subprocess.run([link / "bin/python", "-c", "import flask; print(flask.__version__)"],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [link / "bin/python", "-c", "import flask; print(flask.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert run.stdout.strip() == "1.1.2"
     assert served.request_count("/linux-64/repodata.json") >= 1  # the mirror was used
     assert served.request_count("/linux-64/python-2.7.18") >= 1
@@ -53,8 +57,15 @@ def test_flask_from_realdata_through_a_mirror(project, realdata_channel, empty_c
     assert Path(item["build_prefix"]).name == f"{item['spec_hash']}-flask"
     assert os.readlink(link) == f"../{item['spec_hash']}-flask"
     # Published by default (its own job after the build): the conda-pack tarball and the image.
-    assert set(item["artifacts"]) == {"conda-lock", "explicit-linux-64", "environment", "pixi-lock", "log",
-                                      "conda-pack", "image"}
+    assert set(item["artifacts"]) == {
+        "conda-lock",
+        "explicit-linux-64",
+        "environment",
+        "pixi-lock",
+        "log",
+        "conda-pack",
+        "image",
+    }
     explicit = Path(item["artifacts"]["explicit-linux-64"]).read_text()
     assert "@EXPLICIT" in explicit
     assert f"{MAIN}/linux-64/python-2.7.18" in explicit  # canonical URLs, not the mirror's
@@ -144,7 +155,9 @@ def test_plan_formats_and_exit_codes(project, tool_channel):
     assert code == 1
     actions = {a["environment"]: a for a in json.loads(out)["actions"]}
     assert {k: (a["action"], a["reason"]) for k, a in actions.items()} == {
-        "data/tool": ("build", "NewEnvironment"), "team/tool": ("build", "NewEnvironment")}
+        "data/tool": ("build", "NewEnvironment"),
+        "team/tool": ("build", "NewEnvironment"),
+    }
     code, out, _ = p.cli("plan", "--format", "markdown")
     assert code == 1 and "| `team/tool` | build | NewEnvironment |" in out
     assert p.cli("reconcile", "--once")[0] == 0
@@ -185,18 +198,23 @@ def test_pip_dependencies_are_locked_and_installed_with_uv(project, tmp_path_fac
     write_host_python(conda)
     make_channel(conda, [])
     wheels = tmp_path_factory.mktemp("wheels")
-    built = [write_wheel(wheels, "greeting", "1.2", requires=["wordlist>=2"]),
-             write_wheel(wheels, "wordlist", "2.0")]
+    built = [write_wheel(wheels, "greeting", "1.2", requires=["wordlist>=2"]), write_wheel(wheels, "wordlist", "2.0")]
     index = write_simple_index(tmp_path_factory.mktemp("index"), built)
     with serve_directory(index.parent) as url:
         p = project({ALIAS + "testchan": http_channel(conda)}, pip={"index_url": f"{url}/simple"})
-        p.write_env("py/app.yaml", "channels: [testchan]\ndependencies:\n  - python 3.*\n  - pip:\n"
-                                   "    - greeting\n")
+        p.write_env("py/app.yaml", "channels: [testchan]\ndependencies:\n  - python 3.*\n  - pip:\n    - greeting\n")
         code, _, err = p.cli("reconcile", "--once", "--wait")
         assert code == 0, err
-    out = subprocess.run([p.link("py/app") / "bin/python", "-c",
-                          "import greeting, wordlist, sys; print(greeting.VERSION, wordlist.VERSION, sys.prefix)"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [
+            p.link("py/app") / "bin/python",
+            "-c",
+            "import greeting, wordlist, sys; print(greeting.VERSION, wordlist.VERSION, sys.prefix)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out[:2] == ["1.2", "2.0"]
     assert out[2] == str(p.link("py/app"))  # the interpreter runs in the linked environment
     item = p.status()["py/app"]

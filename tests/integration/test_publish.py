@@ -138,8 +138,9 @@ def test_tags_annotations_and_attached_artifacts(published: Project) -> None:
         assert sha256_digest(fetch(host, "team/tool/manifests/latest")) == second["manifest_digest"]
         assert sha256_digest(fetch(host, "team/tool/manifests/build-1")) == first["manifest_digest"]
         annotations = fetch_json(host, "team/tool/manifests/latest")["annotations"]
-        referrers = fetch_json(host, f"team/tool/referrers/{second['manifest_digest']}",
-                               "application/vnd.oci.image.index.v1+json")["manifests"]  # fmt: skip
+        referrers = fetch_json(
+            host, f"team/tool/referrers/{second['manifest_digest']}", "application/vnd.oci.image.index.v1+json"
+        )["manifests"]
         lockfiles = [r for r in referrers if r["artifactType"] == LOCKFILES_ARTIFACT]
         files = fetch_json(host, f"team/tool/manifests/{lockfiles[0]['digest']}")["layers"]
     assert annotations["io.condaops.spec-hash"] == spec_hash
@@ -148,7 +149,11 @@ def test_tags_annotations_and_attached_artifacts(published: Project) -> None:
     assert annotations["org.opencontainers.image.created"].endswith("Z")
     assert sorted(r["artifactType"] for r in referrers) == sorted([LOCKFILES_ARTIFACT, PACK_ARTIFACT])
     assert sorted(f["annotations"]["org.opencontainers.image.title"] for f in files) == [
-        "conda-linux-64.lock", "conda-lock.yml", "environment.yaml", "pixi.lock"]
+        "conda-linux-64.lock",
+        "conda-lock.yml",
+        "environment.yaml",
+        "pixi.lock",
+    ]
 
 
 def test_oras_pulls_every_artifact_of_a_build(published: Project, tmp_path: Path) -> None:
@@ -156,11 +161,15 @@ def test_oras_pulls_every_artifact_of_a_build(published: Project, tmp_path: Path
     with oras (oras-py) from the built-in registry, are the build's own files."""
     item = build(published, "tool=1.0")
     record = image_record(item)
-    local = {Path(path).name: Path(path).read_bytes() for kind, path in item["artifacts"].items()
-             if kind not in ("log", "image")}  # fmt: skip
+    local = {
+        Path(path).name: Path(path).read_bytes()
+        for kind, path in item["artifacts"].items()
+        if kind not in ("log", "image")
+    }
     with serve_asgi(create_registry_app(Settings(store=published.store))) as host:
-        referrers = fetch_json(host, f"team/tool/referrers/{record['manifest_digest']}",
-                               "application/vnd.oci.image.index.v1+json")["manifests"]  # fmt: skip
+        referrers = fetch_json(
+            host, f"team/tool/referrers/{record['manifest_digest']}", "application/vnd.oci.image.index.v1+json"
+        )["manifests"]
         client = oras_client(host, token=None)  # pulling needs no token
         pulled: dict[str, bytes] = {}
         for artifact in referrers:
@@ -177,8 +186,9 @@ def test_skopeo_inspects_the_image_served_by_the_registry(published: Project) ->
     with serve_asgi(create_registry_app(settings)) as host:
         out = skopeo("inspect", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
         raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
-        config = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
-                                   f"docker://{host}/team/tool:latest").stdout)  # fmt: skip
+        config = json.loads(
+            skopeo("inspect", "--config", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
+        )
     info = json.loads(out)
     assert info["Digest"] == record["manifest_digest"]
     assert "build-1" in info["RepoTags"]
@@ -202,8 +212,7 @@ def test_umoci_unpacks_a_relocated_environment(published: Project, tmp_path: Pat
     assert (env / "share/tool/data.txt").is_file()
     store = str(published.store).encode()
     assert not [f for f in env.rglob("*") if f.is_file() and store in f.read_bytes() and f.parent.name != "conda-meta"]
-    assert sorted(p.name for p in (env / "conda-meta").glob("*.json")) == [
-        "libtool-data-1.0-0.json", "tool-1.0-0.json"]
+    assert sorted(p.name for p in (env / "conda-meta").glob("*.json")) == ["libtool-data-1.0-0.json", "tool-1.0-0.json"]
 
 
 def test_podman_runs_the_environment_on_a_busybox_layer(published: Project, tmp_path: Path) -> None:
@@ -224,8 +233,10 @@ def test_podman_runs_the_environment_on_a_busybox_layer(published: Project, tmp_
 def add_shell_layer(host: str, record: dict, busybox: Path, registry: Registry, tmp_path: Path) -> str:
     """Push ``team/tool:with-shell``: the published image under a busybox-static layer
     (``/bin/sh``), so its ``#!/bin/sh`` scripts run."""
-    layer = write_archive(tmp_path / "busybox.tar.gz", [
-        Entry("bin/"), Entry("bin/busybox", busybox, mode=0o755), Entry("bin/sh", busybox, mode=0o755)])  # fmt: skip
+    layer = write_archive(
+        tmp_path / "busybox.tar.gz",
+        [Entry("bin/"), Entry("bin/busybox", busybox, mode=0o755), Entry("bin/sh", busybox, mode=0o755)],
+    )
     image = fetch_json(host, f"team/tool/manifests/{record['manifest_digest']}")
     config = fetch_json(host, f"team/tool/blobs/{image['config']['digest']}", "*/*")
     blob = registry.put_blob(layer.path, OCI_LAYER_GZIP)
@@ -238,8 +249,7 @@ def add_shell_layer(host: str, record: dict, busybox: Path, registry: Registry, 
 
 
 def test_tar_gz_on_request_and_image_off(project, tool_channel) -> None:  # type: ignore[no-untyped-def]
-    p = project({ALIAS + "testchan": tool_channel},
-                publish={"enabled": False, "pack_format": "tar.gz", "image": False})  # fmt: skip
+    p = project({ALIAS + "testchan": tool_channel}, publish={"enabled": False, "pack_format": "tar.gz", "image": False})
     item = build(p, "tool=1.0")
     path = Path(item["artifacts"]["conda-pack"])
     data = path.read_bytes()

@@ -57,8 +57,9 @@ class AuthRegistry:
 
     def get(self, path: str, accept: str = OCI_MANIFEST) -> bytes:
         auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        request = urllib.request.Request(f"http://{self.host}/v2/{path}",
-                                         headers={"Accept": accept, "Authorization": f"Basic {auth}"})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://{self.host}/v2/{path}", headers={"Accept": accept, "Authorization": f"Basic {auth}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.read()
 
@@ -91,15 +92,25 @@ def registry(tmp_path: Path) -> Iterator[AuthRegistry]:
 
 
 def target(host: str, **extra: object) -> dict:
-    return {"name": "mirror", "url": host, "repository": "mirror", "username": USER, "password_env": "REG_PASS",
-            "insecure": True, **extra}  # fmt: skip
+    return {
+        "name": "mirror",
+        "url": host,
+        "repository": "mirror",
+        "username": USER,
+        "password_env": "REG_PASS",
+        "insecure": True,
+        **extra,
+    }
 
 
 @pytest.fixture
 def pushing(project, tool_channel, registry: AuthRegistry) -> Project:  # type: ignore[no-untyped-def]
     """``team/Tool`` pushed to the built-in registry and to ``mirror`` (the htpasswd registry)."""
-    return project({ALIAS + "testchan": tool_channel}, publish={"enabled": False},
-                   registry={"push": ["builtin", target(registry.host)]})  # fmt: skip
+    return project(
+        {ALIAS + "testchan": tool_channel},
+        publish={"enabled": False},
+        registry={"push": ["builtin", target(registry.host)]},
+    )
 
 
 GOOD = {"REG_PASS": PASSWORD}
@@ -118,8 +129,9 @@ def engine_of(p: Project):  # type: ignore[no-untyped-def]
     return make_engine(load_settings(p.config_file, environ={}).database_url)
 
 
-def test_push_to_an_authenticated_registry_and_pull_back(pushing: Project, registry: AuthRegistry,
-                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_push_to_an_authenticated_registry_and_pull_back(
+    pushing: Project, registry: AuthRegistry, tmp_path: Path
+) -> None:
     item = build_and_push(pushing, "tool=1.0")
     record = image_record(item)
     engine = engine_of(pushing)
@@ -133,10 +145,18 @@ def test_push_to_an_authenticated_registry_and_pull_back(pushing: Project, regis
     assert {"latest", "build-1", f"spec-{item['spec_hash'][:12]}"} <= set(info["RepoTags"])
     annotations = json.loads(registry.get(f"mirror/team/tool/manifests/{record['manifest_digest']}"))["annotations"]
     assert annotations["io.condaops.spec-hash"] == item["spec_hash"]
-    assert {"org.opencontainers.image.source", "org.opencontainers.image.revision",
-            "org.opencontainers.image.created"} <= set(annotations)  # fmt: skip
-    skopeo("copy", "--src-tls-verify=false", f"--src-creds={USER}:{PASSWORD}", f"{ref}:build-1",
-           f"oci:{tmp_path / 'copy'}:x")  # fmt: skip
+    assert {
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.created",
+    } <= set(annotations)
+    skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        f"--src-creds={USER}:{PASSWORD}",
+        f"{ref}:build-1",
+        f"oci:{tmp_path / 'copy'}:x",
+    )
 
     # No referrers API in distribution 2.8: the tag schema index lists both artifacts.
     tag = record["manifest_digest"].replace(":", "-")
@@ -148,8 +168,12 @@ def test_push_to_an_authenticated_registry_and_pull_back(pushing: Project, regis
     client.auth.set_basic_auth(USER, PASSWORD)
     out = tmp_path / "pulled"
     files = client.pull(target=f"{registry.host}/mirror/team/tool@{by_type[LOCKFILES_ARTIFACT]}", outdir=str(out))
-    assert sorted(Path(f).name for f in files) == ["conda-linux-64.lock", "conda-lock.yml", "environment.yaml",
-                                                   "pixi.lock"]  # fmt: skip
+    assert sorted(Path(f).name for f in files) == [
+        "conda-linux-64.lock",
+        "conda-lock.yml",
+        "environment.yaml",
+        "pixi.lock",
+    ]
     assert (out / "conda-lock.yml").read_bytes() == Path(item["artifacts"]["conda-lock"]).read_bytes()
 
 
@@ -209,8 +233,14 @@ def test_rollback_moves_latest_in_every_target(pushing: Project, registry: AuthR
     engine = make_engine(settings.database_url)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REG_PASS", PASSWORD)
-        rollback(engine, Recorder(engine, lambda: datetime.now(UTC)), StoreLayout(settings.store),
-                 EnvRef("team", "Tool"), 1, settings=settings)  # fmt: skip
+        rollback(
+            engine,
+            Recorder(engine, lambda: datetime.now(UTC)),
+            StoreLayout(settings.store),
+            EnvRef("team", "Tool"),
+            1,
+            settings=settings,
+        )
     assert sha256_digest(registry.get("mirror/team/tool/manifests/latest")) == one["manifest_digest"]
     from condaops.registry.api import open_registry
 
@@ -230,39 +260,74 @@ def push_busybox_base(registry: AuthRegistry, tmp_path: Path) -> str:
     layout = tmp_path / "base-layout"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layer = write_archive(tmp_path / "busybox.tar.gz", [
-        Entry("bin/"), Entry("bin/busybox", busybox, mode=0o755), Entry("bin/sh", busybox, mode=0o755),
-        Entry("bin/echo", busybox, mode=0o755)])  # fmt: skip
+    layer = write_archive(
+        tmp_path / "busybox.tar.gz",
+        [
+            Entry("bin/"),
+            Entry("bin/busybox", busybox, mode=0o755),
+            Entry("bin/sh", busybox, mode=0o755),
+            Entry("bin/echo", busybox, mode=0o755),
+        ],
+    )
     (blobs / layer.sha256).write_bytes(layer.path.read_bytes())
-    config = canonical_json({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/usr/bin:/bin", "BASE_VAR=from-base"], "Cmd": ["/bin/sh"]},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer.tar_sha256}"]},
-        "history": [{"created_by": "busybox-static"}],
-    })  # fmt: skip
+    config = canonical_json(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Env": ["PATH=/usr/bin:/bin", "BASE_VAR=from-base"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer.tar_sha256}"]},
+            "history": [{"created_by": "busybox-static"}],
+        }
+    )
     (blobs / sha256_digest(config).split(":")[1]).write_bytes(config)
-    manifest = canonical_json({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": f"sha256:{layer.sha256}", "size": layer.size}],
-    })  # fmt: skip
+    manifest = canonical_json(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": f"sha256:{layer.sha256}", "size": layer.size}],
+        }
+    )
     (blobs / sha256_digest(manifest).split(":")[1]).write_bytes(manifest)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": sha256_digest(manifest), "size": len(manifest),
-         "annotations": {"org.opencontainers.image.ref.name": "1"}}]}))  # fmt: skip
-    skopeo("copy", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}", f"oci:{layout}:1",
-           f"docker://{registry.host}/base/busybox:1")  # fmt: skip
+    (layout / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": sha256_digest(manifest),
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": "1"},
+                    }
+                ],
+            }
+        )
+    )
+    skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        f"--dest-creds={USER}:{PASSWORD}",
+        f"oci:{layout}:1",
+        f"docker://{registry.host}/base/busybox:1",
+    )
     return f"sha256:{layer.sha256}"
 
 
 def test_image_on_a_base_from_another_registry_runs_in_podman(
-    project, tool_channel, registry: AuthRegistry, tmp_path: Path  # type: ignore[no-untyped-def]
+    project,
+    tool_channel,
+    registry: AuthRegistry,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     runc = require_tool("runc", "runc")
     base_layer = push_busybox_base(registry, tmp_path)
-    p = project({ALIAS + "testchan": tool_channel}, registry={"push": ["builtin", target(registry.host)]},
-                publish={"enabled": False, "image_base": f"{registry.host}/base/busybox:1"})  # fmt: skip
+    p = project(
+        {ALIAS + "testchan": tool_channel},
+        registry={"push": ["builtin", target(registry.host)]},
+        publish={"enabled": False, "image_base": f"{registry.host}/base/busybox:1"},
+    )
     item = build_and_push(p, "tool=1.0")
     record = image_record(item)
     assert get_build(engine_of(p), item["build_id"]).publish_error is None  # type: ignore[union-attr]
@@ -278,12 +343,20 @@ def test_image_on_a_base_from_another_registry_runs_in_podman(
     with podman_client(tmp_path / "pm") as pm:
         pm("pull", "--tls-verify=false", f"--creds={USER}:{PASSWORD}", image)
         out = pm("--runtime", runc, "run", "--rm", "--network=none", image, "tool").stdout
-        env = pm("--runtime", runc, "run", "--rm", "--network=none", image, "sh", "-c",
-                 "echo $CONDA_PREFIX $BASE_VAR $GREETING").stdout  # fmt: skip
+        env = pm(
+            "--runtime",
+            runc,
+            "run",
+            "--rm",
+            "--network=none",
+            image,
+            "sh",
+            "-c",
+            "echo $CONDA_PREFIX $BASE_VAR $GREETING",
+        ).stdout
     assert out.strip() == "tool 1.0 /opt/env"
     assert env.split() == ["/opt/env", "from-base", "hello"]
 
     # Publishing again uses the cached base: the same image, to the byte.
     publish(p, item["build_id"], GOOD)
     assert image_record(p.status()["team/Tool"])["manifest_digest"] == record["manifest_digest"]
-

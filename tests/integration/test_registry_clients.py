@@ -46,8 +46,15 @@ def image(tmp_path: Path) -> OciImage:
 
 
 def push_with_skopeo(image: OciImage, host: str, name: str = "ns/env", token: str = TOKEN, check: bool = True) -> Any:
-    return skopeo("copy", image.oci_ref, f"docker://{host}/{name}:{image.tag}", "--dest-tls-verify=false",
-                  "--dest-creds", f"ci:{token}", check=check)  # fmt: skip
+    return skopeo(
+        "copy",
+        image.oci_ref,
+        f"docker://{host}/{name}:{image.tag}",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"ci:{token}",
+        check=check,
+    )
 
 
 # --- oras ---------------------------------------------------------------------------------
@@ -63,8 +70,13 @@ def test_oras_push_and_pull(
     client = oras_client(registry.host)
     target = f"{registry.host}/ns/env:lock"
 
-    pushed = client.push(target=target, files=["conda-lock.yml"], manifest_annotations={"org.condaops.env": "ns/env"},
-                         do_chunked=chunked, chunk_size=1024 * 1024)  # fmt: skip
+    pushed = client.push(
+        target=target,
+        files=["conda-lock.yml"],
+        manifest_annotations={"org.condaops.env": "ns/env"},
+        do_chunked=chunked,
+        chunk_size=1024 * 1024,
+    )
     assert pushed.status_code == 201
     assert client.get_tags(f"{registry.host}/ns/env") == ["lock"]
     pulled = client.pull(target=target, outdir=str(tmp_path / "out"))
@@ -99,8 +111,9 @@ def test_skopeo_copy_inspect_and_copy_back(registry: RunningRegistry, image: Oci
 
 
 def test_skopeo_push_without_a_valid_token_is_refused(registry: RunningRegistry, image: OciImage) -> None:
-    without = skopeo("copy", image.oci_ref, f"docker://{registry.host}/ns/env:v1", "--dest-tls-verify=false",
-                     check=False)  # fmt: skip
+    without = skopeo(
+        "copy", image.oci_ref, f"docker://{registry.host}/ns/env:v1", "--dest-tls-verify=false", check=False
+    )
     wrong = push_with_skopeo(image, registry.host, token="wrong-token-0123456789", check=False)
 
     for result in (without, wrong):
@@ -114,8 +127,15 @@ def test_skopeo_second_push_mounts_the_shared_blobs(registry: RunningRegistry, i
     push_with_skopeo(image, registry.host, "ns/one")
     push_with_skopeo(image, registry.host, "ns/two")
 
-    copied = skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds", f"ci:{TOKEN}",
-                    f"docker://{registry.host}/ns/one:v1", f"docker://{registry.host}/other/env:v1")  # fmt: skip
+    copied = skopeo(
+        "copy",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        f"ci:{TOKEN}",
+        f"docker://{registry.host}/ns/one:v1",
+        f"docker://{registry.host}/other/env:v1",
+    )
 
     assert "Copying blob" in copied.stdout
     digest = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/other/env:v1").stdout)
@@ -143,11 +163,23 @@ def test_image_travels_to_docker_registry_and_back(registry: RunningRegistry, im
     push_with_skopeo(image, registry.host)
     with docker_registry(tmp_path / "distribution") as distribution:
         reference = distribution.host
-        skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
-               f"docker://{registry.host}/ns/env:v1", f"docker://{reference}/ns/env:v1")  # fmt: skip
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            f"docker://{registry.host}/ns/env:v1",
+            f"docker://{reference}/ns/env:v1",
+        )
         there = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{reference}/ns/env:v1").stdout)
-        skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-creds", f"ci:{TOKEN}",
-               f"docker://{reference}/ns/env:v1", f"docker://{registry.host}/ns/returned:v1")  # fmt: skip
+        skopeo(
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            f"ci:{TOKEN}",
+            f"docker://{reference}/ns/env:v1",
+            f"docker://{registry.host}/ns/returned:v1",
+        )
         skopeo("copy", "--src-tls-verify=false", f"docker://{reference}/ns/env:v1", f"oci:{tmp_path / 'pulled'}:v1")
     back = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/ns/returned:v1").stdout)
 

@@ -67,18 +67,26 @@ def push_blob(client: httpx.Client, name: str, data: bytes) -> str:
 
 def manifest_for(client: httpx.Client, name: str, layer: bytes = b"layer", **extra: Any) -> bytes:
     config = b'{"os": "linux"}'
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": push_blob(client, name, config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/octet-stream", "digest": push_blob(client, name, layer),
-                    "size": len(layer)}],
-        **extra,
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": push_blob(client, name, config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/octet-stream", "digest": push_blob(client, name, layer), "size": len(layer)}
+            ],
+            **extra,
+        }
+    ).encode()
 
 
-def put_manifest(client: httpx.Client, name: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST
-                 ) -> httpx.Response:  # fmt: skip
+def put_manifest(
+    client: httpx.Client, name: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST
+) -> httpx.Response:
     return client.put(f"/v2/{name}/manifests/{ref}", content=body, headers={**AUTH, "Content-Type": media_type})
 
 
@@ -104,8 +112,11 @@ def test_base_is_open(client: httpx.Client) -> None:
     ids=["no-token", "wrong-bearer", "wrong-basic"],
 )
 def test_push_needs_a_token(client: httpx.Client, headers: dict[str, str]) -> None:
-    for method, path in [("POST", "/v2/ns/env/blobs/uploads/"), ("PUT", "/v2/ns/env/manifests/v1"),
-                         ("PATCH", "/v2/ns/env/blobs/uploads/0123456789abcdef0123456789abcdef")]:  # fmt: skip
+    for method, path in [
+        ("POST", "/v2/ns/env/blobs/uploads/"),
+        ("PUT", "/v2/ns/env/manifests/v1"),
+        ("PATCH", "/v2/ns/env/blobs/uploads/0123456789abcdef0123456789abcdef"),
+    ]:
         response = client.request(method, path, headers=headers, content=b"x")
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == 'Basic realm="condaops"'
@@ -356,16 +367,22 @@ def test_referrers(client: httpx.Client) -> None:
     subject = {"mediaType": OCI_MANIFEST, "digest": str(digest_of(subject_body)), "size": len(subject_body)}
     referrer_digests = {}
     for artifact_type in ("application/vnd.condaops.lock", "application/spdx+json"):
-        body = manifest_for(client, "ns/env", artifactType=artifact_type, subject=subject,
-                            annotations={"org.opencontainers.image.created": "2026-11-20T00:00:00Z"})  # fmt: skip
+        body = manifest_for(
+            client,
+            "ns/env",
+            artifactType=artifact_type,
+            subject=subject,
+            annotations={"org.opencontainers.image.created": "2026-11-20T00:00:00Z"},
+        )
         pushed = put_manifest(client, "ns/env", str(digest_of(body)), body)
         assert pushed.status_code == 201
         assert pushed.headers["OCI-Subject"] == subject["digest"]
         referrer_digests[artifact_type] = str(digest_of(body))
 
     everything = client.get(f"/v2/ns/env/referrers/{subject['digest']}")
-    only_locks = client.get(f"/v2/ns/env/referrers/{subject['digest']}",
-                            params={"artifactType": "application/vnd.condaops.lock"})  # fmt: skip
+    only_locks = client.get(
+        f"/v2/ns/env/referrers/{subject['digest']}", params={"artifactType": "application/vnd.condaops.lock"}
+    )
     none = client.get(f"/v2/ns/env/referrers/{digest_of(b'no subject')}")
 
     assert everything.headers["Content-Type"] == OCI_INDEX
@@ -385,8 +402,13 @@ def test_referrers(client: httpx.Client) -> None:
 def test_s3_backend(serve_registry: ServeRegistry, moto_endpoint: str, tmp_path: Path, redirect: bool) -> None:
     from condaops.registry.s3_storage import S3Storage  # boto3: imported once moto_s3 found it
 
-    storage = S3Storage(bucket=new_bucket(moto_endpoint), endpoint=moto_endpoint, region="us-east-1",
-                        redirect=redirect, scratch=tmp_path / "scratch")  # fmt: skip
+    storage = S3Storage(
+        bucket=new_bucket(moto_endpoint),
+        endpoint=moto_endpoint,
+        region="us-east-1",
+        redirect=redirect,
+        scratch=tmp_path / "scratch",
+    )
     registry = serve_registry(storage=storage)
     data = os.urandom(2 * 1024 * 1024)
     with httpx.Client(base_url=registry.url, timeout=30) as client:

@@ -30,6 +30,7 @@ def moto_endpoint() -> Iterator[str]:
     with fake_aws_credentials(), moto_s3() as url:
         yield url
 
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 
@@ -41,8 +42,14 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     from condaops.registry.s3_storage import S3Storage
 
     endpoint = request.getfixturevalue("moto_endpoint")
-    s3 = S3Storage(bucket=new_bucket(endpoint), prefix="/condaops/", endpoint=endpoint, region="us-east-1",
-                   scratch=tmp_path / "scratch", chunk_size=64 * 1024)  # fmt: skip
+    s3 = S3Storage(
+        bucket=new_bucket(endpoint),
+        prefix="/condaops/",
+        endpoint=endpoint,
+        region="us-east-1",
+        scratch=tmp_path / "scratch",
+        chunk_size=64 * 1024,
+    )
     s3.check()
     return s3
 
@@ -220,12 +227,15 @@ def test_purge_abandoned_sessions(storage: Storage) -> None:
 
 
 def image_manifest(config: bytes, layer: bytes, **extra: object) -> bytes:
-    return json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": CONFIG_TYPE, "digest": str(digest_of(config)), "size": len(config)},
-        "layers": [{"mediaType": "application/octet-stream", "digest": str(digest_of(layer)), "size": len(layer)}],
-        **extra,
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": CONFIG_TYPE, "digest": str(digest_of(config)), "size": len(config)},
+            "layers": [{"mediaType": "application/octet-stream", "digest": str(digest_of(layer)), "size": len(layer)}],
+            **extra,
+        }
+    ).encode()
 
 
 def test_api_put_and_resolve(storage: Storage, tmp_path: Path) -> None:
@@ -279,8 +289,9 @@ def test_index_needs_its_manifests(storage: Storage) -> None:
     registry.put_blob(b"{}")
     registry.put_blob(b"layer")
     child = registry.put_manifest("ns/env", image_manifest(b"{}", b"layer"))
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                        "manifests": [child.to_json()]}).encode()  # fmt: skip
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [child.to_json()]}
+    ).encode()
 
     with pytest.raises(RegistryError) as caught:
         registry.put_manifest("ns/other", index, tags=["v1"])
@@ -317,5 +328,3 @@ def test_put_manifest_by_digest_checks_it(storage: Storage) -> None:
     pushed = store.put_manifest("ns/env", str(digest_of(manifest)), manifest, OCI_MANIFEST)
     assert store.tags("ns/env") == []  # a repository without tags, but with a manifest
     assert store.manifest("ns/env", str(pushed.digest)).body == manifest
-
-

@@ -53,20 +53,28 @@ def pull_request(repo: Path, number: int, files: dict[str, str | None]) -> str:
 
 
 def test_pr_check_reports_the_package_diff(project, tool_channel, repo):
-    sha = pull_request(repo, 1, {"envs/team/tool.yaml": tool("tool=2.0"), "envs/team/old.yaml": None,
-                                 "envs/data/new.yaml": tool("tool")})
+    sha = pull_request(
+        repo,
+        1,
+        {"envs/team/tool.yaml": tool("tool=2.0"), "envs/team/old.yaml": None, "envs/data/new.yaml": tool("tool")},
+    )
     p = project({ALIAS + "testchan": tool_channel})
-    code, out, err = p.cli("plan", "--git", str(repo), "--ref", "refs/pull/1/head", "--base", "main",
-                           "--path", "envs", "--format", "json")
+    code, out, err = p.cli(
+        "plan", "--git", str(repo), "--ref", "refs/pull/1/head", "--base", "main", "--path", "envs", "--format", "json"
+    )
     assert code == 1, err
     data = json.loads(out)
     assert data["head_revision"] == sha
     envs = {e["environment"]: e for e in data["environments"]}
     assert {k: e["change"] for k, e in envs.items()} == {
-        "team/tool": "changed", "team/old": "removed", "data/new": "added"}
+        "team/tool": "changed",
+        "team/old": "removed",
+        "data/new": "added",
+    }
     linux = envs["team/tool"]["packages"]["linux-64"]
-    assert linux["upgraded"] == [{"name": "tool", "manager": "conda", "old": "1.0", "new": "2.0",
-                                  "old_build": "0", "new_build": "0"}]
+    assert linux["upgraded"] == [
+        {"name": "tool", "manager": "conda", "old": "1.0", "new": "2.0", "old_build": "0", "new_build": "0"}
+    ]
     assert [c["name"] for c in envs["team/old"]["packages"]["linux-64"]["removed"]] == ["libtool-data", "tool"]
     assert {c["name"] for c in envs["data/new"]["packages"]["linux-64"]["added"]} == {"libtool-data", "tool"}
 
@@ -93,9 +101,10 @@ def test_pr_check_exit_codes(project, tool_channel, repo):
 
 def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
     pull_request(repo, 1, {"envs/team/tool.yaml": tool("tool=2.0")})
-    p = project({ALIAS + "testchan": tool_channel},
-                sources=[{"git": str(repo), "branch": "main", "path": "envs", "change_requests": True,
-                          "change_grace": "0s"}])
+    p = project(
+        {ALIAS + "testchan": tool_channel},
+        sources=[{"git": str(repo), "branch": "main", "path": "envs", "change_requests": True, "change_grace": "0s"}],
+    )
     assert p.cli("reconcile", "--once", "--wait")[0] == 0
     item = p.status()["team/tool"]
     assert item["state"] == "ready"  # production builds main, not the PR
@@ -131,8 +140,10 @@ def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
     assert "data/new" not in p.status()  # never built in production
     assert p.cli("reconcile", "--once", "--wait")[0] == 0  # the new head's previews are built
     (review,) = json.loads(p.cli("changes", "--format", "json")[1])
-    assert {(x["environment"], x["state"]) for x in review["previews"]} == {("team/tool", "completed"),
-                                                                            ("data/new", "completed")}
+    assert {(x["environment"], x["state"]) for x in review["previews"]} == {
+        ("team/tool", "completed"),
+        ("data/new", "completed"),
+    }
     assert not preview_prefix.exists()  # the earlier head's preview area is gone
 
     # The PR is closed (its ref disappears): closed, then forgotten after the grace period.

@@ -29,9 +29,16 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def test_published_artifacts_download_from_the_bucket(project, tool_channel, s3_endpoint):  # type: ignore[no-untyped-def]
-    p = project({ALIAS + "testchan": tool_channel},
-                storage={"backend": "s3", "s3_bucket": "artifacts", "s3_endpoint": s3_endpoint,
-                         "s3_region": "us-east-1", "s3_prefix": "condaops"})  # fmt: skip
+    p = project(
+        {ALIAS + "testchan": tool_channel},
+        storage={
+            "backend": "s3",
+            "s3_bucket": "artifacts",
+            "s3_endpoint": s3_endpoint,
+            "s3_region": "us-east-1",
+            "s3_prefix": "condaops",
+        },
+    )
     p.write_env("team/tool.yaml", "channels: [testchan]\ndependencies:\n  - tool=1.0\n")
     code, _, err = p.cli("reconcile", "--once", "--wait")  # builds, then publishes (its own job)
     assert code == 0, err

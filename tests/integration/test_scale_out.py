@@ -95,8 +95,11 @@ class Cluster:
             env["CONDAOPS_WEB__LISTEN"] = f"127.0.0.1:{listen}"
         popen = subprocess.Popen(
             [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(self.config), *args],
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=self.root,
-        )  # fmt: skip
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.root,
+        )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
@@ -120,14 +123,18 @@ class Cluster:
     def write_env(self, name: str, *deps: str) -> None:
         (self.root / "envs" / "team").mkdir(exist_ok=True)
         (self.root / "envs" / "team" / f"{name}.yaml").write_text(
-            "channels: [testchan]\ndependencies:\n" + "".join(f"  - {d}\n" for d in deps))
+            "channels: [testchan]\ndependencies:\n" + "".join(f"  - {d}\n" for d in deps)
+        )
 
     def builds(self) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT b.id, e.name, b.state, b.worker, b.started_at, b.finished_at, b.reason, b.attempt, "
-                "e.current_build_id = b.id AS current FROM builds b JOIN environments e ON e.id = b.environment_id "
-                "ORDER BY b.id"))  # fmt: skip
+            rows = conn.execute(
+                text(
+                    "SELECT b.id, e.name, b.state, b.worker, b.started_at, b.finished_at, b.reason, b.attempt, "
+                    "e.current_build_id = b.id AS current FROM builds b JOIN environments e ON e.id = b.environment_id "
+                    "ORDER BY b.id"
+                )
+            )
             return [dict(r._mapping) for r in rows]
 
     def ready(self, names: list[str]) -> bool:
@@ -152,8 +159,9 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path, http_channel) -> Iterator[Cluster]:  # type: ignore[no-untyped-def]
     packages = [PackageSpec("libtool-data", "1.0", files={"share/tool/data.txt": "prefix=PREFIX_PLACEHOLDER\n"})]
-    packages += [PackageSpec(f"tool{i}", "1.0", depends=("libtool-data",), executables=(f"tool{i}",))
-                 for i in range(N_TOOLS)]  # fmt: skip
+    packages += [
+        PackageSpec(f"tool{i}", "1.0", depends=("libtool-data",), executables=(f"tool{i}",)) for i in range(N_TOOLS)
+    ]
     root = tmp_path / "channel"
     make_channel(root, packages)
     channel = http_channel(root)
@@ -212,8 +220,11 @@ def test_migrations_run_once_when_many_processes_start_together(cluster: Cluster
         assert proc.popen.wait(timeout=120) == 0, proc.text()
     with cluster.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
-        tables = set(conn.execute(text("SELECT table_name FROM information_schema.tables "
-                                       "WHERE table_schema = 'apscheduler'")).scalars())  # fmt: skip
+        tables = set(
+            conn.execute(
+                text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'apscheduler'")
+            ).scalars()
+        )
     assert {"tasks", "schedules", "jobs", "job_results", "metadata"} <= tables
 
 
@@ -313,7 +324,11 @@ def test_no_queued_build_is_lost_when_every_process_restarts(cluster: Cluster):
 def test_roles_other_than_all_refuse_sqlite(tmp_path: Path):
     config = tmp_path / "condaops.yaml"
     config.write_text(yaml.safe_dump({"store": str(tmp_path / "store")}))
-    run = subprocess.run([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(config), "worker"],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(config), "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2
     assert "key 'database'" in run.stderr and "postgresql+psycopg://" in run.stderr

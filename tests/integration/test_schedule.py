@@ -99,13 +99,19 @@ async def test_a_schedule_left_taken_by_a_dead_scheduler_is_added_again():
             await dead.submit([build])
             await wait_for(lambda: _count(engine, "SELECT count(*) FROM apscheduler.jobs") == 1)
         with engine.begin() as conn:  # as if it had died holding the schedule, before making the job
-            conn.execute(text("UPDATE apscheduler.schedules SET acquired_by = 'dead', "
-                              "acquired_until = now() + interval '2 seconds', "
-                              "next_fire_time = now() - interval '10 minutes' WHERE id = :id"), {"id": build.job_id})
+            conn.execute(
+                text(
+                    "UPDATE apscheduler.schedules SET acquired_by = 'dead', "
+                    "acquired_until = now() + interval '2 seconds', "
+                    "next_fire_time = now() - interval '10 minutes' WHERE id = :id"
+                ),
+                {"id": build.job_id},
+            )
             conn.execute(text("DELETE FROM apscheduler.jobs"))
         runs = Runs()
-        async with BuildScheduler(runs, run_preview=Runs(), run_publish=Runs(), concurrency=1, database_url=url,
-                                  identity="alive") as alive:  # fmt: skip
+        async with BuildScheduler(
+            runs, run_preview=Runs(), run_publish=Runs(), concurrency=1, database_url=url, identity="alive"
+        ) as alive:
             await anyio.sleep(4.0)  # the dead one's claim has run out meanwhile, yet nothing wakes this one
             assert runs.calls == []
             await alive.submit([build])  # what the reconciler does on its timer

@@ -42,8 +42,11 @@ def test_serve_watches_builds_and_survives_bad_input(project, tool_channel):
     port = free_port()
     p = project({ALIAS + "testchan": tool_channel}, web={"listen": f"127.0.0.1:{port}"})
     p.write_env("team/tool.yaml", "channels: [testchan]\ndependencies: [tool=1.0]\n")
-    proc = subprocess.Popen([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file),
-                             "serve"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "serve"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_until(lambda: get_status(port).get("team/tool", {}).get("state") == "ready")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
@@ -76,7 +79,11 @@ def test_serve_stops_with_a_clear_error_when_its_port_is_taken(project, tool_cha
         taken.listen()
         port = taken.getsockname()[1]
         p = project({ALIAS + "testchan": tool_channel}, web={"listen": f"127.0.0.1:{port}"})
-        run = subprocess.run([sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "serve"],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "serve"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert run.returncode == 2, run.stderr
     assert f"key 'web.listen': the web server could not listen on 127.0.0.1:{port}" in run.stderr

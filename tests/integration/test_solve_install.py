@@ -70,9 +70,7 @@ def toy_channel(channel_factory, http_channel):
 
 def test_own_packages_install_and_run(toy_channel, tmp_path: Path) -> None:
     _, url = toy_channel
-    records = solve(make_spec((url,), "app", "data"), ["linux-64"], tmp_path, env_label="toys/app")[
-        "linux-64"
-    ]
+    records = solve(make_spec((url,), "app", "data"), ["linux-64"], tmp_path, env_label="toys/app")["linux-64"]
     assert sorted(r.file_name for r in records) == [
         "app-1.0-0.tar.bz2",
         "data-3.0-0.tar.bz2",
@@ -80,9 +78,7 @@ def test_own_packages_install_and_run(toy_channel, tmp_path: Path) -> None:
     ]
 
     prefix = tmp_path / "env"
-    install(
-        records, prefix, tmp_path / "pkgs", client=build_client({}, alias=""), requested_specs=["app", "data"]
-    )
+    install(records, prefix, tmp_path / "pkgs", client=build_client({}, alias=""), requested_specs=["app", "data"])
 
     out = subprocess.run([prefix / "bin" / "app"], capture_output=True, text=True, check=True)
     assert out.stdout == f"app 1.0 {prefix}\n"  # the placeholder was rewritten
@@ -90,9 +86,7 @@ def test_own_packages_install_and_run(toy_channel, tmp_path: Path) -> None:
     assert (prefix / "share/data/readme.txt").read_text() == "noarch data\n"
     meta = sorted(p.name for p in (prefix / "conda-meta").glob("*.json"))
     assert meta == ["app-1.0-0.json", "data-3.0-0.json", "lib-2.1-0.json"]
-    assert all(
-        stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044 for p in (prefix / "conda-meta").glob("*.json")
-    )
+    assert all(stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044 for p in (prefix / "conda-meta").glob("*.json"))
     assert not (prefix / "CACHEDIR.TAG").exists()
     assert json.loads((prefix / "conda-meta/app-1.0-0.json").read_text())["requested_specs"] == ["app"]
     verify_prefix(prefix, records)
@@ -132,9 +126,7 @@ def test_flask_env_through_a_mirror(realdata_channel, channel_factory, http_chan
         )
         assert out.stdout.strip() == "1.1.2"
         # entry points name the final prefix, not the staging folder rattler wrote into
-        assert (tmp_path / name / "bin/flask").read_text().splitlines()[
-            0
-        ] == f"#!{tmp_path / name}/bin/python2.7"
+        assert (tmp_path / name / "bin/flask").read_text().splitlines()[0] == f"#!{tmp_path / name}/bin/python2.7"
         verify_prefix(tmp_path / name, records)
     cold, warm = (os.stat(tmp_path / n / "lib/python2.7/os.py") for n in ("cold", "warm"))
     assert (cold.st_dev, cold.st_ino) == (warm.st_dev, warm.st_ino)  # hardlinked from the cache
@@ -192,9 +184,7 @@ def test_channel_prefix_selects_a_lower_priority_channel(tmp_path: Path, http_ch
     assert {r.name.normalized: r.file_name for r in plain}["app"] == "app-1.0-0.tar.bz2"  # a wins
     chosen = {r.name.normalized: r for r in prefixed}
     assert chosen["app"].file_name == "app-2.0-b_0.tar.bz2"
-    assert (
-        chosen["app"].channel.rstrip("/") == f"{alias}b" and chosen["lib"].channel.rstrip("/") == f"{alias}a"
-    )
+    assert chosen["app"].channel.rstrip("/") == f"{alias}b" and chosen["lib"].channel.rstrip("/") == f"{alias}a"
 
 
 # --- errors -----------------------------------------------------------------------

@@ -208,8 +208,14 @@ def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
     rec.record_collected([second.build_id])
     version(True)
     other = DesiredEnv(EnvRef("team", "other"), spec("3.12"), "src", "team/other.yaml", "rev-gone")
-    rec.apply_plan(plan([SourceSnapshot("src", "rev-gone", envs=(other,))], load_recorded(engine),
-                        policy=Policy(prune=True), now=clock()))  # fmt: skip
+    rec.apply_plan(
+        plan(
+            [SourceSnapshot("src", "rev-gone", envs=(other,))],
+            load_recorded(engine),
+            policy=Policy(prune=True),
+            now=clock(),
+        )
+    )
     version(True)  # retired: its file is gone
     assert environment_stamp(engine, EnvRef("team", "nowhere")) is None
 

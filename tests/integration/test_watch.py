@@ -74,8 +74,19 @@ async def test_new_file_gives_one_signal_after_the_quiet_period(tmp_path: Path) 
 async def test_editor_leftovers_and_other_files_alone_do_not_signal(tmp_path: Path) -> None:
     (tmp_path / "team").mkdir()
     async with running(make_watcher(tmp_path)) as signals:
-        for name in (".a.yaml.swp", ".a.yaml.swx", "a.yaml~", "4913", ".#a.yaml", "#a.yaml#",
-                     "a.yaml.tmp", "a.yaml.orig", "README.md", "notes.txt", "condaops.yaml"):
+        for name in (
+            ".a.yaml.swp",
+            ".a.yaml.swx",
+            "a.yaml~",
+            "4913",
+            ".#a.yaml",
+            "#a.yaml#",
+            "a.yaml.tmp",
+            "a.yaml.orig",
+            "README.md",
+            "notes.txt",
+            "condaops.yaml",
+        ):
             (tmp_path / "team" / name).write_text("x")
         (tmp_path / ".git").mkdir()
         (tmp_path / ".git" / "index.yaml").write_text("x")
@@ -216,11 +227,26 @@ def test_parse_mountinfo_reads_sources_and_skips_garbage() -> None:
 
 
 FSTYPES = [
-    ("nfs", True), ("nfs4", True), ("cifs", True), ("smb3", True), ("lustre", True),
-    ("gpfs", True), ("cephfs", True), ("fuse.sshfs", True), ("glusterfs", True),
-    ("fuse.glusterfs", True), ("beegfs", True), ("9p", True), ("NFS4", True),
-    ("ext4", False), ("xfs", False), ("btrfs", False), ("tmpfs", False), ("overlay", False),
-    ("fuse.fuse-overlayfs", False), ("zfs", False),
+    ("nfs", True),
+    ("nfs4", True),
+    ("cifs", True),
+    ("smb3", True),
+    ("lustre", True),
+    ("gpfs", True),
+    ("cephfs", True),
+    ("fuse.sshfs", True),
+    ("glusterfs", True),
+    ("fuse.glusterfs", True),
+    ("beegfs", True),
+    ("9p", True),
+    ("NFS4", True),
+    ("ext4", False),
+    ("xfs", False),
+    ("btrfs", False),
+    ("tmpfs", False),
+    ("overlay", False),
+    ("fuse.fuse-overlayfs", False),
+    ("zfs", False),
 ]
 
 
@@ -231,8 +257,9 @@ def test_is_network_fstype(fstype: str, network: bool) -> None:
 
 def _fake_mountinfo(tmp_path: Path, fstype: str) -> Path:
     info = tmp_path / "mountinfo"
-    info.write_text(f"27 1 254:0 / / rw - ext4 /dev/vda rw\n"
-                    f"40 27 0:40 / {tmp_path.resolve()} rw - {fstype} filer:/x rw\n")
+    info.write_text(
+        f"27 1 254:0 / / rw - ext4 /dev/vda rw\n40 27 0:40 / {tmp_path.resolve()} rw - {fstype} filer:/x rw\n"
+    )
     return info
 
 
@@ -244,9 +271,7 @@ BACKENDS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("fstype", "setting", "polls"), [b[1:] for b in BACKENDS], ids=[b[0] for b in BACKENDS]
-)
+@pytest.mark.parametrize(("fstype", "setting", "polls"), [b[1:] for b in BACKENDS], ids=[b[0] for b in BACKENDS])
 def test_backend_choice(tmp_path: Path, fstype: str, setting: bool | None, polls: bool) -> None:
     info = _fake_mountinfo(tmp_path, fstype)
     watcher = make_watcher(tmp_path / "not-yet" / "root", polling=setting, mountinfo=info)

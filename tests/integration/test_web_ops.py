@@ -68,8 +68,13 @@ class State:
         self.clock.advance(seconds)
         log = self.log_path(ref, build_id)
         artifact = ArtifactRecord("log", self.layout.relative(log), log.stat().st_size if log.exists() else 0)
-        outcome = BuildOutcome(ok, "BuildSucceeded" if ok else "SolveFailed", "" if ok else "no <b>such</b> package",
-                               artifacts=(artifact,), linked=ok)  # fmt: skip
+        outcome = BuildOutcome(
+            ok,
+            "BuildSucceeded" if ok else "SolveFailed",
+            "" if ok else "no <b>such</b> package",
+            artifacts=(artifact,),
+            linked=ok,
+        )
         self.recorder.finish(build_id, outcome)
 
     def build(self, ref: EnvRef, *, ok: bool = True, seconds: float = 12.0) -> int:
@@ -136,8 +141,11 @@ def parse_metrics(text: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith("# HELP ") or line.startswith("# TYPE "):
             continue
-        match = re.fullmatch(r'([a-z_:][a-z0-9_:]*(?:\{[a-z_]+="(?:[^"\\]|\\.)*"(?:,[a-z_]+="(?:[^"\\]|\\.)*")*\})?) '
-                             r"(-?[0-9.e+]+|\+Inf|NaN)", line)  # fmt: skip
+        match = re.fullmatch(
+            r'([a-z_:][a-z0-9_:]*(?:\{[a-z_]+="(?:[^"\\]|\\.)*"(?:,[a-z_]+="(?:[^"\\]|\\.)*")*\})?) '
+            r"(-?[0-9.e+]+|\+Inf|NaN)",
+            line,
+        )
         assert match, f"not a sample line: {line!r}"
         samples[match.group(1)] = float(match.group(2))
     return samples
@@ -181,8 +189,9 @@ def test_metrics_count_builds_sources_and_store(state: State) -> None:
 # --- live logs -------------------------------------------------------------------------------
 
 
-def writer(state: State, ref: EnvRef, build_id: int, lines: list[str], *, pause: float,
-           finish: bool = True) -> threading.Thread:  # fmt: skip
+def writer(
+    state: State, ref: EnvRef, build_id: int, lines: list[str], *, pause: float, finish: bool = True
+) -> threading.Thread:
     """Append ``lines`` to the build's log one by one, then record the outcome."""
     path = state.log_path(ref, build_id)
 
@@ -209,8 +218,13 @@ def test_log_streams_while_the_build_runs(state: State) -> None:
         assert 'data-stream="/builds/' in page.text and "build_started" in page.text
         offset = int(re.search(r"offset=(\d+)", page.text).group(1))  # type: ignore[union-attr]
         # A line is written in two parts: it must arrive whole, once.
-        thread = writer(state, ref, build_id, ["solved platform=linux-64\n", "install", "ing <prefix>\n",
-                                                "build_finished\n"], pause=0.3)  # fmt: skip
+        thread = writer(
+            state,
+            ref,
+            build_id,
+            ["solved platform=linux-64\n", "install", "ing <prefix>\n", "build_finished\n"],
+            pause=0.3,
+        )
         events = client.get(f"/builds/{build_id}/log/events", params={"offset": offset}).text.replace("\r\n", "\n")
         thread.join()
 
@@ -277,8 +291,19 @@ def test_package_index_rows_are_replaced_not_duplicated(state: State) -> None:
     from condaops.reconciler.state.packages import LockedPackage, indexed_packages, record_build_packages
 
     build_id = state.build(EnvRef("team", "indexed"))
-    first = [LockedPackage("linux-64", "zlib", "1.3", "h0", 0, "https://conda.anaconda.org/conda-forge",
-                           "linux-64", 100, "https://conda.anaconda.org/conda-forge/linux-64/zlib-1.3-h0.conda")]
+    first = [
+        LockedPackage(
+            "linux-64",
+            "zlib",
+            "1.3",
+            "h0",
+            0,
+            "https://conda.anaconda.org/conda-forge",
+            "linux-64",
+            100,
+            "https://conda.anaconda.org/conda-forge/linux-64/zlib-1.3-h0.conda",
+        )
+    ]
     with Session(state.engine) as s, s.begin():
         assert record_build_packages(s, build_id, first) == 1
     with Session(state.engine) as s, s.begin():
@@ -300,15 +325,19 @@ def test_registry_traffic_reaches_the_metrics(state: State) -> None:
     metrics = ServiceMetrics()
     storage = open_storage(settings)
     observe = lambda method, status, got, sent: metrics.registry_request(  # noqa: E731
-        method, status, bytes_in=got, bytes_out=sent)
+        method, status, bytes_in=got, bytes_out=sent
+    )
     blob = b"layer bytes " * 1000
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-    app = create_app(settings, state.engine, metrics=metrics, routers=[registry_router(settings, storage,
-                                                                                       observe=observe)])
+    app = create_app(
+        settings, state.engine, metrics=metrics, routers=[registry_router(settings, storage, observe=observe)]
+    )
     with TestClient(app) as client:
-        pushed = client.post(f"/v2/team/env/blobs/uploads/?digest={digest}", content=blob,
-                             headers={"Authorization": "Bearer " + "t" * 24,
-                                      "Content-Type": "application/octet-stream"})
+        pushed = client.post(
+            f"/v2/team/env/blobs/uploads/?digest={digest}",
+            content=blob,
+            headers={"Authorization": "Bearer " + "t" * 24, "Content-Type": "application/octet-stream"},
+        )
         assert pushed.status_code == 201, pushed.text
         assert client.get(f"/v2/team/env/blobs/{digest}").content == blob
         assert client.get("/v2/team/env/blobs/sha256:" + "0" * 64).status_code == 404

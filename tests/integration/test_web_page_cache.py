@@ -53,8 +53,9 @@ def build(rec: Recorder, engine: Engine, python: str) -> int:
     build_id = queue(rec, engine, python)
     rec.claim(build_id, "w1")
     files = (ArtifactRecord("conda-lock", f"artifacts/team/ml/{build_id}/conda-lock.yml", 10, "c" * 64),)
-    rec.finish(build_id, BuildOutcome(True, "BuildSucceeded", prefix=f"team/{build_id}-ml", artifacts=files,
-                                      linked=True), "w1")  # fmt: skip
+    rec.finish(
+        build_id, BuildOutcome(True, "BuildSucceeded", prefix=f"team/{build_id}-ml", artifacts=files, linked=True), "w1"
+    )
     return build_id
 
 
@@ -138,8 +139,14 @@ def test_read_handlers_run_on_the_loop_with_sqlite_and_in_threads_with_postgresq
     assert route(app, "/api/v1/environments").sync_to_thread is False
     assert route(app, "/").sync_to_thread is False
     # What may take long stays in threads: search, diffs, lockfile reads, logs, metrics.
-    for path in ("/search", "/environments/{namespace:str}/{name:str}/diff", "/api/v1/packages",
-                 "/api/v1/builds/{build_id:int}/packages", "/builds/{build_id:int}/log", "/metrics"):  # fmt: skip
+    for path in (
+        "/search",
+        "/environments/{namespace:str}/{name:str}/diff",
+        "/api/v1/packages",
+        "/api/v1/builds/{build_id:int}/packages",
+        "/builds/{build_id:int}/log",
+        "/metrics",
+    ):
         assert route(app, path).sync_to_thread is True, path
     with fresh_database() as url:
         pg = make_engine(url)

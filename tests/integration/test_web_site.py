@@ -77,8 +77,9 @@ def _index_builds(engine: Engine, store: Path, skip: EnvRef) -> int:
             if "pixi-lock" not in build.artifacts:
                 continue
             with Session(engine) as s:
-                indexed = s.scalar(select(func.count()).select_from(build_packages)
-                                   .where(build_packages.c.build_id == build.build_id))
+                indexed = s.scalar(
+                    select(func.count()).select_from(build_packages).where(build_packages.c.build_id == build.build_id)
+                )
             assert indexed, f"build {build.build_id} was not indexed by the recorder"
             if env.ref == skip and env.current and build.build_id == env.current.build_id:
                 left_out = build.build_id
@@ -137,8 +138,13 @@ def test_status_is_what_the_cli_prints(site: Site, client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json() == json.loads(json.dumps(expected, default=str))
     states = {f"{i['namespace']}/{i['name']}": i["state"] for i in response.json()}
-    assert states == {"data/analysis": "ready", "secret/vault": "ready", "team/broken": "failed",
-                      "team/tools": "ready", "team/web": "ready"}  # fmt: skip
+    assert states == {
+        "data/analysis": "ready",
+        "secret/vault": "ready",
+        "team/broken": "failed",
+        "team/tools": "ready",
+        "team/web": "ready",
+    }
 
 
 def test_namespaces_count_environments_by_state(client: TestClient) -> None:
@@ -201,8 +207,11 @@ def test_builds_are_listed_newest_first_with_history(site: Site, client: TestCli
 def test_locked_packages_from_the_index_and_from_pixi_lock_agree(site: Site, client: TestClient) -> None:
     indexed = client.get("/api/v1/environments/team/web/packages").json()
     assert indexed["source"] == "index"
-    assert {(p["name"], p["version"]) for p in indexed["items"]} == {("app", "2.0"), ("openssl", "3.3.1"),
-                                                                      ("zlib", "1.3")}  # fmt: skip
+    assert {(p["name"], p["version"]) for p in indexed["items"]} == {
+        ("app", "2.0"),
+        ("openssl", "3.3.1"),
+        ("zlib", "1.3"),
+    }
     fallback = client.get("/api/v1/environments/data/analysis/packages").json()
     assert fallback["source"] == "pixi.lock" and fallback["build_id"] == site.unindexed
     assert {(p["name"], p["version"]) for p in fallback["items"]} == {("legacy", "1.0"), ("openssl", "3.0.9")}
@@ -264,8 +273,13 @@ def test_openapi_schema_is_served(client: TestClient) -> None:
     schema = client.get("/schema").json()
 
     assert schema["openapi"].startswith("3.")
-    for path in ("/api/v1/environments", "/api/v1/environments/{namespace}/{name}", "/api/v1/packages",
-                 "/api/v1/builds/{build_id}/artifacts", "/builds/{build_id}/artifacts/{kind}"):  # fmt: skip
+    for path in (
+        "/api/v1/environments",
+        "/api/v1/environments/{namespace}/{name}",
+        "/api/v1/packages",
+        "/api/v1/builds/{build_id}/artifacts",
+        "/builds/{build_id}/artifacts/{kind}",
+    ):
         assert path in schema["paths"], path
     assert "get" in schema["paths"]["/api/v1/status"]
     assert client.get("/schema/openapi.yaml").status_code == 200
@@ -290,8 +304,9 @@ def test_nothing_changes_state(client: TestClient) -> None:
         ("log", "build.log", "text/plain; charset=utf-8"),
     ],
 )
-def test_artifacts_download_with_their_type(site: Site, client: TestClient, kind: str, file_name: str,
-                                            media_type: str) -> None:  # fmt: skip
+def test_artifacts_download_with_their_type(
+    site: Site, client: TestClient, kind: str, file_name: str, media_type: str
+) -> None:
     build = site.web_builds[-1]
     response = client.get(f"/builds/{build}/artifacts/{kind}")
 
@@ -305,10 +320,17 @@ def test_artifacts_download_with_their_type(site: Site, client: TestClient, kind
 
 @pytest.mark.parametrize(
     "path",
-    ["/builds/{b}/artifacts/nonsense", "/builds/{b}/artifacts/..%2F..%2Fcondaops.db", "/builds/{b}/artifacts/../1",
-     "/builds/999999/artifacts/log", "/builds/0/artifacts/log", "/builds/-1/log", "/builds/{b}/artifacts/"],
+    [
+        "/builds/{b}/artifacts/nonsense",
+        "/builds/{b}/artifacts/..%2F..%2Fcondaops.db",
+        "/builds/{b}/artifacts/../1",
+        "/builds/999999/artifacts/log",
+        "/builds/0/artifacts/log",
+        "/builds/-1/log",
+        "/builds/{b}/artifacts/",
+    ],
     ids=["unknown-kind", "encoded-traversal", "dot-segments", "unknown-build", "build-zero", "negative", "no-kind"],
-)  # fmt: skip
+)
 def test_artifacts_are_only_served_by_build_and_kind(site: Site, client: TestClient, path: str) -> None:
     response = client.get(path.format(b=site.web_builds[-1]))
 
@@ -381,8 +403,7 @@ def test_failed_environment_shows_its_reason(client: TestClient) -> None:
 
 
 def test_pages_load_nothing_from_other_hosts(client: TestClient) -> None:
-    for path in ("/", "/namespaces/team", "/environments/team/web", "/search?q=openssl", "/login",
-                 "/change-requests"):  # fmt: skip
+    for path in ("/", "/namespaces/team", "/environments/team/web", "/search?q=openssl", "/login", "/change-requests"):
         response = client.get(path)
         assert "default-src 'self'" in response.headers["content-security-policy"]
         for url in re.findall(r'(?:src|href)="([^"]*)"', response.text):
@@ -425,8 +446,12 @@ def test_unknown_names_get_a_404_page_with_a_way_back(client: TestClient, path: 
 
 
 def test_api_404_is_json(client: TestClient) -> None:
-    for path in ("/api/v1/environments/team/nope", "/api/v1/builds/424242", "/api/v1/namespaces/nope",
-                 "/api/v1/nothing"):  # fmt: skip
+    for path in (
+        "/api/v1/environments/team/nope",
+        "/api/v1/builds/424242",
+        "/api/v1/namespaces/nope",
+        "/api/v1/nothing",
+    ):
         response = client.get(path)
         assert response.status_code == 404 and response.json()["status_code"] == 404
 
@@ -448,15 +473,25 @@ def _names(client: TestClient, **headers: str) -> set[str]:
 
 def test_visibility_by_token(locked: TestClient) -> None:
     assert _names(locked) == {"data/analysis"}
-    assert _names(locked, authorization=f"Bearer {TEAM_TOKEN}") == {"data/analysis", "team/broken", "team/tools",
-                                                                   "team/web"}  # fmt: skip
+    assert _names(locked, authorization=f"Bearer {TEAM_TOKEN}") == {
+        "data/analysis",
+        "team/broken",
+        "team/tools",
+        "team/web",
+    }
     assert len(_names(locked, authorization=f"Bearer {GLOBAL_TOKEN}")) == 5
 
 
 def test_hidden_things_are_not_found(site: Site, locked: TestClient) -> None:
     build = site.web_builds[-1]
-    for path in ("/environments/team/web", "/api/v1/environments/team/web", f"/builds/{build}",
-                 f"/builds/{build}/artifacts/conda-lock", f"/builds/{build}/log", "/namespaces/secret"):  # fmt: skip
+    for path in (
+        "/environments/team/web",
+        "/api/v1/environments/team/web",
+        f"/builds/{build}",
+        f"/builds/{build}/artifacts/conda-lock",
+        f"/builds/{build}/log",
+        "/namespaces/secret",
+    ):
         assert locked.get(path).status_code == 404, path
     assert locked.get("/api/v1/packages", params={"name": "zlib"}).json()["total"] == 0
     assert {b["namespace"] for b in locked.get("/api/v1/builds").json()["items"]} == {"data"}
@@ -480,8 +515,9 @@ def test_login_form_sets_a_cookie(site: Site) -> None:
         refused = browser.post("/login", data={"token": "wrong-wrong-wrong-wrong", "next": "/"})
         assert refused.status_code == 401 and "not known" in refused.text
 
-        ok = browser.post("/login", data={"token": GLOBAL_TOKEN, "next": "/environments/team/web"},
-                          follow_redirects=False)  # fmt: skip
+        ok = browser.post(
+            "/login", data={"token": GLOBAL_TOKEN, "next": "/environments/team/web"}, follow_redirects=False
+        )
         assert ok.status_code == 303 and ok.headers["location"] == "/environments/team/web"
         assert "httponly" in ok.headers["set-cookie"].lower()
         assert browser.get("/environments/team/web").status_code == 200

@@ -93,9 +93,15 @@ def test_github_push_refreshes_the_matching_source(client: TestClient, refreshes
 
 
 def test_gitlab_token_and_secret_file(client: TestClient, refreshes: Refreshes) -> None:
-    body = json.dumps({"object_kind": "push", "project": {
-        "git_http_url": "https://gitlab.example.org/group/proj.git",
-        "git_ssh_url": "git@gitlab.example.org:group/proj.git"}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "object_kind": "push",
+            "project": {
+                "git_http_url": "https://gitlab.example.org/group/proj.git",
+                "git_ssh_url": "git@gitlab.example.org:group/proj.git",
+            },
+        }
+    ).encode()
     assert post(client, body, {"X-Gitlab-Token": SECRET}).status_code == 401  # another source's secret
     resp = post(client, body, {"X-Gitlab-Token": FILE_SECRET, "X-Gitlab-Event": "Push Hook"})
     assert (resp.status_code, resp.json()["refreshed"]) == (202, ["gl"])
@@ -126,16 +132,36 @@ def test_ping_is_answered_and_refreshes_nothing(client: TestClient, refreshes: R
         ({"X-Hub-Signature-256": sign(push_event())}, "", push_event() + b" ", 401),
         ({"X-Condaops-Signature": sign(b"x")}, "?source=envs", b"x", 400),
         ({"X-Hub-Signature-256": sign(b"<xml/>")}, "", b"<xml/>", 400),
-        ({"X-Hub-Signature-256": sign(push_event("https://github.com/a/b.git"))}, "",
-         push_event("https://github.com/a/b.git"), 404),
+        (
+            {"X-Hub-Signature-256": sign(push_event("https://github.com/a/b.git"))},
+            "",
+            push_event("https://github.com/a/b.git"),
+            404,
+        ),
         ({"X-Hub-Signature-256": sign(b"{}")}, "?source=missing", b"{}", 404),
         ({"X-Hub-Signature-256": sign(b"{}")}, "?source=dir", b"{}", 404),
     ],
-    ids=["wrong-secret", "unsigned", "wrong-token", "body-changed", "by-name-not-json", "not-json", "no-match",
-         "unknown-name", "directory-source"],  # fmt: skip
+    ids=[
+        "wrong-secret",
+        "unsigned",
+        "wrong-token",
+        "body-changed",
+        "by-name-not-json",
+        "not-json",
+        "no-match",
+        "unknown-name",
+        "directory-source",
+    ],
 )
-def test_refusals_do_nothing(client: TestClient, refreshes: Refreshes, headers: dict[str, str], query: str,
-                             body: bytes, status: int, caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_refusals_do_nothing(
+    client: TestClient,
+    refreshes: Refreshes,
+    headers: dict[str, str],
+    query: str,
+    body: bytes,
+    status: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.INFO, logger="condaops.web.hooks"):
         resp = post(client, body, headers, query)
     assert resp.status_code == status
@@ -144,8 +170,9 @@ def test_refusals_do_nothing(client: TestClient, refreshes: Refreshes, headers: 
     assert SECRET not in resp.text + caplog.text and "guess" not in caplog.text
 
 
-def test_missing_secret_variable_refuses_and_says_why(client: TestClient, refreshes: Refreshes,
-                                                      caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+def test_missing_secret_variable_refuses_and_says_why(
+    client: TestClient, refreshes: Refreshes, caplog: pytest.LogCaptureFixture
+) -> None:
     body = push_event("https://github.com/conda/unset.git")
     with caplog.at_level(logging.WARNING, logger="condaops.web.hooks"):
         resp = post(client, body, {"X-Hub-Signature-256": sign(body, "")})
@@ -182,8 +209,9 @@ def test_forced_read_skips_the_backoff_once(tmp_path: Path) -> None:
     served = tmp_path / "served"
     GitRepo(served / "envs").commit({"team/tool.yaml": TOOL1}, "initial")
     port = free_port()
-    src = SourceSettings(name="envs", git=f"git://127.0.0.1:{port}/envs", interval=3600.0,
-                         mirror_dir=tmp_path / "mirrors")  # fmt: skip
+    src = SourceSettings(
+        name="envs", git=f"git://127.0.0.1:{port}/envs", interval=3600.0, mirror_dir=tmp_path / "mirrors"
+    )
     reader = SourceReader()
     assert reader(src).error_reason == "SourceUnreachable"  # nothing listens yet: an hour's wait follows
     with serve_git_daemon(served, port=port):
@@ -196,8 +224,12 @@ def test_forced_read_skips_the_backoff_once(tmp_path: Path) -> None:
 
 
 def post_hook(port: int, body: bytes, signature: str) -> int:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/hooks/git", data=body, method="POST", headers={
-        "Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature})  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/hooks/git",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status
@@ -205,8 +237,9 @@ def post_hook(port: int, body: bytes, signature: str) -> int:
         return err.code
 
 
-def test_serve_builds_a_pushed_commit_on_a_signed_webhook(project: Callable[..., object], tool_channel: object,
-                                                          tmp_path: Path) -> None:  # fmt: skip
+def test_serve_builds_a_pushed_commit_on_a_signed_webhook(
+    project: Callable[..., object], tool_channel: object, tmp_path: Path
+) -> None:
     require_git()
     served = tmp_path / "served"
     repo = GitRepo(served / "envs")
@@ -217,8 +250,12 @@ def test_serve_builds_a_pushed_commit_on_a_signed_webhook(project: Callable[...,
         source = {"git": url, "name": "envs", "interval": "3600s", "webhook_secret_env": "TEST_WEBHOOK_SECRET"}
         p = project({ALIAS + "testchan": tool_channel}, web={"listen": f"127.0.0.1:{port}"}, sources=[source])
         env = {**os.environ, "TEST_WEBHOOK_SECRET": SECRET}
-        proc = subprocess.Popen([sys.executable, "-m", "condaops.reconciler.cli", "--config",
-                                 str(p.config_file), "serve"], stderr=subprocess.PIPE, text=True, env=env)  # type: ignore[attr-defined]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(p.config_file), "serve"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # type: ignore[attr-defined]
         try:
             wait_until(lambda: get_status(port).get("team/tool", {}).get("state") == "ready")
             time.sleep(1.0)  # the pass after the build has run: from here on only a webhook reads the source

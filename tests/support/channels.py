@@ -315,11 +315,7 @@ class RequestLog:
             return list(self._entries)
 
     def count(self, path_prefix: str = "/", *, status: int | None = None) -> int:
-        return sum(
-            1
-            for e in self.entries
-            if e.path.startswith(path_prefix) and (status is None or e.status == status)
-        )
+        return sum(1 for e in self.entries if e.path.startswith(path_prefix) and (status is None or e.status == status))
 
     def clear(self) -> None:
         with self._lock:

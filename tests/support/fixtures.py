@@ -36,10 +36,7 @@ def require_realdata() -> Path:
     """The realdata folder; skip the test when it is missing, fail instead on CI."""
     if (REALDATA_DIR / "channel").is_dir():
         return REALDATA_DIR
-    reason = (
-        f"real conda packages not found at {REALDATA_DIR} (expected next to the "
-        "repository as ../shared/realdata)"
-    )
+    reason = f"real conda packages not found at {REALDATA_DIR} (expected next to the repository as ../shared/realdata)"
     if _on_ci():
         pytest.fail(f"{reason}; CI=true requires them", pytrace=False)
     pytest.skip(reason)

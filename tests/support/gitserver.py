@@ -98,12 +98,18 @@ class GitRepo:
         date = f"@{_EPOCH + self._ticks} +0000"
         env = {
             **os.environ,
-            "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.org", "GIT_AUTHOR_DATE": date,
-            "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.org", "GIT_COMMITTER_DATE": date,
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-        }  # fmt: skip
-        done = subprocess.run([require_git(), *args], cwd=self.path, env=env, input=input,
-                              capture_output=True, check=False)  # fmt: skip
+            "GIT_AUTHOR_NAME": "Test",
+            "GIT_AUTHOR_EMAIL": "test@example.org",
+            "GIT_AUTHOR_DATE": date,
+            "GIT_COMMITTER_NAME": "Test",
+            "GIT_COMMITTER_EMAIL": "test@example.org",
+            "GIT_COMMITTER_DATE": date,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+        }
+        done = subprocess.run(
+            [require_git(), *args], cwd=self.path, env=env, input=input, capture_output=True, check=False
+        )
         if done.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.decode(errors='replace')}")
         return done.stdout.decode().strip()
@@ -124,8 +130,13 @@ class GitRepo:
                 shutil.rmtree(target)
             target.write_bytes(content.encode() if isinstance(content, str) else content)
 
-    def commit(self, files: Mapping[str, FileContent] | None = None, message: str = "change", *,
-               symlinks: Mapping[str, str] | None = None) -> str:
+    def commit(
+        self,
+        files: Mapping[str, FileContent] | None = None,
+        message: str = "change",
+        *,
+        symlinks: Mapping[str, str] | None = None,
+    ) -> str:
         """Write ``files`` (None deletes), add ``symlinks`` (path -> target), commit everything."""
         self.write(files or {})
         for rel, target in (symlinks or {}).items():
@@ -183,10 +194,21 @@ def serve_git_daemon(root: Path, *, port: int | None = None) -> Iterator[str]:
     ``port``: listen there (a test's remote that comes back); default a free one."""
     port = port or free_port()  # git daemon has no port 0
     proc = subprocess.Popen(
-        [require_git(), "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-         f"--base-path={root}", "--export-all", "--informative-errors", str(root)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            require_git(),
+            "daemon",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            f"--base-path={root}",
+            "--export-all",
+            "--informative-errors",
+            str(root),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait_for_port(port, proc, "git daemon")
         yield f"git://127.0.0.1:{port}"
@@ -334,8 +356,12 @@ def serve_git_ssh(workdir: Path) -> Iterator[SshServer]:
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
         "AcceptEnv GIT_PROTOCOL\nLogLevel ERROR\n"
     )
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sshd, "-D", "-e", "-f", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     known_hosts = workdir / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {(workdir / 'host_key.pub').read_text()}")
     try:

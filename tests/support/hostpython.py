@@ -60,9 +60,7 @@ def package_files() -> dict[str, bytes]:
     short = _short_version()
     launcher = f'#!/bin/sh\nexec "$(dirname "$0")/python{short}" "$@"\n'.encode()
     cfg = (
-        f"home = {host_interpreter().parent}\n"
-        "include-system-site-packages = false\n"
-        f"version = {host_python_version()}\n"
+        f"home = {host_interpreter().parent}\ninclude-system-site-packages = false\nversion = {host_python_version()}\n"
     ).encode()
     return {
         f"bin/python{short}": host_interpreter().read_bytes(),
@@ -118,4 +116,3 @@ def host_python_runs_when_copied() -> str | None:
         if out.returncode != 0 or Path(out.stdout.strip()).resolve() != prefix.resolve():
             return f"the copied host interpreter does not run as a venv: {out.stderr.strip()[-500:]}"
     return None
-

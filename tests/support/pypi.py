@@ -62,8 +62,7 @@ def write_wheel(
     dist = re.sub(r"[-_.]+", "_", name).lower()
     info = f"{dist}-{version}.dist-info"
     files: dict[str, bytes] = {
-        path: text.encode()
-        for path, text in (modules or {f"{dist}/__init__.py": f"VERSION = {version!r}\n"}).items()
+        path: text.encode() for path, text in (modules or {f"{dist}/__init__.py": f"VERSION = {version!r}\n"}).items()
     }
     metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if requires_python:
@@ -76,10 +75,7 @@ def write_wheel(
     # A compressed tag set (``cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64``)
     # is listed expanded, one ``Tag:`` line each, as the wheel spec asks.
     wheel += [
-        f"Tag: {i}-{a}-{p}"
-        for i in interpreters.split(".")
-        for a in abis.split(".")
-        for p in platforms.split(".")
+        f"Tag: {i}-{a}-{p}" for i in interpreters.split(".") for a in abis.split(".") for p in platforms.split(".")
     ]
     files[f"{info}/WHEEL"] = ("\n".join(wheel) + "\n").encode()
     record = [f"{path},sha256={_record_digest(data)},{len(data)}" for path, data in files.items()]

@@ -71,8 +71,14 @@ def require_module(name: str, package: str) -> Any:
         pytest.skip(reason)
 
 
-def run(cmd: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 180,
-        check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run(
+    cmd: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180,
+    check: bool = True,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure the assertion shows its output."""
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, **(env or {})}
@@ -157,8 +163,9 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def _process(cmd: list[str], host: str, log: Path, env: Mapping[str, str] | None = None,
-             cwd: Path | None = None) -> Iterator[ServerProcess]:  # fmt: skip
+def _process(
+    cmd: list[str], host: str, log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[ServerProcess]:
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
@@ -250,10 +257,14 @@ def write_oci_layout(folder: Path, tag: str = "v1", files: Mapping[str, bytes] |
     """A one-layer linux/amd64 image as an OCI image layout (``oci:<folder>:<tag>``)."""
     files = files or {"hello.txt": b"hello from condaops\n", "etc/condaops-test": b"1\n"}
     layer, diff_id = _tar_gz(files)
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-    }).encode()  # fmt: skip
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/true"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        }
+    ).encode()
     blobs = folder / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
 
@@ -263,18 +274,31 @@ def write_oci_layout(folder: Path, tag: str = "v1", files: Mapping[str, bytes] |
         return f"sha256:{hex_digest}"
 
     layer_digest, config_digest = put(layer), put(config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(layer)}],
-    }).encode()  # fmt: skip
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": len(layer)}],
+        }
+    ).encode()
     manifest_digest = put(manifest)
     (folder / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    (folder / "index.json").write_text(json.dumps({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest),
-                       "annotations": {"org.opencontainers.image.ref.name": tag}}],
-    }))  # fmt: skip
+    (folder / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": manifest_digest,
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": tag},
+                    }
+                ],
+            }
+        )
+    )
     return OciImage(folder, tag, manifest_digest, config_digest, layer_digest, len(layer))
 
 

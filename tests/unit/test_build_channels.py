@@ -56,9 +56,7 @@ def test_channel_urls(name: str, expected: tuple[str, ...]) -> None:
 
 
 def test_channel_urls_use_the_configured_alias() -> None:
-    assert channel_urls("conda-forge", "https://mirror.example/conda") == (
-        "https://mirror.example/conda/conda-forge",
-    )
+    assert channel_urls("conda-forge", "https://mirror.example/conda") == ("https://mirror.example/conda/conda-forge",)
 
 
 @pytest.mark.parametrize(
@@ -107,9 +105,7 @@ def test_empty_spec_channels_fall_back_to_the_default() -> None:
 
 
 def test_resolve_channels_keeps_first_occurrence() -> None:
-    urls = resolve_channels(
-        ["conda-forge", "https://conda.anaconda.org/conda-forge/", "pkgs/main", "defaults"], ALIAS
-    )
+    urls = resolve_channels(["conda-forge", "https://conda.anaconda.org/conda-forge/", "pkgs/main", "defaults"], ALIAS)
     assert urls == ["https://conda.anaconda.org/conda-forge", *DEFAULTS_CHANNELS]
 
 

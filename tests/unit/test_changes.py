@@ -13,8 +13,13 @@ from condaops.reconciler.spec import Dependency, Spec
 
 
 def env(name: str, dep: str) -> DesiredEnv:
-    return DesiredEnv(EnvRef("team", name), Spec(channels=("conda-forge",), dependencies=(Dependency(dep),)),
-                      "src", f"team/{name}.yaml", "rev")
+    return DesiredEnv(
+        EnvRef("team", name),
+        Spec(channels=("conda-forge",), dependencies=(Dependency(dep),)),
+        "src",
+        f"team/{name}.yaml",
+        "rev",
+    )
 
 
 def snap(*envs: DesiredEnv, rejections=()) -> SourceSnapshot:
@@ -26,8 +31,13 @@ def test_compare_snapshots_classifies_every_environment():
     bad = Rejection(EnvRef("team", "broken"), "src", "team/broken.yaml", "SpecYamlInvalid", "line 2")
     head = snap(env("same", "a"), env("edit", "b >=2"), env("new", "e"), rejections=[bad])
     kinds = {str(c.ref): c.kind for c in compare_snapshots(base, head)}
-    assert kinds == {"team/same": "unchanged", "team/edit": "changed", "team/gone": "removed",
-                     "team/new": "added", "team/broken": "invalid"}
+    assert kinds == {
+        "team/same": "unchanged",
+        "team/edit": "changed",
+        "team/gone": "removed",
+        "team/new": "added",
+        "team/broken": "invalid",
+    }
 
 
 @pytest.mark.parametrize(
@@ -48,8 +58,9 @@ def test_package_diff(old, new, expected):
     assert [(c.kind, c.name) for c in diff.changes] == expected
 
 
-@pytest.mark.parametrize("a, b, sign", [("1.10", "1.9", 1), ("1.0", "1.0.0", 0), ("2.0a1", "2.0", -1),
-                                        ("1!1.0", "2.0", 1)], ids=str)
+@pytest.mark.parametrize(
+    "a, b, sign", [("1.10", "1.9", 1), ("1.0", "1.0.0", 0), ("2.0a1", "2.0", -1), ("1!1.0", "2.0", 1)], ids=str
+)
 def test_rattler_compare_orders_like_conda(a, b, sign):
     assert rattler_compare(a, b) == sign
 
@@ -58,10 +69,14 @@ def report() -> ChangeReport:
     base = snap(env("edit", "numpy"), env("gone", "c"))
     head = snap(env("edit", "numpy >=2"), env("new", "<script>"))
     changes = {str(c.ref): c for c in compare_snapshots(base, head)}
-    diff = diff_packages([Pkg("numpy", "1.26.4", "py312_0")], [Pkg("numpy", "2.0.1", "py312_0"),
-                                                                  Pkg("libblas", "3.9")], rattler_compare)
-    envs = (EnvReport(changes["team/edit"], {"linux-64": diff}), EnvReport(changes["team/gone"]),
-            EnvReport(changes["team/new"], error="cannot be solved: nothing provides <script>"))
+    diff = diff_packages(
+        [Pkg("numpy", "1.26.4", "py312_0")], [Pkg("numpy", "2.0.1", "py312_0"), Pkg("libblas", "3.9")], rattler_compare
+    )
+    envs = (
+        EnvReport(changes["team/edit"], {"linux-64": diff}),
+        EnvReport(changes["team/gone"]),
+        EnvReport(changes["team/new"], error="cannot be solved: nothing provides <script>"),
+    )
     return ChangeReport("src", "refs/pull/7/head", "a" * 40, "b" * 40, envs)
 
 
@@ -81,13 +96,25 @@ def test_report_json_is_complete():
     envs = {e["environment"]: e for e in data["environments"]}
     assert set(envs) == {"team/edit", "team/gone", "team/new"}
     assert envs["team/edit"]["packages"]["linux-64"]["upgraded"] == [
-        {"name": "numpy", "manager": "conda", "old": "1.26.4", "new": "2.0.1",
-         "old_build": "py312_0", "new_build": "py312_0"}]
+        {
+            "name": "numpy",
+            "manager": "conda",
+            "old": "1.26.4",
+            "new": "2.0.1",
+            "old_build": "py312_0",
+            "new_build": "py312_0",
+        }
+    ]
     assert envs["team/new"]["error"].startswith("cannot be solved")
 
 
 def test_no_changes():
-    r = ChangeReport("src", "refs/pull/1/head", "a", "a", (EnvReport(compare_snapshots(
-        snap(env("x", "a")), snap(env("x", "a")))[0]),))
+    r = ChangeReport(
+        "src",
+        "refs/pull/1/head",
+        "a",
+        "a",
+        (EnvReport(compare_snapshots(snap(env("x", "a")), snap(env("x", "a")))[0]),),
+    )
     assert not r.has_changes
     assert render_report(r).endswith("No environment changes.")

@@ -79,13 +79,23 @@ def test_environ_defaults_to_the_process_environment(tmp_path: Path, monkeypatch
         (None, None, False, None),
         (None, "sub/../named.yaml", False, "named.yaml"),
     ],
-    ids=["path-beats-variable", "variable-beats-cwd", "empty-variable-ignored", "cwd-file", "none",
-         "variable-relative-to-cwd"],  # fmt: skip
+    ids=[
+        "path-beats-variable",
+        "variable-beats-cwd",
+        "empty-variable-ignored",
+        "cwd-file",
+        "none",
+        "variable-relative-to-cwd",
+    ],
 )
 def test_lookup_order(
-    tmp_path: Path, write_config: WriteConfig, given: str | None, variable: str | None, in_cwd: bool,
+    tmp_path: Path,
+    write_config: WriteConfig,
+    given: str | None,
+    variable: str | None,
+    in_cwd: bool,
     expected: str | None,
-) -> None:  # fmt: skip
+) -> None:
     for name in ("given.yaml", "named.yaml") + (("condaops.yaml",) if in_cwd else ()):
         write_config("prune: true\n", name)
     env = {} if variable is None else {"CONDAOPS_CONFIG": variable}
@@ -99,12 +109,16 @@ def test_lookup_order(
     ("given", "env", "named", "fragment"),
     [
         ("missing.yaml", {}, "missing.yaml", "the configuration file given does not exist; fix the path"),
-        (None, {"CONDAOPS_CONFIG": "sub/missing.yaml"}, "sub/missing.yaml",
-         "the configuration file named by CONDAOPS_CONFIG does not exist"),
+        (
+            None,
+            {"CONDAOPS_CONFIG": "sub/missing.yaml"},
+            "sub/missing.yaml",
+            "the configuration file named by CONDAOPS_CONFIG does not exist",
+        ),
         ("conf", {}, "conf", "the configuration file given is a folder, not a file"),
     ],
     ids=["given", "variable", "folder"],
-)  # fmt: skip
+)
 def test_named_file_must_exist(
     tmp_path: Path, given: str | None, env: dict[str, str], named: str, fragment: str
 ) -> None:
@@ -160,13 +174,20 @@ def test_merge_key_may_be_overridden(tmp_path: Path) -> None:
 
 # --- accepted values ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "read", "expected"),
     [
-        ("build: {backoff: 30s, backoff_max: 1h30m, timeout: 5m}",
-         lambda s: (s.build.backoff, s.build.backoff_max, s.build.timeout), (30.0, 5400.0, 300.0)),
-        ("build: {backoff: 1.5, backoff_max: '90', timeout: 2h}",
-         lambda s: (s.build.backoff, s.build.backoff_max, s.build.timeout), (1.5, 90.0, 7200.0)),
+        (
+            "build: {backoff: 30s, backoff_max: 1h30m, timeout: 5m}",
+            lambda s: (s.build.backoff, s.build.backoff_max, s.build.timeout),
+            (30.0, 5400.0, 300.0),
+        ),
+        (
+            "build: {backoff: 1.5, backoff_max: '90', timeout: 2h}",
+            lambda s: (s.build.backoff, s.build.backoff_max, s.build.timeout),
+            (1.5, 90.0, 7200.0),
+        ),
         ("build: {concurrency: 1, retries: 0}", lambda s: (s.build.concurrency, s.build.retries), (1, 0)),
         ("build: {backoff: 5m, backoff_max: 5m}", lambda s: s.build.backoff_max, 300.0),
         ("build:\nweb: ~", lambda s: (s.build.concurrency, s.web.listen), (2, "127.0.0.1:8080")),
@@ -175,35 +196,70 @@ def test_merge_key_may_be_overridden(tmp_path: Path) -> None:
         ("web: {listen: condaops.internal:1}", lambda s: s.web.listen, "condaops.internal:1"),
         ("platforms: [linux-64, osx-arm64, win-64]", lambda s: s.platforms, ("linux-64", "osx-arm64", "win-64")),
         ("prune: true", lambda s: s.prune, True),
-        ("channels: {default: [conda-forge, bioconda], allowed: [conda-forge]}",
-         lambda s: (s.channels.default, s.channels.allowed), (("conda-forge", "bioconda"), ("conda-forge",))),
-        ("channels:\n  mirrors:\n    https://conda.anaconda.org/conda-forge/: https://mirror.example/cf/",
-         lambda s: s.channels.mirrors, {"https://conda.anaconda.org/conda-forge": ("https://mirror.example/cf",)}),
-        ("channels:\n  mirrors:\n    https://repo.example/main: [http://a.example/main/, https://b.example/main]",
-         lambda s: s.channels.mirrors,
-         {"https://repo.example/main": ("http://a.example/main", "https://b.example/main")}),
-        ("pip: {index_url: https://pypi.example/simple, extra_index_urls: [https://x.example]}",
-         lambda s: (s.pip.index_url, s.pip.extra_index_urls),
-         ("https://pypi.example/simple", ("https://x.example",))),
-        ("database: postgresql+psycopg://user:pw@db.example/condaops",
-         lambda s: s.database, "postgresql+psycopg://user:pw@db.example/condaops"),
+        (
+            "channels: {default: [conda-forge, bioconda], allowed: [conda-forge]}",
+            lambda s: (s.channels.default, s.channels.allowed),
+            (("conda-forge", "bioconda"), ("conda-forge",)),
+        ),
+        (
+            "channels:\n  mirrors:\n    https://conda.anaconda.org/conda-forge/: https://mirror.example/cf/",
+            lambda s: s.channels.mirrors,
+            {"https://conda.anaconda.org/conda-forge": ("https://mirror.example/cf",)},
+        ),
+        (
+            "channels:\n  mirrors:\n    https://repo.example/main: [http://a.example/main/, https://b.example/main]",
+            lambda s: s.channels.mirrors,
+            {"https://repo.example/main": ("http://a.example/main", "https://b.example/main")},
+        ),
+        (
+            "pip: {index_url: https://pypi.example/simple, extra_index_urls: [https://x.example]}",
+            lambda s: (s.pip.index_url, s.pip.extra_index_urls),
+            ("https://pypi.example/simple", ("https://x.example",)),
+        ),
+        (
+            "database: postgresql+psycopg://user:pw@db.example/condaops",
+            lambda s: s.database,
+            "postgresql+psycopg://user:pw@db.example/condaops",
+        ),
         ("database: sqlite:////srv/state.db", lambda s: s.database, "sqlite:////srv/state.db"),
         ("database: 'sqlite://'", lambda s: s.database, "sqlite://"),
         ("sources: [{directory: envs/team-a/}]", lambda s: s.sources[0].name, "team-a"),
         ("sources: [{git: https://github.com/org/envs.git}]", lambda s: s.sources[0].name, "envs"),
         ("sources: [{git: 'git@github.com:org/data-envs.git'}]", lambda s: s.sources[0].name, "data-envs"),
         ("sources: [{git: https://example.org/repo/, name: mine}]", lambda s: s.sources[0].name, "mine"),
-        ("sources: [{directory: a, interval: 2m, polling: false, default_namespace: shared, branch: x}]",
-         lambda s: (s.sources[0].interval, s.sources[0].polling, s.sources[0].default_namespace),
-         (120.0, False, "shared")),
+        (
+            "sources: [{directory: a, interval: 2m, polling: false, default_namespace: shared, branch: x}]",
+            lambda s: (s.sources[0].interval, s.sources[0].polling, s.sources[0].default_namespace),
+            (120.0, False, "shared"),
+        ),
         ("sources: [{directory: a}, {directory: b/a, name: a2}]", lambda s: [x.name for x in s.sources], ["a", "a2"]),
     ],
-    ids=["duration-text", "duration-numbers", "lowest-counts", "backoff-max-equal", "null-sections", "listen-ipv6",
-         "listen-ipv4", "listen-hostname", "platforms", "prune", "channels", "mirror-single-string",
-         "mirror-list", "pip", "database-postgres", "database-sqlite-absolute", "database-sqlite-memory",
-         "source-name-from-directory", "source-name-from-git-url", "source-name-from-scp", "source-name-explicit",
-         "source-options", "source-names-unique"],
-)  # fmt: skip
+    ids=[
+        "duration-text",
+        "duration-numbers",
+        "lowest-counts",
+        "backoff-max-equal",
+        "null-sections",
+        "listen-ipv6",
+        "listen-ipv4",
+        "listen-hostname",
+        "platforms",
+        "prune",
+        "channels",
+        "mirror-single-string",
+        "mirror-list",
+        "pip",
+        "database-postgres",
+        "database-sqlite-absolute",
+        "database-sqlite-memory",
+        "source-name-from-directory",
+        "source-name-from-git-url",
+        "source-name-from-scp",
+        "source-name-explicit",
+        "source-options",
+        "source-names-unique",
+    ],
+)
 def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], Any], expected: Any) -> None:
     assert read(load(tmp_path, text + "\n")) == expected
 
@@ -229,10 +285,12 @@ def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], A
         ("build: {retries: -1}", "build.retries", "must be at least 0, got -1"),
         ("web: {page_cache: -1}", "web.page_cache", "must be at least 0, got -1"),
         ("build: {backoff: 0}", "build.backoff", "must be greater than 0, got 0"),
-        ("build: {backoff: soon}", "build.backoff",
-         "expected a duration, got string 'soon'; use seconds or text such as 30s, 5m, 1h30m"),
-        ("build: {backoff: 5m, backoff_max: 30s}", "build.backoff_max",
-         "must be at least build.backoff (5m), got 30s"),
+        (
+            "build: {backoff: soon}",
+            "build.backoff",
+            "expected a duration, got string 'soon'; use seconds or text such as 30s, 5m, 1h30m",
+        ),
+        ("build: {backoff: 5m, backoff_max: 30s}", "build.backoff_max", "must be at least build.backoff (5m), got 30s"),
         ("build: {backoff_max: 10}", "build.backoff_max", "must be at least build.backoff (30s), got 10s"),
         ("build: {timeout: 0}", "build.timeout", "must be greater than 0, got 0"),
         ("build: {timeout: '-5'}", "build.timeout", "must be greater than 0, got -5"),
@@ -255,53 +313,132 @@ def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], A
         ("database: not a url", "database", "is not a SQLAlchemy URL"),
         ("database: postgres://u@h/db", "database", "unknown database kind 'postgres'"),
         ("channels: {default: []}", "channels.default", "must list at least one entry"),
-        ("channels: {default: conda-forge}", "channels.default",
-         "expected a list of strings, got string 'conda-forge'"),
+        (
+            "channels: {default: conda-forge}",
+            "channels.default",
+            "expected a list of strings, got string 'conda-forge'",
+        ),
         ("channels: {allowed: [conda-forge, 1]}", "channels.allowed[1]", "expected a string, got integer 1"),
-        ("channels: {mirrors: [https://m.example]}", "channels.mirrors",
-         "expected a mapping of channel URL to list of mirror URLs, got a list"),
-        ("channels: {mirrors: {conda-forge: https://m.example/cf}}", 'channels.mirrors["conda-forge"]',
-         "must be a channel URL, such as https://conda.anaconda.org/conda-forge"),
-        ("channels: {mirrors: {'https://c.example/x': 'file:///srv/mirror'}}",
-         'channels.mirrors["https://c.example/x"]',
-         "mirror 'file:///srv/mirror' must be an http:// or https:// URL"),
-        ("channels: {mirrors: {'https://c.example/x': []}}", 'channels.mirrors["https://c.example/x"]',
-         "expected a mirror URL or a non-empty list of them, got a list"),
-        ("channels: {mirrors: {'https://c.example/x': [3]}}", 'channels.mirrors["https://c.example/x"]',
-         "expected a mirror URL or a non-empty list of them"),
-        ("channels: {mirrors: {'https://c.example/x': 'https://m.example',\n"
-         "                      'https://c.example/x/': 'https://n.example'}}",
-         'channels.mirrors["https://c.example/x/"]', "'https://c.example/x' is listed twice"),
+        (
+            "channels: {mirrors: [https://m.example]}",
+            "channels.mirrors",
+            "expected a mapping of channel URL to list of mirror URLs, got a list",
+        ),
+        (
+            "channels: {mirrors: {conda-forge: https://m.example/cf}}",
+            'channels.mirrors["conda-forge"]',
+            "must be a channel URL, such as https://conda.anaconda.org/conda-forge",
+        ),
+        (
+            "channels: {mirrors: {'https://c.example/x': 'file:///srv/mirror'}}",
+            'channels.mirrors["https://c.example/x"]',
+            "mirror 'file:///srv/mirror' must be an http:// or https:// URL",
+        ),
+        (
+            "channels: {mirrors: {'https://c.example/x': []}}",
+            'channels.mirrors["https://c.example/x"]',
+            "expected a mirror URL or a non-empty list of them, got a list",
+        ),
+        (
+            "channels: {mirrors: {'https://c.example/x': [3]}}",
+            'channels.mirrors["https://c.example/x"]',
+            "expected a mirror URL or a non-empty list of them",
+        ),
+        (
+            "channels: {mirrors: {'https://c.example/x': 'https://m.example',\n"
+            "                      'https://c.example/x/': 'https://n.example'}}",
+            'channels.mirrors["https://c.example/x/"]',
+            "'https://c.example/x' is listed twice",
+        ),
         ("sources: {directory: envs}", "sources", "expected a list of sources, got a mapping"),
         ("sources: [envs]", "sources[0]", "expected a mapping with 'directory' or 'git', got string 'envs'"),
-        ("sources: [{directory: a, git: https://x.example/b.git}]", "sources[0]",
-         "set exactly one of 'directory' and 'git'; both are set"),
+        (
+            "sources: [{directory: a, git: https://x.example/b.git}]",
+            "sources[0]",
+            "set exactly one of 'directory' and 'git'; both are set",
+        ),
         ("sources: [{branch: main}]", "sources[0]", "set exactly one of 'directory' and 'git'"),
-        ("sources: [{directory: a}, {directory: b/a}]", "sources[1].name",
-         "'a' is already the name of sources[0]; give each source its own 'name'"),
+        (
+            "sources: [{directory: a}, {directory: b/a}]",
+            "sources[1].name",
+            "'a' is already the name of sources[0]; give each source its own 'name'",
+        ),
         ("sources: [{directory: a, branches: x}]", "sources[0].branches", "did you mean 'sources[0].branch'?"),
-        ("sources: [{directory: a, default_namespace: team/x}]", "sources[0].default_namespace",
-         "'team/x' contains a slash"),
+        (
+            "sources: [{directory: a, default_namespace: team/x}]",
+            "sources[0].default_namespace",
+            "'team/x' contains a slash",
+        ),
         ("sources: [{directory: a, name: 'my envs'}]", "sources[0].name", "'my envs' is not a valid name"),
         ("sources: [{directory: /}]", "sources[0].name", "(derived from 'directory'); set 'name'"),
         ("sources: [{directory: a, interval: 0}]", "sources[0].interval", "must be greater than 0, got 0"),
-        ("sources: [{directory: a, polling: sometimes}]", "sources[0].polling",
-         "expected a boolean or null, got string 'sometimes'"),
+        (
+            "sources: [{directory: a, polling: sometimes}]",
+            "sources[0].polling",
+            "expected a boolean or null, got string 'sometimes'",
+        ),
     ],
-    ids=["unknown-top", "unknown-nested", "unknown-no-match", "unknown-top-no-match", "int-from-string",
-         "int-from-bool", "int-from-float", "bool-from-string", "section-not-mapping", "store-empty", "store-int",
-         "concurrency-0", "retries-negative", "page-cache-negative",
-         "backoff-0", "backoff-text", "backoff-max-below-backoff",
-         "backoff-max-below-default", "timeout-0", "timeout-negative-text", "timeout-inf", "timeout-days",
-         "listen-no-port", "listen-no-host", "listen-port-0", "listen-port-high", "listen-port-name",
-         "listen-ipv6-bare", "listen-ipv6-bad", "listen-ipv4-bad", "listen-host-bad", "listen-int",
-         "platform-unknown", "platform-noarch", "platforms-empty", "platforms-string", "database-garbage",
-         "database-dialect", "channels-default-empty", "channels-default-string", "channels-allowed-item",
-         "mirrors-list", "mirrors-key-name", "mirrors-file-url", "mirrors-empty", "mirrors-not-str",
-         "mirrors-duplicate", "sources-mapping", "source-string", "source-both", "source-neither",
-         "source-duplicate-name", "source-unknown-key", "source-namespace", "source-name-invalid",
-         "source-name-derived-invalid", "source-interval", "source-polling"],
-)  # fmt: skip
+    ids=[
+        "unknown-top",
+        "unknown-nested",
+        "unknown-no-match",
+        "unknown-top-no-match",
+        "int-from-string",
+        "int-from-bool",
+        "int-from-float",
+        "bool-from-string",
+        "section-not-mapping",
+        "store-empty",
+        "store-int",
+        "concurrency-0",
+        "retries-negative",
+        "page-cache-negative",
+        "backoff-0",
+        "backoff-text",
+        "backoff-max-below-backoff",
+        "backoff-max-below-default",
+        "timeout-0",
+        "timeout-negative-text",
+        "timeout-inf",
+        "timeout-days",
+        "listen-no-port",
+        "listen-no-host",
+        "listen-port-0",
+        "listen-port-high",
+        "listen-port-name",
+        "listen-ipv6-bare",
+        "listen-ipv6-bad",
+        "listen-ipv4-bad",
+        "listen-host-bad",
+        "listen-int",
+        "platform-unknown",
+        "platform-noarch",
+        "platforms-empty",
+        "platforms-string",
+        "database-garbage",
+        "database-dialect",
+        "channels-default-empty",
+        "channels-default-string",
+        "channels-allowed-item",
+        "mirrors-list",
+        "mirrors-key-name",
+        "mirrors-file-url",
+        "mirrors-empty",
+        "mirrors-not-str",
+        "mirrors-duplicate",
+        "sources-mapping",
+        "source-string",
+        "source-both",
+        "source-neither",
+        "source-duplicate-name",
+        "source-unknown-key",
+        "source-namespace",
+        "source-name-invalid",
+        "source-name-derived-invalid",
+        "source-interval",
+        "source-polling",
+    ],
+)
 def test_rejected_values(tmp_path: Path, text: str, key: str, message: str) -> None:
     error = load_error(tmp_path, text + "\n")
 
@@ -351,8 +488,11 @@ def test_bad_list_items_are_each_reported(tmp_path: Path) -> None:
     ("env", "read", "expected"),
     [
         ({"CONDAOPS_STORE": "/srv/condaops"}, lambda s: s.store, Path("/srv/condaops")),
-        ({"CONDAOPS_DATABASE": "postgresql+psycopg://u:p#1@db/condaops"},
-         lambda s: s.database, "postgresql+psycopg://u:p#1@db/condaops"),
+        (
+            {"CONDAOPS_DATABASE": "postgresql+psycopg://u:p#1@db/condaops"},
+            lambda s: s.database,
+            "postgresql+psycopg://u:p#1@db/condaops",
+        ),
         ({"CONDAOPS_PRUNE": "true"}, lambda s: s.prune, True),
         ({"CONDAOPS_PRUNE": "false"}, lambda s: s.prune, False),
         ({"CONDAOPS_BUILD__CONCURRENCY": "4"}, lambda s: s.build.concurrency, 4),
@@ -360,28 +500,67 @@ def test_bad_list_items_are_each_reported(tmp_path: Path) -> None:
         ({"CONDAOPS_BUILD__TIMEOUT": "90"}, lambda s: s.build.timeout, 90.0),
         ({"CONDAOPS_WEB__LISTEN": "0.0.0.0:9000"}, lambda s: s.web.listen, "0.0.0.0:9000"),
         ({"CONDAOPS_WEB__LISTEN": "[::]:9000"}, lambda s: s.web.listen, "[::]:9000"),
-        ({"CONDAOPS_CHANNELS__DEFAULT": "conda-forge,bioconda"},
-         lambda s: s.channels.default, ("conda-forge", "bioconda")),
-        ({"CONDAOPS_CHANNELS__DEFAULT": " conda-forge , bioconda ,"},
-         lambda s: s.channels.default, ("conda-forge", "bioconda")),
-        ({"CONDAOPS_CHANNELS__DEFAULT": "[conda-forge, bioconda]"},
-         lambda s: s.channels.default, ("conda-forge", "bioconda")),
+        (
+            {"CONDAOPS_CHANNELS__DEFAULT": "conda-forge,bioconda"},
+            lambda s: s.channels.default,
+            ("conda-forge", "bioconda"),
+        ),
+        (
+            {"CONDAOPS_CHANNELS__DEFAULT": " conda-forge , bioconda ,"},
+            lambda s: s.channels.default,
+            ("conda-forge", "bioconda"),
+        ),
+        (
+            {"CONDAOPS_CHANNELS__DEFAULT": "[conda-forge, bioconda]"},
+            lambda s: s.channels.default,
+            ("conda-forge", "bioconda"),
+        ),
         ({"CONDAOPS_CHANNELS__ALLOWED": "conda-forge"}, lambda s: s.channels.allowed, ("conda-forge",)),
-        ({"CONDAOPS_CHANNELS__MIRRORS": '{"https://c.example/cf/": "https://m.example/cf/"}'},
-         lambda s: s.channels.mirrors, {"https://c.example/cf": ("https://m.example/cf",)}),
+        (
+            {"CONDAOPS_CHANNELS__MIRRORS": '{"https://c.example/cf/": "https://m.example/cf/"}'},
+            lambda s: s.channels.mirrors,
+            {"https://c.example/cf": ("https://m.example/cf",)},
+        ),
         ({"CONDAOPS_PLATFORMS": "linux-64,osx-arm64"}, lambda s: s.platforms, ("linux-64", "osx-arm64")),
-        ({"CONDAOPS_PIP__INDEX_URL": "https://pypi.example/simple"},
-         lambda s: s.pip.index_url, "https://pypi.example/simple"),
-        ({"CONDAOPS_SOURCES": '[{"directory": "/srv/envs", "branch": "x"}]'},
-         lambda s: (s.sources[0].name, s.sources[0].directory), ("envs", Path("/srv/envs"))),
-        ({"CONDAOPS_SOURCES": "- git: https://example.org/team.git\n  branch: prod\n"},
-         lambda s: (s.sources[0].name, s.sources[0].branch), ("team", "prod")),
+        (
+            {"CONDAOPS_PIP__INDEX_URL": "https://pypi.example/simple"},
+            lambda s: s.pip.index_url,
+            "https://pypi.example/simple",
+        ),
+        (
+            {"CONDAOPS_SOURCES": '[{"directory": "/srv/envs", "branch": "x"}]'},
+            lambda s: (s.sources[0].name, s.sources[0].directory),
+            ("envs", Path("/srv/envs")),
+        ),
+        (
+            {"CONDAOPS_SOURCES": "- git: https://example.org/team.git\n  branch: prod\n"},
+            lambda s: (s.sources[0].name, s.sources[0].branch),
+            ("team", "prod"),
+        ),
         ({"CONDAOPS_CONFIG": ""}, lambda s: s.config_file, None),
     ],
-    ids=["store", "database-verbatim", "bool-true", "bool-false", "int", "duration", "duration-seconds",
-         "listen", "listen-ipv6-unquoted", "list-comma", "list-comma-spaces", "list-yaml", "list-one",
-         "mirrors-json", "platforms", "optional-string", "sources-json", "sources-yaml", "config-variable-empty"],
-)  # fmt: skip
+    ids=[
+        "store",
+        "database-verbatim",
+        "bool-true",
+        "bool-false",
+        "int",
+        "duration",
+        "duration-seconds",
+        "listen",
+        "listen-ipv6-unquoted",
+        "list-comma",
+        "list-comma-spaces",
+        "list-yaml",
+        "list-one",
+        "mirrors-json",
+        "platforms",
+        "optional-string",
+        "sources-json",
+        "sources-yaml",
+        "config-variable-empty",
+    ],
+)
 def test_environment_values(
     tmp_path: Path, env: dict[str, str], read: Callable[[Settings], Any], expected: Any
 ) -> None:
@@ -408,31 +587,62 @@ def test_environment_fills_a_section_the_file_left_null(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "key", "message"),
     [
-        ({"CONDAOPS_BUILD__CONCURENCY": "2"}, None,
-         "unknown environment variable CONDAOPS_BUILD__CONCURENCY; did you mean CONDAOPS_BUILD__CONCURRENCY?"),
+        (
+            {"CONDAOPS_BUILD__CONCURENCY": "2"},
+            None,
+            "unknown environment variable CONDAOPS_BUILD__CONCURENCY; did you mean CONDAOPS_BUILD__CONCURRENCY?",
+        ),
         ({"CONDAOPS_BUILD_CONCURRENCY": "2"}, None, "did you mean CONDAOPS_BUILD__CONCURRENCY?"),
         ({"CONDAOPS_ZZZ": "2"}, None, "unknown environment variable CONDAOPS_ZZZ; unset it or see"),
-        ({"CONDAOPS_BUILD": "{concurrency: 2}"}, None,
-         "CONDAOPS_BUILD names a section; set its keys one by one, like CONDAOPS_BUILD__<KEY>"),
+        (
+            {"CONDAOPS_BUILD": "{concurrency: 2}"},
+            None,
+            "CONDAOPS_BUILD names a section; set its keys one by one, like CONDAOPS_BUILD__<KEY>",
+        ),
         ({"CONDAOPS_SOURCES__NAME": "x"}, None, "unknown environment variable CONDAOPS_SOURCES__NAME"),
         ({"CONDAOPS_CONFIG_FILE": "x"}, None, "unknown environment variable CONDAOPS_CONFIG_FILE"),
-        ({"CONDAOPS_BUILD__CONCURRENCY": "0"}, "build.concurrency",
-         "must be at least 1, got 0 (set by CONDAOPS_BUILD__CONCURRENCY)"),
-        ({"CONDAOPS_BUILD__CONCURRENCY": "many"}, "build.concurrency",
-         "expected an integer, got string 'many' (set by CONDAOPS_BUILD__CONCURRENCY)"),
+        (
+            {"CONDAOPS_BUILD__CONCURRENCY": "0"},
+            "build.concurrency",
+            "must be at least 1, got 0 (set by CONDAOPS_BUILD__CONCURRENCY)",
+        ),
+        (
+            {"CONDAOPS_BUILD__CONCURRENCY": "many"},
+            "build.concurrency",
+            "expected an integer, got string 'many' (set by CONDAOPS_BUILD__CONCURRENCY)",
+        ),
         ({"CONDAOPS_PRUNE": "maybe"}, "prune", "expected a boolean, got string 'maybe' (set by CONDAOPS_PRUNE)"),
         ({"CONDAOPS_WEB__LISTEN": "localhost"}, "web.listen", "(set by CONDAOPS_WEB__LISTEN)"),
         ({"CONDAOPS_PLATFORMS": "linux-64,noarch"}, "platforms[1]", "(set by CONDAOPS_PLATFORMS)"),
         ({"CONDAOPS_SOURCES": "[{directory: a"}, "sources", "invalid YAML: line 1"),
-        ({"CONDAOPS_SOURCES": "[{directory: a}, {directory: b/a}]"}, "sources[1].name",
-         "is already the name of sources[0]; give each source its own 'name' (set by CONDAOPS_SOURCES)"),
-        ({"CONDAOPS_BUILD__BACKOFF_MAX": "1s"}, "build.backoff_max",
-         "must be at least build.backoff (30s), got 1s (set by CONDAOPS_BUILD__BACKOFF_MAX)"),
+        (
+            {"CONDAOPS_SOURCES": "[{directory: a}, {directory: b/a}]"},
+            "sources[1].name",
+            "is already the name of sources[0]; give each source its own 'name' (set by CONDAOPS_SOURCES)",
+        ),
+        (
+            {"CONDAOPS_BUILD__BACKOFF_MAX": "1s"},
+            "build.backoff_max",
+            "must be at least build.backoff (30s), got 1s (set by CONDAOPS_BUILD__BACKOFF_MAX)",
+        ),
     ],
-    ids=["unknown-typo", "unknown-single-underscore", "unknown-no-match", "section-as-a-whole", "sources-nested",
-         "config-file-not-a-key", "rule", "type", "bool", "listen", "list-item", "sources-yaml",
-         "sources-duplicate", "cross-check"],
-)  # fmt: skip
+    ids=[
+        "unknown-typo",
+        "unknown-single-underscore",
+        "unknown-no-match",
+        "section-as-a-whole",
+        "sources-nested",
+        "config-file-not-a-key",
+        "rule",
+        "type",
+        "bool",
+        "listen",
+        "list-item",
+        "sources-yaml",
+        "sources-duplicate",
+        "cross-check",
+    ],
+)
 def test_environment_problems(tmp_path: Path, env: dict[str, str], key: str | None, message: str) -> None:
     error = load_error(tmp_path, "prune: false\n", env)
 
@@ -467,21 +677,44 @@ def test_every_key_has_one_variable() -> None:
         ("store: /srv/condaops", lambda s: s.store, lambda t: Path("/srv/condaops")),
         ("store: ~/condaops", lambda s: s.store, lambda t: t / "home/condaops"),
         ("sources: [{directory: envs}]", lambda s: s.sources[0].directory, lambda t: t / "conf/envs"),
-        ("sources: [{directory: .}]", lambda s: (s.sources[0].directory, s.sources[0].name),
-         lambda t: (t / "conf", "conf")),
-        ("sources: [{git: ../repo.git}]", lambda s: (s.sources[0].git, s.sources[0].name),
-         lambda t: (str(t / "repo.git"), "repo")),
+        (
+            "sources: [{directory: .}]",
+            lambda s: (s.sources[0].directory, s.sources[0].name),
+            lambda t: (t / "conf", "conf"),
+        ),
+        (
+            "sources: [{git: ../repo.git}]",
+            lambda s: (s.sources[0].git, s.sources[0].name),
+            lambda t: (str(t / "repo.git"), "repo"),
+        ),
         ("sources: [{git: 'file:///srv/repo.git'}]", lambda s: s.sources[0].git, lambda t: "file:///srv/repo.git"),
-        ("database: sqlite:///state/condaops.db", lambda s: s.database,
-         lambda t: f"sqlite:///{t}/conf/state/condaops.db"),
+        (
+            "database: sqlite:///state/condaops.db",
+            lambda s: s.database,
+            lambda t: f"sqlite:///{t}/conf/state/condaops.db",
+        ),
     ],
-    ids=["default-store", "store-relative", "store-parent", "store-absolute", "store-home", "directory-relative",
-         "directory-dot", "git-local-relative", "git-url-untouched", "sqlite-relative"],
-)  # fmt: skip
+    ids=[
+        "default-store",
+        "store-relative",
+        "store-parent",
+        "store-absolute",
+        "store-home",
+        "directory-relative",
+        "directory-dot",
+        "git-local-relative",
+        "git-url-untouched",
+        "sqlite-relative",
+    ],
+)
 def test_relative_paths_follow_the_config_file(
-    tmp_path: Path, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch, text: str,
-    read: Callable[[Settings], Any], expected: Callable[[Path], Any],
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    write_config: WriteConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    read: Callable[[Settings], Any],
+    expected: Callable[[Path], Any],
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # for `~`
     file = write_config(text + "\n", "conf/condaops.yaml")
     cwd = tmp_path / "elsewhere"
@@ -491,8 +724,9 @@ def test_relative_paths_follow_the_config_file(
 
 
 def test_without_a_file_paths_follow_cwd(tmp_path: Path) -> None:
-    settings = load_settings(environ={"CONDAOPS_STORE": "data", "CONDAOPS_SOURCES": "[{directory: envs}]"},
-                             cwd=tmp_path)  # fmt: skip
+    settings = load_settings(
+        environ={"CONDAOPS_STORE": "data", "CONDAOPS_SOURCES": "[{directory: envs}]"}, cwd=tmp_path
+    )
 
     assert settings.store == tmp_path / "data"
     assert settings.sources[0].directory == tmp_path / "envs"
@@ -523,12 +757,47 @@ def test_symlinked_config_keeps_its_folder(tmp_path: Path, write_config: WriteCo
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("45", 45.0), ("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("1h", 3600.0),
-     ("2m30s", 150.0), ("0.5s", 0.5), ("1h0m1s", 3601.0), ("", None), ("m", None), ("5 m", None), ("1d", None),
-     ("30m1h", None), (True, None), (None, None), (float("nan"), None)],
-    ids=["int", "float", "numeric-text", "seconds", "minutes", "hours-minutes", "hours", "minutes-seconds",
-         "fraction", "all-units", "empty", "unit-only", "space", "days", "wrong-order", "bool", "null", "nan"],
-)  # fmt: skip
+    [
+        (90, 90.0),
+        (1.5, 1.5),
+        ("45", 45.0),
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("1h", 3600.0),
+        ("2m30s", 150.0),
+        ("0.5s", 0.5),
+        ("1h0m1s", 3601.0),
+        ("", None),
+        ("m", None),
+        ("5 m", None),
+        ("1d", None),
+        ("30m1h", None),
+        (True, None),
+        (None, None),
+        (float("nan"), None),
+    ],
+    ids=[
+        "int",
+        "float",
+        "numeric-text",
+        "seconds",
+        "minutes",
+        "hours-minutes",
+        "hours",
+        "minutes-seconds",
+        "fraction",
+        "all-units",
+        "empty",
+        "unit-only",
+        "space",
+        "days",
+        "wrong-order",
+        "bool",
+        "null",
+        "nan",
+    ],
+)
 def test_parse_duration(value: object, seconds: float | None) -> None:
     assert parse_duration(value) == seconds
 
@@ -540,8 +809,7 @@ def test_format_duration_round_trips(seconds: float) -> None:
 
 def test_reference_is_up_to_date() -> None:
     assert REFERENCE.read_text(encoding="utf-8") == render_reference(), (
-        "docs/configuration.md is stale: run "
-        "`.venv/bin/python -m condaops.config.reference > docs/configuration.md`"
+        "docs/configuration.md is stale: run `.venv/bin/python -m condaops.config.reference > docs/configuration.md`"
     )
 
 

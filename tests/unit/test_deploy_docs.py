@@ -58,8 +58,7 @@ def _objects(kind: str) -> list[dict[str, Any]]:
 
 def _pod_specs() -> list[tuple[str, dict[str, Any]]]:
     """(object name, pod spec) of every Deployment and Job."""
-    return [(o["metadata"]["name"], o["spec"]["template"]["spec"])
-            for o in _objects("Deployment") + _objects("Job")]  # fmt: skip
+    return [(o["metadata"]["name"], o["spec"]["template"]["spec"]) for o in _objects("Deployment") + _objects("Job")]
 
 
 def _containers() -> list[tuple[str, dict[str, Any]]]:
@@ -67,8 +66,9 @@ def _containers() -> list[tuple[str, dict[str, Any]]]:
 
 
 def _deployment(component: str) -> dict[str, Any]:
-    (found,) = [d for d in _objects("Deployment")
-                if d["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    (found,) = [
+        d for d in _objects("Deployment") if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
     return found
 
 
@@ -162,8 +162,10 @@ def test_container_runs_a_real_command(where, container):
 
 
 def test_pods_refer_only_to_what_exists():
-    names = {kind: {o["metadata"]["name"] for o in _objects(kind)}
-             for kind in ("ConfigMap", "Secret", "PersistentVolumeClaim")}  # fmt: skip
+    names = {
+        kind: {o["metadata"]["name"] for o in _objects(kind)}
+        for kind in ("ConfigMap", "Secret", "PersistentVolumeClaim")
+    }
     images = set()
     for where, spec in _pod_specs():
         volumes = {v["name"]: v for v in spec["volumes"]}
@@ -274,8 +276,13 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
 
 def test_containerfile_copies_what_exists():
     text = (DEPLOY / "Containerfile").read_text()
-    sources = [p for line in text.splitlines() if line.startswith("COPY ") and "--from=" not in line
-               for p in line.split()[1:-1] if not p.startswith("--")]  # fmt: skip
+    sources = [
+        p
+        for line in text.splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for p in line.split()[1:-1]
+        if not p.startswith("--")
+    ]
     assert sources, "no COPY lines found"
     assert all((ROOT / p).exists() for p in sources), sources
     assert 'ENTRYPOINT ["/usr/bin/tini", "--", "condaops"]' in text

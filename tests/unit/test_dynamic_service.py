@@ -40,8 +40,10 @@ def test_the_spec_hash_ignores_order_and_follows_channels_and_platform() -> None
     assert one.spec_hash == two.spec_hash and spec_tag(one) == f"spec-{one.spec_hash[:12]}"
     assert one.dependencies_for("linux-64") == ["libtool-data", "tool ==1.0"]
     assert dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("other",), "linux-64").spec_hash != one.spec_hash
-    assert dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("testchan",), "linux-aarch64").spec_hash \
-        != one.spec_hash  # fmt: skip
+    assert (
+        dynamic_spec(request("dynamic/tool.eq.1.0/libtool-data"), ("testchan",), "linux-aarch64").spec_hash
+        != one.spec_hash
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,10 +76,12 @@ def test_default_channels_outside_allowed_are_denied(default: tuple, allowed: tu
 
 
 def test_a_conflict_tree_becomes_one_line() -> None:
-    tree = ("Cannot solve the request because of: app 1.0 cannot be installed because it requires\n"
-            "├─ lib <2, which can be installed with any of the following options:\n"
-            "│  └─ lib 1.0\n"
-            "└─ lib >=2, which cannot be installed because it conflicts with lib <2.\n")  # fmt: skip
+    tree = (
+        "Cannot solve the request because of: app 1.0 cannot be installed because it requires\n"
+        "├─ lib <2, which can be installed with any of the following options:\n"
+        "│  └─ lib 1.0\n"
+        "└─ lib >=2, which cannot be installed because it conflicts with lib <2.\n"
+    )
     assert one_line(tree) == (
         "Cannot solve the request because of: app 1.0 cannot be installed because it requires "
         "lib <2, which can be installed with any of the following options: lib 1.0 "
@@ -127,8 +131,12 @@ def test_pushes_into_the_dynamic_namespace_are_denied(tmp_path: Path, method: st
 def test_other_repositories_and_other_references_pass_through(tmp_path: Path) -> None:
     s = settings(tmp_path, enabled=True)
     gate = DynamicImages(s, open_storage(s), platform="linux-64")
-    for method, path in [("PUT", "ns/env/manifests/latest"), ("GET", "ns/env/manifests/latest"),
-                         ("GET", "dynamic/tool/manifests/v1"), ("GET", "dynamic/tool/tags/list")]:  # fmt: skip
+    for method, path in [
+        ("PUT", "ns/env/manifests/latest"),
+        ("GET", "ns/env/manifests/latest"),
+        ("GET", "dynamic/tool/manifests/v1"),
+        ("GET", "dynamic/tool/tags/list"),
+    ]:
         asyncio.run(gate.prepare(parse_route(method, path)))  # nothing built, nothing refused
 
 

@@ -63,11 +63,32 @@ FILE, EXEC, TREE = 0o100644, 0o100755, 0o040000
         (".hidden/../x.yaml", FILE, None),  # hidden first: never looked into
         ("a/b/c/d/../x.yaml", FILE, None),  # too deep first: never looked into
     ],
-    ids=["root-file", "ns-file", "env-folder", "deepest-misplaced", "too-deep", "not-yaml", "hidden-folder",
-         "swap-file", "lockfile", "link-spec", "link-folder", "link-other-file", "link-too-deep", "submodule",
-         "submodule-too-deep", "dotdot", "dot", "backslash", "nul", "empty-component", "not-utf8",
-         "hidden-before-unsafe", "deep-before-unsafe"],
-)  # fmt: skip
+    ids=[
+        "root-file",
+        "ns-file",
+        "env-folder",
+        "deepest-misplaced",
+        "too-deep",
+        "not-yaml",
+        "hidden-folder",
+        "swap-file",
+        "lockfile",
+        "link-spec",
+        "link-folder",
+        "link-other-file",
+        "link-too-deep",
+        "submodule",
+        "submodule-too-deep",
+        "dotdot",
+        "dot",
+        "backslash",
+        "nul",
+        "empty-component",
+        "not-utf8",
+        "hidden-before-unsafe",
+        "deep-before-unsafe",
+    ],
+)
 def test_judge_path(path: str, mode: int, expected: object) -> None:
     judged = judge_path(tuple(path.split("/")), mode)
     if isinstance(expected, str) and expected.startswith("unsafe:"):
@@ -95,9 +116,20 @@ def _same(a: Listing, b: Listing) -> bool:
 def test_incremental_listing_always_equals_a_full_walk() -> None:
     """Random edits (add, change, delete, links, deep and hidden paths) over many commits."""
     rng = random.Random(7)
-    names = ["base.yaml", "team/a.yaml", "team/b.yml", "team/env/environment.yaml", "team/env/notes.yaml",
-             "x/y/z/environment.yaml", "x/y/z/w/deep.yaml", ".github/ci.yml", "team/README.md", "shared",
-             "solo/environment.yaml", "team/c.yaml"]  # fmt: skip
+    names = [
+        "base.yaml",
+        "team/a.yaml",
+        "team/b.yml",
+        "team/env/environment.yaml",
+        "team/env/notes.yaml",
+        "x/y/z/environment.yaml",
+        "x/y/z/w/deep.yaml",
+        ".github/ci.yml",
+        "team/README.md",
+        "shared",
+        "solo/environment.yaml",
+        "team/c.yaml",
+    ]
     store = MemoryObjectStore()
     files: dict[str, tuple[int, bytes]] = {}
     old = _tree(store, files)
@@ -147,23 +179,30 @@ REFS = {
     [
         (["refs/pull/*/head"], ["refs/pull/1/head", "refs/pull/22/head"]),
         (["refs/pull/*"], ["refs/pull/1/head", "refs/pull/1/merge", "refs/pull/22/head"]),
-        (["refs/pull/*/head", "refs/merge-requests/*/head"],
-         ["refs/merge-requests/3/head", "refs/pull/1/head", "refs/pull/22/head"]),
+        (
+            ["refs/pull/*/head", "refs/merge-requests/*/head"],
+            ["refs/merge-requests/3/head", "refs/pull/1/head", "refs/pull/22/head"],
+        ),
         (["refs/heads/main"], ["refs/heads/main"]),
         (["refs/tags/*"], []),
     ],
     ids=["pull-heads", "pull-all", "two-forges", "literal", "none"],
-)  # fmt: skip
+)
 def test_matching_refs(patterns: list[str], expected: list[str]) -> None:
     assert list(matching_refs(REFS, patterns)) == expected
 
 
 @pytest.mark.parametrize(
     ("pattern", "problem"),
-    [("refs/pull/*/head", None), ("pull/*/head", "must start with 'refs/'"), ("refs/a b", "cannot have"),
-     ("refs/../x", "cannot have"), ("refs/x?", "cannot have")],
+    [
+        ("refs/pull/*/head", None),
+        ("pull/*/head", "must start with 'refs/'"),
+        ("refs/a b", "cannot have"),
+        ("refs/../x", "cannot have"),
+        ("refs/x?", "cannot have"),
+    ],
     ids=["ok", "no-refs", "space", "dotdot", "question-mark"],
-)  # fmt: skip
+)
 def test_ref_glob_problem(pattern: str, problem: str | None) -> None:
     found = ref_glob_problem(pattern)
     assert (found is None) if problem is None else (problem in str(found))
@@ -189,9 +228,17 @@ def test_glob_prefix() -> None:
         ("a u in a sentence", ["u"], "a u in a sentence"),
         ("no credentials at https://host/x", [], "no credentials at https://host/x"),
     ],
-    ids=["user-password", "token-as-user", "upper-scheme", "ssh-user-kept", "ssh-password", "secret",
-         "short-secret-ignored", "nothing"],
-)  # fmt: skip
+    ids=[
+        "user-password",
+        "token-as-user",
+        "upper-scheme",
+        "ssh-user-kept",
+        "ssh-password",
+        "secret",
+        "short-secret-ignored",
+        "nothing",
+    ],
+)
 def test_redact(text: str, secrets: list[str], expected: str) -> None:
     assert redact(text, secrets) == expected
 
@@ -206,7 +253,7 @@ def test_redact(text: str, secrets: list[str], expected: str) -> None:
         ("git@github.com:org/envs.git", ("git@github.com:org/envs.git", None, None)),
     ],
     ids=["plain", "user-password-quoted", "token-user", "password-only", "scp-untouched"],
-)  # fmt: skip
+)
 def test_split_userinfo(url: str, expected: tuple[str, str | None, str | None]) -> None:
     assert split_userinfo(url) == expected
 
@@ -218,7 +265,7 @@ def test_split_userinfo(url: str, expected: tuple[str, str | None, str | None]) 
     ("failures", "delay"),
     [(1, 60), (2, 120), (3, 240), (4, 480), (5, 480), (50, 480)],
     ids=["first", "second", "third", "fourth", "capped", "long-outage"],
-)  # fmt: skip
+)
 def test_retry_delay_doubles_up_to_eight_intervals(failures: int, delay: float) -> None:
     assert retry_delay(failures, 60) == delay
 
@@ -227,7 +274,7 @@ def test_retry_delay_doubles_up_to_eight_intervals(failures: int, delay: float) 
     ("failures", "since", "allowed"),
     [(1, 59, True), (1, 29, False), (2, 90, True), (2, 89, False), (9, 450, True), (9, 449, False)],
     ids=["poll-a-little-early", "far-too-early", "second-on-time", "second-early", "capped", "capped-early"],
-)  # fmt: skip
+)
 def test_may_retry_tolerates_half_an_interval_of_jitter(failures: int, since: float, allowed: bool) -> None:
     assert may_retry(failures, 60, since) is allowed
 
@@ -242,12 +289,15 @@ def _load(tmp_path: Path, sources: str) -> object:
 
 
 def test_git_keys_are_accepted(tmp_path: Path) -> None:
-    settings = _load(tmp_path, """\
+    settings = _load(
+        tmp_path,
+        """\
         sources:
           - {git: https://example.org/envs.git, username: robot, password_env: GIT_TOKEN, allow_empty: true}
           - {git: 'git@example.org:org/other.git', ssh_key_file: keys/id, ssh_known_hosts: keys/hosts}
           - {git: https://example.org/third.git, password_file: secrets/token, mirror_dir: /var/cache/git}
-    """)  # fmt: skip
+    """,
+    )
     http, ssh, third = settings.sources  # type: ignore[attr-defined]
     assert (http.username, http.password_env, http.allow_empty) == ("robot", "GIT_TOKEN", True)
     assert (ssh.ssh_key_file, ssh.ssh_known_hosts) == (tmp_path / "keys/id", tmp_path / "keys/hosts")
@@ -258,21 +308,40 @@ def test_git_keys_are_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "key", "message"),
     [
-        ("{git: 'git@h:o/r.git', password_env: TOKEN}", "sources[0].password_env",
-         "applies only to Git sources with an http:// or https:// URL"),
+        (
+            "{git: 'git@h:o/r.git', password_env: TOKEN}",
+            "sources[0].password_env",
+            "applies only to Git sources with an http:// or https:// URL",
+        ),
         ("{directory: envs, username: robot}", "sources[0].username", "applies only to Git sources with an http"),
-        ("{git: https://h/r.git, ssh_key_file: id}", "sources[0].ssh_key_file",
-         "applies only to Git sources with an ssh:// or user@host:path URL"),
+        (
+            "{git: https://h/r.git, ssh_key_file: id}",
+            "sources[0].ssh_key_file",
+            "applies only to Git sources with an ssh:// or user@host:path URL",
+        ),
         ("{directory: envs, mirror_dir: m}", "sources[0].mirror_dir", "applies only to Git sources"),
-        ("{git: https://h/r.git, password_env: T, password_file: f}", "sources[0].password_file",
-         "set only one of 'password_env' and 'password_file'"),
-        ("{git: https://h/r.git, password_env: 'MY-TOKEN'}", "sources[0].password_env",
-         "is not an environment variable name"),
+        (
+            "{git: https://h/r.git, password_env: T, password_file: f}",
+            "sources[0].password_file",
+            "set only one of 'password_env' and 'password_file'",
+        ),
+        (
+            "{git: https://h/r.git, password_env: 'MY-TOKEN'}",
+            "sources[0].password_env",
+            "is not an environment variable name",
+        ),
         ("{git: https://h/r.git, allow_empty: maybe}", "sources[0].allow_empty", "expected a boolean"),
     ],
-    ids=["password-over-ssh", "username-on-directory", "ssh-key-over-https", "mirror-on-directory",
-         "two-secrets", "bad-variable-name", "allow-empty-not-bool"],
-)  # fmt: skip
+    ids=[
+        "password-over-ssh",
+        "username-on-directory",
+        "ssh-key-over-https",
+        "mirror-on-directory",
+        "two-secrets",
+        "bad-variable-name",
+        "allow-empty-not-bool",
+    ],
+)
 def test_git_keys_where_they_do_not_apply_are_refused(tmp_path: Path, source: str, key: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, f"sources: [{source}]\n")

@@ -45,8 +45,21 @@ def sign(body: bytes, secret: bytes = SECRET) -> str:
         ("file:///srv/git/envs", "/srv/git/envs"),
         ("  https://github.com/conda/envs.git  ", "github.com/conda/envs"),
     ],
-    ids=["https-dotgit", "https", "trailing-slash", "case", "userinfo", "scp", "ssh", "ssh-port-subgroup",
-         "git-daemon", "http-port", "local-path", "file-url", "whitespace"],  # fmt: skip
+    ids=[
+        "https-dotgit",
+        "https",
+        "trailing-slash",
+        "case",
+        "userinfo",
+        "scp",
+        "ssh",
+        "ssh-port-subgroup",
+        "git-daemon",
+        "http-port",
+        "local-path",
+        "file-url",
+        "whitespace",
+    ],
 )
 def test_normalize_repo_url(url: str, expected: str) -> None:
     assert normalize_repo_url(url) == expected
@@ -127,7 +140,7 @@ def test_matching_sources(payload: object, expected: list[str]) -> None:
         ({"x-gitlab-token": SECRET.decode()}, SECRET, True),
         ({"x-hub-signature-256": sign(BODY, b"other")}, SECRET, False),
         ({"x-hub-signature-256": sign(BODY + b" ")}, SECRET, False),
-        ({"x-hub-signature-256": sign(BODY)[len("sha256="):]}, SECRET, False),
+        ({"x-hub-signature-256": sign(BODY)[len("sha256=") :]}, SECRET, False),
         ({"x-hub-signature-256": "sha1=" + hmac.new(SECRET, BODY, hashlib.sha1).hexdigest()}, SECRET, False),
         ({"x-hub-signature-256": "sha256=zz\u00e9"}, SECRET, False),
         ({"x-gitlab-token": SECRET.decode() + "x"}, SECRET, False),
@@ -137,9 +150,23 @@ def test_matching_sources(payload: object, expected: list[str]) -> None:
         ({"x-hub-signature-256": sign(BODY)}, None, False),
         ({"x-hub-signature-256": "sha256=00", "x-gitlab-token": SECRET.decode()}, SECRET, True),
     ],
-    ids=["github", "hex-case", "generic", "gitlab", "wrong-secret", "changed-body", "no-prefix", "sha1",
-         "non-ascii", "gitlab-wrong", "gitlab-empty", "no-header", "empty-secret", "no-secret",
-         "one-valid-of-two"],  # fmt: skip
+    ids=[
+        "github",
+        "hex-case",
+        "generic",
+        "gitlab",
+        "wrong-secret",
+        "changed-body",
+        "no-prefix",
+        "sha1",
+        "non-ascii",
+        "gitlab-wrong",
+        "gitlab-empty",
+        "no-header",
+        "empty-secret",
+        "no-secret",
+        "one-valid-of-two",
+    ],
 )
 def test_verify_signature(headers: dict[str, str], secret: bytes | None, valid: bool) -> None:
     assert verify_signature(headers, BODY, secret) is valid
@@ -183,12 +210,28 @@ NONE_MATCH = github_body({"repository": {"clone_url": "https://github.com/x/y.gi
         ({}, b"not json", "gh", 401, ()),
         ({"x-condaops-signature": sign(b"not json")}, b"not json", "gh", 400, ()),
     ],
-    ids=["github", "second-source-own-secret", "gitlab", "by-name", "ping", "bad-signature", "unsigned",
-         "unsigned-ping", "not-json", "not-utf8", "no-match", "unknown-name", "name-without-secret",
-         "name-of-directory", "by-name-unsigned-first", "by-name-signed-not-json"],  # fmt: skip
+    ids=[
+        "github",
+        "second-source-own-secret",
+        "gitlab",
+        "by-name",
+        "ping",
+        "bad-signature",
+        "unsigned",
+        "unsigned-ping",
+        "not-json",
+        "not-utf8",
+        "no-match",
+        "unknown-name",
+        "name-without-secret",
+        "name-of-directory",
+        "by-name-unsigned-first",
+        "by-name-signed-not-json",
+    ],
 )
-def test_decide(headers: dict[str, str], body: bytes, source: str | None, status: int,
-                sources: tuple[str, ...]) -> None:  # fmt: skip
+def test_decide(
+    headers: dict[str, str], body: bytes, source: str | None, status: int, sources: tuple[str, ...]
+) -> None:
     decision = decide(SOURCES, headers, body, secret_of, source=source)
     assert (decision.status, decision.sources) == (status, sources), decision.detail
 

@@ -25,9 +25,15 @@ SHA = "ab" * 32
     ("url", "expected"),
     [
         ("https://conda.anaconda.org/conda-forge", "https://conda.anaconda.org/conda-forge"),
-        ("https://user:secret@repo.example/conda/linux-64/x-1-0.conda", "https://repo.example/conda/linux-64/x-1-0.conda"),
+        (
+            "https://user:secret@repo.example/conda/linux-64/x-1-0.conda",
+            "https://repo.example/conda/linux-64/x-1-0.conda",
+        ),
         ("https://token@repo.example/c", "https://repo.example/c"),
-        ("https://conda.anaconda.org/t/tk-123-456/private/noarch/a-1-0.tar.bz2", "https://conda.anaconda.org/private/noarch/a-1-0.tar.bz2"),
+        (
+            "https://conda.anaconda.org/t/tk-123-456/private/noarch/a-1-0.tar.bz2",
+            "https://conda.anaconda.org/private/noarch/a-1-0.tar.bz2",
+        ),
         ("file:///srv/channel/linux-64/a-1-0.conda", "file:///srv/channel/linux-64/a-1-0.conda"),
         ("http://127.0.0.1:8080/files/a.whl#sha256=00", "http://127.0.0.1:8080/files/a.whl#sha256=00"),
     ],

@@ -35,19 +35,37 @@ TOKEN = "tok-3f9a1c77e2b04d5e"
 
 def build(**changes: object) -> BuildInfo:
     info = BuildInfo(
-        build_id=7, ref=EnvRef("team", "ml"), spec_hash="ab" * 32, state="building", attempt=1, reason=None,
-        message=None, retryable=False, prefix=None, source="envs", source_revision=SHA,
-        source_path="team/ml.yaml", queued_at=datetime(2026, 1, 1, tzinfo=timezone.utc), started_at=None,
-        finished_at=None, collected_at=None,
-    )  # fmt: skip
+        build_id=7,
+        ref=EnvRef("team", "ml"),
+        spec_hash="ab" * 32,
+        state="building",
+        attempt=1,
+        reason=None,
+        message=None,
+        retryable=False,
+        prefix=None,
+        source="envs",
+        source_revision=SHA,
+        source_path="team/ml.yaml",
+        queued_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        started_at=None,
+        finished_at=None,
+        collected_at=None,
+    )
     return replace(info, **changes)
 
 
 def source(api: str, **changes: object) -> SourceSettings:
     urls = {GITHUB: None, GITLAB: "https://gitlab.example", GITEA: "https://gitea.example/"}
     repos = {GITHUB: "acme/envs", GITLAB: "acme/infra/envs", GITEA: "acme/envs"}
-    base = SourceSettings(name="envs", git="https://git.example/acme/envs.git", status_api=api,
-                          status_url=urls[api], status_repo=repos[api], status_token_env="TOKEN")  # fmt: skip
+    base = SourceSettings(
+        name="envs",
+        git="https://git.example/acme/envs.git",
+        status_api=api,
+        status_url=urls[api],
+        status_repo=repos[api],
+        status_token_env="TOKEN",
+    )
     return replace(base, **changes)
 
 
@@ -79,9 +97,21 @@ def test_url_and_headers(api: str) -> None:
     assert req.headers["Content-Type"] == "application/json"
 
 
-STATE_IDS = ["github-start", "github-built", "github-superseded", "github-stalled", "github-transient",
-             "gitea-start", "gitea-built", "gitea-stalled", "gitea-transient",
-             "gitlab-start", "gitlab-built", "gitlab-stalled", "gitlab-transient"]  # fmt: skip
+STATE_IDS = [
+    "github-start",
+    "github-built",
+    "github-superseded",
+    "github-stalled",
+    "github-transient",
+    "gitea-start",
+    "gitea-built",
+    "gitea-stalled",
+    "gitea-transient",
+    "gitlab-start",
+    "gitlab-built",
+    "gitlab-stalled",
+    "gitlab-transient",
+]
 
 
 @pytest.mark.parametrize(
@@ -117,15 +147,22 @@ def test_every_configurable_api_builds_requests() -> None:
 @pytest.mark.parametrize(
     ("api", "changes", "url"),
     [
-        (GITHUB, {"status_url": "https://ghe.example/api/v3/"}, f"https://ghe.example/api/v3/repos/acme/envs/statuses/{SHA}"),
+        (
+            GITHUB,
+            {"status_url": "https://ghe.example/api/v3/"},
+            f"https://ghe.example/api/v3/repos/acme/envs/statuses/{SHA}",
+        ),
         (GITEA, {"status_url": "https://gitea.example/api/v1"}, URLS[GITEA]),
-        (GITEA, {"status_url": "https://host.example/gitea"},
-         f"https://host.example/gitea/api/v1/repos/acme/envs/statuses/{SHA}"),
+        (
+            GITEA,
+            {"status_url": "https://host.example/gitea"},
+            f"https://host.example/gitea/api/v1/repos/acme/envs/statuses/{SHA}",
+        ),
         (GITLAB, {"status_url": "https://gitlab.example/api/v4/"}, URLS[GITLAB]),
         (GITLAB, {"status_repo": "4711"}, f"https://gitlab.example/api/v4/projects/4711/statuses/{SHA}"),
     ],
     ids=["github-enterprise", "gitea-api-root-given", "gitea-under-a-path", "gitlab-api-root-given", "gitlab-id"],
-)  # fmt: skip
+)
 def test_api_roots(api: str, changes: dict[str, str], url: str) -> None:
     assert status_request(build(), None, source(api, **changes), TOKEN).url == url
 
@@ -193,9 +230,16 @@ def test_is_commit(revision: str | None, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("status", "ok", "retryable"),
-    [(201, True, False), (None, False, True), (502, False, True), (429, False, True), (401, False, False),
-     (404, False, False), (307, False, False)],
-)  # fmt: skip
+    [
+        (201, True, False),
+        (None, False, True),
+        (502, False, True),
+        (429, False, True),
+        (401, False, False),
+        (404, False, False),
+        (307, False, False),
+    ],
+)
 def test_send_results(status: int | None, ok: bool, retryable: bool) -> None:
     assert (SendResult(status).ok, SendResult(status).retryable) == (ok, retryable)
 
@@ -217,8 +261,10 @@ def test_tokens_come_from_the_variable_or_the_file(tmp_path: Path, caplog: pytes
 
 def test_status_request_is_plain_data() -> None:
     req = StatusRequest("POST", "https://x.example/", {"Authorization": "Bearer s3cr3t-value"}, {"state": "pending"})
-    assert repr(req) == ("StatusRequest(method='POST', url='https://x.example/', headers={'Authorization': '***'}, "
-                         "json={'state': 'pending'})")  # fmt: skip
+    assert repr(req) == (
+        "StatusRequest(method='POST', url='https://x.example/', headers={'Authorization': '***'}, "
+        "json={'state': 'pending'})"
+    )
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -264,33 +310,74 @@ GH = f"{GIT}, status_api: github, status_repo: acme/envs"
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        (f"{{{GIT}, status_api: bitbucket, status_repo: a/b, status_token_env: T}}", "status_api",
-         "unknown status API 'bitbucket'; use one of github, gitlab, gitea"),
+        (
+            f"{{{GIT}, status_api: bitbucket, status_repo: a/b, status_token_env: T}}",
+            "status_api",
+            "unknown status API 'bitbucket'; use one of github, gitlab, gitea",
+        ),
         (f"{{{GH}}}", "status_api", "needs a token; set 'status_token_env' or 'status_token_file'"),
-        (f"{{{GH}, status_token_env: T, status_token_file: t}}", "status_token_file",
-         "set only one of 'status_token_env' and 'status_token_file'"),
+        (
+            f"{{{GH}, status_token_env: T, status_token_file: t}}",
+            "status_token_file",
+            "set only one of 'status_token_env' and 'status_token_file'",
+        ),
         (f"{{{GH}, status_token_env: 1T}}", "status_token_env", "is not an environment variable name"),
         (f"{{{GIT}, status_api: github, status_token_env: T}}", "status_repo", "is required when 'status_api' is set"),
-        (f"{{{GIT}, status_api: github, status_repo: acme, status_token_env: T}}", "status_repo",
-         "'acme' is not owner/name"),
-        (f"{{{GIT}, status_api: gitea, status_repo: a/b/c, status_url: 'https://g.example', status_token_env: T}}",
-         "status_repo", "'a/b/c' is not owner/name"),
-        (f"{{{GIT}, status_api: gitlab, status_repo: 'a b', status_url: 'https://g.example', status_token_env: T}}",
-         "status_repo", "is not a project id such as 42"),
-        (f"{{{GIT}, status_api: gitea, status_repo: a/b, status_token_env: T}}", "status_url",
-         "is required when status_api is 'gitea'"),
-        (f"{{{GH}, status_token_env: T, status_url: api.github.com}}", "status_url",
-         "'api.github.com' must be an http:// or https:// URL"),
-        (f"{{{GH}, status_token_env: T, status_target_url: 'ftp://x'}}", "status_target_url",
-         "must be an http:// or https:// URL"),
+        (
+            f"{{{GIT}, status_api: github, status_repo: acme, status_token_env: T}}",
+            "status_repo",
+            "'acme' is not owner/name",
+        ),
+        (
+            f"{{{GIT}, status_api: gitea, status_repo: a/b/c, status_url: 'https://g.example', status_token_env: T}}",
+            "status_repo",
+            "'a/b/c' is not owner/name",
+        ),
+        (
+            f"{{{GIT}, status_api: gitlab, status_repo: 'a b', status_url: 'https://g.example', status_token_env: T}}",
+            "status_repo",
+            "is not a project id such as 42",
+        ),
+        (
+            f"{{{GIT}, status_api: gitea, status_repo: a/b, status_token_env: T}}",
+            "status_url",
+            "is required when status_api is 'gitea'",
+        ),
+        (
+            f"{{{GH}, status_token_env: T, status_url: api.github.com}}",
+            "status_url",
+            "'api.github.com' must be an http:// or https:// URL",
+        ),
+        (
+            f"{{{GH}, status_token_env: T, status_target_url: 'ftp://x'}}",
+            "status_target_url",
+            "must be an http:// or https:// URL",
+        ),
         (f"{{{GH}, status_token_env: T, status_context: ' '}}", "status_context", "must not be empty"),
         (f"{{{GIT}, status_repo: acme/envs}}", "status_repo", "applies only with 'status_api'"),
-        ("{directory: envs, status_api: github, status_repo: a/b, status_token_env: T}", "status_api",
-         "applies only to Git sources"),
+        (
+            "{directory: envs, status_api: github, status_repo: a/b, status_token_env: T}",
+            "status_api",
+            "applies only to Git sources",
+        ),
     ],
-    ids=["unknown-api", "no-token", "two-tokens", "bad-variable", "no-repo", "github-repo", "gitea-repo",
-         "gitlab-repo", "no-url", "url-scheme", "target-url", "blank-context", "without-api", "directory"],
-)  # fmt: skip
+    ids=[
+        "unknown-api",
+        "no-token",
+        "two-tokens",
+        "bad-variable",
+        "no-repo",
+        "github-repo",
+        "gitea-repo",
+        "gitlab-repo",
+        "no-url",
+        "url-scheme",
+        "target-url",
+        "blank-context",
+        "without-api",
+        "directory",
+    ],
+)
 def test_rejected_status_settings(tmp_path: Path, text: str, key: str, message: str) -> None:
     (tmp_path / "envs").mkdir()
     with pytest.raises(ConfigError) as caught:

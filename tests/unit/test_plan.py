@@ -41,12 +41,26 @@ def desired(spec: Spec = SPEC_A, ref: EnvRef = REF, source: str = "src") -> Desi
 
 
 def snap(*envs: DesiredEnv, source: str = "src", rejections=(), error: str | None = None) -> SourceSnapshot:
-    return SourceSnapshot(source=source, revision="r1", envs=envs, rejections=tuple(rejections), error=error,
-                          error_reason="SourceUnreadable" if error else None)
+    return SourceSnapshot(
+        source=source,
+        revision="r1",
+        envs=envs,
+        rejections=tuple(rejections),
+        error=error,
+        error_reason="SourceUnreadable" if error else None,
+    )
 
 
-def build(spec_hash: str, state: str, attempt: int = 1, *, retryable: bool = False, reason: str | None = None,
-          finished: datetime | None = NOW, build_id: int = 7) -> RecordedBuild:
+def build(
+    spec_hash: str,
+    state: str,
+    attempt: int = 1,
+    *,
+    retryable: bool = False,
+    reason: str | None = None,
+    finished: datetime | None = NOW,
+    build_id: int = 7,
+) -> RecordedBuild:
     return RecordedBuild(build_id, spec_hash, state, attempt, reason, retryable, finished)
 
 
@@ -66,41 +80,102 @@ CASES = [
     ("prefix-gone", [snap(desired())], rec(prefix_present=False), POLICY, (BUILD, "BuildMissing")),
     ("in-progress", [snap(desired(SPEC_B))], rec(latest=build(B, "building")), POLICY, (NOOP, "BuildInProgress")),
     ("queued", [snap(desired(SPEC_B))], rec(latest=build(B, "queued")), POLICY, (NOOP, "BuildInProgress")),
-    ("retry-due", [snap(desired(SPEC_B))],
-     rec(latest=build(B, "failed", 1, retryable=True, finished=NOW - timedelta(seconds=31))), POLICY,
-     (BUILD, "RetryScheduled")),
-    ("retry-waiting", [snap(desired(SPEC_B))],
-     rec(latest=build(B, "failed", 2, retryable=True, finished=NOW - timedelta(seconds=31))), POLICY,
-     (WAIT, "RetryPending")),
-    ("retries-exhausted", [snap(desired(SPEC_B))],
-     rec(latest=build(B, "failed", 4, retryable=True, reason="ChannelUnreachable")), POLICY,
-     (HOLD, "RetriesExhausted")),
-    ("stalled-failure", [snap(desired(SPEC_B))],
-     rec(latest=build(B, "failed", 1, retryable=False, reason="SolveFailed")), POLICY, (HOLD, "SolveFailed")),
-    ("failed-older-spec-then-reverted", [snap(desired(SPEC_A))],
-     rec(latest=build(B, "failed", 1, reason="SolveFailed")), POLICY, (NOOP, "UpToDate")),
-    ("new-env-failed-first", [snap(desired())], rec(current=None, latest=build(A, "failed", 1, reason="SolveFailed")),
-     POLICY, (HOLD, "SolveFailed")),
+    (
+        "retry-due",
+        [snap(desired(SPEC_B))],
+        rec(latest=build(B, "failed", 1, retryable=True, finished=NOW - timedelta(seconds=31))),
+        POLICY,
+        (BUILD, "RetryScheduled"),
+    ),
+    (
+        "retry-waiting",
+        [snap(desired(SPEC_B))],
+        rec(latest=build(B, "failed", 2, retryable=True, finished=NOW - timedelta(seconds=31))),
+        POLICY,
+        (WAIT, "RetryPending"),
+    ),
+    (
+        "retries-exhausted",
+        [snap(desired(SPEC_B))],
+        rec(latest=build(B, "failed", 4, retryable=True, reason="ChannelUnreachable")),
+        POLICY,
+        (HOLD, "RetriesExhausted"),
+    ),
+    (
+        "stalled-failure",
+        [snap(desired(SPEC_B))],
+        rec(latest=build(B, "failed", 1, retryable=False, reason="SolveFailed")),
+        POLICY,
+        (HOLD, "SolveFailed"),
+    ),
+    (
+        "failed-older-spec-then-reverted",
+        [snap(desired(SPEC_A))],
+        rec(latest=build(B, "failed", 1, reason="SolveFailed")),
+        POLICY,
+        (NOOP, "UpToDate"),
+    ),
+    (
+        "new-env-failed-first",
+        [snap(desired())],
+        rec(current=None, latest=build(A, "failed", 1, reason="SolveFailed")),
+        POLICY,
+        (HOLD, "SolveFailed"),
+    ),
     ("canceled", [snap(desired(SPEC_B))], rec(latest=build(B, "canceled")), POLICY, (BUILD, "Rebuild")),
-    ("rolled-back", [snap(desired(SPEC_B))], rec(pinned_spec_hash=B, latest=build(B, "completed")), POLICY,
-     (NOOP, "RolledBack")),
-    ("rollback-pin-released-by-new-spec", [snap(desired(SPEC_B))], rec(pinned_spec_hash="x" * 64), POLICY,
-     (BUILD, "SpecChanged")),
+    (
+        "rolled-back",
+        [snap(desired(SPEC_B))],
+        rec(pinned_spec_hash=B, latest=build(B, "completed")),
+        POLICY,
+        (NOOP, "RolledBack"),
+    ),
+    (
+        "rollback-pin-released-by-new-spec",
+        [snap(desired(SPEC_B))],
+        rec(pinned_spec_hash="x" * 64),
+        POLICY,
+        (BUILD, "SpecChanged"),
+    ),
     ("retired-comes-back", [snap(desired())], rec(retired=True), POLICY, (BUILD, "NewEnvironment")),
     ("file-removed-kept", [snap(desired(ref=EnvRef("team", "other")))], rec(), POLICY, (NOOP, "SourceRemovedKept")),
-    ("file-removed-pruned", [snap(desired(ref=EnvRef("team", "other")))], rec(),
-     Policy(prune=True), (RETIRE, "SourceRemoved")),
+    (
+        "file-removed-pruned",
+        [snap(desired(ref=EnvRef("team", "other")))],
+        rec(),
+        Policy(prune=True),
+        (RETIRE, "SourceRemoved"),
+    ),
     ("source-empty-never-retires", [snap()], rec(), Policy(prune=True), (NOOP, "SourceEmpty")),
-    ("source-empty-allowed", [snap()], rec(), Policy(prune=True, allow_empty=frozenset({"src"})),
-     (RETIRE, "SourceRemoved")),
-    ("source-unreadable-never-retires", [snap(error="permission denied")], rec(), Policy(prune=True),
-     (NOOP, "SourceUnreadable")),
-    ("source-no-longer-configured", [snap(source="other")], rec(), Policy(prune=True),
-     (NOOP, "SourceNotConfigured")),
-    ("invalid-file", [snap(rejections=[Rejection(REF, "src", "team/ml.yaml", "SpecInvalid", "bad")])], rec(),
-     POLICY, (REJECT, "SpecInvalid")),
-    ("duplicate-across-sources", [snap(desired()), snap(desired(source="two"), source="two")], None, POLICY,
-     (REJECT, "DuplicateEnvironment")),
+    (
+        "source-empty-allowed",
+        [snap()],
+        rec(),
+        Policy(prune=True, allow_empty=frozenset({"src"})),
+        (RETIRE, "SourceRemoved"),
+    ),
+    (
+        "source-unreadable-never-retires",
+        [snap(error="permission denied")],
+        rec(),
+        Policy(prune=True),
+        (NOOP, "SourceUnreadable"),
+    ),
+    ("source-no-longer-configured", [snap(source="other")], rec(), Policy(prune=True), (NOOP, "SourceNotConfigured")),
+    (
+        "invalid-file",
+        [snap(rejections=[Rejection(REF, "src", "team/ml.yaml", "SpecInvalid", "bad")])],
+        rec(),
+        POLICY,
+        (REJECT, "SpecInvalid"),
+    ),
+    (
+        "duplicate-across-sources",
+        [snap(desired()), snap(desired(source="two"), source="two")],
+        None,
+        POLICY,
+        (REJECT, "DuplicateEnvironment"),
+    ),
 ]
 
 
@@ -163,8 +238,13 @@ def test_changes_render_in_every_format():
     assert text.startswith("build   team/ml  NewEnvironment")
     data = json.loads(render_plan(result, "json"))
     assert data["actions"][0] == {
-        "environment": "team/ml", "action": "build", "reason": "NewEnvironment",
-        "message": "team/ml.yaml: new environment", "spec_hash": A, "path": "team/ml.yaml",
-        "attempt": 1, "not_before": None,
+        "environment": "team/ml",
+        "action": "build",
+        "reason": "NewEnvironment",
+        "message": "team/ml.yaml: new environment",
+        "spec_hash": A,
+        "path": "team/ml.yaml",
+        "attempt": 1,
+        "not_before": None,
     }
     assert "| `team/ml` | build | NewEnvironment |" in render_plan(result, "markdown")

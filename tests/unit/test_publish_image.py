@@ -22,10 +22,16 @@ LAYER = Layer(Path("l.tar.gz"), "sha256:" + "1" * 64, 10, "sha256:" + "2" * 64, 
 
 
 def test_config_sets_the_environment_and_the_spec_variables() -> None:
-    config = json.loads(image_config([LAYER], image_prefix="/opt/env", architecture="amd64",
-                                     variables=[("A", "1"), ("CONDA_PREFIX", "/x")]))  # fmt: skip
+    config = json.loads(
+        image_config(
+            [LAYER], image_prefix="/opt/env", architecture="amd64", variables=[("A", "1"), ("CONDA_PREFIX", "/x")]
+        )
+    )
     assert config["config"]["Env"] == [
-        "PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "CONDA_PREFIX=/x", "A=1"]
+        "PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "CONDA_PREFIX=/x",
+        "A=1",
+    ]
     assert config["rootfs"] == {"type": "layers", "diff_ids": [LAYER.diff_id]}
     assert (config["os"], config["architecture"]) == ("linux", "amd64")
     assert "created" not in config  # no wall clock: the image ID is a function of the lock
@@ -48,8 +54,11 @@ def test_architectures() -> None:
 
 
 def test_created_time_is_the_newest_package_timestamp() -> None:
-    records = [SimpleNamespace(timestamp=datetime(2021, 1, 2, 3, 4, 5, tzinfo=UTC)),
-               SimpleNamespace(timestamp=None), SimpleNamespace(timestamp=datetime(2020, 1, 1, tzinfo=UTC))]
+    records = [
+        SimpleNamespace(timestamp=datetime(2021, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        SimpleNamespace(timestamp=None),
+        SimpleNamespace(timestamp=datetime(2020, 1, 1, tzinfo=UTC)),
+    ]
     assert created_time(records) == "2021-01-02T03:04:05Z"
     assert created_time([]) == "1970-01-01T00:00:00Z"
 

@@ -82,15 +82,23 @@ def test_layers_are_deterministic_and_normalized(tmp_path: Path) -> None:
     entries = layer_entries(prefix, "/opt/env", ["lib/libx.so", "lib/libx.so.1", "bin/tool"])
     first = write_archive(tmp_path / "a.tar.gz", entries, GZIP)
     (prefix / "bin/tool").touch()  # a new mtime changes nothing
-    second = write_archive(tmp_path / "b.tar.gz", layer_entries(prefix, "/opt/env", ["bin/tool", "lib/libx.so",
-                                                                                      "lib/libx.so.1"]), GZIP)
+    second = write_archive(
+        tmp_path / "b.tar.gz", layer_entries(prefix, "/opt/env", ["bin/tool", "lib/libx.so", "lib/libx.so.1"]), GZIP
+    )
     data = first.path.read_bytes()
     assert data == second.path.read_bytes()
     assert data[4:8] == b"\0\0\0\0" and not data[3] & 0x08  # gzip: mtime 0, no file name
     assert first.tar_sha256 != first.sha256
     members = _members(gzip.decompress(data))
-    assert [m.name for m in members] == ["opt", "opt/env", "opt/env/bin", "opt/env/bin/tool", "opt/env/lib",
-                                         "opt/env/lib/libx.so", "opt/env/lib/libx.so.1"]
+    assert [m.name for m in members] == [
+        "opt",
+        "opt/env",
+        "opt/env/bin",
+        "opt/env/bin/tool",
+        "opt/env/lib",
+        "opt/env/lib/libx.so",
+        "opt/env/lib/libx.so.1",
+    ]
     assert all((m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "") for m in members)
     assert members[3].mode == 0o755 and members[6].issym() and members[6].linkname == "libx.so"
 

@@ -27,8 +27,17 @@ SHA1 = "0123456789abcdef0123456789abcdef01234567"
         ("a", "env-", "a/env"),
         ("a", "env_.", "a/env"),
     ],
-    ids=["plain", "upper", "separators", "double-underscore", "dashes", "dot-underscore", "triple-underscore",
-         "trailing-dash", "trailing-run"],
+    ids=[
+        "plain",
+        "upper",
+        "separators",
+        "double-underscore",
+        "dashes",
+        "dot-underscore",
+        "triple-underscore",
+        "trailing-dash",
+        "trailing-run",
+    ],
 )
 def test_repository_names_follow_the_oci_grammar(namespace: str, name: str, expected: str) -> None:
     mapped = repository_name(EnvRef(namespace, name))
@@ -52,8 +61,14 @@ def test_build_tags(revision: str | None, linked: bool, expected: list[str]) -> 
 
 @pytest.mark.parametrize(
     "revision, expected",
-    [(SHA1, True), ("f" * 64, True), (SHA1.upper(), False), (SHA1[:12], False), ("dir:" + "a" * 64, False),
-     (None, False)],
+    [
+        (SHA1, True),
+        ("f" * 64, True),
+        (SHA1.upper(), False),
+        (SHA1[:12], False),
+        ("dir:" + "a" * 64, False),
+        (None, False),
+    ],
     ids=["sha1", "sha256", "upper", "short", "directory", "none"],
 )
 def test_is_git_sha(revision: str | None, expected: bool) -> None:
@@ -81,11 +96,22 @@ def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
 def test_publish_defaults_and_values(tmp_path: Path) -> None:
     default = load_settings(environ={}, cwd=tmp_path).publish
     assert (default.enabled, default.pack_format, default.image_prefix, default.image_base, default.layer_budget) == (
-        True, "tar.zst", "/opt/env", None, 80)
-    chosen = _load(tmp_path, "publish:\n  enabled: true\n  pack_format: tar.gz\n  image_prefix: /opt/conda/envs/x\n"
-                             "  layer_budget: 2\n").publish  # fmt: skip
+        True,
+        "tar.zst",
+        "/opt/env",
+        None,
+        80,
+    )
+    chosen = _load(
+        tmp_path,
+        "publish:\n  enabled: true\n  pack_format: tar.gz\n  image_prefix: /opt/conda/envs/x\n  layer_budget: 2\n",
+    ).publish
     assert (chosen.enabled, chosen.pack_format, chosen.image_prefix, chosen.layer_budget) == (
-        True, "tar.gz", "/opt/conda/envs/x", 2)
+        True,
+        "tar.gz",
+        "/opt/conda/envs/x",
+        2,
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,8 +127,17 @@ def test_publish_defaults_and_values(tmp_path: Path) -> None:
         ("publish:\n  layer_budget: 500\n", "publish.layer_budget", "between 2 and 127"),
         ("publish:\n  enabeld: true\n", "publish.enabeld", "did you mean 'publish.enabled'"),
     ],
-    ids=["format", "relative-prefix", "trailing-slash", "dotdot", "base", "base-upper", "budget-low", "budget-high",
-         "typo"],
+    ids=[
+        "format",
+        "relative-prefix",
+        "trailing-slash",
+        "dotdot",
+        "base",
+        "base-upper",
+        "budget-low",
+        "budget-high",
+        "typo",
+    ],
 )
 def test_bad_publish_settings_name_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -24,11 +24,18 @@ def test_the_default_target_is_the_builtin_registry(tmp_path: Path) -> None:
 
 
 def test_an_external_target_is_named_after_its_host(tmp_path: Path) -> None:
-    push = _load(tmp_path, "registry:\n  push:\n    - builtin\n    - url: 127.0.0.1:5000\n      repository: a/b\n"
-                           "      username: bot\n      password_env: REG_PASS\n      insecure: true\n").registry.push
+    push = _load(
+        tmp_path,
+        "registry:\n  push:\n    - builtin\n    - url: 127.0.0.1:5000\n      repository: a/b\n"
+        "      username: bot\n      password_env: REG_PASS\n      insecure: true\n",
+    ).registry.push
     assert [t.name for t in push] == ["builtin", "127.0.0.1-5000"]
-    assert (push[1].url, push[1].repository, push[1].insecure, push[1].builtin) == ("127.0.0.1:5000", "a/b", True,
-                                                                                      False)  # fmt: skip
+    assert (push[1].url, push[1].repository, push[1].insecure, push[1].builtin) == (
+        "127.0.0.1:5000",
+        "a/b",
+        True,
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,8 +52,18 @@ def test_an_external_target_is_named_after_its_host(tmp_path: Path) -> None:
         ("[{url: r.example, name: builtin}]", "registry.push[0].name", "names the built-in registry"),
         ("[42]", "registry.push[0]", "expected 'builtin' or a mapping"),
     ],
-    ids=["builtin-twice", "url-path", "builtin-repository", "user-no-password", "two-secrets", "bad-variable",
-         "bad-prefix", "duplicate", "reserved-name", "not-a-mapping"],
+    ids=[
+        "builtin-twice",
+        "url-path",
+        "builtin-repository",
+        "user-no-password",
+        "two-secrets",
+        "bad-variable",
+        "bad-prefix",
+        "duplicate",
+        "reserved-name",
+        "not-a-mapping",
+    ],
 )
 def test_bad_push_targets_name_the_key(tmp_path: Path, items: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -56,34 +73,48 @@ def test_bad_push_targets_name_the_key(tmp_path: Path, items: str, key: str, wor
 
 @pytest.mark.parametrize(
     "reference",
-    ["docker.io/library/debian:12", "127.0.0.1:5000/base/busybox", "localhost/base@sha256:" + "a" * 64,
-     "reg.example.org/a/b:v1@sha256:" + "0" * 64],
+    [
+        "docker.io/library/debian:12",
+        "127.0.0.1:5000/base/busybox",
+        "localhost/base@sha256:" + "a" * 64,
+        "reg.example.org/a/b:v1@sha256:" + "0" * 64,
+    ],
 )
 def test_image_base_accepts_full_references(tmp_path: Path, reference: str) -> None:
     assert _load(tmp_path, f"publish:\n  image_base: '{reference}'\n").publish.image_base == reference
 
 
 def test_credentials_never_show_in_repr() -> None:
-    target = OrasTarget(PushTargetSettings(name="m", url="r.example", username="u", password_env="SECRET"),
-                        environ={"SECRET": "hunter2"})  # fmt: skip
+    target = OrasTarget(
+        PushTargetSettings(name="m", url="r.example", username="u", password_env="SECRET"),
+        environ={"SECRET": "hunter2"},
+    )
     assert "hunter2" not in repr(target) and target.repository("ns/env") == "ns/env"
 
 
 LAYER = Layer(Path("l.tar.gz"), "sha256:" + "1" * 64, 10, "sha256:" + "2" * 64, ("tool",))
 BASE = {
-    "architecture": "amd64", "os": "linux", "created": "2020-01-01T00:00:00Z",
+    "architecture": "amd64",
+    "os": "linux",
+    "created": "2020-01-01T00:00:00Z",
     "config": {"Env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"], "Entrypoint": ["/init"], "User": "app"},
     "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "3" * 64]},
     "history": [{"created_by": "base"}, {"created_by": "ENV LANG", "empty_layer": True}],
-}  # fmt: skip
+}
 
 
 def test_config_on_a_base_keeps_its_settings_and_puts_the_environment_first() -> None:
-    config = json.loads(image_config([LAYER], image_prefix="/opt/env", architecture="amd64",
-                                     variables=[("LANG", "en_US.UTF-8")], base=BASE))  # fmt: skip
+    config = json.loads(
+        image_config(
+            [LAYER], image_prefix="/opt/env", architecture="amd64", variables=[("LANG", "en_US.UTF-8")], base=BASE
+        )
+    )
     assert config["config"]["Env"] == ["PATH=/opt/env/bin:/usr/bin:/bin", "LANG=en_US.UTF-8", "CONDA_PREFIX=/opt/env"]
     assert (config["config"]["Entrypoint"], config["config"]["User"], config["config"]["WorkingDir"]) == (
-        ["/init"], "app", "/")
+        ["/init"],
+        "app",
+        "/",
+    )
     assert config["rootfs"]["diff_ids"] == ["sha256:" + "3" * 64, LAYER.diff_id]
     assert [h["created_by"] for h in config["history"]] == ["base", "ENV LANG", "condaops: tool"]
     assert "created" not in config  # no timestamps: the digest is a function of the lock and the base
@@ -91,5 +122,10 @@ def test_config_on_a_base_keeps_its_settings_and_puts_the_environment_first() ->
 
 def test_config_without_a_base_is_unchanged() -> None:
     plain = json.loads(image_config([LAYER], image_prefix="/opt/env", architecture="amd64"))
-    assert plain["config"] == {"Env": ["PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                       "CONDA_PREFIX=/opt/env"], "WorkingDir": "/"}  # fmt: skip
+    assert plain["config"] == {
+        "Env": [
+            "PATH=/opt/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "CONDA_PREFIX=/opt/env",
+        ],
+        "WorkingDir": "/",
+    }

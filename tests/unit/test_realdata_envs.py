@@ -146,40 +146,54 @@ def test_file(envs: Path, name: str) -> None:
 
 # Spot checks that the features SOURCES.md lists come out as intended.
 FEATURES = [
-    ("conda-lock__test-env-filter-platform.yaml",
-     lambda s: s.dependencies_for("osx-arm64") == ["clang_osx-arm64", "python <3.11"]
-     and s.platforms == ("linux-64", "osx-64", "osx-arm64"), "comment-selectors"),
-    ("conda-lock__test-pip-with-platform-selector.yaml",
-     lambda s: s.pip_for("linux-64") == ["psutil"] and s.pip_for("osx-arm64") == [],
-     "pip-selector"),
-    ("mamba__env_2-sel.yaml",
-     lambda s: s.dependencies_for("win-64") == ["test1-win", "test4"], "sel-keys"),
-    ("conda-lock__gdal.yaml",
-     lambda s: "python >=3.8,<3.9" in s.dependencies_for("linux-64"), "spaced-range"),
-    ("conda__environment_host_port.yaml",
-     lambda s: s.dependencies_for("linux-64") == ["https://104.17.92.24:443::flask =1.0.2"],
-     "url-channel-prefix"),
-    ("pangeo__pytorch-notebook.yaml",
-     lambda s: "pytorch >=2.7.0=cuda12*" in s.dependencies_for("linux-64"), "build-string"),
-    ("conda-lock__test-environment-blas-mkl.yaml",
-     lambda s: "blas[build=mkl]" in s.dependencies_for("linux-64"), "bracket-build"),
+    (
+        "conda-lock__test-env-filter-platform.yaml",
+        lambda s: (
+            s.dependencies_for("osx-arm64") == ["clang_osx-arm64", "python <3.11"]
+            and s.platforms == ("linux-64", "osx-64", "osx-arm64")
+        ),
+        "comment-selectors",
+    ),
+    (
+        "conda-lock__test-pip-with-platform-selector.yaml",
+        lambda s: s.pip_for("linux-64") == ["psutil"] and s.pip_for("osx-arm64") == [],
+        "pip-selector",
+    ),
+    ("mamba__env_2-sel.yaml", lambda s: s.dependencies_for("win-64") == ["test1-win", "test4"], "sel-keys"),
+    ("conda-lock__gdal.yaml", lambda s: "python >=3.8,<3.9" in s.dependencies_for("linux-64"), "spaced-range"),
+    (
+        "conda__environment_host_port.yaml",
+        lambda s: s.dependencies_for("linux-64") == ["https://104.17.92.24:443::flask =1.0.2"],
+        "url-channel-prefix",
+    ),
+    (
+        "pangeo__pytorch-notebook.yaml",
+        lambda s: "pytorch >=2.7.0=cuda12*" in s.dependencies_for("linux-64"),
+        "build-string",
+    ),
+    (
+        "conda-lock__test-environment-blas-mkl.yaml",
+        lambda s: "blas[build=mkl]" in s.dependencies_for("linux-64"),
+        "bracket-build",
+    ),
     ("pangeo__base-notebook.yaml", lambda s: s.channels == ("conda-forge",), "nodefaults"),
-    ("conda__docs.yaml", lambda s: "pillow ==12.3.0" in s.dependencies_for("linux-64"),
-     "lower-cased"),
+    ("conda__docs.yaml", lambda s: "pillow ==12.3.0" in s.dependencies_for("linux-64"), "lower-cased"),
     ("conda__empty_deps.yaml", lambda s: s.dependencies == () and s.pip == (), "null-deps"),
-    ("rattler__variables.yaml", lambda s: s.variables == (("MY_ENV_VAR", "My Value"),),
-     "variables"),
+    ("rattler__variables.yaml", lambda s: s.variables == (("MY_ENV_VAR", "My Value"),), "variables"),
     ("lightning__environment.yaml", lambda s: s.name == "lightning", "multi-line-name"),
-    ("conda-lock__test-pip-full-url.yaml",
-     lambda s: s.pip_for("linux-64")[0].startswith("requests @ https://github.com/"),
-     "direct-reference"),
-    ("conda-lock__test-git-tag.yaml",
-     lambda s: s.pip_for("linux-64") == ["git+https://github.com/pydantic/pydantic@v2.0b2"],
-     "vcs-reference"),
+    (
+        "conda-lock__test-pip-full-url.yaml",
+        lambda s: s.pip_for("linux-64")[0].startswith("requests @ https://github.com/"),
+        "direct-reference",
+    ),
+    (
+        "conda-lock__test-git-tag.yaml",
+        lambda s: s.pip_for("linux-64") == ["git+https://github.com/pydantic/pydantic@v2.0b2"],
+        "vcs-reference",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "check"), [(n, c) for n, c, _ in FEATURES],
-                         ids=[i for _, _, i in FEATURES])
+@pytest.mark.parametrize(("name", "check"), [(n, c) for n, c, _ in FEATURES], ids=[i for _, _, i in FEATURES])
 def test_feature(envs: Path, name: str, check: Callable[[Spec], bool]) -> None:
     assert check(load(envs, name).spec)

@@ -35,9 +35,22 @@ def basic(user: str, password: str) -> str:
         ("Basic " + base64.b64encode(b"u:\xff").decode(), None),
         (f"Token {TOKEN}", None),
     ],
-    ids=["none", "empty", "bearer", "bearer-spaces", "bearer-empty", "basic", "basic-no-user", "colons",
-         "basic-empty-password", "bad-base64", "no-colon", "not-utf8", "other-scheme"],
-)  # fmt: skip
+    ids=[
+        "none",
+        "empty",
+        "bearer",
+        "bearer-spaces",
+        "bearer-empty",
+        "basic",
+        "basic-no-user",
+        "colons",
+        "basic-empty-password",
+        "bad-base64",
+        "no-colon",
+        "not-utf8",
+        "other-scheme",
+    ],
+)
 def test_token_from_header(header: str | None, token: str | None) -> None:
     assert token_from_header(header) == token
 

@@ -44,21 +44,32 @@ def test_image_manifest_lists_its_blobs() -> None:
 
 
 def test_artifact_with_subject() -> None:
-    data = image(artifactType="application/vnd.condaops.lock", subject={"mediaType": OCI_MANIFEST, "digest": D3,
-                 "size": 5}, annotations={"org.condaops.env": "ns/env"})  # fmt: skip
+    data = image(
+        artifactType="application/vnd.condaops.lock",
+        subject={"mediaType": OCI_MANIFEST, "digest": D3, "size": 5},
+        annotations={"org.condaops.env": "ns/env"},
+    )
     manifest = parse_manifest(body(data), None)
 
     assert manifest.subject == Descriptor(OCI_MANIFEST, D3, 5)
     assert manifest.artifact_type == "application/vnd.condaops.lock"
     assert referrer(manifest, D1, 123).to_json() == {
-        "mediaType": OCI_MANIFEST, "digest": D1, "size": 123, "artifactType": "application/vnd.condaops.lock",
+        "mediaType": OCI_MANIFEST,
+        "digest": D1,
+        "size": 123,
+        "artifactType": "application/vnd.condaops.lock",
         "annotations": {"org.condaops.env": "ns/env"},
-    }  # fmt: skip
+    }
 
 
 def test_index_lists_its_manifests() -> None:
-    data = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"mediaType": OCI_MANIFEST, "digest": D3,
-            "size": 7, "platform": {"os": "linux", "architecture": "amd64"}}]}  # fmt: skip
+    data = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": D3, "size": 7, "platform": {"os": "linux", "architecture": "amd64"}}
+        ],
+    }
     manifest = parse_manifest(body(data), OCI_INDEX)
 
     assert manifest.blobs == ()
@@ -67,8 +78,11 @@ def test_index_lists_its_manifests() -> None:
 
 
 def test_foreign_layers_keep_their_urls() -> None:
-    layer = {**LAYER, "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-             "urls": ["https://example.com/layer"]}  # fmt: skip
+    layer = {
+        **LAYER,
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "urls": ["https://example.com/layer"],
+    }
     data = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": CONFIG, "layers": [layer]}
     assert parse_manifest(body(data), DOCKER_MANIFEST).blobs[1].urls == ("https://example.com/layer",)
 
@@ -85,9 +99,17 @@ def test_foreign_layers_keep_their_urls() -> None:
         ({"manifests": []}, None, OCI_INDEX),
         ({}, "application/octet-stream", OCI_MANIFEST),
     ],
-    ids=["declared", "both-equal", "content-type", "params", "generic-type", "image-shape", "index-shape",
-         "octet-stream"],
-)  # fmt: skip
+    ids=[
+        "declared",
+        "both-equal",
+        "content-type",
+        "params",
+        "generic-type",
+        "image-shape",
+        "index-shape",
+        "octet-stream",
+    ],
+)
 def test_manifest_media_type(data: dict[str, Any], content_type: str | None, expected: str) -> None:
     assert manifest_media_type(data, content_type) == expected
 
@@ -110,10 +132,23 @@ def test_manifest_media_type(data: dict[str, Any], content_type: str | None, exp
         (body(image(artifactType=5)), None, "'artifactType' must be a string"),
         (body(image(subject={"digest": D1})), None, "'subject.mediaType'"),
     ],
-    ids=["not-json", "not-object", "schema-1", "type-mismatch", "artifact-manifest", "no-config", "layers-map",
-         "bad-digest", "negative-size", "bool-size", "empty-type", "annotation-int", "artifact-type-int",
-         "subject-incomplete"],
-)  # fmt: skip
+    ids=[
+        "not-json",
+        "not-object",
+        "schema-1",
+        "type-mismatch",
+        "artifact-manifest",
+        "no-config",
+        "layers-map",
+        "bad-digest",
+        "negative-size",
+        "bool-size",
+        "empty-type",
+        "annotation-int",
+        "artifact-type-int",
+        "subject-incomplete",
+    ],
+)
 def test_parse_manifest_refuses(raw: bytes, content_type: str | None, message: str) -> None:
     with pytest.raises(RegistryError) as caught:
         parse_manifest(raw, content_type)

@@ -88,9 +88,18 @@ def test_check_name(name: str, valid: bool) -> None:
 
 @pytest.mark.parametrize(
     ("tag", "valid"),
-    [("v1", True), ("latest", True), ("_x.1-2", True), ("A" * 128, True), ("A" * 129, False),
-     (".hidden", False), ("-x", False), ("a/b", False), ("a:b", False)],
-)  # fmt: skip
+    [
+        ("v1", True),
+        ("latest", True),
+        ("_x.1-2", True),
+        ("A" * 128, True),
+        ("A" * 129, False),
+        (".hidden", False),
+        ("-x", False),
+        ("a/b", False),
+        ("a:b", False),
+    ],
+)
 def test_check_tag(tag: str, valid: bool) -> None:
     if valid:
         assert check_tag(tag) == tag
@@ -114,15 +123,15 @@ def test_check_tag(tag: str, valid: bool) -> None:
         ("bytes=9-3", 100, None),  # invalid: ignored
         ("bytes=-", 100, None),
     ],
-    ids=["none", "first-10", "open", "clamped", "suffix", "suffix-all", "spaces", "multi", "unit", "reversed",
-         "empty"],
-)  # fmt: skip
+    ids=["none", "first-10", "open", "clamped", "suffix", "suffix-all", "spaces", "multi", "unit", "reversed", "empty"],
+)
 def test_parse_range(header: str | None, size: int, expected: ByteRange | None) -> None:
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=100-", 100), ("bytes=500-600", 100), ("bytes=-0", 100),
-                                               ("bytes=0-", 0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("header", "size"), [("bytes=100-", 100), ("bytes=500-600", 100), ("bytes=-0", 100), ("bytes=0-", 0)]
+)
 def test_parse_range_unsatisfiable(header: str, size: int) -> None:
     with pytest.raises(RegistryError) as caught:
         parse_range(header, size)
@@ -138,9 +147,15 @@ def test_byte_range_headers() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("0-99", (0, 99)), ("100-199", (100, 199)), ("bytes 5-9/10", (5, 9)), ("bytes=5-9", (5, 9)),
-     (" 1-1 ", (1, 1)), ("10-20/*", (10, 20))],
-)  # fmt: skip
+    [
+        ("0-99", (0, 99)),
+        ("100-199", (100, 199)),
+        ("bytes 5-9/10", (5, 9)),
+        ("bytes=5-9", (5, 9)),
+        (" 1-1 ", (1, 1)),
+        ("10-20/*", (10, 20)),
+    ],
+)
 def test_parse_content_range(header: str, expected: tuple[int, int]) -> None:
     assert parse_content_range(header) == expected
 
@@ -172,9 +187,20 @@ def test_upload_range(size: int, expected: str) -> None:
         ([f"{OCI.upper()}"], OCI, True),
         (["text/html"], OCI, False),
     ],
-    ids=["none", "exact", "comma-list", "repeated-header", "other-type", "any", "major-wildcard", "q0",
-         "q-half", "case", "html"],
-)  # fmt: skip
+    ids=[
+        "none",
+        "exact",
+        "comma-list",
+        "repeated-header",
+        "other-type",
+        "any",
+        "major-wildcard",
+        "q0",
+        "q-half",
+        "case",
+        "html",
+    ],
+)
 def test_accepts(accept: list[str], media_type: str, expected: bool) -> None:
     assert accepts(accept, media_type) is expected
 

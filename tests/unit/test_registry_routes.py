@@ -76,9 +76,16 @@ def test_unsupported_method_lists_the_allowed_ones() -> None:
 
 @pytest.mark.parametrize(
     ("method", "rest", "push"),
-    [("GET", "", False), ("GET", "a/tags/list", False), ("HEAD", f"a/blobs/{DIGEST}", False),
-     ("GET", f"a/referrers/{DIGEST}", False), ("PUT", "a/manifests/v1", True), ("POST", "a/blobs/uploads/", True),
-     ("GET", f"a/blobs/uploads/{UPLOAD}", True), ("DELETE", "a/manifests/v1", True)],
-)  # fmt: skip
+    [
+        ("GET", "", False),
+        ("GET", "a/tags/list", False),
+        ("HEAD", f"a/blobs/{DIGEST}", False),
+        ("GET", f"a/referrers/{DIGEST}", False),
+        ("PUT", "a/manifests/v1", True),
+        ("POST", "a/blobs/uploads/", True),
+        ("GET", f"a/blobs/uploads/{UPLOAD}", True),
+        ("DELETE", "a/manifests/v1", True),
+    ],
+)
 def test_push_operations_are_marked(method: str, rest: str, push: bool) -> None:
     assert parse_route(method, rest).is_push is push

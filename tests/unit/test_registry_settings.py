@@ -33,7 +33,9 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_s3_from_the_file(tmp_path: Path) -> None:
-    settings = load(tmp_path, f"""
+    settings = load(
+        tmp_path,
+        f"""
         registry:
           push_tokens: [{TOKEN}]
         storage:
@@ -42,7 +44,8 @@ def test_s3_from_the_file(tmp_path: Path) -> None:
           s3_prefix: condaops/registry
           s3_endpoint: http://127.0.0.1:9000
           s3_url_expiry: 1h
-    """)
+    """,
+    )
 
     assert settings.registry.push_tokens == (TOKEN,)
     assert settings.storage.s3_bucket == "artifacts"
@@ -50,8 +53,11 @@ def test_s3_from_the_file(tmp_path: Path) -> None:
 
 
 def test_variables(tmp_path: Path) -> None:
-    env = {"CONDAOPS_REGISTRY__PUSH_TOKENS": f"{TOKEN},{TOKEN}-2", "CONDAOPS_STORAGE__DIRECTORY": "blobs",
-           "CONDAOPS_STORAGE__S3_REDIRECT": "false"}  # fmt: skip
+    env = {
+        "CONDAOPS_REGISTRY__PUSH_TOKENS": f"{TOKEN},{TOKEN}-2",
+        "CONDAOPS_STORAGE__DIRECTORY": "blobs",
+        "CONDAOPS_STORAGE__S3_REDIRECT": "false",
+    }
     settings = load(tmp_path, env=env)
 
     assert settings.registry.push_tokens == (TOKEN, f"{TOKEN}-2")
@@ -79,9 +85,8 @@ def test_token_file_must_exist(tmp_path: Path) -> None:
         ("storage: {s3_url_expiry: 700000}", "at most 7 days"),
         ("storage: {bucket: b}", "unknown key; did you mean 'storage.s3_bucket'?"),
     ],
-    ids=["short-token", "backend", "no-bucket", "bucket-without-s3", "endpoint", "expiry-unit", "expiry-long",
-         "typo"],
-)  # fmt: skip
+    ids=["short-token", "backend", "no-bucket", "bucket-without-s3", "endpoint", "expiry-unit", "expiry-long", "typo"],
+)
 def test_problems_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text)

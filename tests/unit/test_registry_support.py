@@ -33,6 +33,9 @@ def test_oci_layout_is_consistent(tmp_path: Path) -> None:
     assert index["manifests"][0]["digest"] == image.manifest_digest
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "v2"
     manifest = json.loads((blobs / image.manifest_digest.split(":")[1]).read_bytes())
-    assert manifest["layers"][0] == {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                     "digest": image.layer_digest, "size": image.layer_size}  # fmt: skip
+    assert manifest["layers"][0] == {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": image.layer_digest,
+        "size": image.layer_size,
+    }
     assert image.oci_ref == f"oci:{tmp_path}:v2"

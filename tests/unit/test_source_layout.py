@@ -90,9 +90,7 @@ REJECTED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "reason", "words"), [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED]
-)
+@pytest.mark.parametrize(("path", "reason", "words"), [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED])
 def test_rejected(path: str, reason: str, words: str) -> None:
     found = classify(path, default_namespace=DEFAULT)
     assert isinstance(found, Misplaced)
@@ -127,12 +125,8 @@ def test_arrange_sorts_and_keeps_layout_rejections() -> None:
         source="src",
         default_namespace=DEFAULT,
     )
-    assert [(str(p.ref), p.path) for p in layout.placements] == [
-        ("b/x", "b/x.yaml"), ("main/a", "a.yaml")
-    ]
-    assert [(r.path, r.reason) for r in layout.rejections] == [
-        ("environment.yaml", LAYOUT_UNSUPPORTED)
-    ]
+    assert [(str(p.ref), p.path) for p in layout.placements] == [("b/x", "b/x.yaml"), ("main/a", "a.yaml")]
+    assert [(r.path, r.reason) for r in layout.rejections] == [("environment.yaml", LAYOUT_UNSUPPORTED)]
 
 
 NAMES = [
@@ -172,8 +166,6 @@ CHANGES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("path", "kind", "relevant"), [c[1:] for c in CHANGES], ids=[c[0] for c in CHANGES]
-)
+@pytest.mark.parametrize(("path", "kind", "relevant"), [c[1:] for c in CHANGES], ids=[c[0] for c in CHANGES])
 def test_affects_layout(path: str, kind: str, relevant: bool) -> None:
     assert affects_layout(path, kind=kind) is relevant  # type: ignore[arg-type]

@@ -47,8 +47,7 @@ NORMALIZED = [
     ("Pillow==12.3.0", "pillow ==12.3.0", "lower-cased-name"),
     ("conda-forge::numpy", "conda-forge::numpy", "channel-prefix"),
     ("conda-forge/linux-64::NumPy >= 1.0", "conda-forge/linux-64::numpy >=1.0", "subdir-prefix"),
-    ("https://104.17.92.24:443::flask=1.0.2", "https://104.17.92.24:443::flask =1.0.2",
-     "url-prefix-with-port"),
+    ("https://104.17.92.24:443::flask=1.0.2", "https://104.17.92.24:443::flask =1.0.2", "url-prefix-with-port"),
     ("pytorch=2.1=*cuda*", "pytorch =2.1=*cuda*", "version-and-build"),
     ("jaxlib>=0.4.31=cuda12*", "jaxlib >=0.4.31=cuda12*", "range-and-build"),
     ("libarchive>=3.8 lgpl_*", "libarchive >=3.8 lgpl_*", "space-separated-build"),
@@ -61,8 +60,7 @@ NORMALIZED = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [(t, e) for t, e, _ in NORMALIZED],
-                         ids=[i for _, _, i in NORMALIZED])
+@pytest.mark.parametrize(("text", "expected"), [(t, e) for t, e, _ in NORMALIZED], ids=[i for _, _, i in NORMALIZED])
 def test_normalize_match_spec(text: str, expected: str) -> None:
     assert normalize_match_spec(text) == expected
     assert normalize_match_spec(expected) == expected  # idempotent
@@ -81,8 +79,7 @@ INVALID_MATCH_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("text", [t for t, _ in INVALID_MATCH_SPECS],
-                         ids=[i for _, i in INVALID_MATCH_SPECS])
+@pytest.mark.parametrize("text", [t for t, _ in INVALID_MATCH_SPECS], ids=[i for _, i in INVALID_MATCH_SPECS])
 def test_normalize_match_spec_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"\S"):
         normalize_match_spec(text)
@@ -123,13 +120,16 @@ def test_full_file() -> None:
     assert parsed.warnings == ()
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("dependencies:\n", ()),
-    ("dependencies: []\n", ()),
-    ("name: x\n", ()),
-    ("channels: [conda-forge]\ndependencies: [numpy, scipy]\n",
-     (Dependency("numpy"), Dependency("scipy"))),
-], ids=["null", "empty-list", "missing", "flow-style"])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("dependencies:\n", ()),
+        ("dependencies: []\n", ()),
+        ("name: x\n", ()),
+        ("channels: [conda-forge]\ndependencies: [numpy, scipy]\n", (Dependency("numpy"), Dependency("scipy"))),
+    ],
+    ids=["null", "empty-list", "missing", "flow-style"],
+)
 def test_dependencies_shapes(text: str, expected: tuple[Dependency, ...]) -> None:
     assert parse(text).spec.dependencies == expected
 
@@ -141,47 +141,45 @@ PIP_NORMALIZED = [
     ("flit-core === 3.9.0", "flit-core===3.9.0", "arbitrary-equality"),
     ("Typing_Extensions", "typing-extensions", "pep503-name"),
     ("numpy; python_version < '3.10'", 'numpy; python_version < "3.10"', "marker"),
-    ("requests @ https://example.org/requests-2.31.0-py3-none-any.whl#sha256=" + "a" * 64,
-     "requests @ https://example.org/requests-2.31.0-py3-none-any.whl#sha256=" + "a" * 64,
-     "direct-reference"),
-    ("deepobs @ git+https://git@github.com/fsschneider/DeepOBS.git@develop",
-     "deepobs @ git+https://git@github.com/fsschneider/DeepOBS.git@develop", "named-vcs"),
-    ("git+https://github.com/dask/distributed", "git+https://github.com/dask/distributed",
-     "bare-vcs"),
-    ("flit-core==3.9.0 --hash=sha256:" + "AB" * 32, "flit-core==3.9.0 --hash=sha256:" + "ab" * 32,
-     "hash-option"),
+    (
+        "requests @ https://example.org/requests-2.31.0-py3-none-any.whl#sha256=" + "a" * 64,
+        "requests @ https://example.org/requests-2.31.0-py3-none-any.whl#sha256=" + "a" * 64,
+        "direct-reference",
+    ),
+    (
+        "deepobs @ git+https://git@github.com/fsschneider/DeepOBS.git@develop",
+        "deepobs @ git+https://git@github.com/fsschneider/DeepOBS.git@develop",
+        "named-vcs",
+    ),
+    ("git+https://github.com/dask/distributed", "git+https://github.com/dask/distributed", "bare-vcs"),
+    ("flit-core==3.9.0 --hash=sha256:" + "AB" * 32, "flit-core==3.9.0 --hash=sha256:" + "ab" * 32, "hash-option"),
 ]
 
 
-@pytest.mark.parametrize(("line", "expected"), [(a, b) for a, b, _ in PIP_NORMALIZED],
-                         ids=[i for _, _, i in PIP_NORMALIZED])
+@pytest.mark.parametrize(
+    ("line", "expected"), [(a, b) for a, b, _ in PIP_NORMALIZED], ids=[i for _, _, i in PIP_NORMALIZED]
+)
 def test_pip_requirements(line: str, expected: str) -> None:
-    parsed = parse(f"dependencies:\n  - pip\n  - pip:\n    - \"{line}\"\n")
+    parsed = parse(f'dependencies:\n  - pip\n  - pip:\n    - "{line}"\n')
     assert parsed.spec.pip == (Dependency(expected),)
 
 
 WARNINGS = [
     ("prefix: /opt/env\ndependencies: [numpy]\n", "line 1: 'prefix:' is ignored", "prefix"),
     ("category: dev\ndependencies: [numpy]\n", "line 1: 'category:' is ignored", "category"),
-    ("dependencies:\n  - python\n  - pip:\n    - toolz\n",
-     "line 3: a 'pip:' section but no 'pip'", "pip-without-pip"),
+    ("dependencies:\n  - python\n  - pip:\n    - toolz\n", "line 3: a 'pip:' section but no 'pip'", "pip-without-pip"),
     ("channels: [/srv/channel]\ndependencies: [numpy]\n", "is a local path", "local-channel"),
-    ("channels: [a, b, a]\ndependencies: [numpy]\n", "channel 'a' is listed twice",
-     "duplicate-channel"),
+    ("channels: [a, b, a]\ndependencies: [numpy]\n", "channel 'a' is listed twice", "duplicate-channel"),
     ("dependencies:\n  - numpy\n  - numpy\n", "line 3: 'numpy' is listed twice", "duplicate-dep"),
-    ("dependencies:\n  - pandas\n  - pandas >=2\n", "'pandas' is listed more than once",
-     "two-constraints"),
-    ("dependencies:\n  - gcc\n  - gcc  # [linux]\n", "already listed for every platform",
-     "redundant-selector"),
+    ("dependencies:\n  - pandas\n  - pandas >=2\n", "'pandas' is listed more than once", "two-constraints"),
+    ("dependencies:\n  - gcc\n  - gcc  # [linux]\n", "already listed for every platform", "redundant-selector"),
     ("dependencies:\n", "line 1: no dependencies", "empty"),
     ("name: x\nchannels: [a]\n", "line 1: no dependencies", "missing"),
-    ("platforms: [linux-64, linux-64]\ndependencies: [numpy]\n", "listed twice",
-     "duplicate-platform"),
+    ("platforms: [linux-64, linux-64]\ndependencies: [numpy]\n", "listed twice", "duplicate-platform"),
 ]
 
 
-@pytest.mark.parametrize(("text", "fragment"), [(t, f) for t, f, _ in WARNINGS],
-                         ids=[i for _, _, i in WARNINGS])
+@pytest.mark.parametrize(("text", "fragment"), [(t, f) for t, f, _ in WARNINGS], ids=[i for _, _, i in WARNINGS])
 def test_warnings(text: str, fragment: str) -> None:
     warnings = parse(text).warnings
     assert any(fragment in w for w in warnings), warnings
@@ -210,27 +208,34 @@ def test_selectors() -> None:
             - "tz @ https://example.org/tz-1-py3-none-any.whl#sha256=abc"
         """).spec
     assert {d.text: d.selector for d in spec.dependencies} == {
-        "python <3.11": None, "clang_osx-arm64": "arm64", "gcc_linux-64 >=6": "linux64",
-        "pywin32": "not unix", "libcxx": "osx", "pip": None,
+        "python <3.11": None,
+        "clang_osx-arm64": "arm64",
+        "gcc_linux-64 >=6": "linux64",
+        "pywin32": "not unix",
+        "libcxx": "osx",
+        "pip": None,
     }
     assert {d.text: d.selector for d in spec.pip} == {
-        "psutil": "linux64", "tz @ https://example.org/tz-1-py3-none-any.whl#sha256=abc": None,
+        "psutil": "linux64",
+        "tz @ https://example.org/tz-1-py3-none-any.whl#sha256=abc": None,
     }
     assert spec.dependencies_for("linux-64") == ["gcc_linux-64 >=6", "pip", "python <3.11"]
-    assert spec.dependencies_for("osx-arm64") == ["clang_osx-arm64", "libcxx", "pip",
-                                                  "python <3.11"]
+    assert spec.dependencies_for("osx-arm64") == ["clang_osx-arm64", "libcxx", "pip", "python <3.11"]
     assert spec.dependencies_for("win-64") == ["pip", "python <3.11", "pywin32"]
-    assert spec.pip_for("osx-arm64") == [
-        "tz @ https://example.org/tz-1-py3-none-any.whl#sha256=abc"]
+    assert spec.pip_for("osx-arm64") == ["tz @ https://example.org/tz-1-py3-none-any.whl#sha256=abc"]
 
 
-@pytest.mark.parametrize("text", [
-    "dependencies:\n  - numpy\n  - gcc  # [linux and x86_64]\n",
-    "dependencies:\n  - numpy\n  - gcc  # [py38]\n",
-    "dependencies:\n  - numpy\n  - gcc  # [linux64] for the compiler\n",
-    "dependencies:\n  - numpy\n  - sel(freebsd): gcc\n",
-    "dependencies:\n  - pip:\n    - psutil  # [not not linux]\n",
-], ids=["expression", "python-selector", "trailing-text", "unknown-sel", "double-negation"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dependencies:\n  - numpy\n  - gcc  # [linux and x86_64]\n",
+        "dependencies:\n  - numpy\n  - gcc  # [py38]\n",
+        "dependencies:\n  - numpy\n  - gcc  # [linux64] for the compiler\n",
+        "dependencies:\n  - numpy\n  - sel(freebsd): gcc\n",
+        "dependencies:\n  - pip:\n    - psutil  # [not not linux]\n",
+    ],
+    ids=["expression", "python-selector", "trailing-text", "unknown-sel", "double-negation"],
+)
 def test_selector_rejected(text: str) -> None:
     error = rejection(text)
     assert (error.reason, error.line) == ("SelectorInvalid", 3)
@@ -242,68 +247,100 @@ def test_selector_rejected(text: str) -> None:
 REJECTIONS = [
     # (id, file content, reason, line, fragment of the message)
     ("not-utf8", b"name: x\ndependencies:\n  - caf\xe9\n", "SpecNotUtf8", 3, "byte offset 29"),
-    ("bad-yaml", "dependencies:\n  - thiswontwork\n  invalid\n", "SpecYamlInvalid", 3,
-     "invalid YAML"),
-    ("unclosed-quote", "name: x\ndependencies:\n  - \"numpy\n  - scipy\n", "SpecYamlInvalid",
-     3, "quoted scalar"),
-    ("two-documents", "dependencies: [a]\n---\ndependencies: [b]\n", "SpecYamlInvalid", 2,
-     "single document"),
-    ("duplicate-key", "dependencies: [a]\nchannels: [x]\ndependencies: [b]\n",
-     "SpecYamlInvalid", 3, "duplicate key 'dependencies' (first on line 1)"),
-    ("duplicate-variable", "dependencies: [a]\nvariables:\n  A: 1\n  A: 2\n", "SpecYamlInvalid",
-     4, "duplicate key 'A'"),
+    ("bad-yaml", "dependencies:\n  - thiswontwork\n  invalid\n", "SpecYamlInvalid", 3, "invalid YAML"),
+    ("unclosed-quote", 'name: x\ndependencies:\n  - "numpy\n  - scipy\n', "SpecYamlInvalid", 3, "quoted scalar"),
+    ("two-documents", "dependencies: [a]\n---\ndependencies: [b]\n", "SpecYamlInvalid", 2, "single document"),
+    (
+        "duplicate-key",
+        "dependencies: [a]\nchannels: [x]\ndependencies: [b]\n",
+        "SpecYamlInvalid",
+        3,
+        "duplicate key 'dependencies' (first on line 1)",
+    ),
+    (
+        "duplicate-variable",
+        "dependencies: [a]\nvariables:\n  A: 1\n  A: 2\n",
+        "SpecYamlInvalid",
+        4,
+        "duplicate key 'A'",
+    ),
     ("empty", "", "SpecInvalid", None, "the file is empty"),
     ("only-comments", "# nothing here\n", "SpecInvalid", None, "the file is empty"),
     ("top-level-list", "- numpy\n- scipy\n", "SpecInvalid", 1, "must be a mapping"),
     ("top-level-string", "numpy\n", "SpecInvalid", 1, "not a string"),
-    ("jinja-expression", "dependencies:\n  - conda-store-server=={{ version }}\n",
-     "SpecTemplated", 2, "render the template"),
-    ("jinja-statement", "{% if x %}\ndependencies: [a]\n{% endif %}\n", "SpecTemplated", 1,
-     "render the template"),
-    ("unknown-key", "name: x\ndependecies: [numpy]\n", "SpecUnknownKey", 2,
-     "unknown key 'dependecies' (allowed: name, channels, dependencies, variables, platforms"),
-    ("pip-repositories", "pip-repositories: [https://x]\ndependencies: [a]\n", "SpecUnknownKey",
-     1, "pip.index_url"),
-    ("channels-string", "channels: conda-forge\ndependencies: [a]\n", "SpecInvalid", 1,
-     "'channels' must be a list, not a string"),
+    (
+        "jinja-expression",
+        "dependencies:\n  - conda-store-server=={{ version }}\n",
+        "SpecTemplated",
+        2,
+        "render the template",
+    ),
+    ("jinja-statement", "{% if x %}\ndependencies: [a]\n{% endif %}\n", "SpecTemplated", 1, "render the template"),
+    (
+        "unknown-key",
+        "name: x\ndependecies: [numpy]\n",
+        "SpecUnknownKey",
+        2,
+        "unknown key 'dependecies' (allowed: name, channels, dependencies, variables, platforms",
+    ),
+    ("pip-repositories", "pip-repositories: [https://x]\ndependencies: [a]\n", "SpecUnknownKey", 1, "pip.index_url"),
+    (
+        "channels-string",
+        "channels: conda-forge\ndependencies: [a]\n",
+        "SpecInvalid",
+        1,
+        "'channels' must be a list, not a string",
+    ),
     ("channel-number", "channels:\n  - 42\n", "SpecInvalid", 2, "a channel must be"),
-    ("channel-env-var", "channels:\n  - https://h/t/${TOKEN}/stable\n", "ChannelInvalid", 2,
-     "credentials belong in condaops configuration"),
-    ("channel-password", "channels:\n  - https://me:secret@h/channel\n", "ChannelInvalid", 2,
-     "credentials"),
-    ("dep-prefix-env-var", "dependencies:\n  - https://h/$TOKEN/c::numpy\n", "ChannelInvalid",
-     2, "credentials"),
-    ("dependencies-mapping", "dependencies:\n  numpy: 1\n", "SpecInvalid", 2,
-     "'dependencies' must be a list, not a mapping"),
+    (
+        "channel-env-var",
+        "channels:\n  - https://h/t/${TOKEN}/stable\n",
+        "ChannelInvalid",
+        2,
+        "credentials belong in condaops configuration",
+    ),
+    ("channel-password", "channels:\n  - https://me:secret@h/channel\n", "ChannelInvalid", 2, "credentials"),
+    ("dep-prefix-env-var", "dependencies:\n  - https://h/$TOKEN/c::numpy\n", "ChannelInvalid", 2, "credentials"),
+    (
+        "dependencies-mapping",
+        "dependencies:\n  numpy: 1\n",
+        "SpecInvalid",
+        2,
+        "'dependencies' must be a list, not a mapping",
+    ),
     ("dependency-number", "dependencies:\n  - numpy\n  - 3.14\n", "SpecInvalid", 3, "quote it"),
     ("dependency-empty", "dependencies:\n  - numpy\n  -\n", "SpecInvalid", 3, "not empty"),
-    ("dependency-other-mapping", "dependencies:\n  - conda: [numpy]\n", "SpecInvalid", 2,
-     "key 'conda'"),
-    ("two-pip-sections", "dependencies:\n  - pip: [a]\n  - pip: [b]\n", "SpecInvalid", 3,
-     "second 'pip:'"),
-    ("bad-match-spec", "dependencies:\n  - numpy\n  - python==\n", "MatchSpecInvalid", 3,
-     "'python==' is not a valid conda match spec"),
-    ("stray-words", "dependencies:\n  - foo bar baz qux\n", "MatchSpecInvalid", 2,
-     "not a build string"),
-    ("unknown-platform", "platforms:\n  - linux-64\n  - linux64\n", "SpecInvalid", 3,
-     "unknown platform 'linux64'"),
+    ("dependency-other-mapping", "dependencies:\n  - conda: [numpy]\n", "SpecInvalid", 2, "key 'conda'"),
+    ("two-pip-sections", "dependencies:\n  - pip: [a]\n  - pip: [b]\n", "SpecInvalid", 3, "second 'pip:'"),
+    (
+        "bad-match-spec",
+        "dependencies:\n  - numpy\n  - python==\n",
+        "MatchSpecInvalid",
+        3,
+        "'python==' is not a valid conda match spec",
+    ),
+    ("stray-words", "dependencies:\n  - foo bar baz qux\n", "MatchSpecInvalid", 2, "not a build string"),
+    ("unknown-platform", "platforms:\n  - linux-64\n  - linux64\n", "SpecInvalid", 3, "unknown platform 'linux64'"),
     ("variables-list", "variables:\n  - A=1\n", "SpecInvalid", 2, "'variables' must be a mapping"),
-    ("variable-null", "variables:\n  A:\n", "SpecInvalid", 2, "use \"\" for an empty string"),
+    ("variable-null", "variables:\n  A:\n", "SpecInvalid", 2, 'use "" for an empty string'),
     ("variable-name", "variables:\n  A-B: x\n", "SpecInvalid", 2, "not a valid environment"),
     ("name-list", "name: [a]\n", "SpecInvalid", 1, "'name' must be a string"),
-    ("control-character", "dependencies:\n  - num\x07py\n", "SpecYamlInvalid", 2,
-     "character #x0007"),
-    ("deep-nesting", "dependencies: " + "[" * 50_000 + "]" * 50_000 + "\n",
-     "SpecYamlInvalid", None, "nested too deeply"),
-    ("bad-channel-url", "channels:\n  - http://[::1/ch\n", "ChannelInvalid", 2,
-     "not a channel name or URL"),
-    ("channel-whitespace", "channels:\n  - conda forge\n", "ChannelInvalid", 2,
-     "contains whitespace"),
+    ("control-character", "dependencies:\n  - num\x07py\n", "SpecYamlInvalid", 2, "character #x0007"),
+    (
+        "deep-nesting",
+        "dependencies: " + "[" * 50_000 + "]" * 50_000 + "\n",
+        "SpecYamlInvalid",
+        None,
+        "nested too deeply",
+    ),
+    ("bad-channel-url", "channels:\n  - http://[::1/ch\n", "ChannelInvalid", 2, "not a channel name or URL"),
+    ("channel-whitespace", "channels:\n  - conda forge\n", "ChannelInvalid", 2, "contains whitespace"),
 ]
 
 
-@pytest.mark.parametrize(("data", "reason", "line", "fragment"),
-                         [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS])
+@pytest.mark.parametrize(
+    ("data", "reason", "line", "fragment"), [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS]
+)
 def test_rejections(data: str | bytes, reason: str, line: int | None, fragment: str) -> None:
     error = rejection(data)
     assert (error.reason, error.line, error.file) == (reason, line, FILE)
@@ -314,8 +351,7 @@ def test_rejections(data: str | bytes, reason: str, line: int | None, fragment: 
 
 PIP_REJECTIONS = [
     ("-e .", "PipRequirementUnsupported", "editable installs", "editable-dot"),
-    ("-e git+https://github.com/x/y.git#egg=y", "PipRequirementUnsupported", "editable",
-     "editable-vcs"),
+    ("-e git+https://github.com/x/y.git#egg=y", "PipRequirementUnsupported", "editable", "editable-vcs"),
     ("--editable=./pkg", "PipRequirementUnsupported", "editable", "editable-long"),
     (".", "PipRequirementUnsupported", "local paths", "dot"),
     ("./module_dir", "PipRequirementUnsupported", "local paths", "relative-dir"),
@@ -324,31 +360,26 @@ PIP_REJECTIONS = [
     ("pkg @ file:///tmp/pkg", "PipRequirementUnsupported", "local paths", "named-file-url"),
     ("-r requirements.txt", "PipRequirementUnsupported", "list the requirements", "requirements"),
     ("--index-url https://mirror/simple", "PipRequirementUnsupported", "pip.index_url", "index"),
-    ("--extra-index-url https://x/simple", "PipRequirementUnsupported",
-     "pip.extra_index_urls", "extra-index"),
-    ("--find-links https://x/wheels", "PipRequirementUnsupported", "pip.index_url",
-     "find-links"),
-    ("--pre --index-url https://x/simple", "PipRequirementUnsupported", "pip.index_url",
-     "pre-and-index"),
+    ("--extra-index-url https://x/simple", "PipRequirementUnsupported", "pip.extra_index_urls", "extra-index"),
+    ("--find-links https://x/wheels", "PipRequirementUnsupported", "pip.index_url", "find-links"),
+    ("--pre --index-url https://x/simple", "PipRequirementUnsupported", "pip.index_url", "pre-and-index"),
     ("--pre", "PipRequirementUnsupported", "option '--pre'", "pre"),
     ("numpy --no-deps", "PipRequirementUnsupported", "option '--no-deps'", "trailing-option"),
     ("hg+https://hg.example.org/repo", "PipRequirementUnsupported", "use git+https", "mercurial"),
-    ("pkg @ https://${TOKEN}@example.org/pkg.whl", "PipRequirementUnsupported", "credentials",
-     "url-env-var"),
+    ("pkg @ https://${TOKEN}@example.org/pkg.whl", "PipRequirementUnsupported", "credentials", "url-env-var"),
     ("foo==", "PipRequirementInvalid", "not a valid pip requirement", "dangling-operator"),
-    ("https://example.org/pkg-1.0-py3-none-any.whl", "PipRequirementInvalid", "name @ URL",
-     "bare-url"),
-    ("flit-core===3.9.0 --hash=sha256:1234", "PipRequirementInvalid", "4 hex digits, not 64",
-     "short-hash"),
+    ("https://example.org/pkg-1.0-py3-none-any.whl", "PipRequirementInvalid", "name @ URL", "bare-url"),
+    ("flit-core===3.9.0 --hash=sha256:1234", "PipRequirementInvalid", "4 hex digits, not 64", "short-hash"),
     ("flit-core===3.9.0 --hash=md5:1234", "PipRequirementInvalid", "--hash=sha256:", "md5-hash"),
     ("pkg @ ftp://example.org/pkg.whl", "PipRequirementInvalid", "scheme 'ftp'", "ftp-url"),
 ]
 
 
-@pytest.mark.parametrize(("line", "reason", "fragment"), [r[:3] for r in PIP_REJECTIONS],
-                         ids=[r[3] for r in PIP_REJECTIONS])
+@pytest.mark.parametrize(
+    ("line", "reason", "fragment"), [r[:3] for r in PIP_REJECTIONS], ids=[r[3] for r in PIP_REJECTIONS]
+)
 def test_pip_rejections(line: str, reason: str, fragment: str) -> None:
-    error = rejection(f"dependencies:\n  - pip\n  - pip:\n    - requests\n    - \"{line}\"\n")
+    error = rejection(f'dependencies:\n  - pip\n  - pip:\n    - requests\n    - "{line}"\n')
     assert (error.reason, error.line) == (reason, 5)
     assert str(error).startswith(f"{FILE}:5: '{line}'")
     assert fragment in str(error)
@@ -422,28 +453,43 @@ def spec_hash(text: str) -> str:
     return parse(text).spec.spec_hash
 
 
-@pytest.mark.parametrize("variant", [
-    BASE.replace("  - numpy >=1.26\n  - python=3.12\n", "  - python=3.12\n  - numpy >=1.26\n"),
-    BASE.replace("    - requests>=2\n    - flask\n", "    - flask\n    - requests>=2\n"),
-    BASE.replace("numpy >=1.26", "numpy   >=  1.26").replace("python=3.12", "python =3.12"),
-    BASE.replace("requests>=2", "Requests >= 2"),
-    BASE.replace("name: one", "name: two"),
-    BASE.replace("name: one\n", ""),
-    BASE.replace("[conda-forge, bioconda]", "[conda-forge, nodefaults, bioconda]"),
-], ids=["conda-order", "pip-order", "conda-whitespace", "pip-whitespace-and-case",
-        "other-name", "no-name", "nodefaults"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        BASE.replace("  - numpy >=1.26\n  - python=3.12\n", "  - python=3.12\n  - numpy >=1.26\n"),
+        BASE.replace("    - requests>=2\n    - flask\n", "    - flask\n    - requests>=2\n"),
+        BASE.replace("numpy >=1.26", "numpy   >=  1.26").replace("python=3.12", "python =3.12"),
+        BASE.replace("requests>=2", "Requests >= 2"),
+        BASE.replace("name: one", "name: two"),
+        BASE.replace("name: one\n", ""),
+        BASE.replace("[conda-forge, bioconda]", "[conda-forge, nodefaults, bioconda]"),
+    ],
+    ids=[
+        "conda-order",
+        "pip-order",
+        "conda-whitespace",
+        "pip-whitespace-and-case",
+        "other-name",
+        "no-name",
+        "nodefaults",
+    ],
+)
 def test_same_hash(variant: str) -> None:
     assert spec_hash(variant) == spec_hash(BASE)
 
 
-@pytest.mark.parametrize("variant", [
-    BASE.replace("[conda-forge, bioconda]", "[bioconda, conda-forge]"),
-    BASE.replace("python=3.12", "python==3.12"),
-    BASE.replace("# [linux]", "# [osx]"),
-    BASE.replace("    - flask\n", "    - flask  # [win]\n"),
-    BASE + "platforms: [linux-64]\n",
-    BASE + "variables: {A: b}\n",
-], ids=["channel-order", "exact-pin", "selector", "pip-selector", "platforms", "variables"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        BASE.replace("[conda-forge, bioconda]", "[bioconda, conda-forge]"),
+        BASE.replace("python=3.12", "python==3.12"),
+        BASE.replace("# [linux]", "# [osx]"),
+        BASE.replace("    - flask\n", "    - flask  # [win]\n"),
+        BASE + "platforms: [linux-64]\n",
+        BASE + "variables: {A: b}\n",
+    ],
+    ids=["channel-order", "exact-pin", "selector", "pip-selector", "platforms", "variables"],
+)
 def test_different_hash(variant: str) -> None:
     assert spec_hash(variant) != spec_hash(BASE)
 

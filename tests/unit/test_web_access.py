@@ -56,9 +56,15 @@ def test_namespace_tokens_alone_restrict_only_their_namespace() -> None:
 
 @pytest.mark.parametrize(
     ("target", "safe"),
-    [(None, "/"), ("/environments/a/b?x=1", "/environments/a/b?x=1"), ("//evil", "/"), ("https://evil/", "/"),
-     ("/\\evil", "/"), ("relative", "/")],
-)  # fmt: skip
+    [
+        (None, "/"),
+        ("/environments/a/b?x=1", "/environments/a/b?x=1"),
+        ("//evil", "/"),
+        ("https://evil/", "/"),
+        ("/\\evil", "/"),
+        ("relative", "/"),
+    ],
+)
 def test_safe_next(target: str | None, safe: str) -> None:
     assert safe_next(target) == safe
 

@@ -19,8 +19,24 @@ SCRIPT = "<script>alert(1)</script>"
 
 def build(build_id: int = 7, state: str = "completed", reason: str | None = "BuildSucceeded") -> BuildInfo:
     finished = T0 + timedelta(seconds=90) if state in ("completed", "failed") else None
-    return BuildInfo(build_id, EnvRef("team", "web"), "s1", state, 1, reason, None, False, None, "src", "a" * 40,
-                     None, T0, T0 + timedelta(seconds=5), finished, None)  # fmt: skip
+    return BuildInfo(
+        build_id,
+        EnvRef("team", "web"),
+        "s1",
+        state,
+        1,
+        reason,
+        None,
+        False,
+        None,
+        "src",
+        "a" * 40,
+        None,
+        T0,
+        T0 + timedelta(seconds=5),
+        finished,
+        None,
+    )
 
 
 def artifact(kind: str, name: str, build_id: int = 7) -> ArtifactInfo:
@@ -60,8 +76,10 @@ def test_options_mark_the_chosen_build(fragments: Fragments) -> None:
 
     html = fragments.build_options(builds, selected=1)
 
-    assert html == ('<option value="9">#9 completed</option><option value="8" selected>#8 completed</option>'
-                    '<option value="7">#7 completed</option>')  # fmt: skip
+    assert html == (
+        '<option value="9">#9 completed</option><option value="8" selected>#8 completed</option>'
+        '<option value="7">#7 completed</option>'
+    )
     assert fragments.build_options(builds, selected=0).count(" selected") == 1
 
 
@@ -83,9 +101,10 @@ def test_downloads_escape_file_names(fragments: Fragments) -> None:
 
 
 def test_package_tables_per_platform(fragments: Fragments) -> None:
-    packages = [LockedPackage("linux-64", "zlib", "1.3", "h0", channel="https://conda.anaconda.org/conda-forge",
-                              size=2048),
-                LockedPackage("osx-arm64", SCRIPT, "1.0")]  # fmt: skip
+    packages = [
+        LockedPackage("linux-64", "zlib", "1.3", "h0", channel="https://conda.anaconda.org/conda-forge", size=2048),
+        LockedPackage("osx-arm64", SCRIPT, "1.0"),
+    ]
 
     html = fragments.packages(7, packages)
 

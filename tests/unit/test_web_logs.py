@@ -85,8 +85,12 @@ def test_follow_log_of_a_missing_file_waits_then_ends(tmp_path: Path) -> None:
     states = iter(["queued", "failed"])
 
     async def collect() -> list[str | None]:
-        return [m.event async for m in follow_log(tmp_path / "none.log", 0, lambda: next(states, "failed"),
-                                                  running=frozenset({"queued"}), poll=0.01)]  # fmt: skip
+        return [
+            m.event
+            async for m in follow_log(
+                tmp_path / "none.log", 0, lambda: next(states, "failed"), running=frozenset({"queued"}), poll=0.01
+            )
+        ]
 
     assert anyio.run(collect) == ["end"]
 
@@ -95,7 +99,11 @@ def test_follow_log_gives_up_after_its_time(tmp_path: Path) -> None:
     path = write(tmp_path, "")
 
     async def collect() -> list[str | None]:
-        return [m.event async for m in follow_log(path, 0, lambda: "building", running=frozenset({"building"}),
-                                                  poll=0.01, max_seconds=0.05)]  # fmt: skip
+        return [
+            m.event
+            async for m in follow_log(
+                path, 0, lambda: "building", running=frozenset({"building"}), poll=0.01, max_seconds=0.05
+            )
+        ]
 
     assert anyio.run(collect) == []

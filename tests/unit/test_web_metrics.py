@@ -54,11 +54,12 @@ def test_gauge_sets() -> None:
     g = Gauge("g", "g", ("s",))
     g.set(3, s="x")
     g.set(1.5, s="x")
-    assert g.value(s="x") == 1.5 and "g{s=\"x\"} 1.5" in render([g])
+    assert g.value(s="x") == 1.5 and 'g{s="x"} 1.5' in render([g])
 
 
-@pytest.mark.parametrize(("value", "text"), [(1.0, "1"), (0.25, "0.25"), (float("inf"), "+Inf"), (float("nan"), "NaN"),
-                                               (1e20, "1e+20")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "text"), [(1.0, "1"), (0.25, "0.25"), (float("inf"), "+Inf"), (float("nan"), "NaN"), (1e20, "1e+20")]
+)
 def test_format_value(value: float, text: str) -> None:
     assert format_value(value) == text
 

@@ -71,10 +71,16 @@ def test_parse_query(text: str | None, package: str | None, version: str | None)
 
 @pytest.mark.parametrize(
     ("version", "prefix", "matches"),
-    [("3.3.1", "3.3", True), ("3.3", "3.3", True), ("3.30.0", "3.3", False), ("3.3.1", None, True),
-     ("3.3.1", "3", True), ("13.3", "3", False)],
+    [
+        ("3.3.1", "3.3", True),
+        ("3.3", "3.3", True),
+        ("3.30.0", "3.3", False),
+        ("3.3.1", None, True),
+        ("3.3.1", "3", True),
+        ("13.3", "3", False),
+    ],
     ids=["patch", "exact", "longer-segment", "no-prefix", "major", "not-a-suffix"],
-)  # fmt: skip
+)
 def test_version_prefix_matches_whole_segments(version: str, prefix: str | None, matches: bool) -> None:
     assert version_matches(version, prefix) is matches
 
@@ -84,33 +90,55 @@ def pkg(name: str, version: str, build: str = "0", platform: str = "linux-64", *
 
 
 def test_diff_packages() -> None:
-    old = [pkg("app", "1.0"), pkg("openssl", "3.3.1"), pkg("gone", "1"), pkg("same", "1"), pkg("rebuilt", "1", "0"),
-           pkg("app", "1.0", platform="osx-arm64"), pkg("requests", "2.31", manager=PYPI)]  # fmt: skip
-    new = [pkg("app", "2.0"), pkg("openssl", "3.3.1"), pkg("zlib", "1.3"), pkg("same", "1"), pkg("rebuilt", "1", "1"),
-           pkg("app", "1.0", platform="osx-arm64"), pkg("requests", "2.32", manager=PYPI)]  # fmt: skip
+    old = [
+        pkg("app", "1.0"),
+        pkg("openssl", "3.3.1"),
+        pkg("gone", "1"),
+        pkg("same", "1"),
+        pkg("rebuilt", "1", "0"),
+        pkg("app", "1.0", platform="osx-arm64"),
+        pkg("requests", "2.31", manager=PYPI),
+    ]
+    new = [
+        pkg("app", "2.0"),
+        pkg("openssl", "3.3.1"),
+        pkg("zlib", "1.3"),
+        pkg("same", "1"),
+        pkg("rebuilt", "1", "1"),
+        pkg("app", "1.0", platform="osx-arm64"),
+        pkg("requests", "2.32", manager=PYPI),
+    ]
 
     diff = diff_packages(old, new, rattler_compare)
 
     assert [p.name for p in diff.added] == ["zlib"]
     assert [p.name for p in diff.removed] == ["gone"]
     assert [(c.kind, c.old.name, c.old.version, c.new.version, c.new.build) for c in diff.changed] == [
-        ("upgraded", "app", "1.0", "2.0", "0"), ("rebuilt", "rebuilt", "1", "1", "1"),
+        ("upgraded", "app", "1.0", "2.0", "0"),
+        ("rebuilt", "rebuilt", "1", "1", "1"),
         ("upgraded", "requests", "2.31", "2.32", "0"),
-    ]  # fmt: skip
+    ]
     assert diff_packages(new, new, rattler_compare).empty
 
 
 @pytest.mark.parametrize(
     ("size", "text"),
-    [(None, "-"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (5 * 1024**2 + 1, "5.0 MiB"),
-     (3 * 1024**5, "3072.0 TiB")],
-)  # fmt: skip
+    [
+        (None, "-"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (5 * 1024**2 + 1, "5.0 MiB"),
+        (3 * 1024**5, "3072.0 TiB"),
+    ],
+)
 def test_human_size(size: int | None, text: str) -> None:
     assert human_size(size) == text
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(None, "-"), (0.25, "0.2 s"), (59.9, "59.9 s"), (61, "1 min 1 s"),
-                                                 (3725, "1 h 2 min")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(None, "-"), (0.25, "0.2 s"), (59.9, "59.9 s"), (61, "1 min 1 s"), (3725, "1 h 2 min")]
+)
 def test_human_duration(seconds: float | None, text: str) -> None:
     assert human_duration(seconds) == text
 
@@ -125,9 +153,13 @@ def test_short_revision(revision: str | None, short: str) -> None:
 
 @pytest.mark.parametrize(
     ("url", "label"),
-    [("https://conda.anaconda.org/conda-forge", "conda-forge"), ("https://repo.anaconda.com/pkgs/main", "pkgs/main"),
-     ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"), (None, "-")],
-)  # fmt: skip
+    [
+        ("https://conda.anaconda.org/conda-forge", "conda-forge"),
+        ("https://repo.anaconda.com/pkgs/main", "pkgs/main"),
+        ("http://127.0.0.1:8000/", "http://127.0.0.1:8000"),
+        (None, "-"),
+    ],
+)
 def test_channel_label(url: str | None, label: str) -> None:
     assert channel_label(url) == label
 
@@ -163,8 +195,24 @@ def test_invalid_names(name: str) -> None:
 
 
 def build(build_id: int, state: str, spec: str = "s1") -> BuildInfo:
-    return BuildInfo(build_id, EnvRef("ns", "x"), spec, state, 1, None, None, False, None, None, None, None, T0,
-                     T0, T0 + timedelta(seconds=3), None)  # fmt: skip
+    return BuildInfo(
+        build_id,
+        EnvRef("ns", "x"),
+        spec,
+        state,
+        1,
+        None,
+        None,
+        False,
+        None,
+        None,
+        None,
+        None,
+        T0,
+        T0,
+        T0 + timedelta(seconds=3),
+        None,
+    )
 
 
 def row(ns: str, name: str, state: str) -> EnvRow:
@@ -184,11 +232,17 @@ def test_counts_and_namespaces() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "name", "media_type"),
-    [("conda-lock", "conda-lock.yml", "application/yaml"), ("explicit-osx-arm64", "conda-osx-arm64.lock", "text/plain"),
-     ("log", "build.log", "text/plain"), ("pack", "env.tar.zst", "application/zstd"),
-     ("pack-gz", "env.tar.gz", "application/gzip"), ("image", "index.json", "application/json"),
-     ("other", "blob.bin", "application/octet-stream"), ("other", "evil.html", "application/octet-stream")],
-)  # fmt: skip
+    [
+        ("conda-lock", "conda-lock.yml", "application/yaml"),
+        ("explicit-osx-arm64", "conda-osx-arm64.lock", "text/plain"),
+        ("log", "build.log", "text/plain"),
+        ("pack", "env.tar.zst", "application/zstd"),
+        ("pack-gz", "env.tar.gz", "application/gzip"),
+        ("image", "index.json", "application/json"),
+        ("other", "blob.bin", "application/octet-stream"),
+        ("other", "evil.html", "application/octet-stream"),
+    ],
+)
 def test_artifact_content_types(kind: str, name: str, media_type: str) -> None:
     assert content_type(kind, name) == media_type
 

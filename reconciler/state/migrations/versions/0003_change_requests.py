@@ -54,8 +54,9 @@ def upgrade() -> None:
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["change_request_id"], ["change_requests.id"], name="fk_preview_change_request",
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["change_request_id"], ["change_requests.id"], name="fk_preview_change_request", ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id"),
     )
 
