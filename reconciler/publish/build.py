@@ -1,9 +1,10 @@
 """Publishing one build: conda-pack tarball, OCI image, pushes with tags and artifacts.
 
-``publish_build`` is what the publish job (``job.PublishJob``) calls for a linked build. It
-returns the files it wrote into the build's artifacts folder as ``(kind, path)`` pairs,
+``publish_build`` is what the publish job (``job.PublishJob``) calls for a linked build: it
+runs the build's outputs (``outputs.run_outputs``; ``default_outputs`` lists them) and
+returns the files they wrote into the build's artifacts folder as ``(kind, path)`` pairs,
 recorded like the lockfiles (so they show in ``condaops status --json``), and the problems
-it met, one line each (a target that refused a push does not stop the others):
+they met, one line each (a target that refused a push does not stop the others):
 
 * ``conda-pack``   — ``<name>.tar.zst`` (or ``.tar.gz``), byte-identical for the same lock;
 * ``image``        — ``image.json``: repository, manifest digest, config digest (the image
@@ -22,7 +23,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,13 +45,21 @@ from condaops.reconciler.publish.image import (
     write_layers,
 )
 from condaops.reconciler.publish.naming import build_tags, image_annotations, repository_name
+from condaops.reconciler.publish.outputs import (
+    Attachment,
+    Output,
+    OutputContext,
+    OutputResult,
+    Published,
+    RunAsync,
+    run_outputs,
+)
 from condaops.reconciler.publish.pack import PACK_KIND, pack_file_name, pack_prefix
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT, Pushed, push_artifact, push_image
 from condaops.reconciler.publish.targets import Target
 
 IMAGE_KIND, IMAGE_FILE = "image", "image.json"
 BASE_NAME, BASE_DIGEST = "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"
-RunAsync = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 _LOG = logging.getLogger("condaops.publish")
 
 
@@ -88,18 +97,16 @@ class BuiltImage:
     base: BaseImage | None = None
 
 
-@dataclass(frozen=True)
-class Published:
-    """What publishing wrote, and what went wrong (one line each; empty when all went well)."""
-
-    files: list[tuple[str, Path]]
-    problems: list[str]
-
-
 class PublishError(BuildError, TransientError):
     """Writing a tarball, layer or record failed on disk (full, permissions)."""
 
     reason = "PublishFailed"
+
+
+def default_outputs() -> tuple[Output, ...]:
+    """The outputs of every build, in the order they run: files first, then the image,
+    which pushes them as its attachments."""
+    return (PackOutput(), ImageOutput())
 
 
 def publish_build(
@@ -109,78 +116,80 @@ def publish_build(
     open_targets: Callable[[], Sequence[Target]],
     run_async: RunAsync,
     log: logging.Logger = _LOG,
+    outputs: Sequence[Output] | None = None,
 ) -> Published:
-    """Pack, build and push as ``settings.publish`` asks, to each target ``open_targets``
-    gives. A failed stage or target is a problem in the result; raises nothing but
+    """Run the outputs ``settings.publish`` asks for, pushing to each target ``open_targets``
+    gives. A failed output or target is a problem in the result; raises nothing but
     ``CondaopsError`` subtypes (disk errors become ``PublishError``)."""
-    files: list[tuple[str, Path]] = []
-    problems: list[str] = []
+    ctx = OutputContext(req, settings, run_async, open_targets, log)
     try:
-        _publish(req, settings, open_targets, run_async, log, files, problems)
+        return run_outputs(default_outputs() if outputs is None else outputs, ctx)
     except OSError as exc:
         raise PublishError(f"{req.ref}: publishing build {req.build_id} failed: {exc}") from exc
-    return Published(files, problems)
+    finally:
+        shutil.rmtree(req.work_dir, ignore_errors=True)
 
 
-def _publish(
-    req: PublishRequest,
-    settings: Settings,
-    open_targets: Callable[[], Sequence[Target]],
-    run_async: RunAsync,
-    log: logging.Logger,
-    files: list[tuple[str, Path]],
-    problems: list[str],
-) -> None:
-    publish = settings.publish
-    pack = None
-    if publish.pack:
+class PackOutput:
+    """The conda-pack tarball, attached to the image."""
+
+    kind = PACK_KIND
+
+    def wanted(self, settings: Settings) -> bool:
+        return settings.publish.pack
+
+    def run(self, ctx: OutputContext) -> OutputResult:
+        req, fmt = ctx.req, ctx.settings.publish.pack_format
         started = time.monotonic()
-        try:
-            pack = pack_prefix(
-                req.prefix,
-                req.artifacts_dir / pack_file_name(req.ref.name, publish.pack_format),
-                fmt=publish.pack_format,
-            )
-        except CondaopsError as exc:
-            problems.append(f"{exc.reason}: {exc.message}")
-        else:
-            files.append((PACK_KIND, pack.path))
-            log.info("packed file=%s bytes=%d seconds=%.3f", pack.path.name, pack.size, time.monotonic() - started)
-    architecture = image_architecture(req.platform)
-    if not publish.image or architecture is None:
-        return
-    try:
+        pack = pack_prefix(req.prefix, req.artifacts_dir / pack_file_name(req.ref.name, fmt), fmt=fmt)
+        ctx.log.info("packed file=%s bytes=%d seconds=%.3f", pack.path.name, pack.size, time.monotonic() - started)
+        return OutputResult(files=[(PACK_KIND, pack.path)], attachments=[Attachment(PACK_ARTIFACT, (pack.path,))])
+
+
+class ImageOutput:
+    """The OCI image (on the configured base), pushed to every target with the lockfiles
+    and the earlier outputs' attachments as referrers; ``image.json`` records where."""
+
+    kind = IMAGE_KIND
+
+    def wanted(self, settings: Settings) -> bool:
+        return settings.publish.image
+
+    def run(self, ctx: OutputContext) -> OutputResult:
+        req, publish = ctx.req, ctx.settings.publish
+        architecture = image_architecture(req.platform)
+        if architecture is None:
+            return OutputResult()  # no OCI architecture for this platform: nothing to build
         started = time.monotonic()
         base = (
-            fetch_base(publish.image_base, req.base_cache, architecture, settings.registry.push)
+            fetch_base(publish.image_base, req.base_cache, architecture, ctx.settings.registry.push)
             if publish.image_base
             else None
         )
-        built = build_image(req, publish, run_async, base)
-        log.info(
+        built = build_image(req, publish, ctx.run_async, base)
+        ctx.log.info(
             "image_built layers=%d bytes=%d base=%s seconds=%.3f",
             len(built.image.layers),
             sum(layer.size for layer in built.image.layers),
             publish.image_base or "none",
             time.monotonic() - started,
         )
+        result = OutputResult()
+        attachments = ([Attachment(LOCKFILES_ARTIFACT, tuple(req.lockfiles))] if req.lockfiles else []) + [
+            a for a in ctx.attachments if a.files
+        ]
         pushed = (
-            push_to_targets(open_targets(), built, req, pack.path if pack else None, log, problems)
-            if publish.push
-            else []
+            push_to_targets(ctx.open_targets(), built, attachments, ctx.log, result.problems) if publish.push else []
         )
-        files.append((IMAGE_KIND, write_image_record(req.artifacts_dir / IMAGE_FILE, built, pushed)))
-    except CondaopsError as exc:
-        problems.append(f"{exc.reason}: {exc.message}")
-    finally:
-        shutil.rmtree(req.work_dir, ignore_errors=True)
+        result.files.append((IMAGE_KIND, write_image_record(req.artifacts_dir / IMAGE_FILE, built, pushed)))
+        result.data.update(built=built, pushed=pushed)
+        return result
 
 
 def push_to_targets(
     targets: Sequence[Target],
     built: BuiltImage,
-    req: PublishRequest,
-    pack: Path | None,
+    attachments: Sequence[Attachment],
     log: logging.Logger,
     problems: list[str],
 ) -> list[Pushed]:
@@ -189,7 +198,7 @@ def push_to_targets(
     for target in targets:
         started = time.monotonic()
         try:
-            pushed.append(push_build(target, built, req, pack))
+            pushed.append(push_build(target, built, attachments))
             log.info(
                 "pushed target=%s repository=%s tags=%s seconds=%.3f",
                 target.name,
@@ -244,18 +253,22 @@ def build_image(
     return BuiltImage(image, repository_name(req.ref), tuple(tags), base)
 
 
-def push_build(target: Target, built: BuiltImage, req: PublishRequest, pack: Path | None) -> Pushed:
-    """Push the image with its tags, then the lockfiles and the tarball attached to it."""
+def push_build(target: Target, built: BuiltImage, attachments: Sequence[Attachment]) -> Pushed:
+    """Push the image with its tags, then each attachment as an artifact referring to it."""
     name = target.repository(built.name)
     image = push_image(target, name, built.image, built.tags)
-    artifacts = []
-    if req.lockfiles:
-        artifacts.append(
-            push_artifact(target, name, list(req.lockfiles), artifact_type=LOCKFILES_ARTIFACT, subject=image)
+    artifacts = tuple(
+        push_artifact(
+            target,
+            name,
+            list(a.files),
+            artifact_type=a.artifact_type,
+            subject=image,
+            annotations=a.annotations or None,
         )
-    if pack is not None:
-        artifacts.append(push_artifact(target, name, [pack], artifact_type=PACK_ARTIFACT, subject=image))
-    return Pushed(name, image, built.tags, tuple(artifacts), target.name)
+        for a in attachments
+    )
+    return Pushed(name, image, built.tags, artifacts, target.name)
 
 
 def created_time(records: Sequence[Any]) -> str:
