@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from condaops.reconciler.buildlog import LOG_FILE
 from condaops.reconciler.model import EnvRef
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class StoreLayout:
 
     def artifacts_dir(self, ref: EnvRef, build_id: int) -> Path:
         return self.root / "artifacts" / ref.namespace / ref.name / str(build_id)
+
+    def build_log(self, ref: EnvRef, build_id: int) -> Path:
+        """Where a build writes its log (``buildlog``), before and after it is recorded."""
+        return self.artifacts_dir(ref, build_id) / LOG_FILE
 
     @property
     def caches(self) -> Path:

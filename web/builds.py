@@ -107,7 +107,7 @@ def _expected_log(ctx: CtxDep, build_id: BuildId) -> Path:
     """Where the log of a build that has not written one yet will appear."""
     build = get_build(ctx.engine, build_id)
     assert build is not None
-    return ctx.layout.artifacts_dir(build.ref, build_id) / "build.log"
+    return ctx.layout.build_log(build.ref, build_id)
 
 
 @get("/builds/{build_id:int}/artifacts/{kind:str}", sync_to_thread=True, tags=["files"])

@@ -38,7 +38,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine
 
 from condaops.config import Settings
-from condaops.reconciler.build.runner import LOG_FILE
+from condaops.reconciler.buildlog import LOG_KIND
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.state.packages import LockedPackage, indexed_packages, read_locked_packages
 from condaops.reconciler.state.queries import (
@@ -250,9 +250,9 @@ class WebContext:
     def log_file(self, build: BuildInfo) -> Path | None:
         """The build's log: recorded as an artifact once finished; while it runs, where the
         runner writes it."""
-        location = build.artifacts.get("log")
+        location = build.artifacts.get(LOG_KIND)
         if location is None:
-            location = self.layout.relative(self.layout.artifacts_dir(build.ref, build.build_id) / LOG_FILE)
+            location = self.layout.relative(self.layout.build_log(build.ref, build.build_id))
         return self.store_file(location)
 
     def packages(self, build: BuildInfo) -> LockedSet | None:

@@ -57,6 +57,13 @@ CONDA_LOCK, EXPLICIT, PIXI_LOCK, ENVIRONMENT = "conda-lock", "explicit", "pixi-l
 CONDA_LOCK_FILE, PIXI_LOCK_FILE, ENVIRONMENT_FILE = "conda-lock.yml", "pixi.lock", "environment.yaml"
 PIXI_ENVIRONMENT = "default"  # pixi's name for the one environment of a lockfile
 
+
+def is_lockfile_kind(kind: str) -> bool:
+    """Whether an artifact kind is one of the lockfiles written here (explicit ones are
+    recorded per platform as ``explicit-<platform>``)."""
+    return kind in (CONDA_LOCK, PIXI_LOCK, ENVIRONMENT) or kind.startswith(f"{EXPLICIT}-")
+
+
 _TOKEN_RE = re.compile(r"/t/[^/]+(?=/)")
 
 

@@ -27,6 +27,7 @@ from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.build.lock import EXPLICIT, write_lockfiles
 from condaops.reconciler.build.pip import PipLock, install_pip, lock_pip, python_version
 from condaops.reconciler.build.solve import solve_platforms
+from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
 from condaops.reconciler.errors import (
     BuildError,
     BuildTimeoutError,
@@ -41,7 +42,6 @@ from condaops.reconciler.store import StoreLayout
 T = TypeVar("T")
 
 SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = "BuildSucceeded", "Superseded", "InternalError"
-LOG_FILE = "build.log"
 
 
 @dataclass(frozen=True)
@@ -211,34 +211,8 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         log=logging.getLogger(f"condaops.build.{ticket.build_id}"),
     )
     w.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    handler = _log_to(w.artifacts_dir / LOG_FILE, w.log)
-    timings: list[tuple[str, float]] = []
-    try:
-        w.log.info("build_started env=%s spec=%s attempt=%s", w.label, ticket.spec_hash, ticket.attempt)
-        for name, step in STEPS:
-            w.remaining()
-            if not ctx.held(ticket.build_id):
-                raise LeaseLostError(
-                    f"{w.label}: this worker's lease on build {ticket.build_id} expired and "
-                    "another worker took it over; stopping without touching its prefix"
-                )
-            started = time.monotonic()
-            step(w, ctx)
-            timings.append((name, round(time.monotonic() - started, 3)))
-        reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")
-        w.log.info("build_finished env=%s reason=%s", w.label, reason)
-        outcome = BuildOutcome(True, reason, message, prefix=layout.relative(w.prefix), linked=w.linked)
-    except LeaseLostError as exc:
-        w.installed = False  # the prefix now belongs to the worker that took the build over
-        outcome = _failed(w, exc.reason, exc.message, retryable=False)
-    except CondaopsError as exc:
-        outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
-    except Exception as exc:  # the one place a bare Exception becomes a recorded outcome
-        w.log.exception("build_crashed env=%s", w.label)
-        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}", retryable=False)
-    finally:
-        w.log.removeHandler(handler)
-        handler.close()
+    with logging_to(layout.build_log(ticket.ref, ticket.build_id), w.log):
+        outcome, timings = _run_steps(w, ctx)
     if not outcome.ok:
         _remove_unlinked_prefix(w, ctx)
     artifacts = _artifacts(w, layout)
@@ -256,19 +230,42 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
     )
 
 
-MESSAGE_LIMIT = 2000
+def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str, float]]]:
+    """The steps in order, logged to the build log; the outcome and each step's seconds."""
+    timings: list[tuple[str, float]] = []
+    ticket = w.ticket
+    try:
+        w.log.info("build_started env=%s spec=%s attempt=%s", w.label, ticket.spec_hash, ticket.attempt)
+        for name, step in STEPS:
+            w.remaining()
+            if not ctx.held(ticket.build_id):
+                raise LeaseLostError(
+                    f"{w.label}: this worker's lease on build {ticket.build_id} expired and "
+                    "another worker took it over; stopping without touching its prefix"
+                )
+            started = time.monotonic()
+            step(w, ctx)
+            timings.append((name, round(time.monotonic() - started, 3)))
+        reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")
+        w.log.info("build_finished env=%s reason=%s", w.label, reason)
+        outcome = BuildOutcome(True, reason, message, prefix=ctx.layout.relative(w.prefix), linked=w.linked)
+    except LeaseLostError as exc:
+        w.installed = False  # the prefix now belongs to the worker that took the build over
+        outcome = _failed(w, exc.reason, exc.message, retryable=False)
+    except CondaopsError as exc:
+        outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
+    except Exception as exc:  # the one place a bare Exception becomes a recorded outcome
+        w.log.exception("build_crashed env=%s", w.label)
+        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}", retryable=False)
+    return outcome, timings
 
 
 def _failed(w: Work, reason: str, message: str, *, retryable: bool) -> BuildOutcome:
     """The full (often multi-line) text goes to the build log; the recorded message is one
     line that names the environment file, so status lines and tables stay readable."""
     w.log.error("build_failed env=%s reason=%s retryable=%s\n%s", w.label, reason, retryable, message)
-    line = " ".join(message.split())
-    if w.ticket.source_path:
-        line = f"{w.ticket.source_path}: {line}"
-    if len(line) > MESSAGE_LIMIT:
-        line = line[: MESSAGE_LIMIT - 40] + f" ... (see {LOG_FILE})"
-    return BuildOutcome(False, reason, line, retryable=retryable)
+    where = f"{w.ticket.source_path}: " if w.ticket.source_path else ""
+    return BuildOutcome(False, reason, one_line(where + message), retryable=retryable)
 
 
 def _remove_unlinked_prefix(w: Work, ctx: BuildContext) -> None:
@@ -277,16 +274,8 @@ def _remove_unlinked_prefix(w: Work, ctx: BuildContext) -> None:
         shutil.rmtree(w.prefix, ignore_errors=True)
 
 
-def _log_to(path: Path, logger: logging.Logger) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def _artifacts(w: Work, layout: StoreLayout) -> tuple[ArtifactRecord, ...]:
-    files = list(w.files) + [("log", w.artifacts_dir / LOG_FILE)]
+    files = list(w.files) + [(LOG_KIND, layout.build_log(w.ticket.ref, w.ticket.build_id))]
     out = []
     for kind, path in files:
         if not path.exists():

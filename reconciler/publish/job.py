@@ -32,17 +32,17 @@ from typing import Any, TypeVar
 
 from condaops.config import Settings
 from condaops.reconciler.build.channels import build_client, host_platform
+from condaops.reconciler.build.lock import is_lockfile_kind
+from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import COMPLETED, ArtifactRecord
 from condaops.reconciler.publish.build import (
-    IMAGE_KIND,
     Published,
     PublishError,
     PublishRequest,
     publish_build,
     source_url,
 )
-from condaops.reconciler.publish.pack import PACK_KIND
 from condaops.reconciler.publish.targets import open_targets
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.queries import BuildInfo, get_build, get_environment, get_specification
@@ -50,9 +50,6 @@ from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
-LOG_KIND, LOG_FILE = "log", "build.log"
-NOT_LOCKFILES = frozenset({LOG_KIND, PACK_KIND, IMAGE_KIND})
-ERROR_LIMIT = 2000
 log = logging.getLogger("condaops.publish")
 
 
@@ -82,14 +79,10 @@ class PublishJob:
             return
         artifacts_dir = self.layout.artifacts_dir(build.ref, build_id)
         artifacts_dir.mkdir(parents=True, exist_ok=True)
-        build_log = logging.getLogger(f"condaops.publish.{build_id}")
-        handler = _append_to(artifacts_dir / LOG_FILE, build_log)
-        try:
+        log_path = self.layout.build_log(build.ref, build_id)
+        with logging_to(log_path, logging.getLogger(f"condaops.publish.{build_id}")) as build_log:
             files, error = self._publish(build, prefix, artifacts_dir, build_log)
-        finally:
-            build_log.removeHandler(handler)
-            handler.close()
-        files.append((LOG_KIND, artifacts_dir / LOG_FILE))  # it grew: record its new size and digest
+        files.append((LOG_KIND, log_path))  # it grew: record its new size and digest
         self.recorder.add_artifacts(
             build_id, [self._record(kind, path) for kind, path in files if path.exists()], error=_one_line(error)
         )
@@ -193,22 +186,9 @@ def prefix_records(prefix: Path) -> list[Any]:
 
 def lockfiles(build: BuildInfo, layout: StoreLayout) -> list[Path]:
     """The build's lockfiles (and pinned environment.yaml) recorded in its artifacts folder."""
-    paths = [
-        layout.absolute(location) for kind, location in sorted(build.artifacts.items()) if kind not in NOT_LOCKFILES
-    ]
+    paths = [layout.absolute(location) for kind, location in sorted(build.artifacts.items()) if is_lockfile_kind(kind)]
     return [path for path in paths if path.is_file()]
 
 
-def _append_to(path: Path, logger: logging.Logger) -> logging.Handler:
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def _one_line(error: str | None) -> str | None:
-    if not error:
-        return None
-    line = " ".join(error.split())
-    return line if len(line) <= ERROR_LIMIT else line[: ERROR_LIMIT - 40] + f" ... (see {LOG_FILE})"
+    return one_line(error) if error else None
