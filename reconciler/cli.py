@@ -60,12 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plan", help="show what a reconcile would change (0 none, 1 changes, 2 error)")
     pl.add_argument("--format", choices=["text", "json", "markdown"], default="text")
-    pl.add_argument(
-        "--git", metavar="URL_OR_PATH", help="review a change request of this repository instead (no server needed)"
+    pl.add_argument("--git", metavar="URL_OR_PATH", help="review a change of this repository instead (as `check`)")
+    _check_options(pl, git_default=None)
+
+    ck = sub.add_parser(
+        "check",
+        help="CI check of a change: solve what it changes against its merge base (0 none, 1 changes, 2 error)",
     )
-    pl.add_argument("--ref", help="with --git: the change (refs/pull/7/head, a branch, HEAD)")
-    pl.add_argument("--base", default="main", help="with --git: the target branch (default main)")
-    pl.add_argument("--path", default="", help="with --git: the sub-folder holding the environments")
+    ck.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    ck.add_argument("--git", metavar="URL_OR_PATH", default=".", help="the repository: a clone (default .) or a URL")
+    _check_options(ck, git_default=".")
 
     st = sub.add_parser("status", help="show the state of every environment")
     st.add_argument("--json", action="store_true")
@@ -88,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep", type=int, default=2, help="previous builds to keep per environment (default 2)")
     g.add_argument("--dry-run", action="store_true")
     return p
+
+
+def _check_options(p: argparse.ArgumentParser, *, git_default: str | None) -> None:
+    where = "" if git_default else "with --git: "
+    p.add_argument("--ref", help=f"{where}the change: HEAD (default), refs/pull/7/head, a branch or a SHA")
+    p.add_argument(
+        "--base", help=f"{where}the target: origin/main, refs/remotes/origin/main, main (default: the source's branch)"
+    )
+    p.add_argument("--path", help=f"{where}the sub-folder holding the environments (default: the source's path)")
+    p.add_argument("--source", help=f"{where}the configured source whose settings apply (default: matched by URL)")
+    p.add_argument(
+        "--no-fetch", action="store_true", help=f"{where}never fetch history into a shallow clone (fail instead)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,22 +231,29 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.plan import render_plan
 
     if args.git:
-        return _review(settings, args)
+        return cmd_check(settings, args)  # the older spelling of `condaops check`
     p = _runtime(settings).reconciler.plan()
     print(render_plan(p, args.format))
     return EXIT_CHANGES if p.has_changes else EXIT_OK
 
 
-def _review(settings: Settings, args: argparse.Namespace) -> int:
-    """The PR check: solve both sides of a change request and print the package diff."""
-    from condaops.reconciler.changes import render_report
-    from condaops.reconciler.review import review_git
+def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
+    """The CI check: solve what a change changes against its merge base, print the review."""
+    from condaops.reconciler.changereqs.check import CheckRequest, check
+    from condaops.reconciler.changereqs.render import render_report
 
-    if not args.ref:
-        print("condaops: plan --git needs --ref (the change request to review)", file=sys.stderr)
-        return EXIT_ERROR
-    report = review_git(settings, git=args.git, ref=args.ref, base=args.base, path=args.path)
+    request = CheckRequest(
+        git=args.git,
+        ref=args.ref or "HEAD",
+        base=args.base,
+        path=args.path,
+        source=args.source,
+        fetch=not args.no_fetch,
+    )
+    report = check(settings, request)
     print(render_report(report, "json" if args.format == "json" else "markdown"))
+    counts = ", ".join(f"{n} {k}" for k, n in report.counts().items()) or "no environment changes"
+    print(f"condaops: {request.ref} ({(report.head_revision or '')[:12]}): {counts}", file=sys.stderr)
     if report.has_errors:
         return EXIT_ERROR
     return EXIT_CHANGES if report.has_changes else EXIT_OK
@@ -307,7 +331,7 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_change_requests, list_previews
+    from condaops.reconciler.state.review_queries import list_change_requests, list_previews
 
     engine = _runtime(settings).engine
     rows = [c for c in list_change_requests(engine, source=args.source) if args.ref is None or c.ref == args.ref]
@@ -353,6 +377,7 @@ def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no
         "reason": p.reason,
         "message": p.message,
         "spec_hash": p.spec_hash,
+        "reused": p.reused,
         "prefix": str(settings.store / p.prefix) if p.prefix else None,
         "artifacts": {k: str(settings.store / v) for k, v in sorted(p.artifacts.items())},
     }
@@ -381,6 +406,7 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "reconcile": cmd_reconcile,
     "plan": cmd_plan,
+    "check": cmd_check,
     "status": cmd_status,
     "history": cmd_history,
     "rollback": cmd_rollback,

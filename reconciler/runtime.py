@@ -26,12 +26,8 @@ from condaops.reconciler.plan import BUILD
 from condaops.reconciler.schedule import BuildScheduler, create_tables, shared
 from condaops.reconciler.service import PassResult, Reconciler
 from condaops.reconciler.state.db import make_engine, migrate
-from condaops.reconciler.state.queries import (
-    count_active_builds,
-    count_active_previews,
-    list_environments,
-    unpublished_builds,
-)
+from condaops.reconciler.state.queries import count_active_builds, list_environments, unpublished_builds
+from condaops.reconciler.state.review_queries import count_active_previews
 from condaops.reconciler.status import derive_state
 from condaops.reconciler.worker import BuildWorker, PreviewWorker
 from condaops.web.metrics import ServiceMetrics

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.build.link import read_link, remove_link, swap_link
+from condaops.reconciler.desired import effective
 from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
 from condaops.reconciler.plan import RETIRE, Plan, plan
 from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded
@@ -111,14 +112,6 @@ def read_source(src: SourceSettings) -> SourceSnapshot:
         reader.close()
 
 
-def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
-    """Fill spec defaults (channels, platforms) from settings: they are part of the identity."""
-    channels = settings.channels.default
-    platforms = settings.platforms
-    envs = tuple(replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs)
-    return replace(snapshot, envs=envs)
-
-
 def policy_of(settings: Settings) -> Policy:
     b = settings.build
     allow_empty = frozenset(s.name for s in settings.sources if getattr(s, "allow_empty", False))
@@ -144,7 +137,7 @@ class Reconciler:
         self.layout = StoreLayout.of(settings)
         self.recorder = Recorder(engine, clock)
         self._read = reader or SourceReader()
-        from condaops.reconciler.changereqs import ChangeRequests
+        from condaops.reconciler.changereqs.tracking import ChangeRequests
 
         self.changes = ChangeRequests(
             settings, engine, clock=clock, git_source=getattr(self._read, "git_source", lambda name: None)

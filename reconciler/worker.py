@@ -16,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from condaops.config import Settings
+from condaops.reconciler.build.link import read_link
 from condaops.reconciler.build.runner import BuildContext, run_build
-from condaops.reconciler.model import BuildOutcome
-from condaops.reconciler.state.recorder import ChangeRequestRecorder, Recorder
+from condaops.reconciler.model import BuildOutcome, BuildTicket
+from condaops.reconciler.state.recorder import Recorder
+from condaops.reconciler.state.review_recorder import PREVIEW_REUSED, ReviewRecorder
 from condaops.reconciler.store import StoreLayout
 
 log = logging.getLogger("condaops.worker")
@@ -171,7 +173,7 @@ class PreviewWorker:
     """Callable job for change-request previews: the same build steps in the change
     request's preview area, publishing off, linked only inside that area."""
 
-    def __init__(self, settings: Settings, recorder: ChangeRequestRecorder, *, name: str | None = None) -> None:
+    def __init__(self, settings: Settings, recorder: ReviewRecorder, *, name: str | None = None) -> None:
         self.settings = replace(settings, publish=replace(settings.publish, enabled=False))
         self.recorder = recorder
         self.name = name or worker_name()
@@ -195,7 +197,11 @@ class PreviewWorker:
         log.info("preview_started preview=%s source=%s ref=%s env=%s", preview_id, source, ref, ticket.ref)
         self.leases.hold(preview_id)
         try:
-            outcome = run_build(ticket, ctx)
+            if _already_built(area, ticket):  # e.g. recovered after its worker died past the link
+                prefix = area.prefix(ticket.ref, ticket.spec_hash)
+                outcome = BuildOutcome(True, PREVIEW_REUSED, "built before in this area", prefix=area.relative(prefix))
+            else:
+                outcome = run_build(ticket, ctx)
             # Locations are recorded relative to the store, like production builds.
             outcome = replace(
                 outcome,
@@ -217,6 +223,13 @@ class PreviewWorker:
         )
         if recorded:
             tell(self.listeners, preview_id, outcome)
+
+
+def _already_built(area: StoreLayout, ticket: BuildTicket) -> bool:
+    """The area's link already points at this spec's prefix: a finished build, never rebuilt
+    in place (the runner would refuse it: ``PrefixInUse``)."""
+    prefix = area.prefix(ticket.ref, ticket.spec_hash)
+    return prefix.is_dir() and read_link(area.env_link(ticket.ref)) == prefix.resolve()
 
 
 def _store_relative(area: StoreLayout, store: StoreLayout, location: str | None) -> str | None:

@@ -14,7 +14,8 @@ from litestar import Request, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
-from condaops.reconciler.state.queries import build_artifacts, list_builds, list_change_requests, list_sources
+from condaops.reconciler.state.queries import build_artifacts, list_builds, list_sources
+from condaops.reconciler.state.review_queries import list_change_requests
 from condaops.reconciler.status import STATES, status_item
 from condaops.web import api_models as m
 from condaops.web.access import ViewerDep

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 
 from condaops.reconciler.state.packages import LockedPackage, PackageHit
-from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, ChangeRequestInfo, SourceInfo
+from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
+from condaops.reconciler.state.review_queries import ChangeRequestInfo
 from condaops.web.views import Command, EnvRow, NamespaceRow, PackageDiff, build_duration
 
 

@@ -17,7 +17,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from condaops.reconciler.state.queries import list_change_requests, list_sources
+from condaops.reconciler.state.queries import list_sources
+from condaops.reconciler.state.review_queries import list_change_requests
 from condaops.reconciler.status import STATES
 from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
 from condaops.web.context import CtxDep

@@ -24,8 +24,10 @@ Outcomes, never exceptions:
   (the planner retires nothing from it unless the source has ``allow_empty``);
 * ``path`` naming a file → ``SourceUnreadable``.
 
-``list_refs`` and ``read_ref`` serve change requests (``refs/pull/*/head``...): a snapshot
-of any ref, read against the branch's listing so only the differences are parsed.
+``list_refs``, ``read_ref`` and ``read_revision`` serve change requests
+(``refs/pull/*/head``...): a snapshot of any ref or fetched commit, read against the
+branch's listing so only the differences are parsed; ``history`` answers questions about
+the mirror's history (merge bases, commit details, file texts: ``githistory``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from dulwich.errors import ChecksumMismatch, ObjectFormatException
 from dulwich.objects import Commit, ShaFile, Tree
@@ -77,6 +80,7 @@ SOURCE_UNREADABLE = "SourceUnreadable"
 ANCESTRY_LIMIT = 1000  # commits walked to tell a fast-forward from rewritten history
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 class _PathIsFile(Exception):
@@ -157,6 +161,22 @@ class GitSource:
             if snapshot is None:
                 return self._error(f"{self._remote.display}: ref {ref} does not exist", SOURCE_REF_MISSING)
             return snapshot
+
+    def read_revision(self, sha: str) -> SourceSnapshot:
+        """A snapshot of commit ``sha``, already in the mirror (a merge base, say); an
+        error snapshot (``SourceUnreadable``) when it is not there."""
+        with self._lock:
+            try:
+                return self._read_commit(sha.encode(), branch=False)
+            except MissingObject as exc:
+                return self._error(f"commit {sha[:12]} cannot be read from the mirror ({exc})", SOURCE_UNREADABLE)
+            except OSError as exc:
+                return self._mirror_unusable(exc)
+
+    def history(self, question: Callable[[Repo], T]) -> T:
+        """``question(mirror)`` under this source's lock: ``githistory`` functions."""
+        with self._lock:
+            return question(self._mirror())
 
     def list_refs(self, patterns: Iterable[str]) -> dict[str, str]:
         """Remote refs matching ref globs (``refs/pull/*/head``): name -> commit SHA.

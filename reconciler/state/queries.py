@@ -15,10 +15,8 @@ from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
 from condaops.reconciler.state.schema import (
     Artifact,
     Build,
-    ChangeRequest,
     Environment,
     Namespace,
-    PreviewBuild,
     SourceState,
     Specification,
 )
@@ -489,94 +487,3 @@ def finished_build_durations(engine: Engine) -> list[float]:
             )
         )
         return [max((end - start).total_seconds(), 0.0) for start, end in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRequestInfo:
-    source: str
-    ref: str
-    state: str
-    head_revision: str
-    base_revision: str | None
-    has_changes: bool
-    has_errors: bool
-    report_json: str | None
-    report_markdown: str | None
-    error: str | None
-    opened_at: datetime
-    updated_at: datetime
-    closed_at: datetime | None
-
-
-def list_change_requests(engine: Engine, *, source: str | None = None) -> list[ChangeRequestInfo]:
-    """Recorded change requests (open first, newest first)."""
-    with Session(engine) as s:
-        query = select(ChangeRequest).order_by(ChangeRequest.state.desc(), ChangeRequest.updated_at.desc())
-        if source is not None:
-            query = query.where(ChangeRequest.source == source)
-        return [
-            ChangeRequestInfo(
-                r.source,
-                r.ref,
-                r.state,
-                r.head_revision,
-                r.base_revision,
-                r.has_changes,
-                r.has_errors,
-                r.report_json,
-                r.report_markdown,
-                r.error,
-                r.opened_at,
-                r.updated_at,
-                r.closed_at,
-            )
-            for r in s.scalars(query)
-        ]
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewInfo:
-    preview_id: int
-    ref: EnvRef
-    head_revision: str
-    spec_hash: str
-    state: str
-    reason: str | None
-    message: str | None
-    prefix: str | None
-    artifacts: dict[str, str]
-
-
-def list_previews(engine: Engine, *, source: str, ref: str) -> list[PreviewInfo]:
-    """Preview builds of one change request, newest first."""
-    with Session(engine) as s:
-        rows = s.scalars(
-            select(PreviewBuild)
-            .join(ChangeRequest)
-            .where(ChangeRequest.source == source, ChangeRequest.ref == ref)
-            .order_by(PreviewBuild.id.desc())
-        )
-        return [
-            PreviewInfo(
-                r.id,
-                EnvRef(r.namespace, r.name),
-                r.head_revision,
-                r.spec_hash,
-                r.state,
-                r.reason,
-                r.message,
-                r.prefix,
-                json.loads(r.artifacts) if r.artifacts else {},
-            )
-            for r in rows
-        ]
-
-
-def count_active_previews(engine: Engine) -> int:
-    with Session(engine) as s:
-        return (
-            s.scalar(
-                select(func.count()).select_from(PreviewBuild).where(PreviewBuild.state.in_(["queued", "building"]))
-            )
-            or 0
-        )

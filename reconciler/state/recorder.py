@@ -1,7 +1,8 @@
 """The one place that records outcomes in the state DB.
 
 Plans, claims, build outcomes, links, rollbacks, retirements and source fetches are all
-written here; nothing else in condaops writes to the state DB.
+written here, change-request reviews and previews next door (``review_recorder``); nothing
+else in condaops writes to the state DB.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
-from condaops.reconciler.changes import ChangeReport, render_report
 from condaops.reconciler.model import (
     BUILDING,
     CANCELED,
@@ -24,7 +24,6 @@ from condaops.reconciler.model import (
     ArtifactRecord,
     BuildOutcome,
     BuildTicket,
-    DesiredEnv,
     EnvRef,
     SourceSnapshot,
 )
@@ -34,7 +33,6 @@ from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
     Build,
-    ChangeRequest,
     Environment,
     Namespace,
     PreviewBuild,
@@ -357,143 +355,6 @@ class _EnvCache:
             env = self.envs[ref] = Environment(namespace=ns, name=ref.name)
             self.s.add(env)
         return env
-
-
-class ChangeRequestRecorder:
-    """Records change-request reviews (part of the one recorder module: every write is here)."""
-
-    def __init__(self, engine: Engine, clock: Clock) -> None:
-        self.engine = engine
-        self.clock = clock
-
-    def record_review(
-        self, source: str, ref: str, head: str, *, base: str | None, report: ChangeReport | None, error: str | None
-    ) -> None:
-        now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            row = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
-            if row is None:
-                row = ChangeRequest(source=source, ref=ref, opened_at=now)
-                s.add(row)
-            row.state, row.head_revision, row.base_revision = "open", head, base
-            row.updated_at, row.closed_at, row.error = now, None, error
-            row.has_changes = bool(report and report.has_changes)
-            row.has_errors = bool(error) or bool(report and report.has_errors)
-            row.report_json = render_report(report, "json") if report else None
-            row.report_markdown = render_report(report, "markdown") if report else None
-
-    def close_missing(self, source: str, open_refs: Iterable[str]) -> list[str]:
-        """Close the change requests of ``source`` whose ref is gone; returns their refs."""
-        keep = set(open_refs)
-        with Session(self.engine) as s, s.begin():
-            rows = s.scalars(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.state == "open"))
-            closed = [row for row in rows if row.ref not in keep]
-            for row in closed:
-                row.state, row.closed_at = "closed", self.clock()
-            return [row.ref for row in closed]
-
-    def forget_closed(self, source: str, *, closed_before: datetime) -> list[str]:
-        """Drop reviews (and their preview builds) closed longer ago than the grace period;
-        returns their refs, so the caller removes their preview areas."""
-        with Session(self.engine) as s, s.begin():
-            rows = list(
-                s.scalars(
-                    select(ChangeRequest).where(
-                        ChangeRequest.source == source,
-                        ChangeRequest.state == "closed",
-                        ChangeRequest.closed_at < closed_before,
-                    )
-                )
-            )
-            refs = [row.ref for row in rows]
-            for row in rows:
-                s.execute(delete(PreviewBuild).where(PreviewBuild.change_request_id == row.id))
-                s.delete(row)
-            return refs
-
-    # --- preview builds -----------------------------------------------------------
-
-    def queue_previews(self, source: str, ref: str, head: str, envs: Iterable[DesiredEnv]) -> list[int]:
-        """Queue preview builds of a change request's head; earlier queued ones are superseded."""
-        now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            cr = s.scalar(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.ref == ref))
-            if cr is None:
-                return []
-            s.execute(
-                update(PreviewBuild)
-                .where(PreviewBuild.change_request_id == cr.id, PreviewBuild.state == QUEUED)
-                .values(state=CANCELED, reason=SUPERSEDED, finished_at=now)
-            )
-            rows = [
-                PreviewBuild(
-                    change_request_id=cr.id,
-                    head_revision=head,
-                    namespace=e.ref.namespace,
-                    name=e.ref.name,
-                    path=e.path,
-                    spec_hash=e.spec.spec_hash,
-                    canonical=e.spec.canonical_json(),
-                    state=QUEUED,
-                    queued_at=now,
-                )
-                for e in envs
-            ]
-            s.add_all(rows)
-            s.flush()
-            return [r.id for r in rows]
-
-    def claim_preview(
-        self, preview_id: int, worker: str, *, lease: float = 60.0
-    ) -> tuple[BuildTicket, str, str, str] | None:
-        """(ticket, source, ref, head) of a queued preview now building; None if not queued."""
-        now = self.clock()
-        with Session(self.engine) as s, s.begin():
-            res = s.execute(
-                update(PreviewBuild)
-                .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
-                .values(state=BUILDING, started_at=now, worker=worker, lease_until=now + timedelta(seconds=lease))
-            )
-            if res.rowcount != 1:
-                return None
-            row = s.get(PreviewBuild, preview_id)
-            cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
-            assert row is not None and cr is not None
-            ticket = BuildTicket(
-                build_id=row.id,
-                ref=EnvRef(row.namespace, row.name),
-                spec=spec_from_canonical(json.loads(row.canonical), name=row.name),
-                spec_hash=row.spec_hash,
-                attempt=1,
-                source=cr.source,
-                source_revision=row.head_revision,
-                source_path=row.path,
-            )
-            return ticket, cr.source, cr.ref, row.head_revision
-
-    def renew_previews(self, preview_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
-        return _renew(self.engine, PreviewBuild, preview_ids, worker, self.clock() + timedelta(seconds=lease))
-
-    def finish_preview(self, preview_id: int, outcome: BuildOutcome, worker: str | None = None) -> bool:
-        with Session(self.engine) as s, s.begin():
-            row = s.get(PreviewBuild, preview_id)
-            if row is None:  # the change request was forgotten meanwhile
-                return False
-            if worker is not None and (row.state != BUILDING or row.worker != worker):
-                return False  # taken over after this worker's lease expired
-            row.state = COMPLETED if outcome.ok else FAILED
-            row.reason, row.message, row.prefix = outcome.reason, outcome.message, outcome.prefix
-            row.artifacts = json.dumps({a.kind: a.location for a in outcome.artifacts})
-            row.finished_at = self.clock()
-            row.lease_until = None
-            return True
-
-    def recover_previews(self, *, everything: bool = False) -> list[int]:
-        """Previews whose worker stopped renewing (or, with ``everything``, all left
-        building) go back to the queue; returns every queued preview."""
-        _requeue(self.engine, PreviewBuild, self.clock(), everything)
-        with Session(self.engine) as s:
-            return list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == QUEUED)))
 
 
 Leased = type[Build] | type[PreviewBuild]

@@ -175,12 +175,22 @@ class ChangeRequest(Base):
     ref: Mapped[str] = mapped_column(String(512))
     state: Mapped[str] = mapped_column(String(16))  # open | closed
     head_revision: Mapped[str] = mapped_column(String(128))
-    base_revision: Mapped[str | None] = mapped_column(String(128))
+    base_revision: Mapped[str | None] = mapped_column(String(128))  # the merge base of head and target
+    target_revision: Mapped[str | None] = mapped_column(String(128))  # the target branch when reviewed
     has_changes: Mapped[bool] = mapped_column(Boolean, default=False)
     has_errors: Mapped[bool] = mapped_column(Boolean, default=False)
     report_json: Mapped[str | None] = mapped_column(Text)
     report_markdown: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)  # the review itself failed (source unreadable...)
+    reason: Mapped[str | None] = mapped_column(String(64))  # CamelCase reason of ``error``
+    title: Mapped[str | None] = mapped_column(Text)  # the pull request's title, when the forge told it
+    # Raised with every recorded change to the review or its previews; the forge publisher
+    # posts again while ``published_version`` lags behind (and after a restart).
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    comment_id: Mapped[str | None] = mapped_column(String(64))  # the review comment on the forge
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_error: Mapped[str | None] = mapped_column(Text)  # why the last post to the forge failed
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -209,6 +219,7 @@ class PreviewBuild(Base):
     message: Mapped[str | None] = mapped_column(Text)
     prefix: Mapped[str | None] = mapped_column(Text)
     artifacts: Mapped[str | None] = mapped_column(Text)  # JSON {kind: store-relative path}
+    reused: Mapped[str | None] = mapped_column(String(64))  # "build:<id>" / "preview:<id>" whose prefix it reuses
     worker: Mapped[str | None] = mapped_column(String(256))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

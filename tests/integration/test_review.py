@@ -144,7 +144,10 @@ def test_the_service_reviews_open_change_requests(project, tool_channel, repo):
         ("team/tool", "completed"),
         ("data/new", "completed"),
     }
-    assert not preview_prefix.exists()  # the earlier head's preview area is gone
+    # team/tool did not change in the new head: its earlier preview is reused, not rebuilt.
+    reused = next(x for x in review["previews"] if x["environment"] == "team/tool")
+    assert (reused["reason"], reused["prefix"]) == ("PreviewReused", str(preview_prefix))
+    assert _tool_output(preview_prefix) == f"tool 2.0 {preview_prefix}"
 
     # The PR is closed (its ref disappears): closed, then forgotten after the grace period.
     git(repo, "update-ref", "-d", "refs/pull/1/head")

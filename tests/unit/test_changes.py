@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from condaops.reconciler.changes import ChangeReport, EnvReport, compare_snapshots, render_report
+from condaops.reconciler.changereqs.compare import ChangeReport, EnvReport, compare_snapshots
+from condaops.reconciler.changereqs.render import render_report
 from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
 from condaops.reconciler.pkgdiff import Pkg, diff_packages, rattler_compare
 from condaops.reconciler.spec import Dependency, Spec
@@ -82,7 +83,8 @@ def report() -> ChangeReport:
 
 def test_report_markdown_lists_each_change_with_versions():
     md = render_report(report(), "markdown")
-    assert md.startswith("### condaops: `refs/pull/7/head` (bbbbbbbbbbbb) against aaaaaaaaaaaa")
+    assert md.startswith("### condaops: `refs/pull/7/head` (bbbbbbbbbbbb)")
+    assert "Compared with the target at `aaaaaaaaaaaa` (the merge base)." in md
     assert "1 added, 1 changed, 1 removed." in md
     assert "| upgraded | `numpy` | 1.26.4=py312_0 | 2.0.1=py312_0 |" in md
     assert "| added | `libblas` |  | 3.9 |" in md
