@@ -140,11 +140,26 @@ def _check_in(settings: Settings, request: CheckRequest, source: SourceSettings,
     target = _resolved(repo, target_name, "--base")
     found = merge_base(repo, head, target)
     if found.sha is None and found.shallow and request.fetch:
-        found = _deepen(repo, head, target, target_name)
+        _deepen(repo, head, target, target_name)
+        with Repo(repo.path) as deeper:  # a fresh view: dulwich's open repository misses the new history
+            return _reviewed_in(settings, request, source, deeper, head, target, target_name, tmp)
+    return _reviewed_in(settings, request, source, repo, head, target, target_name, tmp)
+
+
+def _reviewed_in(
+    settings: Settings,
+    request: CheckRequest,
+    source: SourceSettings,
+    repo: Repo,
+    head: str,
+    target: str,
+    target_name: str,
+    tmp: Path,
+) -> ChangeReport:
+    found = merge_base(repo, head, target)
     if found.sha is None:
         raise _no_merge_base(repo, head, target, request.ref, target_name, found.shallow)
-    sides = _Sides(repo, head, target, found.sha, target_name)
-    return _review(settings, request, source, sides, tmp)
+    return _review(settings, request, source, _Sides(repo, head, target, found.sha, target_name), tmp)
 
 
 def _default_base(repo: Repo, branch: str) -> str:
@@ -170,15 +185,15 @@ def _resolved(repo: Repo, name: str, option: str) -> str:
     return sha
 
 
-def _deepen(repo: Repo, head: str, target: str, target_name: str):  # type: ignore[no-untyped-def]
-    """Fetch more history from the clone's remote until the merge base shows up."""
+def _deepen(repo: Repo, head: str, target: str, target_name: str) -> None:
+    """Fetch more history from the clone's remote, in growing steps, until the merge base
+    of ``head`` and ``target`` is in the clone (or the steps run out)."""
     remote = target_name.removeprefix("refs/remotes/").split("/", 1)[0] if "/" in target_name else "origin"
     try:
         url = repo.get_config().get((b"remote", remote.encode()), b"url").decode()
     except KeyError:
-        return merge_base(repo, head, target)
+        return
     client, path = get_transport_and_path(url)
-    found = merge_base(repo, head, target)
     for depth in DEEPEN_STEPS:
 
         def wants(advertised, depth=None):  # type: ignore[no-untyped-def]
@@ -187,14 +202,14 @@ def _deepen(repo: Repo, head: str, target: str, target_name: str):  # type: igno
 
         try:
             client.fetch(path, repo, determine_wants=wants, depth=depth)
-        except Exception as exc:  # noqa: BLE001 - any failure: report what to fetch by hand
+        except Exception as exc:  # noqa: BLE001 - any failure: the error then says what to fetch by hand
             log.warning("check_deepen_failed remote=%s depth=%d %s", remote, depth, type(exc).__name__)
-            break
+            return
         log.info("check_deepened remote=%s depth=%d", remote, depth)
-        found = merge_base(repo, head, target)
+        with Repo(repo.path) as fresh:
+            found = merge_base(fresh, head, target)
         if found.sha is not None or not found.shallow:
-            break
-    return found
+            return
 
 
 def _no_merge_base(repo: Repo, head: str, target: str, ref: str, target_name: str, shallow: bool) -> CheckError:
