@@ -10,9 +10,9 @@ Two parts:
 
 * ``status_request`` — pure: the HTTP request one status is, for each API;
 * ``StatusNotifier`` — IO: a ``BuildWorker`` listener that hands events to one background
-  thread, which looks the build up in the state DB, reads the token and posts with the
-  standard library's ``urllib`` (no dependency beyond Python), a timeout per request and
-  bounded retries with backoff for connection errors, 429 and 5xx.
+  thread, which looks the build up in the state DB, reads the token and posts through the
+  forge client (``condaops.reconciler.forge``: a timeout per request, bounded retries
+  with backoff for connection errors and 5xx, rate limits waited out as the forge asks).
 
 Posting never blocks or fails a build: the listener only enqueues, and every failure is
 logged and dropped. The token is read at each post (rotation is picked up) and never
@@ -22,60 +22,52 @@ followed, so the token is never sent to a host it was not configured for.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import json
 import logging
 import os
-import queue
-import re
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.parse import quote
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
+from condaops.reconciler.forge.api import (
+    DESCRIPTION_LIMIT,
+    ERROR,
+    FAILURE,
+    GITEA,
+    GITHUB,
+    GITLAB,
+    GITLAB_STATES,
+    PENDING,
+    SUCCESS,
+    ForgeRequest,
+    is_commit,
+    truncate,
+)
+from condaops.reconciler.forge.api import status_request as forge_status_request
+from condaops.reconciler.forge.client import Retrying, RetryPolicy
+from condaops.reconciler.forge.settings import forge_of, read_token
+from condaops.reconciler.forge.worker import ForgeWorker
 from condaops.reconciler.model import BuildOutcome
-from condaops.reconciler.secrets import read_secret
 from condaops.reconciler.state.queries import BuildInfo, get_build
 
 log = logging.getLogger("condaops.notify")
 
-GITHUB, GITLAB, GITEA = "github", "gitlab", "gitea"
-DEFAULT_GITHUB_URL = "https://api.github.com"
-DESCRIPTION_LIMIT = 140  # GitHub refuses longer descriptions
-PENDING, SUCCESS, FAILURE, ERROR = "pending", "success", "failure", "error"
-GITLAB_STATES = {PENDING: "running", SUCCESS: "success", FAILURE: "failed", ERROR: "failed"}
-_SECRET_HEADERS = frozenset({"authorization", "private-token"})
-_COMMIT_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names
+__all__ = [  # what the rest of condaops and the tests take from here
+    "DESCRIPTION_LIMIT",
+    "GITEA",
+    "GITHUB",
+    "GITLAB",
+    "GITLAB_STATES",
+    "RetryPolicy",
+    "StatusNotifier",
+    "duration_text",
+    "is_commit",
+    "read_token",
+    "status_request",
+]
 
 
 # --- pure: what to post --------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRequest:
-    """One HTTP request that sets one commit status. ``repr`` hides the token."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    json: dict[str, str]
-
-    def __repr__(self) -> str:
-        return (
-            f"StatusRequest(method={self.method!r}, url={self.url!r}, "
-            f"headers={redacted_headers(self.headers)!r}, json={self.json!r})"
-        )
-
-
-def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``headers`` with credential values replaced by ``***``."""
-    return {k: "***" if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()}
 
 
 def status_state(outcome: BuildOutcome | None) -> str:
@@ -101,7 +93,7 @@ def status_description(build: BuildInfo, outcome: BuildOutcome | None) -> str:
         text += "" if outcome.linked else f"; {outcome.reason}"  # built but not made current
     else:
         text = f"{outcome.reason}: {outcome.message}" if outcome.message else outcome.reason
-    return truncate(" ".join(text.split()), DESCRIPTION_LIMIT)
+    return truncate(text, DESCRIPTION_LIMIT)
 
 
 def duration_text(seconds: float) -> str:
@@ -114,151 +106,34 @@ def duration_text(seconds: float) -> str:
     return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def status_request(build: BuildInfo, outcome: BuildOutcome | None, source: SourceSettings, token: str) -> StatusRequest:
+def status_request(build: BuildInfo, outcome: BuildOutcome | None, source: SourceSettings, token: str) -> ForgeRequest:
     """The request that posts ``build``'s state for its commit. Pure: no IO.
 
     ``outcome`` is None when the build starts. ``source`` must have ``status_api`` and
     ``status_repo`` set (the configuration loader makes sure) and ``build`` a commit SHA.
     """
-    api, sha = source.status_api, build.source_revision or ""
-    state = status_state(outcome)
-    body = {"state": state, "context": status_context(build, source), "description": status_description(build, outcome)}
-    if source.status_target_url:
-        body["target_url"] = f"{source.status_target_url.rstrip('/')}/builds/{build.build_id}"
-    common = {"Content-Type": "application/json", "User-Agent": "condaops"}
-    if api == GITHUB:
-        url = f"{_base(source, '')}/repos/{_owner_name(source)}/statuses/{sha}"
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-        }
-    elif api == GITEA:
-        url = f"{_base(source, '/api/v1')}/repos/{_owner_name(source)}/statuses/{sha}"
-        headers = {"Authorization": f"token {token}", "Accept": "application/json"}
-    elif api == GITLAB:
-        url = f"{_base(source, '/api/v4')}/projects/{quote(source.status_repo or '', safe='')}/statuses/{sha}"
-        headers = {"PRIVATE-TOKEN": token, "Accept": "application/json"}
-        body["state"], body["name"] = GITLAB_STATES[state], body.pop("context")
-    else:
-        raise ValueError(f"source '{source.name}': unknown status_api {api!r}")
-    return StatusRequest("POST", url, {**headers, **common}, body)
-
-
-def _base(source: SourceSettings, api_root: str) -> str:
-    """The API root; a ``status_url`` that already ends in it is taken as-is."""
-    base = (source.status_url or DEFAULT_GITHUB_URL).rstrip("/")
-    return base if not api_root or base.endswith(api_root) else base + api_root
-
-
-def _owner_name(source: SourceSettings) -> str:
-    owner, _, name = (source.status_repo or "").partition("/")
-    return f"{quote(owner, safe='')}/{quote(name, safe='')}"
-
-
-def is_commit(revision: str | None) -> bool:
-    """A full Git object name (what forges take), not a directory digest or a short SHA."""
-    return revision is not None and _COMMIT_RE.fullmatch(revision) is not None
-
-
-# --- IO: reading the token, sending with retries -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try one status: ``attempts`` in all, backoff doubling up to ``backoff_max``."""
-
-    attempts: int = 5
-    timeout: float = 10.0  # seconds per request
-    backoff: float = 1.0
-    backoff_max: float = 30.0
-
-    def delay(self, failures: int) -> float:
-        return min(self.backoff * 2 ** max(failures - 1, 0), self.backoff_max)
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """What one attempt got: an HTTP status (None when no answer) and a short, redacted detail."""
-
-    status: int | None
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def retryable(self) -> bool:
-        return self.status is None or self.status == 429 or self.status >= 500
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    # urllib would resend the Authorization header to wherever a redirect points.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def send_status(
-    request: StatusRequest, *, timeout: float, opener: urllib.request.OpenerDirector | None = None
-) -> SendResult:
-    """Send one request; never raises for HTTP or network problems."""
-    opener = opener or urllib.request.build_opener(_NoRedirect)
-    data = json.dumps(request.json).encode()
-    req = urllib.request.Request(request.url, data=data, headers=request.headers, method=request.method)
-    secrets = [v.split()[-1] for k, v in request.headers.items() if k.lower() in _SECRET_HEADERS and v.split()]
-    try:
-        with opener.open(req, timeout=timeout) as response:
-            return SendResult(response.status)
-    except urllib.error.HTTPError as exc:
-        try:
-            text = exc.read(300).decode("utf-8", "replace")
-        except OSError:  # the error body itself timed out or was cut
-            text = ""
-        finally:
-            exc.close()
-        return SendResult(exc.code, _redact(f"{exc.code} {exc.reason}: {text}", secrets))
-    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, bad answers
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        return SendResult(None, _redact(f"{type(reason).__name__}: {reason}", secrets))
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return " ".join(text.split())[:300]
-
-
-def read_token(source: SourceSettings, environ: Mapping[str, str]) -> str | None:
-    """The source's API token, or None (logged, without the value) when it is not available."""
-    return read_secret(
-        source.name, "status_token", env=source.status_token_env, file=source.status_token_file, environ=environ
+    forge = forge_of(source)
+    if forge is None:
+        raise ValueError(f"source '{source.name}' has no status_api and status_repo")
+    target = f"{source.status_target_url.rstrip('/')}/builds/{build.build_id}" if source.status_target_url else None
+    return forge_status_request(
+        forge,
+        token,
+        build.source_revision or "",
+        state=status_state(outcome),
+        context=status_context(build, source),
+        description=status_description(build, outcome),
+        target_url=target,
     )
 
 
 # --- IO: the listener and its background thread --------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
-    build_id: int
-    outcome: BuildOutcome | None
-    seq: int
-
-
-_STOP = object()
-
-
 class StatusNotifier:
-    """A ``BuildWorker`` listener that posts commit statuses from one background thread.
-
-    ``on_build_event`` returns at once; ``drain`` waits until everything queued was sent
-    (or dropped); ``close`` drains for at most ``timeout`` seconds, then gives up.
-    """
+    """A ``BuildWorker`` listener that posts commit statuses from a background thread
+    (``ForgeWorker``): ``on_build_event`` returns at once; ``drain`` waits until everything
+    queued was sent (or dropped); ``close`` drains for at most ``timeout`` seconds."""
 
     QUEUE_LIMIT = 1000  # events beyond this are dropped (and logged): a dead forge must not eat memory
 
@@ -268,21 +143,14 @@ class StatusNotifier:
         engine: Engine,
         *,
         environ: Mapping[str, str] | None = None,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.engine = engine
-        self.policy = policy
+        self.policy = policy or RetryPolicy()
         self.sources = {s.name: s for s in settings.sources if s.git is not None and s.status_api}
         self._environ = os.environ if environ is None else environ
-        self._queue: queue.Queue[_Event | object] = queue.Queue(self.QUEUE_LIMIT)
-        self._lock = threading.Condition()
-        self._unfinished = 0
-        self._latest: dict[int, int] = {}  # build id -> seq of its newest event
-        self._seq = 0
-        self._closed = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self._worker = ForgeWorker("status", self._handle, limit=self.QUEUE_LIMIT, join_timeout=self.policy.timeout)
+        self._sender = Retrying(self.policy, stop=self._worker.stop, logger=log)
 
     @property
     def enabled(self) -> bool:
@@ -290,71 +158,17 @@ class StatusNotifier:
 
     def on_build_event(self, build_id: int, outcome: BuildOutcome | None) -> None:
         """The listener (``BuildWorker.listeners``): enqueue and return; never blocks."""
-        if not self.sources:
-            return
-        with self._lock:
-            if self._closed:
-                return
-            self._seq += 1
-            event = _Event(build_id, outcome, self._seq)
-            try:
-                self._queue.put_nowait(event)
-            except queue.Full:
-                log.warning("status_dropped build=%s reason=QueueFull", build_id)
-                return
-            self._latest[build_id] = event.seq
-            self._unfinished += 1
-            self._start()
+        if self.sources:
+            self._worker.submit(build_id, outcome)
 
     def drain(self, timeout: float | None = None) -> bool:
-        """Wait until every queued event was handled; False if ``timeout`` came first."""
-        with self._lock:
-            return self._lock.wait_for(lambda: self._unfinished == 0, timeout)
+        return self._worker.drain(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop taking events, send what is queued for up to ``timeout`` seconds, then stop."""
-        with self._lock:
-            self._closed = True
-            thread = self._thread
-        if thread is None or self._stop.is_set():
-            return
-        if not self.drain(timeout):
-            log.warning("status_abandoned events=%d: the forge did not answer in time", self._unfinished)
-        self._stop.set()  # ends backoff waits; a request in flight ends at its timeout
-        with contextlib.suppress(queue.Full):  # the thread skips what is left once stopped
-            self._queue.put(_STOP, timeout=self.policy.timeout)
-        thread.join(timeout=1.0)
+        self._worker.close(timeout)
 
-    def _start(self) -> None:
-        if self._thread is None:  # started lazily: no thread unless a status is to be sent
-            self._thread = threading.Thread(target=self._run, name="condaops-status", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not _STOP:
-            assert isinstance(item, _Event)
-            try:
-                if not self._stop.is_set():
-                    self._handle(item)
-            except Exception:  # the sender must outlive any one event
-                log.exception("status_failed build=%s", item.build_id)
-            finally:
-                self._done(item)
-
-    def _done(self, event: _Event) -> None:
-        with self._lock:
-            if self._latest.get(event.build_id) == event.seq:
-                del self._latest[event.build_id]
-            self._unfinished -= 1
-            self._lock.notify_all()
-
-    def _superseded(self, event: _Event) -> bool:
-        """A newer event of the same build is queued: retrying this one would be wasted."""
-        with self._lock:
-            return self._latest.get(event.build_id, event.seq) != event.seq
-
-    def _handle(self, event: _Event) -> None:
-        build = get_build(self.engine, event.build_id)
+    def _handle(self, build_id: object, outcome: object, superseded: Callable[[], bool]) -> None:
+        build = get_build(self.engine, int(build_id))  # type: ignore[call-overload]
         source = self.sources.get(build.source or "") if build else None
         if build is None or source is None:
             return  # not a build of a source with statuses turned on
@@ -367,63 +181,9 @@ class StatusNotifier:
             )
             return
         token = read_token(source, self._environ)
-        if token is not None:
-            self._post(event, status_request(build, event.outcome, source, token), source)
-
-    def _post(self, event: _Event, request: StatusRequest, source: SourceSettings) -> None:
-        state, policy = request.json["state"], self.policy
-        for attempt in range(1, policy.attempts + 1):
-            result = send_status(request, timeout=policy.timeout, opener=self._opener)
-            if result.ok:
-                log.info(
-                    "status_posted build=%s api=%s state=%s url=%s",
-                    event.build_id,
-                    source.status_api,
-                    state,
-                    request.url,
-                )
-                return
-            if not result.retryable:
-                log.warning(
-                    "status_refused build=%s api=%s state=%s url=%s detail=%s%s",
-                    event.build_id,
-                    source.status_api,
-                    state,
-                    request.url,
-                    result.detail,
-                    _hint(result.status),
-                )
-                return
-            log.warning(
-                "status_retry build=%s api=%s state=%s url=%s attempt=%d/%d detail=%s",
-                event.build_id,
-                source.status_api,
-                state,
-                request.url,
-                attempt,
-                policy.attempts,
-                result.detail,
-            )
-            if attempt == policy.attempts or self._stop.wait(policy.delay(attempt)):
-                break
-            if self._superseded(event):
-                log.info("status_superseded build=%s state=%s", event.build_id, state)
-                return
-        log.warning(
-            "status_dropped build=%s api=%s state=%s url=%s attempts=%d",
-            event.build_id,
-            source.status_api,
-            state,
-            request.url,
-            attempt,
-        )
-
-
-def _hint(status: int | None) -> str:
-    if status is not None and 300 <= status < 400:
-        return "; redirects are not followed (the token would go along): set 'status_url' to the final address"
-    if status in (401, 403):
-        return "; check the token named by 'status_token_env' or 'status_token_file' and its scopes"
-    if status == 404:
-        return "; check 'status_repo', 'status_url' and that the token can see the repository"
-    return ""
+        if token is None:
+            return
+        request = status_request(build, outcome, source, token)  # type: ignore[arg-type]
+        context = f"build={build.build_id} api={source.status_api} state={(request.json or {}).get('state')}"
+        if self._sender.send(request, name="status", context=context, superseded=superseded).ok:
+            log.info("status_posted %s url=%s", context, request.url)

@@ -12,6 +12,8 @@ import pytest
 
 from condaops.config import ConfigError, SourceSettings, load_settings
 from condaops.config.checks import STATUS_APIS
+from condaops.reconciler.forge.api import ForgeRequest
+from condaops.reconciler.forge.client import Answer
 from condaops.reconciler.model import BuildOutcome, EnvRef
 from condaops.reconciler.notify import (
     DESCRIPTION_LIMIT,
@@ -20,8 +22,6 @@ from condaops.reconciler.notify import (
     GITLAB,
     GITLAB_STATES,
     RetryPolicy,
-    SendResult,
-    StatusRequest,
     duration_text,
     is_commit,
     read_token,
@@ -216,7 +216,7 @@ def test_the_token_is_not_in_logs(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_an_unknown_api_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown status_api"):
+    with pytest.raises(ValueError, match="unknown forge API"):
         status_request(build(), None, source(GITHUB, status_api="bitbucket"), TOKEN)
 
 
@@ -229,19 +229,21 @@ def test_is_commit(revision: str | None, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "ok", "retryable"),
+    ("status", "wait", "ok", "retryable"),
     [
-        (201, True, False),
-        (None, False, True),
-        (502, False, True),
-        (429, False, True),
-        (401, False, False),
-        (404, False, False),
-        (307, False, False),
+        (201, None, True, False),
+        (None, None, False, True),
+        (502, None, False, True),
+        (429, 0.0, False, True),
+        (403, 30.0, False, True),
+        (401, None, False, False),
+        (404, None, False, False),
+        (307, None, False, False),
     ],
 )
-def test_send_results(status: int | None, ok: bool, retryable: bool) -> None:
-    assert (SendResult(status).ok, SendResult(status).retryable) == (ok, retryable)
+def test_answers(status: int | None, wait: float | None, ok: bool, retryable: bool) -> None:
+    answer = Answer(status, retry_after=wait)
+    assert (answer.ok, answer.retryable) == (ok, retryable)
 
 
 def test_backoff_doubles_up_to_its_bound() -> None:
@@ -260,9 +262,9 @@ def test_tokens_come_from_the_variable_or_the_file(tmp_path: Path, caplog: pytes
 
 
 def test_status_request_is_plain_data() -> None:
-    req = StatusRequest("POST", "https://x.example/", {"Authorization": "Bearer s3cr3t-value"}, {"state": "pending"})
+    req = ForgeRequest("POST", "https://x.example/", {"Authorization": "Bearer s3cr3t-value"}, {"state": "pending"})
     assert repr(req) == (
-        "StatusRequest(method='POST', url='https://x.example/', headers={'Authorization': '***'}, "
+        "ForgeRequest(method='POST', url='https://x.example/', headers={'Authorization': '***'}, "
         "json={'state': 'pending'})"
     )
 
