@@ -183,7 +183,9 @@ def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
 
 
 def _change_keys(source: SourceSettings) -> list[tuple[str, str]]:
-    """Change requests are refs of a Git remote."""
+    """Change requests are refs of a Git remote, whose pages ``web_url`` links to."""
+    if source.web_url is not None and source.git is None:
+        return [("web_url", "applies only to Git sources (links to pull requests and commits)")]
     if source.change_requests and source.git is None:
         return [("change_requests", "applies only to Git sources (pull requests are Git refs)")]
     from condaops.reconciler.sources.gitrules import ref_glob_problem

@@ -652,6 +652,7 @@ KEY_RULES: dict[str, KeyRule] = {
         "Only with `git`; needs `status_repo` and one of `status_token_env` and `status_token_file`.",
         check=status_api_problem,
     ),
+    "sources[].web_url": KeyRule("An http(s) URL. Only with `git`.", check=http_url_problem),
     "sources[].status_url": KeyRule("An http(s) URL; required for `gitlab` and `gitea`.", check=http_url_problem),
     "sources[].status_repo": KeyRule("Required with `status_api`."),
     "sources[].status_token_env": KeyRule(

@@ -112,6 +112,13 @@ class SourceSettings:
         default=86400.0,
         metadata=_doc("Change requests: how long a closed request's review is kept after its ref disappears."),
     )
+    web_url: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Git: the repository's web address, for links to its pull requests, commits and files; "
+            "unset = guessed from `git` for http(s) and ssh URLs (`git@host:o/r.git` → `https://host/o/r`)."
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -348,6 +348,16 @@ def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
                         "has_changes": c.has_changes,
                         "has_errors": c.has_errors,
                         "error": c.error,
+                        "reason": c.reason,
+                        "title": c.title,
+                        "merge_base": c.base_revision,
+                        "target_revision": c.target_revision,
+                        "forge": {
+                            "comment_id": c.comment_id,
+                            "published": c.published_version is not None and c.published_version >= c.version,
+                            "published_at": c.published_at,
+                            "error": c.publish_error,
+                        },
                         "report": json.loads(c.report_json) if c.report_json else None,
                         "previews": [
                             _preview_row(settings, p)

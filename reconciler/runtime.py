@@ -20,6 +20,7 @@ from anyio import to_thread
 from sqlalchemy import Engine
 
 from condaops.config import ConfigError, Settings
+from condaops.reconciler.changereqs.publish import ReviewPublisher
 from condaops.reconciler.model import BuildOutcome
 from condaops.reconciler.notify import StatusNotifier
 from condaops.reconciler.plan import BUILD
@@ -92,6 +93,9 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self.notifier = StatusNotifier(settings, self.engine)  # commit statuses (Git sources that ask)
+        self.reviews = ReviewPublisher(settings, self.engine, self.reconciler.changes.recorder)  # PR comments
+        if role in ("all", "reconciler"):
+            self.reconciler.changes.listeners.append(self.reviews.on_change)
         self.runs_jobs = role in ("all", "worker")
         self._publisher: Callable[[int], None] | None = None
         if self.runs_jobs:
@@ -100,6 +104,8 @@ class Runtime:
             for job in (self.worker, self.previewer):
                 job.listeners.append(self._on_build_event)
             self.worker.listeners.append(self.notifier.on_build_event)
+            if role == "all":
+                self.previewer.listeners.append(self.reviews.on_preview)
 
     def publish(self, build_id: int) -> None:
         """The publish job; the publishing code (image layers, registry) loads on first use.
@@ -174,6 +180,8 @@ class Runtime:
         await sched.submit(result.queued)
         await sched.submit_previews(result.previews)
         await self._submit_publishing(sched)
+        if self.reviews.enabled:  # reviews the forge has not seen yet (failures, other processes)
+            await to_thread.run_sync(self.reviews.catch_up)
         return result
 
     # --- one pass, then the builds it queued --------------------------------------
@@ -193,6 +201,9 @@ class Runtime:
                     break
                 await self._sleep_until(nxt)
         await to_thread.run_sync(self.notifier.drain, 30.0)  # --once exits next: send the last statuses
+        if self.reviews.enabled:
+            await to_thread.run_sync(self.reviews.catch_up)  # the previews' outcomes, too
+            await to_thread.run_sync(self.reviews.drain, 30.0)
         return await to_thread.run_sync(self.summary)
 
     def _next_step(self) -> datetime | None:
@@ -282,6 +293,7 @@ class Runtime:
                         await server_done.wait()
                 tg.cancel_scope.cancel()
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
+        await to_thread.run_sync(lambda: self.reviews.close(timeout=10.0))
         self.reconciler.close()
         if server is not None and not server.started:
             raise ConfigError(
