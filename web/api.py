@@ -22,6 +22,8 @@ from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
 from condaops.web.params import BuildId, FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
 from condaops.web.placement import placed
+from condaops.web.review_pages import Key
+from condaops.web.reviews import review_detail, review_rows
 from condaops.web.service import build_diff, env_detail, search_packages, shown_build
 from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
 
@@ -181,12 +183,28 @@ def sources(ctx: CtxDep, viewer: ViewerDep) -> m.SourcePage:
 
 @get("/change-requests", sync_to_thread=True)
 def change_requests(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset: Offset = None) -> m.ChangeRequestPage:
-    """Reviews of open (and recently closed) pull/merge requests: environments changed and package diffs.
-    They span namespaces, so only readers of every namespace see them when access control is on."""
+    """Reviews of open (and recently closed) pull/merge requests: environments changed and package diffs,
+    compared with the merge base. They span namespaces, so only readers of every namespace see them when
+    access control is on."""
     size, start = clamp_page(limit, offset)
-    found = list_change_requests(ctx.engine) if viewer.everything or not ctx.access.enabled else []
-    items = [m.change_request(c) for c in found[start : start + size]]
-    return _page(m.ChangeRequestPage, items, len(found), size, start)
+    rows = review_rows(ctx, viewer)
+    infos = {(c.source, c.ref): c for c in list_change_requests(ctx.engine)} if rows else {}
+    items = [m.change_request(r, infos[(r.source, r.ref)]) for r in rows[start : start + size]]
+    return _page(m.ChangeRequestPage, items, len(rows), size, start)
+
+
+@get("/change-requests/{source:str}/{key:str}", sync_to_thread=True)
+def change_request(ctx: CtxDep, viewer: ViewerDep, source: Name, key: Key) -> m.ChangeRequestDetail:
+    """One review: the report, the previews of its head (with their pages), the head commit, forge links."""
+    d = review_detail(ctx, viewer, source, key)
+    return m.change_request(  # type: ignore[no-any-return]
+        d.row,
+        d.info,
+        commit=d.commit,
+        commit_url=d.commit_url,
+        previews=[m.preview(p) for p in d.previews],
+        markdown=d.info.report_markdown,
+    )
 
 
 def api_router(*, on_loop: bool = False) -> Router:
@@ -211,6 +229,7 @@ def api_router(*, on_loop: bool = False) -> Router:
                 packages,
                 sources,
                 change_requests,
+                change_request,
             ],
             on_loop=on_loop,
             light=LIGHT,
@@ -230,5 +249,4 @@ LIGHT = (
     build,
     artifacts,
     sources,
-    change_requests,
 )

@@ -15,6 +15,7 @@ import msgspec
 from condaops.reconciler.state.packages import LockedPackage, PackageHit
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
 from condaops.reconciler.state.review_queries import ChangeRequestInfo
+from condaops.web.reviews import PreviewView, ReviewRow
 from condaops.web.views import Command, EnvRow, NamespaceRow, PackageDiff, build_duration
 
 
@@ -133,14 +134,41 @@ class Source(msgspec.Struct, kw_only=True):
 class ChangeRequest(msgspec.Struct, kw_only=True):
     source: str
     ref: str
+    key: str  # the PR/MR number, or the ref as a slug: /api/v1/change-requests/{source}/{key}
+    title: str | None
     state: str
     revision: str | None
-    base_revision: str | None
+    base_revision: str | None  # the merge base of head and target
+    target_revision: str | None
     has_changes: bool
     has_errors: bool
     error: str | None
+    reason: str | None
+    verdict: str  # pending | success | failure (the condaops/review commit status)
+    verdict_description: str
+    counts: dict[str, int]
     updated_at: datetime
+    url: str  # the review page
+    pr_url: str | None  # on the forge, when the source's web_url is known
+    forge_error: str | None  # why the comment or status could not be posted
     report: dict[str, Any] | None  # the review: environments changed and their package diffs
+
+
+class Preview(msgspec.Struct, kw_only=True):
+    preview_id: int
+    environment: str
+    state: str
+    reason: str | None
+    message: str | None
+    url: str  # its page, with the live log
+    reused_url: str | None
+
+
+class ChangeRequestDetail(ChangeRequest, kw_only=True):
+    commit: dict[str, str] | None  # sha, author, time, message of the head
+    commit_url: str | None
+    previews: list[Preview]
+    markdown: str | None
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -308,16 +336,40 @@ def source(s: SourceInfo) -> Source:
     )
 
 
-def change_request(c: ChangeRequestInfo) -> ChangeRequest:
-    return ChangeRequest(
+def change_request(row: ReviewRow, c: ChangeRequestInfo, **detail: Any) -> Any:
+    cls = ChangeRequestDetail if detail else ChangeRequest
+    return cls(
         source=c.source,
         ref=c.ref,
+        key=row.key,
+        title=c.title,
         state=c.state,
         revision=c.head_revision,
         base_revision=c.base_revision,
+        target_revision=c.target_revision,
         has_changes=c.has_changes,
         has_errors=c.has_errors,
         error=c.error,
+        reason=c.reason,
+        verdict=row.verdict.state,
+        verdict_description=row.verdict.description,
+        counts=row.counts,
         updated_at=c.updated_at,
+        url=row.url,
+        pr_url=row.pr_url,
+        forge_error=c.publish_error,
         report=json.loads(c.report_json) if c.report_json else None,
+        **detail,
+    )
+
+
+def preview(p: PreviewView) -> Preview:
+    return Preview(
+        preview_id=p.preview_id,
+        environment=p.environment,
+        state=p.state,
+        reason=p.reason,
+        message=p.message,
+        url=p.url,
+        reused_url=p.reused_url,
     )

@@ -40,6 +40,7 @@ from condaops.web.ops import OpsState, ops_router
 from condaops.web.pages import LIGHT_PAGES, PAGE_HANDLERS
 from condaops.web.placement import placed, reads_on_loop
 from condaops.web.render import STATIC
+from condaops.web.review_pages import REVIEW_FILES, REVIEW_PAGES
 
 # Pages load only their own CSS and JS; nothing from other hosts.
 CSP = (
@@ -90,6 +91,8 @@ def create_app(
         route_handlers=[
             *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads
+            *REVIEW_PAGES,  # reviews read several rows and parse JSON: in threads
+            *REVIEW_FILES,
             api_router(on_loop=on_loop),
             ops_router(ops),
             create_static_files_router(

@@ -1,4 +1,5 @@
-"""The HTML pages: overview, namespace, environment, diff, change requests, search, login.
+"""The HTML pages: overview, namespace, environment, diff, search, login (change requests:
+``review_pages``).
 
 Thin handlers: parameters in, one ``service`` call, one template out. Pages work without
 JavaScript; only the live build log needs it (``builds.py``).
@@ -18,7 +19,6 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
 from condaops.reconciler.state.queries import list_sources
-from condaops.reconciler.state.review_queries import list_change_requests
 from condaops.reconciler.status import STATES
 from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
 from condaops.web.context import CtxDep
@@ -196,13 +196,6 @@ def diff_page(
     )
 
 
-@get("/change-requests", sync_to_thread=True, include_in_schema=False)
-def change_requests_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
-    # Reviews span namespaces: with access control on, only readers of everything see them.
-    items = list_change_requests(ctx.engine) if viewer.everything or not ctx.access.enabled else []
-    return page(request, ctx, viewer, "change_requests.html", items=items)
-
-
 @get("/search", sync_to_thread=True, include_in_schema=False)
 def search_page(
     request: Request,
@@ -274,10 +267,9 @@ PAGE_HANDLERS = [
     namespace_page,
     environment_page,
     diff_page,
-    change_requests_page,
     search_page,
     login_form,
     login,
     logout,
 ]
-LIGHT_PAGES = (overview, namespace_page, environment_page, change_requests_page)  # see web.placement
+LIGHT_PAGES = (overview, namespace_page, environment_page)  # see web.placement

@@ -176,6 +176,13 @@ def _check_site(p) -> None:  # type: ignore[no-untyped-def]
         (item,) = data["items"]
         assert (item["ref"], item["state"], item["has_changes"]) == ("refs/pull/1/head", "open", True)
         assert item["report"]["environments"][0]["environment"] == "team/tool"
+        assert (item["key"], item["verdict"], item["counts"]) == ("1", "success", {"changed": 1})
         page = client.get("/change-requests").text
-        assert "refs/pull/1/head" in page and "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in page
+        assert "refs/pull/1/head" in page and 'href="/change-requests/envs-repo/1"' in page
+        page = client.get("/change-requests/envs-repo/1").text
+        assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in page  # the Markdown, ready to copy
+        assert '<span class="badge badge-upgraded">upgraded</span>' in page
+        detail = client.get("/api/v1/change-requests/envs-repo/1").json()
+        assert [p["environment"] for p in detail["previews"]] == ["team/tool"]
+        assert client.get("/change-requests/envs-repo/2").status_code == 404
     engine.dispose()
