@@ -129,6 +129,7 @@ class Site:
     channel: GatedChannel
     base: str
     process: subprocess.Popen[bytes] | None = None
+    sources: list[dict[str, Any]] | None = None  # default: the envs/ folder as a directory source
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +148,7 @@ class Site:
         port = int(self.base.rsplit(":", 1)[1])
         config = {
             "store": "store",
-            "sources": [{"directory": "envs", "interval": "2s"}],
+            "sources": self.sources or [{"directory": "envs", "interval": "2s"}],
             "platforms": ["linux-64"],
             "build": {"retries": 0, "concurrency": 2},
             "web": {"listen": f"127.0.0.1:{port}"},
