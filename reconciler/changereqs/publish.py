@@ -93,6 +93,8 @@ class ReviewPublisher:
         """Submit reviews the forge has not been told about (after a failure or a restart,
         or changed by another process); called on every pass."""
         now = self._clock()
+        for key in [k for k, until in self._not_before.items() if until <= now]:
+            del self._not_before[key]  # bounded: only waits still running are kept
         for key in unpublished_change_requests(self.engine, self.sources):
             if self._not_before.get(key, 0.0) <= now:
                 self.worker.submit(key, coalesce=True)
