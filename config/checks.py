@@ -347,6 +347,29 @@ def pack_format_problem(fmt: str) -> str | None:
     return None if fmt in PACK_FORMATS else f"unknown format '{fmt}'; use one of {', '.join(PACK_FORMATS)}"
 
 
+MODULE_FORMATS = ("lua", "tcl", "both")
+SQUASHFS_COMPRESSIONS = ("zstd", "gzip")
+
+
+def module_format_problem(fmt: str) -> str | None:
+    return None if fmt in MODULE_FORMATS else f"unknown format '{fmt}'; use one of {', '.join(MODULE_FORMATS)}"
+
+
+def squashfs_compression_problem(comp: str) -> str | None:
+    if comp in SQUASHFS_COMPRESSIONS:
+        return None
+    return f"unknown compression '{comp}'; use one of {', '.join(SQUASHFS_COMPRESSIONS)}"
+
+
+def display_name_problem(template: str) -> str | None:
+    """A kernel display name template may use ``{name}`` and ``{namespace}`` only."""
+    try:
+        template.format(name="n", namespace="ns")
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"'{template}' is not a valid template ({exc!r}); use {{name}} and {{namespace}} only"
+    return None if template.strip() else "must not be empty"
+
+
 def image_prefix_problem(path: str) -> str | None:
     if _IMAGE_PREFIX_RE.fullmatch(path) and ".." not in path.split("/"):
         return None

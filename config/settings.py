@@ -343,6 +343,69 @@ class PublishSettings:
             "tarball attached as OCI artifacts."
         ),
     )
+    squashfs: bool = field(
+        default=False,
+        metadata=_doc(
+            "Also write each build as a squashfs image of its prefix (`<name>.sqsh`, needs `mksquashfs` from "
+            "squashfs-tools): the same bytes for the same lock, attached to the image like the tarball. Mount "
+            "it at the build's prefix path (paths inside the environment name it)."
+        ),
+    )
+    squashfs_compression: str = field(
+        default="zstd", metadata=_doc("Compression of squashfs images: `zstd` (Linux 4.14 and later) or `gzip`.")
+    )
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """Jupyter kernelspecs for environments that hold a kernel (ipykernel, IRkernel, xeus...)."""
+
+    directory: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "Folder the kernelspecs are written to (`<directory>/condaops-<ns>-<name>/kernel.json`); put it on "
+            "the path JupyterHub searches (a `kernels` folder under a `JUPYTER_PATH` entry); unset = off."
+        ),
+    )
+    pin_builds: bool = field(
+        default=False,
+        metadata=_doc(
+            "Also write `condaops-<ns>-<name>-<build>` for every kept build, for notebooks that must stay on one build."
+        ),
+    )
+    display_name: str = field(
+        default="{name} ({namespace})",
+        metadata=_doc("How kernels are named in JupyterLab's launcher; `{name}` and `{namespace}` are filled in."),
+    )
+
+
+@dataclass(frozen=True)
+class ModuleSettings:
+    """Environment modules (Lmod, Tcl environment-modules): `module load <ns>/<name>`."""
+
+    directory: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "Folder the modulefiles are written to (`<directory>/<ns>/<name>/current.lua`, one file per kept "
+            "build); add it with `module use` or to `MODULEPATH`; unset = off."
+        ),
+    )
+    format: str = field(
+        default="lua",
+        metadata=_doc(
+            "`lua` (Lmod), `tcl` (environment-modules; Lmod reads it too) or `both` (each tool reads its own)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NameSettings:
+    """Stable names for conda's `envs_dirs`: `conda activate <ns>-<name>`."""
+
+    enabled: bool = field(default=True, metadata=_doc("Keep a folder of `<ns>-<name>` links to each environment."))
+    directory: Path | None = field(
+        default=None, metadata=_doc("The folder of names (list it in `envs_dirs`); unset = `<store>/envs-by-name`.")
+    )
 
 
 @dataclass(frozen=True)
@@ -380,6 +443,9 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings, metadata=_doc("Registry storage."))
     publish: PublishSettings = field(default_factory=PublishSettings, metadata=_doc("Published forms of builds."))
     dynamic: DynamicSettings = field(default_factory=DynamicSettings, metadata=_doc("Images built on request."))
+    kernels: KernelSettings = field(default_factory=KernelSettings, metadata=_doc("Jupyter kernels."))
+    modules: ModuleSettings = field(default_factory=ModuleSettings, metadata=_doc("Environment modules."))
+    names: NameSettings = field(default_factory=NameSettings, metadata=_doc("Names for `conda activate`."))
     config_file: Path | None = field(default=None, metadata=_doc("The file these settings came from (not a key)."))
 
     @property

@@ -323,7 +323,15 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
     rt = _runtime(settings)
     ref = EnvRef.parse(args.environment)
-    b = rollback(rt.engine, rt.reconciler.recorder, rt.reconciler.layout, ref, args.build_id, settings=settings)
+    b = rollback(
+        rt.engine,
+        rt.reconciler.recorder,
+        rt.reconciler.layout,
+        ref,
+        args.build_id,
+        settings=settings,
+        deliveries=rt.reconciler.deliveries,
+    )
     print(
         f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); it stays there until its specification changes"
     )
@@ -401,7 +409,12 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_ERROR
     rt = _runtime(settings)
     chosen = collect_garbage(
-        rt.engine, rt.reconciler.recorder, rt.reconciler.layout, keep=args.keep, dry_run=args.dry_run
+        rt.engine,
+        rt.reconciler.recorder,
+        rt.reconciler.layout,
+        keep=args.keep,
+        dry_run=args.dry_run,
+        deliveries=rt.reconciler.deliveries,
     )
     verb = "would remove" if args.dry_run else "removed"
     for c in chosen:

@@ -172,3 +172,17 @@ class BuildOutcome:
     # platform -> solved conda records / pip locks, for the package index (successes only)
     records: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     pip: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """Something written for users of an environment (a kernel, a modulefile, a name for
+    ``conda activate``): what they pick or type (``use``), where it is, for which build,
+    and why it could not be written (``error``: ``<Reason>: <message>``)."""
+
+    kind: str
+    name: str
+    build_id: int | None
+    path: str
+    use: str
+    error: str | None = None

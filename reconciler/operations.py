@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings
 from condaops.reconciler.build.link import swap_link
+from condaops.reconciler.deliver.sync import Deliveries
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import ACTIVE_STATES, COMPLETED, EnvRef
 from condaops.reconciler.state.queries import BuildInfo, env_builds, list_environments
@@ -37,11 +38,13 @@ def rollback(
     build_id: int,
     *,
     settings: Settings | None = None,
+    deliveries: Deliveries | None = None,
 ) -> BuildInfo:
     """Link an earlier completed build of ``ref``; it stays until the spec changes again.
 
     With ``settings`` (and ``publish.enabled``), ``latest`` then moves to that build's image
-    in every push target; a target that cannot be retagged is logged, the rollback stands."""
+    in every push target; a target that cannot be retagged is logged, the rollback stands.
+    ``deliveries`` (kernels, modulefiles) are rewritten for the build now linked."""
     builds = {b.build_id: b for b in env_builds(engine, ref)}
     if not builds:
         raise OperationError(f"environment {ref} is not known; see `condaops status`")
@@ -58,6 +61,8 @@ def rollback(
     swap_link(layout.env_link(ref), prefix)
     recorder.record_rollback(ref, build_id)
     log.info("rolled_back env=%s build=%s", ref, build_id)
+    if deliveries is not None:
+        deliveries.sync(ref)
     if settings is not None and settings.publish.enabled and settings.publish.image and settings.publish.push:
         from condaops.reconciler.publish.latest import move_latest  # only rollbacks of published builds need it
 
@@ -85,9 +90,16 @@ def choose_collectable(builds: list[BuildInfo], current_id: int | None, keep: in
 
 
 def collect_garbage(
-    engine: Engine, recorder: Recorder, layout: StoreLayout, *, keep: int, dry_run: bool
+    engine: Engine,
+    recorder: Recorder,
+    layout: StoreLayout,
+    *,
+    keep: int,
+    dry_run: bool,
+    deliveries: Deliveries | None = None,
 ) -> list[Collectable]:
-    """Remove old build prefixes (never the linked one, never lockfiles or logs)."""
+    """Remove old build prefixes (never the linked one, never lockfiles or logs), then the
+    ``deliveries`` pinned to them (``module load ns/name/<build>``, pinned kernels)."""
     chosen: list[Collectable] = []
     for env in list_environments(engine, include_retired=True):
         builds = env_builds(engine, env.ref)
@@ -103,6 +115,8 @@ def collect_garbage(
             shutil.rmtree(c.path, ignore_errors=True)
             log.info("prefix_collected env=%s build=%s bytes=%s", c.build.ref, c.build.build_id, c.size)
         recorder.record_collected(c.build.build_id for c in chosen)
+        if deliveries is not None:
+            deliveries.sync_many(c.build.ref for c in chosen)
     return chosen
 
 

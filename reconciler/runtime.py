@@ -106,6 +106,8 @@ class Runtime:
             self.worker.listeners.append(self.notifier.on_build_event)
             if role == "all":
                 self.previewer.listeners.append(self.reviews.on_preview)
+            self.worker.listeners.append(self.reconciler.deliveries.on_build_event)  # kernels, modulefiles, names
+        self._delivered = False  # every environment's deliveries checked once per start (settings may have changed)
 
     def publish(self, build_id: int) -> None:
         """The publish job; the publishing code (image layers, registry) loads on first use.
@@ -165,7 +167,11 @@ class Runtime:
 
     async def _submit_recovered(self, sched: BuildScheduler, *, everything: bool) -> None:
         """Builds and previews whose worker is gone go back to the queue; with everything
-        else queued (a previous run, the CLI, another process) they are submitted."""
+        else queued (a previous run, the CLI, another process) they are submitted. The first
+        time, every environment's deliveries are brought in step with the settings."""
+        if not self._delivered:
+            self._delivered = True
+            await to_thread.run_sync(self.reconciler.deliveries.sync_all)
         await sched.submit(await to_thread.run_sync(lambda: self.reconciler.recover(everything=everything)))
         recover_previews = self.reconciler.changes.recorder.recover_previews
         await sched.submit_previews(await to_thread.run_sync(lambda: recover_previews(everything=everything)))

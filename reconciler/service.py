@@ -136,6 +136,9 @@ class Reconciler:
         self.clock = clock
         self.layout = StoreLayout.of(settings)
         self.recorder = Recorder(engine, clock)
+        from condaops.reconciler.deliver.sync import Deliveries
+
+        self.deliveries = Deliveries(settings, engine, self.recorder)  # kernels, modulefiles, names follow links
         self._read = reader or SourceReader()
         from condaops.reconciler.changereqs.tracking import ChangeRequests
 
@@ -180,6 +183,7 @@ class Reconciler:
         queued = self.recorder.apply_plan(p)
         for action in p.by_kind(RETIRE):
             remove_link(self.layout.env_link(action.ref))
+            self.deliveries.withdraw(action.ref)
             log.info("environment_retired env=%s", action.ref)
         self.repair_links()
         for a in p.changes:
@@ -207,6 +211,7 @@ class Reconciler:
             if target.is_dir() and read_link(link) != target.resolve():
                 swap_link(link, target)
                 log.warning("link_repaired env=%s target=%s", ref, prefix)
+                self.deliveries.sync(ref)
 
     def recover(self, *, everything: bool) -> list[QueuedBuild]:
         """Builds whose worker is gone go back to the queue; returns every queued build.

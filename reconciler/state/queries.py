@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
-from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
+from condaops.reconciler.model import DeliveryRecord, EnvRef, RecordedBuild, RecordedEnv
 from condaops.reconciler.state.schema import (
     Artifact,
     Build,
+    Delivery,
     Environment,
     Namespace,
     SourceState,
@@ -319,6 +320,37 @@ def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
         )
         builds = _load_builds(conn, ids)
     return [builds[i] for i in ids]
+
+
+def list_deliveries(engine: Engine, refs: Collection[EnvRef] | None = None) -> dict[EnvRef, list[DeliveryRecord]]:
+    """What is recorded as delivered (kernels, modulefiles, names) per environment, in a
+    stable order (kind, then name); of ``refs`` only, when given."""
+    query = (
+        select(
+            Namespace.name,
+            Environment.name,
+            Delivery.kind,
+            Delivery.name,
+            Delivery.build_id,
+            Delivery.path,
+            Delivery.use,
+            Delivery.error,
+        )
+        .join(Environment, Delivery.environment_id == Environment.id)
+        .join(Namespace, Environment.namespace_id == Namespace.id)
+        .order_by(Namespace.name, Environment.name, Delivery.kind, Delivery.name)
+    )
+    wanted = None if refs is None else set(refs)
+    if wanted is not None and len(wanted) == 1:
+        (only,) = wanted
+        query = query.where(Namespace.name == only.namespace, Environment.name == only.name)
+    found: dict[EnvRef, list[DeliveryRecord]] = {}
+    with engine.connect() as conn:
+        for ns, name, *rest in conn.execute(query):
+            ref = EnvRef(ns, name)
+            if wanted is None or ref in wanted:
+                found.setdefault(ref, []).append(DeliveryRecord(*rest))
+    return found
 
 
 def get_build(engine: Engine, build_id: int) -> BuildInfo | None:

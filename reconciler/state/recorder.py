@@ -24,6 +24,7 @@ from condaops.reconciler.model import (
     ArtifactRecord,
     BuildOutcome,
     BuildTicket,
+    DeliveryRecord,
     EnvRef,
     SourceSnapshot,
 )
@@ -33,6 +34,7 @@ from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
     Build,
+    Delivery,
     Environment,
     Namespace,
     PreviewBuild,
@@ -332,6 +334,36 @@ class Recorder:
             b.publish_error = error
             _changed(b.environment)
             return True
+
+    def record_deliveries(self, ref: EnvRef, deliveries: Iterable[DeliveryRecord]) -> bool:
+        """Replace what is recorded as delivered for ``ref`` (kernels, modulefiles, names);
+        True if that changed. Unchanged deliveries write nothing (a start-up pass over every
+        environment leaves the environment pages as they are)."""
+        wanted = {(d.kind, d.name): d for d in deliveries}
+        with Session(self.engine) as s, s.begin():
+            env = _EnvCache(s).get(ref)
+            if env is None:
+                return False
+            rows = {(r.kind, r.name): r for r in s.scalars(select(Delivery).where(Delivery.environment_id == env.id))}
+            changed = False
+            for key, row in rows.items():
+                if key not in wanted:
+                    s.delete(row)
+                    changed = True
+            for key, d in wanted.items():
+                row = rows.get(key)
+                values = (d.build_id, d.path, d.use, d.error)
+                if row is not None and (row.build_id, row.path, row.use, row.error) == values:
+                    continue
+                if row is None:
+                    row = Delivery(environment_id=env.id, kind=d.kind, name=d.name)
+                    s.add(row)
+                row.build_id, row.path, row.use, row.error = values
+                row.updated_at = self.clock()
+                changed = True
+            if changed:
+                _changed(env)
+            return changed
 
 
 class _EnvCache:

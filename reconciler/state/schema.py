@@ -151,6 +151,25 @@ class Artifact(Base):
     build: Mapped[Build] = relationship(back_populates="artifacts")
 
 
+class Delivery(Base):
+    """What condaops wrote for users of an environment outside the store's own layout: a
+    Jupyter kernel, a modulefile, a name for ``conda activate`` (``condaops.reconciler.deliver``).
+    One row per thing a user can use, replaced as a whole at each delivery of the environment."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("environment_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", name="fk_delivery_environment"))
+    build_id: Mapped[int | None] = mapped_column(ForeignKey("builds.id", name="fk_delivery_build"))
+    kind: Mapped[str] = mapped_column(String(16))  # kernel | module | name
+    name: Mapped[str] = mapped_column(String(512))  # what users pick or type: the kernel, module or conda name
+    path: Mapped[str] = mapped_column(Text)  # where it was written (absolute)
+    use: Mapped[str] = mapped_column(Text)  # the command or choice that uses it
+    error: Mapped[str | None] = mapped_column(Text)  # "<Reason>: <message>" when it could not be written
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SourceState(Base):
     __tablename__ = "sources"
 
