@@ -260,13 +260,14 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_environments
+    from condaops.reconciler.state.queries import list_deliveries, list_environments
     from condaops.reconciler.status import status_item
 
     rt = _runtime(settings)
     wanted = {str(EnvRef.parse(e)) for e in args.environments} if args.environments else None
+    delivered = list_deliveries(rt.engine)
     items = [
-        status_item(e, retries=settings.build.retries, store=settings.store)
+        status_item(e, retries=settings.build.retries, store=settings.store, deliveries=delivered.get(e.ref, ()))
         for e in list_environments(rt.engine)
         if wanted is None or str(e.ref) in wanted
     ]

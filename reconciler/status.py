@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED
+from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
 from condaops.reconciler.state.queries import EnvInfo
 
 PENDING, READY = "pending", "ready"
@@ -34,7 +35,9 @@ def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | 
     return PENDING, None, None
 
 
-def status_item(env: EnvInfo, *, retries: int, store: Path) -> dict[str, object]:
+def status_item(
+    env: EnvInfo, *, retries: int, store: Path, deliveries: Sequence[DeliveryRecord] = ()
+) -> dict[str, object]:
     """The JSON object ``condaops status --json`` prints for one environment."""
     state, reason, message = derive_state(env, retries=retries)
     cur = env.current
@@ -59,4 +62,9 @@ def status_item(env: EnvInfo, *, retries: int, store: Path) -> dict[str, object]
         "latest_revision": env.latest.source_revision if env.latest else None,
         "warnings": list(env.warnings),
         "artifacts": {k: str(store / v) for k, v in sorted((shown.artifacts if shown else {}).items())},
+        # kernels, modulefiles and names written for it: what users pick or type (``use``), where, for which build
+        "deliveries": [
+            {"kind": d.kind, "name": d.name, "use": d.use, "build_id": d.build_id, "path": d.path, "error": d.error}
+            for d in deliveries
+        ],
     }

@@ -14,7 +14,7 @@ from litestar import Request, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
-from condaops.reconciler.state.queries import build_artifacts, list_builds, list_sources
+from condaops.reconciler.state.queries import build_artifacts, list_builds, list_deliveries, list_sources
 from condaops.reconciler.state.review_queries import list_change_requests
 from condaops.reconciler.status import STATES, status_item
 from condaops.web import api_models as m
@@ -37,7 +37,11 @@ def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int,
 @get("/status", sync_to_thread=True, summary="Every environment, as `condaops status --json` prints it")
 def status(ctx: CtxDep, viewer: ViewerDep) -> list[dict[str, object]]:
     store = ctx.settings.store
-    return [status_item(r.info, retries=ctx.retries, store=store) for r in ctx.rows(viewer)]
+    delivered = list_deliveries(ctx.engine)
+    return [
+        status_item(r.info, retries=ctx.retries, store=store, deliveries=delivered.get(r.ref, ()))
+        for r in ctx.rows(viewer)
+    ]
 
 
 @get("/namespaces", sync_to_thread=True)
@@ -81,7 +85,12 @@ def environments(
 def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name) -> m.EnvironmentDetail:
     d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc)
     return m.environment_detail(
-        d.row, canonical=d.canonical, prefix=d.prefix, commands=d.commands, artifacts=d.artifacts
+        d.row,
+        canonical=d.canonical,
+        prefix=d.prefix,
+        commands=d.commands,
+        artifacts=d.artifacts,
+        deliveries=d.deliveries,
     )
 
 

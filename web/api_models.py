@@ -7,11 +7,13 @@ can. Every list is a page: ``items``, ``total``, ``limit``, ``offset``, ``next_o
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from condaops.reconciler.model import DeliveryRecord
 from condaops.reconciler.state.packages import LockedPackage, PackageHit
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
 from condaops.reconciler.state.review_queries import ChangeRequestInfo
@@ -70,6 +72,15 @@ class Environment(msgspec.Struct, kw_only=True):
     url: str
 
 
+class Delivery(msgspec.Struct, kw_only=True):
+    kind: str  # kernel, module or name
+    name: str
+    use: str  # what users pick or type
+    build_id: int | None
+    path: str
+    error: str | None  # "<Reason>: <message>" when it could not be written
+
+
 class EnvironmentDetail(msgspec.Struct, kw_only=True):
     environment: Environment
     specification: dict[str, Any] | None
@@ -78,6 +89,7 @@ class EnvironmentDetail(msgspec.Struct, kw_only=True):
     prefix: str | None
     commands: dict[str, str]
     artifacts: list[Artifact]
+    deliveries: list[Delivery]
 
 
 class Namespace(msgspec.Struct, kw_only=True):
@@ -274,7 +286,13 @@ def environment(row: EnvRow) -> Environment:
 
 
 def environment_detail(
-    row: EnvRow, *, canonical: str | None, prefix: str | None, commands: list[Command], artifacts: list[ArtifactInfo]
+    row: EnvRow,
+    *,
+    canonical: str | None,
+    prefix: str | None,
+    commands: list[Command],
+    artifacts: list[ArtifactInfo],
+    deliveries: Sequence[DeliveryRecord] = (),
 ) -> EnvironmentDetail:
     e = row.info
     return EnvironmentDetail(
@@ -285,6 +303,10 @@ def environment_detail(
         prefix=prefix,
         commands={c.label: c.text for c in commands},
         artifacts=[artifact(a) for a in artifacts],
+        deliveries=[
+            Delivery(kind=d.kind, name=d.name, use=d.use, build_id=d.build_id, path=d.path, error=d.error)
+            for d in deliveries
+        ],
     )
 
 

@@ -163,6 +163,7 @@ def environment_text(
         spec=ctx.spec_text(detail.spec_hash),
         prefix=detail.prefix,
         commands=detail.commands,
+        deliveries=detail.deliveries,
         history=Paged(history.items, history.total, size, start),
         history_rows=ctx.fragments.build_rows(history.items),
         choices=choices,

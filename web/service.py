@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from litestar.exceptions import NotFoundException
 
+from condaops.reconciler.model import DeliveryRecord
 from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import (
     PackageHit,
@@ -26,11 +27,21 @@ from condaops.reconciler.state.queries import (
     BuildList,
     EnvInfo,
     list_builds,
+    list_deliveries,
 )
 from condaops.reconciler.status import derive_state
 from condaops.web.access import Viewer
 from condaops.web.context import PIXI_LOCK, WebContext
-from condaops.web.views import Command, EnvRow, PackageDiff, SearchQuery, copy_commands, diff_packages, env_link
+from condaops.web.views import (
+    Command,
+    EnvRow,
+    PackageDiff,
+    SearchQuery,
+    copy_commands,
+    delivery_commands,
+    diff_packages,
+    env_link,
+)
 
 MAX_SCAN = 10_000  # package hits gathered when some current builds are not indexed yet
 
@@ -47,6 +58,7 @@ class EnvDetail:
     prefix: str | None
     commands: list[Command]
     history: BuildList
+    deliveries: list[DeliveryRecord]  # kernels, modulefiles, names written for it
 
     @property
     def env(self) -> EnvInfo:
@@ -77,6 +89,8 @@ def env_detail(
     shown = shown_build(env)
     prefix = env_link(ctx.layout.root, env.ref) if env.current else None
     spec_hash = env.desired_spec_hash or (env.current.spec_hash if env.current else None)
+    deliveries = list_deliveries(ctx.engine, [env.ref]).get(env.ref, [])
+    commands = copy_commands(host, env.ref, prefix=prefix, has_lock=bool(shown and "conda-lock" in shown.artifacts))
     return EnvDetail(
         row=EnvRow(env, *derive_state(env, retries=ctx.retries)),
         shown=shown,
@@ -84,8 +98,9 @@ def env_detail(
         spec_hash=spec_hash,
         canonical=ctx.specification(spec_hash) if spec_hash else None,
         prefix=prefix,
-        commands=copy_commands(host, env.ref, prefix=prefix, has_lock=bool(shown and "conda-lock" in shown.artifacts)),
+        commands=delivery_commands(env.ref, deliveries) + commands,
         history=view.history,
+        deliveries=deliveries,
     )
 
 

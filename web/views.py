@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from condaops.reconciler import pkgdiff
-from condaops.reconciler.model import EnvRef, name_problem
+from condaops.reconciler.deliver.kernels import kernel_name
+from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME
+from condaops.reconciler.model import DeliveryRecord, EnvRef, name_problem
 from condaops.reconciler.pkgdiff import Compare, Pkg
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
@@ -185,6 +187,17 @@ def copy_commands(host: str, ref: EnvRef, *, prefix: str | None, has_lock: bool)
         lock = f"conda-lock install --name {ref.name} conda-lock.yml"
         commands.append(Command("Elsewhere, from conda-lock.yml", lock))
     return commands
+
+
+def delivery_commands(ref: EnvRef, deliveries: Sequence[DeliveryRecord]) -> list[Command]:
+    """The environment's own module, conda name and kernel (not pinned builds' ones), as
+    lines to copy; deliveries that could not be written are left out."""
+    labels = {
+        (MODULE, str(ref)): "Environment module",
+        (NAME, f"{ref.namespace}-{ref.name}"): "conda, by name",
+        (KERNEL, kernel_name(ref)): "Jupyter kernel",
+    }
+    return [Command(labels[(d.kind, d.name)], d.use) for d in deliveries if (d.kind, d.name) in labels and not d.error]
 
 
 def env_link(store: Path, ref: EnvRef) -> str:

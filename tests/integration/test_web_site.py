@@ -28,7 +28,7 @@ from condaops.reconciler.state.packages import (
     indexed_packages,
     read_locked_packages,
 )
-from condaops.reconciler.state.queries import env_builds, list_environments
+from condaops.reconciler.state.queries import env_builds, list_deliveries, list_environments
 from condaops.reconciler.status import status_item
 from condaops.web.app import create_app
 from tests.support.channels import PackageSpec, make_channel, serve_directory
@@ -131,7 +131,11 @@ def client(site: Site) -> Iterator[TestClient]:
 
 
 def test_status_is_what_the_cli_prints(site: Site, client: TestClient) -> None:
-    expected = [status_item(e, retries=0, store=site.settings.store) for e in list_environments(site.engine)]
+    delivered = list_deliveries(site.engine)
+    expected = [
+        status_item(e, retries=0, store=site.settings.store, deliveries=delivered.get(e.ref, ()))
+        for e in list_environments(site.engine)
+    ]
 
     response = client.get("/api/v1/status")
 
