@@ -93,7 +93,10 @@ def render_kernel(
         argv[0] = f"{root}/bin/{program}"
     shipped_env = {str(k): _relocate(str(v), build.prefix, root) for k, v in (source.spec.get("env") or {}).items()}
     activation = {"PATH": f"{root}/bin:${{PATH}}", "CONDA_PREFIX": root, "CONDA_DEFAULT_ENV": conda_name(env.ref)}
+    # Keys the shipped spec has and condaops does not set (interrupt_mode,
+    # kernel_protocol_version...) are kept as they are.
     spec: dict[str, Any] = {
+        **dict(source.spec),
         "argv": argv,
         "display_name": display,
         "language": source.spec.get("language") or "",
@@ -103,8 +106,6 @@ def render_kernel(
             "condaops": metadata(env.ref, build, kernel=source.name, pinned=pinned),
         },
     }
-    if source.spec.get("interrupt_mode"):
-        spec["interrupt_mode"] = source.spec["interrupt_mode"]
     return spec
 
 

@@ -7,6 +7,7 @@ recorded like the lockfiles (so they show in ``condaops status --json``), and th
 they met, one line each (a target that refused a push does not stop the others):
 
 * ``conda-pack``   — ``<name>.tar.zst`` (or ``.tar.gz``), byte-identical for the same lock;
+* ``squashfs``     — ``<name>.sqsh`` with ``publish.squashfs`` (``squashfs.py``), likewise;
 * ``image``        — ``image.json``: repository, manifest digest, config digest (the image
   ID), tags, layers with the packages each holds, the base image, and per push target the
   repository and the attached artifacts.
@@ -56,6 +57,7 @@ from condaops.reconciler.publish.outputs import (
 )
 from condaops.reconciler.publish.pack import PACK_KIND, pack_file_name, pack_prefix
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT, Pushed, push_artifact, push_image
+from condaops.reconciler.publish.squashfs import SquashfsOutput
 from condaops.reconciler.publish.targets import Target
 
 IMAGE_KIND, IMAGE_FILE = "image", "image.json"
@@ -106,7 +108,7 @@ class PublishError(BuildError, TransientError):
 def default_outputs() -> tuple[Output, ...]:
     """The outputs of every build, in the order they run: files first, then the image,
     which pushes them as its attachments."""
-    return (PackOutput(), ImageOutput())
+    return (PackOutput(), SquashfsOutput(), ImageOutput())
 
 
 def publish_build(
