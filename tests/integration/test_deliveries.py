@@ -1,0 +1,252 @@
+"""Deliveries end to end: environments built through the CLI show up as modules for Lmod
+and Tcl environment-modules, as names for conda's ``envs_dirs`` and as Jupyter kernelspecs,
+follow rebuilds, rollbacks and gc, and go when the environment is retired.
+
+The ``tool`` channel (tests/integration/conftest.py) has ``tool`` 1.0/2.0 (``bin/tool``
+prints its version and the prefix it was installed for); ``toolkernel`` adds a kernelspec
+that runs ``tool`` (listed by jupyter_client, never started: test_kernels.py starts a real
+ipykernel).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ALIAS, Project, tool_packages
+from tests.support.channels import PackageSpec, make_channel
+from tests.support.modules import BASE_PATH, lmod_init, run_bash, tcl_modules_init
+from tests.support.registry_clients import require_module
+
+pytestmark = pytest.mark.integration
+
+KERNEL_JSON = json.dumps({"argv": ["tool", "-f", "{connection_file}"], "display_name": "Tool", "language": "tool"})
+
+
+def tool_env(constraint: str, *, kernel: bool = False) -> str:
+    extra = "  - toolkernel\n" if kernel else ""
+    return f"channels: [testchan]\ndependencies:\n  - {constraint}\n{extra}variables:\n  GREETING: hello there\n"
+
+
+@pytest.fixture
+def channel(tmp_path_factory: pytest.TempPathFactory, http_channel):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("deliverchan")
+    kernel = PackageSpec(
+        "toolkernel",
+        "1.0",
+        depends=("tool",),
+        files={
+            "share/jupyter/kernels/toolk/kernel.json": KERNEL_JSON,
+            "share/jupyter/kernels/toolk/logo-svg.svg": "<svg/>",
+        },
+    )
+    make_channel(root, [*tool_packages(), kernel])
+    return http_channel(root)
+
+
+@pytest.fixture
+def site(project, channel, tmp_path: Path) -> Project:  # type: ignore[no-untyped-def]
+    """A project whose builds write modulefiles (both formats) and kernels into two folders."""
+    return project(
+        {ALIAS + "testchan": channel},
+        publish={"enabled": False},
+        modules={"directory": str(tmp_path / "modulefiles"), "format": "both"},
+        kernels={"directory": str(tmp_path / "jupyter" / "kernels")},
+        prune=True,
+    )
+
+
+def build(p: Project, ref: str, text: str) -> dict:
+    p.write_env(f"{ref}.yaml", text)
+    code, _, err = p.cli("reconcile", "--once", "--wait")
+    assert code == 0, err
+    return p.status()[ref]
+
+
+def module_script(p: Project, init: str, body: str) -> tuple[int, str, str]:
+    folder = p.config["modules"]["directory"]
+    return run_bash(f"{init}\nmodule use {shlex.quote(folder)}\n{body}")
+
+
+# --- modules ------------------------------------------------------------------------------
+
+
+def test_lmod_loads_the_current_build_and_pins_kept_ones(site: Project) -> None:
+    build(site, "ds/tools", tool_env("tool=1.0"))
+    item = build(site, "ds/tools", tool_env("tool=2.0"))
+    link = site.link("ds/tools")
+    code, out, err = module_script(
+        site,
+        lmod_init(),
+        """
+        module -t avail ds/tools 2>&1; module --default -t avail ds/tools 2>&1
+        echo "--- load"
+        module load ds/tools && tool && echo "prefix=$CONDA_PREFIX greeting=$GREETING"
+        echo "--- pinned"
+        module load ds/tools/1 && tool
+        echo "--- unload"
+        module unload ds/tools && echo "path=$PATH prefix=${CONDA_PREFIX-unset}"
+        echo "--- whatis"
+        module whatis ds/tools 2>&1
+        echo "--- help"
+        module help ds/tools 2>&1
+        """,
+    )
+    assert code == 0, err
+    avail, rest = out.split("--- load\n")
+    listed = avail.split()
+    assert listed.count("ds/tools/current") == 2 and listed.count("ds/tools/1") == 1  # the default is listed twice
+    assert {"ds/tools/1", "ds/tools/2"} <= set(listed)
+    loaded, rest = rest.split("--- pinned\n")
+    assert loaded.splitlines()[0].startswith("tool 2.0 ")  # the current build
+    assert f"prefix={link} greeting=hello there" in loaded
+    pinned, rest = rest.split("--- unload\n")
+    assert pinned.startswith("tool 1.0 ")
+    unloaded, rest = rest.split("--- whatis\n")
+    assert unloaded.strip() == f"path={BASE_PATH} prefix=unset"
+    whatis, help_text = rest.split("--- help\n")
+    assert f"Version: current (build {item['build_id']}" in whatis and "Packages: tool 2.0" in whatis
+    assert "Source: ds/tools.yaml" in help_text and "conda activate ds-tools" in help_text
+
+
+def test_lmod_keeps_one_condaops_environment_loaded(site: Project) -> None:
+    build(site, "ds/tools", tool_env("tool=1.0"))
+    build(site, "ds/other", tool_env("tool=2.0"))
+    init = lmod_init()
+    code, out, err = module_script(site, init, "module load ds/tools ds/other 2>&1; module -t list 2>&1")
+    assert code == 0, err
+    assert "ds/other/current" in out and "ds/tools/current" not in out.split("replacing")[-1].split()  # swapped
+    code, out, _ = module_script(
+        site, f"export LMOD_AUTO_SWAP=no\n{init}", "module load ds/tools; module load ds/other; module -t list 2>&1"
+    )
+    assert "ds/tools/current" in out.split() and "ds/other/current" not in out.split()  # refused
+
+
+def test_tcl_environment_modules(site: Project) -> None:
+    build(site, "ds/tools", tool_env("tool=1.0"))
+    item = build(site, "ds/tools", tool_env("tool=2.0"))
+    build(site, "ds/other", tool_env("tool=1.0"))
+    code, out, err = module_script(
+        site,
+        tcl_modules_init(),
+        """
+        module -t avail ds/tools 2>&1
+        echo "--- load"
+        module load ds/tools && tool && echo "prefix=$CONDA_PREFIX greeting=$GREETING"
+        echo "--- second"
+        module load ds/other 2>&1; echo "status=$?"; module -t list 2>&1
+        echo "--- unload"
+        module unload ds/tools && echo "path=$PATH prefix=${CONDA_PREFIX-unset}"
+        echo "--- pinned"
+        module load ds/tools/1 && tool && module unload ds/tools/1
+        echo "--- whatis"
+        module whatis ds/tools/current 2>&1
+        module help ds/tools 2>&1
+        """,
+    )
+    assert code == 0, err
+    avail, rest = out.split("--- load\n")
+    assert {"ds/tools/current(default)", "ds/tools/1", "ds/tools/2"} <= set(avail.split())
+    loaded, rest = rest.split("--- second\n")
+    assert loaded.startswith("tool 2.0 ") and f"prefix={site.link('ds/tools')} greeting=hello there" in loaded
+    second, rest = rest.split("--- unload\n")
+    assert "status=1" in second and "conflict" in second and "ds/other" not in second.split("status=1")[1]
+    unloaded, rest = rest.split("--- pinned\n")
+    assert unloaded.strip() == f"path={BASE_PATH} prefix=unset"
+    pinned, described = rest.split("--- whatis\n")
+    assert pinned.startswith("tool 1.0 ")
+    assert f"build {item['build_id']}" in described and "Packages: tool 2.0" in described
+    assert "Source: ds/tools.yaml" in described
+
+
+# --- names for conda ----------------------------------------------------------------------
+
+
+def test_names_for_conda_follow_the_link(site: Project) -> None:
+    first = build(site, "ds/tools", tool_env("tool=1.0"))
+    name = site.store / "envs-by-name" / "ds-tools"
+    assert name.is_symlink() and os.readlink(name) == "../ds/envs/tools"
+    # conda lists an entry of envs_dirs when <entry>/conda-meta/history exists, and activates
+    # <envs_dir>/<name> when it is a folder: both through the links.
+    assert (name / "conda-meta" / "history").is_file()
+    assert name.resolve() == (site.store / first["build_prefix"]).resolve()
+    second = build(site, "ds/tools", tool_env("tool=2.0"))
+    assert name.resolve() == (site.store / second["build_prefix"]).resolve()
+    uses = {(d["kind"], d["use"]) for d in second["deliveries"]}
+    assert ("name", "conda activate ds-tools") in uses
+
+
+# --- kernels ------------------------------------------------------------------------------
+
+
+def kernel_specs(site: Project) -> dict[str, dict]:
+    require_module("jupyter_client", "jupyter-client")
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    manager = KernelSpecManager(kernel_dirs=[site.config["kernels"]["directory"]])
+    return {name: manager.get_kernel_spec(name).to_dict() for name in manager.find_kernel_specs()}
+
+
+def test_kernels_follow_rebuilds_rollback_gc_and_retire(site: Project) -> None:
+    site.write_config(kernels={**site.config["kernels"], "pin_builds": True})
+    build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    item = build(site, "ds/tools", tool_env("tool=2.0", kernel=True))
+    link = site.link("ds/tools")
+    specs = kernel_specs(site)
+    assert sorted(specs) == ["condaops-ds-tools", "condaops-ds-tools-1", "condaops-ds-tools-2"]
+    current = specs["condaops-ds-tools"]
+    assert current["argv"] == [f"{link}/bin/tool", "-f", "{connection_file}"]
+    assert current["display_name"] == "tools (ds)" and current["env"]["GREETING"] == "hello there"
+    assert current["metadata"]["condaops"]["build"] == item["build_id"]
+    assert specs["condaops-ds-tools-1"]["argv"][0].startswith(str(site.store / "ds"))
+    folder = Path(site.config["kernels"]["directory"])
+    assert (folder / "condaops-ds-tools" / "logo-svg.svg").read_text() == "<svg/>"
+
+    code, _, err = site.cli("rollback", "ds/tools", "1")
+    assert code == 0, err
+    assert kernel_specs(site)["condaops-ds-tools"]["metadata"]["condaops"]["build"] == 1
+    modulefile = Path(site.config["modules"]["directory"]) / "ds" / "tools" / "current.lua"
+    assert "(build 1;" in modulefile.read_text()
+
+    assert build(site, "ds/tools", tool_env("tool>=2.0", kernel=True))["build_id"] == 3  # a change resumes building
+    code, _, err = site.cli("gc", "--keep", "0")
+    assert code == 0, err
+    assert sorted(kernel_specs(site)) == ["condaops-ds-tools", "condaops-ds-tools-3"]
+    left = sorted(p.name for p in modulefile.parent.iterdir())
+    assert left == [".modulerc", ".modulerc.lua", "3", "3.lua", "current", "current.lua"]
+
+    build(site, "ds/other", tool_env("tool=1.0"))  # a source left empty retires nothing
+    (site.envs / "ds" / "tools.yaml").unlink()
+    code, _, err = site.cli("reconcile", "--once", "--wait")
+    assert code == 0, err
+    assert kernel_specs(site) == {}
+    assert not modulefile.parent.exists() and (modulefile.parent.parent / "other" / "current.lua").exists()
+    assert not (site.store / "envs-by-name" / "ds-tools").exists()
+    assert "ds/tools" not in site.status()
+
+
+def test_a_kernel_someone_else_wrote_is_left_alone(site: Project) -> None:
+    folder = Path(site.config["kernels"]["directory"]) / "condaops-ds-tools"
+    folder.mkdir(parents=True)
+    theirs = json.dumps({"argv": ["python"], "display_name": "Theirs", "language": "python"})
+    (folder / "kernel.json").write_text(theirs)
+    item = build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    assert item["state"] == "ready"
+    (kernel,) = [d for d in item["deliveries"] if d["kind"] == "kernel"]
+    assert kernel["error"].startswith("KernelNameTaken: ") and str(folder) in kernel["error"]
+    assert (folder / "kernel.json").read_text() == theirs
+    assert all(d["error"] is None for d in item["deliveries"] if d["kind"] != "kernel")
+
+
+def test_an_unwritable_folder_is_reported_and_the_build_stands(site: Project, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    site.write_config(modules={"directory": str(blocker / "modulefiles")})
+    item = build(site, "ds/tools", tool_env("tool=1.0"))
+    assert item["state"] == "ready" and item["build_id"] == 1
+    errors = [d["error"] for d in item["deliveries"] if d["kind"] == "module"]
+    assert errors and all(e.startswith("DeliveryFailed: ds/tools: cannot write ") for e in errors)
