@@ -250,3 +250,28 @@ def test_an_unwritable_folder_is_reported_and_the_build_stands(site: Project, tm
     assert item["state"] == "ready" and item["build_id"] == 1
     errors = [d["error"] for d in item["deliveries"] if d["kind"] == "module"]
     assert errors and all(e.startswith("DeliveryFailed: ds/tools: cannot write ") for e in errors)
+
+
+def test_modulefiles_and_names_someone_else_made_are_left_alone(site: Project) -> None:
+    theirs = Path(site.config["modules"]["directory"]) / "ds" / "tools" / "1.0.lua"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text('prepend_path("PATH", "/opt/tools/bin")\n')
+    taken = site.store / "envs-by-name" / "ds-tools"
+    taken.mkdir(parents=True)
+    item = build(site, "ds/tools", tool_env("tool=1.0"))
+    errors = {d["kind"]: d["error"] for d in item["deliveries"]}
+    assert errors["module"].startswith("ModuleNameTaken: ") and "1.0.lua" in errors["module"]
+    assert errors["name"].startswith("NameTaken: ")
+    assert sorted(p.name for p in theirs.parent.iterdir()) == ["1.0.lua"] and taken.is_dir() and not taken.is_symlink()
+
+
+def test_turning_deliveries_on_delivers_existing_environments(project, channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    p = project({ALIAS + "testchan": channel}, publish={"enabled": False}, names={"enabled": False})
+    build(p, "ds/tools", tool_env("tool=1.0", kernel=True))
+    assert p.status()["ds/tools"]["deliveries"] == []
+    p.write_config(kernels={"directory": str(tmp_path / "kernels")}, modules={"directory": str(tmp_path / "mods")})
+    code, _, err = p.cli("reconcile", "--once")  # no build: the start checks every environment
+    assert code == 0, err
+    uses = sorted(d["use"] for d in p.status()["ds/tools"]["deliveries"])
+    assert uses == ["condaops-ds-tools", "module load ds/tools", "module load ds/tools/1"]
+    assert (tmp_path / "kernels" / "condaops-ds-tools" / "kernel.json").is_file()

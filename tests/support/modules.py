@@ -4,7 +4,7 @@ Debian's ``lmod`` and ``environment-modules`` packages conflict (they cannot be 
 together), though their files do not overlap. Lmod is installed as a package
 (``/usr/share/lmod/lmod/init/bash``); environment-modules is either installed too (on a
 machine without Lmod) or unpacked from its own ``.deb`` into a folder with ``dpkg-deb
--x`` — ``.ci/run`` puts it in ``/opt/environment-modules``, ``$CONDAOPS_TEST_TCL_MODULES``
+-x`` — ``.ci/run`` puts it in ``/opt/environment-modules``, ``$TEST_ENVIRONMENT_MODULES``
 names another — and started the way its own ``init/bash`` starts it: ``tclsh
 modulecmd.tcl bash autoinit`` defines the shell function ``module``.
 
@@ -47,7 +47,7 @@ def lmod_init() -> str:
 
 def tcl_modules_init() -> str:
     """Bash lines that define environment-modules' ``module`` (installed, or unpacked)."""
-    roots = [Path(os.environ["CONDAOPS_TEST_TCL_MODULES"])] if os.environ.get("CONDAOPS_TEST_TCL_MODULES") else []
+    roots = [Path(os.environ["TEST_ENVIRONMENT_MODULES"])] if os.environ.get("TEST_ENVIRONMENT_MODULES") else []
     roots += [Path("/"), TCL_MODULES_DEFAULT]
     tclsh = shutil.which("tclsh8.6") or shutil.which("tclsh")
     found = next((root / MODULECMD for root in roots if (root / MODULECMD).is_file()), None)
