@@ -20,7 +20,6 @@ from typing import Any
 
 from condaops.reconciler.deliver.model import (
     KERNEL_COMMAND_MISSING,
-    MARKER,
     BuildSnapshot,
     EnvSnapshot,
     KernelSource,
@@ -110,7 +109,8 @@ def render_kernel(
 
 
 def metadata(ref: EnvRef, build: BuildSnapshot, *, kernel: str, pinned: bool) -> dict[str, Any]:
-    """What a kernel says about where it comes from; ``environment`` marks it as condaops'."""
+    """What a kernel says about where it comes from; ``environment`` also marks it as
+    written by condaops for that environment (``written_for``)."""
     return {
         "environment": str(ref),
         "build": build.build_id,
@@ -118,7 +118,6 @@ def metadata(ref: EnvRef, build: BuildSnapshot, *, kernel: str, pinned: bool) ->
         "spec_hash": build.spec_hash,
         "kernel": kernel,
         "pinned": pinned,
-        MARKER: str(ref),
     }
 
 
@@ -131,7 +130,7 @@ def written_for(data: Mapping[str, Any]) -> str | None:
     """The environment a kernel.json was written for by condaops, or None if not ours."""
     meta = data.get("metadata")
     ours = meta.get("condaops") if isinstance(meta, Mapping) else None
-    return str(ours.get(MARKER)) if isinstance(ours, Mapping) and ours.get(MARKER) else None
+    return str(ours["environment"]) if isinstance(ours, Mapping) and ours.get("environment") else None
 
 
 def conda_name(ref: EnvRef) -> str:

@@ -25,7 +25,8 @@ NAME_TAKEN = "NameTaken"  # the name is a folder, or a link to something other t
 KERNEL_COMMAND_MISSING = "KernelCommandMissing"  # the kernelspec's program is not in the environment's bin/
 DELIVERY_FAILED = "DeliveryFailed"  # the folder cannot be written (missing, permissions, disk full)
 
-# The marker that says a file or folder was written by condaops for one environment.
+# The marker line that says a modulefile was written by condaops for one environment (a kernel.json
+# says it with metadata.condaops.environment).
 MARKER = "condaops-environment"
 
 

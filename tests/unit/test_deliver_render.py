@@ -85,7 +85,6 @@ def test_kernel_runs_the_environment_through_its_link() -> None:
         "spec_hash": "bbb",
         "kernel": "python3",
         "pinned": False,
-        "condaops-environment": "ds/tools",
     }
     assert kernels.written_for(json.loads(kernels.kernel_json(spec))) == "ds/tools"
 
