@@ -335,6 +335,7 @@ def expiry_problem(seconds: float) -> str | None:
 
 
 PACK_FORMATS = ("tar.zst", "tar.gz")
+LAYER_COMPRESSIONS = ("zstd", "gzip")
 
 
 LAYER_BUDGET_MAX = 127  # older Docker and overlayfs setups refuse more layers
@@ -370,6 +371,12 @@ def display_name_problem(template: str) -> str | None:
     return None if template.strip() else "must not be empty"
 
 
+def layer_compression_problem(name: str) -> str | None:
+    if name in LAYER_COMPRESSIONS:
+        return None
+    return f"unknown layer compression '{name}'; use one of {', '.join(LAYER_COMPRESSIONS)}"
+
+
 def image_prefix_problem(path: str) -> str | None:
     if _IMAGE_PREFIX_RE.fullmatch(path) and ".." not in path.split("/"):
         return None
@@ -386,14 +393,18 @@ _IMAGE_REF_RE = re.compile(
 
 
 def image_base_problem(base: str) -> str | None:
-    """A full reference: the registry host is required (no implicit Docker Hub)."""
+    """A full reference: the registry host is required (no implicit Docker Hub); or
+    ``scratch`` for no base."""
+    if base == "scratch":
+        return None
     if _IMAGE_REF_RE.fullmatch(base) and (
         "." in base.split("/")[0] or ":" in base.split("/")[0] or base.split("/")[0] == "localhost"
     ):
         return None
     return (
         f"'{base}' is not a full image reference such as registry.example.org/base/debian:12, "
-        "docker.io/library/debian:12 or 127.0.0.1:5000/base@sha256:<64 hex>"
+        "docker.io/library/debian:12 or 127.0.0.1:5000/base@sha256:<64 hex> (or scratch for no base; "
+        "leave it unset for the built-in base)"
     )
 
 

@@ -43,6 +43,7 @@ from condaops.config.checks import (
     is_remote,
     is_url,
     layer_budget_problem,
+    layer_compression_problem,
     listen_problem,
     module_format_problem,
     not_blank,
@@ -706,7 +707,10 @@ KEY_RULES: dict[str, KeyRule] = {
     "registry.push[].password_env": KeyRule(check=variable_name_problem),
     "publish.pack_format": KeyRule(check=pack_format_problem),
     "publish.image_prefix": KeyRule("An absolute path such as `/opt/env`.", check=image_prefix_problem),
-    "publish.image_base": KeyRule("A full reference including the registry host.", check=image_base_problem),
+    "publish.image_base": KeyRule(
+        "A full reference including the registry host, or `scratch`.", check=image_base_problem
+    ),
+    "publish.layer_compression": KeyRule(check=layer_compression_problem),
     "publish.layer_budget": KeyRule(f"Between 2 and {LAYER_BUDGET_MAX}.", check=layer_budget_problem),
     "publish.squashfs_compression": KeyRule(check=squashfs_compression_problem),
     "kernels.display_name": KeyRule("May use `{name}` and `{namespace}`.", check=display_name_problem),

@@ -324,9 +324,19 @@ class PublishSettings:
     image_base: str | None = field(
         default=None,
         metadata=_doc(
-            "Base image the environment is layered on, as `host[:port]/repository[:tag][@digest]` in any "
-            "registry; unset = none. Its layers are fetched once and cached by digest under "
-            "`<store>/.cache/base-images`."
+            "Base image the environment is layered on. Unset: the built-in base, this host's GNU C library "
+            "(loader, libc and its companions, recorded with their package versions; nothing is pulled, so it "
+            "works offline). `scratch`: no base (only static programs run). Otherwise an image as "
+            "`host[:port]/repository[:tag][@digest]` in any registry, fetched once and cached by digest under "
+            "`<store>/.cache/base-images`. Images whose packages need a newer glibc than the base has are "
+            "published but reported as not runnable (`ImageNotRunnable`). See docs/images.md."
+        ),
+    )
+    layer_compression: str = field(
+        default="zstd",
+        metadata=_doc(
+            "Compression of image layers: `zstd` (podman, skopeo, CRI-O, containerd >= 1.5, Docker Engine "
+            ">= 23; several times faster to write) or `gzip` (every client, including older Docker engines)."
         ),
     )
     layer_budget: int = field(

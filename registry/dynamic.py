@@ -60,6 +60,7 @@ from condaops.reconciler.errors import (
     TransientError,
 )
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.publish.base import base_for
 from condaops.reconciler.publish.build import PublishRequest, build_image
 from condaops.reconciler.publish.naming import SHORT
 from condaops.reconciler.publish.push import push_image
@@ -241,11 +242,11 @@ class DynamicImages:
             platform=platform,
             records=records,
             requested_specs=spec.dependencies_for(platform),
-            cache_dir=self._layout.cache_dir,
-            client=client,
+            version=spec_tag(spec),
         )
         try:
-            built = build_image(req, self.settings.publish, run)
+            base = base_for(self.settings, self._layout.root, platform)  # the same base as published images
+            built = build_image(req, self.settings.publish, base)
             image = push_image(self._target, name, built.image, [LATEST, spec_tag(spec)])
         except OSError as exc:
             raise TransientError(f"writing the image of {name} failed: {exc}", reason="ImageFailed") from exc

@@ -5,8 +5,12 @@ entry has a fixed mtime (``FIXED_MTIME``, 0 = the epoch, as ``SOURCE_DATE_EPOCH=
 uid/gid 0 with empty user and group names, only its permission bits, no xattrs or other
 PAX records; entries are written in the order the caller gives (callers sort); hardlinks
 become regular files (a sorted order may put a link before its target). Compression is
-fixed too: gzip with mtime 0 and no file name in its header, zstd single-threaded at a
-fixed level without content size (so streaming and whole-buffer writes agree).
+fixed too: gzip with mtime 0 and no file name in its header; zstd at a fixed level without
+content size, in zstd's worker mode (``threads=1``): its output does not depend on the
+number of workers nor on how the stream is fed (zstd ≥ 1.5 guarantees it), so it is
+reproducible on any machine, and the compression runs in zstd's own thread while Python
+builds the tar headers. The digest of the compressed file and of the tar inside it are
+computed while writing (one pass over the data).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import stat
 import tarfile
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,18 +33,21 @@ import zstandard
 FIXED_MTIME = 0
 GZIP, ZSTD, PLAIN = "gzip", "zstd", "none"
 GZIP_LEVEL, ZSTD_LEVEL = 6, 4  # zstd 4: conda-pack's own default level
+ZSTD_WORKERS = 1  # worker mode; any value >= 1 gives the same bytes
 _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One archive member: ``name`` in the archive, taken from ``source`` on disk (or
-    ``data`` when given); ``source`` None with no data is a directory."""
+    ``data`` when given); ``source`` None with no data is a directory. A regular file's
+    content passes through ``rewrite`` when one is given (prefix relocation)."""
 
     name: str
     source: Path | None = None
     data: bytes | None = None
     mode: int | None = None  # permission bits; default from source, 0o755 dirs, 0o644 data
+    rewrite: Callable[[bytes], bytes] | None = None
 
 
 class HashingWriter(io.RawIOBase):
@@ -76,11 +83,12 @@ class Written:
     tar_size: int
 
 
-def write_archive(path: Path, entries: Iterable[Entry], compression: str = GZIP) -> Written:
-    """Write ``entries`` as a deterministic tar to ``path`` (compressed as asked)."""
+def write_archive(path: Path, entries: Iterable[Entry], compression: str = GZIP, level: int | None = None) -> Written:
+    """Write ``entries`` as a deterministic tar to ``path`` (compressed as asked, at
+    ``level`` or the format's default)."""
     with open(path, "wb") as raw:
         outer = HashingWriter(raw)
-        with _compressor(outer, compression) as packed:
+        with _compressor(outer, compression, level) as packed:
             inner = HashingWriter(packed)
             with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[arg-type]
                 for entry in entries:
@@ -88,12 +96,14 @@ def write_archive(path: Path, entries: Iterable[Entry], compression: str = GZIP)
     return Written(path, outer.sha256.hexdigest(), outer.size, inner.sha256.hexdigest(), inner.size)
 
 
-def _compressor(target: HashingWriter, compression: str) -> contextlib.AbstractContextManager[Any]:
+def _compressor(
+    target: HashingWriter, compression: str, level: int | None = None
+) -> contextlib.AbstractContextManager[Any]:
     if compression == GZIP:
         # filename="" and mtime=0: nothing about the host or the time lands in the header.
-        return gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=GZIP_LEVEL, mtime=0)
+        return gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=level or GZIP_LEVEL, mtime=0)
     if compression == ZSTD:
-        params = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_content_size=False)
+        params = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=ZSTD_WORKERS, write_content_size=False)
         return params.stream_writer(typing.cast(BinaryIO, target), closefd=False)
     if compression == PLAIN:
         return contextlib.nullcontext(target)
@@ -115,9 +125,17 @@ def add_entry(tar: tarfile.TarFile, entry: Entry) -> None:
         tar.addfile(info)
         return
     st = os.lstat(entry.source)
+    if entry.rewrite is not None and stat.S_ISREG(st.st_mode):
+        data = entry.rewrite(Path(entry.source).read_bytes())
+        info.size, info.mode = len(data), entry.mode if entry.mode is not None else stat.S_IMODE(st.st_mode)
+        tar.addfile(info, io.BytesIO(data))
+        return
     info.mode = entry.mode if entry.mode is not None else stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.source)
+        target = os.readlink(entry.source)
+        if entry.rewrite is not None:  # an absolute link into the prefix moves with it
+            target = entry.rewrite(target.encode()).decode()
+        info.type, info.linkname = tarfile.SYMTYPE, target
         tar.addfile(info)
     elif stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
@@ -136,35 +154,3 @@ def parent_dirs(names: Iterable[str]) -> list[str]:
         for i in range(1, len(parts) + 1):
             out.add("/".join(parts[:i]))
     return sorted(out)
-
-
-def copy_archive(source: Path, path: Path, compression: str) -> Written:
-    """Rewrite the tar ``source`` deterministically into ``path``: members sorted by name,
-    normalized as in ``add_entry``, hardlinks stored as regular files."""
-    with tarfile.open(source, mode="r:") as src:
-        members = sorted(src.getmembers(), key=lambda m: m.name)
-        with open(path, "wb") as raw:
-            outer = HashingWriter(raw)
-            with _compressor(outer, compression) as packed:
-                inner = HashingWriter(packed)
-                with tarfile.open(fileobj=inner, mode="w", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[arg-type]
-                    for member in members:
-                        _copy_member(src, tar, member)
-    return Written(path, outer.sha256.hexdigest(), outer.size, inner.sha256.hexdigest(), inner.size)
-
-
-def _copy_member(src: tarfile.TarFile, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-    info = tarfile.TarInfo(member.name)
-    info.mtime, info.uid, info.gid, info.uname, info.gname = FIXED_MTIME, 0, 0, "", ""
-    info.mode = member.mode & 0o7777
-    if member.issym():
-        info.type, info.linkname = tarfile.SYMTYPE, member.linkname
-        tar.addfile(info)
-    elif member.isdir():
-        info.type = tarfile.DIRTYPE
-        tar.addfile(info)
-    elif member.isfile() or member.islnk():
-        data = src.extractfile(member)  # a hardlink reads its target's content
-        assert data is not None
-        info.size = member.size if member.isfile() else src.getmember(member.linkname).size
-        tar.addfile(info, data)

@@ -1,4 +1,8 @@
-"""The base image (``publish.image_base``): fetched from any registry, cached by digest.
+"""The base image of published and dynamic images (``publish.image_base``).
+
+``image_base`` picks it: unset, the built-in base (``hostbase``: this host's C library,
+nothing pulled); ``scratch``, none (the environment alone); otherwise an image in any
+registry, which ``fetch_base`` fetches and caches by digest:
 
 ``fetch_base`` resolves the reference (a multi-platform index is narrowed to the build's
 architecture), then downloads each blob the cache lacks. The cache lives under the store::
@@ -9,6 +13,10 @@ architecture), then downloads each blob the cache lacks. The cache lives under t
 so a base is copied in once: later publishes cost one manifest request for a tag, none
 for a reference by digest (``...@sha256:<hex>``), and no layer download either way.
 Builds that share a base share its layers in every registry they are pushed to.
+
+Whether the environment's programs can run on a fetched base is checked against the C
+library found in its layers (``base_libc``: the glibc banner of ``libc.so.6`` and the
+program loader), read once per base digest and cached beside its manifest.
 
 The registry is reached with oras-py like a push target: with the credentials and
 ``insecure`` flag of the ``registry.push`` target on the same host if there is one, else
@@ -21,18 +29,23 @@ import hashlib
 import json
 import os
 import re
+import tarfile
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from condaops.config.settings import PushTargetSettings
+import zstandard
+
+from condaops.config.settings import PublishSettings, PushTargetSettings, Settings
 from condaops.reconciler.errors import BuildError, StalledError
-from condaops.reconciler.publish.image import OCI_LAYER_GZIP, Layer
+from condaops.reconciler.publish.glibc import LOADERS, BaseLibc, is_libc_name, libc_version
+from condaops.reconciler.publish.hostbase import NoHostLibc, host_base
+from condaops.reconciler.publish.image import LAYER_FORMATS, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, Layer, image_architecture
 from condaops.reconciler.publish.targets import OrasTarget
 
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 _LAYER_TYPES = {
     DOCKER_LAYER_GZIP: OCI_LAYER_GZIP,
@@ -43,6 +56,9 @@ _LAYER_TYPES = {
 _INDEXES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 _REFERENCE = re.compile(r"(?P<host>[^/]+)/(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?")
 _LOOPBACK = ("127.", "localhost", "[::1]")
+SCRATCH = "scratch"
+BASE_CACHE = Path(".cache/base-images")  # under the store
+LIBC_SCAN_LIMIT = 64 * 1024 * 1024  # a libc.so.6 larger than this is not read
 
 
 class BaseImageError(BuildError, StalledError):
@@ -55,10 +71,40 @@ class BaseImageError(BuildError, StalledError):
 class BaseImage:
     """A fetched base: its layers (files in the cache), its config JSON and where it came from."""
 
-    reference: str
-    digest: str  # of the (platform) manifest
+    reference: str  # the image reference, or "builtin"
+    digest: str  # of the (platform) manifest; "" for the built-in base
     layers: tuple[Layer, ...]
     config: dict[str, Any]
+    libc: BaseLibc | None = None  # what it offers conda programs (None: not known)
+    description: str = ""  # for people: which base, from where
+    packages: dict[str, str] = field(default_factory=dict)  # built-in: host package -> version
+
+
+def base_for(settings: Settings, store_root: Path, platform: str) -> BaseImage | None:
+    """The base of images of conda ``platform`` (published and dynamic alike), cached
+    under ``<store>/.cache/base-images``."""
+    architecture = image_architecture(platform) or ""
+    return choose_base(settings.publish, store_root / BASE_CACHE, architecture, settings.registry.push)
+
+
+def choose_base(
+    publish: PublishSettings, cache: Path, architecture: str, targets: tuple[PushTargetSettings, ...] = ()
+) -> BaseImage | None:
+    """The base ``publish.image_base`` asks for (see module doc); None for ``scratch``.
+    The built-in base on a host without a C library for ``architecture`` is None too:
+    ``glibc.image_problem`` then says the image cannot run."""
+    if publish.image_base == SCRATCH:
+        return None
+    layer_format = LAYER_FORMATS[publish.layer_compression]
+    if publish.image_base is None:
+        try:
+            found = host_base(cache, architecture, layer_format)
+        except NoHostLibc:
+            return None
+        return BaseImage("builtin", "", (found.layer,), found.config, found.libc, found.description, found.packages)
+    base = fetch_base(publish.image_base, cache, architecture, targets)
+    libc = base_libc(base, architecture, cache)
+    return BaseImage(base.reference, base.digest, base.layers, base.config, libc, base.reference)
 
 
 def fetch_base(
@@ -174,3 +220,44 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def base_libc(base: BaseImage, architecture: str, cache: Path) -> BaseLibc:
+    """The C library in ``base``'s layers (cached by its digest): the glibc version of the
+    last ``libc.so.6`` found, and whether the program loader is there."""
+    facts = cache / "libc" / f"{base.digest.removeprefix('sha256:')}-{architecture}.json"
+    try:
+        found = json.loads(facts.read_text())
+        return BaseLibc(base.reference, found["glibc"], found["loader"])
+    except (OSError, ValueError, KeyError):
+        pass
+    glibc, loader = None, False
+    for layer in base.layers:
+        for member, read in _members(layer):
+            if member.name.lstrip("./") == LOADERS.get(architecture) and not member.isdir():
+                loader = True
+            elif is_libc_name(member.name) and member.isfile() and member.size <= LIBC_SCAN_LIMIT:
+                glibc = libc_version(read()) or glibc
+    _write_atomic(facts, json.dumps({"glibc": glibc, "loader": loader}).encode())
+    return BaseLibc(base.reference, glibc, loader)
+
+
+def _members(layer: Layer) -> Iterator[tuple[tarfile.TarInfo, Any]]:
+    """The members of a layer blob (gzip, zstd or plain tar) with a reader for each."""
+    with open(layer.file, "rb") as raw:
+        stream: IO[bytes] = raw
+        if layer.media_type == OCI_LAYER_ZSTD:
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
+        mode = "r|gz" if layer.media_type == OCI_LAYER_GZIP else "r|"
+        with tarfile.open(fileobj=stream, mode=mode) as tar:
+            for member in tar:
+                yield member, lambda m=member: (tar.extractfile(m) or _EMPTY).read()
+
+
+class _Empty:
+    @staticmethod
+    def read() -> bytes:
+        return b""
+
+
+_EMPTY = _Empty()

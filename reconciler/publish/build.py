@@ -9,13 +9,13 @@ they met, one line each (a target that refused a push does not stop the others):
 * ``conda-pack``   — ``<name>.tar.zst`` (or ``.tar.gz``), byte-identical for the same lock;
 * ``squashfs``     — ``<name>.sqsh`` with ``publish.squashfs`` (``squashfs.py``), likewise;
 * ``image``        — ``image.json``: repository, manifest digest, config digest (the image
-  ID), tags, layers with the packages each holds, the base image, and per push target the
-  repository and the attached artifacts.
+  ID), tags, layers with the packages each holds, the base image, whether the image's
+  programs can run on it (``runnable``, and why not), and per push target the repository
+  and the attached artifacts by type.
 
-The image's ``org.opencontainers.image.created`` is the newest package timestamp of the
-lock (what reproducible builds use as ``SOURCE_DATE_EPOCH``), not the wall clock: the
-manifest digest is then a function of the lock, the source URL and revision (and the base
-image), and the config and layer digests of the lock alone.
+The image itself is assembled by ``assemble.build_image`` (also used by dynamic images);
+an image that cannot run is still pushed (it holds the environment) but recorded as
+such, and the publish outcome names it (``ImageNotRunnable``).
 """
 
 from __future__ import annotations
@@ -26,26 +26,16 @@ import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from condaops.config.settings import PublishSettings, Settings, SourceSettings
+from condaops.config.settings import Settings, SourceSettings
 from condaops.reconciler.build.lock import redact_url
 from condaops.reconciler.errors import BuildError, CondaopsError, TransientError
 from condaops.reconciler.model import EnvRef
-from condaops.reconciler.publish.base import BaseImage, fetch_base
-from condaops.reconciler.publish.image import (
-    Image,
-    copy_unowned,
-    image_architecture,
-    image_config,
-    image_manifest,
-    sha256_digest,
-    stage_prefix,
-    write_layers,
-)
-from condaops.reconciler.publish.naming import build_tags, image_annotations, repository_name
+from condaops.reconciler.publish.assemble import IMAGE_NOT_RUNNABLE, BuiltImage, build_image, created_time
+from condaops.reconciler.publish.base import SCRATCH, choose_base
+from condaops.reconciler.publish.image import image_architecture, sha256_digest
 from condaops.reconciler.publish.outputs import (
     Attachment,
     Output,
@@ -58,10 +48,10 @@ from condaops.reconciler.publish.outputs import (
 from condaops.reconciler.publish.pack import PACK_KIND, pack_file_name, pack_prefix
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT, Pushed, push_artifact, push_image
 from condaops.reconciler.publish.squashfs import SquashfsOutput
-from condaops.reconciler.publish.targets import Target
+from condaops.reconciler.publish.targets import BuiltinTarget, Target
 
 IMAGE_KIND, IMAGE_FILE = "image", "image.json"
-BASE_NAME, BASE_DIGEST = "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"
+__all__ = ["BuiltImage", "PublishRequest", "build_image", "created_time", "publish_build"]
 _LOG = logging.getLogger("condaops.publish")
 
 
@@ -83,20 +73,9 @@ class PublishRequest:
     linked: bool = False
     revision: str | None = None
     source_url: str | None = None
-    cache_dir: Path = Path(".cache/pkgs")
-    client: Any = None
     popularity: Mapping[str, int] = field(default_factory=dict)
     base_cache: Path = Path(".cache/base-images")
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    """An image written to the work folder, not yet pushed."""
-
-    image: Image
-    name: str
-    tags: tuple[str, ...]
-    base: BaseImage | None = None
+    version: str = ""  # org.opencontainers.image.version; default build-<build_id>
 
 
 class PublishError(BuildError, TransientError):
@@ -163,20 +142,24 @@ class ImageOutput:
         if architecture is None:
             return OutputResult()  # no OCI architecture for this platform: nothing to build
         started = time.monotonic()
-        base = (
-            fetch_base(publish.image_base, req.base_cache, architecture, ctx.settings.registry.push)
-            if publish.image_base
-            else None
-        )
-        built = build_image(req, publish, ctx.run_async, base)
+        base = choose_base(publish, req.base_cache, architecture, ctx.settings.registry.push)
+        built = build_image(req, publish, base)
         ctx.log.info(
-            "image_built layers=%d bytes=%d base=%s seconds=%.3f",
+            "image_built layers=%d bytes=%d base=%s runnable=%s seconds=%.3f",
             len(built.image.layers),
             sum(layer.size for layer in built.image.layers),
-            publish.image_base or "none",
+            base.reference if base else SCRATCH,
+            built.not_runnable is None,
             time.monotonic() - started,
         )
         result = OutputResult()
+        if built.not_runnable and publish.image_base != SCRATCH:
+            result.problems.append(
+                f"{IMAGE_NOT_RUNNABLE}: {req.ref}: {built.not_runnable}; set publish.image_base to a base with "
+                "a newer GNU C library (see docs/images.md)"
+            )
+        for script in built.skipped_scripts:
+            ctx.log.warning("activation_script_skipped script=%s", script)
         attachments = ([Attachment(LOCKFILES_ARTIFACT, tuple(req.lockfiles))] if req.lockfiles else []) + [
             a for a in ctx.attachments if a.files
         ]
@@ -216,45 +199,6 @@ def push_to_targets(
     return pushed
 
 
-def build_image(
-    req: PublishRequest, settings: PublishSettings, run_async: RunAsync, base: BaseImage | None = None
-) -> BuiltImage:
-    """Stage the environment at ``settings.image_prefix`` and write its layers (on ``base``)."""
-    staging = req.work_dir / "root"
-    run_async(
-        lambda: stage_prefix(
-            req.records,
-            staging,
-            settings.image_prefix,
-            cache_dir=req.cache_dir,
-            client=req.client,
-            requested_specs=req.requested_specs,
-        )
-    )
-    copy_unowned(req.prefix, staging, settings.image_prefix)
-    layers = write_layers(
-        staging, settings.image_prefix, req.work_dir / "layers", budget=settings.layer_budget, popularity=req.popularity
-    )
-    config = image_config(
-        layers,
-        image_prefix=settings.image_prefix,
-        architecture=image_architecture(req.platform) or "",
-        variables=req.variables,
-        base=base.config if base else None,
-    )
-    annotations = dict(
-        image_annotations(
-            spec_hash=req.spec_hash, created=created_time(req.records), source_url=req.source_url, revision=req.revision
-        )
-    )
-    if base is not None:
-        annotations |= {BASE_NAME: base.reference, BASE_DIGEST: base.digest}
-    every = (*base.layers, *layers) if base else tuple(layers)
-    image = Image(every, config, image_manifest(every, config, annotations))
-    tags = build_tags(build_id=req.build_id, spec_hash=req.spec_hash, revision=req.revision, linked=req.linked)
-    return BuiltImage(image, repository_name(req.ref), tuple(tags), base)
-
-
 def push_build(target: Target, built: BuiltImage, attachments: Sequence[Attachment]) -> Pushed:
     """Push the image with its tags, then each attachment as an artifact referring to it."""
     name = target.repository(built.name)
@@ -270,29 +214,44 @@ def push_build(target: Target, built: BuiltImage, attachments: Sequence[Attachme
         )
         for a in attachments
     )
-    return Pushed(name, image, built.tags, artifacts, target.name)
-
-
-def created_time(records: Sequence[Any]) -> str:
-    """The newest package timestamp as RFC 3339 UTC (the epoch when none has one)."""
-    stamps = [r.timestamp for r in records if getattr(r, "timestamp", None) is not None]
-    newest = max(stamps, default=datetime.fromtimestamp(0, UTC))
-    return newest.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    types = tuple(a.artifact_type for a in attachments)
+    return Pushed(name, image, built.tags, artifacts, target.name, types, isinstance(target, BuiltinTarget))
 
 
 def write_image_record(path: Path, built: BuiltImage, pushed: Sequence[Pushed]) -> Path:
     """``image.json`` in the artifacts folder: what was built and where it went
-    (``targets``: per target name, the repository and the attached artifacts)."""
+    (``targets``: per target name, the repository, the attached artifacts and the same by
+    artifact type), and whether it can run (``runnable``, ``not_runnable``: why not)."""
     first = pushed[0] if pushed else None
+    base = built.base
     record = {
         "repository": built.name,
         "manifest_digest": sha256_digest(built.image.manifest),
         "config_digest": sha256_digest(built.image.config),
         "tags": list(built.tags),
         "pushed": bool(pushed),
+        "runnable": built.not_runnable is None,
+        "not_runnable": built.not_runnable,
+        "activation_skipped": list(built.skipped_scripts),
         "artifacts": [a.digest for a in first.artifacts] if first else [],
-        "base": {"reference": built.base.reference, "digest": built.base.digest} if built.base else None,
-        "targets": {p.target: {"repository": p.name, "artifacts": [a.digest for a in p.artifacts]} for p in pushed},
+        "base": {
+            "reference": base.reference,
+            "digest": base.digest or None,
+            "description": base.description,
+            "glibc": base.libc.glibc if base.libc else None,
+            "packages": base.packages,
+        }
+        if base
+        else None,
+        "targets": {
+            p.target: {
+                "repository": p.name,
+                "artifacts": [a.digest for a in p.artifacts],
+                "by_type": dict(zip(p.artifact_types, (a.digest for a in p.artifacts), strict=True)),
+                "builtin": p.builtin,
+            }
+            for p in pushed
+        },
         "layers": [
             {"digest": layer.digest, "size": layer.size, "packages": list(layer.packages)}
             for layer in built.image.layers

@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from condaops.config import Settings
-from condaops.reconciler.build.channels import build_client, host_platform
+from condaops.reconciler.build.channels import host_platform
 from condaops.reconciler.build.lock import is_lockfile_kind
 from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import COMPLETED, ArtifactRecord
+from condaops.reconciler.publish.base import BASE_CACHE
 from condaops.reconciler.publish.build import (
     Published,
     PublishError,
@@ -45,11 +46,13 @@ from condaops.reconciler.publish.build import (
 )
 from condaops.reconciler.publish.targets import open_targets
 from condaops.reconciler.spec import spec_from_canonical
-from condaops.reconciler.state.queries import BuildInfo, get_build, get_environment, get_specification
+from condaops.reconciler.state.queries import BuildInfo, get_build, get_environment, get_specification, list_builds
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
+PIXI_LOCK = "pixi-lock"
+VERSION_LOOKBACK = 200  # earlier builds searched for the same lock (see lock_version)
 log = logging.getLogger("condaops.publish")
 
 
@@ -124,7 +127,6 @@ class PublishJob:
         spec = spec_from_canonical(json.loads(canonical), name=build.ref.name)
         env = get_environment(engine, build.ref)
         host = host_platform()
-        client = build_client(settings.channels.mirrors, alias=settings.channels.alias)
         work_dir = self.layout.work_dir / f"publish-{build.build_id}-{uuid.uuid4().hex[:8]}"
         req = PublishRequest(
             ref=build.ref,
@@ -141,9 +143,8 @@ class PublishJob:
             linked=env is not None and env.current_build_id == build.build_id,
             revision=build.source_revision,
             source_url=source_url(settings.sources, build.source),
-            cache_dir=self.layout.cache_dir,
-            client=client,
-            base_cache=self.layout.root / ".cache" / "base-images",
+            base_cache=self.layout.root / BASE_CACHE,
+            version=lock_version(build, list_builds(engine, ref=build.ref, limit=VERSION_LOOKBACK).items, self.layout),
         )
         try:
             return publish_build(
@@ -188,6 +189,30 @@ def lockfiles(build: BuildInfo, layout: StoreLayout) -> list[Path]:
     """The build's lockfiles (and pinned environment.yaml) recorded in its artifacts folder."""
     paths = [layout.absolute(location) for kind, location in sorted(build.artifacts.items()) if is_lockfile_kind(kind)]
     return [path for path in paths if path.is_file()]
+
+
+def lock_version(build: BuildInfo, history: list[BuildInfo], layout: StoreLayout) -> str:
+    """``build-<id>`` of the earliest completed build of the same environment and spec
+    whose ``pixi.lock`` has the same bytes as ``build``'s (itself when none has): the
+    image's ``version`` label, so that rebuilding a lock keeps its image digest."""
+    own = _file_digest(layout, build)
+    same_spec = [
+        b for b in history if b.build_id < build.build_id and b.spec_hash == build.spec_hash and b.state == COMPLETED
+    ]
+    for earlier in sorted(same_spec, key=lambda b: b.build_id) if own else ():
+        if _file_digest(layout, earlier) == own:
+            return f"build-{earlier.build_id}"
+    return f"build-{build.build_id}"
+
+
+def _file_digest(layout: StoreLayout, build: BuildInfo) -> str | None:
+    location = build.artifacts.get(PIXI_LOCK)
+    if not location:
+        return None
+    try:
+        return hashlib.sha256(layout.absolute(location).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _one_line(error: str | None) -> str | None:

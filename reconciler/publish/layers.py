@@ -9,6 +9,10 @@ Popularity is how many builds use the package when the caller knows it, else 1 (
 alone). Files no package owns (``pip:`` installs, ``conda-meta/history``) form a last
 layer of their own.
 
+Layers are written from the built prefix itself: ``layer_entries`` gives the files that
+name the build prefix a ``relocate`` rewrite (see ``relocate``), chosen from what the
+package records say about each file (its placeholder's mode, entry-point scripts).
+
 ``plan_layers`` is pure; ``prefix_packages`` reads a prefix's ``conda-meta``.
 """
 
@@ -17,13 +21,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from condaops.reconciler.publish.archive import Entry, parent_dirs
+from condaops.reconciler.publish.relocate import BINARY, TEXT, rewriter
 
 META = "conda-meta"
 REST = "(unowned files)"
+UNOWNED = "unowned"  # relocation mode of files no package lists: text files only
+ENTRY_POINT = "unix_python_entry_point"  # rattler writes these scripts with the prefix in their shebang
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +41,7 @@ class PackageFiles:
     name: str
     files: tuple[str, ...]  # includes conda-meta/<name>-<version>-<build>.json
     size: int
+    relocate: Mapping[str, str] = field(default_factory=dict)  # file -> text/binary: it names the prefix
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +87,21 @@ def prefix_packages(prefix: Path) -> list[PackageFiles]:
         files = [f for f in record.get("files", []) if os.path.lexists(prefix / f)]
         files.append(f"{META}/{meta.name}")
         size = sum(os.lstat(prefix / f).st_size for f in files)
-        out.append(PackageFiles(str(record["name"]), tuple(sorted(set(files))), size))
+        out.append(PackageFiles(str(record["name"]), tuple(sorted(set(files))), size, relocation_modes(record)))
     return out
+
+
+def relocation_modes(record: Mapping[str, Any]) -> dict[str, str]:
+    """The files of a ``conda-meta`` record that name the prefix, with how to rewrite them:
+    those with a placeholder (text or binary, as the package declares) and entry points."""
+    modes = {}
+    for entry in (record.get("paths_data") or {}).get("paths") or []:
+        path = entry.get("_path")
+        if entry.get("prefix_placeholder") and entry.get("file_mode") in (TEXT, BINARY):
+            modes[path] = entry["file_mode"]
+        elif entry.get("path_type") == ENTRY_POINT:
+            modes[path] = TEXT
+    return modes
 
 
 def unowned_files(prefix: Path, packages: Sequence[PackageFiles]) -> list[str]:
@@ -97,12 +119,25 @@ def unowned_files(prefix: Path, packages: Sequence[PackageFiles]) -> list[str]:
     return sorted(found)
 
 
-def layer_entries(prefix: Path, image_prefix: str, files: Sequence[str]) -> list[Entry]:
+def layer_entries(
+    prefix: Path, image_prefix: str, files: Sequence[str], relocate: Mapping[str, str] | None = None
+) -> list[Entry]:
     """Tar entries placing ``files`` (relative to ``prefix``) under ``image_prefix``,
-    with every parent folder, sorted (folders before what they hold)."""
+    with every parent folder, sorted (folders before what they hold). Files in
+    ``relocate`` (path -> ``text``, ``binary`` or ``UNOWNED``) have ``prefix`` replaced by
+    ``image_prefix`` in their content."""
     root = image_prefix.strip("/")
-    names = {f"{root}/{f.rstrip('/')}": (prefix / f.rstrip("/")) for f in files}
+    modes = relocate or {}
+    rewrites = {
+        mode: rewriter(None if mode == UNOWNED else mode, str(prefix), image_prefix) for mode in set(modes.values())
+    }
+    names = {f"{root}/{f.rstrip('/')}": f.rstrip("/") for f in files}
     entries = {d: Entry(d + "/") for d in parent_dirs(names) if d}
-    for name, source in names.items():
-        entries[name] = Entry(name + "/" if source.is_dir() and not source.is_symlink() else name, source)
+    for name, rel in names.items():
+        source = prefix / rel
+        if source.is_dir() and not source.is_symlink():
+            entries[name] = Entry(name + "/", source)
+        else:
+            mode = modes.get(rel)
+            entries[name] = Entry(name, source, rewrite=rewrites[mode] if mode else None)
     return [entries[k] for k in sorted(entries)]

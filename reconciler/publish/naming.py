@@ -17,17 +17,23 @@ Tags (all within the OCI tag grammar):
 =====================  ===============================================================
 
 Prefixes keep the kinds apart: a bare 12-hex tag could be a spec hash or a commit.
+
+Labels (config) and annotations (manifest) carry the same OCI keys (``image_labels``):
+``title`` ``<ns>/<name>``, ``description`` (the requested packages and their versions),
+``version`` (``build-<id>`` of the build that first published this lock, so a rebuild of
+the same lock keeps the digest), ``source`` (Git URL or directory), ``revision`` (the
+commit), ``created`` (the lock's newest package timestamp, not the wall clock).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from condaops.reconciler.model import EnvRef
 
 SHORT = 12
 SPEC_HASH_ANNOTATION = "io.condaops.spec-hash"
+OCI = "org.opencontainers.image."
 _SEPARATORS = re.compile(r"[._-]+")
 _GIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -59,14 +65,28 @@ def build_tags(*, build_id: int, spec_hash: str, revision: str | None, linked: b
     return tags
 
 
-def image_annotations(
-    *, spec_hash: str, created: str, source_url: str | None, revision: str | None
-) -> Mapping[str, str]:
-    """OCI annotations of the image manifest; ``created`` is a function of the lock
-    (see ``publish.created_time``), so rebuilding the same lock keeps the digest."""
-    out = {"org.opencontainers.image.created": created, SPEC_HASH_ANNOTATION: spec_hash}
+def image_labels(
+    *,
+    ref: EnvRef,
+    spec_hash: str,
+    version: str,
+    created: str,
+    source_url: str | None,
+    revision: str | None,
+    description: str,
+) -> dict[str, str]:
+    """OCI labels of the image config, also its manifest annotations (see module doc);
+    every value is a function of the lock and the source, so rebuilding the same lock
+    keeps the digest."""
+    out = {
+        OCI + "title": f"{ref.namespace}/{ref.name}",
+        OCI + "description": description,
+        OCI + "version": version,
+        OCI + "created": created,
+        SPEC_HASH_ANNOTATION: spec_hash,
+    }
     if source_url:
-        out["org.opencontainers.image.source"] = source_url
+        out[OCI + "source"] = source_url
     if revision:
-        out["org.opencontainers.image.revision"] = revision
-    return out
+        out[OCI + "revision"] = revision
+    return dict(sorted(out.items()))

@@ -32,13 +32,16 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True, slots=True)
 class Pushed:
-    """Where a push put things: the target, the repository and the manifest descriptors."""
+    """Where a push put things: the target, the repository and the manifest descriptors
+    (``artifact_types``: the artifact type of each of ``artifacts``, in order)."""
 
     name: str
     image: Descriptor
     tags: tuple[str, ...]
     artifacts: tuple[Descriptor, ...] = ()
     target: str = "builtin"
+    artifact_types: tuple[str, ...] = ()
+    builtin: bool = False  # the target is this service's own registry
 
 
 def push_image(target: Target, name: str, image: Image, tags: Sequence[str]) -> Descriptor:

@@ -330,7 +330,10 @@ def test_image_on_a_base_from_another_registry_runs_in_podman(
     )
     item = build_and_push(p, "tool=1.0")
     record = image_record(item)
-    assert get_build(engine_of(p), item["build_id"]).publish_error is None  # type: ignore[union-attr]
+    # busybox-static has no C library: pushed (its shell runs the tool's script), reported as not runnable.
+    error = get_build(engine_of(p), item["build_id"]).publish_error or ""  # type: ignore[union-attr]
+    assert error.startswith("ImageNotRunnable: team/Tool: the base") and "has no GNU C library" in error
+    assert record["runnable"] is False and "has no GNU C library" in record["not_runnable"]
     assert record["base"]["reference"] == f"{registry.host}/base/busybox:1"
     assert record["layers"][0]["digest"] == base_layer  # the base's layers first, unchanged
     assert (p.store / ".cache/base-images/blobs/sha256" / base_layer.split(":")[1]).is_file()  # cached by digest

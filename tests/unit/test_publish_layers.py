@@ -8,9 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import zstandard
 
-from condaops.reconciler.publish.archive import GZIP, PLAIN, ZSTD, Entry, copy_archive, parent_dirs, write_archive
+from condaops.reconciler.publish.archive import GZIP, PLAIN, Entry, parent_dirs, write_archive
 from condaops.reconciler.publish.layers import PackageFiles, layer_entries, plan_layers, prefix_packages, unowned_files
 
 
@@ -101,26 +100,6 @@ def test_layers_are_deterministic_and_normalized(tmp_path: Path) -> None:
     ]
     assert all((m.mtime, m.uid, m.gid, m.uname, m.gname) == (0, 0, 0, "", "") for m in members)
     assert members[3].mode == 0o755 and members[6].issym() and members[6].linkname == "libx.so"
-
-
-def test_copy_archive_sorts_and_resolves_hardlinks(tmp_path: Path) -> None:
-    source = tmp_path / "in.tar"
-    with tarfile.open(source, "w") as tar:
-        for name, data in [("z.txt", b"z"), ("a.txt", b"a")]:
-            info = tarfile.TarInfo(name)
-            info.size, info.mtime, info.uid, info.uname = len(data), 12345, 1000, "someone"
-            tar.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("b-link")
-        link.type, link.linkname = tarfile.LNKTYPE, "z.txt"
-        tar.addfile(link)
-    written = copy_archive(source, tmp_path / "out.tar.zst", ZSTD)
-    plain = zstandard.ZstdDecompressor().stream_reader(written.path.open("rb")).read()
-    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
-        members = tar.getmembers()
-        assert [m.name for m in members] == ["a.txt", "b-link", "z.txt"]
-        assert members[1].isfile() and tar.extractfile(members[1]).read() == b"z"  # type: ignore[union-attr]
-    assert all((m.mtime, m.uid, m.uname) == (0, 0, "") for m in members)
-    assert copy_archive(source, tmp_path / "again.tar.zst", ZSTD).sha256 == written.sha256
 
 
 def test_in_memory_entries_and_plain_tars(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from condaops.config import ConfigError, load_settings
 from condaops.reconciler.model import EnvRef
-from condaops.reconciler.publish.naming import build_tags, image_annotations, is_git_sha, repository_name
+from condaops.reconciler.publish.naming import build_tags, image_labels, is_git_sha, repository_name
 from condaops.registry.protocol import check_name
 
 SHA1 = "0123456789abcdef0123456789abcdef01234567"
@@ -75,16 +75,21 @@ def test_is_git_sha(revision: str | None, expected: bool) -> None:
     assert is_git_sha(revision) is expected
 
 
-def test_annotations_leave_out_what_is_unknown() -> None:
-    full = image_annotations(spec_hash="h", created="2021-01-01T00:00:00Z", source_url="https://x/y.git", revision=SHA1)
+def test_labels_carry_the_oci_keys_and_leave_out_what_is_unknown() -> None:
+    ref = EnvRef("team", "Tool")
+    common = {"ref": ref, "spec_hash": "h", "version": "build-3", "created": "2021-01-01T00:00:00Z"}
+    full = image_labels(**common, source_url="https://x/y.git", revision=SHA1, description="conda environment: x 1")
     assert full == {
         "io.condaops.spec-hash": "h",
         "org.opencontainers.image.created": "2021-01-01T00:00:00Z",
-        "org.opencontainers.image.source": "https://x/y.git",
+        "org.opencontainers.image.description": "conda environment: x 1",
         "org.opencontainers.image.revision": SHA1,
+        "org.opencontainers.image.source": "https://x/y.git",
+        "org.opencontainers.image.title": "team/Tool",
+        "org.opencontainers.image.version": "build-3",
     }
-    bare = image_annotations(spec_hash="h", created="2021-01-01T00:00:00Z", source_url=None, revision=None)
-    assert set(bare) == {"io.condaops.spec-hash", "org.opencontainers.image.created"}
+    bare = image_labels(**common, source_url=None, revision=None, description="d")
+    assert "org.opencontainers.image.source" not in bare and "org.opencontainers.image.revision" not in bare
 
 
 def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
@@ -102,6 +107,9 @@ def test_publish_defaults_and_values(tmp_path: Path) -> None:
         None,
         80,
     )
+    assert default.layer_compression == "zstd"
+    scratch = _load(tmp_path, "publish:\n  image_base: scratch\n  layer_compression: gzip\n").publish
+    assert (scratch.image_base, scratch.layer_compression) == ("scratch", "gzip")
     chosen = _load(
         tmp_path,
         "publish:\n  enabled: true\n  pack_format: tar.gz\n  image_prefix: /opt/conda/envs/x\n  layer_budget: 2\n",
@@ -123,6 +131,8 @@ def test_publish_defaults_and_values(tmp_path: Path) -> None:
         ("publish:\n  image_prefix: /opt/../env\n", "publish.image_prefix", "absolute path"),
         ("publish:\n  image_base: debian:12\n", "publish.image_base", "not a full image reference"),
         ("publish:\n  image_base: reg.example.org/Debian\n", "publish.image_base", "not a full image reference"),
+        ("publish:\n  image_base: Scratch\n", "publish.image_base", "scratch for no base"),
+        ("publish:\n  layer_compression: xz\n", "publish.layer_compression", "use one of zstd, gzip"),
         ("publish:\n  layer_budget: 1\n", "publish.layer_budget", "between 2 and 127"),
         ("publish:\n  layer_budget: 500\n", "publish.layer_budget", "between 2 and 127"),
         ("publish:\n  enabeld: true\n", "publish.enabeld", "did you mean 'publish.enabled'"),
@@ -134,6 +144,8 @@ def test_publish_defaults_and_values(tmp_path: Path) -> None:
         "dotdot",
         "base",
         "base-upper",
+        "scratch-case",
+        "compression",
         "budget-low",
         "budget-high",
         "typo",

@@ -1,0 +1,71 @@
+"""Moving a built prefix to another path while its files are archived. Pure: bytes in, bytes out.
+
+An image holds the environment at ``publish.image_prefix`` (``/opt/env``), not at its store
+path. Instead of installing the packages a second time for that path, the built prefix's
+files are copied into the layers and the few that name the build prefix are rewritten on
+the way, by the rules conda itself applies when it installs a package:
+
+* **text** files (a text placeholder, an entry-point script, any file without NUL bytes
+  that no package owns) — every occurrence of the build prefix is replaced; the length may
+  change;
+* **binary** files with a binary placeholder — each NUL-terminated string that starts with
+  the build prefix is rewritten in place and padded with NULs, so the file keeps its length
+  and every offset in it. The build prefix was itself padded into the package's placeholder
+  at install time, so the new path only has to be no longer than the build prefix;
+* other binary files are copied unchanged (compiled ``.pyc`` files store paths in a
+  length-prefixed form that a byte replacement would corrupt; they name no prefix here,
+  rattler compiles them with relative names).
+
+The result is byte-identical to installing the same packages for the new path directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+TEXT, BINARY = "text", "binary"
+Rewrite = Callable[[bytes], bytes]
+
+
+class RelocationError(ValueError):
+    """The new prefix is longer than the build prefix: binary strings cannot hold it."""
+
+
+def relocate_text(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Every occurrence of ``old`` replaced by ``new``."""
+    return data.replace(old, new)
+
+
+def relocate_binary(data: bytes, old: bytes, new: bytes) -> bytes:
+    """Each C string (up to its NUL) holding ``old`` rewritten with ``new`` and padded
+    with NULs to its former length. Raises ``RelocationError`` if ``new`` is longer."""
+    if old not in data:
+        return data
+    if len(new) > len(old):
+        raise RelocationError(f"cannot put the {len(new)}-byte path {new!r} where the {len(old)}-byte {old!r} was")
+    pattern = re.compile(re.escape(old) + rb"[^\0]*\0")
+
+    def padded(match: re.Match[bytes]) -> bytes:
+        string = match.group(0)
+        rewritten = string.replace(old, new)
+        return rewritten + b"\0" * (len(string) - len(rewritten))
+
+    return pattern.sub(padded, data)
+
+
+def relocate_if_text(data: bytes, old: bytes, new: bytes) -> bytes:
+    """``relocate_text`` for files without NUL bytes; binary files are left alone."""
+    if old not in data or b"\0" in data:
+        return data
+    return data.replace(old, new)
+
+
+def rewriter(mode: str | None, old: str, new: str) -> Rewrite:
+    """The rewrite for a file of ``mode`` (``text``, ``binary``, or None when unknown)."""
+    old_b, new_b = old.encode(), new.encode()
+    if mode == TEXT:
+        return lambda data: relocate_text(data, old_b, new_b)
+    if mode == BINARY:
+        return lambda data: relocate_binary(data, old_b, new_b)
+    return lambda data: relocate_if_text(data, old_b, new_b)
