@@ -83,7 +83,7 @@ def environments(
 
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True)
 def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name) -> m.EnvironmentDetail:
-    d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc)
+    d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, plain_http=request.url.scheme == "http")
     return m.environment_detail(
         d.row,
         canonical=d.canonical,
@@ -91,6 +91,7 @@ def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Nam
         commands=d.commands,
         artifacts=d.artifacts,
         deliveries=d.deliveries,
+        image=d.image,
     )
 
 

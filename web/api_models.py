@@ -18,7 +18,7 @@ from condaops.reconciler.state.packages import LockedPackage, PackageHit
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
 from condaops.reconciler.state.review_queries import ChangeRequestInfo
 from condaops.web.reviews import PreviewView, ReviewRow
-from condaops.web.views import Command, EnvRow, NamespaceRow, PackageDiff, build_duration
+from condaops.web.views import Command, EnvRow, ImageStatus, NamespaceRow, PackageDiff, build_duration
 
 
 class Artifact(msgspec.Struct, kw_only=True):
@@ -81,6 +81,18 @@ class Delivery(msgspec.Struct, kw_only=True):
     error: str | None  # "<Reason>: <message>" when it could not be written
 
 
+class Image(msgspec.Struct, kw_only=True):
+    """The shown build's image in this service's registry."""
+
+    repository: str
+    reference: str  # ":latest", ":build-<id>" or "@sha256:..."
+    manifest_digest: str
+    runnable: bool
+    not_runnable: str | None  # why its programs cannot start on its base
+    base: str | None
+    artifacts: dict[str, str]  # artifact type -> manifest digest (oras pull <repository>@<digest>)
+
+
 class EnvironmentDetail(msgspec.Struct, kw_only=True):
     environment: Environment
     specification: dict[str, Any] | None
@@ -90,6 +102,7 @@ class EnvironmentDetail(msgspec.Struct, kw_only=True):
     commands: dict[str, str]
     artifacts: list[Artifact]
     deliveries: list[Delivery]
+    image: Image | None = None  # None until the build is published to this registry
 
 
 class Namespace(msgspec.Struct, kw_only=True):
@@ -285,6 +298,20 @@ def environment(row: EnvRow) -> Environment:
     )
 
 
+def image_info(i: ImageStatus | None) -> Image | None:
+    if i is None:
+        return None
+    return Image(
+        repository=i.repository,
+        reference=i.reference,
+        manifest_digest=i.manifest_digest,
+        runnable=i.not_runnable is None,
+        not_runnable=i.not_runnable,
+        base=i.base,
+        artifacts=dict(i.artifacts),
+    )
+
+
 def environment_detail(
     row: EnvRow,
     *,
@@ -293,6 +320,7 @@ def environment_detail(
     commands: list[Command],
     artifacts: list[ArtifactInfo],
     deliveries: Sequence[DeliveryRecord] = (),
+    image: ImageStatus | None = None,
 ) -> EnvironmentDetail:
     e = row.info
     return EnvironmentDetail(
@@ -307,6 +335,7 @@ def environment_detail(
             Delivery(kind=d.kind, name=d.name, use=d.use, build_id=d.build_id, path=d.path, error=d.error)
             for d in deliveries
         ],
+        image=image_info(image),
     )
 
 

@@ -24,6 +24,7 @@ Caches, and why they are safe:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Hashable
@@ -246,6 +247,16 @@ class WebContext:
         if self._storage is None:
             self._storage = open_storage(self.settings)
         return self._storage
+
+    def image_record(self, build: BuildInfo) -> dict[str, Any] | None:
+        """The build's ``image.json`` (what publishing pushed where), or None."""
+        location = build.artifacts.get("image")
+        path = self.store_file(location) if location else None
+        try:
+            found = json.loads(path.read_text(encoding="utf-8")) if path else None
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
 
     def log_file(self, build: BuildInfo) -> Path | None:
         """The build's log: recorded as an artifact once finished; while it runs, where the

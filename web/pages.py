@@ -129,8 +129,9 @@ def environment_page(
     offset: Offset = None,
 ) -> Response[str]:
     """Rendered again only when the environment's stamp changed (``WebContext.pages``); the
-    page also depends on who reads it, the host it was asked on and its query string."""
-    key = (namespace, name, viewer, request.url.netloc, request.url.query)
+    page also depends on who reads it, the scheme and host it was asked on (the commands to
+    copy name them) and its query string."""
+    key = (namespace, name, viewer, request.url.scheme, request.url.netloc, request.url.query)
     text = ctx.pages.get(
         key,
         lambda: ctx.environment_stamp(namespace, name, viewer),
@@ -143,7 +144,16 @@ def environment_text(
     request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: str, name: str, limit: int | None, offset: int | None
 ) -> str:
     size, start = clamp_page(limit, offset, default=20, maximum=200)
-    detail = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, history_limit=size, history_offset=start)
+    detail = env_detail(
+        ctx,
+        viewer,
+        namespace,
+        name,
+        host=request.url.netloc,
+        plain_http=request.url.scheme == "http",
+        history_limit=size,
+        history_offset=start,
+    )
     history = detail.history
     choices = [b for b in history.items if "pixi-lock" in b.artifacts]
     locked = ctx.packages_html(detail.shown) if detail.shown else None
@@ -164,6 +174,7 @@ def environment_text(
         prefix=detail.prefix,
         commands=detail.commands,
         deliveries=detail.deliveries,
+        image=detail.image,
         history=Paged(history.items, history.total, size, start),
         history_rows=ctx.fragments.build_rows(history.items),
         choices=choices,

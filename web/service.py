@@ -35,12 +35,14 @@ from condaops.web.context import PIXI_LOCK, WebContext
 from condaops.web.views import (
     Command,
     EnvRow,
+    ImageStatus,
     PackageDiff,
     SearchQuery,
     copy_commands,
     delivery_commands,
     diff_packages,
     env_link,
+    image_status,
 )
 
 MAX_SCAN = 10_000  # package hits gathered when some current builds are not indexed yet
@@ -59,6 +61,7 @@ class EnvDetail:
     commands: list[Command]
     history: BuildList
     deliveries: list[DeliveryRecord]  # kernels, modulefiles, names written for it
+    image: ImageStatus | None = None  # the shown build's image, when this registry has it
 
     @property
     def env(self) -> EnvInfo:
@@ -81,6 +84,7 @@ def env_detail(
     name: str,
     *,
     host: str,
+    plain_http: bool = False,
     history_limit: int = 0,
     history_offset: int = 0,
 ) -> EnvDetail:
@@ -90,7 +94,10 @@ def env_detail(
     prefix = env_link(ctx.layout.root, env.ref) if env.current else None
     spec_hash = env.desired_spec_hash or (env.current.spec_hash if env.current else None)
     deliveries = list_deliveries(ctx.engine, [env.ref]).get(env.ref, [])
-    commands = copy_commands(host, env.ref, prefix=prefix, has_lock=bool(shown and "conda-lock" in shown.artifacts))
+    current = shown is not None and env.current is not None and shown.build_id == env.current.build_id
+    image = image_status(ctx.image_record(shown), current=current) if shown else None
+    has_lock = bool(shown and "conda-lock" in shown.artifacts)
+    commands = copy_commands(host, env.ref, prefix=prefix, has_lock=has_lock, image=image, plain_http=plain_http)
     return EnvDetail(
         row=EnvRow(env, *derive_state(env, retries=ctx.retries)),
         shown=shown,
@@ -101,6 +108,7 @@ def env_detail(
         commands=delivery_commands(env.ref, deliveries) + commands,
         history=view.history,
         deliveries=deliveries,
+        image=image,
     )
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -21,6 +22,7 @@ from condaops.reconciler.deliver.kernels import kernel_name
 from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME
 from condaops.reconciler.model import DeliveryRecord, EnvRef, name_problem
 from condaops.reconciler.pkgdiff import Compare, Pkg
+from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.reconciler.status import STATES, derive_state
@@ -174,13 +176,67 @@ class Command:
     text: str
 
 
-def copy_commands(host: str, ref: EnvRef, *, prefix: str | None, has_lock: bool) -> list[Command]:
-    """The lines a user pastes to use an environment: image, lockfiles, prefix."""
-    image = f"{host}/{ref.namespace}/{ref.name}"
-    commands = [
-        Command("Container image", f"docker pull {image}:latest"),
-        Command("Lockfiles (OCI artifact)", f"oras pull {image}:latest"),
-    ]
+@dataclass(frozen=True, slots=True)
+class ImageStatus:
+    """A build's image as this service's registry holds it (from its ``image.json``):
+    ``reference`` is what to pull (``latest`` for the current build), ``not_runnable`` why
+    its programs cannot start (None: they can), ``artifacts`` the attached artifacts'
+    manifest digests by artifact type."""
+
+    repository: str
+    reference: str
+    manifest_digest: str
+    not_runnable: str | None
+    base: str | None
+    artifacts: dict[str, str]
+
+
+def image_status(record: dict[str, Any] | None, *, current: bool) -> ImageStatus | None:
+    """What the page offers of a build's image: None unless it was pushed to this
+    service's registry (``builtin``). Pure."""
+    pushed = [t for t in ((record or {}).get("targets") or {}).values() if isinstance(t, dict) and t.get("builtin")]
+    if record is None or not pushed:
+        return None
+    tags = record.get("tags") or []
+    tag = "latest" if current and "latest" in tags else next((t for t in tags if t.startswith("build-")), None)
+    base = record.get("base") or {}
+    return ImageStatus(
+        repository=str(pushed[0]["repository"]),
+        reference=f":{tag}" if tag else f"@{record['manifest_digest']}",
+        manifest_digest=str(record["manifest_digest"]),
+        not_runnable=None if record.get("runnable", True) else str(record.get("not_runnable") or "unknown"),
+        base=base.get("description") or base.get("reference"),
+        artifacts={str(k): str(v) for k, v in (pushed[0].get("by_type") or {}).items()},
+    )
+
+
+ARTIFACT_LABELS = {
+    LOCKFILES_ARTIFACT: "Lockfiles and environment.yaml (oras)",
+    PACK_ARTIFACT: "conda-pack tarball (oras)",
+}
+
+
+def copy_commands(
+    host: str,
+    ref: EnvRef,
+    *,
+    prefix: str | None,
+    has_lock: bool,
+    image: ImageStatus | None = None,
+    plain_http: bool = False,
+) -> list[Command]:
+    """The lines a user pastes to use an environment: the image (only when it was
+    published and can run), its attached lockfiles and tarball (oras, by digest: exactly
+    the shown build's files), the prefix, the lockfile."""
+    commands = []
+    if image is not None:
+        where = f"{host}/{image.repository}"
+        if image.not_runnable is None:
+            commands.append(Command("Container image", f"docker pull {where}{image.reference}"))
+        oras = "oras pull --plain-http" if plain_http else "oras pull"
+        for artifact_type, label in ARTIFACT_LABELS.items():
+            if artifact_type in image.artifacts:
+                commands.append(Command(label, f"{oras} {where}@{image.artifacts[artifact_type]}"))
     if prefix:
         commands.append(Command("On this host", f"conda activate {prefix}"))
     if has_lock:

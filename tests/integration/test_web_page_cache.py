@@ -7,6 +7,7 @@ with no time-based staleness. Also: where read handlers run for each database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -93,9 +94,15 @@ def test_a_page_is_reused_until_the_recorder_changes_what_it_shows(state, render
 
         # Each recorded change shows on the next request, although cache_seconds is 60.
         packed = ArtifactRecord("conda-pack", f"artifacts/team/ml/{first}/ml-packed.tar.gz", 99, "d" * 64)
-        assert "ml-packed.tar.gz" not in page.text
-        rec.add_artifacts(first, [packed])  # the publish job's files
+        image = ArtifactRecord("image", f"artifacts/team/ml/{first}/image.json", 99, "e" * 64)
+        record = {"manifest_digest": "sha256:" + "1" * 64, "tags": ["latest"], "runnable": True}
+        record["targets"] = {"builtin": {"repository": "team/ml", "builtin": True, "by_type": {}}}
+        (settings.store / image.location).parent.mkdir(parents=True, exist_ok=True)
+        (settings.store / image.location).write_text(json.dumps(record))
+        assert "ml-packed.tar.gz" not in page.text and "docker pull" not in page.text
+        rec.add_artifacts(first, [packed, image])  # the publish job's files
         assert "ml-packed.tar.gz" in client.get(PAGE).text and len(renders) == 3
+        assert "docker pull testserver.local/team/ml:latest" in client.get(PAGE).text
         second = queue(rec, engine, "3.13")
         text = client.get(PAGE).text
         assert f'href="/builds/{second}"' in text and "queued" in text

@@ -22,6 +22,7 @@ from condaops.web.views import (
     filter_rows,
     human_duration,
     human_size,
+    image_status,
     namespace_rows,
     next_offset,
     parse_query,
@@ -171,17 +172,57 @@ def test_spec_document_is_yaml_without_empty_keys() -> None:
     assert spec_document(None) == ""
 
 
-def test_copy_commands() -> None:
-    ref = EnvRef("team", "web")
+LOCKS, PACK = "application/vnd.condaops.lockfiles.v1", "application/vnd.condaops.conda-pack.v1"
 
-    full = copy_commands("condaops.example:8080", ref, prefix="/srv/store/team/envs/web", has_lock=True)
+
+def image_record(**changes: object) -> dict:
+    record = {
+        "manifest_digest": "sha256:" + "1" * 64,
+        "tags": ["latest", "build-7", "spec-abc"],
+        "runnable": True,
+        "not_runnable": None,
+        "base": {"reference": "builtin", "description": "builtin (glibc 2.36)"},
+        "targets": {
+            "builtin": {
+                "repository": "team/web",
+                "builtin": True,
+                "by_type": {LOCKS: "sha256:" + "2" * 64, PACK: "sha256:" + "3" * 64},
+            },
+            "mirror": {"repository": "mirror/team/web", "builtin": False, "by_type": {}},
+        },
+    }
+    return record | changes
+
+
+def test_copy_commands_offer_the_published_image_and_its_artifacts() -> None:
+    ref = EnvRef("team", "Web")
+    image = image_status(image_record(), current=True)
+    full = copy_commands(
+        "condaops.example:8080", ref, prefix="/srv/store/team/envs/Web", has_lock=True, image=image, plain_http=True
+    )
     assert [c.text for c in full] == [
         "docker pull condaops.example:8080/team/web:latest",
-        "oras pull condaops.example:8080/team/web:latest",
-        "conda activate /srv/store/team/envs/web",
-        "conda-lock install --name web conda-lock.yml",
+        f"oras pull --plain-http condaops.example:8080/team/web@sha256:{'2' * 64}",
+        f"oras pull --plain-http condaops.example:8080/team/web@sha256:{'3' * 64}",
+        "conda activate /srv/store/team/envs/Web",
+        "conda-lock install --name Web conda-lock.yml",
     ]
-    assert len(copy_commands("h", ref, prefix=None, has_lock=False)) == 2
+    older = image_status(image_record(), current=False)
+    assert older is not None and older.reference == ":build-7"
+    https = copy_commands("h", ref, prefix=None, has_lock=False, image=older)
+    assert https[0].text == "docker pull h/team/web:build-7" and https[1].text.startswith("oras pull h/team/web@")
+
+
+def test_no_pull_commands_without_a_published_runnable_image() -> None:
+    ref = EnvRef("team", "web")
+    assert copy_commands("h", ref, prefix=None, has_lock=False) == []  # not published (yet)
+    assert image_status(None, current=True) is None
+    elsewhere = image_record(targets={"mirror": {"repository": "m/team/web", "builtin": False}})
+    assert image_status(elsewhere, current=True) is None  # pushed to another registry only
+    broken = image_status(image_record(runnable=False, not_runnable="the base has glibc 2.28"), current=True)
+    assert broken is not None and broken.not_runnable == "the base has glibc 2.28"
+    texts = [c.text for c in copy_commands("h", ref, prefix=None, has_lock=False, image=broken)]
+    assert not any(t.startswith("docker") for t in texts) and len(texts) == 2  # the artifacts are still there
 
 
 @pytest.mark.parametrize("name", ["team", "a.b-c_d", "A1"])
