@@ -16,6 +16,10 @@ the way, by the rules conda itself applies when it installs a package:
   length-prefixed form that a byte replacement would corrupt; they name no prefix here,
   rattler compiles them with relative names).
 
+A script whose interpreter path was too long for a ``#!`` line (Linux reads 127 bytes)
+was written by the installer as a ``/bin/sh`` trampoline (``'''exec' "<path>" "$0" "$@"``);
+when the new path fits, it gets its direct ``#!<path>`` line back: images need no shell.
+
 The result is byte-identical to installing the same packages for the new path directly.
 """
 
@@ -26,6 +30,8 @@ from collections.abc import Callable
 
 TEXT, BINARY = "text", "binary"
 Rewrite = Callable[[bytes], bytes]
+SHEBANG_MAX = 127  # bytes of a "#!" line the Linux kernel reads
+_TRAMPOLINE = re.compile(rb"#!/bin/sh\n\x27{3}exec\x27 \"([^\"\n]+)\" \"\$0\" \"\$@\" #\x27{3}\n")
 
 
 class RelocationError(ValueError):
@@ -33,8 +39,17 @@ class RelocationError(ValueError):
 
 
 def relocate_text(data: bytes, old: bytes, new: bytes) -> bytes:
-    """Every occurrence of ``old`` replaced by ``new``."""
-    return data.replace(old, new)
+    """Every occurrence of ``old`` replaced by ``new`` (and a trampoline made a direct
+    ``#!`` line again when it fits)."""
+    return direct_shebang(data.replace(old, new))
+
+
+def direct_shebang(data: bytes) -> bytes:
+    """``#!<path>`` for a script starting with the ``/bin/sh`` trampoline, if it fits."""
+    match = _TRAMPOLINE.match(data)
+    if match is None or len(match.group(1)) + 2 > SHEBANG_MAX:
+        return data
+    return b"#!" + match.group(1) + b"\n" + data[match.end() :]
 
 
 def relocate_binary(data: bytes, old: bytes, new: bytes) -> bytes:
@@ -58,7 +73,7 @@ def relocate_if_text(data: bytes, old: bytes, new: bytes) -> bytes:
     """``relocate_text`` for files without NUL bytes; binary files are left alone."""
     if old not in data or b"\0" in data:
         return data
-    return data.replace(old, new)
+    return relocate_text(data, old, new)
 
 
 def rewriter(mode: str | None, old: str, new: str) -> Rewrite:

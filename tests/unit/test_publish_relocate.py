@@ -42,3 +42,12 @@ def test_text_changes_length_and_unknown_files_only_when_they_are_text() -> None
     assert relocate_if_text(b"\0" + OLD, OLD, NEW) == b"\0" + OLD
     assert rewriter("binary", OLD.decode(), NEW.decode())(OLD + b"\0") == NEW + b"\0" * (PAD + 1)
     assert rewriter(None, OLD.decode(), NEW.decode())(b"\0" + OLD) == b"\0" + OLD
+
+
+def test_a_trampoline_for_a_long_interpreter_path_becomes_a_direct_shebang() -> None:
+    long_old = b"/srv/" + b"x" * 120 + b"/env"
+    script = b"#!/bin/sh\n'''exec' \"" + long_old + b'/bin/python2.7" "$0" "$@" #\'\'\'\nimport sys\n'
+    assert relocate_text(script, long_old, NEW) == b"#!/opt/env/bin/python2.7\nimport sys\n"
+    assert relocate_if_text(script, long_old, NEW) == b"#!/opt/env/bin/python2.7\nimport sys\n"
+    longer = b"/" + b"y" * 130
+    assert relocate_text(script, long_old, longer).startswith(b"#!/bin/sh\n")  # still too long: kept
