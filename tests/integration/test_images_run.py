@@ -275,3 +275,33 @@ def test_a_dynamic_image_runs_openssl(realdata_channel, tmp_path: Path) -> None:
         )
     assert version.startswith("OpenSSL 3.3.1")
     assert config["history"][0]["created_by"].startswith("condaops: GNU C library")  # the published images' base
+
+
+# --- activation without a shell --------------------------------------------------------------
+
+
+def test_activation_scripts_and_env_vars_end_up_in_the_image(  # type: ignore[no-untyped-def]
+    project, channel_factory, http_channel
+) -> None:
+    """What ``conda activate`` would set: ``env_vars.d`` as is, ``activate.d`` scripts run
+    once at publish time (the build prefix moved to /opt/env), one that exits skipped."""
+    scripts = {
+        "etc/conda/activate.d/tool.sh": (
+            'export TOOL_HOME="$CONDA_PREFIX/share/tool"\nexport PATH="$CONDA_PREFIX/opt:$PATH"\n'
+        ),
+        "etc/conda/activate.d/zz-broken.sh": "exit 3\n",
+        "etc/conda/env_vars.d/tool.json": '{"TOOL_MODE": "fast"}',
+    }
+    channel = channel_factory([PackageSpec("tool", "1.0", files=scripts)])
+    p = project({ALIAS + "testchan": http_channel(channel)}, publish={"enabled": False})
+    item = build_and_publish(p, "team/tool", "channels: [testchan]\ndependencies:\n  - tool\nvariables:\n  A: b\n")
+    record = image_record(item)
+    assert record["activation_skipped"] == ["etc/conda/activate.d/zz-broken.sh"]
+    with served_store(p) as host:
+        config = json.loads(
+            skopeo("inspect", "--config", "--tls-verify=false", f"docker://{host}/team/tool:latest").stdout
+        )
+    env = dict(item.split("=", 1) for item in config["config"]["Env"])
+    assert env["TOOL_HOME"] == "/opt/env/share/tool" and env["TOOL_MODE"] == "fast" and env["A"] == "b"
+    assert env["PATH"].startswith("/opt/env/opt:/opt/env/bin:") and env["CONDA_PREFIX"] == "/opt/env"
+    assert str(p.store) not in json.dumps(config)  # nothing of the build host's store leaks
