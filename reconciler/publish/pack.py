@@ -84,7 +84,8 @@ def pack_prefix(prefix: Path, output: Path, *, fmt: str = "tar.zst") -> Written:
         raise PackError(f"conda-pack cannot pack {prefix}: {exc}") from exc
     partial = output.with_name(f".{output.name}.partial")
     try:
-        written = write_archive(partial, [collector.entries[k] for k in sorted(collector.entries)], FORMATS[fmt])
+        entries = [collector.entries[k] for k in sorted(collector.entries)]
+        written = write_archive(partial, entries, FORMATS[fmt], tar_digest=False)
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)
