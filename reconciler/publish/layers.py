@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from condaops.reconciler.publish.archive import Entry, parent_dirs
-from condaops.reconciler.publish.relocate import BINARY, TEXT, rewriter
+from condaops.reconciler.publish.relocate import BINARY, ENTRY_POINT, TEXT, Relocation
 
 META = "conda-meta"
 REST = "(unowned files)"
 UNOWNED = "unowned"  # relocation mode of files no package lists: text files only
-ENTRY_POINT = "unix_python_entry_point"  # rattler writes these scripts with the prefix in their shebang
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +124,22 @@ def layer_entries(
     """Tar entries placing ``files`` (relative to ``prefix``) under ``image_prefix``,
     with every parent folder, sorted (folders before what they hold). Files in
     ``relocate`` (path -> ``text``, ``binary`` or ``UNOWNED``) have ``prefix`` replaced by
-    ``image_prefix`` in their content."""
+    ``image_prefix`` in their content; the package records (``conda-meta/*.json``) come
+    last, so that they can list the relocated files' new digests (``Relocation``)."""
     root = image_prefix.strip("/")
     modes = relocate or {}
-    rewrites = {
-        mode: rewriter(None if mode == UNOWNED else mode, str(prefix), image_prefix) for mode in set(modes.values())
-    }
+    relocation = Relocation(str(prefix), image_prefix)
     names = {f"{root}/{f.rstrip('/')}": f.rstrip("/") for f in files}
     entries = {d: Entry(d + "/") for d in parent_dirs(names) if d}
+    records = []
     for name, rel in names.items():
         source = prefix / rel
         if source.is_dir() and not source.is_symlink():
             entries[name] = Entry(name + "/", source)
+        elif rel.startswith(f"{META}/") and rel.endswith(".json"):
+            records.append(Entry(name, source, rewrite=relocation.patch_record))
         else:
             mode = modes.get(rel)
-            entries[name] = Entry(name, source, rewrite=rewrites[mode] if mode else None)
-    return [entries[k] for k in sorted(entries)]
+            rewrite = relocation.rewrite(rel, None if mode == UNOWNED else mode) if mode else None
+            entries[name] = Entry(name, source, rewrite=rewrite)
+    return [entries[k] for k in sorted(entries)] + sorted(records, key=lambda e: e.name)

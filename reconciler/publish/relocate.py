@@ -25,11 +25,14 @@ The result is byte-identical to installing the same packages for the new path di
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 
 TEXT, BINARY = "text", "binary"
 Rewrite = Callable[[bytes], bytes]
+ENTRY_POINT = "unix_python_entry_point"  # scripts rattler writes, with the prefix in their shebang
 SHEBANG_MAX = 127  # bytes of a "#!" line the Linux kernel reads
 _TRAMPOLINE = re.compile(rb"#!/bin/sh\n\x27{3}exec\x27 \"([^\"\n]+)\" \"\$0\" \"\$@\" #\x27{3}\n")
 
@@ -84,3 +87,43 @@ def rewriter(mode: str | None, old: str, new: str) -> Rewrite:
     if mode == BINARY:
         return lambda data: relocate_binary(data, old_b, new_b)
     return lambda data: relocate_if_text(data, old_b, new_b)
+
+
+class Relocation:
+    """The rewrites of one layer, which remember what they wrote: a package's record
+    (``conda-meta/<pkg>.json``) lists each file's ``sha256_in_prefix`` and ``size_in_bytes``
+    as installed, and for a relocated file those must describe the image's bytes, not the
+    build prefix's (or every layer holding one would change with the store path). The
+    layer writes the records after the files (``patch_record``)."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = old, new
+        self.written: dict[str, tuple[str, int]] = {}  # path in the prefix -> (sha256, size)
+
+    def rewrite(self, path: str, mode: str | None) -> Rewrite:
+        """The rewrite of ``path`` (``mode`` as for ``rewriter``), remembering its result."""
+        relocate = rewriter(mode, self.old, self.new)
+
+        def run(data: bytes) -> bytes:
+            out = relocate(data)
+            self.written[path] = (hashlib.sha256(out).hexdigest(), len(out))
+            return out
+
+        return run
+
+    def patch_record(self, data: bytes) -> bytes:
+        """A ``conda-meta`` record with the digests and sizes of the files written so far."""
+        record = json.loads(data)
+        changed = False
+        for entry in (record.get("paths_data") or {}).get("paths") or []:
+            found = self.written.get(entry.get("_path"))
+            if found is None:
+                continue
+            sha256, size = found
+            # Entry points are written by the installer: their "sha256" is of what it wrote.
+            key = "sha256" if entry.get("path_type") == ENTRY_POINT else "sha256_in_prefix"
+            if key in entry and entry[key] != sha256:
+                entry[key], changed = sha256, True
+            if "size_in_bytes" in entry and entry["size_in_bytes"] != size:
+                entry["size_in_bytes"], changed = size, True
+        return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode() if changed else data

@@ -3,6 +3,7 @@ prefix with the prefix relocated."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import json as _json
@@ -118,8 +119,14 @@ def _built_prefix(root: Path) -> Path:
             "tool",
             [
                 {"_path": "lib/libbin.so", "prefix_placeholder": "/ph" * 40, "file_mode": "binary"},
-                {"_path": "lib/tool.pc", "prefix_placeholder": "/ph" * 40, "file_mode": "text"},
-                {"_path": "bin/entry", "path_type": "unix_python_entry_point"},
+                {
+                    "_path": "lib/tool.pc",
+                    "prefix_placeholder": "/ph" * 40,
+                    "file_mode": "text",
+                    "sha256_in_prefix": "0" * 64,
+                    "size_in_bytes": 1,
+                },
+                {"_path": "bin/entry", "path_type": "unix_python_entry_point", "sha256": "0" * 64},
                 {"_path": "bin/plain"},
             ],
         )
@@ -151,6 +158,13 @@ def test_layers_hold_the_built_prefix_relocated(tmp_path: Path) -> None:
     assert tool["opt/env/lib/tool.pc"] == b"prefix=/opt/env\nlibdir=/opt/env/lib\n"
     assert tool["opt/env/bin/entry"] == b"#!/opt/env/bin/python\nimport tool\n"
     assert tool["opt/env/bin/plain"] == b"\0" + str(prefix).encode()
+    pc = tool["opt/env/lib/tool.pc"]
+    (meta,) = [json.loads(v) for k, v in tool.items() if k.startswith("opt/env/conda-meta/")]  # type: ignore[arg-type]
+    assert list(tool)[-1] == "opt/env/conda-meta/tool-1-0.json"  # written after the files it describes
+    entry = next(e for e in meta["paths_data"]["paths"] if e["_path"] == "lib/tool.pc")
+    assert (entry["sha256_in_prefix"], entry["size_in_bytes"]) == (hashlib.sha256(pc).hexdigest(), len(pc))
+    script = next(e for e in meta["paths_data"]["paths"] if e["_path"] == "bin/entry")
+    assert script["sha256"] == hashlib.sha256(tool["opt/env/bin/entry"]).hexdigest()  # type: ignore[arg-type]
     assert rest["opt/env/bin/pip-script"] == b"#!/opt/env/bin/python\n"
     assert rest["opt/env/lib/pip-native.so"] == b"\0" + str(prefix).encode()  # unowned binaries: unchanged
     link = rest["opt/env/lib/abs-link"]
