@@ -107,3 +107,40 @@ def test_in_memory_entries_and_plain_tars(tmp_path: Path) -> None:
     assert written.sha256 == written.tar_sha256
     members = _members(written.path.read_bytes())
     assert [(m.name, m.isdir(), m.mode) for m in members] == [("d", True, 0o755), ("d/f", False, 0o600)]
+
+
+def test_tar_headers_read_back_and_match_gnu_tar(tmp_path: Path) -> None:
+    """The hand-written headers: long names and link targets, a directory without its
+    slash, non-ASCII, empty and block-sized files; the same bytes as tarfile's GNU format."""
+    (tmp_path / "f").write_bytes(b"x" * 700)
+    (tmp_path / "f").chmod(0o751)
+    (tmp_path / "ln").symlink_to("t" * 120)
+    long = "d/" + "n" * 150
+    entries = [
+        Entry("d"),
+        Entry("d/f", tmp_path / "f"),
+        Entry("d/empty", data=b""),
+        Entry("d/block", data=b"y" * 512),
+        Entry("d/ln", tmp_path / "ln"),
+        Entry(long, data=b"long", mode=0o600),
+        Entry("d/ünï", data=b"u"),
+    ]
+    mine = write_archive(tmp_path / "mine.tar", entries, PLAIN).path.read_bytes()
+    expected = io.BytesIO()
+    with tarfile.open(fileobj=expected, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, kind, mode, data, link in [
+            ("d", tarfile.DIRTYPE, 0o755, None, ""),
+            ("d/f", tarfile.REGTYPE, 0o751, b"x" * 700, ""),
+            ("d/empty", tarfile.REGTYPE, 0o644, b"", ""),
+            ("d/block", tarfile.REGTYPE, 0o644, b"y" * 512, ""),
+            ("d/ln", tarfile.SYMTYPE, 0o777, None, "t" * 120),
+            (long, tarfile.REGTYPE, 0o600, b"long", ""),
+            ("d/ünï", tarfile.REGTYPE, 0o644, b"u", ""),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data or b"")
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    assert mine == expected.getvalue() and len(mine) % 10240 == 0
+    members = _members(mine)
+    assert [(m.name, m.size) for m in members][-2:] == [(long, 4), ("d/ünï", 1)]
+    assert members[4].linkname == "t" * 120 and members[0].isdir()
