@@ -120,11 +120,18 @@ class PackOutput:
         return settings.publish.pack
 
     def run(self, ctx: OutputContext) -> OutputResult:
+        """Written in the background: the image's layers are written meanwhile."""
         req, fmt = ctx.req, ctx.settings.publish.pack_format
-        started = time.monotonic()
-        pack = pack_prefix(req.prefix, req.artifacts_dir / pack_file_name(req.ref.name, fmt), fmt=fmt)
-        ctx.log.info("packed file=%s bytes=%d seconds=%.3f", pack.path.name, pack.size, time.monotonic() - started)
-        return OutputResult(files=[(PACK_KIND, pack.path)], attachments=[Attachment(PACK_ARTIFACT, (pack.path,))])
+        path = req.artifacts_dir / pack_file_name(req.ref.name, fmt)
+
+        def write() -> None:
+            started = time.monotonic()
+            pack = pack_prefix(req.prefix, path, fmt=fmt)
+            ctx.log.info("packed file=%s bytes=%d seconds=%.3f", path.name, pack.size, time.monotonic() - started)
+
+        return OutputResult(
+            files=[(PACK_KIND, path)], attachments=[Attachment(PACK_ARTIFACT, (path,))], pending=ctx.background(write)
+        )
 
 
 class ImageOutput:

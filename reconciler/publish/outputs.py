@@ -17,6 +17,13 @@ An output is idempotent (the same build gives the same bytes), writes beside and
 raises becomes a problem line and the next output still runs. Outputs see the results of
 the outputs before them in ``ctx.results`` (by kind), e.g. signatures need the digests the
 image output pushed.
+
+An output may leave its writing running while the next ones start (``ctx.background``,
+returned as ``OutputResult.pending``): the tarball is written while the image's layers
+are, each on its own core. ``ctx.attachments`` and ``ctx.settle()`` wait for that work,
+so an output reading another's files calls one of them first; ``run_outputs`` settles
+everything before it returns. Background work that raises a ``CondaopsError`` leaves a
+problem line and no files or attachments.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -57,6 +65,7 @@ class OutputResult:
     problems: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    pending: Future[None] | None = None  # writing still running (``OutputContext.background``)
 
 
 @dataclass(slots=True)
@@ -71,11 +80,39 @@ class OutputContext:
     open_targets: Callable[[], Sequence[Target]]
     log: logging.Logger
     results: dict[str, OutputResult] = field(default_factory=dict)
+    pool: ThreadPoolExecutor | None = None
 
     @property
     def attachments(self) -> list[Attachment]:
-        """Every attachment offered so far, in output order."""
+        """Every attachment offered so far, in output order (once their files are written)."""
+        self.settle()
         return [a for result in self.results.values() for a in result.attachments]
+
+    def background(self, work: Callable[[], None]) -> Future[None]:
+        """Run ``work`` in a thread while the next outputs run (see module doc)."""
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="publish")
+        return self.pool.submit(work)
+
+    def settle(self) -> None:
+        """Wait for every output's background work. A ``CondaopsError`` becomes a problem
+        line and its output keeps no files or attachments; ``OSError`` is raised as the
+        output itself would have raised it."""
+        for kind, result in self.results.items():
+            if result.pending is None:
+                continue
+            pending, result.pending = result.pending, None
+            try:
+                pending.result()
+            except CondaopsError as exc:
+                result.files, result.attachments = [], []
+                result.problems.append(f"{exc.reason}: {exc.message}")
+                self.log.warning("output_failed kind=%s reason=%s", kind, exc.reason)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
 
 
 class Output(Protocol):
@@ -101,24 +138,27 @@ def run_outputs(outputs: Sequence[Output], ctx: OutputContext) -> Published:
 
     ``OSError`` (disk full, permissions) is not caught here: the caller turns it into the
     publish error of the whole build, as a disk that refuses writes will refuse the rest."""
-    files: list[tuple[str, Path]] = []
-    problems: list[str] = []
-    for output in outputs:
-        if not output.wanted(ctx.settings):
-            continue
-        started = time.monotonic()
-        try:
-            result = output.run(ctx)
-        except CondaopsError as exc:
-            result = OutputResult(problems=[f"{exc.reason}: {exc.message}"])
-        ctx.results[output.kind] = result
-        files += result.files
-        problems += result.problems
-        ctx.log.info(
-            "output_finished kind=%s files=%d problems=%d seconds=%.3f",
-            output.kind,
-            len(result.files),
-            len(result.problems),
-            time.monotonic() - started,
-        )
+    try:
+        for output in outputs:
+            if not output.wanted(ctx.settings):
+                continue
+            started = time.monotonic()
+            try:
+                result = output.run(ctx)
+            except CondaopsError as exc:
+                result = OutputResult(problems=[f"{exc.reason}: {exc.message}"])
+            ctx.results[output.kind] = result
+            ctx.log.info(
+                "output_finished kind=%s files=%d problems=%d seconds=%.3f%s",
+                output.kind,
+                len(result.files),
+                len(result.problems),
+                time.monotonic() - started,
+                " (writing on)" if result.pending else "",
+            )
+        ctx.settle()
+    finally:
+        ctx.close()
+    files = [f for result in ctx.results.values() for f in result.files]
+    problems = [p for result in ctx.results.values() for p in result.problems]
     return Published(files, problems)
