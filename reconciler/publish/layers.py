@@ -81,13 +81,22 @@ def _score(package: PackageFiles, popularity: Mapping[str, int] | None) -> int:
 def prefix_packages(prefix: Path) -> list[PackageFiles]:
     """The packages installed in ``prefix`` with their files (missing files left out)."""
     out = []
+    root = str(prefix)
     for meta in sorted((prefix / META).glob("*.json")):
         record = json.loads(meta.read_text(encoding="utf-8"))
-        files = [f for f in record.get("files", []) if os.path.lexists(prefix / f)]
-        files.append(f"{META}/{meta.name}")
-        size = sum(os.lstat(prefix / f).st_size for f in files)
-        out.append(PackageFiles(str(record["name"]), tuple(sorted(set(files))), size, relocation_modes(record)))
+        sizes = {f: _size(f"{root}/{f}") for f in {*record.get("files", []), f"{META}/{meta.name}"}}
+        files = sorted(f for f, size in sizes.items() if size is not None)
+        size = sum(s for s in sizes.values() if s is not None)
+        out.append(PackageFiles(str(record["name"]), tuple(files), size, relocation_modes(record)))
     return out
+
+
+def _size(path: str) -> int | None:
+    """The size of ``path`` (not following a link), None when it is missing."""
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return None
 
 
 def relocation_modes(record: Mapping[str, Any]) -> dict[str, str]:
