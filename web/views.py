@@ -22,7 +22,6 @@ from condaops.reconciler.deliver.kernels import kernel_name
 from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME
 from condaops.reconciler.model import DeliveryRecord, EnvRef, name_problem
 from condaops.reconciler.pkgdiff import Compare, Pkg
-from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.reconciler.status import STATES, derive_state
@@ -210,6 +209,10 @@ def image_status(record: dict[str, Any] | None, *, current: bool) -> ImageStatus
     )
 
 
+# The artifact types the publish job attaches (reconciler/publish/push.py; the site imports no
+# publish internals, tests/unit/test_web_views.py checks they agree).
+LOCKFILES_ARTIFACT = "application/vnd.condaops.lockfiles.v1"
+PACK_ARTIFACT = "application/vnd.condaops.conda-pack.v1"
 ARTIFACT_LABELS = {
     LOCKFILES_ARTIFACT: "Lockfiles and environment.yaml (oras)",
     PACK_ARTIFACT: "conda-pack tarball (oras)",

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from condaops.config import Settings
 from condaops.reconciler.build.channels import host_platform
-from condaops.reconciler.build.lock import is_lockfile_kind
+from condaops.reconciler.build.lock import PIXI_LOCK, is_lockfile_kind
 from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import COMPLETED, ArtifactRecord
@@ -51,7 +51,6 @@ from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
-PIXI_LOCK = "pixi-lock"
 VERSION_LOOKBACK = 200  # earlier builds searched for the same lock (see lock_version)
 log = logging.getLogger("condaops.publish")
 

@@ -175,6 +175,17 @@ def test_spec_document_is_yaml_without_empty_keys() -> None:
 LOCKS, PACK = "application/vnd.condaops.lockfiles.v1", "application/vnd.condaops.conda-pack.v1"
 
 
+def test_the_site_names_artifacts_as_the_publish_job_does() -> None:
+    from condaops.reconciler.publish import push
+    from condaops.web import views
+
+    assert (
+        (views.LOCKFILES_ARTIFACT, views.PACK_ARTIFACT)
+        == (push.LOCKFILES_ARTIFACT, push.PACK_ARTIFACT)
+        == (LOCKS, PACK)
+    )
+
+
 def image_record(**changes: object) -> dict:
     record = {
         "manifest_digest": "sha256:" + "1" * 64,
