@@ -91,16 +91,17 @@ def choose_base(
     publish: PublishSettings, cache: Path, architecture: str, targets: tuple[PushTargetSettings, ...] = ()
 ) -> BaseImage | None:
     """The base ``publish.image_base`` asks for (see module doc); None for ``scratch``.
-    The built-in base on a host without a C library for ``architecture`` is None too:
-    ``glibc.image_problem`` then says the image cannot run."""
+    Without a built-in base for ``architecture`` on this host: an empty base whose
+    ``libc.missing`` says why (the image is then reported as not runnable)."""
     if publish.image_base == SCRATCH:
         return None
     layer_format = LAYER_FORMATS[publish.layer_compression]
     if publish.image_base is None:
         try:
             found = host_base(cache, architecture, layer_format)
-        except NoHostLibc:
-            return None
+        except NoHostLibc as exc:  # the image is built without a base and reported as not runnable
+            missing = f"there is no built-in base: {exc}; set publish.image_base to a {architecture} image with glibc"
+            return BaseImage("builtin", "", (), {}, BaseLibc("builtin", None, False, missing), str(exc))
         return BaseImage("builtin", "", (found.layer,), found.config, found.libc, found.description, found.packages)
     base = fetch_base(publish.image_base, cache, architecture, targets)
     libc = base_libc(base, architecture, cache)

@@ -162,8 +162,8 @@ class ImageOutput:
         result = OutputResult()
         if built.not_runnable and publish.image_base != SCRATCH:
             result.problems.append(
-                f"{IMAGE_NOT_RUNNABLE}: {req.ref}: {built.not_runnable}; set publish.image_base to a base with "
-                "a newer GNU C library (see docs/images.md)"
+                f"{IMAGE_NOT_RUNNABLE}: {req.ref}: {built.not_runnable}; choose a base that has the C library the "
+                "packages need with publish.image_base (see docs/images.md)"
             )
         for script in built.skipped_scripts:
             ctx.log.warning("activation_script_skipped script=%s", script)

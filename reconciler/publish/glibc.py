@@ -50,6 +50,7 @@ class BaseLibc:
     name: str
     glibc: str | None
     loader: bool
+    missing: str | None = None  # why there is no C library at all (e.g. none for this architecture)
 
 
 def glibc_requirements(records: Iterable[Any]) -> list[Requirement]:
@@ -81,6 +82,8 @@ def image_problem(requirements: Sequence[Requirement], base: BaseLibc | None) ->
     the packages declare). ``base`` None is an image without a base."""
     if base is None:
         return "the image has no base (publish.image_base: scratch), so no C library: only static programs run"
+    if base.missing:
+        return base.missing
     if base.glibc is None:
         return f"the base {base.name} has no GNU C library (libc.so.6), which conda packages for Linux need"
     if not base.loader:
