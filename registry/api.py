@@ -31,9 +31,14 @@ class Registry:
         self.storage = storage
         self._store = RegistryStore(storage)
 
-    def put_blob(self, data: bytes | Path, media_type: str = OCTET_STREAM) -> Descriptor:
+    def put_blob(self, data: bytes | Path, media_type: str = OCTET_STREAM, *, digest: str | None = None) -> Descriptor:
         """Store a blob (bytes, or a file that is read in chunks, never whole); return its
-        descriptor. Storing a blob that is already there is cheap and changes nothing."""
+        descriptor. Storing a blob that is already there is cheap and changes nothing; when
+        the caller knows the ``digest`` and the registry has that blob, nothing is read."""
+        if digest is not None:
+            size = self._store.blob_size(parse_digest(digest))
+            if size is not None:
+                return Descriptor(media_type, digest, size)
         chunks = read_file_chunks(data) if isinstance(data, Path) else (data,)
         spooled = spool_chunks(chunks, self.storage.scratch)
         digest = Digest("sha256", spooled.sha256)

@@ -47,7 +47,7 @@ class Pushed:
 def push_image(target: Target, name: str, image: Image, tags: Sequence[str]) -> Descriptor:
     """Store ``image``'s blobs and manifest in ``name`` and point ``tags`` at it."""
     for layer in image.layers:
-        target.put_blob(name, layer.file, layer.media_type)
+        target.put_blob(name, layer.file, layer.media_type, digest=layer.digest)  # a layer it has is not re-read
     target.put_blob(name, image.config, OCI_CONFIG)
     return target.put_manifest(name, image.manifest, media_type=OCI_MANIFEST, tags=list(tags))
 

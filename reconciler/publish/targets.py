@@ -72,7 +72,11 @@ class Target(Protocol):
         """The repository ``<ns>/<env>`` is pushed to in this target."""
         ...
 
-    def put_blob(self, repository: str, data: bytes | Path, media_type: str) -> Descriptor: ...
+    def put_blob(
+        self, repository: str, data: bytes | Path, media_type: str, *, digest: str | None = None
+    ) -> Descriptor:
+        """Store a blob; ``digest``, when the caller knows it, lets a target skip one it has."""
+        ...
 
     def put_manifest(self, repository: str, body: bytes, *, media_type: str, tags: Sequence[str] = ()) -> Descriptor:
         """Store ``body`` (exact bytes) by digest and under each tag."""
@@ -95,8 +99,10 @@ class BuiltinTarget:
     def repository(self, name: str) -> str:
         return name
 
-    def put_blob(self, repository: str, data: bytes | Path, media_type: str) -> Descriptor:
-        return self.registry.put_blob(data, media_type)
+    def put_blob(
+        self, repository: str, data: bytes | Path, media_type: str, *, digest: str | None = None
+    ) -> Descriptor:
+        return self.registry.put_blob(data, media_type, digest=digest)
 
     def put_manifest(self, repository: str, body: bytes, *, media_type: str, tags: Sequence[str] = ()) -> Descriptor:
         return self.registry.put_manifest(repository, body, media_type=media_type, tags=list(tags))
@@ -244,9 +250,11 @@ class OrasTarget:
 
     # --- Target -------------------------------------------------------------------------
 
-    def put_blob(self, repository: str, data: bytes | Path, media_type: str) -> Descriptor:
+    def put_blob(
+        self, repository: str, data: bytes | Path, media_type: str, *, digest: str | None = None
+    ) -> Descriptor:
         path = data if isinstance(data, Path) else self._scratch_file(data)
-        digest, size = _file_digest(path)
+        digest, size = _file_digest(path)  # the digest of what is sent, whatever the caller believes
         layer = {"mediaType": media_type, "digest": digest, "size": size}
         container = self.client.get_container(f"{self.host}/{repository}")
         import requests
