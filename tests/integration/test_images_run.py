@@ -11,8 +11,10 @@ Nothing here reaches a public registry: every image and base comes from registri
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import shlex
+import tarfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -305,3 +307,46 @@ def test_activation_scripts_and_env_vars_end_up_in_the_image(  # type: ignore[no
     assert env["TOOL_HOME"] == "/opt/env/share/tool" and env["TOOL_MODE"] == "fast" and env["A"] == "b"
     assert env["PATH"].startswith("/opt/env/opt:/opt/env/bin:") and env["CONDA_PREFIX"] == "/opt/env"
     assert str(p.store) not in json.dumps(config)  # nothing of the build host's store leaks
+
+
+# --- relocation ---------------------------------------------------------------------------------
+
+
+def test_layers_hold_what_rattler_installs_at_the_image_path(flask: Project, tmp_path: Path) -> None:
+    """The layers are written from the built prefix, the files naming it rewritten for
+    /opt/env (text and binary placeholders, entry points): the same bytes as installing
+    the same packages for /opt/env directly, file by file."""
+    import asyncio
+
+    import zstandard
+    from rattler import install
+
+    from condaops.reconciler.publish.image import write_layers
+    from condaops.reconciler.publish.job import prefix_records
+
+    build_and_publish(flask, "web/flask", FLASK_ENV)
+    prefix = flask.link("web/flask").resolve()
+    layers = write_layers(prefix, "/opt/env", tmp_path / "layers", budget=80)
+    written: dict[str, bytes] = {}
+    for layer in layers:
+        raw = zstandard.ZstdDecompressor().stream_reader(layer.file.open("rb")).read()
+        with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+            for member in tar:
+                if member.isfile():
+                    written[member.name.removeprefix("opt/env/")] = tar.extractfile(member).read()  # type: ignore[union-attr]
+    direct = tmp_path / "direct"
+    records = prefix_records(prefix)
+    cache = flask.store / ".cache" / "pkgs"
+    asyncio.run(
+        install(
+            records,
+            target_prefix=direct,
+            alternative_target_prefix=Path("/opt/env"),
+            cache_dir=cache,
+            show_progress=False,
+        )
+    )
+    compared = [f for f in written if not f.startswith("conda-meta/") and (direct / f).is_file()]
+    assert len(compared) > 4000  # every file of the 18 packages
+    assert [f for f in compared if written[f] != (direct / f).read_bytes()] == []
+    assert any(str(prefix).encode() in (prefix / f).read_bytes() for f in compared)  # some did need rewriting
