@@ -9,7 +9,8 @@ times each, on the same prefix:
 
 * ``conda-pack`` — the CLI, as a user runs it (a process):
   ``.venv/bin/conda-pack -p <prefix> -o <tmp>/flask.tar.zst`` (tar.zst: the format
-  condaops writes by default; conda-pack's own defaults otherwise);
+  condaops writes by default; conda-pack's own defaults otherwise) — the anchor of the
+  ratio — and ``-o flask.tar.gz`` (what ``conda-pack -p <prefix>`` writes by default);
 * ``condaops`` — ``PublishJob(settings, recorder)(build_id)``, the job the scheduler runs
   in a worker after a build (in this process, as a worker's imports are loaded once), with
   default publish settings: the conda-pack tarball, the image on the built-in base, pushed
@@ -165,13 +166,15 @@ def publish_vs_pack(folder: Path, built: dict[str, Any], rounds: int) -> dict[st
     publisher = Publisher(folder)
     try:
         publisher.publish(built["build_id"])  # untimed: the built-in base is assembled once per host
-        pack_times, job_times, steps = [], [], []
+        pack_times, gz_times, job_times, steps = [], [], [], []
         for i in range(rounds):
-            order = ("pack", "job") if i % 2 == 0 else ("job", "pack")
+            order = ("pack", "gz", "job") if i % 2 == 0 else ("job", "gz", "pack")
             for side in order:
                 subprocess.run(["sync"], check=False)
                 if side == "pack":
                     pack_times.append(conda_pack(built["prefix"], folder / "cli.tar.zst"))
+                elif side == "gz":
+                    gz_times.append(conda_pack(built["prefix"], folder / "cli.tar.gz"))
                 else:
                     done = publisher.publish(built["build_id"])
                     job_times.append(done["seconds"])
@@ -181,6 +184,7 @@ def publish_vs_pack(folder: Path, built: dict[str, Any], rounds: int) -> dict[st
         publisher.close()
     return {
         "conda_pack_s": pack_times,
+        "conda_pack_gz_s": gz_times,
         "publish_s": job_times,
         "ratio": statistics.median(job_times) / statistics.median(pack_times),
         "steps": {k: statistics.median(s[k] for s in steps) for k in ("packed", "image_built", "pushed")},
@@ -245,6 +249,10 @@ def main() -> int:
             ["", "median", "min", "max"],
             [
                 ("conda-pack CLI (tar.zst)", *(c.fmt_s(f(timing["conda_pack_s"])) for f in (c.median, min, max))),
+                (
+                    "conda-pack CLI (tar.gz, its default)",
+                    *(c.fmt_s(f(timing["conda_pack_gz_s"])) for f in (c.median, min, max)),
+                ),
                 ("condaops publish job", *(c.fmt_s(f(timing["publish_s"])) for f in (c.median, min, max))),
                 ("— of which tarball", c.fmt_s(timing["steps"]["packed"]), "", ""),
                 ("— of which image", c.fmt_s(timing["steps"]["image_built"]), "", ""),
