@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from condaops.reconciler.publish.archive import Entry, parent_dirs, write_archive
-from condaops.reconciler.publish.glibc import LOADERS, BaseLibc, libc_version
+from condaops.reconciler.publish.glibc import LOADERS, BaseLibc, is_libc_name, libc_version
 from condaops.reconciler.publish.image import DEFAULT_PATH, Layer, LayerFormat
 
 FORMAT = 1  # bump when the layer's content rules change: a new cache key
@@ -191,8 +191,9 @@ def _entry(file: HostFile) -> Entry:
 
 
 def _assemble(folder: Path, files: Sequence[HostFile], architecture: str, layer_format: LayerFormat) -> HostBase:
-    libc_path = next(f.source for f in files if f.source is not None and f.path.endswith("/libc.so.6"))
-    glibc = libc_version(libc_path.read_bytes()) if libc_path else None
+    # libc.so.6 itself, or the libc-2.xx.so it links to on older systems
+    libc = [f.source for f in files if f.source is not None and is_libc_name(f.path)]
+    glibc = libc_version(libc[0].read_bytes()) if libc else None
     packages = owning_packages([Path("/" + f.path) for f in files if f.source is not None or f.link is not None])
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".assemble-", dir=folder.parent))
