@@ -54,6 +54,8 @@ def ready_site(site: Site) -> Site:
     site.write_env("data/analysis.yaml", "openssl")
     site.start()
     site.wait_for(lambda: set(site.states().values()) == {"ready"} and len(site.states()) == 3, "three ready envs")
+    # The page offers `docker pull` once the image is in the registry (its own job after the build).
+    site.wait_for(lambda: site.get("/api/v1/environments/team/web")["image"], "team/web published")
     return site
 
 
