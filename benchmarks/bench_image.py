@@ -11,6 +11,8 @@ times each, on the same prefix:
   ``.venv/bin/conda-pack -p <prefix> -o <tmp>/flask.tar.zst`` (tar.zst: the format
   condaops writes by default; conda-pack's own defaults otherwise) — the anchor of the
   ratio — and ``-o flask.tar.gz`` (what ``conda-pack -p <prefix>`` writes by default);
+  for reference also ``conda_pack.pack()`` in this process (no interpreter start or
+  imports, as the publish job has none either);
 * ``condaops`` — ``PublishJob(settings, recorder)(build_id)``, the job the scheduler runs
   in a worker after a build (in this process, as a worker's imports are loaded once), with
   default publish settings: the conda-pack tarball, the image on the built-in base, pushed
@@ -162,19 +164,29 @@ def conda_pack(prefix: Path, out: Path) -> float:
     return seconds
 
 
+def conda_pack_library(prefix: Path, out: Path) -> float:
+    import conda_pack
+
+    seconds, _ = c.timed(lambda: conda_pack.pack(prefix=str(prefix), output=str(out), force=True))
+    out.unlink()
+    return seconds
+
+
 def publish_vs_pack(folder: Path, built: dict[str, Any], rounds: int) -> dict[str, Any]:
     publisher = Publisher(folder)
     try:
         publisher.publish(built["build_id"])  # untimed: the built-in base is assembled once per host
-        pack_times, gz_times, job_times, steps = [], [], [], []
+        pack_times, gz_times, lib_times, job_times, steps = [], [], [], [], []
         for i in range(rounds):
-            order = ("pack", "gz", "job") if i % 2 == 0 else ("job", "gz", "pack")
+            order = ("pack", "gz", "lib", "job") if i % 2 == 0 else ("job", "lib", "gz", "pack")
             for side in order:
                 subprocess.run(["sync"], check=False)
                 if side == "pack":
                     pack_times.append(conda_pack(built["prefix"], folder / "cli.tar.zst"))
                 elif side == "gz":
                     gz_times.append(conda_pack(built["prefix"], folder / "cli.tar.gz"))
+                elif side == "lib":
+                    lib_times.append(conda_pack_library(built["prefix"], folder / "lib.tar.zst"))
                 else:
                     done = publisher.publish(built["build_id"])
                     job_times.append(done["seconds"])
@@ -185,6 +197,7 @@ def publish_vs_pack(folder: Path, built: dict[str, Any], rounds: int) -> dict[st
     return {
         "conda_pack_s": pack_times,
         "conda_pack_gz_s": gz_times,
+        "conda_pack_library_s": lib_times,
         "publish_s": job_times,
         "ratio": statistics.median(job_times) / statistics.median(pack_times),
         "steps": {k: statistics.median(s[k] for s in steps) for k in ("packed", "image_built", "pushed")},
