@@ -113,6 +113,8 @@ class Relocation:
 
     def patch_record(self, data: bytes) -> bytes:
         """A ``conda-meta`` record with the digests and sizes of the files written so far."""
+        if not self.written:  # most layers relocate nothing: no need to read the record
+            return data
         record = json.loads(data)
         changed = False
         for entry in (record.get("paths_data") or {}).get("paths") or []:
