@@ -69,11 +69,84 @@ def format_duration(seconds: float) -> str:
 
 
 def at_least(minimum: int) -> Callable[[float], str | None]:
-    return lambda n: None if n >= minimum else f"must be at least {minimum}, got {n:g}"
+    return lambda n: None if n >= minimum else f"must be at least {minimum}, got {_number(n)}"
 
 
 def positive(n: float) -> str | None:
-    return None if n > 0 else f"must be greater than 0, got {n:g}"
+    return None if n > 0 else f"must be greater than 0, got {_number(n)}"
+
+
+def between(minimum: float, maximum: float) -> Callable[[float], str | None]:
+    """A whole number or count within ``minimum..maximum`` (both included)."""
+
+    def check(n: float) -> str | None:
+        if minimum <= n <= maximum:
+            return None
+        return f"must be between {_number(minimum)} and {_number(maximum)}, got {_number(n)}"
+
+    return check
+
+
+def duration_within(minimum: float, maximum: float, *, zero: bool = False) -> Callable[[float], str | None]:
+    """Seconds within ``minimum..maximum`` (``zero``: 0 is allowed too, meaning "off")."""
+
+    def check(seconds: float) -> str | None:
+        if minimum <= seconds <= maximum or (zero and seconds == 0):
+            return None
+        low = f"0 or {format_duration(minimum)}" if zero else format_duration(minimum)
+        return f"must be between {low} and {format_duration(maximum)}, got {_seconds(seconds)}"
+
+    return check
+
+
+def size_within(minimum: int, maximum: int) -> Callable[[float], str | None]:
+    """A size in bytes within ``minimum..maximum``."""
+
+    def check(size: float) -> str | None:
+        if minimum <= size <= maximum:
+            return None
+        return f"must be between {format_size(minimum)} and {format_size(maximum)}, got {_number(size)} bytes"
+
+    return check
+
+
+def _number(n: float) -> str:
+    """A number as given, shortened when huge (a 30-digit value must not flood the message)."""
+    text = str(n) if isinstance(n, int) else f"{n:g}"
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+
+
+def _seconds(seconds: float) -> str:
+    return format_duration(seconds) if 0 <= seconds < 1e12 else _number(seconds)
+
+
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?", re.IGNORECASE)
+_SIZE_UNITS = "KMGTP"
+
+
+def parse_size(value: object) -> int | None:
+    """Bytes from a whole number or text such as ``512MiB``, ``1GiB``, ``20G``, ``500MB``;
+    ``Ki``/``KiB`` are powers of 1024, ``K``/``KB`` of 1000. None if neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return None
+    match = _SIZE_RE.fullmatch(value.strip())
+    if match is None:
+        return None
+    number, unit, binary = match.groups()
+    if binary and not unit:
+        return None
+    power = _SIZE_UNITS.index(unit.upper()) + 1 if unit else 0
+    return int(float(number) * (1024 if binary else 1000) ** power)
+
+
+def format_size(size: int) -> str:
+    """The shortest exact text ``parse_size`` reads back as ``size`` (``1GiB``, ``1500``)."""
+    for power in range(len(_SIZE_UNITS), 0, -1):
+        if size and size % 1024**power == 0:
+            return f"{size // 1024**power}{_SIZE_UNITS[power - 1]}iB"
+    return str(size)
 
 
 def not_empty(items: tuple[object, ...]) -> str | None:

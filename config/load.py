@@ -31,9 +31,10 @@ from condaops.config.checks import (
     PUBLIC,
     PUSH_TOKEN_MIN_LENGTH,
     WEB_TOKEN_MIN_LENGTH,
-    at_least,
     backend_problem,
+    between,
     display_name_problem,
+    duration_within,
     endpoint_problem,
     expiry_problem,
     file_problem,
@@ -50,12 +51,13 @@ from condaops.config.checks import (
     not_empty,
     pack_format_problem,
     parse_duration,
+    parse_size,
     platform_problem,
-    positive,
     push_token_problem,
     registry_url,
     registry_url_problem,
     repository_prefix_problem,
+    size_within,
     squashfs_compression_problem,
     status_api_problem,
     variable_name_problem,
@@ -481,6 +483,13 @@ def _duration(value: Any, tp: Any, key: str, ctx: _Context) -> float:
     return seconds
 
 
+def _size(value: Any, tp: Any, key: str, ctx: _Context) -> int:
+    size = parse_size(value)
+    if size is None:
+        raise _Invalid(f"{_expected(tp, key, value)}; use bytes or text such as 512MiB, 1GiB, 20G")
+    return size
+
+
 def _database(value: Any, tp: Any, key: str, ctx: _Context) -> str:
     from sqlalchemy.engine import make_url  # lazily: sqlalchemy takes ~0.25 s to import
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -633,6 +642,8 @@ def _push_targets(value: Any, tp: Any, key: str, ctx: _Context) -> tuple[PushTar
 
 
 _DURATION = "duration"
+_SIZE = "size"
+_DAY = 86400
 KEY_RULES: dict[str, KeyRule] = {
     "database": KeyRule("A known SQLAlchemy dialect; relative SQLite paths resolve like `store`.", convert=_database),
     "sources": KeyRule("Names must be unique.", convert=_sources),
@@ -640,8 +651,12 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].name": KeyRule("A valid name (letters, digits, `.`, `_`, `-`).", check=name_problem),
     "sources[].git": KeyRule("Relative local paths resolve like `store`.", convert=_git_location),
     "sources[].default_namespace": KeyRule("A valid namespace name.", check=name_problem),
-    "sources[].interval": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=positive),
-    "sources[].change_grace": KeyRule("0 or more.", type=_DURATION, convert=_duration),
+    "sources[].interval": KeyRule(
+        "From 1s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(1, 7 * _DAY)
+    ),
+    "sources[].change_grace": KeyRule(
+        "0 to 365 days.", type=_DURATION, convert=_duration, check=duration_within(0, 365 * _DAY)
+    ),
     "sources[].change_refspecs": KeyRule("Ref globs such as `refs/pull/*/head`. Only with `git`."),
     "sources[].username": KeyRule("Only with an http(s) `git` URL."),
     "sources[].password_env": KeyRule(
@@ -679,14 +694,21 @@ KEY_RULES: dict[str, KeyRule] = {
     ),
     "platforms": KeyRule("At least one; each one of " + ", ".join(KNOWN_PLATFORMS) + ".", check=not_empty),
     "platforms[]": KeyRule(type="platform", check=platform_problem),
-    "build.concurrency": KeyRule("At least 1.", check=at_least(1)),
-    "build.retries": KeyRule("At least 0.", check=at_least(0)),
-    "build.backoff": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=positive),
-    "build.backoff_max": KeyRule("At least `build.backoff`.", type=_DURATION, convert=_duration),
-    "build.timeout": KeyRule("Greater than 0.", type=_DURATION, convert=_duration, check=positive),
-    "build.lease": KeyRule("At least 3 seconds.", type=_DURATION, convert=_duration, check=at_least(3)),
+    "build.concurrency": KeyRule("From 1 to 1024.", check=between(1, 1024)),
+    "build.retries": KeyRule("From 0 to 100.", check=between(0, 100)),
+    "build.backoff": KeyRule("From 1s to 1 day.", type=_DURATION, convert=_duration, check=duration_within(1, _DAY)),
+    "build.backoff_max": KeyRule(
+        "At least `build.backoff`, at most 30 days.",
+        type=_DURATION,
+        convert=_duration,
+        check=duration_within(1, 30 * _DAY),
+    ),
+    "build.timeout": KeyRule(
+        "From 10s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(10, 7 * _DAY)
+    ),
+    "build.lease": KeyRule("From 3s to 1 hour.", type=_DURATION, convert=_duration, check=duration_within(3, 3600)),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=listen_problem),
-    "web.page_cache": KeyRule("At least 0.", check=at_least(0)),
+    "web.page_cache": KeyRule("From 0 to 1000000.", check=between(0, 1_000_000)),
     "registry.push_tokens[]": KeyRule(type="token", check=push_token_problem),
     "registry.push_tokens": KeyRule(f"Each at least {PUSH_TOKEN_MIN_LENGTH} characters, no spaces."),
     "registry.push_token_file": KeyRule("Must exist; each token as in `registry.push_tokens`.", check=file_problem),
@@ -715,8 +737,25 @@ KEY_RULES: dict[str, KeyRule] = {
     "publish.squashfs_compression": KeyRule(check=squashfs_compression_problem),
     "kernels.display_name": KeyRule("May use `{name}` and `{namespace}`.", check=display_name_problem),
     "modules.format": KeyRule(check=module_format_problem),
-    "dynamic.max_packages": KeyRule("At least 1.", check=at_least(1)),
-    "dynamic.concurrency": KeyRule("At least 1.", check=at_least(1)),
+    "dynamic.max_packages": KeyRule("From 1 to 100.", check=between(1, 100)),
+    "dynamic.concurrency": KeyRule("From 1 to 64.", check=between(1, 64)),
+    "dynamic.queue": KeyRule("From 0 to 10000.", check=between(0, 10_000)),
+    "dynamic.rate": KeyRule("From 1 to 100000 per minute.", check=between(1, 100_000)),
+    "dynamic.keep": KeyRule("From 0 to 1000000.", check=between(0, 1_000_000)),
+    "registry.max_blob_size": KeyRule(
+        "From 1MiB to 1TiB.", type=_SIZE, convert=_size, check=size_within(1024**2, 1024**4)
+    ),
+    "registry.max_uploads": KeyRule("From 1 to 100000.", check=between(1, 100_000)),
+    "registry.upload_max_age": KeyRule(
+        "From 1 minute to 30 days.", type=_DURATION, convert=_duration, check=duration_within(60, 30 * _DAY)
+    ),
+    "registry.gc_interval": KeyRule(
+        "0 (off) or from 1 minute to 7 days.",
+        type=_DURATION,
+        convert=_duration,
+        check=duration_within(60, 7 * _DAY, zero=True),
+    ),
+    "min_free_space": KeyRule("From 0 to 1PiB.", type=_SIZE, convert=_size, check=size_within(0, 1024**5)),
     "storage.backend": KeyRule(check=backend_problem),
     "storage.s3_bucket": KeyRule("Required when `backend` is `s3`."),
     "storage.s3_endpoint": KeyRule("An http(s) URL.", check=endpoint_problem),

@@ -16,7 +16,7 @@ import inspect
 import typing
 from typing import Any
 
-from condaops.config.checks import format_duration
+from condaops.config.checks import format_duration, format_size
 from condaops.config.load import (
     CONFIG_VARIABLE,
     DEFAULT_FILE_NAME,
@@ -65,6 +65,9 @@ Every key is optional; a key left out, or set to `null`, takes its default.
   `database`) are resolved against the folder of the configuration file, or the working
   folder when there is none; `~` is expanded.
 - **Durations** are seconds (`90`, `1.5`) or text such as `30s`, `5m`, `1h30m`.
+- **Sizes** are bytes (`1048576`) or text such as `512MiB`, `1GiB`, `20G`: `Ki`, `Mi`, `Gi`,
+  `Ti` (with or without `B`) are powers of 1024, `K`, `M`, `G`, `T` (or `KB`...) of 1000.
+- **Numbers** have bounds (listed per key); a value outside them is refused, naming the key.
 - Every problem found is reported at once, each naming its key (and variable, if it came
   from one); condaops then exits with status 2.
 """
@@ -151,6 +154,8 @@ def _default(field: dataclasses.Field[Any], tp: Any, key: str) -> str:
         return f"see `{key}` below"
     if type_name(tp, key) == "duration":
         return f"`{format_duration(value)}`"
+    if type_name(tp, key) == "size":
+        return f"`{format_size(value)}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, tuple):

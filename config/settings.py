@@ -278,6 +278,27 @@ class RegistrySettings:
             "Where published builds are pushed: the built-in registry (`builtin`) and/or external registries."
         ),
     )
+    max_blob_size: int = field(
+        default=20 * 1024**3,
+        metadata=_doc("Largest blob a client may push; bigger uploads are refused with 413 before they are received."),
+    )
+    max_uploads: int = field(
+        default=100,
+        metadata=_doc("Upload sessions open at once (all clients); more are refused with 429 until some finish."),
+    )
+    upload_max_age: float = field(
+        default=86400.0,
+        metadata=_doc(
+            "Upload sessions older than this are abandoned and removed (on `gc_interval` and by `condaops gc`)."
+        ),
+    )
+    gc_interval: float = field(
+        default=3600.0,
+        metadata=_doc(
+            "How often the server removes abandoned upload sessions and collects dynamic images beyond "
+            "`dynamic.keep`; 0 = only `condaops gc` does."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -434,6 +455,33 @@ class DynamicSettings:
     concurrency: int = field(
         default=1, metadata=_doc("Dynamic images one server process builds at once; requests for others wait.")
     )
+    queue: int = field(
+        default=8,
+        metadata=_doc(
+            "Requests for new dynamic images that may wait for a build slot; more get 429 (try again later)."
+        ),
+    )
+    rate: int = field(
+        default=10,
+        metadata=_doc(
+            "New dynamic images (requests that solve) one client (by address, or by token) may ask for per "
+            "minute; more get 429 with `Retry-After`. Cached images are not counted."
+        ),
+    )
+    require_token: bool = field(
+        default=False,
+        metadata=_doc(
+            "Only clients holding a token (`web.auth` or `registry.push_tokens`) may ask for new dynamic "
+            "images; anonymous clients get 401 (cached images stay as visible as the `dynamic` namespace)."
+        ),
+    )
+    keep: int = field(
+        default=100,
+        metadata=_doc(
+            "Dynamic images kept by `condaops gc` and `registry.gc_interval`: the most recently used; older "
+            "ones (their tags, manifests and blobs no other image uses) are removed."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -448,6 +496,13 @@ class Settings:
     platforms: tuple[str, ...] = field(default=(), metadata=_doc("Platforms to lock for; default the host's."))
     build: BuildSettings = field(default_factory=BuildSettings, metadata=_doc("Build execution."))
     prune: bool = field(default=False, metadata=_doc("Retire environments whose file disappeared."))
+    min_free_space: int = field(
+        default=1024**3,
+        metadata=_doc(
+            "Free space kept on the disks holding the store and the registry: below it, builds fail with "
+            "`DiskFull` (retried later) and registry pushes are refused (507); pulls and the site keep working."
+        ),
+    )
     web: WebSettings = field(default_factory=WebSettings, metadata=_doc("Web server."))
     registry: RegistrySettings = field(default_factory=RegistrySettings, metadata=_doc("Built-in OCI registry."))
     storage: StorageSettings = field(default_factory=StorageSettings, metadata=_doc("Registry storage."))

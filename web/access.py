@@ -1,4 +1,6 @@
-"""Who may read what (``web.auth``): static bearer tokens and per-namespace visibility.
+"""Who may read what (``web.auth``) on the site: the token of a request, and the policy.
+
+The decisions themselves are ``condaops.config.access`` (shared with the registry):
 
 * No tokens configured anywhere: everything is public.
 * ``web.auth.tokens``: each may read every namespace; namespaces not listed in
@@ -13,80 +15,27 @@ do not leak. Health, readiness, metrics and static files are always open.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from dataclasses import dataclass
-
 from litestar import Request
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
 
-from condaops.config.settings import AuthSettings
+from condaops.config.access import ANONYMOUS, AccessPolicy, Viewer
+
+__all__ = [
+    "ANONYMOUS",
+    "COOKIE",
+    "COOKIE_MAX_AGE",
+    "AccessPolicy",
+    "Viewer",
+    "ViewerDep",
+    "bearer_token",
+    "resolve_viewer",
+    "safe_next",
+]
 
 COOKIE = "condaops_token"
 COOKIE_MAX_AGE = 7 * 24 * 3600
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """The reader of one request: which tokens it holds, in effect."""
-
-    authenticated: bool = False
-    everything: bool = False  # holds a global token
-    granted: frozenset[str] = frozenset()  # namespaces its namespace token opens
-
-
-ANONYMOUS = Viewer()
 ViewerDep = NamedDependency[Viewer]  # a handler parameter named ``viewer`` receives the reader
-
-
-class AccessPolicy:
-    """``web.auth`` as decisions. Tokens are compared as sha256 digests in constant time."""
-
-    def __init__(self, auth: AuthSettings) -> None:
-        self._global = [_digest(t) for t in auth.tokens]
-        self._public = frozenset(ns for ns, who in auth.namespaces.items() if who is None)
-        self._by_namespace: dict[str, list[bytes]] = {
-            ns: [_digest(t) for t in who] for ns, who in auth.namespaces.items() if who is not None
-        }
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any token is configured (the login link is shown only then)."""
-        return bool(self._global or self._by_namespace)
-
-    def viewer(self, token: str | None) -> Viewer | None:
-        """The viewer holding ``token``; ANONYMOUS without one; None for an unknown token."""
-        if not token:
-            return ANONYMOUS
-        digest = _digest(token)
-        everything = _matches(digest, self._global)
-        granted = frozenset(ns for ns, digests in self._by_namespace.items() if _matches(digest, digests))
-        if not everything and not granted:
-            return None
-        return Viewer(authenticated=True, everything=everything, granted=granted)
-
-    def can_see(self, viewer: Viewer, namespace: str) -> bool:
-        if namespace in self._public or viewer.everything:
-            return True
-        if namespace in self._by_namespace:
-            return namespace in viewer.granted
-        return not self._global
-
-    def hides_some(self, viewer: Viewer) -> bool:
-        """Whether logging in (with another token) could show more."""
-        return self.enabled and not viewer.everything
-
-
-def _matches(digest: bytes, candidates: list[bytes]) -> bool:
-    found = False
-    for candidate in candidates:  # no early exit: the time taken does not tell which matched
-        found |= hmac.compare_digest(digest, candidate)
-    return found
 
 
 def bearer_token(request: Request) -> str | None:

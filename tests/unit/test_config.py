@@ -281,10 +281,10 @@ def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], A
         ("build: 3", "build", "expected a mapping of build keys, got integer 3"),
         ("store: ''", "store", "expected a path, got an empty string"),
         ("store: 5", "store", "expected a path, got integer 5"),
-        ("build: {concurrency: 0}", "build.concurrency", "must be at least 1, got 0"),
-        ("build: {retries: -1}", "build.retries", "must be at least 0, got -1"),
-        ("web: {page_cache: -1}", "web.page_cache", "must be at least 0, got -1"),
-        ("build: {backoff: 0}", "build.backoff", "must be greater than 0, got 0"),
+        ("build: {concurrency: 0}", "build.concurrency", "must be between 1 and 1024, got 0"),
+        ("build: {retries: -1}", "build.retries", "must be between 0 and 100, got -1"),
+        ("web: {page_cache: -1}", "web.page_cache", "must be between 0 and 1000000, got -1"),
+        ("build: {backoff: 0}", "build.backoff", "must be between 1s and 24h, got 0s"),
         (
             "build: {backoff: soon}",
             "build.backoff",
@@ -292,8 +292,8 @@ def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], A
         ),
         ("build: {backoff: 5m, backoff_max: 30s}", "build.backoff_max", "must be at least build.backoff (5m), got 30s"),
         ("build: {backoff_max: 10}", "build.backoff_max", "must be at least build.backoff (30s), got 10s"),
-        ("build: {timeout: 0}", "build.timeout", "must be greater than 0, got 0"),
-        ("build: {timeout: '-5'}", "build.timeout", "must be greater than 0, got -5"),
+        ("build: {timeout: 0}", "build.timeout", "must be between 10s and 168h, got 0s"),
+        ("build: {timeout: '-5'}", "build.timeout", "must be between 10s and 168h, got -5"),
         ("build: {timeout: .inf}", "build.timeout", "expected a duration, got number inf"),
         ("build: {timeout: 1d}", "build.timeout", "expected a duration, got string '1d'"),
         ("web: {listen: localhost}", "web.listen", "'localhost' is not host:port"),
@@ -371,7 +371,7 @@ def test_accepted_values(tmp_path: Path, text: str, read: Callable[[Settings], A
         ),
         ("sources: [{directory: a, name: 'my envs'}]", "sources[0].name", "'my envs' is not a valid name"),
         ("sources: [{directory: /}]", "sources[0].name", "(derived from 'directory'); set 'name'"),
-        ("sources: [{directory: a, interval: 0}]", "sources[0].interval", "must be greater than 0, got 0"),
+        ("sources: [{directory: a, interval: 0}]", "sources[0].interval", "must be between 1s and 168h, got 0s"),
         (
             "sources: [{directory: a, polling: sometimes}]",
             "sources[0].polling",
@@ -465,7 +465,7 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert str(error).splitlines() == [
         f"{tmp_path / 'condaops.yaml'}: 5 problems in the configuration; fix each:",
         "  unknown environment variable CONDAOPS_WEBB__LISTEN; did you mean CONDAOPS_WEB__LISTEN?",
-        "  key 'build.concurrency': must be at least 1, got 0",
+        "  key 'build.concurrency': must be between 1 and 1024, got 0",
         "  key 'build.timeout': expected a duration, got string 'never'; use seconds or text such as 30s, 5m, 1h30m",
         "  key 'prune': expected a boolean, got string 'maybe' (set by CONDAOPS_PRUNE)",
         "  key 'web.listen': 'nowhere' is not host:port, such as 127.0.0.1:8080 or [::1]:8080",
@@ -604,7 +604,7 @@ def test_environment_fills_a_section_the_file_left_null(tmp_path: Path) -> None:
         (
             {"CONDAOPS_BUILD__CONCURRENCY": "0"},
             "build.concurrency",
-            "must be at least 1, got 0 (set by CONDAOPS_BUILD__CONCURRENCY)",
+            "must be between 1 and 1024, got 0 (set by CONDAOPS_BUILD__CONCURRENCY)",
         ),
         (
             {"CONDAOPS_BUILD__CONCURRENCY": "many"},
