@@ -11,6 +11,7 @@ thread, and sends the reply, streaming blobs chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,12 +24,15 @@ from litestar.logging.config import LoggingConfig
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from condaops.config.access import AccessPolicy
 from condaops.config.settings import Settings
+from condaops.registry.access import Reader, RegistryAccess
 from condaops.registry.auth import PushTokens
 from condaops.registry.dynamic import DynamicImages, DynamicOff, dynamic_gate
-from condaops.registry.errors import SIZE_INVALID, UNAVAILABLE, RegistryError, StorageError
+from condaops.registry.errors import BLOB_UNKNOWN, NAME_INVALID, SIZE_INVALID, UNAVAILABLE, RegistryError, StorageError
 from condaops.registry.handlers import API_VERSION, HANDLERS, JSON, Incoming, Reply
 from condaops.registry.manifests import MANIFEST_MAX_BYTES
+from condaops.registry.protocol import parse_digest
 from condaops.registry.routes import Route, parse_route
 from condaops.registry.storage import Storage, open_storage
 from condaops.registry.store import RegistryStore
@@ -48,7 +52,7 @@ Observer = Callable[[str, int, int, int], None]
 @dataclass(frozen=True)
 class _Registry:
     store: RegistryStore
-    tokens: PushTokens
+    access: RegistryAccess
     dynamic: DynamicImages | DynamicOff  # the dynamic/ namespace (dynamic.enabled)
     observe: Observer | None = None
 
@@ -56,13 +60,15 @@ class _Registry:
 def registry_router(settings: Settings, storage: Storage, *, observe: Observer | None = None) -> Router:
     """Route handlers for ``/v2/`` and ``/v2/...``, to mount at the root of the main app.
 
-    Pulling is open; pushing needs one of ``registry.push_tokens`` or a token from
-    ``registry.push_token_file``. Errors are answered in the spec's JSON form.
-    ``observe`` hears about every reply (the service's metrics).
+    Pulling follows the site's visibility (``web.auth``; see ``registry.access``); pushing
+    needs one of ``registry.push_tokens`` or a token from ``registry.push_token_file``.
+    Errors are answered in the spec's JSON form. ``observe`` hears about every reply (the
+    service's metrics).
     """
+    tokens = PushTokens(settings.registry.push_tokens, settings.registry.push_token_file)
     registry = _Registry(
         RegistryStore(storage),
-        PushTokens(settings.registry.push_tokens, settings.registry.push_token_file),
+        RegistryAccess(AccessPolicy(settings.web.auth), tokens),
         dynamic_gate(settings, storage),
         observe,
     )
@@ -94,11 +100,11 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
     head = request.method == HttpMethod.HEAD
     incoming: Incoming | None = None
     try:
-        parsed = parse_route(request.method, rest)
-        if parsed.is_push:
-            registry.tokens.require(request.headers.get("authorization"))
+        parsed = parse_route(request.method, sent_path(request.scope.get("raw_path"), rest))
+        reader = registry.access.reader(request.headers.get("authorization"))
+        await _authorize(registry, reader, parsed)
         await registry.dynamic.prepare(parsed)  # may build a dynamic image first
-        incoming = await _incoming(registry, request, parsed)
+        incoming = await _incoming(registry, request, parsed, reader)
         reply = await anyio.to_thread.run_sync(HANDLERS[parsed.operation], registry.store, incoming)
     except RegistryError as exc:
         reply = _error_reply(exc)
@@ -113,6 +119,44 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
     return _response(reply, head)
 
 
+def sent_path(raw_path: bytes | None, rest: str) -> str:
+    """What follows ``/v2/`` exactly as the client sent it.
+
+    The framework hands over a normalized path (``a//b`` → ``a/b``, ``%2f`` → ``/``, no
+    trailing slash), which would accept names the distribution grammar refuses. Names,
+    tags and digests never need percent-encoding; only an encoded ``:`` (of a digest) is
+    read, any other ``%`` is refused."""
+    if not raw_path:
+        return rest.removeprefix("/")
+    text = raw_path.decode("latin-1")
+    start = text.find("/v2")
+    text = text[start + 3 :] if start >= 0 else text
+    text = text.removeprefix("/").replace("%3A", ":").replace("%3a", ":")
+    if "%" in text:
+        raise RegistryError(
+            NAME_INVALID,
+            f"'{text[:200]}' holds percent-encoded characters, which no repository name, tag or digest "
+            "has; send them as they are",
+        )
+    return text
+
+
+async def _authorize(registry: _Registry, reader: Reader, parsed: Route) -> None:
+    """Refuse what ``reader`` may not do (see ``registry.access``)."""
+    if parsed.is_push:
+        registry.access.require_push(reader)
+        return
+    if not parsed.name:
+        return
+    registry.access.require_read(reader, parsed.name)
+    if parsed.operation == "get_blob" and registry.access.checks_blob_links(reader):
+        digest = parse_digest(parsed.argument)
+        if not await anyio.to_thread.run_sync(registry.store.repository_has_blob, parsed.name, digest):
+            raise RegistryError(
+                BLOB_UNKNOWN, f"blob {digest} is not in repository '{parsed.name}'", detail={"digest": str(digest)}
+            )
+
+
 def _bytes_in(incoming: Incoming | None) -> int:
     if incoming is None:
         return 0
@@ -124,7 +168,7 @@ def _bytes_out(reply: Reply) -> int:
     return int(length) if length and length.isdigit() else len(reply.body)
 
 
-async def _incoming(registry: _Registry, request: Request, parsed: Route) -> Incoming:
+async def _incoming(registry: _Registry, request: Request, parsed: Route, reader: Reader) -> Incoming:
     """The request for the handlers, its body received as the operation needs it."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     query = {k: v for k, v in request.query_params.items()}
@@ -138,7 +182,8 @@ async def _incoming(registry: _Registry, request: Request, parsed: Route) -> Inc
         if parsed.operation != "start_upload" or "digest" in query:
             body = await _spool(request, registry.store.storage)
     accept = tuple(request.headers.getall("accept", []))
-    return Incoming(parsed, request.method, query, headers, accept, body, manifest)
+    readable = functools.partial(registry.access.may_read, reader)
+    return Incoming(parsed, request.method, query, headers, accept, body, manifest, readable)
 
 
 def _has_body(headers: dict[str, str]) -> bool:

@@ -1,8 +1,8 @@
-"""Who may push: static tokens from the settings and an optional token file.
+"""Push tokens: static tokens from the settings and an optional token file.
 
 A client presents a token as ``Authorization: Bearer <token>`` or as the password of basic
 auth (any user name), which is what ``skopeo --dest-creds user:TOKEN``, ``podman login``
-and oras' basic auth send. Pulling never needs a token.
+and oras' basic auth send. Who may read is ``registry.access`` (``web.auth``).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from condaops.registry.layout import blob_key
 from condaops.registry.manifests import OCI_INDEX, referrers_index
 from condaops.registry.protocol import (
     accepts,
+    catalog_link,
     page_tags,
     parse_content_range,
     parse_digest,
@@ -47,6 +48,7 @@ class Incoming:
     accept: tuple[str, ...] = ()
     body: Spooled | None = None  # blob data, received into a local file
     manifest: bytes | None = None  # a manifest body, read into memory (small)
+    readable: Callable[[str], bool] = field(default=lambda name: True)  # repositories the client may read
 
     @property
     def head(self) -> bool:
@@ -70,9 +72,18 @@ def _json(status: int, data: object, headers: dict[str, str] | None = None, medi
 
 
 def base(store: RegistryStore, req: Incoming) -> Reply:
-    # Open to everyone, yet with a challenge: containers/image (skopeo, podman) sends the
-    # credentials it was given only to registries whose ping announced a challenge.
+    # Open to everyone (public namespaces pull anonymously), yet with a challenge:
+    # containers/image (skopeo, podman) sends the credentials it was given only to
+    # registries whose ping announced one. Unknown credentials never get here (401).
     return _json(200, {}, {"WWW-Authenticate": CHALLENGE})
+
+
+def catalog(store: RegistryStore, req: Incoming) -> Reply:
+    """The repositories the client may read, in pages like tags (``n``, ``last``)."""
+    n = parse_page_size(req.query.get("n"))
+    page = page_tags([r for r in store.repositories() if req.readable(r)], n, req.query.get("last"))
+    headers = {"Link": catalog_link(n, page.next_last)} if page.next_last and n else {}
+    return _json(200, {"repositories": page.tags}, headers)
 
 
 def list_tags(store: RegistryStore, req: Incoming) -> Reply:
@@ -208,6 +219,7 @@ def _empty(store: RegistryStore) -> Spooled:
 
 HANDLERS: dict[str, Callable[[RegistryStore, Incoming], Reply]] = {
     "base": base,
+    "catalog": catalog,
     "list_tags": list_tags,
     "get_manifest": get_manifest,
     "get_blob": get_blob,

@@ -221,3 +221,8 @@ def page_tags(tags: list[str], n: int | None, last: str | None) -> TagPage:
 def tags_link(name: str, n: int, last: str) -> str:
     """The ``Link`` header that points at the next page of tags."""
     return f'</v2/{name}/tags/list?n={n}&last={quote(last, safe="")}>; rel="next"'
+
+
+def catalog_link(n: int, last: str) -> str:
+    """The ``Link`` header that points at the next page of the catalog."""
+    return f'</v2/_catalog?n={n}&last={quote(last, safe="")}>; rel="next"'

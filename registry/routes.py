@@ -27,6 +27,7 @@ _PATTERNS = (
 OPERATIONS: dict[tuple[str, str], str] = {
     ("base", "GET"): "base",
     ("base", "HEAD"): "base",
+    ("catalog", "GET"): "catalog",
     ("tags", "GET"): "list_tags",
     ("manifest", "GET"): "get_manifest",
     ("manifest", "HEAD"): "get_manifest",
@@ -42,7 +43,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("upload", "DELETE"): "cancel_upload",
     ("referrers", "GET"): "referrers",
 }
-PULL_OPERATIONS = frozenset({"base", "list_tags", "get_manifest", "get_blob", "referrers"})
+PULL_OPERATIONS = frozenset({"base", "catalog", "list_tags", "get_manifest", "get_blob", "referrers"})
+CATALOG = "_catalog"
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,12 @@ class Route:
 
 def parse_route(method: str, rest: str) -> Route:
     """The operation for ``METHOD /v2/<rest>``; NOT_FOUND, UNSUPPORTED (405) or the
-    validation error of the name, tag, digest or upload id otherwise."""
-    path = rest.strip("/")
+    validation error of the name, tag, digest or upload id otherwise.
+
+    ``rest`` is the path as the client sent it (not normalized): a name with an empty
+    component (``a//b``, ``/a``, ``a/b/``) is refused, never rewritten. One trailing slash
+    is allowed (``blobs/uploads/``)."""
+    path = rest.removesuffix("/")
     kind, name, argument = _match(path)
     operation = OPERATIONS.get((kind, method.upper()))
     if operation is None:
@@ -75,7 +81,7 @@ def parse_route(method: str, rest: str) -> Route:
             f"{method.upper()} is not supported on this endpoint; use {', '.join(allowed)}",
             headers={"Allow": ", ".join(allowed)},
         )
-    if kind == "base":
+    if kind in ("base", "catalog"):
         return Route(operation)
     check_name(name)
     return Route(operation, name, _checked_argument(kind, argument))
@@ -84,6 +90,8 @@ def parse_route(method: str, rest: str) -> Route:
 def _match(path: str) -> tuple[str, str, str]:
     if path == "":
         return "base", "", ""
+    if path == CATALOG:
+        return "catalog", "", ""
     for kind, pattern in _PATTERNS:
         match = pattern.fullmatch(path)
         if match:

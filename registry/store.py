@@ -105,6 +105,8 @@ class RegistryStore:
         self._check_references(name, manifest)
         if self.storage.size(layout.blob_key(digest)) is None:
             self.storage.write(layout.blob_key(digest), body)
+        for linked in (digest, *(parse_digest(b.digest) for b in manifest.blobs if not b.urls)):
+            self._link(name, linked)  # before the manifest is visible: its blobs are readable with it
         self.storage.write(layout.revision_key(name, digest), manifest.media_type.encode())
         if manifest.subject is not None:
             entry = referrer(manifest, str(digest), len(body))
@@ -140,7 +142,59 @@ class RegistryStore:
                     detail={"digest": child.digest},
                 )
 
+    def _link(self, name: str, digest: Digest) -> None:
+        key = layout.layer_key(name, digest)
+        if self.storage.size(key) is None:
+            self.storage.write(key, b"")
+
+    def repository_has_blob(self, name: str, digest: Digest) -> bool:
+        """Whether a manifest of ``name`` references blob ``digest`` (or is it).
+
+        Answered from the repository's ``_layers`` links; repositories pushed before links
+        existed are searched once and the link written, so the answer is cheap next time."""
+        if self.storage.size(layout.layer_key(name, digest)) is not None:
+            return True
+        for algorithm in ("sha256", "sha512"):
+            for hex_digest in self.storage.list(layout.revisions_key(name, algorithm)):
+                stored = Digest(algorithm, hex_digest)
+                if stored == digest or digest in self._blobs_of(stored):
+                    self._link(name, digest)
+                    return True
+        return False
+
+    def _blobs_of(self, manifest_digest: Digest) -> set[Digest]:
+        body = self.storage.read(layout.blob_key(manifest_digest))
+        if body is None:
+            return set()
+        try:
+            manifest = parse_manifest(body, None)
+        except RegistryError:
+            return set()
+        return {parse_digest(b.digest) for b in manifest.blobs}
+
+    def delete_tag(self, name: str, tag: str) -> bool:
+        """Remove a tag (the manifest stays, reachable by digest); False if there was none."""
+        key = layout.tag_key(name, tag)
+        if self.storage.size(key) is None:
+            return False
+        self.storage.delete(key)
+        return True
+
     # --- listings -------------------------------------------------------------------------
+
+    def repositories(self, limit: int = 100_000) -> list[str]:
+        """Every repository that holds a manifest, sorted (at most ``limit``)."""
+        found: list[str] = []
+        pending = [""]
+        while pending and len(found) < limit:
+            name = pending.pop()
+            prefix = layout.repository_key(name) if name else layout.REPOSITORIES
+            children = self.storage.list(prefix)
+            if name and layout.MANIFESTS in children:
+                found.append(name)
+            # Path components start with a letter or digit: "_" folders are the repository's own.
+            pending += [f"{name}/{c}" if name else c for c in children if c[:1].isalnum()]
+        return sorted(found)
 
     def tags(self, name: str) -> list[str]:
         """The repository's tags (sorted); NAME_UNKNOWN if it holds no manifest."""

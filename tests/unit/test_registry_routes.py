@@ -17,7 +17,8 @@ UPLOAD = "0123456789abcdef0123456789abcdef"
         ("GET", "", Route("base")),
         ("HEAD", "/", Route("base")),
         ("GET", "ns/env/tags/list", Route("list_tags", "ns/env")),
-        ("GET", "/ns/env/manifests/v1", Route("get_manifest", "ns/env", "v1")),
+        ("GET", "ns/env/manifests/v1/", Route("get_manifest", "ns/env", "v1")),
+        ("GET", "_catalog", Route("catalog")),
         ("HEAD", "ns/env/manifests/v1", Route("get_manifest", "ns/env", "v1")),
         ("PUT", "ns/env/manifests/v1", Route("put_manifest", "ns/env", "v1")),
         ("GET", f"ns/env/manifests/{DIGEST}", Route("get_manifest", "ns/env", DIGEST)),
@@ -60,6 +61,14 @@ def test_parse_route(method: str, rest: str, expected: Route) -> None:
         ("GET", "ns/env/referrers/latest", "DIGEST_INVALID", 400),
         ("PATCH", "ns/env/blobs/uploads/..", "BLOB_UPLOAD_UNKNOWN", 404),
         ("PATCH", "ns/env/blobs/uploads/not-an-id", "BLOB_UPLOAD_UNKNOWN", 404),
+        # names outside the distribution grammar are refused, never rewritten
+        ("GET", "a//b/tags/list", "NAME_INVALID", 400),
+        ("GET", "a/b//tags/list", "NAME_INVALID", 400),
+        ("GET", "/abs/x/tags/list", "NAME_INVALID", 400),
+        ("GET", "//abs/x/tags/list", "NAME_INVALID", 400),
+        ("GET", "a/b%2fc/tags/list", "NAME_INVALID", 400),
+        ("GET", "a/./b/tags/list", "NAME_INVALID", 400),
+        ("PUT", "_catalog", "UNSUPPORTED", 405),
     ],
 )
 def test_parse_route_refuses(method: str, rest: str, code: str, status: int) -> None:
@@ -78,6 +87,7 @@ def test_unsupported_method_lists_the_allowed_ones() -> None:
     ("method", "rest", "push"),
     [
         ("GET", "", False),
+        ("GET", "_catalog", False),
         ("GET", "a/tags/list", False),
         ("HEAD", f"a/blobs/{DIGEST}", False),
         ("GET", f"a/referrers/{DIGEST}", False),
