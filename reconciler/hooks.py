@@ -10,28 +10,36 @@ only when its signature verifies with that source's secret:
 
 ``decide`` turns one call into a ``HookDecision`` (an HTTP status, the sources to
 refresh, a message); the web layer reads the body and the secrets and acts on it. The
-order of the checks is fixed: JSON (400), a matching source (404), a valid signature
-(401), then a ping (200, nothing refreshed) or the refresh (202). With ``?source`` the
-signature is checked before the body is parsed, so an unsigned caller learns nothing
-about it. A source without a webhook secret is never a target.
+order of the checks is fixed: a signature header (401), JSON (400: not JSON, over
+``MAX_PAYLOAD_BYTES`` or nested deeper than ``boundedjson.MAX_DEPTH``), a matching source
+and a signature that verifies with its secret (401), then a ping (200, nothing
+refreshed) or the refresh (202). A call that does not verify gets the same 401 whether
+or not a source has its repository, so a caller without the secret learns nothing about
+the configuration; ``note`` says which it was, for the log only. A source without a
+webhook secret is never a target.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from condaops.config.settings import SourceSettings
+from condaops.reconciler import boundedjson
 
 GITHUB_SIGNATURE = "x-hub-signature-256"
 GENERIC_SIGNATURE = "x-condaops-signature"
 GITLAB_TOKEN = "x-gitlab-token"
 GITHUB_EVENT = "x-github-event"
 SIGNATURE_PREFIX = "sha256="
+MAX_PAYLOAD_BYTES = 1024 * 1024  # push events are a few KiB; GitHub caps payloads at 25 MB
+UNVERIFIED = (
+    "the call is not signed, or its signature does not match the webhook secret of a Git source "
+    "for this repository; sign it with the source's secret (see the server log)"
+)
 
 # Where push payloads carry the repository's addresses: GitHub and Gitea under
 # ``repository``, GitLab under ``project`` (and, older, ``repository``).
@@ -49,6 +57,7 @@ class HookDecision:
     detail: str
     sources: tuple[str, ...] = ()
     matched: tuple[str, ...] = ()  # sources the call named, verified or not (for the log)
+    note: str = ""  # why a call was refused, for the server log only (never answered)
 
 
 # --- repository URLs ----------------------------------------------------------------------
@@ -140,13 +149,40 @@ def is_ping(headers: Mapping[str, str]) -> bool:
 
 def _parse(body: bytes) -> tuple[object, str | None]:
     try:
-        return json.loads(body), None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None, "the body is not JSON; send the push event as application/json"
+        return boundedjson.loads(body, max_bytes=MAX_PAYLOAD_BYTES), None
+    except boundedjson.JSONRejected as exc:
+        return None, f"the body is refused ({exc}); send the push event as application/json"
 
 
 def _named(sources: Sequence[SourceSettings], name: str) -> list[SourceSettings]:
     return [s for s in sources if s.name == name and accepts_webhooks(s)]
+
+
+def _is_signed(headers: Mapping[str, str]) -> bool:
+    return any(name in headers for name in (GITHUB_SIGNATURE, GENERIC_SIGNATURE, GITLAB_TOKEN))
+
+
+def _targets(sources: Sequence[SourceSettings], body: bytes, source: str | None) -> list[SourceSettings] | HookDecision:
+    """The sources a call names (by ``?source`` or its payload's URLs), or the refusal."""
+    if source is not None:
+        targets = _named(sources, source)
+        if not targets:
+            return HookDecision(401, UNVERIFIED, note=f"no Git source named '{source}' accepts webhooks")
+        return targets
+    payload, problem = _parse(body)
+    if problem:
+        return HookDecision(400, problem)
+    urls = payload_repo_urls(payload)
+    targets = [s for s in matching_sources(sources, urls) if accepts_webhooks(s)]
+    if not targets:
+        shown = sorted({normalize_repo_url(u) for u in urls})  # without user info
+        where = ", ".join(shown[:4]) if shown else "no repository URL in the payload"
+        note = (
+            f"no Git source with a webhook secret has this repository ({where}); "
+            "fix the source's 'git' URL or call with ?source=<name>"
+        )
+        return HookDecision(401, UNVERIFIED, note=note)
+    return targets
 
 
 def decide(
@@ -159,33 +195,15 @@ def decide(
 ) -> HookDecision:
     """Answer one webhook call; ``headers`` have lower-case names; ``secret_of`` gives a
     source's secret (None when it cannot be read). Never raises for bad input."""
-    if source is not None:
-        targets = _named(sources, source)
-        if not targets:
-            return HookDecision(
-                404,
-                f"no Git source named '{source}' accepts webhooks (set 'webhook_secret_env' or 'webhook_secret_file')",
-            )
-    else:
-        payload, problem = _parse(body)
-        if problem:
-            return HookDecision(400, problem)
-        urls = payload_repo_urls(payload)
-        targets = [s for s in matching_sources(sources, urls) if accepts_webhooks(s)]
-        if not targets:
-            shown = sorted({normalize_repo_url(u) for u in urls})  # without user info
-            where = ", ".join(shown[:4]) if shown else "no repository URL in the payload"
-            return HookDecision(
-                404,
-                f"no Git source with a webhook secret has this repository ({where}); "
-                "fix the source's 'git' URL or call with ?source=<name>",
-            )
+    if not _is_signed(headers):
+        return HookDecision(401, UNVERIFIED, note="no signature header")
+    targets = _targets(sources, body, source)
+    if isinstance(targets, HookDecision):
+        return targets
     matched = tuple(s.name for s in targets)
     verified = tuple(s.name for s in targets if verify_signature(headers, body, secret_of(s)))
     if not verified:
-        return HookDecision(
-            401, "the signature is missing or does not match the source's webhook secret", matched=matched
-        )
+        return HookDecision(401, UNVERIFIED, matched=matched, note="the signature does not match")
     if source is not None and (problem := _parse(body)[1]):
         return HookDecision(400, problem, matched=matched)
     if is_ping(headers):

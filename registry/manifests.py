@@ -7,10 +7,10 @@ manifest references, its ``subject`` and what the referrers API reports about it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from condaops.reconciler import boundedjson
 from condaops.registry.errors import MANIFEST_INVALID, RegistryError
 from condaops.registry.protocol import parse_digest
 
@@ -59,9 +59,9 @@ class Manifest:
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Check a pushed manifest; MANIFEST_INVALID says what is wrong with it."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid(f"the manifest is not JSON ({exc})") from None
+        data = boundedjson.loads(body, max_bytes=MANIFEST_MAX_BYTES)
+    except boundedjson.JSONRejected as exc:
+        raise _invalid(f"the manifest is refused: {exc}") from None
     if not isinstance(data, dict):
         raise _invalid("the manifest must be a JSON object")
     if data.get("schemaVersion") != 2:

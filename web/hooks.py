@@ -10,10 +10,11 @@ restart. Answers are JSON:
 =====  ==================================================================
 202    ``{"refreshed": [names]}``: those sources are read at once
 200    a GitHub ``ping`` with a valid signature: nothing is read
-400    the body is not JSON
-401    the signature is missing or wrong (nothing happens)
-404    no Git source with a webhook secret has the payload's repository
-       (or is named by ``?source=``)
+400    the body is not JSON, or nests deeper than 64 levels
+401    the signature is missing or wrong, or no Git source with a webhook
+       secret has the payload's repository (or is named by ``?source=``):
+       one answer for all, so an unsigned caller learns nothing; the
+       log line says which
 413    the body is larger than ``MAX_BODY_BYTES``
 =====  ==================================================================
 
@@ -34,12 +35,12 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import QueryParameter
 
 from condaops.config import Settings, SourceSettings
-from condaops.reconciler.hooks import HookDecision, decide
+from condaops.reconciler.hooks import MAX_PAYLOAD_BYTES, HookDecision, decide
 from condaops.reconciler.secrets import read_secret
 
 log = logging.getLogger("condaops.web.hooks")
 
-MAX_BODY_BYTES = 1024 * 1024  # push events are a few KiB; GitHub caps payloads at 25 MB
+MAX_BODY_BYTES = MAX_PAYLOAD_BYTES
 Refresh = Callable[[Iterable[str]], None]
 SourceParam = Annotated[
     str | None, QueryParameter(name="source", required=False, description="Refresh this source, not those matched.")
@@ -108,7 +109,7 @@ def _log(decision: HookDecision, request: Request, event: str) -> None:
             ",".join(decision.matched) or "-",
             event,
             client,
-            decision.detail,
+            decision.note or decision.detail,
         )
 
 

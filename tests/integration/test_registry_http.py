@@ -306,8 +306,10 @@ def test_docker_manifest_keeps_its_media_type(client: httpx.Client) -> None:
         (str(digest_of(b"other")), lambda m: m, 400, "DIGEST_INVALID"),
         (".bad", lambda m: m, 400, "TAG_INVALID"),
         ("v1", lambda m: m + b" " * (4 * 1024 * 1024), 413, "SIZE_INVALID"),
+        ("v1", lambda m: b"[" * 100_000 + b"]" * 100_000, 400, "MANIFEST_INVALID"),
+        ("v1", lambda m: b'{"a":' * 100_000, 400, "MANIFEST_INVALID"),
     ],
-    ids=["bad-json", "truncated", "wrong-digest", "bad-tag", "too-large"],
+    ids=["bad-json", "truncated", "wrong-digest", "bad-tag", "too-large", "deep-100000", "deep-unclosed"],
 )
 def test_manifest_refused(client: httpx.Client, ref: str, mutate: Any, status: int, code: str) -> None:
     response = put_manifest(client, "ns/env", ref, mutate(manifest_for(client, "ns/env")))

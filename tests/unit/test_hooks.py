@@ -10,6 +10,7 @@ import pytest
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.hooks import (
+    UNVERIFIED,
     decide,
     matching_sources,
     normalize_repo_url,
@@ -202,11 +203,15 @@ NONE_MATCH = github_body({"repository": {"clone_url": "https://github.com/x/y.gi
         ({}, GH, None, 401, ()),
         ({"x-hub-signature-256": sign(GH, b"wrong"), "x-github-event": "ping"}, GH, None, 401, ()),
         ({"x-hub-signature-256": sign(b"not json")}, b"not json", None, 400, ()),
-        ({}, b"\xff\xfe", None, 400, ()),
-        ({"x-hub-signature-256": sign(NONE_MATCH)}, NONE_MATCH, None, 404, ()),
-        ({"x-hub-signature-256": sign(GH)}, GH, "nope", 404, ()),
-        ({"x-hub-signature-256": sign(GH)}, GH, "other", 404, ()),
-        ({"x-hub-signature-256": sign(GH)}, GH, "dir", 404, ()),
+        ({"x-hub-signature-256": sign(b"\xff\xfe")}, b"\xff\xfe", None, 400, ()),
+        ({}, b"\xff\xfe", None, 401, ()),
+        ({"x-hub-signature-256": sign(NONE_MATCH)}, NONE_MATCH, None, 401, ()),
+        ({}, NONE_MATCH, None, 401, ()),
+        ({"x-hub-signature-256": sign(GH)}, GH, "nope", 401, ()),
+        ({"x-hub-signature-256": sign(GH)}, GH, "other", 401, ()),
+        ({"x-hub-signature-256": sign(GH)}, GH, "dir", 401, ()),
+        ({"x-hub-signature-256": sign(b'{"a":' * 50_000)}, b'{"a":' * 50_000, None, 400, ()),
+        ({}, b'{"a":' * 50_000, None, 401, ()),
         ({}, b"not json", "gh", 401, ()),
         ({"x-condaops-signature": sign(b"not json")}, b"not json", "gh", 400, ()),
     ],
@@ -221,10 +226,14 @@ NONE_MATCH = github_body({"repository": {"clone_url": "https://github.com/x/y.gi
         "unsigned-ping",
         "not-json",
         "not-utf8",
+        "not-utf8-unsigned",
         "no-match",
+        "no-match-unsigned",
         "unknown-name",
         "name-without-secret",
         "name-of-directory",
+        "deep-signed",
+        "deep-unsigned",
         "by-name-unsigned-first",
         "by-name-signed-not-json",
     ],
@@ -242,8 +251,13 @@ def test_decide_never_repeats_the_secret() -> None:
     assert SECRET.decode() not in decision.detail and "guess" not in decision.detail
 
 
-def test_an_unmatched_url_is_named_without_its_user_info() -> None:
+def test_an_unmatched_url_is_named_in_the_log_note_without_its_user_info() -> None:
     body = github_body({"repository": {"clone_url": "https://bot:ghp_token123@github.com/x/y.git"}})
-    decision = decide(SOURCES, {}, body, secret_of)
-    assert decision.status == 404
-    assert "github.com/x/y" in decision.detail and "ghp_token123" not in decision.detail
+    decision = decide(SOURCES, {"x-hub-signature-256": sign(body)}, body, secret_of)
+    assert decision.status == 401 and decision.detail == UNVERIFIED  # the caller learns nothing
+    assert "github.com/x/y" in decision.note and "ghp_token123" not in decision.note
+
+
+def test_unsigned_calls_get_one_answer_whether_or_not_a_source_matches() -> None:
+    answers = {decide(SOURCES, {}, body, secret_of, source=name) for body in (GH, NONE_MATCH) for name in (None, "gh")}
+    assert {(a.status, a.detail, a.sources) for a in answers} == {(401, UNVERIFIED, ())}

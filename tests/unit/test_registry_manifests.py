@@ -118,6 +118,7 @@ def test_manifest_media_type(data: dict[str, Any], content_type: str | None, exp
     ("raw", "content_type", "message"),
     [
         (b"{not json", None, "not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, None, "nests 100000 levels deep; at most 64"),
         (b"[]", None, "JSON object"),
         (body({**image(), "schemaVersion": 1}), None, "schemaVersion 2"),
         (body(image()), DOCKER_MANIFEST, "differs from the Content-Type"),
@@ -134,6 +135,7 @@ def test_manifest_media_type(data: dict[str, Any], content_type: str | None, exp
     ],
     ids=[
         "not-json",
+        "deep",
         "not-object",
         "schema-1",
         "type-mismatch",
