@@ -29,10 +29,21 @@ from condaops.config.settings import Settings
 from condaops.registry.access import Reader, RegistryAccess
 from condaops.registry.auth import PushTokens
 from condaops.registry.dynamic import DynamicImages, DynamicOff, dynamic_gate
-from condaops.registry.errors import BLOB_UNKNOWN, NAME_INVALID, SIZE_INVALID, UNAVAILABLE, RegistryError, StorageError
+from condaops.registry.errors import (
+    BLOB_UNKNOWN,
+    DENIED,
+    INSUFFICIENT_STORAGE,
+    NAME_INVALID,
+    SIZE_INVALID,
+    UNAVAILABLE,
+    RegistryError,
+    StorageError,
+    StorageFullError,
+)
 from condaops.registry.handlers import API_VERSION, HANDLERS, JSON, Incoming, Reply
 from condaops.registry.manifests import MANIFEST_MAX_BYTES
 from condaops.registry.protocol import parse_digest
+from condaops.registry.quota import Quota, check_blob_size, check_free_space, check_open_uploads
 from condaops.registry.routes import Route, parse_route
 from condaops.registry.storage import Storage, open_storage
 from condaops.registry.store import RegistryStore
@@ -54,6 +65,7 @@ class _Registry:
     store: RegistryStore
     access: RegistryAccess
     dynamic: DynamicImages | DynamicOff  # the dynamic/ namespace (dynamic.enabled)
+    quota: Quota
     observe: Observer | None = None
 
 
@@ -70,6 +82,7 @@ def registry_router(settings: Settings, storage: Storage, *, observe: Observer |
         RegistryStore(storage),
         RegistryAccess(AccessPolicy(settings.web.auth), tokens),
         dynamic_gate(settings, storage),
+        Quota.of(settings),
         observe,
     )
 
@@ -108,6 +121,9 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
         reply = await anyio.to_thread.run_sync(HANDLERS[parsed.operation], registry.store, incoming)
     except RegistryError as exc:
         reply = _error_reply(exc)
+    except StorageFullError as exc:
+        log.warning("registry_storage_full method=%s path=%s error=%s", request.method, request.url.path, exc)
+        reply = _error_reply(RegistryError(DENIED, str(exc), status=INSUFFICIENT_STORAGE))
     except StorageError as exc:
         log.warning("registry_storage_failed method=%s path=%s error=%s", request.method, request.url.path, exc)
         reply = _error_reply(RegistryError(UNAVAILABLE, str(exc)))
@@ -175,31 +191,61 @@ async def _incoming(registry: _Registry, request: Request, parsed: Route, reader
     body: Spooled | None = None
     manifest: bytes | None = None
     if parsed.operation == "put_manifest":
+        await anyio.to_thread.run_sync(check_free_space, registry.quota, registry.store.storage, _announced(headers))
         manifest = await _read_limited(request, MANIFEST_MAX_BYTES)
-    elif parsed.operation in _BODY_OPERATIONS and _has_body(headers):
-        if parsed.operation != "start_upload":  # refuse before receiving, not after
-            await anyio.to_thread.run_sync(registry.store.uploads.size, parsed.name, parsed.argument)
-        if parsed.operation != "start_upload" or "digest" in query:
-            body = await _spool(request, registry.store.storage)
+    elif parsed.operation in _BODY_OPERATIONS:
+        body = await _receive_blob(registry, request, parsed, headers, query)
     accept = tuple(request.headers.getall("accept", []))
     readable = functools.partial(registry.access.may_read, reader)
     return Incoming(parsed, request.method, query, headers, accept, body, manifest, readable)
+
+
+async def _receive_blob(
+    registry: _Registry, request: Request, parsed: Route, headers: dict[str, str], query: dict[str, str]
+) -> Spooled | None:
+    """The blob data of an upload request, after the quotas allow it (refused at the
+    headers when they can tell, else while it streams in)."""
+    quota, store = registry.quota, registry.store
+    held = 0
+    if parsed.operation != "start_upload":  # refuse before receiving, not after
+        held = await anyio.to_thread.run_sync(store.uploads.size, parsed.name, parsed.argument)
+    elif "digest" not in query:
+        await anyio.to_thread.run_sync(check_open_uploads, quota, store)
+    if not _has_body(headers) or (parsed.operation == "start_upload" and "digest" not in query):
+        return None
+    check_blob_size(quota, held + _announced(headers))
+    await anyio.to_thread.run_sync(check_free_space, quota, store.storage, _announced(headers))
+    return await _spool(request, store.storage, limit=quota.max_blob_size - held)
+
+
+def _announced(headers: dict[str, str]) -> int:
+    length = headers.get("content-length", "")
+    return int(length) if length.isdigit() else 0
 
 
 def _has_body(headers: dict[str, str]) -> bool:
     return headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
 
 
-async def _spool(request: Request, storage: Storage) -> Spooled:
+async def _spool(request: Request, storage: Storage, *, limit: int) -> Spooled:
     """Receive the body into a scratch file; disk writes happen in a worker thread, in
-    batches, so the event loop never blocks on the disk."""
+    batches, so the event loop never blocks on the disk. More than ``limit`` bytes (a
+    body that did not announce its length) is refused as it arrives."""
     writer = await anyio.to_thread.run_sync(SpoolWriter, storage.scratch)
     try:
         batch: list[bytes] = []
-        pending = 0
+        pending = received = 0
         async for chunk in request.stream():
             batch.append(chunk)
             pending += len(chunk)
+            received += len(chunk)
+            if received > limit:
+                raise RegistryError(
+                    SIZE_INVALID,
+                    f"the blob is larger than this registry accepts (registry.max_blob_size); "
+                    f"stopped after {received} bytes",
+                    status=413,
+                )
             if pending >= SPOOL_BATCH:
                 await anyio.to_thread.run_sync(writer.write_all, batch)
                 batch, pending = [], 0

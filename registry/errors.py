@@ -40,6 +40,8 @@ UNAUTHORIZED = Code("UNAUTHORIZED", 401)
 UNSUPPORTED = Code("UNSUPPORTED", 405)
 NOT_FOUND = Code("NOT_FOUND", 404)  # a path that is no endpoint of the API
 UNAVAILABLE = Code("UNAVAILABLE", 503)  # the storage backend failed; try again
+TOOMANYREQUESTS = Code("TOOMANYREQUESTS", 429)  # a quota or rate limit; try again later
+INSUFFICIENT_STORAGE = 507  # the status of DENIED when the disk is below min_free_space
 
 
 class RegistryError(CondaopsError):
@@ -74,6 +76,12 @@ class StorageError(TransientError):
     """The storage backend (disk, S3) failed; the operation may succeed later."""
 
     reason = "StorageUnavailable"
+
+
+class StorageFullError(StorageError):
+    """The disk holding registry data is full (ENOSPC, or below ``min_free_space``)."""
+
+    reason = "DiskFull"
 
 
 class StorageConfigError(StalledError):

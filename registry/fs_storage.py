@@ -8,6 +8,7 @@ in ``<root>/.scratch`` so storing it is a rename, not a copy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -16,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from condaops.registry.errors import StorageError
-from condaops.registry.storage import CHUNK_SIZE, Storage
+from condaops.registry.errors import StorageError, StorageFullError
+from condaops.registry.storage import CHUNK_SIZE, Storage, disk_free
 
 FILE_MODE = 0o644  # mkstemp makes 0600; registry content is readable by the host's users
 
@@ -124,6 +125,10 @@ class FilesystemStorage(Storage):
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
+    def free_space(self) -> int | None:
+        free = [f for f in (disk_free(self.root), disk_free(self.scratch)) if f is not None]
+        return min(free) if free else None
+
     def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         return path if path.is_file() else None
@@ -163,6 +168,8 @@ def _fsync(path: Path) -> None:
 
 
 def _failed(action: str, key: str, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"registry storage: no space left to {action} '{key}'; free some space (condaops gc)")
     return StorageError(
         f"registry storage: cannot {action} '{key}' ({exc.strerror or exc}); check the disk and permissions"
     )

@@ -12,6 +12,7 @@ Backends: ``FilesystemStorage`` (default, ``<store>/registry``) and ``S3Storage`
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -81,11 +82,28 @@ class Storage(ABC):
         """The local file holding ``key`` when there is one (the filesystem backend)."""
         return None
 
+    def free_space(self) -> int | None:
+        """Bytes free where data is written; None when unknown. The default is the local
+        disk received data waits on (``scratch``): object storage has no such figure."""
+        return disk_free(self.scratch)
+
     def check(self) -> None:  # noqa: B027 - optional: most backends have nothing to check
         """Fail early with ``StorageConfigError`` when the storage cannot be used."""
 
     def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing open
         """Release clients and connections."""
+
+
+def disk_free(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def storage_root(settings: Settings) -> Path:

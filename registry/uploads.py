@@ -11,6 +11,8 @@ digest its bytes were checked against.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,7 +23,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from condaops.registry.errors import BLOB_UPLOAD_INVALID, BLOB_UPLOAD_UNKNOWN, DIGEST_INVALID, RegistryError
+from condaops.registry.errors import (
+    BLOB_UPLOAD_INVALID,
+    BLOB_UPLOAD_UNKNOWN,
+    DIGEST_INVALID,
+    RegistryError,
+    StorageError,
+    StorageFullError,
+)
 from condaops.registry.layout import UPLOADS, blob_key, upload_key
 from condaops.registry.protocol import Digest
 from condaops.registry.storage import CHUNK_SIZE, Storage
@@ -57,26 +66,43 @@ class SpoolWriter:
     """Receives data into a new file in ``scratch``, hashing it on the way (blocking)."""
 
     def __init__(self, scratch: Path) -> None:
-        scratch.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=scratch, prefix="body-")
+        try:
+            scratch.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=scratch, prefix="body-")
+        except OSError as exc:
+            raise _scratch_failed(scratch, exc) from exc
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._hasher = hashlib.sha256()
         self._size = 0
 
     def write_all(self, chunks: Iterable[bytes]) -> None:
-        for chunk in chunks:
-            self._hasher.update(chunk)
-            self._file.write(chunk)
-            self._size += len(chunk)
+        try:
+            for chunk in chunks:
+                self._hasher.update(chunk)
+                self._file.write(chunk)
+                self._size += len(chunk)
+        except OSError as exc:
+            raise _scratch_failed(self.path, exc) from exc
 
     def finish(self) -> Spooled:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:  # buffered data meets a full disk at close
+            self.path.unlink(missing_ok=True)
+            raise _scratch_failed(self.path, exc) from exc
         return Spooled(self.path, self._size, self._hasher.hexdigest())
 
     def abort(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # unwritten data on a full disk: it goes anyway
+            self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _scratch_failed(path: Path, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"registry storage: no space left to receive data in {path.parent}; free some space")
+    return StorageError(f"registry storage: cannot receive data in {path.parent} ({exc.strerror or exc})")
 
 
 def spool_chunks(chunks: Iterable[bytes], scratch: Path) -> Spooled:
