@@ -383,6 +383,15 @@ class Runtime:
         )  # requests are counted in /metrics
         return uvicorn.Server(config)
 
+    def _dynamic_builder(self, storage):  # type: ignore[no-untyped-def]
+        """What builds dynamic images for the registry (the registry never builds), or None."""
+        if not self.settings.dynamic.enabled:
+            return None
+        from condaops.reconciler.dynamic_builder import DynamicImageBuilder
+        from condaops.registry.api import Registry
+
+        return DynamicImageBuilder(self.settings, Registry(storage))
+
     def _web_app(self):  # type: ignore[no-untyped-def]
         from condaops.web.app import create_app, create_ops_app
 
@@ -392,12 +401,14 @@ class Runtime:
         from condaops.registry.storage import open_storage
         from condaops.web.hooks import hooks_router
 
+        storage = open_storage(self.settings)
         registry = registry_router(
             self.settings,
-            open_storage(self.settings),
+            storage,
             observe=lambda method, status, got, sent: self.metrics.registry_request(
                 method, status, bytes_in=got, bytes_out=sent
             ),
+            dynamic_builder=self._dynamic_builder(storage),
         )
         hooks = hooks_router(self.settings, self.refresh)
         return create_app(

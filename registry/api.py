@@ -90,6 +90,17 @@ class Registry:
                 return []
             raise
 
+    def delete_tag(self, name: str, tag: str) -> bool:
+        """Remove tag ``tag`` of ``name`` (its manifest stays, by digest); False if none."""
+        check_name(name)
+        check_tag(tag)
+        return self._store.delete_tag(name, tag)
+
+    def remove_repository(self, name: str) -> None:
+        """Remove repository ``name`` (manifests, tags, links; shared blobs stay)."""
+        check_name(name)
+        self._store.remove_repository(name)
+
     def purge_uploads(self, older_than: float) -> int:
         """End upload sessions started more than ``older_than`` seconds ago (clients that
         gave up); returns how many. Safe to run at any time, on any host."""

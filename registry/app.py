@@ -28,7 +28,7 @@ from condaops.config.access import AccessPolicy
 from condaops.config.settings import Settings
 from condaops.registry.access import Reader, RegistryAccess
 from condaops.registry.auth import PushTokens
-from condaops.registry.dynamic import DynamicImages, DynamicOff, dynamic_gate
+from condaops.registry.dynamic import Caller, DynamicBuilder, DynamicImages, DynamicOff, dynamic_gate
 from condaops.registry.errors import (
     BLOB_UNKNOWN,
     DENIED,
@@ -69,19 +69,26 @@ class _Registry:
     observe: Observer | None = None
 
 
-def registry_router(settings: Settings, storage: Storage, *, observe: Observer | None = None) -> Router:
+def registry_router(
+    settings: Settings,
+    storage: Storage,
+    *,
+    observe: Observer | None = None,
+    dynamic_builder: DynamicBuilder | None = None,
+) -> Router:
     """Route handlers for ``/v2/`` and ``/v2/...``, to mount at the root of the main app.
 
     Pulling follows the site's visibility (``web.auth``; see ``registry.access``); pushing
     needs one of ``registry.push_tokens`` or a token from ``registry.push_token_file``.
     Errors are answered in the spec's JSON form. ``observe`` hears about every reply (the
-    service's metrics).
+    service's metrics). ``dynamic_builder`` builds dynamic images (``dynamic.enabled``); the
+    registry itself never builds (``registry.dynamic``).
     """
     tokens = PushTokens(settings.registry.push_tokens, settings.registry.push_token_file)
     registry = _Registry(
         RegistryStore(storage),
         RegistryAccess(AccessPolicy(settings.web.auth), tokens),
-        dynamic_gate(settings, storage),
+        dynamic_gate(settings, storage, dynamic_builder),
         Quota.of(settings),
         observe,
     )
@@ -97,11 +104,13 @@ def registry_router(settings: Settings, storage: Storage, *, observe: Observer |
     return Router(path="/", route_handlers=[registry_base, registry_api])
 
 
-def create_registry_app(settings: Settings, storage: Storage | None = None) -> Litestar:
+def create_registry_app(
+    settings: Settings, storage: Storage | None = None, *, dynamic_builder: DynamicBuilder | None = None
+) -> Litestar:
     """A Litestar app serving only the registry (tests, benchmarks, a registry-only host)."""
     storage = storage or open_storage(settings)
     return Litestar(
-        route_handlers=[registry_router(settings, storage)],
+        route_handlers=[registry_router(settings, storage, dynamic_builder=dynamic_builder)],
         openapi_config=None,
         logging_config=LoggingConfig(configure_root_logger=False),  # keep condaops' log format
         on_startup=[storage.check],  # an unreachable bucket fails the start, not the first push
@@ -116,7 +125,8 @@ async def _serve(registry: _Registry, request: Request, rest: str) -> Response[b
         parsed = parse_route(request.method, sent_path(request.scope.get("raw_path"), rest))
         reader = registry.access.reader(request.headers.get("authorization"))
         await _authorize(registry, reader, parsed)
-        await registry.dynamic.prepare(parsed)  # may build a dynamic image first
+        caller = Caller(reader, request.client.host if request.client else "-")
+        await registry.dynamic.prepare(parsed, caller)  # may build a dynamic image first
         incoming = await _incoming(registry, request, parsed, reader)
         reply = await anyio.to_thread.run_sync(HANDLERS[parsed.operation], registry.store, incoming)
     except RegistryError as exc:

@@ -1,75 +1,72 @@
-"""Dynamic images: ``GET /v2/dynamic/<pkg>/<pkg.ge.1.0>/manifests/latest`` builds on request.
+"""Dynamic images: ``GET /v2/dynamic/<pkg>/<pkg.ge.1.0>/manifests/latest`` asks for an image.
 
-The registry app asks ``prepare(route)`` of the gate ``dynamic_gate`` returns before each
-operation. With ``dynamic.enabled`` (``DynamicImages``):
+The registry never builds: it serves, authenticates and refuses. Solving and building
+are the reconciler's, behind the narrow ``DynamicBuilder`` interface handed to the
+registry at start-up (``registry_router(..., dynamic_builder=...)``).
+
+The registry app asks ``prepare(route, caller)`` of the gate ``dynamic_gate`` returns
+before each operation. With ``dynamic.enabled`` (``DynamicImages``):
 
 * a manifest request for tag ``latest`` of a ``dynamic/...`` repository makes sure the
-  image is in the registry, then the ordinary handler serves it (content negotiation,
-  HEAD, digests: nothing special). Other tags, digests, blobs and tag lists are served as
-  for any repository, so real clients pull dynamic images like any other;
+  image is in the registry, tagged ``latest`` in that repository; then the ordinary
+  handler serves it. Other tags, digests, blobs and tag lists are served as for any
+  repository (reads follow the visibility of the ``dynamic`` namespace, ``web.auth``);
 * pushes into ``dynamic/`` are refused (``DENIED``): the namespace belongs to this service.
 
-Making sure: the path is parsed (``dynamic_path``) into match specs and a canonical
-repository name; the specification is those specs with ``channels.default`` and the host's
-Linux platform, and its spec hash is the cache key: the canonical repository tagged
-``spec-<hash[:12]>`` is the cached image. A miss solves, installs into
-``<store>/dynamic/<hash[:12]>``, builds the image with the publish code and pushes it to the
-canonical repository (tags ``latest`` and ``spec-...``). Any other ordering of the same
-packages is an alias: the same manifest, tagged in the requested repository. A changed
-``channels.default`` changes the hash and so builds anew; a channel that gains versions
-does not (cached means cached).
+Making sure, cheapest first:
 
-One build per spec hash at a time: concurrent requests await the same task (a client that
-gives up does not cancel it), and a file lock next to the prefix keeps processes sharing
-the store from building the same spec twice. At most ``dynamic.concurrency`` builds run,
-each in a worker thread, never on the event loop.
+1. the path is parsed (``dynamic_path``) and the builder gives its **request key** (what
+   is asked: packages, channels, platform; no IO). A request key seen before points at
+   an image (``dynamic_index``): it is tagged in the repository and served. No solve.
+2. Otherwise the request is new: with ``dynamic.require_token`` it needs a token (401);
+   each client may make ``dynamic.rate`` new requests a minute (429 with
+   ``Retry-After``); at most ``dynamic.concurrency`` solve or build at once, and
+   ``dynamic.queue`` more may wait (429 beyond). The builder **solves** it; the records
+   it solved to give the **solved key**. An image of that key is reused — the spellings
+   ``bzip2.ge.1.0.1`` and ``bzip2.ge.1.0.2`` share one image — else the builder **builds**
+   it into the canonical repository. Identical requests in flight share one task (a
+   client that gives up does not cancel it); so do different requests that solve alike.
+3. Every pull is noted in the index (aliases and last use), which ``registry.collect``
+   uses to keep the ``dynamic.keep`` most recently used images.
 
-Refusals are ``RegistryError``\\s in the spec's vocabulary: a bad path ``NAME_INVALID``; a
-package in none of the channels ``NAME_UNKNOWN``; an unsatisfiable request
-``MANIFEST_UNKNOWN`` with the solver's reason on one line; ``channels.default`` outside
-``channels.allowed`` ``DENIED``; channels, disk or time running out ``UNAVAILABLE``.
+Refusals are ``RegistryError``\\s in the spec's vocabulary (the builder raises them for
+what it finds: ``NAME_UNKNOWN`` for a package no channel has, ``MANIFEST_UNKNOWN`` for an
+unsatisfiable request, ``DENIED`` for a channel outside ``channels.allowed`` or a full
+disk, ``UNAVAILABLE`` when it may work later).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
+import hashlib
 import logging
-import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
-from rattler import Gateway, Subdir
-from rattler import exceptions as rx
 
-from condaops.config.settings import ChannelSettings, Settings
-from condaops.reconciler.build.channels import build_client, host_platform, resolve_channels, spec_channels
-from condaops.reconciler.build.install import install_prefix
-from condaops.reconciler.build.solve import solve_platforms
-from condaops.reconciler.errors import (
-    BuildTimeoutError,
-    ChannelNotAllowedError,
-    CondaopsError,
-    SolveError,
-    TransientError,
-)
-from condaops.reconciler.model import EnvRef
-from condaops.reconciler.publish.base import base_for
-from condaops.reconciler.publish.build import PublishRequest, build_image
-from condaops.reconciler.publish.naming import SHORT
-from condaops.reconciler.publish.push import push_image
-from condaops.reconciler.publish.targets import BuiltinTarget
-from condaops.reconciler.spec import Dependency, Spec
-from condaops.reconciler.store import StoreLayout
-from condaops.registry.api import Descriptor, Registry
+from condaops.config.settings import Settings
+from condaops.registry.access import Reader
+from condaops.registry.api import Registry
+from condaops.registry.auth import CHALLENGE
+from condaops.registry.dynamic_index import DynamicImage, DynamicIndex
 from condaops.registry.dynamic_path import NAMESPACE, DynamicRequest, is_dynamic_name, parse_dynamic_name
-from condaops.registry.errors import DENIED, MANIFEST_UNKNOWN, NAME_UNKNOWN, UNAVAILABLE, RegistryError
+from condaops.registry.errors import (
+    DENIED,
+    NAME_UNKNOWN,
+    TOOMANYREQUESTS,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    RegistryError,
+)
+from condaops.registry.layout import blob_key
+from condaops.registry.manifests import Descriptor
+from condaops.registry.protocol import parse_digest
+from condaops.registry.ratelimit import RateLimiter
 from condaops.registry.routes import Route
 from condaops.registry.storage import Storage
 from condaops.registry.store import RegistryStore
@@ -79,9 +76,58 @@ LATEST = "latest"
 log = logging.getLogger("condaops.registry.dynamic")
 
 
-def dynamic_gate(settings: Settings, storage: Storage) -> DynamicImages | DynamicOff:
+@dataclass(frozen=True)
+class Solved:
+    """A dynamic request, solved. ``key`` names the solved package records (equal records,
+    equal keys: the image's identity); ``detail`` is the builder's own (the records)."""
+
+    key: str
+    packages: int
+    detail: Any = field(default=None, compare=False, repr=False)
+
+
+class DynamicBuilder(Protocol):
+    """What the registry needs from the side that builds (the reconciler's
+    ``DynamicImageBuilder``). ``solve`` and ``build`` block (they run in worker threads)
+    and refuse with ``RegistryError``."""
+
+    def request_key(self, request: DynamicRequest) -> str:
+        """A digest of what ``request`` asks for, with the channels and platform it would
+        be solved against; cheap, no IO."""
+        ...
+
+    def solve(self, request: DynamicRequest) -> Solved:
+        """Solve ``request`` (no install)."""
+        ...
+
+    def build(self, solved: Solved, repository: str, tags: Sequence[str]) -> Descriptor:
+        """Build the image of ``solved`` and store it in this registry's ``repository``,
+        tagged ``tags``; return its manifest's descriptor."""
+        ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: the reader of the request and the client's address."""
+
+    reader: Reader = field(default_factory=Reader)
+    address: str = "-"
+
+    @property
+    def identity(self) -> str:
+        """What the rate limit counts by: the token if there is one, else the address."""
+        viewer = self.reader.viewer
+        if self.reader.pusher or viewer.authenticated:
+            held = ",".join(sorted(viewer.granted)) + ("*" if self.reader.everything else "")
+            return "token:" + hashlib.sha256(held.encode()).hexdigest()[:16]
+        return f"address:{self.address}"
+
+
+def dynamic_gate(
+    settings: Settings, storage: Storage, builder: DynamicBuilder | None = None
+) -> DynamicImages | DynamicOff:
     """What the registry app consults before each operation (see module doc)."""
-    return DynamicImages(settings, storage) if settings.dynamic.enabled else DynamicOff(storage)
+    return DynamicImages(settings, storage, builder) if settings.dynamic.enabled else DynamicOff(storage)
 
 
 class DynamicOff:
@@ -91,7 +137,7 @@ class DynamicOff:
     def __init__(self, storage: Storage) -> None:
         self._store = RegistryStore(storage)
 
-    async def prepare(self, route: Route) -> None:
+    async def prepare(self, route: Route, caller: Caller | None = None) -> None:
         if not route.is_push and is_dynamic_name(route.name):
             await anyio.to_thread.run_sync(self._require_repository, route.name)
 
@@ -110,19 +156,19 @@ class DynamicOff:
 
 
 class DynamicImages:
-    """Builds dynamic images on request and answers later requests from the registry."""
+    """Serves dynamic images: finds them, or asks the builder (see module doc)."""
 
-    def __init__(self, settings: Settings, storage: Storage, *, platform: str | None = None) -> None:
-        self.settings = settings
-        self.platform = platform or linux_platform(host_platform())
+    def __init__(self, settings: Settings, storage: Storage, builder: DynamicBuilder | None) -> None:
+        self.settings = settings.dynamic
+        self.builder = builder
+        self.index = DynamicIndex(storage)
         self._registry = Registry(storage)
-        self._target = BuiltinTarget(self._registry)  # never closed: the storage is the app's
-        self._store = RegistryStore(storage)
-        self._layout = StoreLayout.of(settings)
-        self._pending: dict[str, asyncio.Future[Descriptor]] = {}
+        self._rate = RateLimiter(settings.dynamic.rate)
+        self._pending: dict[str, asyncio.Future[DynamicImage]] = {}  # request key -> its task
+        self._building: dict[str, asyncio.Future[DynamicImage]] = {}  # solved key -> its build
         self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
 
-    async def prepare(self, route: Route) -> None:
+    async def prepare(self, route: Route, caller: Caller | None = None) -> None:
         if not is_dynamic_name(route.name):
             return
         if route.is_push:
@@ -132,246 +178,134 @@ class DynamicImages:
                 "itself writes; push to another repository",
             )
         if route.operation == "get_manifest" and route.argument == LATEST:
-            await self.ensure(route.name)
+            await self.ensure(route.name, caller or Caller())
 
-    async def ensure(self, name: str) -> Descriptor:
-        """The image repository ``name`` asks for, built unless cached, tagged ``latest`` there."""
-        request = parse_dynamic_name(name, max_packages=self.settings.dynamic.max_packages)
-        denied = denied_channels(self.settings.channels)
-        if denied:
+    async def ensure(self, name: str, caller: Caller) -> Descriptor:
+        """The image repository ``name`` asks for, tagged ``latest`` there."""
+        request = parse_dynamic_name(name, max_packages=self.settings.max_packages)
+        builder = self._builder()
+        request_key = builder.request_key(request)
+        image = await anyio.to_thread.run_sync(self.index.resolved, request_key)
+        if image is None:
+            future = self._pending.get(request_key)
+            if future is None:
+                self._admit(caller)
+                future = self._start(self._pending, request_key, partial(self._find_or_build, request, request_key))
+            image = await asyncio.shield(future)  # a client giving up leaves it running
+        await anyio.to_thread.run_sync(self._serve_as, name, request_key, image)
+        return image.descriptor
+
+    def _builder(self) -> DynamicBuilder:
+        if self.builder is None:
             raise RegistryError(
-                DENIED,
-                f"dynamic images are built from channels.default, and {', '.join(denied)} "
-                "is not in channels.allowed; an administrator must allow it or change "
-                "channels.default",
+                UNAVAILABLE,
+                "this registry process cannot build dynamic images (no builder was started with it); "
+                "serve it with `condaops serve`",
             )
-        spec = dynamic_spec(request, self.settings.channels.default, self.platform)
-        image = await asyncio.shield(self._obtain(request, spec))  # a client giving up leaves it running
-        if name != request.canonical_name:
-            await anyio.to_thread.run_sync(self._alias, name, request.canonical_name, image, spec_tag(spec))
-        return image
+        return self.builder
 
-    def _obtain(self, request: DynamicRequest, spec: Spec) -> asyncio.Future[Descriptor]:
-        """The one task that finds or builds ``spec``'s image; joined while it runs."""
-        key = spec.spec_hash
-        future = self._pending.get(key)
-        if future is None:
-            future = asyncio.ensure_future(self._find_or_build(request, spec))
-            self._pending[key] = future
-            future.add_done_callback(partial(self._settled, key))
+    def _admit(self, caller: Caller) -> None:
+        """Token, rate and queue limits for a request that will solve (see module doc)."""
+        reader = caller.reader
+        if self.settings.require_token and not (reader.pusher or reader.viewer.authenticated):
+            raise RegistryError(
+                UNAUTHORIZED,
+                "new dynamic images need a token here (dynamic.require_token): log in with a read token",
+                headers={"WWW-Authenticate": CHALLENGE},
+            )
+        if len(self._pending) >= self.settings.concurrency + self.settings.queue:
+            raise RegistryError(
+                TOOMANYREQUESTS,
+                f"{len(self._pending)} dynamic images are being solved or built, the most this registry "
+                "takes (dynamic.concurrency + dynamic.queue); try again in a minute",
+                headers={"Retry-After": "60"},
+            )
+        wait = self._rate.take(caller.identity)
+        if wait is not None:
+            seconds = max(1, round(wait + 0.5))
+            raise RegistryError(
+                TOOMANYREQUESTS,
+                f"this client asked for {self.settings.rate} new dynamic images within a minute "
+                f"(dynamic.rate); try again in {seconds} s (images built before are served at once)",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    def _start(
+        self, table: dict[str, asyncio.Future[DynamicImage]], key: str, make: Callable[[], Awaitable[DynamicImage]]
+    ) -> asyncio.Future[DynamicImage]:
+        """One task per key in ``table`` while it runs."""
+        future = asyncio.ensure_future(make())
+        table[key] = future
+        future.add_done_callback(partial(_settled, table, key))
         return future
 
-    def _settled(self, key: str, future: asyncio.Future[Descriptor]) -> None:
-        self._pending.pop(key, None)
-        if not future.cancelled():
-            future.exception()  # retrieved: waiters that left must not leave it unreported
-
-    async def _find_or_build(self, request: DynamicRequest, spec: Spec) -> Descriptor:
-        found = await anyio.to_thread.run_sync(self._cached, request, spec)
-        if found is not None:
-            return found
+    async def _find_or_build(self, request: DynamicRequest, request_key: str) -> DynamicImage:
         if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.settings.dynamic.concurrency)
-        return await anyio.to_thread.run_sync(self._build_once, request, spec, limiter=self._limiter)
+            self._limiter = anyio.CapacityLimiter(self.settings.concurrency)
+        builder = self._builder()
+        async with self._limiter:
+            solved = await _blocking(builder.solve, request)
+            image = await anyio.to_thread.run_sync(self.index.get, solved.key)
+            if image is not None:
+                log.info("dynamic_reused name=%s key=%s digest=%s", request.canonical_name, solved.key, image.digest)
+                return image
+            future = self._building.get(solved.key)
+            if future is None:
+                make = partial(self._build, solved, request.canonical_name, request_key)
+                future = self._start(self._building, solved.key, make)
+            return await asyncio.shield(future)
 
-    def _cached(self, request: DynamicRequest, spec: Spec) -> Descriptor | None:
-        found = self._registry.resolve(request.canonical_name, spec_tag(spec))
-        if found is not None:
-            log.debug(
-                "dynamic_cached name=%s spec_hash=%s digest=%s", request.canonical_name, spec.spec_hash, found.digest
-            )
-        return found
+    async def _build(self, solved: Solved, repository: str, request_key: str) -> DynamicImage:
+        builder = self._builder()
+        descriptor = await _blocking(builder.build, solved, repository, [LATEST, spec_tag(request_key)])
+        touched = await anyio.to_thread.run_sync(self.index.record, solved.key, descriptor, repository, request_key)
+        return touched.image
 
-    def _build_once(self, request: DynamicRequest, spec: Spec) -> Descriptor:
-        """Build under the spec's file lock (other processes), unless one was just built."""
-        with _exclusive(self.prefix(spec).with_suffix(".lock")):
-            found = self._cached(request, spec)
-            if found is not None:
-                return found
-            try:
-                return self._build(request, spec)
-            except CondaopsError as exc:
-                refusal = refusal_for(exc, request.canonical_name)
-                log.warning(
-                    "dynamic_build_failed name=%s spec_hash=%s code=%s message=%s",
-                    request.canonical_name,
-                    spec.spec_hash,
-                    refusal.code.name,
-                    refusal.message,
-                )
-                raise refusal from exc
-
-    def prefix(self, spec: Spec) -> Path:
-        return self.settings.store / NAMESPACE / spec.spec_hash[:SHORT]
-
-    def _build(self, request: DynamicRequest, spec: Spec) -> Descriptor:
-        name, platform, started = request.canonical_name, self.platform, time.monotonic()
-        run = partial(run_bounded, deadline=started + self.settings.build.timeout, label=name)
-        channels = self.settings.channels
-        client, repodata = build_client(channels.mirrors, alias=channels.alias), self._layout.caches / "repodata"
-        log.info("dynamic_build_started name=%s spec_hash=%s platform=%s", name, spec.spec_hash, platform)
-        try:
-            solved = run(
-                lambda: solve_platforms(
-                    spec, [platform], channels=channels, client=client, cache_dir=repodata, env_label=name
-                )
-            )
-        except SolveError as exc:
-            raise self._unsolvable(request, spec, client, run, exc) from exc
-        records, prefix = solved[platform], self.prefix(spec)
-        if prefix.exists():  # installed by a build that never reached the registry
-            shutil.rmtree(prefix)
-        run(
-            lambda: install_prefix(
-                records,
-                prefix,
-                cache_dir=self._layout.cache_dir,
-                client=client,
-                requested_specs=spec.dependencies_for(platform),
-                env_label=name,
-            )
-        )
-        work = self._layout.work_dir / f"{NAMESPACE}-{spec.spec_hash[:SHORT]}"
-        req = PublishRequest(
-            ref=EnvRef(NAMESPACE, spec.spec_hash[:SHORT]),
-            build_id=0,
-            spec_hash=spec.spec_hash,
-            prefix=prefix,
-            artifacts_dir=work,
-            work_dir=work,
-            platform=platform,
-            records=records,
-            requested_specs=spec.dependencies_for(platform),
-            version=spec_tag(spec),
-        )
-        try:
-            base = base_for(self.settings, self._layout.root, platform)  # the same base as published images
-            built = build_image(req, self.settings.publish, base)
-            image = push_image(self._target, name, built.image, [LATEST, spec_tag(spec)])
-        except OSError as exc:
-            raise TransientError(f"writing the image of {name} failed: {exc}", reason="ImageFailed") from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        log.info(
-            "dynamic_built name=%s spec_hash=%s packages=%d layers=%d digest=%s seconds=%.3f",
-            name,
-            spec.spec_hash,
-            len(records),
-            len(built.image.layers),
-            image.digest,
-            time.monotonic() - started,
-        )
-        return image
-
-    def _unsolvable(
-        self, request: DynamicRequest, spec: Spec, client: Any, run: Callable[..., Any], exc: SolveError
-    ) -> RegistryError:
-        """NAME_UNKNOWN for packages no channel has, else MANIFEST_UNKNOWN with the solver's reason."""
-        urls = spec_channels(spec, self.settings.channels)
-        where = f"{', '.join(urls)} for {self.platform}"
-        known = self._known(urls, client, run)
-        unknown = [r.package for r in request.requirements if known is not None and r.package not in known]
-        if unknown:
-            return RegistryError(
-                NAME_UNKNOWN,
-                f"dynamic image '{request.canonical_name}': no package named "
-                f"{', '.join(unknown)} in {where}; check the name",
-                detail={"packages": unknown},
-            )
-        reason = one_line(str(exc.__cause__ or exc))
-        return RegistryError(
-            MANIFEST_UNKNOWN,
-            f"dynamic image '{request.canonical_name}' cannot be built: "
-            f"{', '.join(request.match_specs)} cannot be solved from {where}: "
-            f"{reason}",
-            detail={"reason": reason},
-        )
-
-    def _known(self, urls: list[str], client: Any, run: Callable[..., Any]) -> set[str] | None:
-        """Package names in ``urls`` (repodata is cached by the solve); None when the
-        channels cannot be read, so that the solver's reason is what is shown."""
-        gateway = Gateway(cache_dir=self._layout.caches / "repodata", client=client)
-        try:
-            names = run(lambda: gateway.names(urls, [Subdir(self.platform), Subdir("noarch")]))
-        except (rx.GatewayError, rx.FetchRepoDataError, BuildTimeoutError):
-            return None
-        return {name.normalized for name in names}
-
-    def _alias(self, name: str, canonical: str, image: Descriptor, tag: str) -> None:
-        """Tag the canonical image ``latest`` in repository ``name`` (another ordering)."""
+    def _serve_as(self, name: str, request_key: str, image: DynamicImage) -> None:
+        """Tag ``image`` ``latest`` in repository ``name`` and note the pull (blocking)."""
         current = self._registry.resolve(name, LATEST)
-        if current is not None and current.digest == image.digest:
-            return
-        body = self._store.manifest(canonical, image.digest).body
-        self._registry.put_manifest(name, body, media_type=image.media_type, tags=[LATEST, tag])
-        log.info("dynamic_aliased name=%s canonical=%s digest=%s", name, canonical, image.digest)
+        if current is None or current.digest != image.digest:
+            body = self._registry.storage.read(blob_key(parse_digest(image.digest)))
+            if body is None:
+                raise RegistryError(UNAVAILABLE, f"the manifest of dynamic image {image.digest} is missing; try again")
+            self._registry.put_manifest(name, body, media_type=image.media_type, tags=[LATEST, spec_tag(request_key)])
+            log.info("dynamic_aliased name=%s key=%s digest=%s", name, image.key, image.digest)
+        touched = self.index.record(image.key, image.descriptor, name, request_key)
+        for repository in touched.dropped:
+            remove_alias(self._registry, repository, image.digest)
 
 
-# --- small pure helpers -------------------------------------------------------------------
+def spec_tag(request_key: str) -> str:
+    """The tag naming what a repository's ``latest`` was asked as."""
+    return f"spec-{request_key[:12]}"
 
 
-def dynamic_spec(request: DynamicRequest, channels: tuple[str, ...], platform: str) -> Spec:
-    """The specification of a dynamic image; its hash is the cache key."""
-    deps = tuple(sorted(Dependency(text) for text in request.match_specs))
-    return Spec(channels=tuple(channels), dependencies=deps, platforms=(platform,), name=request.canonical_name)
+def remove_alias(registry: Registry, repository: str, digest: str) -> bool:
+    """Remove a dynamic repository whose ``latest`` is still ``digest`` (blocking)."""
+    current = registry.resolve(repository, LATEST)
+    if current is not None and current.digest != digest:
+        return False  # it serves another image now
+    registry.remove_repository(repository)
+    return True
 
 
-def spec_tag(spec: Spec) -> str:
-    return f"spec-{spec.spec_hash[:SHORT]}"
-
-
-def linux_platform(host: str) -> str:
-    """The Linux platform images are built for on ``host``: itself on Linux, else the
-    same CPU family (``osx-arm64`` → ``linux-aarch64``)."""
-    if host.startswith("linux-"):
-        return host
-    return "linux-aarch64" if host.endswith(("arm64", "aarch64")) else "linux-64"
-
-
-def denied_channels(channels: ChannelSettings) -> list[str]:
-    """``channels.default`` URLs that ``channels.allowed`` (when set) does not list."""
-    permitted = set(resolve_channels(channels.allowed, channels.alias))
-    urls = resolve_channels(channels.default, channels.alias)
-    return [url for url in urls if permitted and url not in permitted]
-
-
-def one_line(text: str) -> str:
-    """A multi-line message (rattler's conflict tree) as one line."""
-    parts = (line.strip().lstrip("│├└─ ").strip() for line in text.splitlines())
-    return " ".join(part for part in parts if part)
-
-
-def refusal_for(exc: CondaopsError, name: str) -> RegistryError:
-    """The registry error a failed build answers with."""
-    if isinstance(exc, RegistryError):
-        return exc
-    message = one_line(exc.message)
-    if isinstance(exc, ChannelNotAllowedError):
-        return RegistryError(DENIED, message)
-    if isinstance(exc, TransientError):
-        return RegistryError(UNAVAILABLE, f"dynamic image '{name}' could not be built now; try again later: {message}")
-    return RegistryError(MANIFEST_UNKNOWN, f"dynamic image '{name}' cannot be built: {message}")
-
-
-def run_bounded(make: Callable[[], Awaitable[T]], *, deadline: float, label: str) -> T:
-    """Run a rattler coroutine on this (worker) thread, stopped at ``deadline``."""
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(make(), timeout=max(0.0, deadline - time.monotonic()))  # type: ignore[arg-type]
-
+async def _blocking(call: Callable[..., T], *args: Any) -> T:
+    """A builder call in a worker thread; anything but a refusal becomes UNAVAILABLE."""
+    started = time.monotonic()
     try:
-        return asyncio.run(bounded())
-    except (asyncio.TimeoutError, TimeoutError) as exc:
-        raise BuildTimeoutError(f"{label}: building took longer than build.timeout") from exc
+        return await anyio.to_thread.run_sync(partial(call, *args))
+    except RegistryError:
+        raise
+    except Exception as exc:  # the builder's boundary: a bug must not become a 500 with a traceback
+        log.exception("dynamic_builder_crashed call=%s", getattr(call, "__name__", call))
+        raise RegistryError(
+            UNAVAILABLE, f"the dynamic image could not be built ({type(exc).__name__}); try again later"
+        ) from exc
+    finally:
+        log.debug("dynamic_builder_call seconds=%.3f", time.monotonic() - started)
 
 
-@contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) for the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _settled(table: dict[str, asyncio.Future[Any]], key: str, future: asyncio.Future[Any]) -> None:
+    table.pop(key, None)
+    if not future.cancelled():
+        future.exception()  # retrieved: waiters that left must not leave it unreported

@@ -172,6 +172,13 @@ class RegistryStore:
             return set()
         return {parse_digest(b.digest) for b in manifest.blobs}
 
+    def remove_repository(self, name: str) -> None:
+        """Remove a repository's manifests, tags, links and referrers (blobs stay: others may
+        share them; ``registry.collect`` sweeps what nothing references). Repositories
+        nested under ``name`` (``name/sub``) are not touched."""
+        for part in (layout.MANIFESTS, "_layers", "_referrers"):
+            self.storage.delete_prefix(f"{layout.repository_key(name)}/{part}")
+
     def delete_tag(self, name: str, tag: str) -> bool:
         """Remove a tag (the manifest stays, reachable by digest); False if there was none."""
         key = layout.tag_key(name, tag)

@@ -24,8 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from condaops.config.settings import ChannelSettings, DynamicSettings, RegistrySettings, Settings
+from condaops.config.settings import (
+    AuthSettings,
+    ChannelSettings,
+    DynamicSettings,
+    RegistrySettings,
+    Settings,
+    WebSettings,
+)
+from condaops.reconciler.dynamic_builder import DynamicImageBuilder
+from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
+from condaops.registry.storage import open_storage
 from tests.integration.conftest import ALIAS, tool_packages
 from tests.support.channels import PackageSpec, ServedURL, make_channel
 from tests.support.registry_clients import OCI_MANIFEST, TOKEN, podman_client, require_tool, serve_asgi, skopeo
@@ -87,15 +97,24 @@ def dynamic_registry(tmp_path: Path, dyn_channel: ServedURL) -> Iterator[Callabl
     """``serve(dynamic=..., channels=...)``: the registry app over a fresh store."""
     with contextlib.ExitStack() as stack:
 
-        def serve(dynamic: DynamicSettings = ENABLED, allowed: tuple[str, ...] = ()) -> Served:
+        def serve(
+            dynamic: DynamicSettings = ENABLED, allowed: tuple[str, ...] = (), auth: AuthSettings | None = None
+        ) -> Served:
             store = tmp_path / "store"
             channels = ChannelSettings(
                 default=("testchan",), allowed=allowed, alias=ALIAS, mirrors={ALIAS + "testchan": (str(dyn_channel),)}
             )
             settings = Settings(
-                store=store, channels=channels, dynamic=dynamic, registry=RegistrySettings(push_tokens=(TOKEN,))
+                store=store,
+                channels=channels,
+                dynamic=dynamic,
+                registry=RegistrySettings(push_tokens=(TOKEN,)),
+                web=WebSettings(auth=auth or AuthSettings()),
             )
-            return Served(stack.enter_context(serve_asgi(create_registry_app(settings))), store, dyn_channel)
+            storage = open_storage(settings)
+            builder = DynamicImageBuilder(settings, Registry(storage))  # what `condaops serve` hands the registry
+            app = create_registry_app(settings, storage, dynamic_builder=builder)
+            return Served(stack.enter_context(serve_asgi(app)), store, dyn_channel)
 
         yield serve
 
@@ -236,3 +255,57 @@ def test_disabled_the_dynamic_namespace_does_not_exist(dynamic_registry: Callabl
         assert status == 404 and error["code"] == "NAME_UNKNOWN"
         assert "dynamic.enabled is false" in error["message"]
     assert served.channel.request_count() == 0
+
+
+# --- bounded: keyed by what a request solves to, limited per client ----------------------
+
+READER = "reader-token-0123456789"
+
+
+def test_spellings_that_solve_alike_share_one_image(
+    dynamic_registry: Callable[..., Served], builds: Callable[[], list[str]]
+) -> None:
+    served = dynamic_registry()
+    paths = ["dynamic/tool.ge.0.1", "dynamic/tool.ge.0.2", "dynamic/tool.lt.5", "dynamic/libtool-data/tool"]
+    digests = set()
+    for path in paths:
+        status, headers, _ = served.get(f"{path}/manifests/latest")
+        assert status == 200
+        digests.add(headers["Docker-Content-Digest"])
+    assert len(digests) == 1 and len(builds()) == 1  # four requests, one solved set, one image
+    leftovers = [p.name for p in (served.store / "dynamic").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []  # the prefix goes once the image is stored
+    status, headers, _ = served.get("dynamic/tool.ge.0.1/manifests/latest")  # seen before: no solve
+    assert status == 200 and headers["Docker-Content-Digest"] in digests
+
+
+def test_new_requests_are_rate_limited_per_client(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(DynamicSettings(enabled=True, rate=2))
+    assert served.get("dynamic/tool.ge.0.1/manifests/latest")[0] == 200
+    assert served.get("dynamic/tool.ge.0.2/manifests/latest")[0] == 200
+    status, headers, body = served.get("dynamic/tool.ge.0.3/manifests/latest")
+    error = json.loads(body)["errors"][0]
+    assert (status, error["code"]) == (429, "TOOMANYREQUESTS") and "dynamic.rate" in error["message"]
+    assert int(headers["Retry-After"]) >= 1
+    assert served.get("dynamic/tool.ge.0.1/manifests/latest")[0] == 200  # known requests are not counted
+    other = served.get("dynamic/tool.ge.0.3/manifests/latest", Authorization=f"Bearer {TOKEN}")
+    assert other[0] == 200  # another client (a token) has its own allowance
+
+
+def test_new_images_can_be_token_only(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(DynamicSettings(enabled=True, require_token=True))
+    status, headers, body = served.get("dynamic/tool/manifests/latest")
+    assert (status, json.loads(body)["errors"][0]["code"]) == (401, "UNAUTHORIZED")
+    assert headers["WWW-Authenticate"] == 'Basic realm="condaops"'
+    assert "dynamic.require_token" in json.loads(body)["errors"][0]["message"]
+    assert served.get("dynamic/tool/manifests/latest", Authorization=f"Bearer {TOKEN}")[0] == 200
+    assert served.get("dynamic/tool/manifests/latest")[0] == 200  # built before: served to anyone
+
+
+def test_a_hidden_dynamic_namespace_needs_a_read_token(dynamic_registry: Callable[..., Served]) -> None:
+    served = dynamic_registry(auth=AuthSettings(tokens=(READER,)))
+    status, headers, _ = served.get("dynamic/tool/manifests/latest")
+    assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="condaops"'
+    assert served.channel.request_count() == 0  # refused before any solve
+    assert served.get("dynamic/tool/manifests/latest", Authorization=f"Bearer {READER}")[0] == 200
+    assert served.get("dynamic/tool/tags/list")[0] == 401
