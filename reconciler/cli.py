@@ -88,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--source", help="only this source")
     ch.add_argument("--ref", help="only this ref (e.g. refs/pull/7/head)")
 
-    g = sub.add_parser("gc", help="remove old build prefixes (never the current build, never lockfiles)")
+    g = sub.add_parser(
+        "gc",
+        help="remove old build prefixes (never the current build, never lockfiles), abandoned "
+        "registry uploads and dynamic images beyond dynamic.keep",
+    )
     g.add_argument("--keep", type=int, default=2, help="previous builds to keep per environment (default 2)")
     g.add_argument("--dry-run", action="store_true")
     return p
@@ -421,7 +425,26 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
     for c in chosen:
         print(f"{verb} {c.build.ref} build {c.build.build_id}: {c.path} ({c.size / 1e6:.1f} MB)")
     print(f"condaops: {verb} {len(chosen)} prefix(es), {sum(c.size for c in chosen) / 1e6:.1f} MB")
+    _collect_registry(settings, verb, dry_run=args.dry_run)
     return EXIT_OK
+
+
+def _collect_registry(settings: Settings, verb: str, *, dry_run: bool) -> None:
+    """Abandoned uploads and dynamic images beyond dynamic.keep (registry.collect)."""
+    from condaops.registry.collect import collect_registry
+    from condaops.registry.storage import open_storage
+
+    storage = open_storage(settings)
+    try:
+        done = collect_registry(settings, storage, dry_run=dry_run)
+    finally:
+        storage.close()
+    for repository in done.repositories:
+        print(f"{verb} dynamic repository {repository}")
+    print(
+        f"condaops: {verb} {done.uploads} abandoned upload(s), {len(done.images)} dynamic image(s) "
+        f"(keeping {settings.dynamic.keep}), {done.blobs} blob(s), {done.bytes / 1e6:.1f} MB"
+    )
 
 
 COMMANDS = {

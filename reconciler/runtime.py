@@ -266,6 +266,8 @@ class Runtime:
                 if self.shared:
                     tg.start_soon(self._take_refresh_requests, stop)
             server = self._web_server() if web and self.role != "worker" else None
+            if server is not None and self.role != "reconciler" and self.settings.registry.gc_interval > 0:
+                tg.start_soon(self._collect_registry, stop)
             server_done = anyio.Event()
             if server is not None:
 
@@ -307,6 +309,26 @@ class Runtime:
                 "above): free the port, or set another web.listen (or --no-web)",
                 key="web.listen",
             )
+
+    async def _collect_registry(self, stop: anyio.Event) -> None:
+        """Every ``registry.gc_interval``: abandoned uploads and surplus dynamic images go
+        (``registry.collect``; idempotent, so every process serving the registry may run it)."""
+        from condaops.registry.collect import collect_registry
+        from condaops.registry.storage import open_storage
+
+        storage = open_storage(self.settings)
+        try:
+            while not stop.is_set():
+                with anyio.move_on_after(self.settings.registry.gc_interval):
+                    await stop.wait()
+                if stop.is_set():
+                    return
+                try:
+                    await to_thread.run_sync(lambda: collect_registry(self.settings, storage))
+                except Exception:  # storage trouble: try again next time, the service goes on
+                    log.warning("registry_gc_failed", exc_info=True)
+        finally:
+            storage.close()
 
     async def _take_refresh_requests(self, stop: anyio.Event) -> None:
         """Webhooks received by web-role processes arrive as rows in the state DB."""

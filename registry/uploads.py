@@ -183,14 +183,16 @@ class Uploads:
         self._load(name, upload_id)
         self.storage.delete_prefix(upload_key(upload_id))
 
-    def purge(self, older_than: float) -> list[str]:
-        """End sessions started more than ``older_than`` seconds ago (abandoned by clients)."""
+    def purge(self, older_than: float, *, dry_run: bool = False) -> list[str]:
+        """End sessions started more than ``older_than`` seconds ago (abandoned by clients);
+        ``dry_run`` only names them."""
         purged = []
         for upload_id in self.storage.list(UPLOADS):
             raw = self.storage.read(f"{upload_key(upload_id)}/state.json")
             started = json.loads(raw)["started"] if raw else 0.0
             if self.clock() - started > older_than:
-                self.storage.delete_prefix(upload_key(upload_id))
+                if not dry_run:
+                    self.storage.delete_prefix(upload_key(upload_id))
                 purged.append(upload_id)
         return purged
 

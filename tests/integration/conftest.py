@@ -116,3 +116,31 @@ def empty_channel(tmp_path_factory: pytest.TempPathFactory, http_channel) -> Ser
     (root / "linux-64").mkdir()
     make_channel(root, [])
     return http_channel(root)
+
+
+@pytest.fixture
+def dyn_channel(tmp_path_factory: pytest.TempPathFactory, http_channel) -> ServedURL:  # type: ignore[no-untyped-def]
+    """The channel dynamic images are built from (tests/support/dynamic.py)."""
+    from tests.support.dynamic import channel_packages
+
+    root = tmp_path_factory.mktemp("dynchan")
+    make_channel(root, channel_packages(tool_packages(("1.0",))))
+    return http_channel(root)
+
+
+@pytest.fixture
+def dynamic_registry(tmp_path: Path, dyn_channel: ServedURL):  # type: ignore[no-untyped-def]
+    """``serve(dynamic=..., allowed=..., auth=...)`` → a registry serving dynamic images."""
+    from tests.support.dynamic import dynamic_servers
+
+    with dynamic_servers(tmp_path / "store", dyn_channel) as serve:
+        yield serve
+
+
+@pytest.fixture
+def builds():  # type: ignore[no-untyped-def]
+    """``builds()``: the dynamic builds started so far (their log lines)."""
+    from tests.support.dynamic import build_log
+
+    with build_log() as started:
+        yield started
