@@ -5,7 +5,9 @@ shared ``Work``. The runner is the only place that catches bare ``Exception``: e
 failure becomes a ``BuildOutcome`` (retryable or not), never an escaping exception.
 
 Invariants: a failed or interrupted build never moves the environment link and leaves
-no half prefix behind; a prefix that is currently linked is never rebuilt in place.
+no half prefix behind; a prefix that is currently linked is never rebuilt in place. A
+build that finds the disk below ``min_free_space``, or fills it, fails with ``DiskFull``
+and is retried with backoff.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, TypeVar
 
 from condaops.config import Settings
 from condaops.reconciler.build.channels import build_client, host_platform, spec_channels
+from condaops.reconciler.build.disk import DISK_FULL, is_disk_full, require_free_space
 from condaops.reconciler.build.install import install_prefix, verify_prefix
 from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.build.lock import EXPLICIT, write_lockfiles
@@ -147,6 +150,7 @@ def lock_step(w: Work, ctx: BuildContext) -> None:
 
 
 def install_step(w: Work, ctx: BuildContext) -> None:
+    require_free_space(w.prefix.parent, ctx.settings.min_free_space, w.label)
     if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
         raise BuildError(
             f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason="PrefixInUse"
@@ -253,10 +257,16 @@ def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str
         w.installed = False  # the prefix now belongs to the worker that took the build over
         outcome = _failed(w, exc.reason, exc.message, retryable=False)
     except CondaopsError as exc:
-        outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
+        if is_disk_full(exc):  # whatever step hit it: retried once space is freed
+            outcome = _failed(w, DISK_FULL, exc.message, retryable=True)
+        else:
+            outcome = _failed(w, exc.reason, exc.message, retryable=isinstance(exc, TransientError))
     except Exception as exc:  # the one place a bare Exception becomes a recorded outcome
-        w.log.exception("build_crashed env=%s", w.label)
-        outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}", retryable=False)
+        if is_disk_full(exc):
+            outcome = _failed(w, DISK_FULL, f"{w.label}: the store's disk is full: {exc}", retryable=True)
+        else:
+            w.log.exception("build_crashed env=%s", w.label)
+            outcome = _failed(w, INTERNAL_ERROR, f"{w.label}: unexpected {type(exc).__name__}: {exc}", retryable=False)
     return outcome, timings
 
 

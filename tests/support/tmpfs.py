@@ -38,3 +38,8 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def resize_tmpfs(path: Path, size: str) -> None:
+    """Give a tmpfs mounted by ``small_tmpfs`` another size (its files stay)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True, capture_output=True)
