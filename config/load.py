@@ -652,7 +652,7 @@ KEY_RULES: dict[str, KeyRule] = {
     "sources[].git": KeyRule("Relative local paths resolve like `store`.", convert=_git_location),
     "sources[].default_namespace": KeyRule("A valid namespace name.", check=name_problem),
     "sources[].interval": KeyRule(
-        "From 1s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(1, 7 * _DAY)
+        "From 0.1s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(0.1, 7 * _DAY)
     ),
     "sources[].change_grace": KeyRule(
         "0 to 365 days.", type=_DURATION, convert=_duration, check=duration_within(0, 365 * _DAY)
@@ -696,15 +696,17 @@ KEY_RULES: dict[str, KeyRule] = {
     "platforms[]": KeyRule(type="platform", check=platform_problem),
     "build.concurrency": KeyRule("From 1 to 1024.", check=between(1, 1024)),
     "build.retries": KeyRule("From 0 to 100.", check=between(0, 100)),
-    "build.backoff": KeyRule("From 1s to 1 day.", type=_DURATION, convert=_duration, check=duration_within(1, _DAY)),
+    "build.backoff": KeyRule(
+        "From 0.1s to 1 day.", type=_DURATION, convert=_duration, check=duration_within(0.1, _DAY)
+    ),
     "build.backoff_max": KeyRule(
         "At least `build.backoff`, at most 30 days.",
         type=_DURATION,
         convert=_duration,
-        check=duration_within(1, 30 * _DAY),
+        check=duration_within(0.1, 30 * _DAY),
     ),
     "build.timeout": KeyRule(
-        "From 10s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(10, 7 * _DAY)
+        "From 1s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(1, 7 * _DAY)
     ),
     "build.lease": KeyRule("From 3s to 1 hour.", type=_DURATION, convert=_duration, check=duration_within(3, 3600)),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=listen_problem),
