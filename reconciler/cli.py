@@ -143,15 +143,23 @@ def _runtime(settings: Settings, **options: object):  # type: ignore[no-untyped-
     return Runtime(settings, **options)  # type: ignore[arg-type]
 
 
+def _writer(settings: Settings, command: str):  # type: ignore[no-untyped-def]
+    """The store's writer lock for this command (SQLite: one writing process at a time)."""
+    from condaops.reconciler.state.writer import store_writer
+
+    return store_writer(settings.database_url, command)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     web = not args.no_web
     what = "health and metrics" if args.role == "reconciler" else "web"
-    return _run_until_signalled(
-        _runtime(settings, role=args.role),
-        web,
-        f"{args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
-        f"{what} {'http://' + settings.web.listen if web else 'off'}",
-    )
+    with _writer(settings, "serve"):
+        return _run_until_signalled(
+            _runtime(settings, role=args.role),
+            web,
+            f"{args.role} role; {len(settings.sources)} source(s); store {settings.store}; "
+            f"{what} {'http://' + settings.web.listen if web else 'off'}",
+        )
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -219,8 +227,12 @@ async def _serve_until_signalled(rt, web: bool) -> None:  # type: ignore[no-unty
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.progress import Progress
 
+    with _writer(settings, "reconcile --once" + (" --wait" if args.wait else "")):
+        return _reconcile(settings, args, Progress(sys.stderr))
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace, progress) -> int:  # type: ignore[no-untyped-def]
     rt = _runtime(settings)
-    progress = Progress(sys.stderr)
     rt.worker.listeners.append(progress.on_build)
     summary = anyio.run(lambda: rt.run_once(wait_retries=args.wait))
     progress.close()
@@ -326,17 +338,18 @@ def _build_row(b) -> dict[str, object]:  # type: ignore[no-untyped-def]
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.operations import rollback
 
-    rt = _runtime(settings)
     ref = EnvRef.parse(args.environment)
-    b = rollback(
-        rt.engine,
-        rt.reconciler.recorder,
-        rt.reconciler.layout,
-        ref,
-        args.build_id,
-        settings=settings,
-        deliveries=rt.reconciler.deliveries,
-    )
+    with _writer(settings, f"rollback {ref} {args.build_id}"):
+        rt = _runtime(settings)
+        b = rollback(
+            rt.engine,
+            rt.reconciler.recorder,
+            rt.reconciler.layout,
+            ref,
+            args.build_id,
+            settings=settings,
+            deliveries=rt.reconciler.deliveries,
+        )
     print(
         f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); it stays there until its specification changes"
     )
@@ -412,15 +425,16 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
     if args.keep < 0:
         print("condaops: --keep must be 0 or more", file=sys.stderr)
         return EXIT_ERROR
-    rt = _runtime(settings)
-    chosen = collect_garbage(
-        rt.engine,
-        rt.reconciler.recorder,
-        rt.reconciler.layout,
-        keep=args.keep,
-        dry_run=args.dry_run,
-        deliveries=rt.reconciler.deliveries,
-    )
+    with _writer(settings, "gc"):
+        rt = _runtime(settings)
+        chosen = collect_garbage(
+            rt.engine,
+            rt.reconciler.recorder,
+            rt.reconciler.layout,
+            keep=args.keep,
+            dry_run=args.dry_run,
+            deliveries=rt.reconciler.deliveries,
+        )
     verb = "would remove" if args.dry_run else "removed"
     for c in chosen:
         print(f"{verb} {c.build.ref} build {c.build.build_id}: {c.path} ({c.size / 1e6:.1f} MB)")

@@ -30,7 +30,7 @@ from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import count_active_builds, list_environments, unpublished_builds
 from condaops.reconciler.state.review_queries import count_active_previews
 from condaops.reconciler.status import derive_state
-from condaops.reconciler.worker import BuildWorker, PreviewWorker
+from condaops.reconciler.worker import BuildWorker, LeaseKeeper, PreviewWorker
 from condaops.web.metrics import ServiceMetrics
 
 log = logging.getLogger("condaops.runtime")
@@ -107,11 +107,21 @@ class Runtime:
             if role == "all":
                 self.previewer.listeners.append(self.reviews.on_preview)
             self.worker.listeners.append(self.reconciler.deliveries.on_build_event)  # kernels, modulefiles, names
+            lease = settings.build.lease
+            renew = self.reconciler.recorder.renew_publish
+            self._publish_leases = LeaseKeeper(lambda ids: renew(ids, self.worker.name, lease=lease), lease)
         self._delivered = False  # every environment's deliveries checked once per start (settings may have changed)
 
     def publish(self, build_id: int) -> None:
         """The publish job; the publishing code (image layers, registry) loads on first use.
-        Whatever happens, the build ends up handled (``published_at``), never re-run forever."""
+        A build is published once: the job first claims it in the state DB (another queued
+        job for it, here or in another process, returns at once). Whatever happens, the
+        build ends up handled (``published_at``), never re-run forever."""
+        recorder = self.reconciler.recorder
+        if not recorder.claim_publish(build_id, self.worker.name, lease=self.settings.build.lease):
+            log.debug("publish_skipped build=%s reason=NotClaimed", build_id)
+            return
+        self._publish_leases.hold(build_id)
         try:
             if self._publisher is None:
                 from condaops.reconciler.publish.job import PublishJob
@@ -122,6 +132,7 @@ class Runtime:
             log.exception("publish_crashed build=%s", build_id)
             self.reconciler.recorder.add_artifacts(build_id, [], error=f"InternalError: {type(exc).__name__}: {exc}")
         finally:
+            self._publish_leases.release(build_id)
             self.wake()
 
     # --- wake-ups from other threads ----------------------------------------------

@@ -315,6 +315,39 @@ class Recorder:
             s.execute(update(Build).where(Build.id.in_(ids)).values(collected_at=self.clock()))
             _builds_changed(s, ids)
 
+    def claim_publish(self, build_id: int, worker: str, *, lease: float) -> bool:
+        """Take the publishing of a build for ``worker`` (renewed while it runs); False when
+        it was published already or another worker holds it: a build is published once,
+        however many publish jobs were queued for it (SQLite and PostgreSQL alike)."""
+        now = self.clock()
+        with Session(self.engine) as s, s.begin():
+            res = s.execute(
+                update(Build)
+                .where(
+                    Build.id == build_id,
+                    Build.published_at.is_(None),
+                    or_(Build.publish_lease_until.is_(None), Build.publish_lease_until < now),
+                )
+                .values(publisher=worker, publish_lease_until=now + timedelta(seconds=lease))
+            )
+            return res.rowcount == 1
+
+    def renew_publish(self, build_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
+        """Extend ``worker``'s hold on publishing these builds; return those it lost."""
+        wanted = set(build_ids)
+        if not wanted:
+            return set()
+        with Session(self.engine) as s, s.begin():
+            held = set(
+                s.scalars(
+                    update(Build)
+                    .where(Build.id.in_(wanted), Build.publisher == worker, Build.published_at.is_(None))
+                    .values(publish_lease_until=self.clock() + timedelta(seconds=lease))
+                    .returning(Build.id)
+                )
+            )
+        return wanted - held
+
     def add_artifacts(self, build_id: int, artifacts: Iterable[ArtifactRecord], *, error: str | None = None) -> bool:
         """Record what the publish job wrote for a build: one row per kind (publishing again
         replaces the row, never duplicates it), ``published_at`` and ``publish_error`` (None
@@ -332,6 +365,7 @@ class Recorder:
                 row.location, row.size, row.sha256 = art.location, art.size, art.sha256
             b.published_at = self.clock()
             b.publish_error = error
+            b.publish_lease_until = None
             _changed(b.environment)
             return True
 

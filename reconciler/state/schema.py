@@ -84,6 +84,12 @@ class Environment(Base):
         ForeignKey("builds.id", use_alter=True, name="fk_env_current_build")
     )
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why it was retired: `condaops retire` (Retired) or a removed file with prune (SourceRemoved).
+    retired_reason: Mapped[str | None] = mapped_column(String(64))
+    retired_message: Mapped[str | None] = mapped_column(Text)
+    # Its file disappeared from the source (prune off: kept, shown as removed); cleared when it is back.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    removed_revision: Mapped[str | None] = mapped_column(String(128))  # the first revision without it
     # Set by `condaops rollback`: the desired spec hash the user rolled back away from.
     # While the source still wants that spec, the older build stays linked.
     pinned_spec_hash: Mapped[str | None] = mapped_column(String(64))
@@ -130,6 +136,8 @@ class Build(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the worker's hold while building
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the publish job ran (see publish_error)
     publish_error: Mapped[str | None] = mapped_column(Text)
+    publisher: Mapped[str | None] = mapped_column(String(256))  # the worker publishing it (claimed once)
+    publish_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     environment: Mapped[Environment] = relationship(foreign_keys=[environment_id])
     specification: Mapped[Specification] = relationship()
@@ -181,6 +189,22 @@ class SourceState(Base):
     error_reason: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     refresh_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a webhook asked (web role)
+
+
+class RejectedFile(Base):
+    """A file of a source that cannot become an environment (no valid name can be derived
+    from its path): kept per source and path while the file is there, so it is reported."""
+
+    __tablename__ = "rejected_files"
+    __table_args__ = (UniqueConstraint("source", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(256))
+    path: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(String(128))  # the revision it was first seen in
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ChangeRequest(Base):
