@@ -18,7 +18,7 @@ import anyio
 
 from condaops.config import ConfigError, Settings, load_settings
 from condaops.reconciler.errors import CondaopsError
-from condaops.reconciler.model import EnvRef
+from condaops.reconciler.model import EnvRef, shown
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 # Long-running processes use uvloop: the site serves a page with about a quarter less CPU
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="link an earlier build of an environment")
     rb.add_argument("environment", metavar="NS/NAME")
     rb.add_argument("build_id", type=int)
+
+    rt = sub.add_parser(
+        "retire", help="retire an environment whose file is gone: unlink it, drop its image's latest tag"
+    )
+    rt.add_argument("environment", metavar="NS/NAME")
+    rt.add_argument("--note", default="", help="why, recorded with the retirement")
 
     ch = sub.add_parser("changes", help="show the recorded reviews of open change requests")
     ch.add_argument("--format", choices=["text", "markdown", "json"], default="text")
@@ -276,28 +282,38 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_deliveries, list_environments
-    from condaops.reconciler.status import status_item
+    from condaops.reconciler.state.queries import list_deliveries, list_environments, list_rejected_files
+    from condaops.reconciler.status import LABELS, file_status_item, status_item
 
     rt = _runtime(settings)
     wanted = {str(EnvRef.parse(e)) for e in args.environments} if args.environments else None
     delivered = list_deliveries(rt.engine)
     items = [
         status_item(e, retries=settings.build.retries, store=settings.store, deliveries=delivered.get(e.ref, ()))
-        for e in list_environments(rt.engine)
+        for e in list_environments(rt.engine, include_retired=wanted is not None)  # retired: when named
         if wanted is None or str(e.ref) in wanted
     ]
+    if wanted is None:  # files that could not become environments are failures too
+        items += [file_status_item(f) for f in list_rejected_files(rt.engine)]
     if args.json:
         print(json.dumps(items, indent=2, default=str))
         return EXIT_OK
     if not items:
         print("no environments")
-    width = max((len(f"{it['namespace']}/{it['name']}") for it in items), default=0)
+    width = max((len(_status_ref(it)) for it in items), default=0)
     for it in items:
-        ref = f"{it['namespace']}/{it['name']}"
+        ref = _status_ref(it)
         detail = f"  {it['reason']}: {it['message']}" if it["state"] != "ready" and it["reason"] else ""
-        print(f"{ref:{width}}  {it['state']:8}  build={it['build_id'] or '-':<5} {it['prefix'] or '-'}{detail}")
+        state = LABELS.get(str(it["state"]), str(it["state"]))
+        print(f"{ref:{width}}  {state:8}  build={it['build_id'] or '-':<5} {it['prefix'] or '-'}{detail}")
     return EXIT_OK
+
+
+def _status_ref(item: dict[str, object]) -> str:
+    """``ns/name``, or ``source:path`` for a file that names no environment."""
+    if item["namespace"] is None:
+        return f"{item['source']}:{shown(str(item['path']))}"
+    return f"{item['namespace']}/{item['name']}"
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
@@ -353,6 +369,27 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"condaops: {ref} now points at build {b.build_id} ({b.prefix}); it stays there until its specification changes"
     )
+    return EXIT_OK
+
+
+def cmd_retire(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.operations import retire
+
+    ref = EnvRef.parse(args.environment)
+    with _writer(settings, f"retire {ref}"):
+        rt = _runtime(settings)
+        problems = retire(
+            rt.engine,
+            rt.reconciler.recorder,
+            settings,
+            rt.reconciler.layout,
+            ref,
+            note=args.note,
+            deliveries=rt.reconciler.deliveries,
+        )
+    for problem in problems:
+        print(f"condaops: warning: {problem}", file=sys.stderr)
+    print(f"condaops: {ref} is retired: unlinked, its lockfiles and builds kept (`condaops history {ref}`)")
     return EXIT_OK
 
 
@@ -471,6 +508,7 @@ COMMANDS = {
     "status": cmd_status,
     "history": cmd_history,
     "rollback": cmd_rollback,
+    "retire": cmd_retire,
     "gc": cmd_gc,
     "changes": cmd_changes,
 }

@@ -1,4 +1,4 @@
-"""Operator actions from the CLI: rollback and garbage collection.
+"""Operator actions from the CLI: rollback, retire and garbage collection.
 
 Selection is pure (``choose_collectable``); the IO functions act on the store and
 record what they did through the recorder.
@@ -6,9 +6,11 @@ record what they did through the recorder.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from condaops.reconciler.build.link import swap_link
 from condaops.reconciler.deliver.sync import Deliveries
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import ACTIVE_STATES, COMPLETED, EnvRef
-from condaops.reconciler.state.queries import BuildInfo, env_builds, list_environments
+from condaops.reconciler.retire import RETIRED, retire_environment, withdraw_deliveries
+from condaops.reconciler.state.queries import BuildInfo, env_builds, get_environment, list_environments
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 
@@ -68,6 +71,36 @@ def rollback(
 
         move_latest(settings, layout, target)
     return target
+
+
+def retire(
+    engine: Engine,
+    recorder: Recorder,
+    settings: Settings,
+    layout: StoreLayout,
+    ref: EnvRef,
+    *,
+    note: str = "",
+    deliveries: Deliveries | None = None,
+) -> list[str]:
+    """Retire an environment whose file is gone (or whose source is no longer configured):
+    recorded with the reason ``Retired``, then ``retire.retire_environment`` (unlink, drop
+    ``latest``; lockfiles stay). Returns the clean-ups' problems, one line each."""
+    env = get_environment(engine, ref)
+    if env is None:
+        raise OperationError(f"environment {ref} is not known; see `condaops status`")
+    if env.retired:
+        raise OperationError(f"{ref} is already retired ({env.retired_reason}: {env.retired_message})")
+    if env.removed_at is None and env.source in {s.name for s in settings.sources}:
+        raise OperationError(
+            f"{ref} is still defined by {env.source}:{env.path}; remove that file first (retire is for "
+            "environments whose file is gone, shown as 'removed (kept)' by `condaops status`)"
+        )
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    message = f"retired with `condaops retire` by {who}" + (f": {note}" if note else "")
+    recorder.record_retired(ref, RETIRED, message)
+    also = (withdraw_deliveries(deliveries),) if deliveries is not None else ()
+    return retire_environment(settings, layout, ref, RETIRED, also=also)
 
 
 @dataclass(frozen=True, slots=True)

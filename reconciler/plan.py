@@ -80,6 +80,7 @@ class Action:
     rejection: Rejection | None = None
     attempt: int = 1
     not_before: datetime | None = None
+    revision: str | None = None  # for an absent environment: the source revision without its file
 
     @property
     def is_change(self) -> bool:
@@ -249,11 +250,17 @@ def _absent(
     snap = readable.get(rec.source or "")
     if snap is None:
         return Action(NOOP, rec.ref, SOURCE_NOT_CONFIGURED, f"source '{rec.source}' is not configured; kept")
+    where = f"in revision {_short(snap.revision)}"
     if not policy.prune:
-        return Action(NOOP, rec.ref, SOURCE_REMOVED_KEPT, "file removed; kept because prune is off")
+        message = f"file removed {where}; kept because prune is off"
+        return Action(NOOP, rec.ref, SOURCE_REMOVED_KEPT, message, revision=snap.revision)
     if not snap.envs and not snap.rejections and snap.source not in policy.allow_empty:
         return Action(NOOP, rec.ref, SOURCE_EMPTY, f"source '{snap.source}' is empty; nothing is retired")
-    return Action(RETIRE, rec.ref, SOURCE_REMOVED, "file removed and prune is on")
+    return Action(RETIRE, rec.ref, SOURCE_REMOVED, f"file removed {where} and prune is on", revision=snap.revision)
+
+
+def _short(revision: str | None) -> str:
+    return (revision or "?")[:12]
 
 
 # --- rendering -----------------------------------------------------------------------

@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
-from condaops.reconciler.build.link import read_link, remove_link, swap_link
+from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.desired import effective
-from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
+from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot, shown
 from condaops.reconciler.plan import RETIRE, Plan, plan
+from condaops.reconciler.retire import retire_environment, withdraw_deliveries
 from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded
 from condaops.reconciler.state.recorder import QueuedBuild, Recorder
 from condaops.reconciler.store import StoreLayout
@@ -139,6 +140,7 @@ class Reconciler:
         from condaops.reconciler.deliver.sync import Deliveries
 
         self.deliveries = Deliveries(settings, engine, self.recorder)  # kernels, modulefiles, names follow links
+        self._withdraw = (withdraw_deliveries(self.deliveries),)  # a retirement's clean-up bound to them
         self._read = reader or SourceReader()
         from condaops.reconciler.changereqs.tracking import ChangeRequests
 
@@ -181,10 +183,16 @@ class Reconciler:
                 log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
         p = self.plan(snaps)
         queued = self.recorder.apply_plan(p)
+        for rejected in self.recorder.record_rejected_files(snaps):
+            log.warning(
+                "file_rejected source=%s path=%s reason=%s %s",
+                rejected.source,
+                shown(rejected.path),
+                rejected.reason,
+                rejected.message,
+            )
         for action in p.by_kind(RETIRE):
-            remove_link(self.layout.env_link(action.ref))
-            self.deliveries.withdraw(action.ref)
-            log.info("environment_retired env=%s", action.ref)
+            retire_environment(self.settings, self.layout, action.ref, action.reason, also=self._withdraw)
         self.repair_links()
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)

@@ -6,14 +6,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
-from condaops.reconciler.state.queries import EnvInfo
+from condaops.reconciler.state.queries import EnvInfo, RejectedFileInfo
 
 PENDING, READY = "pending", "ready"
-STATES = ("pending", "building", "ready", "failed")
+REMOVED = "removed"  # its file is gone; kept (prune is off), current build still linked
+RETIRED = "retired"  # retired by `condaops retire` or by prune; shown only when asked for
+STATES = ("pending", "building", "ready", "failed", REMOVED)
+LABELS = {REMOVED: "removed (kept)"}  # how a state reads where people look (status, the site)
 
 
 def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | None]:
-    """(state, reason, message) for an environment: pending, building, ready or failed."""
+    """(state, reason, message) for an environment: pending, building, ready, failed,
+    removed (its file is gone, kept) or retired."""
+    if env.retired:
+        return RETIRED, env.retired_reason or "Retired", env.retired_message
+    if env.removed_at is not None:
+        kept = f"; build {env.current.build_id} stays linked" if env.current else ""
+        return (
+            REMOVED,
+            "SourceRemovedKept",
+            f"{env.path or env.ref} was removed in revision {(env.removed_revision or '?')[:12]}{kept} "
+            f"(prune is off); `condaops retire {env.ref}` retires it",
+        )
     if env.rejection_reason:
         return FAILED, env.rejection_reason, env.rejection_message
     latest = env.latest
@@ -40,8 +54,8 @@ def status_item(
 ) -> dict[str, object]:
     """The JSON object ``condaops status --json`` prints for one environment."""
     state, reason, message = derive_state(env, retries=retries)
-    cur = env.current
-    shown = cur or env.latest
+    cur = env.current if not env.retired else None  # a retired environment is unlinked
+    shown = env.current or env.latest
     return {
         "namespace": env.ref.namespace,
         "name": env.ref.name,
@@ -61,6 +75,7 @@ def status_item(
         # the commit (or directory digest) the newest build — running, failed or done — came from
         "latest_revision": env.latest.source_revision if env.latest else None,
         "warnings": list(env.warnings),
+        "removed_revision": env.removed_revision,
         "artifacts": {k: str(store / v) for k, v in sorted((shown.artifacts if shown else {}).items())},
         # kernels, modulefiles and names written for it: what users pick or type (``use``), where, for which build
         "deliveries": [
@@ -68,3 +83,43 @@ def status_item(
             for d in deliveries
         ],
     }
+
+
+_ITEM_KEYS = (
+    "namespace",
+    "name",
+    "state",
+    "build_id",
+    "latest_build_id",
+    "prefix",
+    "build_prefix",
+    "spec_hash",
+    "current_spec_hash",
+    "reason",
+    "message",
+    "source",
+    "path",
+    "revision",
+    "built_from_revision",
+    "latest_revision",
+    "warnings",
+    "removed_revision",
+    "artifacts",
+)
+
+
+def file_status_item(rejected: RejectedFileInfo) -> dict[str, object]:
+    """How ``condaops status --json`` lists a file that cannot be an environment: failed,
+    with its reason, and no namespace or name (none could be derived from its path)."""
+    item: dict[str, object] = dict.fromkeys(_ITEM_KEYS)  # the shape of every item, for consumers
+    item.update(
+        state="failed",
+        reason=rejected.reason,
+        message=rejected.message,
+        source=rejected.source,
+        path=rejected.path,
+        revision=rejected.revision,
+        warnings=[],
+        artifacts={},
+    )
+    return item

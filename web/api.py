@@ -14,9 +14,15 @@ from litestar import Request, Router, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery
 
-from condaops.reconciler.state.queries import build_artifacts, list_builds, list_deliveries, list_sources
+from condaops.reconciler.state.queries import (
+    build_artifacts,
+    list_builds,
+    list_deliveries,
+    list_rejected_files,
+    list_sources,
+)
 from condaops.reconciler.state.review_queries import list_change_requests
-from condaops.reconciler.status import STATES, status_item
+from condaops.reconciler.status import STATES, file_status_item, status_item
 from condaops.web import api_models as m
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
@@ -38,10 +44,13 @@ def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int,
 def status(ctx: CtxDep, viewer: ViewerDep) -> list[dict[str, object]]:
     store = ctx.settings.store
     delivered = list_deliveries(ctx.engine)
-    return [
+    items = [
         status_item(r.info, retries=ctx.retries, store=store, deliveries=delivered.get(r.ref, ()))
         for r in ctx.rows(viewer)
     ]
+    if viewer.everything or not ctx.access.enabled:  # files name no namespace: only for who sees all
+        items += [file_status_item(f) for f in list_rejected_files(ctx.engine)]
+    return items
 
 
 @get("/namespaces", sync_to_thread=True)

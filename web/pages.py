@@ -18,7 +18,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from condaops.reconciler.state.queries import list_sources
+from condaops.reconciler.state.queries import list_rejected_files, list_sources
 from condaops.reconciler.status import STATES
 from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
 from condaops.web.context import CtxDep
@@ -81,6 +81,7 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep) -> dict[str, Any]:
         "states": count_states(rows),
         "namespaces": namespace_rows(rows),
         "sources": list_sources(ctx.engine) if show_sources else [],
+        "rejected_files": list_rejected_files(ctx.engine) if show_sources else [],
         "recent": recent,
         "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
         "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated,

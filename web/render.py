@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import MediaType, Response
 
+from condaops.reconciler.model import shown
 from condaops.web.views import channel_label, human_duration, human_size, short_revision
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -36,7 +37,9 @@ def make_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(size=human_size, duration=human_duration, when=when, rev=short_revision, channel=channel_label)
+    env.filters.update(
+        size=human_size, duration=human_duration, when=when, rev=short_revision, channel=channel_label, shown=shown
+    )
     return env
 
 

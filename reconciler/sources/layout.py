@@ -7,7 +7,8 @@ layout the same way.
 Paths are relative to the source root, ``/``-separated. The rules, in order:
 
 * **Ignored, silently:** any path with a hidden component (``.git/``, ``.github/``,
-  ``.foo.yaml.swp``, ``.#foo.yaml``); editor and tool leftovers (``*~``, ``#*#``,
+  ``.foo.yaml.swp``, ``.#foo.yaml``; but not ``..yaml``, which is no dotfile but a
+  mistyped environment file, reported below); editor and tool leftovers (``*~``, ``#*#``,
   ``*.swp``, ``*.swx``, ``*.tmp``, ``*.part``, ``*.bak``, ``*.orig``, ``*.rej``, vim's
   ``4913`` probe); ``condaops.yaml|yml`` and ``README*`` anywhere; conda-lock outputs
   (``conda-lock.yml``, ``*.conda-lock.yml``); anything not ending in ``.yaml``/``.yml``
@@ -24,7 +25,10 @@ Paths are relative to the source root, ``/``-separated. The rules, in order:
   companions → ignored.
 * ``environment.yaml`` one level deeper (``<a>/<b>/<c>/environment.yaml``) clearly meant
   an environment that this layout cannot name → rejected (``LayoutUnsupported``).
-* A namespace or name refused by ``model.name_problem`` → rejected (``InvalidName``).
+* A namespace or name refused by ``model.name_problem`` → rejected (``NameInvalid``), with a
+  message naming the file and the rule it breaks (``a..b.yaml``, ``..yaml``, spaces,
+  capitals are fine but not spaces, more than 128 characters, invisible or reordering
+  Unicode such as U+200B and U+202E, shown escaped).
 * Two files giving the same ``<ns>/<name>`` → one ``DuplicateEnvironment`` rejection
   naming every file, and none of them becomes desired.
 """
@@ -36,19 +40,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from condaops.reconciler.model import EnvRef, Rejection, name_problem
+from condaops.reconciler.model import EnvRef, Rejection, name_problem, shown
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
 MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path looked at
 
-INVALID_NAME = "InvalidName"
+INVALID_NAME = "NameInvalid"  # the path gives no valid namespace or environment name
 LAYOUT_UNSUPPORTED = "LayoutUnsupported"
 DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
 
 _IGNORED_NAME = re.compile(
     r"""^(?:
-        \..*                                # hidden, incl. .*.swp and .#lock files
+        \.(?!\.).*                          # hidden, incl. .*.swp and .#lock files (not ..x)
       | .*~ | \#.*\# | 4913                 # emacs/vim backups and vim's write probe
       | .*\.(?:swp|swx|tmp|part|bak|orig|rej)
       | condaops\.ya?ml
@@ -168,12 +172,12 @@ def _place(path: str, namespace: str, name: str) -> Placement | Misplaced:
     for what, value in (("namespace", namespace), ("environment name", name)):
         problem = name_problem(value)
         if problem:
-            return Misplaced(None, path, INVALID_NAME, f"{path}: {what} {problem}")
+            return Misplaced(None, path, INVALID_NAME, f"{shown(path)}: {what} {problem}")
     return Placement(EnvRef(namespace, name), path)
 
 
 def _misplaced(path: str, message: str) -> Misplaced:
-    return Misplaced(None, path, LAYOUT_UNSUPPORTED, f"{path} {message}")
+    return Misplaced(None, path, LAYOUT_UNSUPPORTED, f"{shown(path)} {message}")
 
 
 def name_warning(ref_name: str, declared: str | None) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from condaops.reconciler.state.schema import (
     Delivery,
     Environment,
     Namespace,
+    RejectedFile,
     SourceState,
     Specification,
 )
@@ -62,6 +63,10 @@ class EnvInfo:
     warnings: tuple[str, ...]
     current: BuildInfo | None
     latest: BuildInfo | None  # most recent build of the desired spec
+    removed_at: datetime | None = None  # its file disappeared (kept: prune is off)
+    removed_revision: str | None = None  # the first source revision without the file
+    retired_reason: str | None = None  # Retired (condaops retire) or SourceRemoved (prune)
+    retired_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,10 @@ _ENV_COLUMNS = (
     Environment.rejection_reason,
     Environment.rejection_message,
     Environment.warnings,
+    Environment.removed_at,
+    Environment.removed_revision,
+    Environment.retired_reason,
+    Environment.retired_message,
 )
 _BUILD_COLUMNS = (
     Build.id,
@@ -271,6 +280,10 @@ def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> 
         rejection_reason,
         rejection_message,
         warnings,
+        removed_at,
+        removed_revision,
+        retired_reason,
+        retired_message,
     ) = row
     return EnvInfo(
         ref=EnvRef(ns, name),
@@ -286,6 +299,10 @@ def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> 
         warnings=tuple(json.loads(warnings)) if warnings else (),
         current=builds.get(current_id) if current_id else None,
         latest=builds.get(latest_id) if latest_id else None,
+        removed_at=removed_at,
+        removed_revision=removed_revision,
+        retired_reason=retired_reason,
+        retired_message=retired_message,
     )
 
 
@@ -364,6 +381,24 @@ def list_sources(engine: Engine) -> list[SourceInfo]:
             SourceInfo(r.name, r.revision, r.fetched_at, r.last_success_at, r.error_reason, r.error_message)
             for r in s.scalars(select(SourceState).order_by(SourceState.name))
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedFileInfo:
+    """A file of a source that cannot be an environment (no valid name from its path)."""
+
+    source: str
+    path: str
+    reason: str
+    message: str
+    revision: str | None
+    first_seen_at: datetime
+
+
+def list_rejected_files(engine: Engine) -> list[RejectedFileInfo]:
+    with Session(engine) as s:
+        rows = s.scalars(select(RejectedFile).order_by(RejectedFile.source, RejectedFile.path))
+        return [RejectedFileInfo(r.source, r.path, r.reason, r.message, r.revision, r.first_seen_at) for r in rows]
 
 
 def unpublished_builds(engine: Engine) -> list[int]:

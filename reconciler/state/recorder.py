@@ -26,9 +26,10 @@ from condaops.reconciler.model import (
     BuildTicket,
     DeliveryRecord,
     EnvRef,
+    Rejection,
     SourceSnapshot,
 )
-from condaops.reconciler.plan import BUILD, REJECT, RETIRE, Action, Plan
+from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT, Action, Plan
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
@@ -38,6 +39,7 @@ from condaops.reconciler.state.schema import (
     Environment,
     Namespace,
     PreviewBuild,
+    RejectedFile,
     SourceState,
     Specification,
 )
@@ -83,6 +85,33 @@ class Recorder:
                 row.revision = snap.revision
                 row.last_success_at = now
 
+    def record_rejected_files(self, snapshots: Iterable[SourceSnapshot]) -> list[Rejection]:
+        """Keep the files of each readable source that cannot be environments (no valid name
+        from their path), replacing what was kept for that source; returns those seen for
+        the first time (to log). An unreadable source keeps its list as it was."""
+        fresh: list[Rejection] = []
+        with Session(self.engine) as s, s.begin():
+            for snap in snapshots:
+                if snap.error is not None:
+                    continue
+                wanted = {r.path: r for r in snap.rejections if r.ref is None}
+                kept = {
+                    row.path: row for row in s.scalars(select(RejectedFile).where(RejectedFile.source == snap.source))
+                }
+                for path, row in kept.items():
+                    if path not in wanted:
+                        s.delete(row)
+                for path, rej in wanted.items():
+                    row = kept.get(path)
+                    if row is None:
+                        row = RejectedFile(source=snap.source, path=path, reason=rej.reason, message=rej.message)
+                        row.revision, row.first_seen_at = snap.revision, self.clock()
+                        s.add(row)
+                        fresh.append(rej)
+                    elif (row.reason, row.message) != (rej.reason, rej.message):
+                        row.reason, row.message = rej.reason, rej.message
+        return fresh
+
     def request_refresh(self, names: Iterable[str]) -> None:
         """A webhook asked for these sources to be read now (the web role tells the
         reconciler role through the database)."""
@@ -122,11 +151,38 @@ class Recorder:
                 elif action.kind == RETIRE:
                     env = envs.get(action.ref)
                     if env is not None:
-                        env.retired_at = self.clock()
-                        _changed(env)
+                        self._retire(env, action.reason, action.message)
                 elif action.desired is not None:
                     self._refresh(envs.get_or_create(action.ref), action)
+                elif action.reason == SOURCE_REMOVED_KEPT:
+                    self._removed(envs.get(action.ref), action)
         return queued
+
+    def _removed(self, env: Environment | None, action: Action) -> None:
+        """The file is gone and the environment kept: noted once, with the first revision
+        without it (its current build stays linked; nothing is retried)."""
+        if env is None or env.removed_at is not None:
+            return
+        env.removed_at = self.clock()
+        env.removed_revision = action.revision
+        _changed(env)
+
+    def _retire(self, env: Environment, reason: str, message: str) -> None:
+        """Retired: no current build any more (its link goes; its builds and lockfiles stay,
+        and gc may reclaim the prefixes). Coming back, it is built like a new environment."""
+        env.retired_at = self.clock()
+        env.retired_reason, env.retired_message = reason, message
+        env.current_build_id = None
+        _changed(env)
+
+    def record_retired(self, ref: EnvRef, reason: str, message: str) -> bool:
+        """Retire an environment on purpose (``condaops retire``); False if it is not known."""
+        with Session(self.engine) as s, s.begin():
+            env = _EnvCache(s).get(ref)
+            if env is None:
+                return False
+            self._retire(env, reason, message)
+            return True
 
     @staticmethod
     def _specifications(s: Session, plan: Plan) -> dict[str, Specification]:
@@ -142,7 +198,7 @@ class Recorder:
         env = envs.get_or_create(action.ref)
         self._refresh(env, action)
         env.source_revision = action.desired.revision
-        env.retired_at = None
+        env.retired_at = env.retired_reason = env.retired_message = None
         if env.pinned_spec_hash != action.spec_hash:
             env.pinned_spec_hash = None
         spec = specs.get(action.spec_hash)
@@ -198,6 +254,9 @@ class Recorder:
             env.warnings = warnings
         if env.rejection_reason is not None:
             env.rejection_reason = env.rejection_message = None
+        if env.removed_at is not None:  # the file is back
+            env.removed_at = env.removed_revision = None
+            _changed(env)
         if before != (env.source, env.path, env.source_revision, env.desired_spec_hash, env.warnings, None):
             _changed(env)
 
@@ -209,6 +268,9 @@ class Recorder:
         if env.rejection_reason != action.reason or env.rejection_message != action.message:
             env.rejection_reason = action.reason
             env.rejection_message = action.message
+            _changed(env)
+        if env.removed_at is not None:  # the file is back, if not valid yet
+            env.removed_at = env.removed_revision = None
             _changed(env)
 
     # --- builds -------------------------------------------------------------------

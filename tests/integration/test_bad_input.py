@@ -4,6 +4,7 @@ one-line message naming the file, and the other environments are unaffected."""
 from __future__ import annotations
 
 import http.server
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,9 +52,12 @@ def test_each_bad_input_is_reported_and_the_rest_builds(project, tool_channel):
         assert (item["state"], item["reason"]) == ("failed", reason), (path, item)
         assert words in item["message"] and "\n" not in item["message"].strip()[:200]
         assert item["build_id"] is None and not p.link(ref).exists()
-    assert "bad/a..b" not in status and "a..b" not in str(status)
+    assert "bad/a..b" not in status  # no environment of that name, but the file is reported:
+    code, out, _ = p.cli("status", "--json")
+    (named,) = [i for i in json.loads(out) if i["path"] == "bad/a..b.yaml"]
+    assert (named["namespace"], named["state"], named["reason"]) == (None, "failed", "NameInvalid")
     code, out, _ = p.cli("plan")
-    assert "InvalidName" in out and "bad/a..b.yaml" in out
+    assert "NameInvalid" in out and "bad/a..b.yaml" in out
     assert not any(".#tool" in k for k in status)
 
 

@@ -145,7 +145,7 @@ def test_layout_rejections_are_reported(make_tree: Tree) -> None:
     root = make_tree({"environment.yaml": NUMPY, "team/bad name.yaml": NUMPY, "team/x/y/environment.yaml": NUMPY})
     assert reasons(scan(root)) == {
         "environment.yaml": "LayoutUnsupported",
-        "team/bad name.yaml": "InvalidName",
+        "team/bad name.yaml": "NameInvalid",
         "team/x/y/environment.yaml": "LayoutUnsupported",
     }
 

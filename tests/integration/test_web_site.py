@@ -157,7 +157,7 @@ def test_namespaces_count_environments_by_state(client: TestClient) -> None:
     by_name = {n["name"]: n for n in page["items"]}
     assert page["total"] == 3 and list(by_name) == ["data", "secret", "team"]
     assert by_name["team"]["environments"] == 3
-    assert by_name["team"]["states"] == {"pending": 0, "building": 0, "ready": 2, "failed": 1}
+    assert by_name["team"]["states"] == {"pending": 0, "building": 0, "ready": 2, "failed": 1, "removed": 0}
     assert client.get("/api/v1/namespaces/team").json()["environments"] == 3
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from condaops.reconciler.model import EnvRef
+from condaops.reconciler.model import EnvRef, shown
 from condaops.reconciler.sources.layout import (
     DUPLICATE_ENVIRONMENT,
     INVALID_NAME,
@@ -87,6 +87,14 @@ REJECTED = [
     ("folder-name", "team/bad name/environment.yaml", INVALID_NAME, "'bad name'"),
     ("root-name", "bad name.yaml", INVALID_NAME, "'bad name'"),
     ("too-long", "team/" + "x" * 129 + ".yaml", INVALID_NAME, "at most 128"),
+    # the names the hardening issue found vanishing
+    ("issue-double-dot", "a..b.yaml", INVALID_NAME, "'..' and empty names are refused"),
+    ("issue-dot-dot-yaml", "..yaml", INVALID_NAME, "'.' is not allowed as a name"),
+    ("issue-dots-folder", "..team/x.yaml", INVALID_NAME, "namespace '..team'"),
+    ("issue-upper-spaces", "UPPER Case name.yaml", INVALID_NAME, "use letters, digits, '.', '_' or '-'"),
+    ("issue-251", "y" * 246 + ".yaml", INVALID_NAME, "(at most 128 characters)"),
+    ("issue-rlo", "a\u202eb.yaml", INVALID_NAME, "'a\\u202eb' is not a valid name"),
+    ("issue-zero-width", "a\u200bb.yaml", INVALID_NAME, "'a\\u200bb' is not a valid name"),
 ]
 
 
@@ -95,7 +103,8 @@ def test_rejected(path: str, reason: str, words: str) -> None:
     found = classify(path, default_namespace=DEFAULT)
     assert isinstance(found, Misplaced)
     assert (found.ref, found.path, found.reason) == (None, path, reason)
-    assert path in found.message and words in found.message
+    assert shown(path) in found.message and words in found.message
+    assert found.message.isprintable() and len(found.message) < 600  # safe to print, never a flood
 
 
 DUPLICATES = [

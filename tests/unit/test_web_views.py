@@ -275,7 +275,7 @@ def row(ns: str, name: str, state: str) -> EnvRow:
 def test_counts_and_namespaces() -> None:
     rows = [row("a", "x", "ready"), row("a", "y", "failed"), row("b", "z", "ready")]
 
-    assert count_states(rows) == {"pending": 0, "building": 0, "ready": 2, "failed": 1}
+    assert count_states(rows) == {"pending": 0, "building": 0, "ready": 2, "failed": 1, "removed": 0}
     spaces = namespace_rows(rows)
     assert [(n.name, n.total, n.states["ready"]) for n in spaces] == [("a", 2, 1), ("b", 1, 1)]
     assert [r.ref.name for r in filter_rows(rows, namespace="a", state="ready")] == ["x"]
