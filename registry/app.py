@@ -154,7 +154,7 @@ def sent_path(raw_path: bytes | None, rest: str) -> str:
     read, any other ``%`` is refused."""
     if not raw_path:
         return rest.removeprefix("/")
-    text = raw_path.decode("latin-1")
+    text = raw_path.decode("latin-1").split("?", 1)[0]  # some servers leave the query in it
     start = text.find("/v2")
     text = text[start + 3 :] if start >= 0 else text
     text = text.removeprefix("/").replace("%3A", ":").replace("%3a", ":")
