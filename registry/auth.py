@@ -15,8 +15,6 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from condaops.registry.errors import UNAUTHORIZED, RegistryError
-
 REALM = "condaops"
 # Basic, not Bearer: a Bearer challenge sends Docker-style clients to a token server we do
 # not run, while basic credentials carrying the token work in every client.
@@ -71,15 +69,6 @@ class PushTokens:
         # Compare against every token (no early exit) so timing does not tell which matched.
         matches = [hmac.compare_digest(presented, known.encode()) for known in self._tokens()]
         return any(matches)
-
-    def require(self, authorization: str | None) -> None:
-        """UNAUTHORIZED (401, with a challenge) unless the header carries a push token."""
-        if not self.allows(authorization):
-            raise RegistryError(
-                UNAUTHORIZED,
-                "pushing needs a token: send it as 'Authorization: Bearer <token>' or as the password of basic auth",
-                headers={"WWW-Authenticate": CHALLENGE},
-            )
 
     def _tokens(self) -> tuple[str, ...]:
         return self._static + self._read_file()
