@@ -10,11 +10,11 @@ rattler, uv or the lockfile writers hitting ``ENOSPC`` — fails with the reason
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
 from condaops.config.checks import format_size
 from condaops.reconciler.errors import BuildError, TransientError
-from condaops.registry.storage import disk_free as free_bytes
 
 DISK_FULL = "DiskFull"  # the store's disk is full or below min_free_space: retried later
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -27,6 +27,18 @@ class DiskFullError(BuildError, TransientError):
 
     reason = DISK_FULL
     retryable = True
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on the file system holding ``path`` (or its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+    return None
 
 
 def require_free_space(path: Path, floor: int, label: str) -> None:
