@@ -215,11 +215,16 @@ class WebProbe:
 
 
 def _head_revision() -> str:
-    """The newest migration's revision (the migrations are numbered 0001, 0002, ...)."""
+    """The newest migration's revision, as Alembic chains them (numbers may be out of order
+    while branches are merged)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     from condaops.reconciler.state import db
 
-    versions = Path(db.__file__).with_name("migrations") / "versions"
-    return max(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    return str(ScriptDirectory.from_config(config).get_current_head())
 
 
 def test_migrations_run_once_when_many_processes_start_together(cluster: Cluster):
