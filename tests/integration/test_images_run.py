@@ -23,9 +23,11 @@ import pytest
 
 from condaops.config import load_settings
 from condaops.config.settings import ChannelSettings, DynamicSettings, RegistrySettings, Settings
+from condaops.reconciler.dynamic_builder import DynamicImageBuilder
 from condaops.reconciler.publish.archive import Entry, Written, write_archive
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
 from condaops.reconciler.state.db import make_engine
+from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app, registry_router
 from condaops.registry.storage import open_storage
 from condaops.web.app import create_app
@@ -270,7 +272,10 @@ def test_a_dynamic_image_runs_openssl(realdata_channel, tmp_path: Path) -> None:
         dynamic=DynamicSettings(enabled=True),
         registry=RegistrySettings(push_tokens=("t" * 32,)),
     )
-    with serve_asgi(create_registry_app(settings)) as host, podman_client(tmp_path / "pm") as pm:
+    storage = open_storage(settings)
+    builder = DynamicImageBuilder(settings, Registry(storage))  # what `condaops serve` hands the registry
+    app = create_registry_app(settings, storage, dynamic_builder=builder)
+    with serve_asgi(app) as host, podman_client(tmp_path / "pm") as pm:
         version = run_in(pm, f"{host}/dynamic/openssl:latest", "openssl", "version")
         config = json.loads(
             skopeo("inspect", "--config", "--tls-verify=false", f"docker://{host}/dynamic/openssl:latest").stdout
