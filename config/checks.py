@@ -22,6 +22,7 @@ from condaops.config.settings import (
     SourceSettings,
     StorageSettings,
 )
+from condaops.reconciler.names import ref_glob_problem
 
 KNOWN_PLATFORMS = (
     "linux-64",
@@ -261,8 +262,6 @@ def _change_keys(source: SourceSettings) -> list[tuple[str, str]]:
         return [("web_url", "applies only to Git sources (links to pull requests and commits)")]
     if source.change_requests and source.git is None:
         return [("change_requests", "applies only to Git sources (pull requests are Git refs)")]
-    from condaops.reconciler.sources.gitrules import ref_glob_problem
-
     return [("change_refspecs", problem) for problem in map(ref_glob_problem, source.change_refspecs) if problem]
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import platform
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -71,7 +73,7 @@ from condaops.config.settings import (
     SourceSettings,
 )
 from condaops.reconciler.errors import ConfigError
-from condaops.reconciler.model import name_problem
+from condaops.reconciler.names import name_problem
 
 ENV_PREFIX = "CONDAOPS_"
 CONFIG_VARIABLE = "CONDAOPS_CONFIG"
@@ -466,11 +468,13 @@ def _raise_problems(problems: list[_Problem], config_file: Path | None) -> None:
 
 
 def _host_platform() -> str:
-    # Lazily: ~0.1 s to import, needed only when no platforms are set. py-rattler 0.28 calls
-    # platforms "subdirs" (`Platform` is its deprecated alias).
-    from rattler import Subdir
-
-    return str(Subdir.current())
+    """This machine's conda platform (``linux-64``, ``osx-arm64``...), from the standard library."""
+    system = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
+    machine = platform.machine().lower()
+    arch = {"x86_64": "64", "amd64": "64", "i386": "32", "i686": "32", "arm64": "arm64"}.get(machine, machine)
+    if system == "linux" and arch == "arm64":
+        arch = "aarch64"  # conda's name for 64-bit ARM Linux
+    return f"{system}-{arch}"
 
 
 # --- rules for particular keys ------------------------------------------------------------
@@ -490,27 +494,33 @@ def _size(value: Any, tp: Any, key: str, ctx: _Context) -> int:
     return size
 
 
-def _database(value: Any, tp: Any, key: str, ctx: _Context) -> str:
-    from sqlalchemy.engine import make_url  # lazily: sqlalchemy takes ~0.25 s to import
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+_DATABASE_KINDS = ("sqlite", "postgresql")  # the state DB's tested backends
+_URL_RE = re.compile(r"^(?P<driver>[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?)://(?P<rest>.*)$", re.DOTALL)
+_HOST_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^:/\[\]@]*)(:\d*)?$")
 
+
+def _database(value: Any, tp: Any, key: str, ctx: _Context) -> str:
+    """A SQLAlchemy URL of a kind the state DB supports; a relative SQLite path resolves
+    like ``store``. Read with the standard library: the URL may hold a password (with any
+    character but none of it is ever repeated in a message)."""
     text = _by_type(value, tp, key, ctx)
     if not text:
         return text
-    # The URL may hold a password: messages never repeat it.
-    try:
-        url = make_url(text)
-        url.get_dialect()
-    except NoSuchModuleError:  # a subclass of ArgumentError: first
-        raise _Invalid(f"unknown database kind '{url.drivername}'; use sqlite or postgresql+psycopg") from None
-    except (ArgumentError, ValueError):
+    match = _URL_RE.match(text)
+    # user:password@ may hold '/', '?' and '#': the host part starts after the last '@'
+    after_user = match["rest"][match["rest"].rfind("@") + 1 :] if match else ""
+    location, question, query = after_user.partition("?")
+    host, slash, database = location.partition("/")
+    if match is None or not _HOST_RE.match(host):
         raise _Invalid(
             "is not a SQLAlchemy URL such as sqlite:////srv/condaops.db or postgresql+psycopg://user@host/condaops"
-        ) from None
-    database = url.database or ""
+        )
+    driver = match["driver"]
+    if driver.split("+")[0] not in _DATABASE_KINDS:
+        raise _Invalid(f"unknown database kind '{driver}'; use sqlite or postgresql+psycopg")
     relative = not os.path.isabs(database) and database not in ("", ":memory:") and not database.startswith("file:")
-    if url.get_backend_name() == "sqlite" and relative:
-        return url.set(database=str(ctx.path(database))).render_as_string(hide_password=False)
+    if driver.startswith("sqlite") and relative:
+        return f"{driver}:///{ctx.path(database)}{question}{query}"
     return text
 
 

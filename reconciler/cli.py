@@ -18,7 +18,8 @@ import anyio
 
 from condaops.config import ConfigError, Settings, load_settings
 from condaops.reconciler.errors import CondaopsError
-from condaops.reconciler.model import EnvRef, shown
+from condaops.reconciler.model import EnvRef
+from condaops.reconciler.names import shown
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 # Long-running processes use uvloop: the site serves a page with about a quarter less CPU

@@ -5,37 +5,12 @@ Pure: standard library only. ``plan()`` receives these, never ORM rows.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from condaops.reconciler.spec import Spec
-
-# Namespace and environment names: what a user may type in a path and a URL.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def shown(text: str) -> str:
-    """``text`` safe to print: characters that are invisible or reorder the line (U+200B,
-    U+202E...) and control characters escaped as ``\\uXXXX``, long text shortened. Pure."""
-    escaped = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-    return escaped if len(escaped) <= 200 else f"{escaped[:100]}...({len(text)} characters)"
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a namespace or environment name, or None if it can."""
-    if name in ("", ".", "..") or ".." in name:
-        return f"'{shown(name)}' is not allowed as a name ('..' and empty names are refused)"
-    if "/" in name or "\\" in name:
-        return f"'{shown(name)}' contains a slash"
-    if not NAME_RE.match(name):
-        rule = (
-            "at most 128 characters" if len(name) > 128 else "starting with a letter or digit, at most 128 characters"
-        )
-        return f"'{shown(name)}' is not a valid name: use letters, digits, '.', '_' or '-' ({rule})"
-    return None
 
 
 @dataclass(frozen=True, slots=True, order=True)

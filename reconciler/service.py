@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.desired import effective
-from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot, shown
+from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
+from condaops.reconciler.names import shown
 from condaops.reconciler.plan import RETIRE, Plan, plan
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
 from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded

@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import MediaType, Response
 
-from condaops.reconciler.model import shown
+from condaops.reconciler.names import shown
 from condaops.web.views import channel_label, human_duration, human_size, short_revision
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -20,7 +20,8 @@ import yaml
 from condaops.reconciler import pkgdiff
 from condaops.reconciler.deliver.kernels import kernel_name
 from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME
-from condaops.reconciler.model import DeliveryRecord, EnvRef, name_problem
+from condaops.reconciler.model import DeliveryRecord, EnvRef
+from condaops.reconciler.names import name_problem
 from condaops.reconciler.pkgdiff import Compare, Pkg
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo

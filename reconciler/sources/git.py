@@ -47,6 +47,7 @@ from dulwich.repo import Repo
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.names import ref_glob_problem
 from condaops.reconciler.sources.gitmirror import (
     MAX_PACKS,
     consolidate_packs,
@@ -60,7 +61,6 @@ from condaops.reconciler.sources.gitrules import (
     is_tree,
     matching_refs,
     may_retry,
-    ref_glob_problem,
     retry_delay,
 )
 from condaops.reconciler.sources.gittree import (

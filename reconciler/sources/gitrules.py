@@ -144,15 +144,6 @@ def split_path(path: bytes) -> tuple[str, ...]:
 # --- refs ---------------------------------------------------------------------------------
 
 
-def ref_glob_problem(pattern: str) -> str | None:
-    """Why ``pattern`` is not a ref glob such as ``refs/pull/*/head``, or None."""
-    if not pattern.startswith("refs/"):
-        return f"ref pattern {pattern!r} must start with 'refs/'"
-    if any(c in pattern for c in " ~^:?[\\") or ".." in pattern:
-        return f"ref pattern {pattern!r} contains a character refs cannot have"
-    return None
-
-
 def ref_glob(pattern: str) -> re.Pattern[str]:
     """A regex for a ref glob: ``*`` matches any characters, '/' included, as in a refspec."""
     return re.compile("".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)))

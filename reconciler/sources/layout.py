@@ -40,7 +40,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from condaops.reconciler.model import EnvRef, Rejection, name_problem, shown
+from condaops.reconciler.model import EnvRef, Rejection
+from condaops.reconciler.names import name_problem, shown
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"

@@ -14,6 +14,7 @@ from dulwich.object_store import MemoryObjectStore
 from dulwich.objects import Blob
 
 from condaops.config import ConfigError, load_settings
+from condaops.reconciler.names import ref_glob_problem
 from condaops.reconciler.sources.gitrules import (
     MODE_SUBMODULE,
     MODE_SYMLINK,
@@ -24,7 +25,6 @@ from condaops.reconciler.sources.gitrules import (
     matching_refs,
     may_retry,
     redact,
-    ref_glob_problem,
     retry_delay,
     split_userinfo,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from condaops.reconciler.model import EnvRef, shown
+from condaops.reconciler.model import EnvRef
+from condaops.reconciler.names import shown
 from condaops.reconciler.sources.layout import (
     DUPLICATE_ENVIRONMENT,
     INVALID_NAME,
