@@ -749,6 +749,15 @@ KEY_RULES: dict[str, KeyRule] = {
     "publish.squashfs_compression": KeyRule(check=squashfs_compression_problem),
     "kernels.display_name": KeyRule("May use `{name}` and `{namespace}`.", check=display_name_problem),
     "modules.format": KeyRule(check=module_format_problem),
+    "policy.site_file": KeyRule("Must exist; the format of `condaops-policy.yaml`.", check=file_problem),
+    "publish.signing.key_file": KeyRule(
+        "Must exist. Make one with `openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 "
+        "-v2 aes-256-cbc -out cosign.key` (see docs/supply-chain.md).",
+        check=file_problem,
+    ),
+    "publish.signing.password_env": KeyRule("Not with `password_file`.", check=variable_name_problem),
+    "publish.signing.password_file": KeyRule("Must exist.", check=file_problem),
+    "publish.signing.previous_keys[]": KeyRule(type="file", check=file_problem),
     "dynamic.max_packages": KeyRule("From 1 to 100.", check=between(1, 100)),
     "dynamic.concurrency": KeyRule("From 1 to 64.", check=between(1, 64)),
     "dynamic.queue": KeyRule("From 0 to 10000.", check=between(0, 10_000)),

@@ -322,6 +322,33 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class SigningSettings:
+    """Signing published images and artifacts (cosign's format: a `sha256-<digest>.sig` tag beside each
+    signed manifest). Without `key_file` nothing is signed."""
+
+    key_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PEM private key (ECDSA P-256, PKCS#8, encrypted or not) that signs every pushed image and "
+            "artifact manifest; its public key is served at `/.well-known/condaops/signing-key.pub`."
+        ),
+    )
+    password_env: str | None = field(
+        default=None, metadata=_doc("Variable holding the key's password (not with `password_file`); never logged.")
+    )
+    password_file: Path | None = field(
+        default=None, metadata=_doc("File holding the key's password; trailing newlines are ignored.")
+    )
+    previous_keys: tuple[Path, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Public keys (PEM) of earlier signing keys, still served beside the current one while images "
+            "they signed are in use (key rotation)."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class PublishSettings:
     """What each build is published as: a conda-pack tarball and an OCI image in the built-in registry."""
 
@@ -385,6 +412,16 @@ class PublishSettings:
     squashfs_compression: str = field(
         default="zstd", metadata=_doc("Compression of squashfs images: `zstd` (Linux 4.14 and later) or `gzip`.")
     )
+    sbom: bool = field(
+        default=True,
+        metadata=_doc(
+            "Write a CycloneDX SBOM (`sbom.cdx.json`) of every build and attach it to the image "
+            "(artifact type `application/vnd.cyclonedx+json`)."
+        ),
+    )
+    signing: SigningSettings = field(
+        default_factory=SigningSettings, metadata=_doc("Signatures of pushed images and artifacts.")
+    )
 
 
 @dataclass(frozen=True)
@@ -436,6 +473,20 @@ class NameSettings:
     enabled: bool = field(default=True, metadata=_doc("Keep a folder of `<ns>-<name>` links to each environment."))
     directory: Path | None = field(
         default=None, metadata=_doc("The folder of names (list it in `envs_dirs`); unset = `<store>/envs-by-name`.")
+    )
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """Site-wide policy: rules in a file the environments' repository cannot change or loosen."""
+
+    site_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "A policy file in the format of `condaops-policy.yaml` whose rules apply to every environment "
+            "of every source, in addition to the repository's own; read again when it changes. An "
+            "invalid file fails every build with `PolicyInvalid`."
+        ),
     )
 
 
@@ -511,6 +562,7 @@ class Settings:
     kernels: KernelSettings = field(default_factory=KernelSettings, metadata=_doc("Jupyter kernels."))
     modules: ModuleSettings = field(default_factory=ModuleSettings, metadata=_doc("Environment modules."))
     names: NameSettings = field(default_factory=NameSettings, metadata=_doc("Names for `conda activate`."))
+    policy: PolicySettings = field(default_factory=PolicySettings, metadata=_doc("Site-wide policy rules."))
     config_file: Path | None = field(default=None, metadata=_doc("The file these settings came from (not a key)."))
 
     @property

@@ -1,4 +1,5 @@
-"""Desired state as the plan and reviews see it: spec defaults filled from settings.
+"""Desired state as the plan and reviews see it: spec defaults filled from settings, and
+the policy that applies to each environment.
 
 Its own module so that both the reconcile pass (``service``) and change-request reviews
 (``changereqs``) use it without importing each other.
@@ -13,8 +14,11 @@ from condaops.reconciler.model import SourceSnapshot
 
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
-    """Fill spec defaults (channels, platforms) from settings: they are part of the identity."""
+    """Fill spec defaults (channels, platforms) from settings: they are part of the identity;
+    and give each environment the policy that applies to it (site rules and policy files)."""
+    from condaops.reconciler.policy.load import with_policies  # imports rattler: only when reading sources
+
     channels = settings.channels.default
     platforms = settings.platforms
     envs = tuple(replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs)
-    return replace(snapshot, envs=envs)
+    return with_policies(replace(snapshot, envs=envs), settings)

@@ -149,3 +149,15 @@ class VerifyError(BuildError, StalledError):
     """The installed prefix failed verification."""
 
     reason = "VerifyFailed"
+
+
+class PolicyViolationError(BuildError, StalledError):
+    """The solved packages break a blocking policy rule: change the environment or the policy."""
+
+    reason = "PolicyViolation"  # a blocking rule is broken; the message names rule, package and file
+
+
+class PolicyInvalidError(BuildError, StalledError):
+    """A policy file that applies to the environment is invalid: the build is not checked, so it fails."""
+
+    reason = "PolicyInvalid"  # a policy file (or policy.site_file) cannot be read; fix the file

@@ -5,6 +5,7 @@ Pure: standard library only. ``plan()`` receives these, never ORM rows.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,24 @@ class DesiredEnv:
     path: str  # relative to the source root, as the user knows it
     revision: str
     warnings: tuple[str, ...] = ()
+    # The effective policy for this environment as canonical JSON (``policy.rules``), set
+    # from the snapshot's policy files and the site rules; None when no policy applies.
+    policy: str | None = None
+
+    @property
+    def policy_hash(self) -> str | None:
+        """What ``plan`` compares with the policy a build was checked against."""
+        return hashlib.sha256(self.policy.encode()).hexdigest() if self.policy is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """A policy file as a source holds it: its path relative to the source root and its
+    bytes, or why it could not be read (``problem``)."""
+
+    path: str
+    data: bytes | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +90,7 @@ class SourceSnapshot:
     rejections: tuple[Rejection, ...] = ()
     error: str | None = None
     error_reason: str | None = None
+    policy_files: tuple[PolicyFile, ...] = ()
 
 
 # Build states as stored in the state DB.
@@ -89,6 +109,7 @@ class RecordedBuild:
     reason: str | None = None
     retryable: bool = False
     finished_at: datetime | None = None
+    policy_hash: str | None = None  # of the policy the build was checked against
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +148,7 @@ class BuildTicket:
     source: str | None = None
     source_revision: str | None = None
     source_path: str | None = None
+    policy: str | None = None  # the effective policy (canonical JSON) to check the solve against
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +176,7 @@ class BuildOutcome:
     # platform -> solved conda records / pip locks, for the package index (successes only)
     records: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     pip: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    policy_report: str | None = None  # JSON list of the policy findings (None: no policy applied)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,10 @@ Decisions, in order, for each environment:
   backoff has passed, else ``wait`` until then (``RetryPending``);
 * a failed build with no attempts left or that retrying cannot fix → ``hold`` with the
   failure's reason, until the spec changes;
+* the effective policy changed since the latest build of the desired spec was checked
+  (a policy file or the site rules) → ``build`` (``PolicyChanged``) when that build
+  completed or failed on the policy, so the new rules are checked (a failure keeps the
+  linked build);
 * an environment whose file is gone → ``retire`` (``SourceRemoved``) only when
   ``prune`` is on and the source revision is readable and not empty (unless the source
   is allowed to be empty); otherwise ``noop`` (``SourceRemovedKept``).
@@ -39,6 +43,7 @@ from condaops.reconciler.model import (
     DesiredEnv,
     EnvRef,
     Policy,
+    RecordedBuild,
     RecordedEnv,
     Rejection,
     SourceSnapshot,
@@ -65,6 +70,8 @@ SOURCE_EMPTY = "SourceEmpty"
 SOURCE_NOT_CONFIGURED = "SourceNotConfigured"
 DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
 ROLLED_BACK = "RolledBack"
+POLICY_CHANGED = "PolicyChanged"  # the environment's policy changed since its build was checked
+POLICY_REASONS = frozenset({"PolicyViolation", "PolicyInvalid"})  # build failures a policy change can fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +194,8 @@ def _decide(env: DesiredEnv, rec: RecordedEnv | None, policy: Policy, now: datet
     if rec.pinned_spec_hash == spec_hash:
         return act(NOOP, ROLLED_BACK, "rolled back by an operator; a new spec change resumes building")
     latest = rec.latest if rec.latest and rec.latest.spec_hash == spec_hash else None
+    if latest is not None and _policy_changed(env, latest):
+        return act(BUILD, POLICY_CHANGED, f"{env.path}: the policy changed since build {latest.build_id}")
     if rec.current_spec_hash == spec_hash and (latest is None or latest.state == COMPLETED):
         if not rec.prefix_present:
             return act(BUILD, BUILD_MISSING, "the linked prefix is missing on disk; rebuilding")
@@ -204,9 +213,19 @@ def _decide(env: DesiredEnv, rec: RecordedEnv | None, policy: Policy, now: datet
     return _after_failure(act, latest, policy, now)
 
 
+def _policy_changed(env: DesiredEnv, latest: RecordedBuild) -> bool:
+    """Whether the build must be checked again: its policy differs from the desired one
+    and it finished in a state that policy decided (completed, or failed on the policy)."""
+    if latest.policy_hash == env.policy_hash:
+        return False
+    return latest.state == COMPLETED or (latest.state == FAILED and latest.reason in POLICY_REASONS)
+
+
 def _after_failure(act, latest, policy: Policy, now: datetime) -> Action:  # type: ignore[no-untyped-def]
     assert latest.state == FAILED
     if not latest.retryable:
+        if latest.reason in POLICY_REASONS:
+            return act(HOLD, latest.reason, "change the environment or the policy to try again")
         return act(HOLD, latest.reason or "BuildFailed", "fix the specification to try again")
     if latest.attempt > policy.retries:
         return act(

@@ -1,4 +1,4 @@
-"""The build-step runner: solve → pip-lock → install → pip-install → lock → verify → link.
+"""The build-step runner: solve → policy → pip-lock → install → pip-install → lock → verify → link.
 
 Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
 shared ``Work``. The runner is the only place that catches bare ``Exception``: every
@@ -37,9 +37,13 @@ from condaops.reconciler.errors import (
     CondaopsError,
     LeaseLostError,
     PipError,
+    PolicyInvalidError,
+    PolicyViolationError,
     TransientError,
 )
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
+from condaops.reconciler.policy.check import INVALID, Violation, check_policy, report_json, summary
+from condaops.reconciler.policy.load import rules_for
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
@@ -71,6 +75,7 @@ class Work:
     records: dict[str, list[Any]] = field(default_factory=dict)
     pip: dict[str, list[PipLock]] = field(default_factory=dict)
     files: list[tuple[str, Path]] = field(default_factory=list)
+    findings: list[Violation] = field(default_factory=list)
     installed: bool = False
     linked: bool = False
 
@@ -113,6 +118,20 @@ def solve_step(w: Work, ctx: BuildContext) -> None:
     )
     for platform, recs in sorted(w.records.items()):
         w.log.info("solved platform=%s packages=%d", platform, len(recs))
+
+
+def policy_step(w: Work, ctx: BuildContext) -> None:
+    """Check the solve of every platform against the environment's policy (if any)."""
+    if w.ticket.policy is None:
+        return
+    w.findings = check_policy(w.records, rules_for(w.ticket.policy))
+    for finding in w.findings:
+        w.log.log(logging.ERROR if finding.blocking else logging.WARNING, "policy_%s %s", finding.level, finding.line())
+    w.log.info("policy_checked findings=%d blocking=%d", len(w.findings), sum(f.blocking for f in w.findings))
+    if any(f.rule == INVALID for f in w.findings):
+        raise PolicyInvalidError(summary(w.findings))
+    if any(f.blocking for f in w.findings):
+        raise PolicyViolationError(summary(w.findings))
 
 
 def pip_lock_step(w: Work, ctx: BuildContext) -> None:
@@ -195,6 +214,7 @@ def link_step(w: Work, ctx: BuildContext) -> None:
 
 STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("solve", solve_step),
+    ("policy", policy_step),  # before anything is downloaded: a build the policy refuses stops here
     ("pip-lock", pip_lock_step),
     ("install", install_step),
     ("pip-install", pip_install_step),
@@ -231,6 +251,7 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         outcome.linked,
         records=w.records if outcome.ok else {},
         pip=w.pip if outcome.ok else {},
+        policy_report=report_json(w.findings) if ticket.policy is not None else None,
     )
 
 

@@ -5,7 +5,8 @@ files with the rules in ``layout``, reads and parses each environment file with
 ``specfile`` and returns a ``SourceSnapshot``:
 
 * the revision is ``"dir:" + sha256`` over the sorted (relative path, content sha256) of
-  the environment files, so it changes exactly when their content or names change;
+  the environment and policy files, so it changes exactly when their content or names change;
+* policy files (``layout.policy_scope``) are read whole into ``policy_files``;
 * a file that cannot be parsed becomes a ``Rejection`` with specfile's reason; one that
   cannot be read (permission, dangling link, FIFO) one with ``FileUnreadable``;
 * a tree that cannot be listed (root missing or not a folder, permission denied on any
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError, SpecError
-from condaops.reconciler.model import DesiredEnv, Rejection, SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
     SPEC_SUFFIXES,
@@ -39,6 +40,7 @@ from condaops.reconciler.sources.layout import (
     arrange,
     is_ignored_name,
     name_warning,
+    policy_scope,
 )
 from condaops.reconciler.specfile import (
     MAX_SPEC_BYTES,
@@ -47,6 +49,7 @@ from condaops.reconciler.specfile import (
     parse_spec_bytes,
 )
 
+MAX_POLICY_BYTES = 1 << 20  # as policy.load: a larger policy file is refused there too
 SOURCE_UNREADABLE = "SourceUnreadable"
 SOURCE_UNSETTLED = "SourceUnsettled"
 SYMLINK_OUTSIDE = "SymlinkOutsideSource"
@@ -124,13 +127,14 @@ def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) 
         layout = arrange(listing.files, source=settings.name, default_namespace=settings.default_namespace)
         read = layout.placements + layout.duplicates
         outcomes = _read_all(read, listing, real_root, cache)
+        policies = _read_policy_files(listing, real_root)
         _check_folders(root, listing)
     except _Unsettled as exc:
         return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry", error_reason=SOURCE_UNSETTLED)
     except OSError as exc:
         return _unreadable(settings, root, exc)
     cache.keep_only({listing.files[p.path] for p in read})
-    return _snapshot(settings, layout.placements, layout.rejections, listing, outcomes)
+    return _snapshot(settings, layout.placements, layout.rejections, listing, outcomes, policies)
 
 
 def _list_tree(root: Path, real_root: str) -> _Listing:
@@ -261,6 +265,30 @@ def _oversized(rel: str, path: str, size: int) -> _Outcome:
     raise _Unsettled(f"{rel} shrank while reading")
 
 
+def _read_policy_files(listing: _Listing, real_root: str) -> tuple[PolicyFile, ...]:
+    """The policy files of the tree (root and namespace folders), read whole; raises _Unsettled."""
+    found = []
+    for rel, path in sorted(listing.files.items()):
+        if policy_scope(rel) is None:
+            continue
+        if rel in listing.links and not _inside(real_root, path):
+            found.append(PolicyFile(rel, problem=_outside_message(rel, path)))
+            continue
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_POLICY_BYTES + 1)
+        except FileNotFoundError:
+            raise _Unsettled(f"{rel} disappeared while reading") from None
+        except OSError as exc:
+            found.append(PolicyFile(rel, problem=f"cannot be read ({exc.strerror})"))
+            continue
+        if len(data) > MAX_POLICY_BYTES:
+            found.append(PolicyFile(rel, problem=f"is over the {MAX_POLICY_BYTES} byte limit"))
+        else:
+            found.append(PolicyFile(rel, data))
+    return tuple(found)
+
+
 def _check_folders(root: Path, listing: _Listing) -> None:
     """Raise _Unsettled if an entry was added, removed or renamed during the scan."""
     for folder, seen in listing.folders.items():
@@ -279,9 +307,10 @@ def _snapshot(
     layout_rejections: tuple[Rejection, ...],
     listing: _Listing,
     outcomes: dict[str, _Outcome],
+    policies: tuple[PolicyFile, ...] = (),
 ) -> SourceSnapshot:
     source = settings.name
-    revision = _revision(outcomes, layout_rejections, listing)
+    revision = _revision(outcomes, layout_rejections, listing, policies)
     envs: list[DesiredEnv] = []
     rejections = list(layout_rejections)
     rejections += [Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections]
@@ -294,11 +323,17 @@ def _snapshot(
         warnings = outcome.parsed.warnings + name_warning(placement.ref.name, outcome.parsed.spec.name)
         envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path, revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
-    return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
+    return SourceSnapshot(source, revision, tuple(envs), tuple(rejections), policy_files=policies)
 
 
-def _revision(outcomes: dict[str, _Outcome], layout_rejections: tuple[Rejection, ...], listing: _Listing) -> str:
+def _revision(
+    outcomes: dict[str, _Outcome],
+    layout_rejections: tuple[Rejection, ...],
+    listing: _Listing,
+    policies: tuple[PolicyFile, ...] = (),
+) -> str:
     entries = [(rel, outcome.digest) for rel, outcome in outcomes.items()]
+    entries += [(f.path, hashlib.sha256(f.data).hexdigest() if f.data is not None else "-") for f in policies]
     entries += [(r.path, "-") for r in layout_rejections if r.path not in outcomes]
     entries += [(rel, "outside") for rel, _ in listing.rejections]
     digest = hashlib.sha256()

@@ -11,7 +11,8 @@ in ``gitrules`` (links, submodules, unsafe names).
   (milliseconds for a few changed files among thousands), or says a full walk is needed;
 * ``SpecCache`` keeps parse outcomes by blob SHA: an unchanged, renamed or copied file
   is never read again. A blob over ``MAX_SPEC_BYTES`` is refused from its header alone;
-* ``build_snapshot`` places the files and turns outcomes into envs and rejections.
+* ``build_snapshot`` places the files and turns outcomes into envs and rejections, and
+  reads the policy files (``layout.policy_scope``) into ``policy_files``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Tree, TreeEntry
 
 from condaops.reconciler.errors import SpecError
-from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, EnvRef, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.gitmirror import blob_size
 from condaops.reconciler.sources.gitrules import (
     UNSUPPORTED_TREE_ENTRY,
@@ -43,6 +44,7 @@ from condaops.reconciler.sources.layout import (
     arrange,
     classify,
     name_warning,
+    policy_scope,
 )
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
 
@@ -268,4 +270,21 @@ def build_snapshot(
         warnings = outcome.warnings + name_warning(placement.ref.name, outcome.spec.name)
         envs.append(DesiredEnv(placement.ref, outcome.spec, source, placement.path, revision, warnings))
     rejections.sort(key=lambda r: (r.path, r.reason))
-    return SourceSnapshot(source, revision, tuple(envs), tuple(rejections))
+    policies = tuple(
+        _policy_file(store, path, sha) for path, sha in sorted(listing.files.items()) if policy_scope(path) is not None
+    )
+    return SourceSnapshot(source, revision, tuple(envs), tuple(rejections), policy_files=policies)
+
+
+def _policy_file(store: BaseObjectStore, path: str, sha: bytes) -> PolicyFile:
+    """A policy file's bytes (policy files are few and small: read at every new commit)."""
+    size = blob_size(store, sha)
+    if size is not None and size > MAX_SPEC_BYTES:
+        return PolicyFile(path, problem=f"is {size} bytes, over the {MAX_SPEC_BYTES} byte limit")
+    try:
+        blob = store[sha]
+    except KeyError:
+        raise MissingObject(f"blob {sha.decode()} is missing from the mirror") from None
+    if not isinstance(blob, Blob):
+        return PolicyFile(path, problem="is not a file in the Git tree")
+    return PolicyFile(path, blob.as_raw_string())

@@ -31,6 +31,8 @@ Paths are relative to the source root, ``/``-separated. The rules, in order:
   Unicode such as U+200B and U+202E, shown escaped).
 * Two files giving the same ``<ns>/<name>`` → one ``DuplicateEnvironment`` rejection
   naming every file, and none of them becomes desired.
+* ``condaops-policy.yaml`` (or ``.yml``) in the root or directly in a namespace folder is
+  a policy file (``policy_scope``), never an environment; deeper, it is ignored.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from condaops.reconciler.names import name_problem, shown
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
 MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path looked at
+
+POLICY_FILE_NAMES = ("condaops-policy.yaml", "condaops-policy.yml")
 
 INVALID_NAME = "NameInvalid"  # the path gives no valid namespace or environment name
 LAYOUT_UNSUPPORTED = "LayoutUnsupported"
@@ -101,10 +105,21 @@ def is_spec_name(name: str) -> bool:
     return name.endswith(SPEC_SUFFIXES) and not is_ignored_name(name)
 
 
+def policy_scope(path: str) -> str | None:
+    """For a policy file, the namespace it governs (``""``: the source root, every
+    namespace); None for any other path."""
+    parts = path.split("/")
+    if parts[-1] not in POLICY_FILE_NAMES or len(parts) > 2 or any(is_ignored_name(p) for p in parts):
+        return None
+    return parts[0] if len(parts) == 2 else ""
+
+
 def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | None:
     """What the file at ``path`` is: an environment, a rejected one, or nothing (None)."""
     parts = tuple(path.split("/"))
     if len(parts) > MAX_DEPTH or any(is_ignored_name(p) for p in parts):
+        return None
+    if parts[-1] in POLICY_FILE_NAMES:
         return None
     if not is_spec_name(parts[-1]):
         return None
@@ -161,7 +176,7 @@ def affects_layout(path: str, *, kind: Literal["file", "dir", "gone"]) -> bool:
     if any(is_ignored_name(p) for p in parts):
         return False
     dir_matters = len(parts) < MAX_DEPTH
-    file_matters = classify(path, default_namespace="default") is not None
+    file_matters = classify(path, default_namespace="default") is not None or policy_scope(path) is not None
     if kind == "dir":
         return dir_matters
     if kind == "file":

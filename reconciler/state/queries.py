@@ -46,6 +46,7 @@ class BuildInfo:
     artifacts: dict[str, str] = field(default_factory=dict)  # kind -> location (store-relative)
     published_at: datetime | None = None  # the publish job ran (publish_error says how it went)
     publish_error: str | None = None
+    policy_report: str | None = None  # JSON list of policy findings; None: no policy applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +115,13 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
                     Build.reason,
                     Build.retryable,
                     Build.finished_at,
+                    Build.policy_hash,
                 )
                 .join(Specification)
                 .where(Build.id.in_(list(latest_ids.values())))
             )
-            for env_id, bid, sha, state, attempt, reason, retryable, finished in rows:
-                latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished)
+            for env_id, bid, sha, state, attempt, reason, retryable, finished, policy_hash in rows:
+                latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished, policy_hash)
         rows = s.execute(
             select(
                 Environment.id,
@@ -204,6 +206,7 @@ _BUILD_COLUMNS = (
     Build.timings,
     Build.published_at,
     Build.publish_error,
+    Build.policy_report,
 )
 _ENVS = select(*_ENV_COLUMNS).join(Namespace, Environment.namespace_id == Namespace.id)
 _ENV_BY_NAME = _ENVS.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
@@ -262,6 +265,7 @@ def _build_row(r: Any, artifacts: dict[str, str]) -> BuildInfo:
         artifacts=artifacts,
         published_at=r[18],
         publish_error=r[19],
+        policy_report=r[20],
     )
 
 

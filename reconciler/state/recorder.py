@@ -226,6 +226,8 @@ class Recorder:
             source_revision=action.desired.revision,
             source_path=action.desired.path,
             queued_at=self.clock(),
+            policy=action.desired.policy,
+            policy_hash=action.desired.policy_hash,
         )
         s.add(build)
         s.flush()
@@ -300,6 +302,7 @@ class Recorder:
                 source=b.source,
                 source_revision=b.source_revision,
                 source_path=b.source_path,
+                policy=b.policy,
             )
 
     def may_link(self, build_id: int, worker: str | None = None) -> bool:
@@ -334,6 +337,7 @@ class Recorder:
             b.finished_at = self.clock()
             b.lease_until = None
             b.timings = json.dumps(dict(outcome.timings)) if outcome.timings else None
+            b.policy_report = outcome.policy_report
             for art in outcome.artifacts:
                 s.add(Artifact(build=b, kind=art.kind, location=art.location, size=art.size, sha256=art.sha256))
             if outcome.ok and outcome.records:

@@ -138,6 +138,11 @@ class Build(Base):
     publish_error: Mapped[str | None] = mapped_column(Text)
     publisher: Mapped[str | None] = mapped_column(String(256))  # the worker publishing it (claimed once)
     publish_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The effective policy (canonical JSON) the build is checked against, its sha256 (what
+    # plan compares with the desired policy) and the findings (JSON list), set by the build.
+    policy: Mapped[str | None] = mapped_column(Text)
+    policy_hash: Mapped[str | None] = mapped_column(String(64))
+    policy_report: Mapped[str | None] = mapped_column(Text)
 
     environment: Mapped[Environment] = relationship(foreign_keys=[environment_id])
     specification: Mapped[Specification] = relationship()
