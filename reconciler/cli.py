@@ -1,7 +1,8 @@
 """The ``condaops`` command line.
 
-Exit status: 0 success / no change, 1 changes (``plan``) or failed builds
-(``reconcile --wait``), 2 bad configuration, bad arguments or an error.
+Exit status: 0 success / no change, 1 changes (``plan``), failed builds
+(``reconcile --wait``) or a blocking policy violation (``check``), 2 bad configuration,
+bad arguments, a broken environment or policy file (``check``, ``plan --git``) or an error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -20,6 +22,9 @@ from condaops.config import ConfigError, Settings, load_settings
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.names import shown
+
+if TYPE_CHECKING:
+    from condaops.reconciler.changereqs.compare import ChangeReport
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 # Long-running processes use uvloop: the site serves a page with about a quarter less CPU
@@ -66,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ck = sub.add_parser(
         "check",
-        help="CI check of a change: solve what it changes against its merge base (0 none, 1 changes, 2 error)",
+        help="CI gate of a change: solve what it changes against its merge base and check its policy "
+        "(0 pass, 1 a blocking policy violation, 2 a broken environment or policy file, or an error)",
     )
     ck.add_argument("--format", choices=["markdown", "json"], default="markdown")
     ck.add_argument("--git", metavar="URL_OR_PATH", default=".", help="the repository: a clone (default .) or a URL")
@@ -253,17 +259,30 @@ def _reconcile(settings: Settings, args: argparse.Namespace, progress) -> int:  
 def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.plan import render_plan
 
-    if args.git:
-        return cmd_check(settings, args)  # the older spelling of `condaops check`
+    if args.git:  # the older spelling of `condaops check`, with plan's exit status
+        report = _check_change(settings, args)
+        if report.has_errors or report.has_violations:
+            return EXIT_ERROR
+        return EXIT_CHANGES if report.has_changes else EXIT_OK
     p = _runtime(settings).reconciler.plan()
     print(render_plan(p, args.format))
     return EXIT_CHANGES if p.has_changes else EXIT_OK
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
-    """The CI check: solve what a change changes against its merge base, print the review."""
+    """The CI gate: 0 when every changed environment solves and breaks no blocking policy
+    rule (warnings allowed), 1 on a blocking violation, 2 when an environment or a policy
+    file is broken (or, raised, when the check cannot run)."""
+    report = _check_change(settings, args)
+    if report.has_errors or report.policy_invalid:
+        return EXIT_ERROR
+    return EXIT_CHANGES if report.has_violations else EXIT_OK
+
+
+def _check_change(settings: Settings, args: argparse.Namespace) -> ChangeReport:
+    """Review the change ``args`` name against its merge base; print the review."""
     from condaops.reconciler.changereqs.check import CheckRequest, check
-    from condaops.reconciler.changereqs.render import render_report
+    from condaops.reconciler.changereqs.render import KIND_WORDS, render_report
 
     request = CheckRequest(
         git=args.git,
@@ -275,11 +294,11 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> int:
     )
     report = check(settings, request)
     print(render_report(report, "json" if args.format == "json" else "markdown"))
-    counts = ", ".join(f"{n} {k}" for k, n in report.counts().items()) or "no environment changes"
-    print(f"condaops: {request.ref} ({(report.head_revision or '')[:12]}): {counts}", file=sys.stderr)
-    if report.has_errors:
-        return EXIT_ERROR
-    return EXIT_CHANGES if report.has_changes else EXIT_OK
+    counts = ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in report.counts().items()) or "no environment changes"
+    blocked = sum(1 for e in report.changed if e.blocked)
+    policy = f"; {blocked} break a blocking policy rule" if blocked else ""
+    print(f"condaops: {request.ref} ({(report.head_revision or '')[:12]}): {counts}{policy}", file=sys.stderr)
+    return report
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:

@@ -42,7 +42,8 @@ from condaops.reconciler.errors import (
     TransientError,
 )
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
-from condaops.reconciler.policy.check import INVALID, Violation, check_policy, report_json, summary
+from condaops.reconciler.policy.check import check_policy
+from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
 from condaops.reconciler.policy.load import rules_for
 from condaops.reconciler.store import StoreLayout
 

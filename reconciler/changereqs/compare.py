@@ -7,8 +7,13 @@ shown as changed, however far the target moved. What the target did since the me
 to environments the request *does* touch is told apart (``target_moves``): merging then
 gives a result this review did not solve.
 
+An environment whose file the request leaves alone but whose *policy* it changes (a
+``condaops-policy.yaml`` it adds, edits or removes) is a change of its own kind,
+``policy``: it is solved and checked again, though no package changes.
+
 ``ChangeReport`` holds the outcome (package diffs per environment and platform come from
-solving both sides, at the edge: ``review``); ``render`` turns it into Markdown and JSON.
+solving both sides, and the policy findings from checking the head's solve, at the edge:
+``review``); ``render`` turns it into Markdown and JSON.
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from dataclasses import dataclass, field
 
 from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
 from condaops.reconciler.pkgdiff import PackageDiff
+from condaops.reconciler.policy.findings import INVALID as INVALID_POLICY
+from condaops.reconciler.policy.findings import Violation
 
 ADDED, CHANGED, REMOVED, UNCHANGED, INVALID = "added", "changed", "removed", "unchanged", "invalid"
-SOLVED_KINDS = (ADDED, CHANGED, REMOVED)
+POLICY = "policy"  # the spec is unchanged but the policy that applies to it changed: checked again
+KINDS = (ADDED, CHANGED, REMOVED, INVALID, POLICY)
+SOLVED_KINDS = (ADDED, CHANGED, REMOVED, POLICY)
 
 # Reasons a review carries (stored and shown as-is).
 TARGET_MOVED = "TargetMoved"  # the target changed an environment this request touches since the merge base
@@ -51,7 +60,9 @@ class EnvChange:
 
 
 def compare_snapshots(base: SourceSnapshot, head: SourceSnapshot) -> list[EnvChange]:
-    """Environments added, changed, removed or made invalid by ``head``, relative to ``base``."""
+    """Environments added, changed, removed or made invalid by ``head``, relative to ``base``,
+    and those whose policy alone it changed. The snapshots carry effective policies
+    (``desired.effective``)."""
     before = {e.ref: e for e in base.envs}
     after = {e.ref: e for e in head.envs}
     invalid = {r.ref: r for r in head.rejections if r.ref is not None}
@@ -70,25 +81,29 @@ def compare_snapshots(base: SourceSnapshot, head: SourceSnapshot) -> list[EnvCha
             out.append(EnvChange(ref, REMOVED, b, None))
         elif b.spec.spec_hash != h.spec.spec_hash:
             out.append(EnvChange(ref, CHANGED, b, h))
+        elif b.policy_hash != h.policy_hash:
+            out.append(EnvChange(ref, POLICY, b, h))
         else:
             out.append(EnvChange(ref, UNCHANGED, b, h))
     return out
 
 
 def target_moves(changes: list[EnvChange], target: SourceSnapshot) -> dict[EnvRef, DesiredEnv | None]:
-    """The environments this request touches that the target changed since the merge base:
-    ref -> the target's version now (None: removed there). Empty when the target did not
-    move, or moved only elsewhere."""
+    """The environments this request touches that the target changed since the merge base
+    (their file, or the policy that applies to them): ref -> the target's version now
+    (None: removed there). Empty when the target did not move, or moved only elsewhere."""
     now = {e.ref: e for e in target.envs}
     out: dict[EnvRef, DesiredEnv | None] = {}
     for change in changes:
         if change.kind == UNCHANGED:
             continue
-        then = change.base.spec.spec_hash if change.base else None
-        current = now.get(change.ref)
-        if (current.spec.spec_hash if current else None) != then:
-            out[change.ref] = current
+        if _identity(now.get(change.ref)) != _identity(change.base):
+            out[change.ref] = now.get(change.ref)
     return out
+
+
+def _identity(env: DesiredEnv | None) -> tuple[str | None, str | None]:
+    return (env.spec.spec_hash, env.policy_hash) if env else (None, None)
 
 
 def file_diff(old: str | None, new: str | None, old_path: str, new_path: str, *, limit: int = FILE_DIFF_LINES) -> str:
@@ -116,6 +131,9 @@ class TargetMove:
     message: str
     diffs: dict[str, PackageDiff] = field(default_factory=dict)
     error: str | None = None  # the target's version does not solve
+    # Only the target's policy moved: the head's solve checked against the target's policy,
+    # which is what merging gives when the request leaves the policy alone.
+    policy: tuple[Violation, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +143,16 @@ class EnvReport:
     error: str | None = None  # e.g. the head spec does not solve
     file_diff: str = ""  # unified diff of the environment file, merge base -> head
     target: TargetMove | None = None
+    policy: tuple[Violation, ...] = ()  # the head's policy on the head's solve (every platform)
+
+    @property
+    def blocked(self) -> bool:
+        """The head breaks a blocking policy rule (or a policy file that applies is invalid)."""
+        return any(v.blocking for v in self.policy)
+
+    @property
+    def policy_invalid(self) -> bool:
+        return any(v.rule == INVALID_POLICY for v in self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +187,25 @@ class ChangeReport:
 
     @property
     def has_errors(self) -> bool:
+        """An environment is invalid or does not solve (policy findings are told apart)."""
         return any(e.error or e.change.kind == INVALID for e in self.changed) or bool(self.unnamed_rejections)
+
+    @property
+    def has_violations(self) -> bool:
+        """A changed environment breaks a blocking policy rule (an invalid policy file included)."""
+        return any(e.blocked for e in self.changed)
+
+    @property
+    def policy_invalid(self) -> bool:
+        """A policy file that applies to a changed environment cannot be read."""
+        return any(e.policy_invalid for e in self.changed)
 
     @property
     def target_moved(self) -> bool:
         return any(e.target is not None for e in self.envs)
 
     def counts(self) -> dict[str, int]:
-        kinds = (ADDED, CHANGED, REMOVED, INVALID)
-        return {k: n for k in kinds if (n := sum(1 for e in self.changed if e.change.kind == k))}
+        return {k: n for k in KINDS if (n := sum(1 for e in self.changed if e.change.kind == k))}
 
 
 def whole_request_notes(base: SourceSnapshot, head: SourceSnapshot) -> tuple[Note, ...]:

@@ -2,16 +2,22 @@
 
 Pure. The Markdown is what GitHub, GitLab and Gitea render: tables for package changes,
 ``<details>`` blocks to keep long diffs folded, the environment file's own diff in a
-``diff`` code block.
+``diff`` code block, policy findings as a list (blocking ones first).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
-from condaops.reconciler.changereqs.compare import ChangeReport, EnvReport
+from condaops.reconciler.changereqs.compare import POLICY, ChangeReport, EnvReport
 from condaops.reconciler.pkgdiff import PackageDiff, render_markdown
+from condaops.reconciler.policy.findings import Violation
+
+MAX_POLICY_LINES = 50  # per environment: a comment stays readable when a rule hits everything
+KIND_WORDS = {POLICY: "checked again (policy changed)"}  # in the summary line; others are their kind
 
 
 def report_data(report: ChangeReport) -> dict[str, Any]:
@@ -26,6 +32,8 @@ def report_data(report: ChangeReport) -> dict[str, Any]:
         "head_commit": dict(report.head_commit) if report.head_commit else None,
         "changes": report.has_changes,
         "has_errors": report.has_errors,
+        "policy_violations": report.has_violations,
+        "policy_invalid": report.policy_invalid,
         "target_moved": report.target_moved,
         "counts": report.counts(),
         "notes": [{"reason": n.reason, "message": n.message} for n in report.notes],
@@ -37,7 +45,27 @@ def report_data(report: ChangeReport) -> dict[str, Any]:
 
 
 def _env_data(e: EnvReport) -> dict[str, Any]:
-    change, target = e.change, e.target
+    target = e.target
+    return {
+        **_env_identity(e),
+        "packages": _diffs(e.diffs),
+        "file_diff": e.file_diff,
+        "policy": _findings(e.policy),
+        "blocked": e.blocked,
+        "target": None
+        if target is None
+        else {
+            "message": target.message,
+            "spec_hash": target.target.spec.spec_hash if target.target else None,
+            "packages": _diffs(target.diffs),
+            "error": target.error,
+            "policy": _findings(target.policy),
+        },
+    }
+
+
+def _env_identity(e: EnvReport) -> dict[str, Any]:
+    change = e.change
     return {
         "environment": str(change.ref),
         "change": change.kind,
@@ -46,17 +74,17 @@ def _env_data(e: EnvReport) -> dict[str, Any]:
         "head_spec_hash": change.head.spec.spec_hash if change.head else None,
         "error": e.error or (change.rejection.message if change.rejection else None),
         "reason": change.rejection.reason if change.rejection else ("SolveFailed" if e.error else None),
-        "packages": _diffs(e.diffs),
-        "file_diff": e.file_diff,
-        "target": None
-        if target is None
-        else {
-            "message": target.message,
-            "spec_hash": target.target.spec.spec_hash if target.target else None,
-            "packages": _diffs(target.diffs),
-            "error": target.error,
-        },
     }
+
+
+def _findings(findings: Sequence[Violation]) -> list[dict[str, Any]]:
+    """Findings as data, blocking ones first (``rule``, ``level``, ``origin`` — the policy
+    file —, ``message``, ``platform``, ``package``)."""
+    return [asdict(v) for v in _ordered(findings)]
+
+
+def _ordered(findings: Sequence[Violation]) -> list[Violation]:
+    return sorted(findings, key=lambda v: (not v.blocking, v.origin, v.rule, v.package or "", v.platform or ""))
 
 
 def _diffs(diffs: dict[str, PackageDiff]) -> dict[str, Any]:
@@ -76,7 +104,10 @@ def markdown_lines(report: ChangeReport) -> list[str]:
         lines += [f"> **{note.reason}**: {note.message}", ""]
     if not report.has_changes:
         return lines + ["No environment changes."]
-    lines.append(", ".join(f"{n} {k}" for k, n in report.counts().items()) + ".")
+    lines.append(", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in report.counts().items()) + ".")
+    blocked = sum(1 for e in report.changed if e.blocked)
+    if blocked:
+        lines.append(f"**Policy: {blocked} environment(s) break a blocking rule.**")
     for e in report.changed:
         lines += ["", *_env_lines(e)]
     for r in report.unnamed_rejections:
@@ -93,22 +124,42 @@ def _against(report: ChangeReport) -> str:
 
 
 def _env_lines(e: EnvReport) -> list[str]:
-    lines = [f"#### `{e.change.ref}` — {e.change.kind} (`{e.change.path}`)"]
+    kind = "policy changed" if e.change.kind == POLICY else e.change.kind
+    lines = [f"#### `{e.change.ref}` — {kind} (`{e.change.path}`)"]
     if e.change.rejection is not None:
         lines.append(f"> **{e.change.rejection.reason}**: {e.change.rejection.message}")
     elif e.error:
         lines.append(f"> **cannot be built**: {e.error}")
+    lines += policy_lines(e.policy)
     for platform, diff in sorted(e.diffs.items()):
         lines += _folded(f"{platform}: {_counts(diff)}", render_markdown(diff))
     if e.target is not None:
         lines += ["", f"> **target moved: merged result differs.** {e.target.message}"]
         if e.target.error:
             lines.append(f"> The target's version does not solve: {e.target.error}")
+        if e.target.policy:
+            lines += ["", "Against the target's policy:", *policy_lines(e.target.policy, heading=False)]
         for platform, diff in sorted(e.target.diffs.items()):
             lines += _folded(f"against the target now, {platform}: {_counts(diff)}", render_markdown(diff))
     if e.file_diff:
         fence = "````" if "```" in e.file_diff else "```"
         lines += _folded("environment file", [f"{fence}diff", e.file_diff.rstrip("\n"), fence])
+    return lines
+
+
+def policy_lines(findings: Sequence[Violation], *, heading: bool = True) -> list[str]:
+    """Markdown lines for one environment's policy findings, blocking ones first."""
+    if not findings:
+        return []
+    blocking = sum(v.blocking for v in findings)
+    lines = ["", f"**Policy**: {blocking} violation(s), {len(findings) - blocking} warning(s)", ""] if heading else [""]
+    ordered = _ordered(findings)
+    for v in ordered[:MAX_POLICY_LINES]:
+        mark = "❌" if v.blocking else "⚠️"
+        where = f" ({v.platform})" if v.platform else ""
+        lines.append(f"- {mark} `{v.origin}` **{v.rule}**: {v.message}{where}")
+    if len(ordered) > MAX_POLICY_LINES:
+        lines.append(f"- … and {len(ordered) - MAX_POLICY_LINES} more")
     return lines
 
 

@@ -5,7 +5,9 @@ target, and the head — plus, optionally, a way to read environment files' text
 file diffs). Every distinct spec involved is solved once, through a ``SolveCache``: the
 merge base's and the head's version of each environment the request touches, and the
 target's version where the target moved. Solving needs no install: a diff is between two
-locks. Used by the service (``tracking``) and the CI check (``check``).
+locks. The head's solve is checked against the head's policy, as a build would check it,
+on every platform; the check runs on the (possibly cached) records, never from the cache.
+Used by the service (``tracking``) and the CI check (``check``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from condaops.reconciler.build.pip import lock_pip, python_version
 from condaops.reconciler.build.solve import solve_platforms
 from condaops.reconciler.changereqs.compare import (
     INVALID,
+    POLICY,
     SOLVED_KINDS,
     UNCHANGED,
     ChangeReport,
@@ -34,11 +37,14 @@ from condaops.reconciler.changereqs.compare import (
     target_moves,
     whole_request_notes,
 )
-from condaops.reconciler.changereqs.solvecache import SolveCache, Solved, channel_state
+from condaops.reconciler.changereqs.solvecache import Packages, Records, SolveCache, Solved, channel_state
 from condaops.reconciler.desired import effective
 from condaops.reconciler.errors import CondaopsError, TransientError
 from condaops.reconciler.model import DesiredEnv, EnvRef, SourceSnapshot
 from condaops.reconciler.pkgdiff import PackageDiff, Pkg, diff_packages, rattler_compare
+from condaops.reconciler.policy.check import check_policy, checked_record
+from condaops.reconciler.policy.findings import Violation
+from condaops.reconciler.policy.load import rules_for
 from condaops.reconciler.spec import Spec
 
 SOLVE_CONCURRENCY = 4
@@ -99,16 +105,28 @@ def _env_report(
 ) -> EnvReport:
     if change.kind == UNCHANGED:
         return EnvReport(change)
-    text = _file_diff(change, given.texts, base_rev, head_rev)
+    text = "" if change.kind == POLICY else _file_diff(change, given.texts, base_rev, head_rev)
     if change.kind == INVALID:
         return EnvReport(change, file_diff=text, target=_target_move(change, moves, solved, None))
     old = solved[change.base.spec.spec_hash] if change.base else Solved({})
     new = solved[change.head.spec.spec_hash] if change.head else Solved({})
     target = _target_move(change, moves, solved, new)
+    findings = _findings(change.head.policy if change.head else None, new)
     if new.error is not None:
-        return EnvReport(change, error=new.error, file_diff=text, target=target)
+        return EnvReport(change, error=new.error, file_diff=text, target=target, policy=findings)
+    if change.kind == POLICY:  # the same spec: only the policy's verdict is news
+        return EnvReport(change, target=target, policy=findings)
     # A merge base that does not solve (any more): everything in head shows as added.
-    return EnvReport(change, _diffs(old.packages or {}, new.packages or {}), file_diff=text, target=target)
+    diffs = _diffs(old.packages or {}, new.packages or {})
+    return EnvReport(change, diffs, file_diff=text, target=target, policy=findings)
+
+
+def _findings(policy: str | None, answer: Solved) -> tuple[Violation, ...]:
+    """The findings of ``policy`` (None: no rule applies) on a solve; one that does not
+    solve carries only the findings of invalid policy files."""
+    if policy is None:
+        return ()
+    return tuple(check_policy(answer.records or {}, rules_for(policy)))
 
 
 def _target_move(
@@ -120,6 +138,8 @@ def _target_move(
     if now is None:
         message = f"the target removed `{change.path}` since the merge base; update the branch before merging"
         return TargetMove(None, message)
+    if change.base is not None and now.spec.spec_hash == change.base.spec.spec_hash:
+        return _target_policy_move(change, now, head)
     message = (
         f"the target changed `{now.path}` since the merge base (spec {now.spec.spec_hash[:12]}); "
         "merging combines both changes: update the branch to review the result"
@@ -130,6 +150,22 @@ def _target_move(
     if answer.error is not None:
         return TargetMove(now, message, error=answer.error)
     return TargetMove(now, message, _diffs(answer.packages or {}, head.packages or {}))
+
+
+def _target_policy_move(change: EnvChange, now: DesiredEnv, head: Solved | None) -> TargetMove:
+    """The target changed only the policy that applies to this environment. When the request
+    leaves that policy alone, merging checks the head's solve against the target's policy:
+    its findings are given."""
+    message = (
+        f"the target changed the policy that applies to `{now.path}` since the merge base; merging checks "
+        "this change against it: update the branch to review the result"
+    )
+    base = change.base
+    if head is None or head.error is not None or change.head is None or base is None:
+        return TargetMove(now, message)  # nothing solved to check (the head's own error is shown)
+    if change.head.policy_hash != base.policy_hash:
+        return TargetMove(now, message)  # both changed the policy: merging gives a third one
+    return TargetMove(now, message, policy=_findings(now.policy, head))
 
 
 def _file_diff(change: EnvChange, texts: Texts | None, base_rev: str | None, head_rev: str | None) -> str:
@@ -165,15 +201,22 @@ async def _solve_all(
             return spec_hash, found
         async with limit:
             try:
-                answer = Solved(await _packages(settings, spec, repodata, label))
+                packages, records = await _packages(settings, spec, repodata, label)
+                answer = Solved(packages, records=records)
             except TransientError:
                 raise  # never cached: the next pass tries again
             except CondaopsError as exc:
                 answer = Solved(error=" ".join(str(exc).split()))
-        cache.put((spec_hash, channel_state(repodata), state[1]), answer)
+        cache.put(solve_key(spec_hash, settings, repodata), answer)
         return spec_hash, answer
 
     return dict(await asyncio.gather(*(one(h, s, label) for h, (s, label) in sorted(specs.items()))))
+
+
+def solve_key(spec_hash: str, settings: Settings, repodata: Path) -> tuple[str, str, str]:
+    """What a cached answer is filed under: the spec, the channel state and the settings that
+    decide a solve. Never the policy: that is checked on the answer's records each time."""
+    return spec_hash, channel_state(repodata), _settings_digest(settings)
 
 
 def _settings_digest(settings: Settings) -> str:
@@ -181,16 +224,17 @@ def _settings_digest(settings: Settings) -> str:
     return hashlib.sha256(repr((settings.channels, settings.pip)).encode()).hexdigest()[:16]
 
 
-async def _packages(settings: Settings, spec: Spec, cache: Path, label: str) -> dict[str, list[Pkg]]:
-    """The locked conda (and pip) packages of ``spec`` for each of its platforms."""
+async def _packages(settings: Settings, spec: Spec, cache: Path, label: str) -> tuple[Packages, Records]:
+    """The locked conda (and pip) packages of ``spec`` for each of its platforms, and the
+    solved conda records (what a policy is checked against)."""
     platforms = sorted(set(spec.platforms) or {host_platform()})
     records = await solve_platforms(spec, platforms, channels=settings.channels, cache_dir=cache, env_label=label)
-    out: dict[str, list[Pkg]] = {}
+    out: Packages = {}
     for platform, recs in records.items():
         pkgs = [Pkg(r.name.normalized, str(r.version), str(r.build), str(r.channel or "").rstrip("/")) for r in recs]
         pkgs += await asyncio.to_thread(_pip_packages, settings, spec, platform, recs, cache.parent / "pip" / label)
         out[platform] = pkgs
-    return out
+    return out, {platform: [checked_record(r) for r in recs] for platform, recs in records.items()}
 
 
 def _pip_packages(settings: Settings, spec: Spec, platform: str, records: list, workdir: Path) -> list[Pkg]:  # type: ignore[type-arg]

@@ -10,8 +10,11 @@ fetched into the review's repodata cache (``*.info.json``: URL and ``blake2_hash
 solve that sees a channel change (a review's, or a production build's sharing the cache)
 changes it, and every entry solved before no longer matches. ``max_age`` bounds how long a
 channel change nobody has fetched yet can go unseen. Bounded: ``limit`` entries, least
-recently used dropped first. Only answers are kept (packages, or "does not solve");
-transient failures (an unreachable channel) are never cached.
+recently used dropped first. Only answers are kept (packages and the solved records, or
+"does not solve"); transient failures (an unreachable channel) are never cached.
+
+Policies are not part of an answer: a review checks the cached records against the policy
+that applies now, so a policy change is never hidden by a cached solve.
 """
 
 from __future__ import annotations
@@ -24,21 +27,25 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from condaops.reconciler.pkgdiff import Pkg
 
-CACHE_LIMIT = 1024  # specs kept (a few KiB each: package names and versions)
+CACHE_LIMIT = 1024  # specs kept (package names and versions, and what policies read: under 1 KiB a package)
 MAX_AGE = 3600.0  # seconds an answer is trusted without a solve noticing a channel change
 
 Packages = dict[str, list[Pkg]]  # platform -> locked packages
+Records = dict[str, list[Any]]  # platform -> solved conda records, as policies read them (CheckedRecords)
 
 
 @dataclass(frozen=True, slots=True)
 class Solved:
-    """One spec's answer: its packages, or why it does not solve."""
+    """One spec's answer: its packages and the conda records policies are checked against,
+    or why it does not solve."""
 
     packages: Packages | None = None
     error: str | None = None
+    records: Records | None = None
 
 
 def channel_state(repodata_dir: Path) -> str:

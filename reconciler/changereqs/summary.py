@@ -1,9 +1,10 @@
 """A recorded review summed up: its verdict (a commit status), the PR comment, the number
 a ref carries. Pure: recorded data in, text out.
 
-The verdict is ``success`` when every changed environment solves (and its preview builds,
-when previews run), ``pending`` while previews are queued or building, ``failure`` with
-the first reason otherwise.
+The verdict is ``success`` when every changed environment solves, breaks no blocking
+policy rule (warnings allowed) and its preview builds (when previews run), ``pending``
+while previews are queued or building, ``failure`` with the first reason otherwise — for
+a policy violation, the rule, its file and the package.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from condaops.reconciler.forge.api import FAILURE, PENDING, SUCCESS
+from condaops.reconciler.policy.findings import ERROR, INVALID
 
 _NUMBERED = re.compile(r"^refs/(?:pull|merge-requests)/(\d+)/(?:head|merge)$")
 PREVIEW_ACTIVE = ("queued", "building")
+KIND_LABELS = {"policy": "policy changed"}  # kinds of change as counts name them
 
 
 def ref_number(ref: str) -> str | None:
@@ -66,6 +69,13 @@ def review_verdict(
     if broken or (report or {}).get("rejected_files"):
         names = ", ".join(f"{e['environment']} ({e.get('reason') or 'invalid'})" for e in broken[:3])
         return Verdict(FAILURE, f"{len(broken) or 'some'} environment(s) cannot be built: {names or 'see the review'}")
+    blocked = [(e["environment"], v) for e in envs for v in e.get("policy") or () if v.get("level") == ERROR]
+    if blocked:
+        (name, v), count = blocked[0], len({n for n, _ in blocked})
+        more = f" (and {count - 1} more environment(s))" if count > 1 else ""
+        if v["rule"] == INVALID:  # the message names the file and the key
+            return Verdict(FAILURE, f"{name}{more}: a policy file cannot be read: {v['message']}")
+        return Verdict(FAILURE, f"{name} breaks policy rule {v['rule']} ({v['origin']}){more}: {v['message']}")
     failed = [p for p in previews if p.state == "failed"]
     if failed:
         first = failed[0]
@@ -76,12 +86,14 @@ def review_verdict(
     if not envs:
         return Verdict(SUCCESS, "no environment changes")
     built = " and builds" if previews else ""
-    return Verdict(SUCCESS, f"{_counts(report)}: every changed environment solves{built}")
+    warnings = sum(len(e.get("policy") or ()) for e in envs)
+    warned = f"; {warnings} policy warning(s)" if warnings else ""
+    return Verdict(SUCCESS, f"{_counts(report)}: every changed environment solves{built}{warned}")
 
 
 def _counts(report: Mapping[str, Any] | None) -> str:
     counts = (report or {}).get("counts") or {}
-    return ", ".join(f"{n} {k}" for k, n in counts.items()) or "changes"
+    return ", ".join(f"{n} {KIND_LABELS.get(k, k)}" for k, n in counts.items()) or "changes"
 
 
 def comment_body(

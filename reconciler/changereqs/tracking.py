@@ -4,10 +4,11 @@ Each pass, for every Git source with ``change_requests: true``: list the refs ma
 ``change_refspecs``; review the ones whose head commit (or whose target branch) moved
 since their last review — read the ref, find the merge base of head and target, compare
 the merge base with the head (``compare``), solve what changed (``review``, cached: a
-target push that leaves the head alone solves nothing new) — and record the report;
-queue previews of what the head adds or changes (``previews``: never twice for one
-head); close the ones whose ref disappeared, and forget closed ones after
-``change_grace``. Reviews never touch production environments, links or tags.
+target push that leaves the head alone solves nothing new), check the head's solves
+against its policy — and record the report; queue previews of what the head adds or
+changes and its policy allows (``previews``: never twice for one head); close the ones
+whose ref disappeared, and forget closed ones after ``change_grace``. Reviews never touch
+production environments, links or tags.
 """
 
 from __future__ import annotations
@@ -135,13 +136,15 @@ class ChangeRequests:
             return self._failed(src, ref, head, target, exc.reason, str(exc), merge_base=found.sha)
         self._record(src.name, ref, report)
         log.info(
-            "change_request_reviewed source=%s ref=%s head=%s merge_base=%s changes=%s errors=%s solved=%d cached=%d",
+            "change_request_reviewed source=%s ref=%s head=%s merge_base=%s changes=%s errors=%s violations=%s "
+            "solved=%d cached=%d",
             src.name,
             ref,
             head[:12],
             found.sha[:12],
             report.has_changes,
             report.has_errors,
+            report.has_violations,
             self.cache.misses - misses,
             self.cache.hits - hits,
         )
@@ -159,7 +162,7 @@ class ChangeRequests:
             report_json=render_report(report, "json"),
             report_markdown=render_report(report, "markdown"),
             has_changes=report.has_changes,
-            has_errors=report.has_errors,
+            has_errors=report.has_errors or report.has_violations,  # a blocking policy rule is a problem too
         )
         self.recorder.record_review(source, ref, record)
 
@@ -182,9 +185,12 @@ class ChangeRequests:
         return []
 
     def _queue_previews(self, source: str, ref: str, report: ChangeReport) -> list[int]:
-        """Preview what would be built: environments added or changed that solve."""
+        """Preview what would be built: environments added or changed that solve and pass
+        their policy (a build of a blocked one would fail with ``PolicyViolation``)."""
         envs = [
-            e.change.head for e in report.changed if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error
+            e.change.head
+            for e in report.changed
+            if e.change.kind in (ADDED, CHANGED) and e.change.head and not e.error and not e.blocked
         ]
         built = built_specs(self.engine, {e.spec.spec_hash for e in envs})
         requests = preview_requests(

@@ -1,6 +1,9 @@
 """``condaops check`` where CI runs it: clones and CI-style checkouts made with the real
 ``git`` from a ``git daemon`` on 127.0.0.1 — detached ``HEAD``, the target only as
-``refs/remotes/origin/main``, ``--depth 1``, GitHub's ``refs/pull/N/merge``."""
+``refs/remotes/origin/main``, ``--depth 1``, GitHub's ``refs/pull/N/merge``.
+
+``check`` is the gate: 0 when every change solves and breaks no blocking policy rule, 1 on
+a blocking rule, 2 when something is broken; ``plan --git`` keeps plan's 0 / 1 / 2."""
 
 from __future__ import annotations
 
@@ -85,11 +88,11 @@ def test_a_detached_checkout_with_origin_main(forge: Forge) -> None:
     clone = forge.ci_checkout("plain", "refs/pull/1/head")
     for base in ([], ["--base", "origin/main"], ["--base", "refs/remotes/origin/main"]):
         code, out, err = forge.check("--git", str(clone), "--ref", "HEAD", *base, "--format", "json")
-        assert code == 1, err
+        assert code == 0, err  # changes that solve pass the gate
         assert changed(out) == {"team/tool": "changed"}  # main's ds/base changes are not the PR's
         assert json.loads(out)["target_revision"] == forge.origin.head("main")
     code, md, err = forge.check("--git", str(clone))  # every default: HEAD against origin/main, path from config
-    assert code == 1 and "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in md
+    assert code == 0 and "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in md
     assert "1 changed" in err
 
 
@@ -101,7 +104,7 @@ def test_a_shallow_clone_is_deepened_from_its_remote(forge: Forge) -> None:
     assert code == 2 and "HistoryTooShallow" not in out
     assert "this clone is shallow" in err and "fetch-depth: 0" in err and "1 commit(s)" in err
     code, out, err = forge.check("--git", str(clone), "--format", "json")
-    assert code == 1, err
+    assert code == 0, err
     assert changed(out) == {"team/tool": "changed"}
     assert run_git(clone, "merge-base", "HEAD", "origin/main")  # real git agrees the history is there now
 
@@ -114,7 +117,7 @@ def test_githubs_merge_ref(forge: Forge) -> None:
     forge.origin.git("checkout", "-q", "main")
     clone = forge.ci_checkout("merge", "refs/pull/1/merge", depth=1)
     code, out, err = forge.check("--git", str(clone), "--format", "json")
-    assert code == 1, err
+    assert code == 0, err
     assert changed(out) == {"team/tool": "changed"}
 
 
@@ -142,3 +145,35 @@ def test_an_unknown_ref_names_what_the_clone_has(forge: Forge) -> None:
     assert code == 2 and "--base origin/nope does not name a commit" in err and "refs/remotes/origin/main" in err
     code, out, _ = forge.check("--git", str(clone))
     assert code == 0 and "No environment changes." in out
+
+
+def test_a_blocking_policy_rule_fails_the_gate(forge: Forge) -> None:
+    """A policy file alone changes nothing in the environment files: its environments are
+    checked again (``policy``); a blocking rule exits 1 (``plan --git``: broken, 2), a
+    warning passes, an invalid file exits 2."""
+    deny = "packages:\n  deny:\n    - {spec: 'tool <2', reason: 'tool 1 leaks'}\n"
+    open_pull_request(forge.origin, 1, {"envs/team/condaops-policy.yaml": deny})
+    clone = forge.ci_checkout("policy", "refs/pull/1/head")
+    code, out, err = forge.check("--git", str(clone), "--format", "json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert changed(out) == {"team/tool": "policy"} and report["policy_violations"] and not report["has_errors"]
+    [finding] = report["environments"][0]["policy"]
+    assert (finding["rule"], finding["origin"]) == ("deny", "team/condaops-policy.yaml")
+    assert "tool 1.0 0 matches denied 'tool <2' (tool 1 leaks)" in finding["message"]
+    code, md, err = forge.check("--git", str(clone))
+    assert code == 1 and "**Policy: 1 environment(s) break a blocking rule.**" in md
+    assert "1 break a blocking policy rule" in err
+    code, _, err = forge.project.cli("plan", "--git", str(clone), "--format", "json")  # type: ignore[attr-defined]
+    assert code == 2, err
+
+    warn = deny.replace("reason: 'tool 1 leaks'", "reason: 'tool 1 leaks', level: warning")
+    open_pull_request(forge.origin, 2, {"envs/team/condaops-policy.yaml": warn})
+    code, md, err = forge.check("--git", str(forge.ci_checkout("warning", "refs/pull/2/head")))
+    assert code == 0, err
+    assert "- ⚠️ `team/condaops-policy.yaml` **deny**" in md
+
+    open_pull_request(forge.origin, 3, {"envs/condaops-policy.yaml": "size: {max: lots}\n"})
+    code, out, err = forge.check("--git", str(forge.ci_checkout("invalid", "refs/pull/3/head")), "--format", "json")
+    assert code == 2, err
+    assert json.loads(out)["policy_invalid"] and "condaops-policy.yaml: key 'size.max'" in out

@@ -12,7 +12,8 @@ import pytest
 from rattler import Channel, RepoData
 
 from condaops.reconciler.model import PolicyFile
-from condaops.reconciler.policy.check import check_policy, report_from_json, report_json, summary
+from condaops.reconciler.policy.check import CheckedRecord, check_policy, checked_record
+from condaops.reconciler.policy.findings import report_from_json, report_json, summary
 from condaops.reconciler.policy.licenses import judge_license
 from condaops.reconciler.policy.load import parse_policy_bytes, source_policies
 from condaops.reconciler.policy.rules import (
@@ -188,6 +189,26 @@ def test_denied_versions_required_pins_channels_and_size() -> None:
         "the environment has no package matching required 'tzdata' (time zones)",
     ]
     assert by_rule["max-size"][0].message.startswith("packages total ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "channels: {allowed: [conda-forge]}\nsize: {max: 1 MB}\n",
+        "packages:\n  deny: ['openssl <3.4', 'conda-forge::readline', 'ncurses[build_number=0]',\n"
+        "         'zlib[subdir=linux-64]']\n",
+        "packages:\n  require: ['openssl >=3.5', 'python[subdir=linux-64]', tzdata]\n",
+        "licenses: {allow: ['BSD-*', MIT], deny: ['GPL-*'], unknown: warning}\n",
+    ],
+    ids=["channels-size", "deny", "require", "licences"],
+)
+def test_checked_records_give_the_findings_of_rattlers_records(text: str) -> None:
+    """What a review's solve cache keeps of each record checks exactly as the record does."""
+    real = {"linux-64": list(records("conda-forge-py312-deps"))}
+    kept = {p: [checked_record(r) for r in recs] for p, recs in real.items()}
+    assert all(isinstance(r, CheckedRecord) for r in kept["linux-64"])
+    found = check_policy(real, rules(text))
+    assert found and check_policy(kept, rules(text)) == found
 
 
 def test_old_defaults_records_with_free_text_licences() -> None:
