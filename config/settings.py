@@ -339,6 +339,13 @@ class SigningSettings:
     password_file: Path | None = field(
         default=None, metadata=_doc("File holding the key's password; trailing newlines are ignored.")
     )
+    registry_host: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Host (and port) users pull the built-in registry from, as signatures name it "
+            "(`docker-reference`); default `web.listen`. External targets use their own host."
+        ),
+    )
     previous_keys: tuple[Path, ...] = field(
         default=(),
         metadata=_doc(

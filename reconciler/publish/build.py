@@ -8,10 +8,13 @@ they met, one line each (a target that refused a push does not stop the others):
 
 * ``conda-pack``   — ``<name>.tar.zst`` (or ``.tar.gz``), byte-identical for the same lock;
 * ``squashfs``     — ``<name>.sqsh`` with ``publish.squashfs`` (``squashfs.py``), likewise;
+* ``sbom``         — ``sbom.cdx.json``: a CycloneDX SBOM, attached to the image (``sbom.py``);
 * ``image``        — ``image.json``: repository, manifest digest, config digest (the image
   ID), tags, layers with the packages each holds, the base image, whether the image's
   programs can run on it (``runnable``, and why not), and per push target the repository
-  and the attached artifacts by type.
+  and the attached artifacts by type;
+* ``signatures``   — ``signatures.json``: the cosign signatures of every pushed manifest
+  (``signing.py``), when ``publish.signing.key_file`` is set.
 
 The image itself is assembled by ``assemble.build_image`` (also used by dynamic images);
 an image that cannot run is still pushed (it holds the environment) but recorded as
@@ -86,8 +89,11 @@ class PublishError(BuildError, TransientError):
 
 def default_outputs() -> tuple[Output, ...]:
     """The outputs of every build, in the order they run: files first, then the image,
-    which pushes them as its attachments."""
-    return (PackOutput(), SquashfsOutput(), ImageOutput())
+    which pushes them as its attachments, then the signatures of what it pushed."""
+    from condaops.reconciler.publish.sbom import SbomOutput  # cyclonedx: only where builds are published
+    from condaops.reconciler.publish.signing import SignatureOutput
+
+    return (PackOutput(), SquashfsOutput(), SbomOutput(), ImageOutput(), SignatureOutput())
 
 
 def publish_build(

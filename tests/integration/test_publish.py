@@ -23,6 +23,7 @@ from condaops.reconciler.publish.archive import Entry, write_archive
 from condaops.reconciler.publish.image import OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
 from condaops.reconciler.publish.job import PublishJob
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
+from condaops.reconciler.publish.sbom import SBOM_ARTIFACT
 from condaops.reconciler.state.db import make_engine
 from condaops.reconciler.state.recorder import Recorder
 from condaops.registry.api import Registry
@@ -147,7 +148,7 @@ def test_tags_annotations_and_attached_artifacts(published: Project) -> None:
     assert annotations["org.opencontainers.image.revision"].startswith("dir:")
     assert annotations["org.opencontainers.image.source"].startswith("file://")
     assert annotations["org.opencontainers.image.created"].endswith("Z")
-    assert sorted(r["artifactType"] for r in referrers) == sorted([LOCKFILES_ARTIFACT, PACK_ARTIFACT])
+    assert sorted(r["artifactType"] for r in referrers) == sorted([LOCKFILES_ARTIFACT, PACK_ARTIFACT, SBOM_ARTIFACT])
     assert sorted(f["annotations"]["org.opencontainers.image.title"] for f in files) == [
         "conda-linux-64.lock",
         "conda-lock.yml",
