@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
-from condaops.reconciler.state.queries import EnvInfo, RejectedFileInfo
+from condaops.reconciler.policy.findings import report_from_json
+from condaops.reconciler.state.queries import BuildInfo, EnvInfo, RejectedFileInfo
 
 PENDING, READY = "pending", "ready"
 REMOVED = "removed"  # its file is gone; kept (prune is off), current build still linked
@@ -82,6 +84,20 @@ def status_item(
             {"kind": d.kind, "name": d.name, "use": d.use, "build_id": d.build_id, "path": d.path, "error": d.error}
             for d in deliveries
         ],
+        "policy": policy_item(env.latest or cur),
+        "sbom": str(store / shown.artifacts["sbom"]) if shown and "sbom" in shown.artifacts else None,
+        "signed": bool(shown and "signatures" in shown.artifacts),
+    }
+
+
+def policy_item(build: BuildInfo | None) -> dict[str, object]:
+    """The policy verdict of a build: whether a policy applied and what it found."""
+    findings = report_from_json(build.policy_report) if build else []
+    return {
+        "build_id": build.build_id if build else None,
+        "checked": bool(build and build.policy_report is not None),
+        "violations": [asdict(v) for v in findings if v.blocking],
+        "warnings": [asdict(v) for v in findings if not v.blocking],
     }
 
 

@@ -31,6 +31,7 @@ from condaops.web.placement import placed
 from condaops.web.review_pages import Key
 from condaops.web.reviews import review_detail, review_rows
 from condaops.web.service import build_diff, env_detail, search_packages, shown_build
+from condaops.web.supplychain import supply_view
 from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
 
 
@@ -93,6 +94,8 @@ def environments(
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True)
 def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Name, name: Name) -> m.EnvironmentDetail:
     d = env_detail(ctx, viewer, namespace, name, host=request.url.netloc, plain_http=request.url.scheme == "http")
+    env, signing = d.row.info, ctx.settings.publish.signing.key_file is not None
+    supply = supply_view(env.latest or env.current, d.shown, signing=signing)
     return m.environment_detail(
         d.row,
         canonical=d.canonical,
@@ -101,6 +104,7 @@ def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Nam
         artifacts=d.artifacts,
         deliveries=d.deliveries,
         image=d.image,
+        supply=supply,
     )
 
 

@@ -14,10 +14,12 @@ from typing import Any
 import msgspec
 
 from condaops.reconciler.model import DeliveryRecord
+from condaops.reconciler.policy.findings import Violation, report_from_json
 from condaops.reconciler.state.packages import LockedPackage, PackageHit
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo, SourceInfo
 from condaops.reconciler.state.review_queries import ChangeRequestInfo
 from condaops.web.reviews import PreviewView, ReviewRow
+from condaops.web.supplychain import SupplyView
 from condaops.web.views import Command, EnvRow, ImageStatus, NamespaceRow, PackageDiff, build_duration
 
 
@@ -28,6 +30,29 @@ class Artifact(msgspec.Struct, kw_only=True):
     size: int | None
     sha256: str | None
     url: str
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    rule: str  # channels, deny, require, license-deny, license-allow, license-unknown, max-size, invalid
+    level: str  # error (blocks the build) or warning
+    file: str  # the policy file (or site policy) the rule is written in
+    package: str | None
+    platform: str | None
+    message: str
+
+
+class PolicyResult(msgspec.Struct, kw_only=True):
+    checked: bool  # false: no policy applied to the build
+    violations: list[Finding]
+    warnings: list[Finding]
+
+
+class SupplyChain(msgspec.Struct, kw_only=True):
+    policy_build_id: int | None  # the newest build of the wanted spec, whose verdict ``policy`` is
+    policy: PolicyResult
+    sbom_url: str | None  # the CycloneDX SBOM of the build users get
+    signature: str  # signed, unsigned, no-key (the site signs nothing) or not-published
+    signature_note: str
 
 
 class Build(msgspec.Struct, kw_only=True):
@@ -51,6 +76,9 @@ class Build(msgspec.Struct, kw_only=True):
     artifact_kinds: list[str]
     published_at: datetime | None  # the publish job ran; publish_error says why it failed
     publish_error: str | None
+    policy: PolicyResult
+    sbom_url: str | None
+    signed: bool  # the image and its artifacts carry cosign signatures (signatures artifact)
     url: str
     log_url: str
 
@@ -102,6 +130,7 @@ class EnvironmentDetail(msgspec.Struct, kw_only=True):
     commands: dict[str, str]
     artifacts: list[Artifact]
     deliveries: list[Delivery]
+    supply_chain: SupplyChain
     image: Image | None = None  # None until the build is published to this registry
 
 
@@ -273,6 +302,9 @@ def build(b: BuildInfo) -> Build:
         artifact_kinds=sorted(b.artifacts),
         published_at=b.published_at,
         publish_error=b.publish_error,
+        policy=policy_result(b.policy_report),
+        sbom_url=f"/builds/{b.build_id}/artifacts/sbom" if "sbom" in b.artifacts else None,
+        signed="signatures" in b.artifacts,
         url=f"/api/v1/builds/{b.build_id}",
         log_url=f"/builds/{b.build_id}/log",
     )
@@ -312,6 +344,33 @@ def image_info(i: ImageStatus | None) -> Image | None:
     )
 
 
+def finding(v: Violation) -> Finding:
+    return Finding(rule=v.rule, level=v.level, file=v.origin, package=v.package, platform=v.platform, message=v.message)
+
+
+def policy_result(report: str | None) -> PolicyResult:
+    found = report_from_json(report)
+    return PolicyResult(
+        checked=report is not None,
+        violations=[finding(v) for v in found if v.blocking],
+        warnings=[finding(v) for v in found if not v.blocking],
+    )
+
+
+def supply_chain(view: SupplyView) -> SupplyChain:
+    return SupplyChain(
+        policy_build_id=view.policy_build,
+        policy=PolicyResult(
+            checked=view.policy_checked,
+            violations=[finding(v) for v in view.violations],
+            warnings=[finding(v) for v in view.warnings],
+        ),
+        sbom_url=f"/builds/{view.sbom_build}/artifacts/sbom" if view.sbom_build else None,
+        signature=view.signature,
+        signature_note=view.signature_note,
+    )
+
+
 def environment_detail(
     row: EnvRow,
     *,
@@ -321,6 +380,7 @@ def environment_detail(
     artifacts: list[ArtifactInfo],
     deliveries: Sequence[DeliveryRecord] = (),
     image: ImageStatus | None = None,
+    supply: SupplyView,
 ) -> EnvironmentDetail:
     e = row.info
     return EnvironmentDetail(
@@ -336,6 +396,7 @@ def environment_detail(
             for d in deliveries
         ],
         image=image_info(image),
+        supply_chain=supply_chain(supply),
     )
 
 

@@ -9,6 +9,7 @@ Read-only: no route changes an environment (the login form only sets a cookie).
 ``api``             ``/api/v1/...`` (OpenAPI at ``/schema``)
 ``ops``             ``/healthz``, ``/readyz``, ``/metrics``
 ``access``          ``web.auth``: tokens, per-namespace visibility
+``supplychain``     policy/SBOM/signature views, the signing key at ``/.well-known/condaops/``
 ==================  ==============================================================
 """
 
@@ -41,6 +42,7 @@ from condaops.web.pages import LIGHT_PAGES, PAGE_HANDLERS
 from condaops.web.placement import placed, reads_on_loop
 from condaops.web.render import STATIC
 from condaops.web.review_pages import REVIEW_FILES, REVIEW_PAGES
+from condaops.web.supplychain import KEY_HANDLERS
 
 # Pages load only their own CSS and JS; nothing from other hosts.
 CSP = (
@@ -93,6 +95,7 @@ def create_app(
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads
             *REVIEW_PAGES,  # reviews read several rows and parse JSON: in threads
             *REVIEW_FILES,
+            *KEY_HANDLERS,
             api_router(on_loop=on_loop),
             ops_router(ops),
             create_static_files_router(

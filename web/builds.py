@@ -19,11 +19,18 @@ from condaops.web.context import CtxDep
 from condaops.web.logs import follow_log, read_tail
 from condaops.web.pages import page
 from condaops.web.params import BuildId, Name
+from condaops.web.supplychain import supply_view
 from condaops.web.views import build_duration
 
 TEXT = "text/plain"  # Litestar adds "; charset=utf-8" to text types
 YAML = "application/yaml"
-KIND_TYPES = {"conda-lock": YAML, "pixi-lock": YAML, "environment": YAML, "log": TEXT}
+KIND_TYPES = {
+    "conda-lock": YAML,
+    "pixi-lock": YAML,
+    "environment": YAML,
+    "log": TEXT,
+    "sbom": "application/vnd.cyclonedx+json",
+}
 SUFFIX_TYPES = (
     (".tar.zst", "application/zstd"),
     (".tar.gz", "application/gzip"),
@@ -66,6 +73,7 @@ def build_page(request: Request, ctx: CtxDep, viewer: ViewerDep, build_id: Build
         running=running,
         artifacts=build_artifacts(ctx.engine, build_id),
         log=tail,
+        supply=supply_view(build, build, signing=ctx.settings.publish.signing.key_file is not None),
     )
 
 

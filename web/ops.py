@@ -19,6 +19,7 @@ from litestar.di import NamedDependency, Provide
 from sqlalchemy import text
 
 from condaops.reconciler.model import QUEUED
+from condaops.reconciler.policy.findings import report_from_json
 from condaops.reconciler.state.queries import count_builds_by_state, finished_build_durations, list_sources
 from condaops.web.cache import Cached
 from condaops.web.context import WebContext
@@ -128,7 +129,24 @@ class OpsState:
         envs = Gauge("condaops_environments", "Live environments, by state.", ("state",))
         for state, count in count_states(self.ctx.all_rows()).items():
             envs.set(count, state=state)
-        return [builds, queue, durations, envs, *self._source_metrics()]
+        return [builds, queue, durations, envs, self._policy_metric(), *self._source_metrics()]
+
+    def _policy_metric(self) -> Metric:
+        """Findings of each environment's newest build, by rule and level (what the status
+        pages show): a rule that blocks many environments stands out."""
+        findings = Gauge(
+            "condaops_policy_violations",
+            "Policy findings of the newest build of each environment, by rule and level (error blocks).",
+            ("rule", "level"),
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for row in self.ctx.all_rows():
+            build = row.info.latest or row.info.current
+            for v in report_from_json(build.policy_report) if build else ():
+                counts[(v.rule, v.level)] = counts.get((v.rule, v.level), 0) + 1
+        for (rule, level), count in sorted(counts.items()):
+            findings.set(count, rule=rule, level=level)
+        return findings
 
     def _source_metrics(self) -> list[Metric]:
         success = Gauge("condaops_source_last_success_timestamp_seconds", "Last good read of a source.", ("source",))

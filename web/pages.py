@@ -25,6 +25,7 @@ from condaops.web.context import CtxDep
 from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
 from condaops.web.render import html_response
 from condaops.web.service import build_diff, env_detail, search_packages, visible_recent_builds
+from condaops.web.supplychain import supply_view
 from condaops.web.views import (
     clamp_page,
     count_states,
@@ -182,6 +183,11 @@ def environment_text(
         compare_from=ctx.fragments.build_options(choices, selected=1),
         compare_to=ctx.fragments.build_options(choices, selected=0),
         base=f"/environments/{namespace}/{name}?",
+        supply=supply_view(
+            detail.env.latest or detail.env.current,
+            detail.shown,
+            signing=ctx.settings.publish.signing.key_file is not None,
+        ),
     )
 
 

@@ -210,13 +210,15 @@ def image_status(record: dict[str, Any] | None, *, current: bool) -> ImageStatus
     )
 
 
-# The artifact types the publish job attaches (reconciler/publish/push.py; the site imports no
-# publish internals, tests/unit/test_web_views.py checks they agree).
+# The artifact types the publish job attaches (reconciler/publish/push.py and sbom.py; the site
+# imports no publish internals, tests/unit/test_web_views.py checks they agree).
 LOCKFILES_ARTIFACT = "application/vnd.condaops.lockfiles.v1"
 PACK_ARTIFACT = "application/vnd.condaops.conda-pack.v1"
+SBOM_ARTIFACT = "application/vnd.cyclonedx+json"
 ARTIFACT_LABELS = {
     LOCKFILES_ARTIFACT: "Lockfiles and environment.yaml (oras)",
     PACK_ARTIFACT: "conda-pack tarball (oras)",
+    SBOM_ARTIFACT: "CycloneDX SBOM (oras)",
 }
 
 

@@ -248,7 +248,7 @@ def test_the_pages_oras_commands_fetch_the_builds_files(crypto: Project, tmp_pat
         commands = get_json(f"http://{host}/api/v1/environments/tools/crypto")["commands"]
         page = urllib.request.urlopen(f"http://{host}/environments/tools/crypto", timeout=30).read().decode()
         pulled: dict[str, bytes] = {}
-        for label in ("Lockfiles and environment.yaml (oras)", "conda-pack tarball (oras)"):
+        for label in ("Lockfiles and environment.yaml (oras)", "conda-pack tarball (oras)", "CycloneDX SBOM (oras)"):
             argv = shlex.split(commands[label])
             assert argv[:3] == ["oras", "pull", "--plain-http"] and len(argv) == 4  # oras CLI: pull [flags] <ref>
             assert f"<code>{commands[label]}</code>" in page

@@ -173,10 +173,11 @@ def test_spec_document_is_yaml_without_empty_keys() -> None:
 
 
 LOCKS, PACK = "application/vnd.condaops.lockfiles.v1", "application/vnd.condaops.conda-pack.v1"
+SBOM = "application/vnd.cyclonedx+json"
 
 
 def test_the_site_names_artifacts_as_the_publish_job_does() -> None:
-    from condaops.reconciler.publish import push
+    from condaops.reconciler.publish import push, sbom
     from condaops.web import views
 
     assert (
@@ -184,6 +185,7 @@ def test_the_site_names_artifacts_as_the_publish_job_does() -> None:
         == (push.LOCKFILES_ARTIFACT, push.PACK_ARTIFACT)
         == (LOCKS, PACK)
     )
+    assert views.SBOM_ARTIFACT == sbom.SBOM_ARTIFACT == SBOM
 
 
 def image_record(**changes: object) -> dict:
@@ -222,6 +224,20 @@ def test_copy_commands_offer_the_published_image_and_its_artifacts() -> None:
     assert older is not None and older.reference == ":build-7"
     https = copy_commands("h", ref, prefix=None, has_lock=False, image=older)
     assert https[0].text == "docker pull h/team/web:build-7" and https[1].text.startswith("oras pull h/team/web@")
+
+
+def test_the_sbom_attached_to_the_image_has_its_oras_command() -> None:
+    builtin = {
+        "repository": "team/web",
+        "builtin": True,
+        "by_type": {LOCKS: "sha256:" + "2" * 64, SBOM: "sha256:" + "4" * 64},
+    }
+    image = image_status(image_record(targets={"builtin": builtin}), current=True)
+    commands = {
+        c.label: c.text for c in copy_commands("h", EnvRef("team", "web"), prefix=None, has_lock=False, image=image)
+    }
+    assert commands["CycloneDX SBOM (oras)"] == f"oras pull h/team/web@sha256:{'4' * 64}"
+    assert "conda-pack tarball (oras)" not in commands  # only what was attached
 
 
 def test_no_pull_commands_without_a_published_runnable_image() -> None:
