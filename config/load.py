@@ -757,6 +757,9 @@ KEY_RULES: dict[str, KeyRule] = {
     ),
     "publish.signing.password_env": KeyRule("Not with `password_file`.", check=variable_name_problem),
     "publish.signing.password_file": KeyRule("Must exist.", check=file_problem),
+    "publish.signing.public_key_file": KeyRule(
+        "Must exist; make it with `openssl ec -in cosign.key -pubout -out cosign.pub`.", check=file_problem
+    ),
     "publish.signing.previous_keys[]": KeyRule(type="file", check=file_problem),
     "dynamic.max_packages": KeyRule("From 1 to 100.", check=between(1, 100)),
     "dynamic.concurrency": KeyRule("From 1 to 64.", check=between(1, 64)),

@@ -339,6 +339,13 @@ class SigningSettings:
     password_file: Path | None = field(
         default=None, metadata=_doc("File holding the key's password; trailing newlines are ignored.")
     )
+    public_key_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "PEM public key of `key_file`, served at `/.well-known/condaops/signing-key.pub`; unset = derived "
+            "from `key_file` (which then needs its password where the site runs)."
+        ),
+    )
     registry_host: str | None = field(
         default=None,
         metadata=_doc(

@@ -102,7 +102,10 @@ def public_keys(settings: Settings) -> list[bytes]:
     signing = settings.publish.signing
     if signing.key_file is None:
         return []
-    keys = [load_signer(signing).public_pem]
+    if signing.public_key_file is not None:
+        keys = [Path(signing.public_key_file).read_bytes()]
+    else:
+        keys = [load_signer(signing).public_pem]
     for path in signing.previous_keys:
         keys.append(Path(path).read_bytes())
     return keys

@@ -237,6 +237,12 @@ class SignatureOutput:
             return OutputResult()
         signer = load_signer(ctx.settings.publish.signing)
         result = OutputResult()
+        published_key = ctx.settings.publish.signing.public_key_file
+        if published_key is not None and _key_text(published_key) != signer.public_pem.strip():
+            result.problems.append(
+                f"SigningKeyMismatch: publish.signing.public_key_file {published_key} is not the public key of "
+                "key_file: users verifying with it will refuse these signatures; replace it"
+            )
         signed: list[Signed] = []
         for target in ctx.open_targets():
             try:
@@ -270,6 +276,13 @@ def docker_host(target: Any, settings: Settings) -> str:
     """The registry host clients pull from, as the payload's ``docker-reference`` names it."""
     host = getattr(target, "host", None)
     return host or settings.publish.signing.registry_host or settings.web.listen
+
+
+def _key_text(path: Path) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except OSError:
+        return b""
 
 
 def read_signatures(path: Path) -> list[dict[str, Any]]:

@@ -10,19 +10,25 @@ commands docs/supply-chain.md gives.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import subprocess
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
+from condaops.config import load_settings
 from condaops.config.settings import RegistrySettings, Settings
 from condaops.reconciler.publish.image import OCI_MANIFEST, canonical_json
+from condaops.reconciler.state.db import make_engine
 from condaops.registry.app import create_registry_app
+from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import build, image_record, publish
 from tests.support.cosign_verify import VerificationError, verify_image
@@ -135,11 +141,38 @@ def test_signed_image_and_artifacts_verify_and_tampering_is_refused(signed, tmp_
 def test_unsigned_without_a_key(project, tool_channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     p = project({ALIAS + "testchan": tool_channel}, publish={"enabled": False})
     item = build(p, "tool=1.0")
-    assert "signatures" not in item["artifacts"]
+    assert "signatures" not in item["artifacts"] and not item["signed"]
     _, pub = make_key(tmp_path / "keys")
     with serve_asgi(create_registry_app(Settings(store=p.store))) as host:
         with pytest.raises(VerificationError, match="no signatures found"):
             verify_image(host, "team/tool", "latest", pub.read_bytes())
+    with web_app(p) as web:
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            get(web, "/.well-known/condaops/signing-key.pub")
+        api = json.loads(get(web, "/api/v1/environments/team/Tool"))
+        page = get(web, f"/builds/{item['build_id']}").decode()
+    assert missing.value.code == 404
+    assert api["supply_chain"]["signature"] == "no-key"
+    assert "this site has no signing key" in page
+
+
+def test_public_key_derived_from_the_signing_key(signed, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    p, pub = signed
+    monkeypatch.setenv("SIGNING_PASSWORD", "s3cret")
+    with web_app(p) as web:
+        assert get(web, "/.well-known/condaops/signing-key.pub") == pub.read_bytes()
+        assert get(web, "/.well-known/condaops/signing-keys.pem") == pub.read_bytes()
+
+
+@contextlib.contextmanager
+def web_app(p: Project) -> Iterator[str]:
+    settings = load_settings(p.config_file, environ={})
+    engine = make_engine(settings.database_url)
+    try:
+        with serve_asgi(create_app(settings, engine, cache_seconds=0)) as host:
+            yield host
+    finally:
+        engine.dispose()
 
 
 TOKEN = "push-token-for-tests-0123456789"
