@@ -16,9 +16,11 @@ from condaops.reconciler.model import SourceSnapshot
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     """Fill spec defaults (channels, platforms) from settings: they are part of the identity;
     and give each environment the policy that applies to it (site rules and policy files)."""
+    from condaops.reconciler.build.channels import channel_urls
     from condaops.reconciler.policy.load import with_policies  # imports rattler: only when reading sources
 
     channels = settings.channels.default
     platforms = settings.platforms
     envs = tuple(replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs)
-    return with_policies(replace(snapshot, envs=envs), settings)
+    alias = settings.channels.alias
+    return with_policies(replace(snapshot, envs=envs), settings, lambda name: channel_urls(name, alias))

@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from litestar import Response, get
 from litestar.exceptions import NotFoundException
 
-from condaops.config import Settings
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.policy.findings import Violation, report_from_json
 from condaops.reconciler.state.queries import BuildInfo
 from condaops.web.context import CtxDep
+
+if TYPE_CHECKING:
+    from condaops.config import Settings
 
 log = logging.getLogger("condaops.web")
 KEY_PATH = "/.well-known/condaops/signing-key.pub"
@@ -97,7 +100,7 @@ def _finding(v: Violation) -> dict[str, object]:
 
 def public_keys(settings: Settings) -> list[bytes]:
     """PEM public keys: the signing key's first, then the previous keys still trusted."""
-    from condaops.reconciler.publish.signing import load_signer  # cryptography: only when asked
+    from condaops.reconciler.signing import load_signer  # cryptography: only when asked
 
     signing = settings.publish.signing
     if signing.key_file is None:

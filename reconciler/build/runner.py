@@ -44,7 +44,7 @@ from condaops.reconciler.errors import (
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
-from condaops.reconciler.policy.load import rules_for
+from condaops.reconciler.policy.rules import rules_for
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")

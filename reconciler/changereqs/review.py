@@ -44,7 +44,7 @@ from condaops.reconciler.model import DesiredEnv, EnvRef, SourceSnapshot
 from condaops.reconciler.pkgdiff import PackageDiff, Pkg, diff_packages, rattler_compare
 from condaops.reconciler.policy.check import check_policy, checked_record
 from condaops.reconciler.policy.findings import Violation
-from condaops.reconciler.policy.load import rules_for
+from condaops.reconciler.policy.rules import rules_for
 from condaops.reconciler.spec import Spec
 
 SOLVE_CONCURRENCY = 4

@@ -14,7 +14,7 @@ stays). An invalid *site* file does the same to every environment.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,15 +23,17 @@ from rattler import MatchSpec
 from rattler.exceptions import InvalidMatchSpecError
 
 from condaops.config.settings import Settings
-from condaops.reconciler.build.channels import channel_urls
 from condaops.reconciler.model import PolicyFile, SourceSnapshot
-from condaops.reconciler.policy.rules import PolicyDoc, PolicyFileError, Rules, merge, parse_policy, rules_from_json
+from condaops.reconciler.policy.rules import PolicyDoc, PolicyFileError, merge, parse_policy
 from condaops.reconciler.sources.layout import policy_scope
 
 MAX_POLICY_BYTES = 1 << 20
 
 
-def parse_policy_bytes(data: bytes, *, origin: str, alias: str) -> PolicyDoc:
+Resolve = Callable[[str], Sequence[str]]  # a channel name to its canonical URLs
+
+
+def parse_policy_bytes(data: bytes, *, origin: str, resolve: Resolve) -> PolicyDoc:
     """One policy file's bytes as a ``PolicyDoc``; raises ``PolicyFileError``."""
     if len(data) > MAX_POLICY_BYTES:
         raise PolicyFileError(f"{origin}: {len(data)} bytes, over the {MAX_POLICY_BYTES} byte limit")
@@ -43,7 +45,7 @@ def parse_policy_bytes(data: bytes, *, origin: str, alias: str) -> PolicyDoc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise PolicyFileError(f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
-    doc = parse_policy(loaded, origin=origin, resolve_channel=lambda name: channel_urls(name, alias))
+    doc = parse_policy(loaded, origin=origin, resolve_channel=resolve)
     for kind in ("deny", "require"):
         for index, rule in enumerate(getattr(doc, kind) or ()):
             try:
@@ -55,14 +57,14 @@ def parse_policy_bytes(data: bytes, *, origin: str, alias: str) -> PolicyDoc:
     return doc
 
 
-def site_policy(settings: Settings) -> tuple[list[PolicyDoc], list[str]]:
+def site_policy(settings: Settings, resolve: Resolve) -> tuple[list[PolicyDoc], list[str]]:
     """The site's rules (``policy.site_file``) and the problems reading them (one line each)."""
     path = settings.policy.site_file
     if path is None:
         return [], []
     try:
         stat = path.stat()
-        return [_cached_site_doc(path, stat.st_mtime_ns, stat.st_size, settings.channels.alias)], []
+        return [_cached_site_doc(path, stat.st_mtime_ns, stat.st_size, settings.channels.alias, resolve)], []
     except OSError as exc:
         return [], [f"{path}: cannot be read ({exc.strerror or exc}); fix policy.site_file"]
     except PolicyFileError as exc:
@@ -70,12 +72,12 @@ def site_policy(settings: Settings) -> tuple[list[PolicyDoc], list[str]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_site_doc(path: Path, _mtime_ns: int, _size: int, alias: str) -> PolicyDoc:
-    """Read again only when the file changes (every pass asks)."""
-    return parse_policy_bytes(path.read_bytes(), origin=f"site policy {path}", alias=alias)
+def _cached_site_doc(path: Path, _mtime_ns: int, _size: int, _alias: str, resolve: Resolve) -> PolicyDoc:
+    """Read again only when the file (or the channel alias) changes: every pass asks."""
+    return parse_policy_bytes(path.read_bytes(), origin=f"site policy {path}", resolve=resolve)
 
 
-def source_policies(files: Sequence[PolicyFile], *, alias: str) -> tuple[dict[str, PolicyDoc], dict[str, str]]:
+def source_policies(files: Sequence[PolicyFile], *, resolve: Resolve) -> tuple[dict[str, PolicyDoc], dict[str, str]]:
     """A source's policy files by scope (``""`` the root, else the namespace), and the
     problems of invalid ones by scope."""
     docs: dict[str, PolicyDoc] = {}
@@ -91,16 +93,17 @@ def source_policies(files: Sequence[PolicyFile], *, alias: str) -> tuple[dict[st
         try:
             if f.data is None:
                 raise PolicyFileError(f"{f.path}: {f.problem or 'cannot be read'}")
-            docs[scope] = parse_policy_bytes(f.data, origin=f.path, alias=alias)
+            docs[scope] = parse_policy_bytes(f.data, origin=f.path, resolve=resolve)
         except PolicyFileError as exc:
             problems[scope] = str(exc)
     return docs, problems
 
 
-def with_policies(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
-    """The snapshot with each environment's effective policy set (None when no rule applies)."""
-    site, site_problems = site_policy(settings)
-    docs, problems = source_policies(snapshot.policy_files, alias=settings.channels.alias)
+def with_policies(snapshot: SourceSnapshot, settings: Settings, resolve: Resolve) -> SourceSnapshot:
+    """The snapshot with each environment's effective policy set (None when no rule applies);
+    ``resolve`` turns the channel names of policy files into canonical URLs."""
+    site, site_problems = site_policy(settings, resolve)
+    docs, problems = source_policies(snapshot.policy_files, resolve=resolve)
     envs = []
     for env in snapshot.envs:
         ns = env.ref.namespace
@@ -110,8 +113,3 @@ def with_policies(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapsho
             rules = replace(rules, invalid=tuple(invalid))
         envs.append(replace(env, policy=None if rules.empty else rules.to_json()))
     return replace(snapshot, envs=tuple(envs))
-
-
-def rules_for(policy: str | None) -> Rules:
-    """The rules a ticket or desired environment carries (none for None)."""
-    return rules_from_json(policy) if policy else Rules()

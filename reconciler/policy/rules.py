@@ -129,6 +129,11 @@ def rules_from_json(text: str) -> Rules:
     )
 
 
+def rules_for(policy: str | None) -> Rules:
+    """The rules a ticket or desired environment carries (none for None)."""
+    return rules_from_json(policy) if policy else Rules()
+
+
 def merge(site: Iterable[PolicyDoc], root: PolicyDoc | None, namespace: PolicyDoc | None) -> Rules:
     """The rules of one environment: every site layer in full, then the repository's root
     file with the namespace file's sections replacing the root's."""

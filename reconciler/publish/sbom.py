@@ -36,7 +36,7 @@ from cyclonedx.model.tool import Tool
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from condaops.reconciler.build.lock import redact_url
+from condaops.reconciler.build.lock import PIXI_ENVIRONMENT, redact_url
 from condaops.reconciler.policy.licenses import parse_choices
 from condaops.reconciler.publish.outputs import Attachment, OutputContext, OutputResult
 
@@ -167,16 +167,18 @@ def _hex(value: Any) -> str:
 
 
 def pypi_packages(pixi_lock: Path | None, platform: str) -> list[PypiPackage]:
-    """The pip packages of ``platform`` as the build's pixi.lock holds them."""
+    """The pip packages of ``platform`` as the build's pixi.lock holds them (URL with the
+    sha256 as its fragment, as condaops writes it)."""
     if pixi_lock is None or not pixi_lock.is_file():
         return []
-    from condaops.reconciler.state.packages import PYPI, read_locked_packages
+    from rattler import LockFile
 
-    return [
-        PypiPackage(p.name, p.version, p.url, p.sha256)
-        for p in read_locked_packages(pixi_lock)
-        if p.manager == PYPI and p.platform == platform
-    ]
+    environment = LockFile.from_path(pixi_lock).environment(PIXI_ENVIRONMENT)
+    out = []
+    for p in (environment.pypi_packages() if environment else {}).get(platform, []):
+        url, _, sha256 = str(p.location).partition("#sha256=")
+        out.append(PypiPackage(p.name.lower(), str(p.version), url, sha256 or None))
+    return out
 
 
 def write_sbom(path: Path, text: str) -> Path:

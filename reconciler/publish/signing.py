@@ -19,26 +19,20 @@ signatures by other keys (a rotated one) are kept beside it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from condaops.reconciler.errors import CondaopsError, StalledError
+from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_MANIFEST, canonical_json
 from condaops.reconciler.publish.outputs import OutputContext, OutputResult
-from condaops.reconciler.secrets import read_secret
+from condaops.reconciler.signing import Signer, load_signer
 
 if TYPE_CHECKING:
-    from condaops.config.settings import Settings, SigningSettings
+    from condaops.config.settings import Settings
     from condaops.reconciler.publish.push import Pushed
     from condaops.reconciler.publish.targets import Target
     from condaops.registry.api import Descriptor
@@ -48,12 +42,6 @@ SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 SIGNATURE_TYPE = "cosign container image signature"
 MAX_SIGNATURES = 32  # layers kept in one .sig manifest (earlier keys' signatures included)
-
-
-class SigningKeyError(StalledError):
-    """The signing key cannot be used: nothing is signed until the settings are fixed."""
-
-    reason = "SigningKeyInvalid"  # publish.signing.key_file unreadable, wrong password or not ECDSA P-256
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,69 +54,6 @@ class Signed:
     tag: str  # sha256-<hex>.sig
     signature_manifest: str  # digest of the .sig manifest
     key_id: str
-
-
-class Signer:
-    """An ECDSA P-256 private key that signs payloads (SHA-256, DER, base64)."""
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
-        self._key = key
-
-    @property
-    def public_pem(self) -> bytes:
-        return public_pem(self._key.public_key())
-
-    @property
-    def key_id(self) -> str:
-        return key_id(self._key.public_key())
-
-    def sign(self, payload: bytes) -> str:
-        return base64.b64encode(self._key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
-
-    def verifies(self, payload: bytes, signature: str) -> bool:
-        try:
-            self._key.public_key().verify(base64.b64decode(signature), payload, ec.ECDSA(hashes.SHA256()))
-            return True
-        except (InvalidSignature, ValueError):
-            return False
-
-
-def load_signer(settings: SigningSettings, environ: Mapping[str, str] | None = None) -> Signer:
-    """The key of ``publish.signing``; raises ``SigningKeyError`` naming the key and what to fix."""
-    assert settings.key_file is not None
-    password = read_secret(
-        "publish.signing",
-        "password",
-        env=settings.password_env,
-        file=settings.password_file,
-        environ=os.environ if environ is None else environ,
-    )
-    try:
-        data = settings.key_file.read_bytes()
-    except OSError as exc:
-        raise SigningKeyError(
-            f"publish.signing.key_file {settings.key_file} cannot be read ({exc.strerror}); fix the file or the key"
-        ) from None
-    try:
-        key = serialization.load_pem_private_key(data, password.encode() if password else None)
-    except (TypeError, ValueError) as exc:
-        raise SigningKeyError(
-            f"publish.signing.key_file {settings.key_file} cannot be loaded ({exc}); check the file and "
-            "publish.signing.password_env / password_file"
-        ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SigningKeyError(f"publish.signing.key_file {settings.key_file} is not an ECDSA P-256 key; make one")
-    return Signer(key)
-
-
-def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def key_id(key: Any) -> str:
-    """A short fingerprint: sha256 of the public key's DER, first 16 hex digits."""
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()[:16]
 
 
 # --- the format ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from rattler import Channel, RepoData
 
+from condaops.reconciler.build.channels import channel_urls
 from condaops.reconciler.model import PolicyFile
 from condaops.reconciler.policy.check import CheckedRecord, check_policy, checked_record
 from condaops.reconciler.policy.findings import report_from_json, report_json, summary
@@ -35,7 +36,7 @@ def records(channel: str, subdir: str = "linux-64", canonical: str = "https://co
 
 
 def doc(text: str, origin: str = "condaops-policy.yaml"):  # type: ignore[no-untyped-def]
-    return parse_policy_bytes(text.encode(), origin=origin, alias=ALIAS)
+    return parse_policy_bytes(text.encode(), origin=origin, resolve=lambda name: channel_urls(name, ALIAS))
 
 
 def rules(text: str) -> Rules:
@@ -105,7 +106,7 @@ def test_invalid_and_duplicate_files_are_problems_per_scope() -> None:
         PolicyFile("ops/condaops-policy.yml", b"{}"),
         PolicyFile("hr/condaops-policy.yaml", problem="cannot be read (Permission denied)"),
     ]
-    docs, problems = source_policies(files, alias=ALIAS)
+    docs, problems = source_policies(files, resolve=lambda name: [name])
     assert set(docs) == {""}
     assert problems["science"].startswith("science/condaops-policy.yaml: key 'bogus'")
     assert "second policy file" in problems["ops"]
