@@ -149,6 +149,9 @@ class BuildTicket:
     source_revision: str | None = None
     source_path: str | None = None
     policy: str | None = None  # the effective policy (canonical JSON) to check the solve against
+    # The linked build of the same spec, as its pixi.lock (store-relative): this build re-checks
+    # what is linked (a policy change) instead of solving and installing into the linked prefix.
+    recheck_lock: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

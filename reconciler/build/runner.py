@@ -27,7 +27,18 @@ from condaops.reconciler.build.channels import build_client, host_platform, spec
 from condaops.reconciler.build.disk import DISK_FULL, is_disk_full, require_free_space
 from condaops.reconciler.build.install import install_prefix, verify_prefix
 from condaops.reconciler.build.link import read_link, swap_link
-from condaops.reconciler.build.lock import EXPLICIT, write_lockfiles
+from condaops.reconciler.build.lock import (
+    CONDA_LOCK,
+    CONDA_LOCK_FILE,
+    ENVIRONMENT,
+    ENVIRONMENT_FILE,
+    EXPLICIT,
+    PIXI_LOCK,
+    PIXI_LOCK_FILE,
+    read_pip_locks,
+    read_pixi_lock,
+    write_lockfiles,
+)
 from condaops.reconciler.build.pip import PipLock, install_pip, lock_pip, python_version
 from condaops.reconciler.build.solve import solve_platforms
 from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
@@ -77,6 +88,7 @@ class Work:
     pip: dict[str, list[PipLock]] = field(default_factory=dict)
     files: list[tuple[str, Path]] = field(default_factory=list)
     findings: list[Violation] = field(default_factory=list)
+    recheck: bool = False  # re-check the linked prefix of this spec (see BuildTicket.recheck_lock)
     installed: bool = False
     linked: bool = False
 
@@ -104,6 +116,9 @@ class Work:
 
 
 def solve_step(w: Work, ctx: BuildContext) -> None:
+    if w.recheck:
+        _recheck_records(w, ctx)
+        return
     spec = w.ticket.spec
     platforms = sorted(set(spec.platforms) | {w.host})
     w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
@@ -135,7 +150,19 @@ def policy_step(w: Work, ctx: BuildContext) -> None:
         raise PolicyViolationError(summary(w.findings))
 
 
+def _recheck_records(w: Work, ctx: BuildContext) -> None:
+    """The linked prefix is a build of this spec: check the records it was built from (its
+    pixi.lock, every platform) rather than a new solve that may differ from what is linked."""
+    lock = ctx.layout.absolute(w.ticket.recheck_lock or "")
+    w.records = read_pixi_lock(lock)
+    conda_lock = lock.with_name(CONDA_LOCK_FILE)
+    w.pip = read_pip_locks(conda_lock) if conda_lock.is_file() else {}
+    w.log.info("recheck linked=%s platforms=%s", w.prefix, ",".join(sorted(w.records)))
+
+
 def pip_lock_step(w: Work, ctx: BuildContext) -> None:
+    if w.recheck:
+        return
     for platform, recs in sorted(w.records.items()):
         reqs = w.ticket.spec.pip_for(platform)
         if not reqs:
@@ -156,6 +183,9 @@ def pip_lock_step(w: Work, ctx: BuildContext) -> None:
 
 
 def lock_step(w: Work, ctx: BuildContext) -> None:
+    if w.recheck:  # the same lock as the linked build: its files, copied
+        w.files = _copy_lockfiles(ctx.layout.absolute(w.ticket.recheck_lock or "").parent, w.artifacts_dir)
+        return
     w.files = write_lockfiles(
         w.artifacts_dir,
         w.records,
@@ -170,6 +200,8 @@ def lock_step(w: Work, ctx: BuildContext) -> None:
 
 
 def install_step(w: Work, ctx: BuildContext) -> None:
+    if w.recheck:
+        return  # the linked prefix already holds these records (verify checks it)
     require_free_space(w.prefix.parent, ctx.settings.min_free_space, w.label)
     if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
         raise BuildError(
@@ -192,6 +224,8 @@ def install_step(w: Work, ctx: BuildContext) -> None:
 
 
 def pip_install_step(w: Work, ctx: BuildContext) -> None:
+    if w.recheck:
+        return
     locks = w.pip.get(w.host, [])
     if locks:
         install_pip(
@@ -211,6 +245,17 @@ def link_step(w: Work, ctx: BuildContext) -> None:
     swap_link(ctx.layout.env_link(w.ticket.ref), w.prefix)
     w.linked = True
     w.log.info("linked link=%s", ctx.layout.env_link(w.ticket.ref))
+
+
+def _copy_lockfiles(source: Path, folder: Path) -> list[tuple[str, Path]]:
+    """Copy a build's lockfiles into another build's artifacts folder, as ``(kind, path)``."""
+    kinds = {CONDA_LOCK_FILE: CONDA_LOCK, PIXI_LOCK_FILE: PIXI_LOCK, ENVIRONMENT_FILE: ENVIRONMENT}
+    copied = []
+    for path in sorted(source.iterdir()):
+        kind = kinds.get(path.name) or (EXPLICIT if path.name.startswith("conda-") and path.suffix == ".lock" else None)
+        if kind is not None and path.is_file():
+            copied.append((kind, Path(shutil.copy2(path, folder / path.name))))
+    return copied
 
 
 STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
@@ -235,6 +280,7 @@ def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
         deadline=time.monotonic() + ctx.settings.build.timeout,
         log=logging.getLogger(f"condaops.build.{ticket.build_id}"),
     )
+    w.recheck = ticket.recheck_lock is not None and read_link(layout.env_link(ticket.ref)) == w.prefix.resolve()
     w.artifacts_dir.mkdir(parents=True, exist_ok=True)
     with logging_to(layout.build_log(ticket.ref, ticket.build_id), w.log):
         outcome, timings = _run_steps(w, ctx)

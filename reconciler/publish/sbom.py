@@ -32,7 +32,7 @@ from cyclonedx.model import ExternalReference, ExternalReferenceType, HashAlgori
 from cyclonedx.model.bom import Bom, BomMetaData
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
-from cyclonedx.model.tool import Tool
+from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
@@ -72,28 +72,39 @@ class PypiPackage:
 
 def sbom_json(build: BuildFacts, conda: Iterable[Any], pypi: Iterable[PypiPackage] = ()) -> str:
     """The CycloneDX 1.6 JSON document of one build (``conda``: rattler package records)."""
-    components = [conda_component(r) for r in conda] + [pypi_component(p) for p in pypi]
+    records = list(conda)
+    by_name = {_name(r): conda_component(r) for r in records}
+    pip = [pypi_component(p) for p in pypi]
+    root = Component(
+        name=build.environment,
+        version=f"build-{build.build_id}",
+        type=ComponentType.APPLICATION,
+        bom_ref=f"condaops:{build.environment}",
+        description=f"conda environment {build.environment} ({build.platform})",
+    )
     bom = Bom(
         serial_number=uuid.uuid5(_NAMESPACE, f"{build.environment}/{build.build_id}/{build.spec_hash}"),
         metadata=BomMetaData(
             timestamp=build.created,
-            component=Component(
-                name=build.environment,
-                version=f"build-{build.build_id}",
-                type=ComponentType.APPLICATION,
-                bom_ref=f"condaops:{build.environment}",
-                description=f"conda environment {build.environment} ({build.platform})",
-            ),
-            tools=[Tool(vendor="condaops", name="condaops")],
+            component=root,
+            tools=ToolRepository(components=[Component(type=ComponentType.APPLICATION, name="condaops")]),
             properties=_provenance(build),
         ),
-        components=sorted(components, key=lambda c: str(c.bom_ref)),
+        components=sorted([*by_name.values(), *pip], key=lambda c: str(c.bom_ref)),
     )
+    bom.register_dependency(root, [*by_name.values(), *pip])
+    for record in records:  # the graph as the records' depends name it (virtual packages have no component)
+        needed = {spec.split()[0] for spec in getattr(record, "depends", None) or ()}
+        bom.register_dependency(by_name[_name(record)], [by_name[n] for n in sorted(needed) if n in by_name])
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
+def _name(record: Any) -> str:
+    return str(getattr(record.name, "normalized", record.name))
+
+
 def conda_component(record: Any) -> Component:
-    name = str(getattr(record.name, "normalized", record.name))
+    name = _name(record)
     version, build = str(record.version), str(record.build)
     url = redact_url(str(getattr(record, "url", "") or ""))
     channel = str(getattr(record, "channel", "") or "").rstrip("/")

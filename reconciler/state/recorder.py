@@ -47,6 +47,7 @@ from condaops.reconciler.state.schema import (
 Clock = Callable[[], datetime]
 
 INTERRUPTED = "Interrupted"
+PIXI_LOCK_KIND = "pixi-lock"  # build.lock.PIXI_LOCK (the state layer does not import build steps)
 SUPERSEDED = "Superseded"
 
 
@@ -303,6 +304,7 @@ class Recorder:
                 source_revision=b.source_revision,
                 source_path=b.source_path,
                 policy=b.policy,
+                recheck_lock=_linked_lock(env, b),
             )
 
     def may_link(self, build_id: int, worker: str | None = None) -> bool:
@@ -464,6 +466,15 @@ class Recorder:
             if changed:
                 _changed(env)
             return changed
+
+
+def _linked_lock(env: Environment, build: Build) -> str | None:
+    """The pixi.lock of the environment's linked build when it is of ``build``'s spec (its
+    prefix is the one ``build`` would install into), else None."""
+    current = env.current_build
+    if current is None or current.specification_id != build.specification_id or current.collected_at is not None:
+        return None
+    return next((a.location for a in current.artifacts if a.kind == PIXI_LOCK_KIND), None)
 
 
 class _EnvCache:

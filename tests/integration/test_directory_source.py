@@ -342,3 +342,14 @@ def test_escaping_folder_symlink_inside_an_env_folder_is_not_reported(make_tree:
     (root / "team/a/data").symlink_to(tmp_path / "data")  # a companion folder, not an env
     snap = scan(root)
     assert set(refs(snap)) == {"team/a"} and snap.rejections == ()
+
+
+def test_policy_files_are_read_and_count_in_the_revision(make_tree: Tree) -> None:
+    root = make_tree({"team/a.yaml": NUMPY, "condaops-policy.yaml": "licenses: {deny: [GPL-*]}\n"})
+    first = scan(root)
+    assert refs(first) == {"team/a": "team/a.yaml"}
+    assert [(f.path, f.data) for f in first.policy_files] == [("condaops-policy.yaml", b"licenses: {deny: [GPL-*]}\n")]
+    (root / "team/condaops-policy.yaml").write_text("size: {max: 1 GB}\n")
+    second = scan(root)
+    assert [f.path for f in second.policy_files] == ["condaops-policy.yaml", "team/condaops-policy.yaml"]
+    assert second.revision != first.revision and refs(second) == refs(first)

@@ -92,6 +92,8 @@ def test_sbom_is_valid_cyclonedx_and_pulled_by_oras(project, tool_channel, tmp_p
     purls = sorted(c["purl"] for c in sbom["components"])
     assert purls[1].startswith("pkg:conda/tool@1.0?build=")
     assert "channel=testchan" in purls[1] and "subdir=linux-64" in purls[1]
+    graph = {d["ref"].split("@")[0]: [x.split("@")[0] for x in d.get("dependsOn", [])] for d in sbom["dependencies"]}
+    assert graph["pkg:conda/tool"] == ["pkg:conda/libtool-data"]
     props = {x["name"]: x["value"] for x in sbom["metadata"]["properties"]}
     assert props["condaops:spec_hash"] == item["spec_hash"] and props["condaops:environment"] == "team/Tool"
     publish(p, item["build_id"])  # publishing again gives the same bytes

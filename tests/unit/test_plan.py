@@ -248,3 +248,33 @@ def test_changes_render_in_every_format():
         "not_before": None,
     }
     assert "| `team/ml` | build | NewEnvironment |" in render_plan(result, "markdown")
+
+
+RULES = '{"licenses":[]}'  # any policy text: plan compares hashes only
+RULES_HASH = DesiredEnv(REF, SPEC_A, "src", "p", "r", policy=RULES).policy_hash
+
+
+def checked(state: str, reason: str | None = None, policy_hash: str | None = RULES_HASH) -> RecordedEnv:
+    latest = RecordedBuild(7, A, state, 1, reason, False, NOW, policy_hash)
+    return RecordedEnv(ref=REF, source="src", current_spec_hash=A, latest=latest)
+
+
+@pytest.mark.parametrize(
+    ("policy", "recorded", "expected"),
+    [
+        (RULES, checked("completed"), (NOOP, "UpToDate")),
+        (None, checked("completed", policy_hash=None), (NOOP, "UpToDate")),  # no policy anywhere: nothing rebuilds
+        (RULES, checked("completed", policy_hash=None), (BUILD, "PolicyChanged")),  # a policy was added
+        (None, checked("completed"), (BUILD, "PolicyChanged")),  # the policy was removed
+        (RULES, checked("failed", "PolicyViolation"), (HOLD, "PolicyViolation")),
+        ('{"other":1}', checked("failed", "PolicyViolation"), (BUILD, "PolicyChanged")),
+        ('{"other":1}', checked("failed", "PolicyInvalid"), (BUILD, "PolicyChanged")),
+        ('{"other":1}', checked("failed", "SolveFailed"), (HOLD, "SolveFailed")),  # the policy cannot fix it
+        ('{"other":1}', checked("building"), (NOOP, "BuildInProgress")),
+    ],
+    ids=["same", "none", "added", "removed", "held", "violation-fixed", "invalid-fixed", "solve-failed", "running"],
+)
+def test_policy_changes(policy, recorded, expected):
+    env = DesiredEnv(REF, SPEC_A, "src", "team/ml.yaml", "r1", policy=policy)
+    (action,) = plan([snap(env)], {REF: recorded}, policy=POLICY, now=NOW).actions
+    assert (action.kind, action.reason) == expected

@@ -16,6 +16,7 @@ from condaops.reconciler.sources.layout import (
     arrange,
     classify,
     is_ignored_name,
+    policy_scope,
 )
 
 DEFAULT = "main"
@@ -179,3 +180,22 @@ CHANGES = [
 @pytest.mark.parametrize(("path", "kind", "relevant"), [c[1:] for c in CHANGES], ids=[c[0] for c in CHANGES])
 def test_affects_layout(path: str, kind: str, relevant: bool) -> None:
     assert affects_layout(path, kind=kind) is relevant  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "scope"),
+    [
+        ("condaops-policy.yaml", ""),
+        ("condaops-policy.yml", ""),
+        ("science/condaops-policy.yaml", "science"),
+        ("science/ml/condaops-policy.yaml", None),  # inside an environment folder: not a policy file
+        ("science/condaops-policy.json", None),
+        (".hidden/condaops-policy.yaml", None),
+        ("science/tools.yaml", None),
+    ],
+)
+def test_policy_files_are_never_environments(path: str, scope: str | None) -> None:
+    assert policy_scope(path) == scope
+    if scope is not None:
+        assert classify(path, default_namespace=DEFAULT) is None
+        assert affects_layout(path, kind="file")  # the watcher re-reads the source when one changes
