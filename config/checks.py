@@ -19,6 +19,7 @@ from condaops.config.settings import (
     BUILTIN_TARGET,
     BuildSettings,
     PushTargetSettings,
+    SigningSettings,
     SourceSettings,
     StorageSettings,
 )
@@ -527,9 +528,21 @@ def layer_budget_problem(budget: float) -> str | None:
     return f"must be between 2 and {LAYER_BUDGET_MAX}, got {budget}"
 
 
+def _signing_keys(signing: SigningSettings) -> list[tuple[str, str]]:
+    problems = []
+    if signing.password_env is not None and signing.password_file is not None:
+        problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
+    if signing.key_file is None:
+        for key in ("password_env", "password_file", "public_key_file", "registry_host"):
+            if getattr(signing, key) is not None:
+                problems.append((key, "has no effect without 'key_file'; set 'key_file' or remove it"))
+    return problems
+
+
 CROSS_CHECKS: dict[type, Callable[[Any], list[tuple[str, str]]]] = {
     BuildSettings: _backoff_order,
     SourceSettings: _source_keys,
     StorageSettings: _storage_backend,
     PushTargetSettings: _push_target_keys,
+    SigningSettings: _signing_keys,
 }

@@ -56,7 +56,8 @@ def test_flask_from_realdata_through_a_mirror(project, realdata_channel, empty_c
     assert item["prefix"] == str(link)
     assert Path(item["build_prefix"]).name == f"{item['spec_hash']}-flask"
     assert os.readlink(link) == f"../{item['spec_hash']}-flask"
-    # Published by default (its own job after the build): the conda-pack tarball and the image.
+    # Published by default (its own job after the build): the conda-pack tarball, the SBOM
+    # and the image (no signatures: no signing key is configured).
     assert set(item["artifacts"]) == {
         "conda-lock",
         "explicit-linux-64",
@@ -64,6 +65,7 @@ def test_flask_from_realdata_through_a_mirror(project, realdata_channel, empty_c
         "pixi-lock",
         "log",
         "conda-pack",
+        "sbom",
         "image",
     }
     explicit = Path(item["artifacts"]["explicit-linux-64"]).read_text()

@@ -821,3 +821,25 @@ def test_reference_names_every_key_and_variable() -> None:
         assert f"`{name}`" in reference
     for key in ("sources[].name", "sources[].interval", "sources[].default_namespace"):
         assert f"`{key}`" in reference
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ("policy: {site_file: missing.yaml}", "policy.site_file", "is not a file"),
+        ("publish: {signing: {key_file: missing.key}}", "publish.signing.key_file", "is not a file"),
+        ("publish: {signing: {password_env: 'X Y'}}", "publish.signing.password_env", ""),
+        ("publish: {signing: {registry_host: r.example}}", "publish.signing.registry_host", "without 'key_file'"),
+    ],
+    ids=["site-file", "key-file", "password-env", "no-key"],
+)
+def test_supply_chain_settings_are_checked(tmp_path: Path, text: str, key: str, message: str) -> None:
+    error = load_error(tmp_path, text + "\n")
+    assert error.key == key and message in str(error)
+
+
+def test_signing_password_from_one_place(tmp_path: Path) -> None:
+    (tmp_path / "k.pem").write_text("x")
+    (tmp_path / "pw").write_text("x")
+    error = load_error(tmp_path, "publish: {signing: {key_file: k.pem, password_env: PW, password_file: pw}}\n")
+    assert error.key == "publish.signing.password_file" and "only one" in str(error)
