@@ -28,6 +28,7 @@ from condaops.reconciler.operations import rollback
 from condaops.reconciler.publish.archive import Entry, write_archive
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
+from condaops.reconciler.publish.sbom import SBOM_ARTIFACT
 from condaops.reconciler.state.db import make_engine
 from condaops.reconciler.state.queries import build_artifacts, get_build
 from condaops.reconciler.state.recorder import Recorder
@@ -162,7 +163,7 @@ def test_push_to_an_authenticated_registry_and_pull_back(
     tag = record["manifest_digest"].replace(":", "-")
     index = json.loads(registry.get(f"mirror/team/tool/manifests/{tag}", INDEX))
     by_type = {m["artifactType"]: m["digest"] for m in index["manifests"]}
-    assert set(by_type) == {LOCKFILES_ARTIFACT, PACK_ARTIFACT}
+    assert set(by_type) == {LOCKFILES_ARTIFACT, PACK_ARTIFACT, SBOM_ARTIFACT}
 
     client = oras_client(registry.host, token=None)
     client.auth.set_basic_auth(USER, PASSWORD)
@@ -208,7 +209,7 @@ def test_publishing_twice_changes_nothing(pushing: Project, registry: AuthRegist
     assert len(again) == len({a.kind for a in again})  # one row per kind
     assert {(a.kind, a.location, a.sha256) for a in again if a.kind != "log"} == first
     tag = image_record(item)["manifest_digest"].replace(":", "-")
-    assert len(json.loads(registry.get(f"mirror/team/tool/manifests/{tag}", INDEX))["manifests"]) == 2
+    assert len(json.loads(registry.get(f"mirror/team/tool/manifests/{tag}", INDEX))["manifests"]) == 3
     assert get_build(engine, item["build_id"]).publish_error is None  # type: ignore[union-attr]
 
 

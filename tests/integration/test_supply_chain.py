@@ -32,7 +32,7 @@ from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import build, image_record, publish
 from tests.support.cosign_verify import VerificationError, verify_image
-from tests.support.registry_clients import oras_client, require_tool, serve_asgi
+from tests.support.registry_clients import docker_registry, oras_client, require_tool, serve_asgi
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +208,27 @@ def _tamper(host: str, digest: str) -> str:
 def _copy_signature(host: str, signed_digest: str, target_digest: str) -> None:
     sig = get(host, f"/v2/team/tool/manifests/sha256-{signed_digest[7:]}.sig", OCI_MANIFEST)
     _put(host, f"/v2/team/tool/manifests/sha256-{target_digest[7:]}.sig", sig, OCI_MANIFEST)
+
+
+def test_signatures_in_an_external_registry(project, tool_channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """docker-registry (distribution 2.8: no referrers API) gets the image, its artifacts
+    under the referrers tag and a .sig tag for each, signed for its own host."""
+    key, pub = make_key(tmp_path / "keys")
+    with docker_registry(tmp_path / "registry") as external:
+        p = project(
+            {ALIAS + "testchan": tool_channel},
+            publish={"enabled": False, "signing": {"key_file": str(key), "password_file": str(_password(tmp_path))}},
+            registry={"push": [{"name": "external", "url": external.host, "repository": "mirror", "insecure": True}]},
+        )
+        item = build(p, "tool=1.0")
+        signatures = json.loads(Path(item["artifacts"]["signatures"]).read_text())
+        record = image_record(item)
+        assert {s["target"] for s in signatures} == {"external"}
+        for digest in (record["manifest_digest"], *record["targets"]["external"]["artifacts"]):
+            verify_image(external.host, "mirror/team/tool", digest, pub.read_bytes())
+
+
+def _password(folder: Path) -> Path:
+    path = folder / "signing-password"
+    path.write_text("s3cret\n")
+    return path
