@@ -200,7 +200,8 @@ class ChangeRequest(msgspec.Struct, kw_only=True):
     reason: str | None
     verdict: str  # pending | success | failure (the condaops/review commit status)
     verdict_description: str
-    counts: dict[str, int]
+    counts: dict[str, int]  # added, changed, removed, invalid, policy (checked again: its policy changed)
+    policy_violations: bool  # a changed environment breaks a blocking policy rule (report.environments[].policy)
     updated_at: datetime
     url: str  # the review page
     pr_url: str | None  # on the forge, when the source's web_url is known
@@ -450,6 +451,7 @@ def source(s: SourceInfo) -> Source:
 
 def change_request(row: ReviewRow, c: ChangeRequestInfo, **detail: Any) -> Any:
     cls = ChangeRequestDetail if detail else ChangeRequest
+    report = json.loads(c.report_json) if c.report_json else None
     return cls(
         source=c.source,
         ref=c.ref,
@@ -466,11 +468,12 @@ def change_request(row: ReviewRow, c: ChangeRequestInfo, **detail: Any) -> Any:
         verdict=row.verdict.state,
         verdict_description=row.verdict.description,
         counts=row.counts,
+        policy_violations=bool((report or {}).get("policy_violations")),
         updated_at=c.updated_at,
         url=row.url,
         pr_url=row.pr_url,
         forge_error=c.publish_error,
-        report=json.loads(c.report_json) if c.report_json else None,
+        report=report,
         **detail,
     )
 

@@ -18,7 +18,7 @@ from condaops.web.context import CtxDep
 from condaops.web.logs import follow_log, read_tail
 from condaops.web.pages import page
 from condaops.web.params import Name
-from condaops.web.reviews import find_preview, review_detail, review_rows
+from condaops.web.reviews import KINDS, find_preview, review_detail, review_rows
 
 Key = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$", description="PR number or ref slug")]
 PreviewId = Annotated[int, Parameter(ge=1, le=2**62)]
@@ -33,7 +33,7 @@ def change_requests_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Re
 @get("/change-requests/{source:str}/{key:str}", sync_to_thread=True, include_in_schema=False)
 def change_request_page(request: Request, ctx: CtxDep, viewer: ViewerDep, source: Name, key: Key) -> Response[str]:
     detail = review_detail(ctx, viewer, source, key)
-    return page(request, ctx, viewer, "change_request.html", d=detail, kinds=("added", "changed", "removed", "invalid"))
+    return page(request, ctx, viewer, "change_request.html", d=detail, kinds=KINDS)
 
 
 @get("/change-requests/{source:str}/{key:str}/previews/{preview_id:int}", sync_to_thread=True, include_in_schema=False)

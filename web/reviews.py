@@ -27,7 +27,7 @@ from condaops.reconciler.state.review_queries import (
 from condaops.web.access import Viewer
 from condaops.web.context import WebContext
 
-KINDS = ("added", "changed", "removed", "invalid")
+KINDS = ("added", "changed", "removed", "invalid", "policy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,15 @@ class EnvView:
     platforms: list[tuple[str, list[dict[str, Any]]]]
     diff_lines: list[tuple[str, str]]  # (css class, line)
     preview: PreviewView | None
+    policy: list[dict[str, Any]] = field(default_factory=list)  # findings on the head (blocking first)
+
+    @property
+    def violations(self) -> int:
+        return sum(1 for v in self.policy if v.get("level") == "error")
+
+    @property
+    def blocked(self) -> bool:
+        return self.violations > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +206,7 @@ def _env_view(
         platforms,
         diff_lines(e.get("file_diff") or ""),
         _preview_view(p, base) if p else None,
+        list(e.get("policy") or ()),
     )
 
 

@@ -91,3 +91,46 @@ def test_review_page(chromium: Any, site: Site, tmp_path: Path) -> None:
     phone.goto(site.base + "/change-requests/envs-repo/12")
     phone.screenshot(path=tmp_path / "change-request-phone.png", full_page=True)
     assert fits_the_screen(phone) and phone_problems == []
+
+
+def test_review_page_policy_findings(chromium: Any, site: Site, tmp_path: Path) -> None:
+    """A pull request that breaks IT's rule: the environment's section lists the findings
+    (the rule's reason shown as text), the verdict names the rule, no preview is built."""
+    require_git()
+    site.channel.gate.set()
+    repo = GitRepo(tmp_path / "envs-repo")
+    url = site.channel.url
+    repo.commit({"envs/team/web.yaml": spec(url, "app ==1.0")}, "base")
+    repo.git("checkout", "-q", "-b", "feature")
+    policy = f"packages:\n  deny:\n    - spec: 'app >=2'\n      reason: 'app 2 is not approved {EVIL}'\n"
+    head = repo.commit(
+        {"envs/team/web.yaml": spec(url, "app ==2.0"), "envs/team/condaops-policy.yaml": policy}, "Upgrade app"
+    )
+    repo.update_ref("refs/pull/13/head", head)
+    repo.git("checkout", "-q", "main")
+    site.sources = [{"git": str(repo.path), "path": "envs", "change_requests": True, "interval": "1s"}]
+    site.start()
+    site.wait_for(lambda: site.get("/api/v1/change-requests")["items"], "the review")
+    data = site.get("/api/v1/change-requests/envs-repo/13")
+    assert data["verdict"] == "failure" and data["policy_violations"] and data["previews"] == []
+    assert data["verdict_description"].startswith("team/web breaks policy rule deny (team/condaops-policy.yaml)")
+    page, problems = open_page(chromium, WIDE)
+
+    page.goto(site.base + "/change-requests/envs-repo/13")
+    web = page.locator("#env-team-web")
+    expect(web.locator(".policy-review h4")).to_contain_text("1 violation: blocks the merge")
+    finding = web.locator("table.policy tr.finding-error")
+    expect(finding).to_have_count(1)
+    assert finding.locator("td").nth(1).inner_text() == "deny"
+    assert finding.locator("td").nth(4).inner_text() == "team/condaops-policy.yaml"
+    assert f"app 2 is not approved {EVIL}" in finding.inner_text()  # the reason, as text
+    assert page.locator("main img").count() == 0 and page.evaluate("window.pwned === undefined")
+    expect(page.locator(".verdict-line .verdict")).to_have_text("failure")
+    assert web.locator(".preview-line").count() == 0  # a blocked environment is not built
+    page.screenshot(path=tmp_path / "change-request-policy-wide.png", full_page=True)
+    assert problems == []
+
+    phone, phone_problems = open_page(chromium, PHONE)
+    phone.goto(site.base + "/change-requests/envs-repo/13")
+    phone.screenshot(path=tmp_path / "change-request-policy-phone.png", full_page=True)
+    assert fits_the_screen(phone) and phone_problems == []

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from litestar.testing import TestClient
 
 from condaops.config import load_settings
 from condaops.reconciler.runtime import Runtime
-from condaops.reconciler.state.review_queries import get_change_request
+from condaops.reconciler.state.review_queries import get_change_request, list_previews
+from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS
 from tests.support.forge import ForgeState, serve_forge
 from tests.support.gitserver import GitRepo, require_git, serve_git_daemon
@@ -178,3 +180,49 @@ def test_the_changes_json_tells_what_the_forge_said(setup: Setup, capsys) -> Non
     (item,) = json.loads(capsys.readouterr().out)
     assert "404" in item["forge"]["error"] and "check 'status_repo'" not in item["forge"]["error"]
     assert item["report"]["environments"][0]["environment"] == "team/tool"
+
+
+def test_a_blocking_policy_rule_fails_the_review_naming_the_rule(setup: Setup) -> None:
+    """IT's rule in a pull request: the status fails naming the rule, the comment and the
+    review page list the findings per environment, the blocked environment is not built as a
+    preview; once the rule is only a warning, the review passes and the preview builds."""
+    deny = "packages:\n  deny:\n    - {spec: 'tool <2', reason: 'tool 1 leaks'}\n"
+    files = {
+        "envs/condaops-policy.yaml": deny,
+        "envs/team/tool.yaml": tool("tool <2"),
+        "envs/data/new.yaml": tool("tool"),
+    }
+    setup.push_request(10, files)
+    setup.reconcile()
+    status = setup.forge.review_statuses()[-1]
+    assert status["state"] == "failure", status
+    assert status["description"].startswith("team/tool breaks policy rule deny (condaops-policy.yaml): tool 1.0")
+    (body,) = setup.forge.bodies(10)
+    assert "**Policy: 1 environment(s) break a blocking rule.**" in body
+    assert "- ❌ `condaops-policy.yaml` **deny**: tool 1.0 0 matches denied 'tool <2' (tool 1 leaks) (linux-64)" in body
+    previews = list_previews(setup.runtime.engine, source="envs-repo", ref=setup.ref(10))
+    assert {str(p.ref): p.state for p in previews} == {"data/new": "completed"}  # team/tool is not built
+    assert setup.record(10).has_errors and setup.forge.violations == []
+
+    settings = setup.runtime.settings
+    with TestClient(create_app(settings, setup.runtime.engine, cache_seconds=0)) as client:
+        page = client.get("/change-requests/envs-repo/10").text
+        section = page.split('id="env-team-tool"')[1].split("</section>")[0]
+        assert "1 violation: blocks the merge" in section and "tool 1 leaks" in section
+        assert '<tr class="finding-error"><td>error</td><td>deny</td>' in section
+        assert "policy-review" not in page.split('id="env-data-new"')[1].split("</section>")[0]
+        assert "breaks policy rule deny" in client.get("/change-requests").text
+        detail = client.get("/api/v1/change-requests/envs-repo/10").json()
+    assert detail["policy_violations"] and detail["verdict"] == "failure"
+    envs = {e["environment"]: e for e in detail["report"]["environments"]}
+    assert envs["team/tool"]["blocked"] and [f["rule"] for f in envs["team/tool"]["policy"]] == ["deny"]
+    assert not envs["data/new"]["blocked"] and envs["data/new"]["policy"] == []
+
+    setup.push_request(10, {"envs/condaops-policy.yaml": deny.replace("leaks'}", "leaks', level: warning}")})
+    setup.reconcile()
+    status = setup.forge.review_statuses()[-1]
+    assert status["state"] == "success" and status["description"].endswith("solves and builds; 1 policy warning(s)")
+    (body,) = setup.forge.bodies(10)
+    assert "- ⚠️ `condaops-policy.yaml` **deny**" in body and "break a blocking rule" not in body
+    previews = list_previews(setup.runtime.engine, source="envs-repo", ref=setup.ref(10))
+    assert {str(p.ref) for p in previews if p.state == "completed"} == {"data/new", "team/tool"}
