@@ -93,15 +93,15 @@ def _matchable(record: Any) -> Any:
 
 def _check_platform(platform: str, records: Sequence[Any], rules: Rules) -> list[Violation]:
     found: list[Violation] = []
-    for rule in rules.channels:
-        allowed = {u.rstrip("/") for u in rule.allowed}
+    for channel_rule in rules.channels:
+        allowed = {u.rstrip("/") for u in channel_rule.allowed}
         for r in records:
             channel = _channel(r)
             if channel not in allowed:
                 message = (
                     f"{_label(r)} comes from channel {channel or '(none)'}, not one of {', '.join(sorted(allowed))}"
                 )
-                found.append(Violation(CHANNELS, rule.level, rule.origin, message, platform, _label(r)))
+                found.append(Violation(CHANNELS, channel_rule.level, channel_rule.origin, message, platform, _label(r)))
     matchable = [_matchable(r) for r in records] if rules.packages else []
     for rule in rules.packages:
         found += _package_rule(platform, matchable, rule)

@@ -23,6 +23,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from license_expression import ExpressionError, LicenseSymbol, LicenseWithExceptionSymbol, get_spdx_licensing
 
@@ -51,7 +52,7 @@ class _Id:
 
 
 @functools.cache
-def _licensing():  # type: ignore[no-untyped-def]
+def _licensing() -> Any:
     return get_spdx_licensing()
 
 
@@ -94,7 +95,7 @@ def parse_choices(text: str) -> tuple[tuple[_Id, ...], ...] | None:
     return _choices(expression)
 
 
-def _choices(node) -> tuple[tuple[_Id, ...], ...] | None:  # type: ignore[no-untyped-def]
+def _choices(node: Any) -> tuple[tuple[_Id, ...], ...] | None:
     if isinstance(node, LicenseWithExceptionSymbol):
         return ((_Id(f"{node.license_symbol.key} WITH {node.exception_symbol.key}", node.license_symbol.key),),)
     if isinstance(node, LicenseSymbol):

@@ -151,7 +151,7 @@ def _overlay(root: PolicyDoc | None, namespace: PolicyDoc | None) -> PolicyDoc |
     if root is None or namespace is None:
         return namespace or root
     sections = ("channels", "deny", "require", "licenses", "size")
-    return replace(root, **{s: getattr(namespace, s) for s in sections if getattr(namespace, s) is not None})  # type: ignore[arg-type]
+    return replace(root, **{s: getattr(namespace, s) for s in sections if getattr(namespace, s) is not None})
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -169,9 +169,10 @@ def parse_policy(data: object, *, origin: str, resolve_channel: Any = None) -> P
         doc = replace(doc, channels=_channels(where, top["channels"], resolve_channel))
     if "packages" in top:
         packages = where.mapping(top["packages"], "packages", ("deny", "require"))
-        for kind in ("deny", "require"):
-            if kind in packages:
-                doc = replace(doc, **{kind: _package_rules(where, packages[kind], kind)})
+        if "deny" in packages:
+            doc = replace(doc, deny=_package_rules(where, packages["deny"], "deny"))
+        if "require" in packages:
+            doc = replace(doc, require=_package_rules(where, packages["require"], "require"))
     if "licenses" in top:
         doc = replace(doc, licenses=_licenses(where, top["licenses"]))
     if "size" in top:
