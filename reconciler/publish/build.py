@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from condaops.config.settings import Settings, SourceSettings
+from condaops.reconciler.build.disk import DiskFullError, is_disk_full
 from condaops.reconciler.build.lock import redact_url
 from condaops.reconciler.errors import BuildError, CondaopsError, TransientError
 from condaops.reconciler.model import EnvRef
@@ -112,7 +113,8 @@ def publish_build(
     try:
         return run_outputs(default_outputs() if outputs is None else outputs, ctx)
     except OSError as exc:
-        raise PublishError(f"{req.ref}: publishing build {req.build_id} failed: {exc}") from exc
+        error = DiskFullError if is_disk_full(exc) else PublishError
+        raise error(f"{req.ref}: publishing build {req.build_id} failed: {exc}") from exc
     finally:
         shutil.rmtree(req.work_dir, ignore_errors=True)
 

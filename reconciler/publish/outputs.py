@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from condaops.reconciler.build.disk import DISK_FULL, is_disk_full
 from condaops.reconciler.errors import CondaopsError
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class OutputContext:
                 pending.result()
             except CondaopsError as exc:
                 result.files, result.attachments = [], []
-                result.problems.append(f"{exc.reason}: {exc.message}")
+                result.problems.append(problem_line(exc))
                 self.log.warning("output_failed kind=%s reason=%s", kind, exc.reason)
 
     def close(self) -> None:
@@ -133,6 +134,11 @@ class Published:
     problems: list[str]
 
 
+def problem_line(exc: CondaopsError) -> str:
+    """``Reason: message`` for a failed output; a full disk says so whichever step noticed."""
+    return f"{DISK_FULL if is_disk_full(exc) else exc.reason}: {exc.message}"
+
+
 def run_outputs(outputs: Sequence[Output], ctx: OutputContext) -> Published:
     """Run each wanted output in order; a failing one is a problem line, never the end.
 
@@ -146,7 +152,7 @@ def run_outputs(outputs: Sequence[Output], ctx: OutputContext) -> Published:
             try:
                 result = output.run(ctx)
             except CondaopsError as exc:
-                result = OutputResult(problems=[f"{exc.reason}: {exc.message}"])
+                result = OutputResult(problems=[problem_line(exc)])
             ctx.results[output.kind] = result
             ctx.log.info(
                 "output_finished kind=%s files=%d problems=%d seconds=%.3f%s",

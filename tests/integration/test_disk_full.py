@@ -62,3 +62,28 @@ def test_a_build_that_fills_the_disk_fails_with_disk_full_and_is_retried(  # typ
         assert code == 0, err
         assert p.status()["team/big"]["state"] == "ready"
         assert (p.link("team/big") / "share" / "big.bin").read_bytes() == big
+
+
+def test_publishing_on_a_full_disk_is_recorded_as_disk_full(  # type: ignore[no-untyped-def]
+    project, tmp_path_factory: pytest.TempPathFactory, http_channel
+) -> None:
+    """The build fits, its tarball and image do not: the build stays linked and ready, and
+    the publish outcome says DiskFull (what to free), not a generic PublishFailed."""
+    root = tmp_path_factory.mktemp("bigchan")
+    big = os.urandom(6 * 1024 * 1024)
+    make_channel(root, [PackageSpec("big", "1.0", files={"share/big.bin": big}, fmt="conda")])
+    channel = http_channel(root)
+    p = project({ALIAS + "testchan": channel})
+    p.write_config(
+        database=f"sqlite:///{p.root / 'state.db'}",
+        build={**p.config["build"], "cache_dir": str(p.root / "cache")},
+        min_free_space=0,
+        publish={"enabled": True},
+    )
+    p.write_env("team/big.yaml", "channels: [testchan]\ndependencies: [big]\n")
+    with small_tmpfs(p.store, "9m"):  # the 6 MiB prefix fits; a second copy (tarball, layers) does not
+        code, _, err = p.cli("reconcile", "--once", "--wait")
+        assert code == 0, err
+        assert p.status()["team/big"]["state"] == "ready"
+        build = builds_of(p, "team/big")[0]
+        assert build["publish_error"] and build["publish_error"].startswith("DiskFull: "), build["publish_error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from dataclasses import dataclass
@@ -108,3 +109,20 @@ def test_failed_background_work_is_a_problem_and_offers_nothing() -> None:
     published = run_outputs([Later("pack", gate, fail=True), Opener(gate, seen)], context())
     assert seen == ["ran before the background work finished"]  # no attachment of a failed output
     assert published.files == [] and published.problems == ["FakeFailed: pack broke late"]
+
+
+def test_an_output_that_ran_out_of_space_says_disk_full() -> None:
+    class Full:
+        kind = "full"
+
+        def wanted(self, settings: Settings) -> bool:
+            return True
+
+        def run(self, ctx: OutputContext) -> OutputResult:
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as exc:
+                raise CondaopsError("writing the tarball failed", reason="PackFailed") from exc
+
+    published = run_outputs([Full(), Fake("b")], context())
+    assert published.problems == ["DiskFull: writing the tarball failed"]
