@@ -14,7 +14,9 @@ vocabulary (``RegistryError``):
 * ``build`` — installs the records into ``<store>/dynamic/<key[:12]>`` under a file lock
   (processes sharing the store never build one key at once), builds the image with the
   publish code, stores it in the registry and removes the prefix: only the image stays.
-  Below ``min_free_space`` it refuses (``DENIED``, 507) before installing anything.
+  Below ``min_free_space`` it refuses (``DENIED``, 507) before installing anything, and an
+  image whose packages need a C library the base lacks (``ImageNotRunnable``) is refused
+  with ``MANIFEST_UNKNOWN`` saying why, as published images are not offered to run.
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ from condaops.reconciler.errors import (
     ChannelNotAllowedError,
     CondaopsError,
     SolveError,
+    StalledError,
     TransientError,
 )
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.publish.assemble import IMAGE_NOT_RUNNABLE
 from condaops.reconciler.publish.base import base_for
 from condaops.reconciler.publish.build import PublishRequest, build_image
+from condaops.reconciler.publish.glibc import glibc_requirements, image_problem
 from condaops.reconciler.publish.naming import SHORT
 from condaops.reconciler.publish.push import push_image
 from condaops.reconciler.publish.targets import BuiltinTarget
@@ -140,6 +145,13 @@ class DynamicImageBuilder:
         run = self._runner(repository)
         client = self._client()
         log.info("dynamic_build_started name=%s key=%s platform=%s", repository, key, self.platform)
+        base = base_for(self.settings, self._layout.root, self.platform)  # the same base as published images
+        if base is not None and (problem := image_problem(glibc_requirements(records), base.libc)):
+            raise StalledError(  # checked before installing: an image that cannot start is not offered
+                f"it would not run: {problem}; choose a base that has the C library the packages need "
+                "(publish.image_base, docs/images.md)",
+                reason=IMAGE_NOT_RUNNABLE,
+            )
         require_free_space(self._layout.root, self.settings.min_free_space, repository)
         shutil.rmtree(prefix, ignore_errors=True)  # left by a build that never reached the registry
         run(
@@ -166,7 +178,6 @@ class DynamicImageBuilder:
             version=f"solved-{key[:SHORT]}",
         )
         try:
-            base = base_for(self.settings, self._layout.root, self.platform)  # the same base as published images
             built = build_image(req, self.settings.publish, base)
             image = push_image(self._target, repository, built.image, list(tags))
         except OSError as exc:

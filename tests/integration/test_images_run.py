@@ -15,6 +15,7 @@ import io
 import json
 import shlex
 import tarfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from condaops.config import load_settings
-from condaops.config.settings import ChannelSettings, DynamicSettings, RegistrySettings, Settings
+from condaops.config.settings import ChannelSettings, DynamicSettings, PublishSettings, RegistrySettings, Settings
 from condaops.reconciler.dynamic_builder import DynamicImageBuilder
 from condaops.reconciler.publish.archive import Entry, Written, write_archive
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, canonical_json, sha256_digest
@@ -282,6 +283,43 @@ def test_a_dynamic_image_runs_openssl(realdata_channel, tmp_path: Path) -> None:
         )
     assert version.startswith("OpenSSL 3.3.1")
     assert config["history"][0]["created_by"].startswith("condaops: GNU C library")  # the published images' base
+
+
+def test_a_dynamic_image_that_could_not_run_is_refused_saying_why(  # type: ignore[no-untyped-def]
+    channel_factory, http_channel, tmp_path: Path
+) -> None:
+    """Dynamic images use the published images' base; when the packages need a C library
+    that base lacks, the request is refused (MANIFEST_UNKNOWN, ImageNotRunnable) before
+    anything is installed, rather than served as an image whose programs cannot start."""
+    needsc = PackageSpec("needsc", "1.0", depends=("__glibc >=2.17,<3.0.a0",), executables=("needsc",))
+    channel = http_channel(channel_factory([needsc]))
+    platform = {"architecture": "amd64", "os": "linux"}
+    with docker_registry(tmp_path / "bases") as bases:
+        push_image(bases.host, "base/busybox", [busybox_layer(tmp_path)], platform, tmp_path)
+        settings = Settings(
+            store=tmp_path / "store",
+            channels=ChannelSettings(default=("testchan",), mirrors={ALIAS + "testchan": (str(channel),)}),
+            dynamic=DynamicSettings(enabled=True),
+            registry=RegistrySettings(push_tokens=("t" * 32,)),
+            publish=PublishSettings(image_base=f"{bases.host}/base/busybox:1"),
+        )
+        storage = open_storage(settings)
+        app = create_registry_app(settings, storage, dynamic_builder=DynamicImageBuilder(settings, Registry(storage)))
+        with serve_asgi(app) as host:
+            request = urllib.request.Request(
+                f"http://{host}/v2/dynamic/needsc/manifests/latest", headers={"Accept": OCI_MANIFEST}
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=120)
+    body = json.loads(refused.value.read())
+    assert refused.value.code == 404 and body["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+    message = body["errors"][0]["message"]
+    assert "would not run" in message, message
+    assert "has no GNU C library" in message and "publish.image_base" in message
+    left = tmp_path / "store" / "dynamic"
+    assert not left.exists() or sorted(p.name for p in left.iterdir() if not p.name.endswith(".lock")) == [], list(
+        left.iterdir()
+    )
 
 
 # --- activation without a shell --------------------------------------------------------------
