@@ -101,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--source", help="only this source")
     ch.add_argument("--ref", help="only this ref (e.g. refs/pull/7/head)")
 
+    lk = sub.add_parser("lock", help="write or refresh the committed lockfiles of a working tree (no conda needed)")
+    lk.add_argument("environments", nargs="*", metavar="NS/NAME", help="environments or globs (default: all)")
+    lk.add_argument("--dir", type=Path, default=Path("."), help="the working tree: a clone's root (default .)")
+    lk.add_argument("--path", help="the sub-folder holding the environments (default: the source's path)")
+    lk.add_argument("--source", help="the configured source whose settings apply (default: the only one)")
+    lk.add_argument("--format", choices=["conda-lock", "pixi"], help="default: the existing lock's, else conda-lock")
+    lk.add_argument("--platform", action="append", default=[], help="lock these platforms (default: configured)")
+    lk.add_argument("--cooldown", type=float, default=0.0, help="days a new package version must be old (default 0)")
+    lk.add_argument("--check", action="store_true", help="write nothing; exit 1 when a lock is missing or stale")
+
     g = sub.add_parser(
         "gc",
         help="remove old build prefixes (never the current build, never lockfiles), abandoned "
@@ -346,7 +356,8 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     for b in rows:
         print(
             f"{b.build_id:6} {b.state:10} attempt={b.attempt} {b.spec_hash[:12]} "
-            f"{b.source_revision or '-':20.20} {b.reason or ''} {b.message or ''}".rstrip()
+            f"{b.source_revision or '-':20.20} {b.reason or ''} {b.message or ''}"
+            f"{' locked: ' + b.lock_path if b.lock_path else ''}".rstrip()
         )
     return EXIT_OK
 
@@ -368,6 +379,7 @@ def _build_row(b) -> dict[str, object]:  # type: ignore[no-untyped-def]
         "artifacts": b.artifacts,
         "published_at": b.published_at,
         "publish_error": b.publish_error,
+        "lock_path": b.lock_path,
     }
 
 
@@ -476,6 +488,36 @@ def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no
     }
 
 
+def cmd_lock(settings: Settings, args: argparse.Namespace) -> int:
+    """Write (or with --check, verify) committed lockfiles in a working tree."""
+    from datetime import datetime, timedelta, timezone
+
+    from condaops.reconciler.locks.command import LockRequest, check_locks, lock_environments
+    from condaops.reconciler.store import StoreLayout
+
+    request = LockRequest(
+        patterns=tuple(args.environments),
+        root=args.dir,
+        path=args.path,
+        source=args.source,
+        kind={"conda-lock": "conda-lock", "pixi": "pixi-lock"}.get(args.format or ""),
+        platforms=tuple(args.platform),
+        cutoff=datetime.now(timezone.utc) - timedelta(days=args.cooldown) if args.cooldown > 0 else None,
+    )
+    if args.check:
+        problems = check_locks(settings, request)
+        for line in problems:
+            print(line)
+        print(f"condaops: {len(problems)} lock problem(s)", file=sys.stderr)
+        return EXIT_CHANGES if problems else EXIT_OK
+    for done in lock_environments(settings, request, cache=StoreLayout.of(settings).caches):
+        sizes = ", ".join(f"{p}: {n} packages" for p, n in done.platforms.items())
+        what = "wrote" if done.changed else "unchanged"
+        gone = f"; removed {done.removed}" if done.removed else ""
+        print(f"{what} {done.path} ({done.env}; {sizes}){gone}")
+    return EXIT_OK
+
+
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.operations import collect_garbage
 
@@ -531,6 +573,7 @@ COMMANDS = {
     "retire": cmd_retire,
     "gc": cmd_gc,
     "changes": cmd_changes,
+    "lock": cmd_lock,
 }
 
 if __name__ == "__main__":

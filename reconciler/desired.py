@@ -15,7 +15,9 @@ from condaops.reconciler.model import SourceSnapshot
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     """Fill spec defaults (channels, platforms) from settings: they are part of the identity;
-    and give each environment the policy that applies to it (site rules and policy files)."""
+    give each environment the policy that applies to it (site rules and policy files); and
+    turn environments with a committed lockfile into locked specs, or rejections when the
+    lock does not fit (``locks.desired``)."""
     from condaops.reconciler.build.channels import channel_urls
     from condaops.reconciler.policy.load import with_policies  # imports rattler: only when reading sources
 
@@ -23,4 +25,9 @@ def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     platforms = settings.platforms
     envs = tuple(replace(e, spec=e.spec.with_defaults(channels=channels, platforms=platforms)) for e in snapshot.envs)
     alias = settings.channels.alias
-    return with_policies(replace(snapshot, envs=envs), settings, lambda name: channel_urls(name, alias))
+    snapshot = with_policies(replace(snapshot, envs=envs), settings, lambda name: channel_urls(name, alias))
+    if any(e.lock is not None for e in snapshot.envs):
+        from condaops.reconciler.locks.desired import lock_snapshot  # conda-lock: only when needed
+
+        snapshot = lock_snapshot(snapshot, settings)
+    return snapshot

@@ -145,6 +145,13 @@ class BuildTimeoutError(BuildError, TransientError):
     retryable = True
 
 
+class LockError(BuildError, StalledError):
+    """A committed lockfile cannot be read, does not match its spec or this host: commit a
+    good lock (``condaops lock``); the reason says which (``locks.reasons``)."""
+
+    reason = "LockInvalid"
+
+
 class VerifyError(BuildError, StalledError):
     """The installed prefix failed verification."""
 

@@ -33,6 +33,19 @@ class EnvRef:
 
 
 @dataclass(frozen=True, slots=True)
+class LockInput:
+    """A lockfile committed beside an environment file, as the source read it.
+
+    ``kind`` is ``conda-lock`` or ``pixi-lock``; ``data`` its bytes (the recorder keeps
+    them in the state DB for the build that installs them).
+    """
+
+    path: str  # relative to the source root
+    kind: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredEnv:
     """One environment as a source wants it."""
 
@@ -45,6 +58,7 @@ class DesiredEnv:
     # The effective policy for this environment as canonical JSON (``policy.rules``), set
     # from the snapshot's policy files and the site rules; None when no policy applies.
     policy: str | None = None
+    lock: LockInput | None = None  # a committed lockfile beside the environment file
 
     @property
     def policy_hash(self) -> str | None:
@@ -152,6 +166,8 @@ class BuildTicket:
     # The linked build of the same spec, as its pixi.lock (store-relative): this build re-checks
     # what is linked (a policy change) instead of solving and installing into the linked prefix.
     recheck_lock: str | None = None
+    lock_path: str | None = None  # the committed lockfile a locked spec installs (``spec.lock``)
+    lock_data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ Pure: standard library only, no IO. Parsing files lives in ``specfile.py``.
 Identity is the sha256 of the canonical JSON form. Channel order is kept (it is
 priority); dependency, pip and platform order is not (they are sets). The ``name:`` key
 is informational only: the environment's name comes from its path.
+
+A *locked* spec also carries a ``LockPin``: the committed lockfile it installs (its kind
+and the digest of its locked packages). The pin is part of the identity, so a changed
+lock is a changed spec (a new build), while a spec without a lock hashes as before.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ class Dependency:
     selector: str | None = None
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class LockPin:
+    """The committed lockfile a locked spec installs instead of solving.
+
+    ``kind`` is ``conda-lock`` or ``pixi-lock``; ``digest`` is the sha256 of the lock's
+    packages in canonical form (``condaops.reconciler.locks.read``), so reformatting the
+    file or editing its comments does not change it.
+    """
+
+    kind: str
+    digest: str
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """A normalized environment specification.
@@ -41,16 +58,20 @@ class Spec:
     variables: tuple[tuple[str, str], ...] = ()
     platforms: tuple[str, ...] = ()
     name: str | None = field(default=None, compare=False)
+    lock: LockPin | None = None  # set when a committed lockfile is installed instead of solving
 
     def canonical(self) -> dict[str, object]:
-        """The identity-bearing content as plain data (no ``name``)."""
-        return {
+        """The identity-bearing content as plain data (no ``name``; ``lock`` only when set)."""
+        data: dict[str, object] = {
             "channels": list(self.channels),
             "dependencies": [_dep_data(d) for d in sorted(self.dependencies)],
             "pip": [_dep_data(d) for d in sorted(self.pip)],
             "variables": {k: v for k, v in sorted(self.variables)},
             "platforms": sorted(self.platforms),
         }
+        if self.lock is not None:
+            data["lock"] = {"kind": self.lock.kind, "digest": self.lock.digest}
+        return data
 
     def canonical_json(self) -> str:
         return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
@@ -66,6 +87,11 @@ class Spec:
             channels=self.channels or tuple(channels),
             platforms=self.platforms or tuple(sorted(platforms)),
         )
+
+    @property
+    def unlocked(self) -> Spec:
+        """This spec without its lock pin: what a solve would start from."""
+        return self if self.lock is None else replace(self, lock=None)
 
     def dependencies_for(self, platform: str) -> list[str]:
         """Conda match specs that apply to ``platform`` (selectors evaluated)."""
@@ -93,6 +119,7 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
         return tuple(sorted(out))
 
     variables = data.get("variables") or {}
+    lock = data.get("lock")
     return Spec(
         channels=tuple(data.get("channels") or ()),  # type: ignore[arg-type]
         dependencies=deps(data.get("dependencies")),
@@ -100,6 +127,7 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
         variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),  # type: ignore[union-attr]
         platforms=tuple(sorted(data.get("platforms") or ())),  # type: ignore[arg-type]
         name=name,
+        lock=LockPin(str(lock["kind"]), str(lock["digest"])) if isinstance(lock, dict) else None,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
 from condaops.reconciler.policy.findings import report_from_json
+from condaops.reconciler.sources.layout import lock_kind
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo, RejectedFileInfo
 
 PENDING, READY = "pending", "ready"
@@ -84,6 +85,7 @@ def status_item(
             {"kind": d.kind, "name": d.name, "use": d.use, "build_id": d.build_id, "path": d.path, "error": d.error}
             for d in deliveries
         ],
+        "lock": lock_info(cur or env.latest),
         "policy": policy_item(env.latest or cur),
         "sbom": str(store / shown.artifacts["sbom"]) if shown and "sbom" in shown.artifacts else None,
         "signed": bool(shown and "signatures" in shown.artifacts),
@@ -121,6 +123,7 @@ _ITEM_KEYS = (
     "warnings",
     "removed_revision",
     "artifacts",
+    "lock",
 )
 
 
@@ -139,3 +142,10 @@ def file_status_item(rejected: RejectedFileInfo) -> dict[str, object]:
         artifacts={},
     )
     return item
+
+
+def lock_info(build: BuildInfo | None) -> dict[str, str | None] | None:
+    """The committed lockfile a build installed (``{"path", "kind"}``), None for a solved build."""
+    if build is None or build.lock_path is None:
+        return None
+    return {"path": build.lock_path, "kind": lock_kind(build.lock_path.rsplit("/", 1)[-1])}

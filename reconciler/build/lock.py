@@ -232,8 +232,10 @@ def write_conda_lock(
     spec_hash: str,
     created_at: datetime | None = None,
     source_path: str | None = None,
+    content_hash: Mapping[str, str] | None = None,
 ) -> Path:
-    """conda-lock.yml (unified format, version 1) for every platform of ``records``."""
+    """conda-lock.yml (unified format, version 1) for every platform of ``records``.
+    ``content_hash`` replaces the spec hash per platform (committed locks: ``locks.write``)."""
     from conda_lock.lockfile import write_conda_lock_file
     from conda_lock.lockfile.v2prelim.models import Lockfile, LockMeta, TimeMeta
     from conda_lock.models.channel import Channel
@@ -242,7 +244,7 @@ def write_conda_lock(
     packages = [_conda_lock_package(r, p) for p in platforms for r in _sorted_records(records[p])]
     packages += [_pip_lock_package(lock, p) for p in platforms for lock in sorted(pip.get(p, ()))]
     metadata = LockMeta(
-        content_hash={p: spec_hash for p in platforms},
+        content_hash={p: (content_hash or {}).get(p, spec_hash) for p in platforms},
         # Channel objects, not strings: Channel.from_string looks for credentials in
         # os.environ, which would make the output depend on the process environment.
         channels=[Channel(url=channel_url(c), used_env_vars=()) for c in channels],

@@ -27,6 +27,7 @@ import time
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,11 +259,13 @@ def lock_pip(
     workdir: Path,
     timeout: float,
     cache_dir: Path | None = None,
+    exclude_newer: datetime | None = None,
 ) -> list[PipLock]:
     """Resolve ``requirements`` for ``platform`` and Python ``python_version``.
 
     Writes ``requirements.in`` and ``pylock.toml`` into ``workdir``. Returns the locks
-    sorted by name; an empty list when there is nothing to lock.
+    sorted by name; an empty list when there is nothing to lock. ``exclude_newer``: files
+    uploaded after it are not considered (uv's ``--exclude-newer``; update cooldowns).
     """
     if not requirements:
         return []
@@ -296,6 +299,7 @@ def lock_pip(
         "--quiet",
         *index_args(settings),
         *_cache_args(cache_dir),
+        *(["--exclude-newer", exclude_newer.isoformat()] if exclude_newer else []),
     ]
     _raise_for(_run_uv(args, timeout=timeout, what=what), what=what)
     return parse_pylock(output.read_text(), base=workdir)

@@ -1,5 +1,9 @@
 """The build-step runner: solve → policy → pip-lock → install → pip-install → lock → verify → link.
 
+A *locked* spec (a committed lockfile, ``spec.lock``) reads its records from the lock the
+ticket carries instead of solving and pip-locking (``LOCKED_STEPS``): no repodata is
+fetched; installing checks every package's hash as for solved builds.
+
 Each step has the same signature, ``step(work, ctx) -> None``, and reads/writes the
 shared ``Work``. The runner is the only place that catches bare ``Exception``: every
 failure becomes a ``BuildOutcome`` (retryable or not), never an escaping exception.
@@ -47,11 +51,13 @@ from condaops.reconciler.errors import (
     BuildTimeoutError,
     CondaopsError,
     LeaseLostError,
+    LockError,
     PipError,
     PolicyInvalidError,
     PolicyViolationError,
     TransientError,
 )
+from condaops.reconciler.locks.reasons import LOCK_INVALID, LOCK_PLATFORM_MISSING
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
@@ -158,6 +164,35 @@ def _recheck_records(w: Work, ctx: BuildContext) -> None:
     conda_lock = lock.with_name(CONDA_LOCK_FILE)
     w.pip = read_pip_locks(conda_lock) if conda_lock.is_file() else {}
     w.log.info("recheck linked=%s platforms=%s", w.prefix, ",".join(sorted(w.records)))
+
+
+def read_lock_step(w: Work, ctx: BuildContext) -> None:
+    """The records of a committed lockfile, for every platform it locks: no solve."""
+    from condaops.reconciler.locks.read import read_lock  # conda-lock's models: only for locked builds
+
+    ticket, pin = w.ticket, w.ticket.spec.lock
+    assert pin is not None
+    where = ticket.lock_path or "the lockfile"
+    if ticket.lock_data is None:
+        raise LockError(f"{w.label}: {where} is missing from the state database; commit it again", reason=LOCK_INVALID)
+    locked = read_lock(ticket.lock_data, pin.kind, path=where)
+    if locked.digest != pin.digest:
+        raise LockError(f"{w.label}: {where} is not the lock this build was queued for", reason=LOCK_INVALID)
+    if w.host not in locked.records:
+        raise LockError(
+            f"{w.label}: {where} locks {', '.join(locked.platforms)} only; this worker runs {w.host}",
+            reason=LOCK_PLATFORM_MISSING,
+        )
+    w.records = {p: list(recs) for p, recs in locked.records.items()}
+    w.pip = {p: list(locks) for p, locks in locked.pip.items() if locks}
+    w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
+    w.log.info(
+        "lock_read path=%s kind=%s platforms=%s packages=%d solve=none",
+        where,
+        pin.kind,
+        ",".join(locked.platforms),
+        len(w.records[w.host]),
+    )
 
 
 def pip_lock_step(w: Work, ctx: BuildContext) -> None:
@@ -268,6 +303,10 @@ STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("verify", verify_step),
     ("link", link_step),
 )
+LOCKED_STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
+    ("read-lock", read_lock_step),
+    *(step for step in STEPS if step[0] not in ("solve", "pip-lock")),
+)
 
 
 def run_build(ticket: BuildTicket, ctx: BuildContext) -> BuildOutcome:
@@ -308,7 +347,7 @@ def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str
     ticket = w.ticket
     try:
         w.log.info("build_started env=%s spec=%s attempt=%s", w.label, ticket.spec_hash, ticket.attempt)
-        for name, step in STEPS:
+        for name, step in STEPS if ticket.spec.lock is None else LOCKED_STEPS:
             w.remaining()
             if not ctx.held(ticket.build_id):
                 raise LeaseLostError(

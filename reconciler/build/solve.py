@@ -14,9 +14,9 @@ rattler's exceptions are mapped here, at the boundary:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rattler import Gateway, Subdir, solve
 from rattler import exceptions as rx
@@ -59,13 +59,15 @@ async def solve_platforms(
     client: Client | None = None,
     env_label: str | None = None,
     virtual_versions: VirtualPackageVersions | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, list[RepoDataRecord]]:
     """Solve ``spec`` for each of ``platforms``; records keep canonical channel URLs.
 
     ``cache_dir`` is the repodata cache folder (used as-is). ``client`` defaults to one
     built from ``channels.mirrors``. ``virtual_versions`` replaces the detected (host) and
     default (other platforms) virtual packages. ``env_label`` names the environment in
-    error messages.
+    error messages. ``options`` are more arguments of ``rattler.solve`` per platform
+    (``locked_packages``, ``pinned_packages``, ``constraints``: re-locking with a cooldown).
     """
     if not platforms:
         raise ValueError("solve_platforms needs at least one platform")
@@ -76,7 +78,10 @@ async def solve_platforms(
     solved: dict[str, list[RepoDataRecord]] = {}
     for platform in platforms:
         specs = [canonical_match_spec(s, channels.alias) for s in spec.dependencies_for(platform)]
-        solved[platform] = await _solve_one(gateway, urls, specs, platform, virtual_versions, _label(env_label, spec))
+        extra = (options or {}).get(platform, {})
+        solved[platform] = await _solve_one(
+            gateway, urls, specs, platform, virtual_versions, _label(env_label, spec), extra
+        )
     return solved
 
 
@@ -87,6 +92,7 @@ async def _solve_one(
     platform: str,
     virtual_versions: VirtualPackageVersions | None,
     label: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[RepoDataRecord]:
     where = f"{label} for {platform}"
     try:
@@ -100,6 +106,7 @@ async def _solve_one(
             gateway=gateway,
             platforms=subdirs,
             virtual_packages=virtual,
+            **(extra or {}),
         )
     except rx.SolverError as exc:
         raise SolveError(

@@ -34,7 +34,7 @@ def preview_requests(
         candidates.sort(key=lambda b: b.ref != env.ref)  # the same environment's build first (stable)
         chosen = next((b for b in candidates if exists(b.prefix)), None)
         reuse = None if chosen is None else Reuse(chosen.origin, chosen.prefix, chosen.artifacts, _told(chosen))
-        out.append(PreviewRequest(env.ref, env.path, spec_hash, env.spec.canonical_json(), reuse))
+        out.append(PreviewRequest(env.ref, env.path, spec_hash, env.spec.canonical_json(), reuse, env.lock))
     return out
 
 

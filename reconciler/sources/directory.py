@@ -15,7 +15,9 @@ files with the rules in ``layout``, reads and parses each environment file with
 * a file or folder that changed while it was read (an editor mid-save, a copy in
   progress) gives ``error_reason="SourceUnsettled"`` and no environments: nothing is
   built from a torn read; the watcher's next signal or the next safety scan retries;
-* symlinks are followed only when their target stays inside the root.
+* symlinks are followed only when their target stays inside the root;
+* a lockfile beside an environment file (``layout.pair_locks``) is read as bytes, with
+  the same care, and attached to its environment; its content counts in the revision.
 
 Re-scans are incremental when a ``SpecCache`` is passed: a file whose (size, mtime,
 ctime, inode) is unchanged is neither read nor parsed again.
@@ -32,14 +34,19 @@ from pathlib import Path
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError, SpecError
-from condaops.reconciler.model import DesiredEnv, PolicyFile, Rejection, SourceSnapshot
+from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_INVALID
+from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
+    MAX_LOCK_BYTES,
     SPEC_SUFFIXES,
+    LockPlacement,
     Placement,
     arrange,
     is_ignored_name,
+    lock_kind,
     name_warning,
+    pair_locks,
     policy_scope,
 )
 from condaops.reconciler.specfile import (
@@ -65,6 +72,7 @@ class _Outcome:
     digest: str  # content sha256, or a marker for a file that was not read
     parsed: ParsedSpec | None = None
     problem: tuple[str, str] | None = None  # (reason, message)
+    data: bytes | None = None  # a lockfile's bytes (lockfiles are kept, not parsed, here)
 
 
 class SpecCache:
@@ -126,15 +134,22 @@ def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) 
         listing = _list_tree(root, real_root)
         layout = arrange(listing.files, source=settings.name, default_namespace=settings.default_namespace)
         read = layout.placements + layout.duplicates
+        lock_paths = [rel for rel in listing.files if lock_kind(rel.rsplit("/", 1)[-1])]
+        claimed = {p.ref for p in read}
+        locks, lock_rejections = pair_locks(
+            lock_paths, claimed, source=settings.name, default_namespace=settings.default_namespace
+        )
         outcomes = _read_all(read, listing, real_root, cache)
+        outcomes |= _read_all(tuple(locks.values()), listing, real_root, cache)
         policies = _read_policy_files(listing, real_root)
         _check_folders(root, listing)
     except _Unsettled as exc:
         return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry", error_reason=SOURCE_UNSETTLED)
     except OSError as exc:
         return _unreadable(settings, root, exc)
-    cache.keep_only({listing.files[p.path] for p in read})
-    return _snapshot(settings, layout.placements, layout.rejections, listing, outcomes, policies)
+    cache.keep_only({listing.files[p.path] for p in (*read, *locks.values())})
+    rejections = layout.rejections + lock_rejections
+    return _snapshot(settings, layout.placements, rejections, listing, outcomes, locks, policies)
 
 
 def _list_tree(root: Path, real_root: str) -> _Listing:
@@ -152,13 +167,13 @@ def _list_tree(root: Path, real_root: str) -> _Listing:
             raise _Unsettled(f"folder {rel_dir} disappeared while reading") from None
         listing.folders[folder] = (info.st_mtime_ns, info.st_ino)
         for entry in entries:
-            if is_ignored_name(entry.name):
+            if is_ignored_name(entry.name) and lock_kind(entry.name) is None:
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_dir():
                 if depth < MAX_DEPTH:
                     _add_folder(listing, entry, rel, depth, real_root, pending)
-            elif entry.name.endswith(SPEC_SUFFIXES):
+            elif entry.name.endswith(SPEC_SUFFIXES) or lock_kind(entry.name) is not None:
                 listing.files[rel] = entry.path
                 if entry.is_symlink():
                     listing.links.add(rel)
@@ -182,7 +197,7 @@ def _add_folder(
 
 
 def _read_all(
-    placements: tuple[Placement, ...], listing: _Listing, real_root: str, cache: SpecCache
+    placements: tuple[Placement | LockPlacement, ...], listing: _Listing, real_root: str, cache: SpecCache
 ) -> dict[str, _Outcome]:
     outcomes: dict[str, _Outcome] = {}
     scan_started_ns = time.time_ns()
@@ -192,11 +207,12 @@ def _read_all(
             message = _outside_message(rel, path)
             outcomes[rel] = _Outcome(f"outside:{os.path.realpath(path)}", problem=(SYMLINK_OUTSIDE, message))
             continue
-        outcomes[rel] = _read_file(rel, path, cache, scan_started_ns)
+        is_lock = isinstance(placement, LockPlacement)
+        outcomes[rel] = _read_file(rel, path, cache, scan_started_ns, lock=is_lock)
     return outcomes
 
 
-def _read_file(rel: str, path: str, cache: SpecCache, scan_started_ns: int) -> _Outcome:
+def _read_file(rel: str, path: str, cache: SpecCache, scan_started_ns: int, *, lock: bool = False) -> _Outcome:
     """Hash and parse one file, or take it from the cache; raises _Unsettled."""
     try:
         info = os.stat(path)
@@ -212,17 +228,20 @@ def _read_file(rel: str, path: str, cache: SpecCache, scan_started_ns: int) -> _
     outcome = cache.get(path, key)
     if outcome is not None:
         return outcome
-    if info.st_size > MAX_SPEC_BYTES:
+    if lock and info.st_size > MAX_LOCK_BYTES:
+        message = f"{rel}: the lockfile is {info.st_size} bytes, over the {MAX_LOCK_BYTES} byte limit"
+        outcome = _Outcome(f"size:{info.st_size}", problem=(LOCK_INVALID, message))
+    elif not lock and info.st_size > MAX_SPEC_BYTES:
         outcome = _oversized(rel, path, info.st_size)
     else:
-        outcome = _load(rel, path, key)
+        outcome = _load(rel, path, key, lock=lock)
     if _restat_key(rel, path) != key:
         raise _Unsettled(f"{rel} changed while reading")
     cache.put(path, info, outcome, now_ns=scan_started_ns)
     return outcome
 
 
-def _load(rel: str, path: str, key: StatKey) -> _Outcome:
+def _load(rel: str, path: str, key: StatKey, *, lock: bool = False) -> _Outcome:
     try:
         # O_NONBLOCK: a FIFO swapped in for a spec must not hang the scan.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -233,9 +252,11 @@ def _load(rel: str, path: str, key: StatKey) -> _Outcome:
     with os.fdopen(fd, "rb") as handle:
         if _stat_key(os.fstat(fd)) != key:
             raise _Unsettled(f"{rel} changed while reading")
-        data = handle.read(MAX_SPEC_BYTES + 1)
+        data = handle.read((MAX_LOCK_BYTES if lock else MAX_SPEC_BYTES) + 1)
     if len(data) != key[0]:
         raise _Unsettled(f"{rel} changed while reading")
+    if lock:
+        return _Outcome(hashlib.sha256(data).hexdigest(), data=data)
     return _parse(rel, data)
 
 
@@ -307,6 +328,7 @@ def _snapshot(
     layout_rejections: tuple[Rejection, ...],
     listing: _Listing,
     outcomes: dict[str, _Outcome],
+    locks: dict[EnvRef, LockPlacement],
     policies: tuple[PolicyFile, ...] = (),
 ) -> SourceSnapshot:
     source = settings.name
@@ -314,14 +336,26 @@ def _snapshot(
     envs: list[DesiredEnv] = []
     rejections = list(layout_rejections)
     rejections += [Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections]
+    refused = {r.ref for r in layout_rejections if r.ref is not None and r.reason == LOCK_AMBIGUOUS}
     for placement in placements:
         outcome = outcomes[placement.path]
+        if placement.ref in refused:
+            continue  # two lockfiles claim it (LockAmbiguous)
         if outcome.parsed is None:
             reason, message = outcome.problem or (FILE_UNREADABLE, placement.path)
             rejections.append(Rejection(placement.ref, source, placement.path, reason, message))
             continue
+        lock = None
+        if (placed := locks.get(placement.ref)) is not None:
+            found = outcomes[placed.path]
+            if found.data is None:
+                reason, message = found.problem or (FILE_UNREADABLE, placed.path)
+                rejections.append(Rejection(placement.ref, source, placed.path, reason, message))
+                continue
+            lock = LockInput(placed.path, placed.kind, found.data)
         warnings = outcome.parsed.warnings + name_warning(placement.ref.name, outcome.parsed.spec.name)
-        envs.append(DesiredEnv(placement.ref, outcome.parsed.spec, source, placement.path, revision, warnings))
+        spec = outcome.parsed.spec
+        envs.append(DesiredEnv(placement.ref, spec, source, placement.path, revision, warnings, lock=lock))
     rejections.sort(key=lambda r: (r.path, r.reason))
     return SourceSnapshot(source, revision, tuple(envs), tuple(rejections), policy_files=policies)
 

@@ -16,8 +16,8 @@ Tree entries, judged by path (components as in the tree) and mode:
   file or folder could have held an environment they are ignored with an
   ``UnsupportedTreeEntry`` warning, elsewhere silently. A link's target is not read, so a
   link counts as a possible folder unless its name has an extension (``latest.md``);
-* regular files whose name could be an environment file are **candidates**: ``layout``
-  decides what they are.
+* regular files whose name could be an environment file or a lockfile
+  (``layout.lock_kind``) are **candidates**: ``layout`` decides what they are.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from condaops.reconciler.sources.layout import MAX_DEPTH, affects_layout, is_ignored_name, is_spec_name
+from condaops.reconciler.sources.layout import MAX_DEPTH, affects_layout, is_ignored_name, is_spec_name, lock_kind
 
 UNSUPPORTED_TREE_ENTRY = "UnsupportedTreeEntry"
 MODE_TREE = 0o040000
@@ -91,7 +91,7 @@ def judge_name(parent: Sequence[str], name: str) -> Unsupported | bool:
         path = "/".join((*parent, _printable(name)))
         shown = f"'{path}'" if path.isprintable() else repr(path)  # NUL, newlines: escaped
         return Unsupported(path, f"{shown}: {problem}; the entry and anything below it are ignored", unsafe=True)
-    return not is_ignored_name(name)
+    return not is_ignored_name(name) or lock_kind(name) is not None  # lockfiles: read beside their spec
 
 
 def judge_leaf(parts: Sequence[str], mode: int) -> Judgement | None:
@@ -112,7 +112,7 @@ def judge_leaf(parts: Sequence[str], mode: int) -> Judgement | None:
                 f"{path} is a symbolic link; links in Git sources are not followed: commit the file or folder itself",
             )
         return None
-    if stat.S_ISREG(mode) and is_spec_name(parts[-1]):
+    if stat.S_ISREG(mode) and (is_spec_name(parts[-1]) or lock_kind(parts[-1]) is not None):
         return Candidate(path)
     return None
 

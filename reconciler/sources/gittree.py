@@ -12,7 +12,9 @@ in ``gitrules`` (links, submodules, unsafe names).
 * ``SpecCache`` keeps parse outcomes by blob SHA: an unchanged, renamed or copied file
   is never read again. A blob over ``MAX_SPEC_BYTES`` is refused from its header alone;
 * ``build_snapshot`` places the files and turns outcomes into envs and rejections, and
-  reads the policy files (``layout.policy_scope``) into ``policy_files``.
+  reads the policy files (``layout.policy_scope``) into ``policy_files``;
+* a lockfile beside an environment file (``layout.pair_locks``) is read as bytes (at most
+  ``MAX_LOCK_BYTES``, refused from the blob's header) and attached to its environment.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Tree, TreeEntry
 
 from condaops.reconciler.errors import SpecError
-from condaops.reconciler.model import DesiredEnv, EnvRef, PolicyFile, Rejection, SourceSnapshot
+from condaops.reconciler.locks.reasons import LOCK_INVALID
+from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.gitmirror import blob_size
 from condaops.reconciler.sources.gitrules import (
     UNSUPPORTED_TREE_ENTRY,
@@ -39,11 +42,15 @@ from condaops.reconciler.sources.gitrules import (
 )
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
+    MAX_LOCK_BYTES,
+    LockPlacement,
     Misplaced,
     Placement,
     arrange,
     classify,
+    lock_kind,
     name_warning,
+    pair_locks,
     policy_scope,
 )
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
@@ -179,6 +186,7 @@ class SpecCache:
 
     def __init__(self) -> None:
         self._outcomes: dict[bytes, Outcome] = {}
+        self._locks: dict[bytes, bytes | _Problem] = {}
         self.reads = 0  # blobs read and parsed, for tests and benchmarks
 
     def __len__(self) -> int:
@@ -191,9 +199,18 @@ class SpecCache:
             self.reads += 1
         return found
 
+    def lock_bytes(self, store: BaseObjectStore, sha: bytes) -> bytes | _Problem:
+        """A lockfile's bytes (kept by blob SHA like parse outcomes), or why they cannot be used."""
+        found = self._locks.get(sha)
+        if found is None:
+            found = self._locks[sha] = _read_lock_blob(store, sha)
+            self.reads += 1
+        return found
+
     def keep_only(self, shas: Iterable[bytes]) -> None:
         keep = set(shas)
         self._outcomes = {sha: o for sha, o in self._outcomes.items() if sha in keep}
+        self._locks = {sha: o for sha, o in self._locks.items() if sha in keep}
 
 
 def _read_blob(store: BaseObjectStore, sha: bytes) -> Outcome:
@@ -214,6 +231,22 @@ def _read_blob(store: BaseObjectStore, sha: bytes) -> Outcome:
         return parse_spec_bytes(blob.as_raw_string(), file="")
     except SpecError as err:
         return _Problem(err.reason, err.detail, err.line, err.key)
+
+
+def _read_lock_blob(store: BaseObjectStore, sha: bytes) -> bytes | _Problem:
+    size = blob_size(store, sha)
+    if size is not None and size > MAX_LOCK_BYTES:
+        return _Problem(LOCK_INVALID, f"the lockfile is {size} bytes, over the {MAX_LOCK_BYTES} byte limit")
+    try:
+        blob = store[sha]
+    except KeyError:
+        raise MissingObject(f"blob {sha.decode()} is missing from the mirror") from None
+    if not isinstance(blob, Blob):
+        return _Problem(FILE_UNREADABLE, "is not a file in the Git tree")
+    data = blob.as_raw_string()
+    if len(data) > MAX_LOCK_BYTES:
+        return _Problem(LOCK_INVALID, f"the lockfile is {len(data)} bytes, over the {MAX_LOCK_BYTES} byte limit")
+    return data
 
 
 # --- snapshot -----------------------------------------------------------------------------
@@ -259,16 +292,27 @@ def build_snapshot(
     rejections += [
         Rejection(None, source, path, UNSUPPORTED_TREE_ENTRY, message) for path, message in listing.unsupported.items()
     ]
+    claimed = {p.ref for p in placements} | {r.ref for r in placing if r.ref is not None}
+    lock_paths = [path for path in listing.files if lock_kind(path.rsplit("/", 1)[-1])]
+    locks, lock_rejections = pair_locks(lock_paths, claimed, source=source, default_namespace=default_namespace)
+    rejections += lock_rejections
+    refused = {r.ref for r in lock_rejections if r.ref is not None}  # LockAmbiguous
     envs: list[DesiredEnv] = []
     for placement in placements:
+        if placement.ref in refused:
+            continue
         outcome = cache.outcome(store, listing.files[placement.path])
         if isinstance(outcome, _Problem):
             rejections.append(
                 Rejection(placement.ref, source, placement.path, outcome.reason, outcome.message(placement.path))
             )
             continue
+        lock = _lock_input(store, cache, listing, locks.get(placement.ref))
+        if isinstance(lock, Rejection):
+            rejections.append(Rejection(placement.ref, source, lock.path, lock.reason, lock.message))
+            continue
         warnings = outcome.warnings + name_warning(placement.ref.name, outcome.spec.name)
-        envs.append(DesiredEnv(placement.ref, outcome.spec, source, placement.path, revision, warnings))
+        envs.append(DesiredEnv(placement.ref, outcome.spec, source, placement.path, revision, warnings, lock=lock))
     rejections.sort(key=lambda r: (r.path, r.reason))
     policies = tuple(
         _policy_file(store, path, sha) for path, sha in sorted(listing.files.items()) if policy_scope(path) is not None
@@ -288,3 +332,14 @@ def _policy_file(store: BaseObjectStore, path: str, sha: bytes) -> PolicyFile:
     if not isinstance(blob, Blob):
         return PolicyFile(path, problem="is not a file in the Git tree")
     return PolicyFile(path, blob.as_raw_string())
+
+
+def _lock_input(
+    store: BaseObjectStore, cache: SpecCache, listing: Listing, placed: LockPlacement | None
+) -> LockInput | Rejection | None:
+    if placed is None:
+        return None
+    data = cache.lock_bytes(store, listing.files[placed.path])
+    if isinstance(data, _Problem):
+        return Rejection(placed.ref, "", placed.path, data.reason, f"{placed.path}: {data.detail}")
+    return LockInput(placed.path, placed.kind, data)

@@ -33,6 +33,18 @@ Paths are relative to the source root, ``/``-separated. The rules, in order:
   naming every file, and none of them becomes desired.
 * ``condaops-policy.yaml`` (or ``.yml``) in the root or directly in a namespace folder is
   a policy file (``policy_scope``), never an environment; deeper, it is ignored.
+
+Committed lockfiles (``lock_kind``) sit beside their environment file and make it
+*locked*: ``<ns>/<name>.conda-lock.yml`` or ``<ns>/<name>.pixi.lock`` next to
+``<ns>/<name>.yaml`` (in the root, ``<name>.conda-lock.yml``), and ``conda-lock.yml`` or
+``pixi.lock`` inside an environment's folder (``<ns>/<name>/``, ``<name>/``).
+``pair_locks`` matches them with environment files by ``<ns>/<name>``:
+
+* a lockfile whose environment has no file → ``LockWithoutSpec`` (no environment to
+  attach it to, so the rejection names no environment);
+* two lockfiles for one environment → ``LockAmbiguous``: the environment is rejected
+  until one is removed (the current build stays linked);
+* deeper or unnamed lockfiles (``conda-lock.yml`` in the root) → ``LockWithoutSpec``.
 """
 
 from __future__ import annotations
@@ -42,18 +54,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef, Rejection
 from condaops.reconciler.names import name_problem, shown
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
 MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path looked at
+MAX_LOCK_BYTES = 16 << 20  # a lockfile of thousands of packages on six platforms stays far below
 
 POLICY_FILE_NAMES = ("condaops-policy.yaml", "condaops-policy.yml")
 
 INVALID_NAME = "NameInvalid"  # the path gives no valid namespace or environment name
 LAYOUT_UNSUPPORTED = "LayoutUnsupported"
 DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
+
+CONDA_LOCK, PIXI_LOCK = "conda-lock", "pixi-lock"  # lockfile kinds, as build.lock names them
+_FOLDER_LOCKS = {"conda-lock.yml": CONDA_LOCK, "conda-lock.yaml": CONDA_LOCK, "pixi.lock": PIXI_LOCK}
+_NAMED_LOCKS = {".conda-lock.yml": CONDA_LOCK, ".conda-lock.yaml": CONDA_LOCK, ".pixi.lock": PIXI_LOCK}
 
 _IGNORED_NAME = re.compile(
     r"""^(?:
@@ -98,6 +116,16 @@ class Layout:
 def is_ignored_name(name: str) -> bool:
     """Whether a single file or folder name is never part of the desired state."""
     return bool(_IGNORED_NAME.match(name))
+
+
+def lock_kind(name: str) -> str | None:
+    """``conda-lock`` or ``pixi-lock`` when a file name is a lockfile's, else None."""
+    if name in _FOLDER_LOCKS:
+        return _FOLDER_LOCKS[name]
+    for suffix, kind in _NAMED_LOCKS.items():
+        if name.endswith(suffix) and len(name) > len(suffix) and not name.startswith("."):
+            return kind
+    return None
 
 
 def is_spec_name(name: str) -> bool:
@@ -164,6 +192,70 @@ def arrange(paths: Iterable[str], *, source: str, default_namespace: str) -> Lay
     return Layout(tuple(placements), tuple(rejections), tuple(duplicates))
 
 
+@dataclass(frozen=True, slots=True)
+class LockPlacement:
+    """A lockfile and the environment it locks."""
+
+    ref: EnvRef
+    path: str
+    kind: str
+
+
+def classify_lock(path: str, *, default_namespace: str) -> LockPlacement | Misplaced | None:
+    """What the file at ``path`` is as a lockfile: placed, misplaced, or none (None)."""
+    parts = tuple(path.split("/"))
+    kind = lock_kind(parts[-1])
+    if kind is None or len(parts) > 3 or any(p.startswith(".") for p in parts):
+        return None
+    if parts[-1] in _FOLDER_LOCKS:  # conda-lock.yml / pixi.lock: the folder names the environment
+        if len(parts) == 1:
+            return _orphan(path, "is in the source root, where it locks no environment: name it <name>.conda-lock.yml")
+        ref = (default_namespace, parts[0]) if len(parts) == 2 else (parts[0], parts[1])
+    else:
+        if len(parts) == 3:
+            return None  # a companion file inside an environment's folder
+        stem = next(parts[-1].removesuffix(s) for s in _NAMED_LOCKS if parts[-1].endswith(s))
+        ref = (default_namespace, stem) if len(parts) == 1 else (parts[0], stem)
+    if name_problem(ref[0]) or name_problem(ref[1]):
+        return _orphan(path, "does not name a valid environment")
+    return LockPlacement(EnvRef(*ref), path, kind)
+
+
+def pair_locks(
+    lock_paths: Iterable[str], env_refs: Iterable[EnvRef], *, source: str, default_namespace: str
+) -> tuple[dict[EnvRef, LockPlacement], tuple[Rejection, ...]]:
+    """Lockfiles matched with the environments (``env_refs``: every ref some environment
+    file claims); rejections for lockfiles that lock nothing, or two for one environment."""
+    wanted = set(env_refs)
+    claims: dict[EnvRef, list[LockPlacement]] = {}
+    rejections: list[Rejection] = []
+    for path in sorted(set(lock_paths)):
+        found = classify_lock(path, default_namespace=default_namespace)
+        if isinstance(found, Misplaced):
+            rejections.append(Rejection(None, source, path, found.reason, found.message))
+        elif isinstance(found, LockPlacement) and found.ref not in wanted:
+            message = (
+                f"{path} locks {found.ref}, which has no environment file: add "
+                f"{found.ref.namespace}/{found.ref.name}.yaml (or the folder's environment.yaml) or remove the lock"
+            )
+            rejections.append(Rejection(None, source, path, LOCK_WITHOUT_SPEC, message))
+        elif isinstance(found, LockPlacement):
+            claims.setdefault(found.ref, []).append(found)
+    pairs: dict[EnvRef, LockPlacement] = {}
+    for ref, locks in sorted(claims.items()):
+        if len(locks) == 1:
+            pairs[ref] = locks[0]
+            continue
+        names = " and ".join(lock.path for lock in locks)
+        message = f"{names} both lock {ref}: keep one of them (the current build stays linked meanwhile)"
+        rejections.append(Rejection(ref, source, locks[0].path, LOCK_AMBIGUOUS, message))
+    return pairs, tuple(rejections)
+
+
+def _orphan(path: str, message: str) -> Misplaced:
+    return Misplaced(None, path, LOCK_WITHOUT_SPEC, f"{path} {message}")
+
+
 def affects_layout(path: str, *, kind: Literal["file", "dir", "gone"]) -> bool:
     """Whether a change at ``path`` (relative; ``"."`` is the root) can change the layout.
 
@@ -173,10 +265,14 @@ def affects_layout(path: str, *, kind: Literal["file", "dir", "gone"]) -> bool:
     if path in ("", "."):
         return True
     parts = path.split("/")
-    if any(is_ignored_name(p) for p in parts):
+    if any(is_ignored_name(p) and lock_kind(p) is None for p in parts):
         return False
     dir_matters = len(parts) < MAX_DEPTH
-    file_matters = classify(path, default_namespace="default") is not None or policy_scope(path) is not None
+    file_matters = (
+        classify(path, default_namespace="default") is not None
+        or policy_scope(path) is not None
+        or lock_kind(parts[-1]) is not None
+    )
     if kind == "dir":
         return dir_matters
     if kind == "file":

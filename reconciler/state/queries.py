@@ -47,6 +47,7 @@ class BuildInfo:
     published_at: datetime | None = None  # the publish job ran (publish_error says how it went)
     publish_error: str | None = None
     policy_report: str | None = None  # JSON list of policy findings; None: no policy applied
+    lock_path: str | None = None  # the committed lockfile the build installed (no solve)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,7 @@ _BUILD_COLUMNS = (
     Build.published_at,
     Build.publish_error,
     Build.policy_report,
+    Build.lock_path,
 )
 _ENVS = select(*_ENV_COLUMNS).join(Namespace, Environment.namespace_id == Namespace.id)
 _ENV_BY_NAME = _ENVS.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
@@ -266,6 +268,7 @@ def _build_row(r: Any, artifacts: dict[str, str]) -> BuildInfo:
         published_at=r[18],
         publish_error=r[19],
         policy_report=r[20],
+        lock_path=r[21],
     )
 
 

@@ -31,6 +31,7 @@ from condaops.reconciler.model import (
 )
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT, Action, Plan
 from condaops.reconciler.spec import spec_from_canonical
+from condaops.reconciler.state.locks import keep_lock, lock_bytes
 from condaops.reconciler.state.packages import record_build_packages
 from condaops.reconciler.state.schema import (
     Artifact,
@@ -226,6 +227,7 @@ class Recorder:
             source=action.desired.source,
             source_revision=action.desired.revision,
             source_path=action.desired.path,
+            lock_path=keep_lock(s, action.desired.spec, action.desired.lock),
             queued_at=self.clock(),
             policy=action.desired.policy,
             policy_hash=action.desired.policy_hash,
@@ -294,10 +296,11 @@ class Recorder:
             b = s.get(Build, build_id)
             assert b is not None
             env = b.environment
+            spec = spec_from_canonical(json.loads(b.specification.canonical), name=env.name)
             return BuildTicket(
                 build_id=b.id,
                 ref=EnvRef(env.namespace.name, env.name),
-                spec=spec_from_canonical(json.loads(b.specification.canonical), name=env.name),
+                spec=spec,
                 spec_hash=b.specification.sha256,
                 attempt=b.attempt,
                 source=b.source,
@@ -305,6 +308,8 @@ class Recorder:
                 source_path=b.source_path,
                 policy=b.policy,
                 recheck_lock=_linked_lock(env, b),
+                lock_path=b.lock_path,
+                lock_data=lock_bytes(s, spec),
             )
 
     def may_link(self, build_id: int, worker: str | None = None) -> bool:

@@ -16,8 +16,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
-from condaops.reconciler.model import BUILDING, CANCELED, COMPLETED, FAILED, QUEUED, BuildOutcome, BuildTicket, EnvRef
+from condaops.reconciler.model import (
+    BUILDING,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    QUEUED,
+    BuildOutcome,
+    BuildTicket,
+    EnvRef,
+    LockInput,
+)
 from condaops.reconciler.spec import spec_from_canonical
+from condaops.reconciler.state.locks import keep_lock, lock_bytes
 from condaops.reconciler.state.recorder import SUPERSEDED, Clock, _renew, _requeue
 from condaops.reconciler.state.schema import ChangeRequest, PreviewBuild
 
@@ -48,6 +59,7 @@ class PreviewRequest:
     spec_hash: str
     canonical: str
     reuse: Reuse | None = None
+    lock: LockInput | None = None  # the committed lockfile a locked spec installs
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +173,7 @@ class ReviewRecorder:
                     )
                 )
             }
-            rows = [_preview_row(cr.id, head, w, now) for w in wanted if (*_key(w.ref), w.spec_hash) not in have]
+            rows = [_preview_row(s, cr.id, head, w, now) for w in wanted if (*_key(w.ref), w.spec_hash) not in have]
             s.add_all(rows)
             if rows:
                 _bump(cr)
@@ -185,15 +197,18 @@ class ReviewRecorder:
             cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
             assert row is not None and cr is not None
             _bump(cr)
+            spec = spec_from_canonical(json.loads(row.canonical), name=row.name)
             ticket = BuildTicket(
                 build_id=row.id,
                 ref=EnvRef(row.namespace, row.name),
-                spec=spec_from_canonical(json.loads(row.canonical), name=row.name),
+                spec=spec,
                 spec_hash=row.spec_hash,
                 attempt=1,
                 source=cr.source,
                 source_revision=row.head_revision,
                 source_path=row.path,
+                lock_path=row.lock_path,
+                lock_data=lock_bytes(s, spec),
             )
             return ticket, cr.source, cr.ref, row.head_revision
 
@@ -244,7 +259,8 @@ def _bump(cr: ChangeRequest) -> None:
         cr.version = (cr.version or 0) + 1
 
 
-def _preview_row(cr_id: int, head: str, wanted: PreviewRequest, now: datetime) -> PreviewBuild:
+def _preview_row(s: Session, cr_id: int, head: str, wanted: PreviewRequest, now: datetime) -> PreviewBuild:
+    spec = spec_from_canonical(json.loads(wanted.canonical))
     row = PreviewBuild(
         change_request_id=cr_id,
         head_revision=head,
@@ -255,6 +271,7 @@ def _preview_row(cr_id: int, head: str, wanted: PreviewRequest, now: datetime) -
         canonical=wanted.canonical,
         state=QUEUED,
         queued_at=now,
+        lock_path=keep_lock(s, spec, wanted.lock),
     )
     if wanted.reuse is not None:
         row.state, row.reason, row.message = COMPLETED, PREVIEW_REUSED, wanted.reuse.message

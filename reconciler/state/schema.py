@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -143,10 +144,25 @@ class Build(Base):
     policy: Mapped[str | None] = mapped_column(Text)
     policy_hash: Mapped[str | None] = mapped_column(String(64))
     policy_report: Mapped[str | None] = mapped_column(Text)
+    lock_path: Mapped[str | None] = mapped_column(Text)  # the committed lockfile a locked spec installs
 
     environment: Mapped[Environment] = relationship(foreign_keys=[environment_id])
     specification: Mapped[Specification] = relationship()
     artifacts: Mapped[list[Artifact]] = relationship(back_populates="build", cascade="all, delete-orphan")
+
+
+class LockContent(Base):
+    """A committed lockfile's bytes, by the digest of its packages (``Spec.lock``): what a
+    worker installs for a locked spec, wherever the source is. Kept while a build or
+    preview of that spec may need it; the same packages are stored once."""
+
+    __tablename__ = "lock_contents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Artifact(Base):
@@ -268,6 +284,7 @@ class PreviewBuild(Base):
     prefix: Mapped[str | None] = mapped_column(Text)
     artifacts: Mapped[str | None] = mapped_column(Text)  # JSON {kind: store-relative path}
     reused: Mapped[str | None] = mapped_column(String(64))  # "build:<id>" / "preview:<id>" whose prefix it reuses
+    lock_path: Mapped[str | None] = mapped_column(Text)  # the committed lockfile a locked spec installs
     worker: Mapped[str | None] = mapped_column(String(256))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

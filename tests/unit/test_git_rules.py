@@ -47,7 +47,8 @@ FILE, EXEC, TREE = 0o100644, 0o100755, 0o040000
         ("team/notes.md", FILE, None),
         (".github/ci.yml", FILE, None),
         ("team/.env.yaml.swp", FILE, None),
-        ("team/conda-lock.yml", FILE, None),
+        ("team/conda-lock.yml", FILE, Candidate("team/conda-lock.yml")),  # layout pairs it with its spec
+        ("team/app.pixi.lock", FILE, Candidate("team/app.pixi.lock")),
         ("team/linked.yaml", MODE_SYMLINK, "link"),
         ("shared", MODE_SYMLINK, "link"),
         ("docs/latest.md", MODE_SYMLINK, None),
@@ -73,6 +74,7 @@ FILE, EXEC, TREE = 0o100644, 0o100755, 0o040000
         "hidden-folder",
         "swap-file",
         "lockfile",
+        "pixi-lockfile",
         "link-spec",
         "link-folder",
         "link-other-file",

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.names import shown
 from condaops.reconciler.sources.layout import (
     DUPLICATE_ENVIRONMENT,
     INVALID_NAME,
     LAYOUT_UNSUPPORTED,
+    LockPlacement,
     Misplaced,
     Placement,
     affects_layout,
     arrange,
     classify,
+    classify_lock,
     is_ignored_name,
+    pair_locks,
     policy_scope,
 )
 
@@ -199,3 +203,56 @@ def test_policy_files_are_never_environments(path: str, scope: str | None) -> No
     if scope is not None:
         assert classify(path, default_namespace=DEFAULT) is None
         assert affects_layout(path, kind="file")  # the watcher re-reads the source when one changes
+
+
+LOCKS = [
+    ("named-beside-ns-file", "team/app.conda-lock.yml", "team/app", "conda-lock"),
+    ("named-yaml-suffix", "team/app.conda-lock.yaml", "team/app", "conda-lock"),
+    ("pixi-named", "team/app.pixi.lock", "team/app", "pixi-lock"),
+    ("root-named", "app.conda-lock.yml", "main/app", "conda-lock"),
+    ("in-env-folder", "team/app/conda-lock.yml", "team/app", "conda-lock"),
+    ("pixi-in-env-folder", "team/app/pixi.lock", "team/app", "pixi-lock"),
+    ("in-top-folder", "app/pixi.lock", "main/app", "pixi-lock"),
+]
+
+
+@pytest.mark.parametrize(("path", "ref", "kind"), [c[1:] for c in LOCKS], ids=[c[0] for c in LOCKS])
+def test_lock_placed(path: str, ref: str, kind: str) -> None:
+    assert classify_lock(path, default_namespace=DEFAULT) == LockPlacement(EnvRef.parse(ref), path, kind)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["team/app.yaml", "team/app/extra.conda-lock.yml", "a/b/c/conda-lock.yml", ".hidden/conda-lock.yml", "x.lock"],
+    ids=["spec", "companion", "too-deep", "hidden", "other-lock"],
+)
+def test_not_a_lock(path: str) -> None:
+    assert classify_lock(path, default_namespace=DEFAULT) is None
+
+
+def test_lock_in_root_locks_nothing() -> None:
+    found = classify_lock("conda-lock.yml", default_namespace=DEFAULT)
+    assert isinstance(found, Misplaced) and found.reason == LOCK_WITHOUT_SPEC
+    assert "<name>.conda-lock.yml" in found.message
+
+
+def test_pair_locks() -> None:
+    envs = [EnvRef("team", "app"), EnvRef("team", "both"), EnvRef("main", "free")]
+    paths = ["team/app.conda-lock.yml", "team/both.conda-lock.yml", "team/both/pixi.lock", "team/gone.pixi.lock"]
+    pairs, rejections = pair_locks(paths, envs, source="src", default_namespace=DEFAULT)
+    assert pairs == {EnvRef("team", "app"): LockPlacement(EnvRef("team", "app"), paths[0], "conda-lock")}
+    assert [(r.ref, r.path, r.reason) for r in rejections] == [
+        (None, "team/gone.pixi.lock", LOCK_WITHOUT_SPEC),
+        (EnvRef("team", "both"), "team/both.conda-lock.yml", LOCK_AMBIGUOUS),
+    ]
+    assert "team/gone.yaml" in rejections[0].message
+    assert "team/both.conda-lock.yml and team/both/pixi.lock" in rejections[1].message
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "relevant"),
+    [("team/app.conda-lock.yml", "file", True), ("team/app/pixi.lock", "gone", True), ("team/x.lock", "file", False)],
+    ids=["named-lock", "folder-lock-gone", "other"],
+)
+def test_lock_changes_affect_layout(path: str, kind: str, relevant: bool) -> None:
+    assert affects_layout(path, kind=kind) is relevant  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+"""Committed lockfiles are the truth: ``condaops lock`` writes them, builds install exactly
+them (no solve: the channel's repodata is never fetched), a lock that no longer fits its
+environment file is ``LockStale`` and the last good build stays linked. Real channels on
+127.0.0.1, real installs, the CLI as users run it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import ALIAS, tool_packages
+from tests.support.channels import PackageSpec, make_channel, write_package_spec
+
+pytestmark = pytest.mark.integration
+
+CANONICAL = ALIAS + "testchan"
+
+
+@pytest.fixture
+def growing_channel(tmp_path_factory, http_channel):  # type: ignore[no-untyped-def]
+    """``tool`` 1.0 only, served on 127.0.0.1; ``add(version)`` publishes a newer one."""
+    root = tmp_path_factory.mktemp("testchan")
+    make_channel(root, tool_packages(("1.0",)))
+    url = http_channel(root)
+
+    def add(version: str) -> None:
+        write_package_spec(root, PackageSpec("tool", version, depends=("libtool-data",), executables=("tool",)))
+        make_channel(root, [])
+
+    url.add = add  # type: ignore[attr-defined]
+    return url
+
+
+def repodata_requests(url) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.path for e in url.requests.entries if "repodata" in e.path]
+
+
+def run_tool(link: Path) -> str:
+    return subprocess.run([str(link / "bin" / "tool")], capture_output=True, text=True, check=True).stdout.split()[1]
+
+
+def test_a_locked_environment_installs_exactly_its_lock(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({CANONICAL: growing_channel})
+    p.write_env("team/app.yaml", "dependencies:\n  - tool\n")
+
+    code, out, err = p.cli("lock", "--dir", str(p.envs), "team/app")
+    assert code == 0, err
+    assert "wrote team/app.conda-lock.yml (team/app; linux-64: 2 packages)" in out
+    lock = yaml.safe_load((p.envs / "team/app.conda-lock.yml").read_text())
+    assert {d["name"]: d["version"] for d in lock["package"]} == {"tool": "1.0", "libtool-data": "1.0"}
+    assert lock["metadata"]["custom_metadata"] == {"generated_by": "condaops", "environment": "app"}
+
+    growing_channel.add("2.0")  # a solve would now pick tool 2.0
+    growing_channel.requests.clear()
+    code, _, err = p.cli("reconcile", "--once")
+    assert code == 0, err
+    assert repodata_requests(growing_channel) == []  # no solve: repodata never fetched
+    assert any(e.path.endswith(".tar.bz2") for e in growing_channel.requests.entries)  # packages were
+    assert run_tool(p.link("team/app")) == "1.0"
+    item = p.status()["team/app"]
+    assert item["state"] == "ready"
+    assert item["lock"] == {"path": "team/app.conda-lock.yml", "kind": "conda-lock"}
+
+    code, out, _ = p.cli("history", "team/app", "--json")
+    assert '"lock_path": "team/app.conda-lock.yml"' in out
+
+
+def test_a_stale_lock_keeps_the_last_good_build(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({CANONICAL: growing_channel})
+    p.write_env("team/app.yaml", "dependencies:\n  - tool\n")
+    assert p.cli("lock", "--dir", str(p.envs))[0] == 0
+    assert p.cli("reconcile", "--once")[0] == 0
+    built = p.status()["team/app"]["build_id"]
+
+    p.write_env("team/app.yaml", "dependencies:\n  - tool >=2\n")  # the lock still says 1.0
+    code, out, _ = p.cli("plan")
+    assert code == 1
+    assert "reject  team/app  LockStale  team/app.conda-lock.yml does not match team/app.yaml" in out
+    assert "tool >=2 is not satisfied by the locked tool 1.0=0 (linux-64)" in out
+    assert p.cli("reconcile", "--once")[0] == 0
+    item = p.status()["team/app"]
+    assert item["build_id"] == built and item["reason"] == "LockStale"
+    assert run_tool(p.link("team/app")) == "1.0"
+
+    code, out, _ = p.cli("lock", "--dir", str(p.envs), "--check")
+    assert code == 1 and "LockStale" in out
+
+    growing_channel.add("2.0")
+    assert p.cli("lock", "--dir", str(p.envs))[0] == 0
+    assert p.cli("lock", "--dir", str(p.envs), "--check")[0] == 0
+    assert p.cli("reconcile", "--once")[0] == 0
+    assert run_tool(p.link("team/app")) == "2.0"
