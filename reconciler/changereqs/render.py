@@ -74,6 +74,7 @@ def _env_identity(e: EnvReport) -> dict[str, Any]:
         "head_spec_hash": change.head.spec.spec_hash if change.head else None,
         "error": e.error or (change.rejection.message if change.rejection else None),
         "reason": change.rejection.reason if change.rejection else ("SolveFailed" if e.error else None),
+        "lock": _lock_of(e),
     }
 
 
@@ -85,6 +86,24 @@ def _findings(findings: Sequence[Violation]) -> list[dict[str, Any]]:
 
 def _ordered(findings: Sequence[Violation]) -> list[Violation]:
     return sorted(findings, key=lambda v: (not v.blocking, v.origin, v.rule, v.package or "", v.platform or ""))
+
+
+def _lock_of(e: EnvReport) -> dict[str, Any] | None:
+    """The committed lockfile of the head (or, removed, of the base) and whether only it changed."""
+    change = e.change
+    env = change.head or change.base
+    if env is None or env.lock is None:
+        return None
+    only = (
+        change.base is not None
+        and change.head is not None
+        and _unlocked_hash(change.base) == _unlocked_hash(change.head)
+    )
+    return {"path": env.lock.path, "kind": env.lock.kind, "lock_only": only}
+
+
+def _unlocked_hash(env: Any) -> str:
+    return env.spec.unlocked.spec_hash
 
 
 def _diffs(diffs: dict[str, PackageDiff]) -> dict[str, Any]:
@@ -126,6 +145,10 @@ def _against(report: ChangeReport) -> str:
 def _env_lines(e: EnvReport) -> list[str]:
     kind = "policy changed" if e.change.kind == POLICY else e.change.kind
     lines = [f"#### `{e.change.ref}` — {kind} (`{e.change.path}`)"]
+    lock = _lock_of(e)
+    if lock is not None:
+        what = "Only the lockfile changed" if lock["lock_only"] else "Locked"
+        lines += ["", f"{what}: `{lock['path']}` (packages read from the lock, not solved)."]
     if e.change.rejection is not None:
         lines.append(f"> **{e.change.rejection.reason}**: {e.change.rejection.message}")
     elif e.error:

@@ -7,7 +7,10 @@ merge base's and the head's version of each environment the request touches, and
 target's version where the target moved. Solving needs no install: a diff is between two
 locks. The head's solve is checked against the head's policy, as a build would check it,
 on every platform; the check runs on the (possibly cached) records, never from the cache.
-Used by the service (``tracking``) and the CI check (``check``).
+A *locked* version (a committed lockfile) is not solved at all: its packages and records
+are read from its lock, so a lockfile-only change shows the diff of the two locks (and the
+policy is checked on the locked records). Used by the service (``tracking``) and the CI
+check (``check``).
 """
 
 from __future__ import annotations
@@ -70,8 +73,10 @@ def review(settings: Settings, given: ReviewInput, *, cache: SolveCache, repodat
     target, base, head = (effective(s, settings) for s in (given.target, given.merge_base, given.head))
     changes = compare_snapshots(base, head)
     moves = target_moves(changes, target) if target.revision != base.revision else {}
-    specs = {e.spec.spec_hash: (e.spec, str(e.ref)) for e in reversed(list(_solved_envs(changes, moves)))}
-    solved = asyncio.run(_solve_all(settings, specs, cache, repodata))
+    involved = list(_solved_envs(changes, moves))
+    specs = {e.spec.spec_hash: (e.spec, str(e.ref)) for e in reversed(involved) if e.spec.lock is None}
+    solved = asyncio.run(_solve_all(settings, specs, cache, repodata)) if specs else {}
+    solved |= {e.spec.spec_hash: _locked_packages(e) for e in involved if e.spec.lock is not None}
     envs = tuple(_env_report(c, moves, solved, given, base.revision, head.revision) for c in changes)
     unnamed = tuple(r for r in head.rejections if r.ref is None and r not in base.rejections)
     return ChangeReport(
@@ -217,6 +222,24 @@ def solve_key(spec_hash: str, settings: Settings, repodata: Path) -> tuple[str, 
     """What a cached answer is filed under: the spec, the channel state and the settings that
     decide a solve. Never the policy: that is checked on the answer's records each time."""
     return spec_hash, channel_state(repodata), _settings_digest(settings)
+
+
+def _locked_packages(env: DesiredEnv) -> Solved:
+    """A locked version's packages, read from its lockfile (no solve)."""
+    from condaops.reconciler.locks.read import read_lock
+
+    assert env.lock is not None
+    try:
+        locked = read_lock(env.lock.data, env.lock.kind, path=env.lock.path)
+    except CondaopsError as exc:  # checked when the snapshot was judged; a race at most
+        return Solved(error=str(exc))
+    out: dict[str, list[Pkg]] = {}
+    for platform in locked.platforms:
+        recs = locked.records.get(platform, ())
+        pkgs = [Pkg(r.name.normalized, str(r.version), str(r.build), str(r.channel or "").rstrip("/")) for r in recs]
+        pkgs += [Pkg(lock.name, lock.version, manager="pypi") for lock in locked.pip.get(platform, ())]
+        out[platform] = pkgs
+    return Solved(out, records={p: [checked_record(r) for r in recs] for p, recs in locked.records.items()})
 
 
 def _settings_digest(settings: Settings) -> str:

@@ -93,3 +93,31 @@ def test_a_stale_lock_keeps_the_last_good_build(project, growing_channel) -> Non
     assert p.cli("lock", "--dir", str(p.envs), "--check")[0] == 0
     assert p.cli("reconcile", "--once")[0] == 0
     assert run_tool(p.link("team/app")) == "2.0"
+
+
+def test_the_review_of_a_lockfile_only_change_reads_both_locks(project, growing_channel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.gitserver import GitRepo, require_git
+
+    require_git()
+    repo = GitRepo(tmp_path / "envs-repo")
+    p = project({CANONICAL: growing_channel}, sources=[{"git": str(repo.path), "path": "envs"}])
+    repo.write({"envs/team/app.yaml": "dependencies:\n  - tool\n"})
+    assert p.cli("lock", "--dir", str(repo.path))[0] == 0
+    repo.commit(message="app, locked")
+
+    repo.git("checkout", "-q", "-b", "update")
+    growing_channel.add("2.0")
+    assert p.cli("lock", "--dir", str(repo.path), "team/app")[0] == 0
+    repo.commit(message="app: tool 2.0")
+    growing_channel.requests.clear()
+    code, out, err = p.cli("check", "--git", str(repo.path), "--ref", "update", "--base", "main")
+    assert code == 1, err
+    assert "Only the lockfile changed: `team/app.conda-lock.yml` (packages read from the lock, not solved)." in out
+    assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in out
+    assert repodata_requests(growing_channel) == []
+
+    repo.git("checkout", "-q", "-b", "stale", "main")
+    repo.commit({"envs/team/app.yaml": "dependencies:\n  - tool >=2\n"}, "app: tool >=2 without re-locking")
+    code, out, _ = p.cli("check", "--git", str(repo.path), "--ref", "stale", "--base", "main")
+    assert code == 2
+    assert "**LockStale**: team/app.conda-lock.yml does not match team/app.yaml" in out
