@@ -41,11 +41,11 @@ KNOWN_PLATFORMS = (
 )
 
 
-_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+_DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
 def parse_duration(value: object) -> float | None:
-    """Seconds from a number or text such as ``30s``, ``5m``, ``1h30m``; None if neither."""
+    """Seconds from a number or text such as ``30s``, ``5m``, ``1h30m``, ``7d``; None if neither."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value) if math.isfinite(value) else None
     if not isinstance(value, str):
@@ -56,8 +56,8 @@ def parse_duration(value: object) -> float | None:
     match = _DURATION_RE.fullmatch(text)
     if not text or match is None:
         return None
-    hours, minutes, seconds = (float(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
+    return days * 86400 + hours * 3600 + minutes * 60 + seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -254,7 +254,59 @@ def _source_keys(source: SourceSettings) -> list[tuple[str, str]]:
         problems.append(("mirror_dir", "applies only to Git sources"))
     if source.password_env is not None and source.password_file is not None:
         problems.append(("password_file", "set only one of 'password_env' and 'password_file'"))
-    return problems + _status_keys(source) + _webhook_keys(source) + _change_keys(source)
+    return problems + _status_keys(source) + _webhook_keys(source) + _change_keys(source) + _update_keys(source)
+
+
+def _update_keys(source: SourceSettings) -> list[tuple[str, str]]:
+    """Pull requests need a Git remote to push to and a forge to open them on."""
+    updates = source.updates
+    if updates is None or not updates.pull_requests:
+        return []
+    if source.git is None:
+        return [("updates.pull_requests", "needs a Git source; set it to false for reports only")]
+    if source.status_api is None:
+        return [
+            (
+                "updates.pull_requests",
+                "needs the forge of the source: set status_api, status_repo and status_token_env "
+                "(or set pull_requests: false for reports only)",
+            )
+        ]
+    return []
+
+
+UPDATE_GROUPS = ("environment", "namespace")
+_CRON_FIELD = re.compile(r"[0-9*,/\-A-Za-z?]+")
+
+
+def schedule_problem(text: str) -> str | None:
+    """An interval (``6h``, ``1d``, seconds) or a five-field cron expression."""
+    seconds = parse_duration(text)
+    if seconds is not None:
+        return None if seconds > 0 else "an interval must be greater than 0"
+    fields = text.split()
+    if len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields):
+        return None
+    return f"'{text}' is neither an interval (6h, 1d) nor a cron expression of five fields (0 6 * * 1-5)"
+
+
+def update_group_problem(text: str) -> str | None:
+    return None if text in UPDATE_GROUPS else f"unknown group '{text}'; use one of {', '.join(UPDATE_GROUPS)}"
+
+
+def branch_prefix_problem(text: str) -> str | None:
+    """A prefix Git accepts in a branch name (``git check-ref-format`` rules that matter here)."""
+    if not text or text.startswith(("/", "-")) or text.endswith(("/", ".", ".lock")):
+        return f"'{text}' cannot start a branch name: use something like condaops/update"
+    if ".." in text or "//" in text or any(c in text for c in " ~^:?*[\\") or any(ord(c) < 32 for c in text):
+        return f"'{text}' has characters Git refuses in branch names"
+    return None
+
+
+def author_problem(text: str) -> str | None:
+    if re.fullmatch(r"[^<>\n]+ <[^<>\s]+@[^<>\s]*>", text):
+        return None
+    return f"'{text}' is not 'Name <email>'"
 
 
 def _change_keys(source: SourceSettings) -> list[tuple[str, str]]:

@@ -17,6 +17,53 @@ def _doc(text: str, **kw: object) -> dict[str, object]:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    """Update pull requests: on a schedule, environments with a committed lockfile are solved
+    again; a changed solution is committed on a branch of its own and proposed as a pull/merge
+    request (the forge of the source's `status_*` keys). Environments without a lockfile get
+    an "updates available" report instead."""
+
+    schedule: str = field(
+        default="24h",
+        metadata=_doc(
+            "When to look: an interval (`6h`, `1d`) or a cron expression of five fields "
+            "(`0 6 * * 1-5`: 06:00 UTC on weekdays)."
+        ),
+    )
+    environments: tuple[str, ...] = field(
+        default=("*",),
+        metadata=_doc("Environments to update, as `<ns>/<name>` globs (`team/*`, `*/python-*`); `*` for all."),
+    )
+    cooldown: float = field(
+        default=0.0,
+        metadata=_doc(
+            "A new package version is proposed only once it is this old (`3d`, `12h`): from the "
+            "time the channel indexed it, else its build time. 0 proposes versions as soon as they appear."
+        ),
+    )
+    group: str = field(
+        default="environment",
+        metadata=_doc(
+            "One branch and pull request per `environment` (`<prefix>/<ns>/<name>`) or per "
+            "`namespace` (`<prefix>/<ns>`, every environment of the namespace together)."
+        ),
+    )
+    branch_prefix: str = field(default="condaops/update", metadata=_doc("Prefix of the update branches."))
+    labels: tuple[str, ...] = field(default=("dependencies",), metadata=_doc("Labels put on the update pull requests."))
+    pull_requests: bool = field(
+        default=True,
+        metadata=_doc(
+            "Open pull requests (needs a Git source with `status_api`, `status_repo` and a token); "
+            "false: only report, on the site and in `status --json`, what an update would change."
+        ),
+    )
+    author: str = field(
+        default="condaops <condaops@localhost>",
+        metadata=_doc("Author and committer of the update commits, as `Name <email>`."),
+    )
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """One place desired state comes from: a directory tree or a Git remote."""
 
@@ -118,6 +165,10 @@ class SourceSettings:
             "Git: the repository's web address, for links to its pull requests, commits and files; "
             "unset = guessed from `git` for http(s) and ssh URLs (`git@host:o/r.git` → `https://host/o/r`)."
         ),
+    )
+    updates: UpdateSettings | None = field(
+        default=None,
+        metadata=_doc("Update pull requests for locked environments, reports for the others; unset = off."),
     )
 
 

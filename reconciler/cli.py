@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     lk.add_argument("--cooldown", type=float, default=0.0, help="days a new package version must be old (default 0)")
     lk.add_argument("--check", action="store_true", help="write nothing; exit 1 when a lock is missing or stale")
 
+    up = sub.add_parser("update", help="run the update check of sources with `updates` now (pull requests, reports)")
+    up.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+
     g = sub.add_parser(
         "gc",
         help="remove old build prefixes (never the current build, never lockfiles), abandoned "
@@ -489,33 +492,15 @@ def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no
 
 
 def cmd_lock(settings: Settings, args: argparse.Namespace) -> int:
-    """Write (or with --check, verify) committed lockfiles in a working tree."""
-    from datetime import datetime, timedelta, timezone
+    from condaops.reconciler.locks.command import run_lock_command
 
-    from condaops.reconciler.locks.command import LockRequest, check_locks, lock_environments
-    from condaops.reconciler.store import StoreLayout
+    return run_lock_command(settings, args)
 
-    request = LockRequest(
-        patterns=tuple(args.environments),
-        root=args.dir,
-        path=args.path,
-        source=args.source,
-        kind={"conda-lock": "conda-lock", "pixi": "pixi-lock"}.get(args.format or ""),
-        platforms=tuple(args.platform),
-        cutoff=datetime.now(timezone.utc) - timedelta(days=args.cooldown) if args.cooldown > 0 else None,
-    )
-    if args.check:
-        problems = check_locks(settings, request)
-        for line in problems:
-            print(line)
-        print(f"condaops: {len(problems)} lock problem(s)", file=sys.stderr)
-        return EXIT_CHANGES if problems else EXIT_OK
-    for done in lock_environments(settings, request, cache=StoreLayout.of(settings).caches):
-        sizes = ", ".join(f"{p}: {n} packages" for p, n in done.platforms.items())
-        what = "wrote" if done.changed else "unchanged"
-        gone = f"; removed {done.removed}" if done.removed else ""
-        print(f"{what} {done.path} ({done.env}; {sizes}){gone}")
-    return EXIT_OK
+
+def cmd_update(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.updates.service import run_update_command
+
+    return run_update_command(settings, args)
 
 
 def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
@@ -574,6 +559,7 @@ COMMANDS = {
     "gc": cmd_gc,
     "changes": cmd_changes,
     "lock": cmd_lock,
+    "update": cmd_update,
 }
 
 if __name__ == "__main__":

@@ -56,6 +56,15 @@ class Summary:
 ROLES = ("all", "web", "reconciler", "worker")
 
 
+def _update_service(settings: Settings, engine: Engine, *, runs_jobs: bool, clock: Callable[[], datetime]):  # type: ignore[no-untyped-def]
+    """Update pull requests (``reconciler.updates``), loaded only when a source asks for them."""
+    if not any(s.updates is not None for s in settings.sources):
+        return None
+    from condaops.reconciler.updates.service import UpdateService
+
+    return UpdateService(settings, engine, runs_jobs=runs_jobs, clock=clock)
+
+
 def prepare_database(engine: Engine) -> None:
     """State schema (Alembic) and the scheduler's tables, once, under the migration lock."""
     migrate(engine, also=[create_tables])
@@ -97,6 +106,7 @@ class Runtime:
         if role in ("all", "reconciler"):
             self.reconciler.changes.listeners.append(self.reviews.on_change)
         self.runs_jobs = role in ("all", "worker")
+        self.updates = _update_service(settings, self.engine, runs_jobs=self.runs_jobs, clock=clock)
         self._publisher: Callable[[int], None] | None = None
         if self.runs_jobs:
             self.worker = BuildWorker(settings, self.reconciler.recorder)
@@ -172,6 +182,7 @@ class Runtime:
             slots=self.slots,
             role={"all": "both", "reconciler": "scheduler", "worker": "worker"}[self.role],
             identity=self.worker.name if jobs else "",
+            run_updates=self.updates.job if self.updates else None,
         )
 
     # --- what a reconciling process submits ------------------------------------------
@@ -199,6 +210,8 @@ class Runtime:
         await self._submit_publishing(sched)
         if self.reviews.enabled:  # reviews the forge has not seen yet (failures, other processes)
             await to_thread.run_sync(self.reviews.catch_up)
+        if self.updates is not None:  # update pull requests, likewise
+            await to_thread.run_sync(self.updates.catch_up)
         return result
 
     # --- one pass, then the builds it queued --------------------------------------
@@ -272,6 +285,8 @@ class Runtime:
                 assert sched is not None
                 sched.on_job_finished(self.wake)  # also jobs other processes ran (event broker)
                 await self._submit_recovered(sched, everything=not self.shared)
+                if self.updates is not None:
+                    await self.updates.schedule(sched)
                 for watcher in self._watchers():
                     tg.start_soon(watcher, stop)
                 if self.shared:
@@ -313,6 +328,8 @@ class Runtime:
                 tg.cancel_scope.cancel()
         await to_thread.run_sync(lambda: self.notifier.close(timeout=10.0))
         await to_thread.run_sync(lambda: self.reviews.close(timeout=10.0))
+        if self.updates is not None:
+            await to_thread.run_sync(lambda: self.updates.close(timeout=10.0))  # type: ignore[union-attr]
         self.reconciler.close()
         if server is not None and not server.started:
             raise ConfigError(

@@ -15,6 +15,10 @@ broker; ``create_tables`` makes that schema once, under the migration lock.
 The state DB's compare-and-set claim (``Recorder.claim``) is the final guard: a job
 whose build is no longer queued returns at once, so a duplicate job never runs a build
 twice.
+
+Update checks (``updates`` of a source) are recurring schedules, ``updates:<source>``,
+with an interval or cron trigger (UTC) from ``updates.schedule``; one runs at a time
+across all workers, and runs missed while nothing was up are coalesced into one.
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from apscheduler.datastores.memory import MemoryDataStore
 from apscheduler.datastores.sqlalchemy import SQLAlchemyDataStore
 from apscheduler.eventbrokers.local import LocalEventBroker
 from apscheduler.executors.thread import ThreadPoolJobExecutor
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateSchema
 
+from condaops.config.checks import parse_duration
 from condaops.reconciler.state.recorder import QueuedBuild
 
 log = logging.getLogger("condaops.schedule")
@@ -42,6 +49,8 @@ log = logging.getLogger("condaops.schedule")
 BUILD_TASK = "condaops.build"
 PREVIEW_TASK = "condaops.preview"
 PUBLISH_TASK = "condaops.publish"
+UPDATE_TASK = "condaops.updates"
+UPDATE_PREFIX = "updates:"  # schedule ids: updates:<source>
 SCHEMA = "apscheduler"  # APScheduler's tables, in their own schema of the state database
 ROLES = {"both": SchedulerRole.both, "scheduler": SchedulerRole.scheduler, "worker": SchedulerRole.worker}
 
@@ -96,14 +105,17 @@ class BuildScheduler:
         role: str = "both",
         slots: int | None = None,
         identity: str = "",
+        run_updates: Callable[[str], None] | None = None,
     ) -> None:
         if role != "scheduler" and None in (run_build, run_preview, run_publish):
             raise ValueError("a process that runs jobs needs a callable for every task")
-        self._tasks = (
+        self._tasks: tuple[tuple[str, Callable[..., None] | None, int], ...] = (
             (BUILD_TASK, run_build, concurrency),
             (PREVIEW_TASK, run_preview, max(1, concurrency // 2)),  # previews never take more than half
             (PUBLISH_TASK, run_publish, concurrency),
         )
+        if run_updates is not None or role == "scheduler":
+            self._tasks += ((UPDATE_TASK, run_updates, 1),)  # one update run at a time
         slots = max(slots or concurrency, 1)
         data_store, event_broker = _backends(database_url)
         self._scheduler = AsyncScheduler(
@@ -147,6 +159,25 @@ class BuildScheduler:
         """Queue change-request preview builds (job id ``preview:<id>``)."""
         await self._add(PREVIEW_TASK, [(f"preview:{i}", i) for i in preview_ids], now)
 
+    async def schedule_updates(self, schedules: dict[str, str]) -> None:
+        """Recurring update runs: source -> ``updates.schedule`` (an interval or a cron
+        expression). Schedules of sources no longer listed are removed; the others are
+        replaced, so a changed schedule takes effect at the next start."""
+        wanted = {f"{UPDATE_PREFIX}{source}": text for source, text in schedules.items()}
+        for schedule in await self._scheduler.get_schedules():
+            if schedule.id.startswith(UPDATE_PREFIX) and schedule.id not in wanted:
+                with suppress(ScheduleLookupError):
+                    await self._scheduler.remove_schedule(schedule.id)
+        for schedule_id, text in sorted(wanted.items()):
+            await self._scheduler.add_schedule(
+                UPDATE_TASK,
+                update_trigger(text),
+                id=schedule_id,
+                args=[schedule_id.removeprefix(UPDATE_PREFIX)],
+                conflict_policy=ConflictPolicy.replace,
+            )
+            log.info("updates_scheduled id=%s schedule=%s", schedule_id, text)
+
     async def submit_publish(self, build_ids: Iterable[int], *, now: datetime | None = None) -> None:
         """Queue publishing of finished builds (job id ``publish:<build id>``)."""
         await self._add(PUBLISH_TASK, [(f"publish:{i}", i) for i in build_ids], now)
@@ -187,3 +218,12 @@ class BuildScheduler:
             )
             added.add(job_id)
         return added
+
+
+def update_trigger(text: str) -> IntervalTrigger | CronTrigger:
+    """``6h`` / ``86400`` → every so long (first run one interval from now); five fields →
+    cron, in UTC. The configuration loader has checked the text's shape."""
+    seconds = parse_duration(text)
+    if seconds is not None:
+        return IntervalTrigger(seconds=seconds)
+    return CronTrigger.from_crontab(text, timezone=timezone.utc)

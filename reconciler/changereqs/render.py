@@ -154,8 +154,7 @@ def _env_lines(e: EnvReport) -> list[str]:
     elif e.error:
         lines.append(f"> **cannot be built**: {e.error}")
     lines += policy_lines(e.policy)
-    for platform, diff in sorted(e.diffs.items()):
-        lines += _folded(f"{platform}: {_counts(diff)}", render_markdown(diff))
+    lines += diff_lines(e.diffs)
     if e.target is not None:
         lines += ["", f"> **target moved: merged result differs.** {e.target.message}"]
         if e.target.error:
@@ -183,6 +182,14 @@ def policy_lines(findings: Sequence[Violation], *, heading: bool = True) -> list
         lines.append(f"- {mark} `{v.origin}` **{v.rule}**: {v.message}{where}")
     if len(ordered) > MAX_POLICY_LINES:
         lines.append(f"- … and {len(ordered) - MAX_POLICY_LINES} more")
+    return lines
+
+
+def diff_lines(diffs: dict[str, PackageDiff]) -> list[str]:
+    """One folded table of package changes per platform (reviews and update pull requests)."""
+    lines: list[str] = []
+    for platform, diff in sorted(diffs.items()):
+        lines += _folded(f"{platform}: {_counts(diff)}", render_markdown(diff))
     return lines
 
 

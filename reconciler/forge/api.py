@@ -100,7 +100,8 @@ def headers_for(forge: Forge, token: str) -> dict[str, str]:
     return {**auth, **common}
 
 
-def _request(forge: Forge, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> ForgeRequest:
+def repo_request(forge: Forge, token: str, method: str, path: str, body: dict[str, Any] | None = None) -> ForgeRequest:
+    """A request to ``path`` below the repository (``/repos/{o}/{r}``, ``/projects/{id}``)."""
     return ForgeRequest(method, forge.root + forge.repo_path + path, headers_for(forge, token), body)
 
 
@@ -117,7 +118,7 @@ def status_request(
         body["target_url"] = target_url
     if forge.api == GITLAB:
         body["state"], body["name"] = GITLAB_STATES[state], body.pop("context")
-    return _request(forge, token, "POST", f"/statuses/{sha}", body)
+    return repo_request(forge, token, "POST", f"/statuses/{sha}", body)
 
 
 def truncate(text: str, limit: int = DESCRIPTION_LIMIT) -> str:
@@ -141,23 +142,23 @@ def list_comments_request(forge: Forge, token: str, number: int, page: int = 1) 
     query = {"per_page": PAGE_SIZE, "page": page} if forge.api != GITEA else {"limit": 50, "page": page}
     if forge.api == GITLAB:
         query.update(sort="asc", order_by="created_at")
-    return _request(forge, token, "GET", f"{_comments_path(forge, number)}?{urlencode(query)}")
+    return repo_request(forge, token, "GET", f"{_comments_path(forge, number)}?{urlencode(query)}")
 
 
 def create_comment_request(forge: Forge, token: str, number: int, body: str) -> ForgeRequest:
-    return _request(forge, token, "POST", _comments_path(forge, number), {"body": body})
+    return repo_request(forge, token, "POST", _comments_path(forge, number), {"body": body})
 
 
 def edit_comment_request(forge: Forge, token: str, number: int, comment_id: str, body: str) -> ForgeRequest:
     cid = quote(str(comment_id), safe="")
     if forge.api == GITLAB:
-        return _request(forge, token, "PUT", f"/merge_requests/{number}/notes/{cid}", {"body": body})
-    return _request(forge, token, "PATCH", f"/issues/comments/{cid}", {"body": body})
+        return repo_request(forge, token, "PUT", f"/merge_requests/{number}/notes/{cid}", {"body": body})
+    return repo_request(forge, token, "PATCH", f"/issues/comments/{cid}", {"body": body})
 
 
 def pull_request_request(forge: Forge, token: str, number: int) -> ForgeRequest:
     path = f"/merge_requests/{number}" if forge.api == GITLAB else f"/pulls/{number}"
-    return _request(forge, token, "GET", path)
+    return repo_request(forge, token, "GET", path)
 
 
 def marked_comment(comments: object, marker: str) -> str | None:

@@ -11,10 +11,12 @@ missing or stale (exit 1), for a pre-commit hook or CI.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from condaops.config import Settings, SourceSettings
@@ -26,6 +28,7 @@ from condaops.reconciler.locks.relock import relock
 from condaops.reconciler.locks.write import lock_path_for, render_lock
 from condaops.reconciler.model import DesiredEnv, SourceSnapshot
 from condaops.reconciler.sources.directory import read_directory
+from condaops.reconciler.store import StoreLayout
 
 
 class LockCommandError(CondaopsError):
@@ -142,3 +145,28 @@ def check_locks(settings: Settings, request: LockRequest) -> list[str]:
         if env.ref not in locked and not rejected:
             problems.append(f"{env.path}: {env.ref} has no lockfile: run condaops lock {env.ref}")
     return problems
+
+
+def run_lock_command(settings: Settings, args: argparse.Namespace) -> int:
+    """``condaops lock``: write (or with ``--check``, verify) the locks; the exit status."""
+    request = LockRequest(
+        patterns=tuple(args.environments),
+        root=args.dir,
+        path=args.path,
+        source=args.source,
+        kind={"conda-lock": "conda-lock", "pixi": "pixi-lock"}.get(args.format or ""),
+        platforms=tuple(args.platform),
+        cutoff=datetime.now(timezone.utc) - timedelta(days=args.cooldown) if args.cooldown > 0 else None,
+    )
+    if args.check:
+        problems = check_locks(settings, request)
+        for line in problems:
+            print(line)
+        print(f"condaops: {len(problems)} lock problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+    for done in lock_environments(settings, request, cache=StoreLayout.of(settings).caches):
+        sizes = ", ".join(f"{p}: {n} packages" for p, n in done.platforms.items())
+        what = "wrote" if done.changed else "unchanged"
+        gone = f"; removed {done.removed}" if done.removed else ""
+        print(f"{what} {done.path} ({done.env}; {sizes}){gone}")
+    return 0

@@ -17,7 +17,12 @@ Failures raise ``RemoteError`` (a transient ``SourceError``) with a reason:
 * ``SourceUnreachable`` — network errors, timeouts, HTTP 5xx, a path that is not a Git
   repository, a server that hung up;
 * ``SourceAuthFailed`` — credentials refused (HTTP 401/403, ssh "Permission denied",
-  host key mismatch) or not available (variable unset, file missing).
+  host key mismatch) or not available (variable unset, file missing);
+* ``PushRejected`` — ``push`` found a ref elsewhere than expected (someone else pushed),
+  or the server refused the update (a protected branch, a hook).
+
+``push`` sends with the same credentials and transports (update pull requests): each ref
+is compared with the commit the caller expects and set only if all match.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from dulwich.client import (
     get_transport_and_path,
 )
 from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.objects import ZERO_SHA
 from dulwich.repo import Repo
 
 from condaops.config.settings import SourceSettings
@@ -53,6 +59,7 @@ log = logging.getLogger("condaops.sources.git")
 
 SOURCE_UNREACHABLE = "SourceUnreachable"
 SOURCE_AUTH_FAILED = "SourceAuthFailed"
+PUSH_REJECTED = "PushRejected"  # a ref moved since it was read, or the server refused the update
 NETWORK_TIMEOUT = 60.0  # seconds per connection attempt / read; dulwich has no total deadline
 _STDERR_LIMIT = 4096  # bytes of ssh's complaints kept for the message
 DEFAULT_USERNAME = "git"  # when only a token is configured: most forges ignore the name
@@ -136,6 +143,39 @@ class Remote:
         for ref, sha in found.items():
             mirror.refs[ref.encode()] = sha.encode()
         return found
+
+    def push(self, repo: Repo, updates: Mapping[str, tuple[str | None, str | None]]) -> None:
+        """Set remote refs from ``repo``'s objects: ref -> (the commit it must be at now, or
+        None for "must not exist"; the new commit, or None to delete it). Nothing is changed
+        unless every ref is where the caller expects (compare-and-swap against the very
+        advertisement of this push); raises ``RemoteError`` with ``PushRejected`` otherwise."""
+        moved: list[str] = []
+
+        def update_refs(advertised: dict[bytes, bytes]) -> dict[bytes, bytes]:
+            wanted = dict(advertised)
+            for ref, (expected, new) in updates.items():
+                have = advertised.get(ref.encode())
+                current = None if have in (None, ZERO_SHA) else have.decode("ascii")  # type: ignore[union-attr]
+                if current != expected:
+                    moved.append(f"{ref} is at {current or 'nothing'}, not {expected or 'nothing'}")
+                wanted[ref.encode()] = new.encode() if new else ZERO_SHA
+            return dict(advertised) if moved else wanted
+
+        def generate(have: object, want: object, *, ofs_delta: bool = False, progress: object = None) -> object:
+            return repo.generate_pack_data(set(have), set(want), progress=progress, ofs_delta=ofs_delta)  # type: ignore[call-overload]
+
+        def send(client: GitClient, path: str) -> object:
+            target = path.encode() if isinstance(path, str) else path
+            return client.send_pack(target, update_refs, generate_pack_data=generate)  # type: ignore[arg-type]
+
+        result = self._call("push", send)
+        if moved:
+            raise RemoteError(f"{self.display}: not pushed: {'; '.join(moved)}", reason=PUSH_REJECTED)
+        refused = {ref.decode(): why for ref, why in (getattr(result, "ref_status", None) or {}).items() if why}
+        if refused:
+            shown = "; ".join(f"{ref}: {why}" for ref, why in sorted(refused.items()))
+            message = f"{self.display}: the server refused the push: {self.redact(shown)}"
+            raise RemoteError(message, reason=PUSH_REJECTED)
 
     @property
     def is_local(self) -> bool:

@@ -290,3 +290,54 @@ class PreviewBuild(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UpdateBranch(Base):
+    """A branch condaops proposes new locks on, and its pull request (``updates``)."""
+
+    __tablename__ = "update_branches"
+    __table_args__ = (UniqueConstraint("source", "branch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(256))
+    branch: Mapped[str] = mapped_column(String(512))
+    environments: Mapped[str] = mapped_column(Text)  # JSON list of "ns/name"
+    state: Mapped[str] = mapped_column(String(16))  # open | closed | held
+    digest: Mapped[str | None] = mapped_column(String(64))  # what the branch proposes (plan.Proposal.digest)
+    head_sha: Mapped[str | None] = mapped_column(String(64))  # the commit condaops pushed last
+    target_sha: Mapped[str | None] = mapped_column(String(64))  # the target it was made on
+    title: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # why it was held or closed (said on the pull request)
+    dismissed_digest: Mapped[str | None] = mapped_column(String(64))  # closed unmerged by a person
+    # Raised with every change the forge must hear of; the publisher posts while it lags.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    pr_number: Mapped[int | None] = mapped_column(Integer)
+    pr_url: Mapped[str | None] = mapped_column(Text)
+    pr_state: Mapped[str | None] = mapped_column(String(16))  # open | closed | merged, as last seen
+    publish_error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UpdateReport(Base):
+    """What an update run found for one environment: newer packages (or none), or why it
+    could not tell. Locked environments name their update branch."""
+
+    __tablename__ = "update_reports"
+    __table_args__ = (UniqueConstraint("namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(256))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revision: Mapped[str | None] = mapped_column(String(128))  # the source revision solved
+    available: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    branch: Mapped[str | None] = mapped_column(String(512))  # the update branch (locked environments)
+    packages: Mapped[str | None] = mapped_column(Text)  # JSON {platform: PackageDiff.to_data()}
+    held: Mapped[str | None] = mapped_column(Text)  # JSON list: versions the cooldown held back
+    error: Mapped[str | None] = mapped_column(Text)
