@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from typing import Any
 
@@ -64,7 +65,7 @@ Every key is optional; a key left out, or set to `null`, takes its default.
 - **Paths** (`store`, `sources[].directory`, a local `sources[].git`, a relative SQLite
   `database`) are resolved against the folder of the configuration file, or the working
   folder when there is none; `~` is expanded.
-- **Durations** are seconds (`90`, `1.5`) or text such as `30s`, `5m`, `1h30m`.
+- **Durations** are seconds (`90`, `1.5`) or text such as `30s`, `5m`, `1h30m`, `7d`.
 - **Sizes** are bytes (`1048576`) or text such as `512MiB`, `1GiB`, `20G`: `Ki`, `Mi`, `Gi`,
   `Ti` (with or without `B`) are powers of 1024, `K`, `M`, `G`, `T` (or `KB`...) of 1000.
 - **Numbers** have bounds (listed per key); a value outside them is refused, naming the key.
@@ -93,10 +94,11 @@ def _sections(name: str, section: type, rule_text: str) -> list[str]:
     about = " ".join(filter(None, [inspect.getdoc(section), rule_text]))
     parts = [_section(f"`{name}`", about, name, settings_fields(section))]
     for field, tp in settings_fields(section):
-        if dataclasses.is_dataclass(tp):
+        inner = typing.get_args(tp)[0] if isinstance(tp, types.UnionType) else tp  # ``X | None``
+        if dataclasses.is_dataclass(inner):
             key = f"{name}.{field.name}"
             rule = KEY_RULES.get(key)
-            parts += _sections(key, typing.cast(type, tp), rule.text if rule else "")
+            parts += _sections(key, typing.cast(type, inner), rule.text if rule else "")
     return parts
 
 
@@ -113,7 +115,7 @@ def _section(title: str, about: str, prefix: str, fields: list[tuple[dataclasses
             f"`{key}`",
             type_name(tp, key),
             _default(field, tp, key),
-            f"`{variable}`" if variable else f"in `{variables[prefix.removesuffix('[]')]}`",
+            f"`{variable}`" if variable else f"in `{variables[prefix.split('[]')[0]]}`",
             _description(field, key),
         )
         lines.append("| " + " | ".join(_escape(cell) for cell in row) + " |")

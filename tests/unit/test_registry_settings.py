@@ -81,7 +81,7 @@ def test_token_file_must_exist(tmp_path: Path) -> None:
         ("storage: {backend: s3}", "key 'storage.s3_bucket': is required when storage.backend is 's3'"),
         ("storage: {s3_bucket: b}", "key 'storage.backend': is 'filesystem' but storage.s3_bucket is set"),
         ("storage: {backend: s3, s3_bucket: b, s3_endpoint: 'minio:9000'}", "must be an http:// or https:// URL"),
-        ("storage: {s3_url_expiry: 8d}", "key 'storage.s3_url_expiry': expected a duration"),
+        ("storage: {s3_url_expiry: 8w}", "key 'storage.s3_url_expiry': expected a duration"),
         ("storage: {s3_url_expiry: 700000}", "at most 7 days"),
         ("storage: {bucket: b}", "unknown key; did you mean 'storage.s3_bucket'?"),
     ],
