@@ -316,13 +316,21 @@ def _check_change(settings: Settings, args: argparse.Namespace) -> ChangeReport:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from condaops.reconciler.state.queries import list_deliveries, list_environments, list_rejected_files
-    from condaops.reconciler.status import LABELS, file_status_item, status_item
+    from condaops.reconciler.state.update_queries import list_update_branches, update_reports
+    from condaops.reconciler.status import LABELS, file_status_item, status_item, updates_item
 
     rt = _runtime(settings)
     wanted = {str(EnvRef.parse(e)) for e in args.environments} if args.environments else None
     delivered = list_deliveries(rt.engine)
+    reports, branches = update_reports(rt.engine), {(b.source, b.branch): b for b in list_update_branches(rt.engine)}
     items = [
-        status_item(e, retries=settings.build.retries, store=settings.store, deliveries=delivered.get(e.ref, ()))
+        status_item(
+            e,
+            retries=settings.build.retries,
+            store=settings.store,
+            deliveries=delivered.get(e.ref, ()),
+            updates=updates_item(reports.get(e.ref), branches),
+        )
         for e in list_environments(rt.engine, include_retired=wanted is not None)  # retired: when named
         if wanted is None or str(e.ref) in wanted
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, Deliv
 from condaops.reconciler.policy.findings import report_from_json
 from condaops.reconciler.sources.layout import lock_kind
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo, RejectedFileInfo
+from condaops.reconciler.state.update_queries import UpdateBranchInfo, UpdateReportInfo
 
 PENDING, READY = "pending", "ready"
 REMOVED = "removed"  # its file is gone; kept (prune is off), current build still linked
@@ -53,7 +54,12 @@ def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | 
 
 
 def status_item(
-    env: EnvInfo, *, retries: int, store: Path, deliveries: Sequence[DeliveryRecord] = ()
+    env: EnvInfo,
+    *,
+    retries: int,
+    store: Path,
+    deliveries: Sequence[DeliveryRecord] = (),
+    updates: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """The JSON object ``condaops status --json`` prints for one environment."""
     state, reason, message = derive_state(env, retries=retries)
@@ -89,6 +95,8 @@ def status_item(
         "policy": policy_item(env.latest or cur),
         "sbom": str(store / shown.artifacts["sbom"]) if shown and "sbom" in shown.artifacts else None,
         "signed": bool(shown and "signatures" in shown.artifacts),
+        # what the last update check found: newer packages (a pull request for locked environments)
+        "updates": updates,
     }
 
 
@@ -124,6 +132,7 @@ _ITEM_KEYS = (
     "removed_revision",
     "artifacts",
     "lock",
+    "updates",
 )
 
 
@@ -149,3 +158,33 @@ def lock_info(build: BuildInfo | None) -> dict[str, str | None] | None:
     if build is None or build.lock_path is None:
         return None
     return {"path": build.lock_path, "kind": lock_kind(build.lock_path.rsplit("/", 1)[-1])}
+
+
+def updates_item(
+    report: UpdateReportInfo | None, branches: Mapping[tuple[str, str], UpdateBranchInfo]
+) -> dict[str, object] | None:
+    """``updates`` of a status item: the last check's package changes and, for a locked
+    environment, its update branch and pull request. None when no check looked at it."""
+    if report is None:
+        return None
+    branch = branches.get((report.source, report.branch or ""))
+    pull = None
+    if branch is not None:
+        pull = {
+            "branch": branch.branch,
+            "state": branch.state,
+            "number": branch.pr_number,
+            "url": branch.pr_url,
+            "note": branch.note,
+            "error": branch.publish_error,
+        }
+    return {
+        "checked_at": report.checked_at.isoformat(),
+        "revision": report.revision,
+        "available": report.available,
+        "locked": report.locked,
+        "packages": report.packages,
+        "held": list(report.held),
+        "error": report.error,
+        "pull_request": pull,
+    }

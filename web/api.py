@@ -22,7 +22,8 @@ from condaops.reconciler.state.queries import (
     list_sources,
 )
 from condaops.reconciler.state.review_queries import list_change_requests
-from condaops.reconciler.status import STATES, file_status_item, status_item
+from condaops.reconciler.state.update_queries import list_update_branches, update_reports
+from condaops.reconciler.status import STATES, file_status_item, status_item, updates_item
 from condaops.web import api_models as m
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
@@ -45,8 +46,15 @@ def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int,
 def status(ctx: CtxDep, viewer: ViewerDep) -> list[dict[str, object]]:
     store = ctx.settings.store
     delivered = list_deliveries(ctx.engine)
+    reports, branches = update_reports(ctx.engine), {(b.source, b.branch): b for b in list_update_branches(ctx.engine)}
     items = [
-        status_item(r.info, retries=ctx.retries, store=store, deliveries=delivered.get(r.ref, ()))
+        status_item(
+            r.info,
+            retries=ctx.retries,
+            store=store,
+            deliveries=delivered.get(r.ref, ()),
+            updates=updates_item(reports.get(r.ref), branches),
+        )
         for r in ctx.rows(viewer)
     ]
     if viewer.everything or not ctx.access.enabled:  # files name no namespace: only for who sees all

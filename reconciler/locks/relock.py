@@ -7,8 +7,8 @@ and locks its ``pip:`` dependencies (uv). With the environment's current lock an
 * a version is as old as the record says: ``indexed_timestamp`` (when the channel got it)
   when the channel records it, else ``timestamp`` (when it was built); a record with
   neither counts as old enough (nothing tells otherwise);
-* the current lock is the solver's preference (``locked_packages``): what needs no
-  change stays;
+* the newest solution is proposed (the current lock is no preference: an update wants
+  the new versions);
 * a changed package younger than the cut-off is held: pinned to its locked version when
   the lock has it, else excluded (``constraints``), and the solve runs again, at most
   ``MAX_ROUNDS`` times. A solve that fails with those holds keeps that platform's lock as
@@ -94,7 +94,7 @@ async def _solve_cooled(
         pins: dict[str, RepoDataRecord] = {}
         excluded: list[str] = []
         for _ in range(MAX_ROUNDS):
-            options: dict[str, Any] = {"locked_packages": current, "pinned_packages": list(pins.values())}
+            options: dict[str, Any] = {"pinned_packages": list(pins.values())}
             if excluded:
                 options["constraints"] = excluded
             try:

@@ -56,6 +56,9 @@ class UpdateRepo:
         refs = self.remote.list_refs([self.target_ref, branch_refs])
         wanted = [self.target_ref, *(r for r in refs if r.startswith(branch_refs))]
         found = self.remote.fetch(self.repo, [r for r in wanted if r in refs])
+        # dulwich keeps the pack a fetch wrote with its index already closed (reading it
+        # fails with PackFileDisappeared): open the mirror afresh to read what arrived.
+        self.close()
         branches = {r.removeprefix("refs/heads/"): sha for r, sha in found.items() if r != self.target_ref}
         return found.get(self.target_ref), branches
 

@@ -1,5 +1,6 @@
 """A forge on 127.0.0.1 that speaks the documented REST API of GitHub, GitLab or Gitea for
-what condaops uses — commit statuses, pull/merge request comments, pull/merge requests —
+what condaops uses — commit statuses, pull/merge request comments, pull/merge requests
+(listed, opened, edited, closed, labelled: ``forge_pulls``) —
 and checks every request against it: path, method, auth header, JSON body fields (names,
 types, allowed values). Anything else is answered 400/404 and recorded in ``violations``
 (tests assert it stays empty). Comments live in memory, with pagination as each forge
@@ -21,9 +22,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.forge_pulls import route_pulls
 from tests.support.loopback import serve_http
 
 STATES = {
@@ -59,6 +62,21 @@ class ForgeState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     next_id: int = 1000
     edited: threading.Event = field(default_factory=threading.Event)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)  # number -> pull request (forge_pulls)
+    labels: dict[str, int] = field(default_factory=dict)  # Gitea: the repository's labels, name -> id
+    next_number: int = 0
+    edits: int = 0
+    repo_path: Path | None = None  # the repository behind the forge: opened branches must exist there
+
+    def open_pulls(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(p) for p in self.pulls.values() if p["state"] == "open"]
+
+    def close_pull(self, number: int, *, merged: bool = False) -> None:
+        """A person closes (or merges) a pull request."""
+        with self.lock:
+            self.pulls[number]["state"] = "closed"
+            self.pulls[number]["merged"] = merged
 
     # --- scripting and reading ----------------------------------------------------------
 
@@ -188,12 +206,10 @@ def _route(f: ForgeState, r: Seen) -> tuple[int, Any, dict[str, str]] | str:
     if m := re.fullmatch(repo + edit, path):
         wanted = "PUT" if f.api == "gitlab" else "PATCH"
         return _edit(f, r, int(m.group(m.lastindex))) if r.method == wanted else f"edit a comment with {wanted}"
-    pulls = r"/merge_requests/(\d+)" if f.api == "gitlab" else r"/pulls/(\d+)"
-    if (m := re.fullmatch(repo + pulls, path)) and r.method == "GET":
-        number = int(m.group(1))
-        key = "iid" if f.api == "gitlab" else "number"
-        return 200, {key: number, "title": f.titles.get(number, f"PR {number}")}, {}
-    return f"no route: {r.method} {r.path}"
+    found = route_pulls(f, r, path, repo)
+    if found == "method":
+        return f"{r.method} not allowed on {path}"
+    return found if found is not None else f"no route: {r.method} {r.path}"
 
 
 def _fields(body: Any, required: dict[str, type], optional: dict[str, type]) -> str | None:
@@ -277,9 +293,10 @@ def _edit(f: ForgeState, r: Seen, comment_id: int) -> tuple[int, Any, dict[str, 
 
 
 @contextlib.contextmanager
-def serve_forge(api: str, *, repo: str, token: str) -> Iterator[ForgeState]:
-    """A forge of kind ``api`` for repository ``repo`` (GitLab: a ``group/project`` path)."""
-    state = ForgeState(api, repo, token)
+def serve_forge(api: str, *, repo: str, token: str, repo_path: Path | None = None) -> Iterator[ForgeState]:
+    """A forge of kind ``api`` for repository ``repo`` (GitLab: a ``group/project`` path);
+    ``repo_path``: the Git repository behind it (pull requests need their branch there)."""
+    state = ForgeState(api, repo, token, repo_path=repo_path)
     with serve_http(type("ForgeHandler", (_Handler,), {"forge": state}), name=f"forge-{api}") as url:
         state.url = url
         yield state

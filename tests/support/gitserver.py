@@ -189,9 +189,10 @@ class GitRepo:
 
 
 @contextlib.contextmanager
-def serve_git_daemon(root: Path, *, port: int | None = None) -> Iterator[str]:
+def serve_git_daemon(root: Path, *, port: int | None = None, receive_pack: bool = False) -> Iterator[str]:
     """``git daemon`` exporting every repository under ``root``; yields ``git://127.0.0.1:<port>``.
-    ``port``: listen there (a test's remote that comes back); default a free one."""
+    ``port``: listen there (a test's remote that comes back); default a free one.
+    ``receive_pack``: accept pushes (``--enable=receive-pack``)."""
     port = port or free_port()  # git daemon has no port 0
     proc = subprocess.Popen(
         [
@@ -203,6 +204,7 @@ def serve_git_daemon(root: Path, *, port: int | None = None) -> Iterator[str]:
             f"--base-path={root}",
             "--export-all",
             "--informative-errors",
+            *(["--enable=receive-pack"] if receive_pack else []),
             str(root),
         ],
         stdin=subprocess.DEVNULL,
