@@ -46,7 +46,9 @@ class Setup:
 
 
 @pytest.fixture
-def setup(project, http_channel, tmp_path: Path, monkeypatch) -> Iterator[Setup]:  # type: ignore[no-untyped-def]
+def setup(project, http_channel, tmp_path: Path, monkeypatch, request) -> Iterator[Setup]:  # type: ignore[no-untyped-def]
+    """GitHub unless a test asks for another forge (``indirect`` parametrization)."""
+    api = getattr(request, "param", "github")
     require_git()
     chan = tmp_path / "testchan"
     make_channel(chan, tool_packages(("1.0",)))
@@ -57,12 +59,13 @@ def setup(project, http_channel, tmp_path: Path, monkeypatch) -> Iterator[Setup]
     monkeypatch.setenv("FORGE_TOKEN", TOKEN)
     with (
         serve_git_daemon(root, receive_pack=True) as base,
-        serve_forge("github", repo="acme/envs", token=TOKEN, repo_path=origin.path) as forge,
+        serve_forge(api, repo="acme/envs", token=TOKEN, repo_path=origin.path) as forge,
     ):
+        forge.labels.update({"dependencies": 7, "condaops": 9})  # Gitea's labels exist beforehand
         source = {
             "git": f"{base}/envs-repo",
             "path": "envs",
-            "status_api": "github",
+            "status_api": api,
             "status_url": forge.url,
             "status_repo": "acme/envs",
             "status_token_env": "FORGE_TOKEN",
@@ -128,3 +131,154 @@ def test_a_branch_a_person_pushed_to_is_left_alone(setup: Setup) -> None:
     setup.update()
     assert len(setup.forge.bodies(pr["number"])) == 1  # said once
     assert json.loads(json.dumps(setup.forge.open_pulls()))[0]["title"].endswith("tool 1.0 → 2.0")
+
+
+def age_channel(root: Path, version: str, days: float) -> None:
+    """Make ``tool <version>`` look indexed ``days`` ago (rattler's ``indexed_timestamp``)."""
+    import time
+
+    repodata = root / "linux-64" / "repodata.json"
+    data = json.loads(repodata.read_text())
+    for name, record in data["packages"].items():
+        if name.startswith(f"tool-{version}-"):
+            record["indexed_timestamp"] = int((time.time() - days * 86400) * 1000)
+    repodata.write_text(json.dumps(data))
+
+
+def test_the_cooldown_holds_new_versions_back_until_they_are_old_enough(setup: Setup) -> None:
+    setup.project.config["sources"][0]["updates"]["cooldown"] = "7d"  # type: ignore[attr-defined]
+    setup.project.write_config()  # type: ignore[attr-defined]
+    assert setup.project.cli("reconcile", "--once")[0] == 0  # type: ignore[attr-defined]
+    setup.publish("2.0")  # indexed now: 0 days old
+    out = setup.update()
+    assert "no branches" in out and setup.forge.open_pulls() == []
+    held = setup.project.status()["team/app"]["updates"]  # type: ignore[attr-defined]
+    assert held["available"] is False and held["held"] == ["tool 2.0 (linux-64)"]
+
+    age_channel(setup.channel.root, "2.0", days=8)  # type: ignore[attr-defined]
+    setup.update()
+    (pr,) = setup.forge.open_pulls()
+    assert pr["title"].endswith("tool 1.0 → 2.0")
+    assert "cooldown: versions at least 7 days old" in pr["body"]
+
+
+def test_a_pull_request_is_closed_when_the_target_already_has_its_packages(setup: Setup) -> None:
+    setup.publish("2.0")
+    setup.update()
+    (pr,) = setup.forge.open_pulls()
+    # A person re-locks main by hand: the proposal is no longer needed.
+    assert setup.project.cli("lock", "--dir", str(setup.origin.path))[0] == 0  # type: ignore[attr-defined]
+    setup.origin.commit(message="team/app: re-locked by hand")
+    out = setup.update()
+    assert f"{BRANCH}: close" in out
+    assert setup.forge.open_pulls() == []
+    (note,) = setup.forge.bodies(pr["number"])
+    assert note.startswith("**condaops** closes this pull request: the target branch already has these packages")
+
+
+@pytest.mark.parametrize("setup", ["gitlab", "gitea"], indirect=True)
+def test_merge_requests_on_gitlab_and_pull_requests_on_gitea(setup: Setup) -> None:
+    setup.publish("2.0")
+    setup.update()
+    (pr,) = setup.forge.open_pulls()
+    assert pr["head"] == BRANCH and sorted(pr["labels"]) == ["condaops", "dependencies"]
+    setup.publish("3.0")
+    setup.update()
+    (again,) = setup.forge.open_pulls()
+    assert again["number"] == pr["number"] and again["title"].endswith("tool 1.0 → 3.0")
+    path = "/merge_requests" if setup.forge.api == "gitlab" else "/pulls"
+    assert any(r.method == "POST" and r.path.endswith(path) for r in setup.forge.requests)
+
+
+def test_pushes_over_https_use_the_source_credentials_and_never_log_them(
+    project, http_channel, tmp_path: Path, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from tests.support.gitserver import serve_git_http
+
+    require_git()
+    secret = "push-secret-9f8e7d6c5b4a"
+    chan = tmp_path / "testchan"
+    make_channel(chan, tool_packages(("1.0",)))
+    channel = http_channel(chan)
+    origin = GitRepo(tmp_path / "served" / "envs-repo")
+    monkeypatch.setenv("FORGE_TOKEN", TOKEN)
+    monkeypatch.setenv("GIT_TOKEN", secret)
+    caplog.set_level(logging.DEBUG)
+    with (
+        serve_git_http(tmp_path / "served", auth=("bot", secret)) as base,
+        serve_forge("github", repo="acme/envs", token=TOKEN, repo_path=origin.path) as forge,
+    ):
+        source = {
+            "git": f"{base}/envs-repo",
+            "username": "bot",
+            "password_env": "GIT_TOKEN",
+            "path": "envs",
+            "status_api": "github",
+            "status_url": forge.url,
+            "status_repo": "acme/envs",
+            "status_token_env": "FORGE_TOKEN",
+            "updates": {},
+        }
+        p = project({CANONICAL: channel}, sources=[source])
+        origin.write({"envs/team/app.yaml": "dependencies:\n  - tool\n"})
+        assert p.cli("lock", "--dir", str(origin.path))[0] == 0
+        origin.commit(message="team/app, locked")
+        write_package_spec(chan, PackageSpec("tool", "2.0", depends=("libtool-data",)))
+        make_channel(chan, [])
+        code, out, err = p.cli("update")
+        assert code == 0, err
+        assert f"{BRANCH}: push" in out
+        assert origin.head(BRANCH)  # the push arrived over smart HTTP, authenticated
+        assert any(r.method == "POST" and r.path.endswith("git-receive-pack") for r in base.requests.entries)
+        (pr,) = forge.open_pulls()
+        monkeypatch.setenv("GIT_TOKEN", "wrong-password-000")
+        write_package_spec(chan, PackageSpec("tool", "3.0", depends=("libtool-data",)))
+        make_channel(chan, [])
+        code, out, err = p.cli("update")  # refused credentials: said, not shown
+        assert code == 2 and "SourceAuthFailed" in caplog.text
+        assert forge.violations == []
+    everything = caplog.text + out + err + json.dumps(pr)
+    assert secret not in everything and TOKEN not in everything and "wrong-password-000" not in everything
+
+
+def test_pushes_over_ssh_with_the_source_key(project, http_channel, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.gitserver import serve_git_ssh
+
+    require_git()
+    chan = tmp_path / "testchan"
+    make_channel(chan, tool_packages(("1.0",)))
+    channel = http_channel(chan)
+    origin = GitRepo(tmp_path / "served" / "envs-repo")
+    monkeypatch.setenv("FORGE_TOKEN", TOKEN)
+    with (
+        serve_git_ssh(tmp_path / "ssh") as sshd,
+        serve_forge("github", repo="acme/envs", token=TOKEN, repo_path=origin.path) as forge,
+    ):
+        source = {
+            "git": sshd.url(origin.path),
+            "ssh_key_file": str(sshd.key),
+            "ssh_known_hosts": str(sshd.known_hosts),
+            "path": "envs",
+            "status_api": "github",
+            "status_url": forge.url,
+            "status_repo": "acme/envs",
+            "status_token_env": "FORGE_TOKEN",
+            "updates": {},
+        }
+        p = project({CANONICAL: channel}, sources=[source])
+        origin.write({"envs/team/app.yaml": "dependencies:\n  - tool\n"})
+        assert p.cli("lock", "--dir", str(origin.path))[0] == 0
+        origin.commit(message="team/app, locked")
+        write_package_spec(chan, PackageSpec("tool", "2.0", depends=("libtool-data",)))
+        make_channel(chan, [])
+        code, out, err = p.cli("update")
+        assert code == 0, err
+        assert setup_lock(origin, BRANCH)["tool"] == "2.0"
+        assert len(forge.open_pulls()) == 1 and forge.violations == []
+
+
+def setup_lock(origin: GitRepo, ref: str) -> dict[str, str]:
+    text = origin.git("show", f"{ref}:envs/team/app.conda-lock.yml")
+    return {d["name"]: d["version"] for d in yaml.safe_load(text)["package"]}
