@@ -282,3 +282,41 @@ def test_pushes_over_ssh_with_the_source_key(project, http_channel, tmp_path: Pa
 def setup_lock(origin: GitRepo, ref: str) -> dict[str, str]:
     text = origin.git("show", f"{ref}:envs/team/app.conda-lock.yml")
     return {d["name"]: d["version"] for d in yaml.safe_load(text)["package"]}
+
+
+def test_an_unreachable_forge_is_retried_without_holding_up_builds(setup: Setup) -> None:
+    """``condaops serve``: the update run starts with the service, its first forge call hangs
+    past the client's timeout and the next ones fail; environments build meanwhile, and the
+    pull request arrives once the forge answers."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.integration.test_serve import free_port, get_status, wait_until
+
+    port = free_port()
+    setup.project.write_config(web={"listen": f"127.0.0.1:{port}"})  # type: ignore[attr-defined]
+    setup.origin.commit({"envs/team/other.yaml": "dependencies:\n  - tool\n"}, "team/other, unlocked")
+    setup.publish("2.0")
+    setup.forge.hang(11, path="/pulls")  # past the 10 s timeout of one request
+    setup.forge.fail(503, times=2, path="/pulls")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "condaops.reconciler.cli", "--config", str(setup.project.config_file), "serve"],  # type: ignore[attr-defined]
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: {s["state"] for s in get_status(port).values()} == {"ready"} and len(get_status(port)) == 2)
+        built = time.monotonic()
+        assert setup.forge.open_pulls() == []  # builds did not wait for the forge
+        wait_until(lambda: len(setup.forge.open_pulls()) == 1, timeout=90)
+        opened = time.monotonic()
+        assert built < opened and opened - started > 11
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "update_list_retry" in err and "attempt=3/5" in err
+    assert TOKEN not in err

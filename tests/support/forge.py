@@ -80,13 +80,22 @@ class ForgeState:
 
     # --- scripting and reading ----------------------------------------------------------
 
-    def fail(self, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+    def fail(self, status: int, headers: dict[str, str] | None = None, times: int = 1, *, path: str = "") -> None:
+        """Answer the next ``times`` requests (whose path contains ``path``) with ``status``."""
         for _ in range(times):
-            self.scripted.append(("fail", status, headers or {}))
+            self.scripted.append(("fail", status, headers or {}, path))
 
-    def hang(self, seconds: float, times: int = 1) -> None:
+    def hang(self, seconds: float, times: int = 1, *, path: str = "") -> None:
+        """Hold the next ``times`` requests (whose path contains ``path``), then hang up."""
         for _ in range(times):
-            self.scripted.append(("hang", seconds, {}))
+            self.scripted.append(("hang", seconds, {}, path))
+
+    def _next_script(self, path: str) -> tuple | None:  # type: ignore[type-arg]
+        for index, entry in enumerate(self.scripted):
+            if entry[3] in path:
+                del self.scripted[index]
+                return entry
+        return None
 
     def add_comment(self, number: int, body: str, author: str = "someone") -> int:
         with self.lock:
@@ -144,7 +153,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         seen = Seen(self.command, parts.path, parse_qs(parts.query), headers, body, time.monotonic())
         with f.lock:
             f.requests.append(seen)
-            script = f.scripted.popleft() if f.scripted else None
+            script = f._next_script(parts.path)
         if script and script[0] == "hang":
             time.sleep(script[1])
             self.close_connection = True
