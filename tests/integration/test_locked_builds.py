@@ -121,3 +121,40 @@ def test_the_review_of_a_lockfile_only_change_reads_both_locks(project, growing_
     code, out, _ = p.cli("check", "--git", str(repo.path), "--ref", "stale", "--base", "main")
     assert code == 2
     assert "**LockStale**: team/app.conda-lock.yml does not match team/app.yaml" in out
+
+
+def test_a_pixi_lock_builds_exactly_too(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({CANONICAL: growing_channel})
+    p.write_env("team/app/environment.yaml", "dependencies:\n  - tool\n")
+    code, out, err = p.cli("lock", "--dir", str(p.envs), "--format", "pixi")
+    assert code == 0, err
+    assert "wrote team/app/pixi.lock" in out
+    growing_channel.add("2.0")
+    growing_channel.requests.clear()
+    assert p.cli("reconcile", "--once")[0] == 0
+    assert repodata_requests(growing_channel) == []
+    assert run_tool(p.link("team/app")) == "1.0"
+    assert p.status()["team/app"]["lock"] == {"path": "team/app/pixi.lock", "kind": "pixi-lock"}
+
+
+def test_each_broken_lock_has_its_own_reason(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({CANONICAL: growing_channel})
+    p.write_env("team/app.yaml", "dependencies:\n  - tool\n")
+    code, _, err = p.cli("lock", "--dir", str(p.envs))
+    assert code == 0, err
+    good = (p.envs / "team/app.conda-lock.yml").read_text()
+    p.write_env("team/orphan.conda-lock.yml", good)  # no team/orphan.yaml
+    p.write_env("team/corrupt.yaml", "dependencies:\n  - tool\n")
+    p.write_env("team/corrupt.conda-lock.yml", "version: 1\nmetadata: [oops\n")
+    p.write_env("team/mac.yaml", "dependencies:\n  - tool\n")
+    p.write_env("team/mac.conda-lock.yml", good.replace("linux-64", "osx-64"))
+    p.write_env("team/both.yaml", "dependencies:\n  - tool\n")
+    p.write_env("team/both.conda-lock.yml", good)
+    p.write_env("team/both/pixi.lock", "version: 6\n")
+    code, out, _ = p.cli("plan")
+    assert code == 1
+    assert "reject  team/corrupt  LockInvalid  team/corrupt.conda-lock.yml is not valid YAML" in out
+    assert "reject  team/mac  LockPlatformMissing  team/mac.conda-lock.yml locks osx-64 only; builds here run on linux-64" in out
+    assert "reject  team/both  LockAmbiguous  team/both.conda-lock.yml and team/both/pixi.lock both lock team/both" in out
+    assert "reject  envs:team/orphan.conda-lock.yml  LockWithoutSpec  team/orphan.conda-lock.yml locks team/orphan" in out
+    assert "build   team/app  NewEnvironment" in out  # the good lock is fine
