@@ -113,6 +113,7 @@ def environment(request: Request, ctx: CtxDep, viewer: ViewerDep, namespace: Nam
         deliveries=d.deliveries,
         image=d.image,
         supply=supply,
+        updates=d.updates,
     )
 
 

@@ -79,6 +79,7 @@ class Build(msgspec.Struct, kw_only=True):
     policy: PolicyResult
     sbom_url: str | None
     signed: bool  # the image and its artifacts carry cosign signatures (signatures artifact)
+    lock_path: str | None  # the committed lockfile the build installed (no solve)
     url: str
     log_url: str
 
@@ -132,6 +133,7 @@ class EnvironmentDetail(msgspec.Struct, kw_only=True):
     deliveries: list[Delivery]
     supply_chain: SupplyChain
     image: Image | None = None  # None until the build is published to this registry
+    updates: dict[str, Any] | None = None  # the last update check: package changes, the update pull request
 
 
 class Namespace(msgspec.Struct, kw_only=True):
@@ -306,6 +308,7 @@ def build(b: BuildInfo) -> Build:
         policy=policy_result(b.policy_report),
         sbom_url=f"/builds/{b.build_id}/artifacts/sbom" if "sbom" in b.artifacts else None,
         signed="signatures" in b.artifacts,
+        lock_path=b.lock_path,
         url=f"/api/v1/builds/{b.build_id}",
         log_url=f"/builds/{b.build_id}/log",
     )
@@ -382,6 +385,7 @@ def environment_detail(
     deliveries: Sequence[DeliveryRecord] = (),
     image: ImageStatus | None = None,
     supply: SupplyView,
+    updates: dict[str, Any] | None = None,
 ) -> EnvironmentDetail:
     e = row.info
     return EnvironmentDetail(
@@ -398,6 +402,7 @@ def environment_detail(
         ],
         image=image_info(image),
         supply_chain=supply_chain(supply),
+        updates=updates,
     )
 
 

@@ -177,6 +177,7 @@ def environment_text(
         commands=detail.commands,
         deliveries=detail.deliveries,
         image=detail.image,
+        updates=detail.updates,
         history=Paged(history.items, history.total, size, start),
         history_rows=ctx.fragments.build_rows(history.items),
         choices=choices,

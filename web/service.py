@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from litestar.exceptions import NotFoundException
 
-from condaops.reconciler.model import DeliveryRecord
+from condaops.reconciler.model import DeliveryRecord, EnvRef
 from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import (
     PackageHit,
@@ -29,7 +29,8 @@ from condaops.reconciler.state.queries import (
     list_builds,
     list_deliveries,
 )
-from condaops.reconciler.status import derive_state
+from condaops.reconciler.state.update_queries import list_update_branches, update_reports
+from condaops.reconciler.status import derive_state, updates_item
 from condaops.web.access import Viewer
 from condaops.web.context import PIXI_LOCK, WebContext
 from condaops.web.views import (
@@ -62,6 +63,7 @@ class EnvDetail:
     history: BuildList
     deliveries: list[DeliveryRecord]  # kernels, modulefiles, names written for it
     image: ImageStatus | None = None  # the shown build's image, when this registry has it
+    updates: dict[str, object] | None = None  # the last update check (``status.updates_item``)
 
     @property
     def env(self) -> EnvInfo:
@@ -109,7 +111,16 @@ def env_detail(
         history=view.history,
         deliveries=deliveries,
         image=image,
+        updates=_updates(ctx, env.ref),
     )
+
+
+def _updates(ctx: WebContext, ref: EnvRef) -> dict[str, object] | None:
+    report = update_reports(ctx.engine, [ref]).get(ref)
+    if report is None:
+        return None
+    branches = {(b.source, b.branch): b for b in list_update_branches(ctx.engine, source=report.source)}
+    return updates_item(report, branches)
 
 
 def visible_recent_builds(ctx: WebContext, viewer: Viewer, *, limit: int) -> list[BuildInfo]:

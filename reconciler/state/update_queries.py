@@ -108,8 +108,12 @@ def unpublished_update_branches(engine: Engine, sources: Collection[str]) -> lis
         return [(src, branch) for src, branch in rows]
 
 
-def update_reports(engine: Engine) -> dict[EnvRef, UpdateReportInfo]:
+def update_reports(engine: Engine, refs: Collection[EnvRef] | None = None) -> dict[EnvRef, UpdateReportInfo]:
+    """The update reports of every environment (or of ``refs``)."""
     with Session(engine) as s:
+        query = select(UpdateReport)
+        if refs is not None:
+            query = query.where(UpdateReport.name.in_({r.name for r in refs}))
         return {
             EnvRef(r.namespace, r.name): UpdateReportInfo(
                 ref=EnvRef(r.namespace, r.name),
@@ -123,5 +127,6 @@ def update_reports(engine: Engine) -> dict[EnvRef, UpdateReportInfo]:
                 held=tuple(json.loads(r.held)) if r.held else (),
                 error=r.error,
             )
-            for r in s.scalars(select(UpdateReport))
+            for r in s.scalars(query)
+            if refs is None or EnvRef(r.namespace, r.name) in refs
         }

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from condaops.reconciler.model import EnvRef
-from condaops.reconciler.state.schema import UpdateBranch, UpdateReport
+from condaops.reconciler.state.schema import Environment, Namespace, UpdateBranch, UpdateReport
 
 Clock = Callable[[], datetime]
 
@@ -100,6 +100,7 @@ class UpdateRecorder:
                 row.dismissed_digest, row.state = row.digest, "closed"
             if error is None:
                 row.published_version, row.published_at = version, self.clock()
+            _pages_changed(s, [EnvRef.parse(ref) for ref in json.loads(row.environments or "[]")])
 
     def record_reports(self, source: str, reports: Iterable[ReportRecord], *, keep: Iterable[EnvRef]) -> None:
         """Replace the reports of ``source``: environments in ``keep`` without a new report
@@ -127,3 +128,16 @@ class UpdateRecorder:
                 row.packages = json.dumps(report.packages) if report.packages else None
                 row.held = json.dumps(list(report.held)) if report.held else None
                 row.error = report.error
+            _pages_changed(s, [r.ref for r in reports])
+
+
+def _pages_changed(s: Session, refs: Iterable[EnvRef]) -> None:
+    """The environments' pages show their update report and pull request: count a change, as
+    the recorder does for builds, so the site's page cache renders them again."""
+    for ref in refs:
+        namespace = select(Namespace.id).where(Namespace.name == ref.namespace).scalar_subquery()
+        s.execute(
+            update(Environment)
+            .where(Environment.namespace_id == namespace, Environment.name == ref.name)
+            .values(state_version=Environment.state_version + 1)
+        )

@@ -127,5 +127,5 @@ def decide(proposal: Proposal | None, branch: BranchState, recorded: Recorded | 
 
 
 def is_ours(message: str, branch: str) -> bool:
-    """Whether a commit message carries condaops' trailer for ``branch``."""
-    return f"\n{TRAILER}: {branch}" in f"\n{message.strip()}"
+    """Whether a commit message carries condaops' trailer for ``branch`` (a line of its own)."""
+    return f"{TRAILER}: {branch}" in (line.strip() for line in message.splitlines())

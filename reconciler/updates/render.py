@@ -29,7 +29,7 @@ def title(proposal: Proposal) -> str:
     else:
         namespaces = sorted({u.ref.namespace for u in proposal.updates})
         what = f"{namespaces[0] if len(namespaces) == 1 else 'environments'} ({len(proposal.updates)} environments)"
-    if len(names) == 1 and changes[0].kind == UPGRADED and changes[0].old and changes[0].new:
+    if len(changes) == 1 and changes[0].kind == UPGRADED and changes[0].old and changes[0].new:
         return f"condaops: update {what}: {names[0]} {changes[0].old.version} → {changes[0].new.version}"
     return f"condaops: update {what}: {len(names)} package{'s' if len(names) != 1 else ''}"
 

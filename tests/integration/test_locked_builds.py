@@ -154,7 +154,10 @@ def test_each_broken_lock_has_its_own_reason(project, growing_channel) -> None: 
     code, out, _ = p.cli("plan")
     assert code == 1
     assert "reject  team/corrupt  LockInvalid  team/corrupt.conda-lock.yml is not valid YAML" in out
-    assert "reject  team/mac  LockPlatformMissing  team/mac.conda-lock.yml locks osx-64 only; builds here run on linux-64" in out
-    assert "reject  team/both  LockAmbiguous  team/both.conda-lock.yml and team/both/pixi.lock both lock team/both" in out
-    assert "reject  envs:team/orphan.conda-lock.yml  LockWithoutSpec  team/orphan.conda-lock.yml locks team/orphan" in out
+    mac = "team/mac.conda-lock.yml locks osx-64 only; builds here run on linux-64"
+    assert f"reject  team/mac  LockPlatformMissing  {mac}" in out
+    both = "team/both.conda-lock.yml and team/both/pixi.lock both lock team/both"
+    assert f"reject  team/both  LockAmbiguous  {both}" in out
+    orphan = "team/orphan.conda-lock.yml  LockWithoutSpec  team/orphan.conda-lock.yml locks team/orphan"
+    assert f"reject  envs:{orphan}" in out
     assert "build   team/app  NewEnvironment" in out  # the good lock is fine

@@ -111,6 +111,28 @@ def test_an_update_pull_request_is_opened_updated_and_never_doubled(setup: Setup
     status = setup.project.status()["team/app"]  # type: ignore[attr-defined]
     assert status["updates"]["available"] is True
     assert status["updates"]["pull_request"]["url"].endswith(f"/pulls/{pr['number']}")
+    page = site_page(setup, "/environments/team/app")
+    assert "<strong>Updates available</strong>: proposed in <a href=" in page
+    assert f"pull request #{pr['number']}</a>" in page and "<code>tool</code>" in page
+    assert "team/app.conda-lock.yml</span> · installed exactly as committed (no solve)" in page
+
+
+def site_page(setup: Setup, path: str) -> str:
+    from litestar.testing import TestClient
+
+    from condaops.config import load_settings
+    from condaops.reconciler.state.db import make_engine
+    from condaops.web.app import create_app
+
+    settings = load_settings(setup.project.config_file)  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    try:
+        with TestClient(create_app(settings, engine, cache_seconds=0)) as client:
+            answer = client.get(path)
+            assert answer.status_code == 200
+            return answer.text
+    finally:
+        engine.dispose()
 
 
 def test_a_branch_a_person_pushed_to_is_left_alone(setup: Setup) -> None:
