@@ -161,3 +161,20 @@ def test_each_broken_lock_has_its_own_reason(project, growing_channel) -> None: 
     orphan = "team/orphan.conda-lock.yml  LockWithoutSpec  team/orphan.conda-lock.yml locks team/orphan"
     assert f"reject  envs:{orphan}" in out
     assert "build   team/app  NewEnvironment" in out  # the good lock is fine
+
+
+def test_an_unlocked_environment_gets_an_updates_available_report(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
+    p = project({CANONICAL: growing_channel}, sources=[{"directory": "envs", "updates": {"pull_requests": False}}])
+    p.write_env("team/app.yaml", "dependencies:\n  - tool\n")
+    assert p.cli("reconcile", "--once")[0] == 0
+    code, out, err = p.cli("update")
+    assert code == 0, err
+    assert p.status()["team/app"]["updates"]["available"] is False
+
+    growing_channel.add("2.0")
+    assert p.cli("update")[0] == 0
+    report = p.status()["team/app"]["updates"]
+    assert report["available"] is True and report["locked"] is False and report["pull_request"] is None
+    (change,) = report["packages"]["linux-64"]["upgraded"]
+    assert (change["name"], change["old"], change["new"]) == ("tool", "1.0", "2.0")
+    assert run_tool(p.link("team/app")) == "1.0"  # a report changes nothing
