@@ -500,7 +500,7 @@ def _preview_row(settings: Settings, p) -> dict[str, object]:  # type: ignore[no
 
 
 def cmd_lock(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.locks.command import run_lock_command
+    from condaops.reconciler.lockcommand import run_lock_command
 
     return run_lock_command(settings, args)
 

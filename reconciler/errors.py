@@ -147,7 +147,7 @@ class BuildTimeoutError(BuildError, TransientError):
 
 class LockError(BuildError, StalledError):
     """A committed lockfile cannot be read, does not match its spec or this host: commit a
-    good lock (``condaops lock``); the reason says which (``locks.reasons``)."""
+    good lock (``condaops lock``); the reason says which (``lockfiles``)."""
 
     reason = "LockInvalid"
 

@@ -35,7 +35,7 @@ class LockPin:
     """The committed lockfile a locked spec installs instead of solving.
 
     ``kind`` is ``conda-lock`` or ``pixi-lock``; ``digest`` is the sha256 of the lock's
-    packages in canonical form (``condaops.reconciler.locks.read``), so reformatting the
+    packages in canonical form (``condaops.reconciler.build.locked``), so reformatting the
     file or editing its comments does not change it.
     """
 

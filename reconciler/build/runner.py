@@ -57,7 +57,7 @@ from condaops.reconciler.errors import (
     PolicyViolationError,
     TransientError,
 )
-from condaops.reconciler.locks.reasons import LOCK_INVALID, LOCK_PLATFORM_MISSING
+from condaops.reconciler.lockfiles import LOCK_INVALID, LOCK_PLATFORM_MISSING
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
@@ -168,7 +168,7 @@ def _recheck_records(w: Work, ctx: BuildContext) -> None:
 
 def read_lock_step(w: Work, ctx: BuildContext) -> None:
     """The records of a committed lockfile, for every platform it locks: no solve."""
-    from condaops.reconciler.locks.read import read_lock  # conda-lock's models: only for locked builds
+    from condaops.reconciler.build.locked import read_lock  # conda-lock's models: only for locked builds
 
     ticket, pin = w.ticket, w.ticket.spec.lock
     assert pin is not None

@@ -226,7 +226,7 @@ def solve_key(spec_hash: str, settings: Settings, repodata: Path) -> tuple[str, 
 
 def _locked_packages(env: DesiredEnv) -> Solved:
     """A locked version's packages, read from its lockfile (no solve)."""
-    from condaops.reconciler.locks.read import read_lock
+    from condaops.reconciler.build.locked import read_lock
 
     assert env.lock is not None
     try:

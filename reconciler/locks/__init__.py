@@ -1,10 +1,11 @@
 """Committed lockfiles: environments locked in Git, and the pull requests that update them.
 
-* ``reasons`` — the CamelCase reasons lock problems carry (no imports: sources use them);
-* ``read`` — conda-lock.yml and pixi.lock bytes → locked records per platform;
 * ``check`` — whether a lock still matches its spec (``LockStale``) and can be installed here;
 * ``desired`` — a desired environment with a lockfile becomes a *locked spec* or a rejection;
-* ``write`` and ``relock`` — ``condaops lock``: solve and write the lockfiles of a working tree.
+* ``write`` and ``relock`` — solve again and write committed lockfiles (``condaops lock``,
+  update pull requests).
 
-Nothing is imported here, so importing the reasons does not load conda-lock or rattler.
+Elsewhere: ``lockfiles`` (the reasons lock problems carry, with no imports: the sources use
+them), ``build.locked`` (reading lock bytes into records: builds and reviews) and
+``lockcommand`` (``condaops lock``).
 """

@@ -20,10 +20,10 @@ from dataclasses import replace
 
 from condaops.config import Settings
 from condaops.reconciler.build.channels import host_platform, spec_channels
+from condaops.reconciler.build.locked import read_lock
 from condaops.reconciler.errors import CondaopsError
+from condaops.reconciler.lockfiles import LOCK_PLATFORM_MISSING, LOCK_STALE
 from condaops.reconciler.locks.check import MAX_PROBLEMS, LockProblem, lock_problems
-from condaops.reconciler.locks.read import read_lock
-from condaops.reconciler.locks.reasons import LOCK_PLATFORM_MISSING, LOCK_STALE
 from condaops.reconciler.model import DesiredEnv, Rejection, SourceSnapshot
 from condaops.reconciler.spec import LockPin
 

@@ -31,10 +31,10 @@ from typing import Any
 from rattler import RepoDataRecord
 
 from condaops.config import Settings
+from condaops.reconciler.build.locked import LockedEnv
 from condaops.reconciler.build.pip import PipLock, lock_pip, python_version
 from condaops.reconciler.build.solve import solve_platforms
 from condaops.reconciler.errors import SolveError
-from condaops.reconciler.locks.read import LockedEnv
 from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.spec import Spec
 

@@ -25,8 +25,8 @@ from rattler import RepoDataRecord
 from condaops.reconciler.build.lock import CONDA_LOCK, PIXI_LOCK, write_conda_lock, write_pixi_lock
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import LockError
+from condaops.reconciler.lockfiles import LOCK_INVALID
 from condaops.reconciler.locks.check import lock_input_hash
-from condaops.reconciler.locks.reasons import LOCK_INVALID
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.spec import Spec
 

@@ -34,11 +34,10 @@ from pathlib import Path
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError, SpecError
-from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_INVALID
+from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, MAX_LOCK_BYTES
 from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
-    MAX_LOCK_BYTES,
     SPEC_SUFFIXES,
     LockPlacement,
     Placement,

@@ -27,7 +27,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, Tree, TreeEntry
 
 from condaops.reconciler.errors import SpecError
-from condaops.reconciler.locks.reasons import LOCK_INVALID
+from condaops.reconciler.lockfiles import LOCK_INVALID, MAX_LOCK_BYTES
 from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
 from condaops.reconciler.sources.gitmirror import blob_size
 from condaops.reconciler.sources.gitrules import (
@@ -42,7 +42,6 @@ from condaops.reconciler.sources.gitrules import (
 )
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
-    MAX_LOCK_BYTES,
     LockPlacement,
     Misplaced,
     Placement,

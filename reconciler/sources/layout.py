@@ -54,14 +54,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
+from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef, Rejection
 from condaops.reconciler.names import name_problem, shown
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
 MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path looked at
-MAX_LOCK_BYTES = 16 << 20  # a lockfile of thousands of packages on six platforms stays far below
 
 POLICY_FILE_NAMES = ("condaops-policy.yaml", "condaops-policy.yml")
 

@@ -28,9 +28,9 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.build.channels import spec_channels
+from condaops.reconciler.build.locked import LockedEnv, lock_digest, read_lock
 from condaops.reconciler.desired import effective
 from condaops.reconciler.errors import CondaopsError
-from condaops.reconciler.locks.read import LockedEnv, lock_digest, read_lock
 from condaops.reconciler.locks.relock import Relocked, relock
 from condaops.reconciler.locks.write import render_lock
 from condaops.reconciler.model import DesiredEnv, SourceSnapshot

@@ -55,15 +55,15 @@ class UpdateService:
 
 def run_update_command(settings: Settings, args: argparse.Namespace) -> int:
     """``condaops update``: one run per source now; pull requests are posted before it exits."""
-    from condaops.reconciler.runtime import prepare_database
-    from condaops.reconciler.state.db import make_engine
+    from condaops.reconciler.schedule import create_tables
+    from condaops.reconciler.state.db import make_engine, migrate
 
     names = [s.name for s in settings.sources if s.updates is not None and (not args.source or s.name in args.source)]
     if not names:
         print("condaops: no source with `updates` matches; configure updates: on a source", file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url)
-    prepare_database(engine)
+    migrate(engine, also=[create_tables])  # as every process starts: the schema, then the scheduler's tables
     service = UpdateService(settings, engine, runs_jobs=True)
     assert service.job is not None
     failed = False

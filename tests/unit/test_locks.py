@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from rattler import BuildString, PackageRecord, RepoDataRecord
 
+from condaops.reconciler.build.locked import GENERATED_BY, LockedEnv, lock_digest, read_lock
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import LockError
+from condaops.reconciler.lockfiles import LOCK_INVALID, LOCK_PLATFORM_MISSING, LOCK_STALE
 from condaops.reconciler.locks.check import lock_input_hash, lock_problems
-from condaops.reconciler.locks.read import GENERATED_BY, LockedEnv, lock_digest, read_lock
-from condaops.reconciler.locks.reasons import LOCK_INVALID, LOCK_PLATFORM_MISSING, LOCK_STALE
 from condaops.reconciler.locks.write import lock_path_for
 from condaops.reconciler.spec import Dependency, Spec
 from tests.support.fixtures import require_realdata

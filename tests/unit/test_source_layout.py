@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from condaops.reconciler.locks.reasons import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
+from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.names import shown
 from condaops.reconciler.sources.layout import (

@@ -31,7 +31,7 @@ from rattler import BuildString, LockFile, PackageRecord, RepoDataRecord
 from condaops.reconciler.build.lock import CONDA_LOCK, PIXI_ENVIRONMENT, PIXI_LOCK, redact_url
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import LockError
-from condaops.reconciler.locks.reasons import LOCK_INVALID
+from condaops.reconciler.lockfiles import LOCK_INVALID
 
 GENERATED_BY = "condaops"  # custom_metadata.generated_by of the conda-lock.yml files condaops writes
 _ARCHIVES = (".conda", ".tar.bz2")
