@@ -316,6 +316,7 @@ class UpdateBranch(Base):
     pr_number: Mapped[int | None] = mapped_column(Integer)
     pr_url: Mapped[str | None] = mapped_column(Text)
     pr_state: Mapped[str | None] = mapped_column(String(16))  # open | closed | merged, as last seen
+    pr_head: Mapped[str | None] = mapped_column(String(64))  # the branch commit the pull request last showed
     publish_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,6 +33,7 @@ class UpdateBranchInfo:
     pr_number: int | None
     pr_url: str | None
     pr_state: str | None
+    pr_head: str | None  # the branch commit the pull request last showed
     publish_error: str | None
     published_at: datetime | None
     updated_at: datetime
@@ -74,6 +75,7 @@ def _branch(row: UpdateBranch) -> UpdateBranchInfo:
         pr_number=row.pr_number,
         pr_url=row.pr_url,
         pr_state=row.pr_state,
+        pr_head=row.pr_head,
         publish_error=row.publish_error,
         published_at=row.published_at,
         updated_at=row.updated_at,

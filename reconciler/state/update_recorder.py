@@ -59,8 +59,6 @@ class UpdateRecorder:
                 row = UpdateBranch(source=source, branch=branch, state=record.state, environments="[]", version=0)
                 s.add(row)
             shown = (row.state, row.title, row.body, row.note, row.head_sha)
-            if record.digest not in (None, row.digest) and row.pr_state in ("closed", "merged"):
-                row.pr_number = row.pr_url = row.pr_state = None  # a new proposal needs a new pull request
             row.state = record.state
             row.environments = json.dumps(sorted(record.environments))
             for key in ("digest", "head_sha", "target_sha", "title", "body"):
@@ -84,10 +82,12 @@ class UpdateRecorder:
         pr_url: str | None,
         pr_state: str | None,
         error: str | None,
+        head: str | None = None,
         dismissed: bool = False,
     ) -> None:
-        """What the forge was told (``version``) and what it said; ``dismissed``: a person
-        closed the pull request without merging, so its proposal is not made again."""
+        """What the forge was told (``version``, the branch at ``head``) and what it said;
+        ``dismissed``: a person closed the pull request without merging, so its proposal is
+        not made again."""
         with Session(self.engine) as s, s.begin():
             row = s.scalar(select(UpdateBranch).where(UpdateBranch.source == source, UpdateBranch.branch == branch))
             if row is None:
@@ -96,6 +96,8 @@ class UpdateRecorder:
                 row.pr_number, row.pr_url = pr_number, pr_url or row.pr_url
             row.pr_state = pr_state or row.pr_state
             row.publish_error = error
+            if error is None and head is not None:
+                row.pr_head = head
             if dismissed:
                 row.dismissed_digest, row.state = row.digest, "closed"
             if error is None:

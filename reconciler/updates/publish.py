@@ -125,7 +125,9 @@ class UpdatePublisher:
             time.perf_counter() - started,
         )
 
-    def _record(self, info: UpdateBranchInfo, pull: pulls.PullInfo | None, error: str | None, dismissed) -> None:  # type: ignore[no-untyped-def]
+    def _record(
+        self, info: UpdateBranchInfo, pull: pulls.PullInfo | None, error: str | None, dismissed: bool | None
+    ) -> None:
         self.recorder.record_publication(
             info.source,
             info.branch,
@@ -134,6 +136,7 @@ class UpdatePublisher:
             pr_url=pull.url if pull else None,
             pr_state=pull.state if pull else None,
             error=error,
+            head=info.head_sha,
             dismissed=bool(dismissed),
         )
 
@@ -143,8 +146,8 @@ class UpdatePublisher:
         known = self._known(forge, token, info)
         current = known if known is not None and known.state == "open" else self._open_for(forge, token, info)
         if info.state == OPEN_STATE:
-            if current is None and known is not None and known.state == "closed" and info.published_version:
-                return known, True  # a person closed it: this proposal is dismissed
+            if current is None and known is not None and known.state == "closed" and info.pr_head == info.head_sha:
+                return known, True  # a person closed it as it shows this very proposal: dismissed
             if current is None:
                 return self._open(forge, token, src, info), False
             self._send(pulls.edit_pull_request(forge, token, current.number, title=info.title, body=info.body), "edit")

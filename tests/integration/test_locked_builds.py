@@ -109,8 +109,12 @@ def test_the_review_of_a_lockfile_only_change_reads_both_locks(project, growing_
     growing_channel.add("2.0")
     assert p.cli("lock", "--dir", str(repo.path), "team/app")[0] == 0
     repo.commit(message="app: tool 2.0")
+    clone = tmp_path / "ci"  # what a CI job has: a clone, the change checked out as a detached HEAD
+    for args in (("clone", "-q", str(repo.path), str(clone)), ("-C", str(clone), "fetch", "-q", "origin", "update")):
+        subprocess.run(["git", *args], check=True, capture_output=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", "--detach", "FETCH_HEAD"], check=True)
     growing_channel.requests.clear()
-    code, out, err = p.cli("check", "--git", str(repo.path), "--ref", "update", "--base", "main")
+    code, out, err = p.cli("check", "--git", str(clone), "--base", "origin/main")
     assert code == 1, err
     assert "Only the lockfile changed: `team/app.conda-lock.yml` (packages read from the lock, not solved)." in out
     assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in out

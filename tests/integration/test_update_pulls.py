@@ -342,3 +342,17 @@ def test_an_unreachable_forge_is_retried_without_holding_up_builds(setup: Setup)
     assert proc.returncode == 0, err
     assert "update_list_retry" in err and "attempt=3/5" in err
     assert TOKEN not in err
+
+
+def test_a_pull_request_closed_by_a_person_is_not_proposed_again(setup: Setup) -> None:
+    setup.publish("2.0")
+    setup.update()
+    (pr,) = setup.forge.open_pulls()
+    setup.forge.close_pull(pr["number"])  # "not now"
+    setup.update()
+    setup.update()
+    assert setup.forge.open_pulls() == [] and len(setup.forge.pulls) == 1
+    setup.publish("3.0")  # a newer solution is a new proposal
+    setup.update()
+    (again,) = setup.forge.open_pulls()
+    assert again["number"] != pr["number"] and again["title"].endswith("tool 1.0 → 3.0")

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("pr_number", sa.Integer(), nullable=True),
         sa.Column("pr_url", sa.Text(), nullable=True),
         sa.Column("pr_state", sa.String(length=16), nullable=True),
+        sa.Column("pr_head", sa.String(length=64), nullable=True),
         sa.Column("publish_error", sa.Text(), nullable=True),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
