@@ -283,7 +283,7 @@ def schedule_problem(text: str) -> str | None:
     """An interval (``6h``, ``1d``, seconds) or a five-field cron expression."""
     seconds = parse_duration(text)
     if seconds is not None:
-        return None if seconds > 0 else "an interval must be greater than 0"
+        return None if 1 <= seconds <= 366 * 86400 else "an interval must be between 1s and 366 days"
     fields = text.split()
     if len(fields) == 5 and all(_CRON_FIELD.fullmatch(f) for f in fields):
         return None

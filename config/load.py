@@ -702,7 +702,9 @@ KEY_RULES: dict[str, KeyRule] = {
     ),
     "sources[].updates.schedule": KeyRule("An interval or a five-field cron expression (UTC).", check=schedule_problem),
     "sources[].updates.environments": KeyRule("At least one glob.", check=not_empty),
-    "sources[].updates.cooldown": KeyRule("0 or more: `7d`, `12h`.", type=_DURATION, convert=_duration),
+    "sources[].updates.cooldown": KeyRule(
+        "0 to 365 days: `7d`, `12h`.", type=_DURATION, convert=_duration, check=duration_within(0, 365 * _DAY)
+    ),
     "sources[].updates.group": KeyRule("`environment` or `namespace`.", check=update_group_problem),
     "sources[].updates.branch_prefix": KeyRule("A valid start of a Git branch name.", check=branch_prefix_problem),
     "sources[].updates.author": KeyRule("`Name <email>`.", check=author_problem),
