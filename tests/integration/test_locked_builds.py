@@ -182,3 +182,35 @@ def test_an_unlocked_environment_gets_an_updates_available_report(project, growi
     (change,) = report["packages"]["linux-64"]["upgraded"]
     assert (change["name"], change["old"], change["new"]) == ("tool", "1.0", "2.0")
     assert run_tool(p.link("team/app")) == "1.0"  # a report changes nothing
+
+
+def test_a_pull_request_changing_a_lock_is_previewed_from_the_lock(project, growing_channel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from tests.support.gitserver import GitRepo, require_git
+
+    require_git()
+    repo = GitRepo(tmp_path / "envs-repo")
+    source = {"git": str(repo.path), "path": "envs", "change_requests": True}
+    p = project({CANONICAL: growing_channel}, sources=[source])
+    repo.write({"envs/team/app.yaml": "dependencies:\n  - tool\n"})
+    assert p.cli("lock", "--dir", str(repo.path))[0] == 0
+    repo.commit(message="app, locked")
+    assert p.cli("reconcile", "--once")[0] == 0
+
+    repo.git("checkout", "-q", "-b", "update")
+    growing_channel.add("2.0")
+    assert p.cli("lock", "--dir", str(repo.path))[0] == 0
+    repo.update_ref("refs/pull/1/head", repo.commit(message="app: tool 2.0"))
+    repo.git("checkout", "-q", "main")
+    growing_channel.requests.clear()
+    assert p.cli("reconcile", "--once")[0] == 0
+    code, out, _ = p.cli("changes", "--format", "json")
+    (change,) = json.loads(out)
+    (env,) = change["report"]["environments"]
+    assert env["lock"] == {"path": "team/app.conda-lock.yml", "kind": "conda-lock", "lock_only": True}
+    (preview,) = change["previews"]
+    assert preview["state"] == "completed"
+    assert run_tool(Path(preview["prefix"])) == "2.0"
+    assert repodata_requests(growing_channel) == []  # neither the review nor the preview solved
+    assert run_tool(p.link("team/app")) == "1.0"  # production untouched
