@@ -26,7 +26,7 @@ from condaops.reconciler.desired import effective
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.locks.relock import relock
 from condaops.reconciler.locks.write import lock_path_for, render_lock
-from condaops.reconciler.model import DesiredEnv, SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, LockInput, SourceSnapshot
 from condaops.reconciler.sources.directory import read_directory
 from condaops.reconciler.store import StoreLayout
 
@@ -103,7 +103,9 @@ def lock_environments(settings: Settings, request: LockRequest, *, cache: Path) 
     return done
 
 
-def _lock_one(settings, request, env, existing, root: Path, cache: Path) -> Locked:  # type: ignore[no-untyped-def]
+def _lock_one(
+    settings: Settings, request: LockRequest, env: DesiredEnv, existing: LockInput | None, root: Path, cache: Path
+) -> Locked:
     kind = request.kind or (existing.kind if existing else CONDA_LOCK)
     platforms = list(request.platforms or env.spec.platforms)
     solved = relock(env.spec, platforms, settings=settings, cache=cache, label=str(env.ref), cutoff=request.cutoff)

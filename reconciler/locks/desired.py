@@ -25,7 +25,7 @@ from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.lockfiles import LOCK_PLATFORM_MISSING, LOCK_STALE
 from condaops.reconciler.locks.check import MAX_PROBLEMS, LockProblem, lock_problems
 from condaops.reconciler.model import DesiredEnv, Rejection, SourceSnapshot
-from condaops.reconciler.spec import LockPin
+from condaops.reconciler.spec import LockPin, Spec
 
 CACHE_LIMIT = 512  # verdicts kept (a pin or a few lines of text each)
 
@@ -78,7 +78,7 @@ def judge(env: DesiredEnv, settings: Settings, host: str) -> _Verdict:
     return verdict
 
 
-def _judge(env: DesiredEnv, spec, settings: Settings, host: str) -> _Verdict:  # type: ignore[no-untyped-def]
+def _judge(env: DesiredEnv, spec: Spec, settings: Settings, host: str) -> _Verdict:
     assert env.lock is not None
     try:
         locked = read_lock(env.lock.data, env.lock.kind, path=env.lock.path)

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dulwich.client import (
     GitClient,
@@ -155,18 +155,20 @@ class Remote:
             wanted = dict(advertised)
             for ref, (expected, new) in updates.items():
                 have = advertised.get(ref.encode())
-                current = None if have in (None, ZERO_SHA) else have.decode("ascii")  # type: ignore[union-attr]
+                current = have.decode("ascii") if have is not None and have != ZERO_SHA else None
                 if current != expected:
                     moved.append(f"{ref} is at {current or 'nothing'}, not {expected or 'nothing'}")
                 wanted[ref.encode()] = new.encode() if new else ZERO_SHA
             return dict(advertised) if moved else wanted
 
-        def generate(have: object, want: object, *, ofs_delta: bool = False, progress: object = None) -> object:
-            return repo.generate_pack_data(set(have), set(want), progress=progress, ofs_delta=ofs_delta)  # type: ignore[call-overload]
+        def generate(
+            have: Iterable[bytes], want: Iterable[bytes], *, ofs_delta: bool = False, progress: Any = None
+        ) -> Any:
+            return repo.generate_pack_data(set(have), set(want), progress=progress, ofs_delta=ofs_delta)
 
         def send(client: GitClient, path: str) -> object:
             target = path.encode() if isinstance(path, str) else path
-            return client.send_pack(target, update_refs, generate_pack_data=generate)  # type: ignore[arg-type]
+            return client.send_pack(target, update_refs, generate_pack_data=generate)
 
         result = self._call("push", send)
         if moved:

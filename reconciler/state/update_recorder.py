@@ -114,12 +114,12 @@ class UpdateRecorder:
             rows = {
                 (r.namespace, r.name): r for r in s.scalars(select(UpdateReport).where(UpdateReport.source == source))
             }
-            for key, row in rows.items():
+            for key, old in rows.items():
                 if key not in kept:
-                    s.delete(row)
+                    s.delete(old)
             for report in reports:
                 key = (report.ref.namespace, report.ref.name)
-                row = rows.get(key) or s.scalar(
+                row: UpdateReport | None = rows.get(key) or s.scalar(
                     select(UpdateReport).where(UpdateReport.namespace == key[0], UpdateReport.name == key[1])
                 )
                 if row is None:

@@ -158,6 +158,7 @@ class UpdateJob:
         assert up is not None
         updates, reports = [], []
         for env in envs:
+            report: ReportRecord | None
             branch = plan.branch_name(env.ref, prefix=up.branch_prefix, group=up.group)
             locked = env.spec.lock is not None and env.lock is not None
             try:
@@ -309,7 +310,8 @@ def _recorded_envs(engine: Engine, source: str, branch: str) -> tuple[str, ...]:
 
 
 def _packages_of_lock(locked: LockedEnv) -> dict[str, list[Pkg]]:
-    return _packages_of(Relocked({p: list(r) for p, r in locked.records.items()}, dict(locked.pip)))
+    records = {p: list(r) for p, r in locked.records.items()}
+    return _packages_of(Relocked(records, {p: list(v) for p, v in locked.pip.items()}))
 
 
 def _packages_of(solved: Relocked) -> dict[str, list[Pkg]]:

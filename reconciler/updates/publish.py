@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Hashable, Mapping
+from typing import cast
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.forge import api, pulls
@@ -93,7 +94,7 @@ class UpdatePublisher:
     # --- the background thread ------------------------------------------------------------
 
     def _handle(self, key: Hashable, _payload: object, _superseded: Callable[[], bool]) -> None:
-        source, branch = key  # type: ignore[misc]
+        source, branch = cast(tuple[str, str], key)
         if self._not_before.get((source, branch), 0.0) > self._clock():
             return
         src = self.sources[source]

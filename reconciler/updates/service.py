@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,9 @@ from condaops.config import ConfigError, Settings
 from condaops.reconciler.state.update_recorder import UpdateRecorder
 from condaops.reconciler.updates.job import UpdateJob, utcnow
 from condaops.reconciler.updates.publish import UpdatePublisher
+
+if TYPE_CHECKING:
+    from condaops.reconciler.schedule import BuildScheduler
 
 
 class UpdateService:
@@ -34,7 +38,7 @@ class UpdateService:
     def enabled(self) -> bool:
         return bool(self.schedules)
 
-    async def schedule(self, scheduler) -> None:  # type: ignore[no-untyped-def]
+    async def schedule(self, scheduler: BuildScheduler) -> None:
         """Register the recurring runs (a reconciling process, once at start)."""
         if not self.schedules:
             return
