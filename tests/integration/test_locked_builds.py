@@ -115,7 +115,7 @@ def test_the_review_of_a_lockfile_only_change_reads_both_locks(project, growing_
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", "--detach", "FETCH_HEAD"], check=True)
     growing_channel.requests.clear()
     code, out, err = p.cli("check", "--git", str(clone), "--base", "origin/main")
-    assert code == 1, err
+    assert code == 0, err  # changes that build pass the gate
     assert "Only the lockfile changed: `team/app.conda-lock.yml` (packages read from the lock, not solved)." in out
     assert "| upgraded | `tool` | 1.0=0 | 2.0=0 |" in out
     assert repodata_requests(growing_channel) == []
@@ -214,3 +214,35 @@ def test_a_pull_request_changing_a_lock_is_previewed_from_the_lock(project, grow
     assert run_tool(Path(preview["prefix"])) == "2.0"
     assert repodata_requests(growing_channel) == []  # neither the review nor the preview solved
     assert run_tool(p.link("team/app")) == "1.0"  # production untouched
+
+
+def test_a_locked_build_and_a_lock_review_are_checked_against_the_policy(project, growing_channel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The locked records are the build's "solved records": policy rules hold for them as
+    for a solve, in builds and in the CI gate."""
+    from tests.support.gitserver import GitRepo, require_git
+
+    require_git()
+    repo = GitRepo(tmp_path / "envs-repo")
+    p = project({CANONICAL: growing_channel}, sources=[{"git": str(repo.path), "path": "envs"}])
+    policy = "packages:\n  deny:\n    - {spec: 'tool >=2', reason: 'tool 2 is not approved yet'}\n"
+    repo.write({"envs/team/app.yaml": "dependencies:\n  - tool\n", "envs/team/condaops-policy.yaml": policy})
+    assert p.cli("lock", "--dir", str(repo.path))[0] == 0
+    repo.commit(message="app, locked, with a policy")
+    assert p.cli("reconcile", "--once")[0] == 0
+    built = p.status()["team/app"]
+    assert built["state"] == "ready" and built["policy"]["checked"]
+
+    repo.git("checkout", "-q", "-b", "update")
+    growing_channel.add("2.0")
+    assert p.cli("lock", "--dir", str(repo.path))[0] == 0
+    repo.commit(message="app: tool 2.0")
+    code, out, _ = p.cli("check", "--git", str(repo.path), "--ref", "update", "--base", "main")
+    assert code == 1 and "tool 2 is not approved yet" in out  # a blocking rule: the gate fails
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "update")
+    growing_channel.requests.clear()
+    assert p.cli("reconcile", "--once")[0] == 0
+    item = p.status()["team/app"]
+    assert (item["state"], item["reason"]) == ("failed", "PolicyViolation")
+    assert item["build_id"] == built["build_id"] and run_tool(p.link("team/app")) == "1.0"  # nothing installed
+    assert repodata_requests(growing_channel) == []  # checked from the lock: still no solve
