@@ -34,18 +34,17 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from rattler import LockChannel, LockFile, LockPlatform, PackageRecord, RepoDataRecord
 
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import BuildError, StalledError
+from condaops.reconciler.lockread import PIXI_ENVIRONMENT, channel_url, redact_url, sorted_records
 from condaops.reconciler.spec import Spec
 
 if TYPE_CHECKING:
@@ -55,16 +54,12 @@ if TYPE_CHECKING:
 
 CONDA_LOCK, EXPLICIT, PIXI_LOCK, ENVIRONMENT = "conda-lock", "explicit", "pixi-lock", "environment"
 CONDA_LOCK_FILE, PIXI_LOCK_FILE, ENVIRONMENT_FILE = "conda-lock.yml", "pixi.lock", "environment.yaml"
-PIXI_ENVIRONMENT = "default"  # pixi's name for the one environment of a lockfile
 
 
 def is_lockfile_kind(kind: str) -> bool:
     """Whether an artifact kind is one of the lockfiles written here (explicit ones are
     recorded per platform as ``explicit-<platform>``)."""
     return kind in (CONDA_LOCK, PIXI_LOCK, ENVIRONMENT) or kind.startswith(f"{EXPLICIT}-")
-
-
-_TOKEN_RE = re.compile(r"/t/[^/]+(?=/)")
 
 
 class LockfileError(BuildError, StalledError):
@@ -79,19 +74,6 @@ def explicit_file_name(platform: str) -> str:
 
 
 # --- pure helpers --------------------------------------------------------------------
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user/password and anaconda.org-style ``/t/<token>`` segments."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    path = _TOKEN_RE.sub("", parts.path)
-    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
-
-
-def channel_url(url: str) -> str:
-    """A channel URL as lockfiles show it: redacted, without trailing slash."""
-    return redact_url(url).rstrip("/")
 
 
 def parse_depends(depends: Sequence[str]) -> dict[str, str]:
@@ -157,10 +139,6 @@ def render_environment(
 # --- records -------------------------------------------------------------------------
 
 
-def _sorted_records(records: Sequence[RepoDataRecord]) -> list[RepoDataRecord]:
-    return sorted(records, key=lambda r: (r.name.normalized, r.subdir, r.file_name))
-
-
 def _md5(record: RepoDataRecord) -> str:
     if record.md5 is None:
         raise LockfileError(
@@ -173,7 +151,7 @@ def _md5(record: RepoDataRecord) -> str:
 def _install_order(records: Sequence[RepoDataRecord]) -> list[RepoDataRecord]:
     """Dependencies before dependents (deterministic, ties broken by name)."""
     by_name = {r.name.normalized: r for r in records}
-    ordered = PackageRecord.sort_topologically(list[PackageRecord](_sorted_records(records)))
+    ordered = PackageRecord.sort_topologically(list[PackageRecord](sorted_records(records)))
     return [by_name[r.name.normalized] for r in ordered]
 
 
@@ -241,7 +219,7 @@ def write_conda_lock(
     from conda_lock.models.channel import Channel
 
     platforms = sorted(records)
-    packages = [_conda_lock_package(r, p) for p in platforms for r in _sorted_records(records[p])]
+    packages = [_conda_lock_package(r, p) for p in platforms for r in sorted_records(records[p])]
     packages += [_pip_lock_package(lock, p) for p in platforms for lock in sorted(pip.get(p, ()))]
     metadata = LockMeta(
         content_hash={p: (content_hash or {}).get(p, spec_hash) for p in platforms},
@@ -277,7 +255,7 @@ def write_pixi_lock(
     lock_file = LockFile(list(platforms.values()))
     lock_file.set_channels(PIXI_ENVIRONMENT, [LockChannel(channel_url(c)) for c in channels])
     for platform, lock_platform in platforms.items():
-        for record in _sorted_records(records[platform]):
+        for record in sorted_records(records[platform]):
             lock_file.add_conda_package(PIXI_ENVIRONMENT, lock_platform, _public_record(record))
         for lock in sorted(pip.get(platform, ())):
             lock_file.add_pypi_package(PIXI_ENVIRONMENT, lock_platform, lock.name, lock.version, redact_url(lock.url))
@@ -349,14 +327,6 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 # --- reading back --------------------------------------------------------------------
-
-
-def read_pixi_lock(path: Path) -> dict[str, list[RepoDataRecord]]:
-    """The full conda records per platform from a pixi.lock written here."""
-    environment = LockFile.from_path(path).environment(PIXI_ENVIRONMENT)
-    if environment is None:
-        raise LockfileError(f"{path}: no '{PIXI_ENVIRONMENT}' environment in this pixi.lock")
-    return {p: _sorted_records(r) for p, r in sorted(environment.conda_repodata_records().items())}
 
 
 def read_pip_locks(path: Path) -> dict[str, list[PipLock]]:

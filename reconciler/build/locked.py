@@ -28,10 +28,11 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from rattler import BuildString, LockFile, PackageRecord, RepoDataRecord
 
-from condaops.reconciler.build.lock import CONDA_LOCK, PIXI_ENVIRONMENT, PIXI_LOCK, redact_url
+from condaops.reconciler.build.lock import CONDA_LOCK, PIXI_LOCK
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import LockError
 from condaops.reconciler.lockfiles import LOCK_INVALID
+from condaops.reconciler.lockread import PIXI_ENVIRONMENT, redact_url
 
 GENERATED_BY = "condaops"  # custom_metadata.generated_by of the conda-lock.yml files condaops writes
 _ARCHIVES = (".conda", ".tar.bz2")

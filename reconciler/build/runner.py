@@ -40,7 +40,6 @@ from condaops.reconciler.build.lock import (
     PIXI_LOCK,
     PIXI_LOCK_FILE,
     read_pip_locks,
-    read_pixi_lock,
     write_lockfiles,
 )
 from condaops.reconciler.build.pip import PipLock, install_pip, lock_pip, python_version
@@ -58,6 +57,7 @@ from condaops.reconciler.errors import (
     TransientError,
 )
 from condaops.reconciler.lockfiles import LOCK_INVALID, LOCK_PLATFORM_MISSING
+from condaops.reconciler.lockread import read_pixi_lock
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary

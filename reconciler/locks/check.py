@@ -35,9 +35,9 @@ from packaging.utils import canonicalize_name
 from rattler import MatchSpec, RepoDataRecord
 
 from condaops.reconciler.build.channels import canonical_match_spec, split_channel_prefix
-from condaops.reconciler.build.lock import channel_url
 from condaops.reconciler.build.locked import GENERATED_BY, LockedEnv
 from condaops.reconciler.lockfiles import LOCK_INVALID, LOCK_PLATFORM_MISSING, LOCK_STALE
+from condaops.reconciler.lockread import channel_url
 from condaops.reconciler.spec import Spec
 
 MAX_PROBLEMS = 3  # shown in the message; the rest are counted

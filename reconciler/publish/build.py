@@ -34,8 +34,8 @@ from typing import Any
 
 from condaops.config.settings import Settings, SourceSettings
 from condaops.reconciler.build.disk import DiskFullError, is_disk_full
-from condaops.reconciler.build.lock import redact_url
 from condaops.reconciler.errors import BuildError, CondaopsError, TransientError
+from condaops.reconciler.lockread import redact_url
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.publish.assemble import IMAGE_NOT_RUNNABLE, BuiltImage, build_image, created_time
 from condaops.reconciler.publish.base import SCRATCH, choose_base

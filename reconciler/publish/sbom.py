@@ -36,7 +36,7 @@ from cyclonedx.model.tool import ToolRepository
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from condaops.reconciler.build.lock import PIXI_ENVIRONMENT, redact_url
+from condaops.reconciler.lockread import PIXI_ENVIRONMENT, redact_url
 from condaops.reconciler.policy.licenses import parse_choices
 from condaops.reconciler.publish.outputs import Attachment, OutputContext, OutputResult
 

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from condaops.reconciler.lockread import PIXI_ENVIRONMENT, channel_url, read_pixi_lock, redact_url
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.state.schema import Base, Environment, Namespace
 
@@ -113,7 +114,6 @@ def locked_packages(
 
     URLs lose their credentials, as they do in lockfiles.
     """
-    from condaops.reconciler.build.lock import channel_url, redact_url  # lazily: imports rattler
 
     out = [
         LockedPackage(
@@ -149,8 +149,6 @@ def locked_packages(
 def read_locked_packages(path: Path) -> list[LockedPackage]:
     """The packages of a pixi.lock written by condaops (conda and pypi)."""
     from rattler import LockFile
-
-    from condaops.reconciler.build.lock import PIXI_ENVIRONMENT, read_pixi_lock
 
     packages = locked_packages(read_pixi_lock(path))
     environment = LockFile.from_path(path).environment(PIXI_ENVIRONMENT)

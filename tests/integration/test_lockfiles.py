@@ -24,16 +24,9 @@ from conda_lock.lockfile.v2prelim.models import Lockfile
 from rattler import BuildString, GenericVirtualPackage, PackageName, RepoDataRecord, Version
 from rattler.explicit_environment import ExplicitEnvironmentSpec
 
-from condaops.reconciler.build.lock import (
-    CONDA_LOCK,
-    ENVIRONMENT,
-    EXPLICIT,
-    PIXI_LOCK,
-    read_pip_locks,
-    read_pixi_lock,
-    write_lockfiles,
-)
+from condaops.reconciler.build.lock import CONDA_LOCK, ENVIRONMENT, EXPLICIT, PIXI_LOCK, read_pip_locks, write_lockfiles
 from condaops.reconciler.build.pip import PipLock
+from condaops.reconciler.lockread import read_pixi_lock
 from condaops.reconciler.spec import Dependency, Spec
 
 pytestmark = pytest.mark.integration

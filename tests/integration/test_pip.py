@@ -20,7 +20,7 @@ import pytest
 import rattler
 
 from condaops.config.settings import PipSettings
-from condaops.reconciler.build.lock import read_pip_locks, read_pixi_lock, write_lockfiles
+from condaops.reconciler.build.lock import read_pip_locks, write_lockfiles
 from condaops.reconciler.build.pip import (
     PipLock,
     check_requirements,
@@ -33,6 +33,7 @@ from condaops.reconciler.build.pip import (
     uv_platform,
 )
 from condaops.reconciler.errors import BuildTimeoutError, ChannelError, PipError
+from condaops.reconciler.lockread import read_pixi_lock
 from condaops.reconciler.spec import Dependency, Spec
 from tests.support.channels import closed_port_url
 from tests.support.hostpython import (

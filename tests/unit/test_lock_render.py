@@ -7,15 +7,9 @@ import re
 import pytest
 import yaml
 
-from condaops.reconciler.build.lock import (
-    channel_url,
-    explicit_file_name,
-    parse_depends,
-    redact_url,
-    render_environment,
-    render_explicit,
-)
+from condaops.reconciler.build.lock import explicit_file_name, parse_depends, render_environment, render_explicit
 from condaops.reconciler.build.pip import PipLock
+from condaops.reconciler.lockread import channel_url, redact_url
 
 MD5 = "d7c89558ba9fa0495403155b64376d81"
 SHA = "ab" * 32
