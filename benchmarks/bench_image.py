@@ -91,7 +91,7 @@ class Publisher:
     def __init__(self, folder: Path) -> None:
         from condaops.reconciler.state.db import make_engine
         from condaops.reconciler.state.recorder import Recorder
-        from condaops.registry.storage import storage_root
+        from condaops.registry.backends import storage_root
 
         settings = c.load(folder / "condaops.yaml")
         self.settings = replace(settings, publish=replace(settings.publish, enabled=True))

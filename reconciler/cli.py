@@ -537,8 +537,8 @@ def cmd_gc(settings: Settings, args: argparse.Namespace) -> int:
 
 def _collect_registry(settings: Settings, verb: str, *, dry_run: bool) -> None:
     """Abandoned uploads and dynamic images beyond dynamic.keep (registry.collect)."""
+    from condaops.registry.backends import open_storage
     from condaops.registry.collect import collect_registry
-    from condaops.registry.storage import open_storage
 
     storage = open_storage(settings)
     try:

@@ -341,8 +341,8 @@ class Runtime:
     async def _collect_registry(self, stop: anyio.Event) -> None:
         """Every ``registry.gc_interval``: abandoned uploads and surplus dynamic images go
         (``registry.collect``; idempotent, so every process serving the registry may run it)."""
+        from condaops.registry.backends import open_storage
         from condaops.registry.collect import collect_registry
-        from condaops.registry.storage import open_storage
 
         storage = open_storage(self.settings)
         try:
@@ -448,7 +448,7 @@ class Runtime:
         if self.role == "reconciler":
             return create_ops_app(self.settings, self.engine, metrics=self.metrics)
         from condaops.registry.app import registry_router
-        from condaops.registry.storage import open_storage
+        from condaops.registry.backends import open_storage
         from condaops.web.hooks import hooks_router
 
         storage = open_storage(self.settings)

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from condaops.config.settings import Settings
+from condaops.registry.backends import open_storage
 from condaops.registry.errors import NAME_UNKNOWN, RegistryError
 from condaops.registry.manifests import Descriptor
 from condaops.registry.protocol import Digest, check_name, check_tag, digest_of, is_digest, parse_digest
-from condaops.registry.storage import Storage, open_storage
+from condaops.registry.storage import Storage
 from condaops.registry.store import RegistryStore
 from condaops.registry.uploads import read_file_chunks, spool_chunks, store_spooled
 

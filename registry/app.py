@@ -28,6 +28,7 @@ from condaops.config.access import AccessPolicy
 from condaops.config.settings import Settings
 from condaops.registry.access import Reader, RegistryAccess
 from condaops.registry.auth import PushTokens
+from condaops.registry.backends import open_storage
 from condaops.registry.dynamic import Caller, DynamicBuilder, DynamicImages, DynamicOff, dynamic_gate
 from condaops.registry.errors import (
     BLOB_UNKNOWN,
@@ -45,7 +46,7 @@ from condaops.registry.manifests import MANIFEST_MAX_BYTES
 from condaops.registry.protocol import parse_digest
 from condaops.registry.quota import Quota, check_blob_size, check_free_space, check_open_uploads
 from condaops.registry.routes import Route, parse_route
-from condaops.registry.storage import Storage, open_storage
+from condaops.registry.storage import Storage
 from condaops.registry.store import RegistryStore
 from condaops.registry.uploads import Spooled, SpoolWriter
 

@@ -1,4 +1,4 @@
-"""The one small interface registry content is kept behind, and the factory for it.
+"""The one small interface registry content is kept behind (``backends`` opens one).
 
 Keys are relative, ``/``-separated paths (``blobs/sha256/ab/ab12...``); the registry's layout
 (``condaops.registry.layout``) decides them, a backend only stores bytes under them. Every
@@ -16,8 +16,6 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-
-from condaops.config.settings import Settings
 
 CHUNK_SIZE = 1024 * 1024  # streaming unit: large enough that per-chunk overhead vanishes
 
@@ -104,29 +102,3 @@ def disk_free(path: Path) -> int | None:
         except OSError:
             return None
     return None
-
-
-def storage_root(settings: Settings) -> Path:
-    """Where the filesystem backend keeps the registry: ``storage.directory`` or
-    ``<store>/registry``."""
-    return settings.storage.directory or settings.store / "registry"
-
-
-def open_storage(settings: Settings) -> Storage:
-    """The backend ``settings.storage`` names; nothing is contacted until first use."""
-    storage = settings.storage
-    if storage.backend == "s3":
-        from condaops.registry.s3_storage import S3Storage  # boto3 is imported only when used
-
-        return S3Storage(
-            bucket=storage.s3_bucket,
-            prefix=storage.s3_prefix,
-            endpoint=storage.s3_endpoint or None,
-            region=storage.s3_region or None,
-            redirect=storage.s3_redirect,
-            url_expiry=storage.s3_url_expiry,
-            scratch=settings.store / "tmp" / "registry",
-        )
-    from condaops.registry.fs_storage import FilesystemStorage
-
-    return FilesystemStorage(storage_root(settings))

@@ -56,9 +56,10 @@ from condaops.reconciler.state.queries import (
     list_environments,
 )
 from condaops.reconciler.store import StoreLayout
+from condaops.registry.backends import open_storage
 from condaops.registry.layout import blob_key
 from condaops.registry.protocol import Digest
-from condaops.registry.storage import Storage, open_storage
+from condaops.registry.storage import Storage
 from condaops.web.access import AccessPolicy, Viewer
 from condaops.web.cache import LRU, Cached, Stamped
 from condaops.web.fragments import Fragments

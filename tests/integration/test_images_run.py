@@ -30,7 +30,7 @@ from condaops.reconciler.publish.image import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MA
 from condaops.reconciler.state.db import make_engine
 from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app, registry_router
-from condaops.registry.storage import open_storage
+from condaops.registry.backends import open_storage
 from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_pipeline import FLASK_ENV, MAIN, R

@@ -28,7 +28,7 @@ from condaops.reconciler.state.db import make_engine
 from condaops.reconciler.state.recorder import Recorder
 from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
-from condaops.registry.storage import open_storage
+from condaops.registry.backends import open_storage
 from tests.integration.conftest import ALIAS, Project
 from tests.support.registry_clients import oras_client, podman_client, require_tool, run, serve_asgi, skopeo
 

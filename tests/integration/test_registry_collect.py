@@ -15,10 +15,10 @@ import pytest
 
 from condaops.config.settings import DynamicSettings
 from condaops.reconciler.runtime import Runtime
+from condaops.registry.backends import open_storage
 from condaops.registry.collect import collect_registry, referenced_blobs
 from condaops.registry.dynamic_index import DynamicIndex
 from condaops.registry.layout import UPLOADS, upload_key
-from condaops.registry.storage import open_storage
 from condaops.registry.store import RegistryStore
 from tests.support.dynamic import Served
 from tests.support.registry_clients import free_port, skopeo

@@ -12,9 +12,9 @@ import pytest
 
 from condaops.config.settings import RegistrySettings, Settings
 from condaops.registry.app import create_registry_app
+from condaops.registry.backends import open_storage
 from condaops.registry.layout import UPLOADS, upload_key
 from condaops.registry.protocol import digest_of
-from condaops.registry.storage import open_storage
 from tests.support.registry_clients import TOKEN, serve_asgi
 from tests.support.tmpfs import small_tmpfs
 

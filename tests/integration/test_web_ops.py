@@ -319,7 +319,7 @@ def test_registry_traffic_reaches_the_metrics(state: State) -> None:
     import hashlib
 
     from condaops.registry.app import registry_router
-    from condaops.registry.storage import open_storage
+    from condaops.registry.backends import open_storage
 
     settings = replace(state.settings, registry=replace(state.settings.registry, push_tokens=("t" * 24,)))
     metrics = ServiceMetrics()

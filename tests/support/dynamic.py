@@ -31,7 +31,7 @@ from condaops.config.settings import (
 from condaops.reconciler.dynamic_builder import DynamicImageBuilder
 from condaops.registry.api import Registry
 from condaops.registry.app import create_registry_app
-from condaops.registry.storage import open_storage
+from condaops.registry.backends import open_storage
 from tests.support.channels import PackageSpec, ServedURL
 from tests.support.registry_clients import OCI_MANIFEST, TOKEN, serve_asgi
 

@@ -395,7 +395,7 @@ def registry_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
     started (filesystem storage under a temporary store by default) stops at the end."""
     from condaops.config.settings import RegistrySettings, Settings
     from condaops.registry.app import create_registry_app
-    from condaops.registry.storage import open_storage
+    from condaops.registry.backends import open_storage
 
     with contextlib.ExitStack() as stack:
 

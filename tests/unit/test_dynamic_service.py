@@ -24,6 +24,7 @@ from condaops.reconciler.dynamic_builder import (
 )
 from condaops.reconciler.errors import ChannelError, ChannelNotAllowedError, InstallError, SolveError
 from condaops.registry.api import Registry
+from condaops.registry.backends import open_storage
 from condaops.registry.dynamic import Caller, DynamicImages, DynamicOff, Solved, dynamic_gate, spec_tag
 from condaops.registry.dynamic_path import DynamicRequest, parse_dynamic_name
 from condaops.registry.errors import (
@@ -37,7 +38,6 @@ from condaops.registry.errors import (
 )
 from condaops.registry.manifests import Descriptor
 from condaops.registry.routes import parse_route
-from condaops.registry.storage import open_storage
 
 ALIAS = "https://conda.anaconda.org/"
 

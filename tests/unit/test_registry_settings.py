@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from condaops.config import ConfigError, Settings, load_settings
-from condaops.registry.storage import storage_root
+from condaops.registry.backends import storage_root
 
 TOKEN = "push-token-0123456789"
 
