@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import http.server
-import os
 import shutil
 import signal
 import socket
@@ -29,6 +28,7 @@ import pytest
 import yaml
 
 from tests.support.channels import PackageSpec, make_channel
+from tests.support.ci import skip_or_fail
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -49,9 +49,7 @@ PACKAGES = [
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true requires browser tests to run", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(reason)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from condaops.reconciler.state.queries import load_recorded
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.worker import BuildWorker
 from tests.support.channels import closed_port_url
+from tests.support.clock import T0, Clock
 from tests.support.loopback import serve_http
 
 pytestmark = pytest.mark.integration
@@ -148,8 +148,7 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     eng.dispose()
 
 
-def clock() -> datetime:
-    return datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+clock = Clock(T0)  # time never moves in these tests
 
 
 def spec(channel: str = "conda-forge") -> Spec:

@@ -22,6 +22,7 @@ from condaops.reconciler.sources.git import GitSource
 from condaops.reconciler.sources.gitmirror import MAX_PACKS, blob_size
 from condaops.reconciler.sources.gitrules import UNSUPPORTED_TREE_ENTRY
 from condaops.reconciler.specfile import MAX_SPEC_BYTES
+from tests.support.clock import Clock
 from tests.support.gitserver import (
     GitRepo,
     free_port,
@@ -41,19 +42,6 @@ LOGGER = "condaops.sources.git"
 
 MakeRepo = Callable[..., GitRepo]
 OpenSource = Callable[..., GitSource]
-
-
-class FakeClock:
-    """Monotonic seconds that move only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -89,12 +77,12 @@ def remote(request: pytest.FixtureRequest, git_root: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> Clock[float]:
+    return Clock(1000.0)
 
 
 @pytest.fixture
-def open_source(tmp_path: Path, clock: FakeClock) -> Iterator[OpenSource]:
+def open_source(tmp_path: Path, clock: Clock[float]) -> Iterator[OpenSource]:
     """Factory: a ``GitSource`` for ``git`` (closed when the test ends)."""
     opened: list[GitSource] = []
 
@@ -263,7 +251,7 @@ def test_an_unreachable_remote_backs_off_then_recovers(
     make_repo: MakeRepo,
     git_root: Path,
     open_source: OpenSource,
-    clock: FakeClock,
+    clock: Clock[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     make_repo({"team/numpy.yaml": NUMPY})

@@ -24,9 +24,10 @@ import pytest
 
 from tests.integration.conftest import ALIAS, Project
 from tests.support.channels import make_channel
+from tests.support.ci import on_ci
 from tests.support.hostpython import host_python_runs_when_copied, write_host_python
 from tests.support.pypi import serve_directory, write_simple_index
-from tests.support.registry_clients import on_ci, require_module
+from tests.support.registry_clients import require_module
 
 pytestmark = pytest.mark.integration
 

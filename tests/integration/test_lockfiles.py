@@ -8,7 +8,6 @@ the reference for shape and, where they name the same package files, for hashes.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import subprocess
@@ -28,6 +27,7 @@ from condaops.reconciler.build.lock import CONDA_LOCK, ENVIRONMENT, EXPLICIT, PI
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.lockread import read_pixi_lock
 from condaops.reconciler.spec import Dependency, Spec
+from tests.support.ci import skip_or_fail
 
 pytestmark = pytest.mark.integration
 
@@ -54,10 +54,7 @@ def realdata(*parts: str) -> Path:
     """A path under ../shared/realdata; skip (fail in CI) when the corpus is absent."""
     path = SHARED.joinpath("realdata", *parts)
     if not path.exists():
-        message = f"{path} is missing: the real-data corpus must sit next to the project as ../shared"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"{path} is missing: the real-data corpus must sit next to the project as ../shared")
     return path
 
 

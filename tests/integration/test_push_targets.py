@@ -36,9 +36,9 @@ from condaops.reconciler.store import StoreLayout
 from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import image_record, publish, tool_env
+from tests.support.ci import on_ci
 from tests.support.registry_clients import (
     docker_registry,
-    on_ci,
     oras_client,
     podman_client,
     require_tool,

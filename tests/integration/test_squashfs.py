@@ -22,7 +22,8 @@ from condaops.reconciler.publish.squashfs import PREFIX_ANNOTATION, SQUASHFS_ART
 from condaops.registry.app import create_registry_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import fetch_json, publish, tool_env
-from tests.support.registry_clients import on_ci, require_tool, serve_asgi
+from tests.support.ci import on_ci
+from tests.support.registry_clients import require_tool, serve_asgi
 
 pytestmark = pytest.mark.integration
 

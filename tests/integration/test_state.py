@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -24,17 +24,11 @@ from condaops.reconciler.state.queries import (
     unpublished_builds,
 )
 from condaops.reconciler.state.recorder import Recorder
+from tests.support.ci import skip_or_fail
+from tests.support.clock import T0, Clock
 
 PG_URL = os.environ.get("CONDAOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REF = EnvRef("team", "ml")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _postgres_engine() -> Iterator[Engine]:
@@ -44,9 +38,7 @@ def _postgres_engine() -> Iterator[Engine]:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any connection problem means "not available"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL} on CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+        skip_or_fail(f"PostgreSQL not reachable at {PG_URL}: {exc}")
     schema = f"t_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
@@ -91,7 +83,7 @@ OK = BuildOutcome(True, "BuildSucceeded", prefix="team/x-ml", linked=True)
 
 
 def test_a_build_is_claimed_once_and_becomes_current(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     assert queued.job_id == f"build:team/ml:{spec('3.12').spec_hash}"
@@ -109,7 +101,7 @@ def test_a_build_is_claimed_once_and_becomes_current(engine: Engine):
 
 
 def test_a_superseded_build_is_not_linked(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (first,) = do_plan(rec, engine, "3.12", clock)
     assert rec.claim(first.build_id, "w1")
@@ -122,7 +114,7 @@ def test_a_superseded_build_is_not_linked(engine: Engine):
 
 
 def test_a_newer_spec_cancels_the_queued_one(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (first,) = do_plan(rec, engine, "3.12", clock)
     (second,) = do_plan(rec, engine, "3.13", clock)
@@ -133,7 +125,7 @@ def test_a_newer_spec_cancels_the_queued_one(engine: Engine):
 
 
 def test_interrupted_builds_go_back_to_the_queue(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     assert rec.claim(queued.build_id, "w1")
@@ -145,7 +137,7 @@ def test_interrupted_builds_go_back_to_the_queue(engine: Engine):
 
 
 def test_a_build_whose_lease_expired_is_requeued_and_its_old_worker_fenced_out(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     assert rec.claim(queued.build_id, "w1", lease=60)
@@ -171,7 +163,7 @@ def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
     recorded change to an environment, its builds or their files must move both
     (build-level ones through ``state_version``); lease renewals and plans that change
     nothing must not."""
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     seen = []
 
@@ -221,7 +213,7 @@ def test_every_change_an_environment_page_shows_moves_its_stamp(engine: Engine):
 
 
 def test_webhook_refresh_requests_pass_through_the_database(engine: Engine):
-    rec = Recorder(engine, Clock())
+    rec = Recorder(engine, Clock(T0))
     assert rec.take_refresh_requests() == []
     rec.request_refresh(["repo", "other", "repo"])
     assert rec.take_refresh_requests() == ["other", "repo"]
@@ -229,7 +221,7 @@ def test_webhook_refresh_requests_pass_through_the_database(engine: Engine):
 
 
 def test_current_builds_wait_for_their_publish_job(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     rec.claim(queued.build_id, "w1")
@@ -241,7 +233,7 @@ def test_current_builds_wait_for_their_publish_job(engine: Engine):
 
 
 def test_failures_are_recorded_and_retried_after_backoff(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     rec.claim(queued.build_id, "w1")
@@ -255,7 +247,7 @@ def test_failures_are_recorded_and_retried_after_backoff(engine: Engine):
 
 
 def test_timestamps_are_utc_aware(engine: Engine):
-    clock = Clock()
+    clock = Clock(T0)
     rec = Recorder(engine, clock)
     (queued,) = do_plan(rec, engine, "3.12", clock)
     info = get_build(engine, queued.build_id)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,21 +24,11 @@ from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 from condaops.web.app import create_app
 from condaops.web.metrics import ServiceMetrics
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class State:
@@ -48,7 +38,7 @@ class State:
         self.settings = Settings(store=root / "store", sources=(SourceSettings(name="envs", directory=root),))
         self.engine = make_engine(self.settings.database_url)
         migrate(self.engine)
-        self.clock = Clock()
+        self.clock = Clock(T0)
         self.recorder = Recorder(self.engine, self.clock)
         self.layout = StoreLayout(self.settings.store)
 

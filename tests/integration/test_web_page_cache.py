@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -26,21 +26,13 @@ from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import load_recorded
 from condaops.reconciler.state.recorder import Recorder
 from condaops.web.app import create_app
+from tests.support.clock import Clock
 from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.integration
 
 REF = EnvRef("team", "ml")
 PAGE = "/environments/team/ml"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=3)
-        return self.now
 
 
 def queue(rec: Recorder, engine: Engine, python: str) -> int:
@@ -65,7 +57,7 @@ def state(tmp_path: Path) -> Iterator[tuple[Settings, Engine, Recorder]]:
     settings = Settings(store=tmp_path / "store")
     engine = make_engine(settings.database_url)
     migrate(engine)
-    yield settings, engine, Recorder(engine, Clock())
+    yield settings, engine, Recorder(engine, Clock(datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc), step=3))
     engine.dispose()
 
 

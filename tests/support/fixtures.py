@@ -12,13 +12,13 @@ Loaded by ``tests/conftest.py`` (``pytest_plugins = ["tests.support.fixtures"]``
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from tests.support.channels import PackageSpec, ServedURL, make_channel, serve_directory
+from tests.support.ci import skip_or_fail
 
 # <repo>/tests/support/fixtures.py → <repo>/../shared
 SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
@@ -28,18 +28,13 @@ ChannelFactory = Callable[..., Path]
 Server = Callable[[Path], ServedURL]
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 def require_realdata() -> Path:
     """The realdata folder; skip the test when it is missing, fail instead on CI."""
     if (REALDATA_DIR / "channel").is_dir():
         return REALDATA_DIR
-    reason = f"real conda packages not found at {REALDATA_DIR} (expected next to the repository as ../shared/realdata)"
-    if _on_ci():
-        pytest.fail(f"{reason}; CI=true requires them", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(
+        f"real conda packages not found at {REALDATA_DIR} (expected next to the repository as ../shared/realdata)"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -30,14 +30,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.channels import LoggedRequest, RequestLog, ServedURL
+from tests.support.ci import on_ci, skip_or_fail
 from tests.support.loopback import serve_http
 
 FileContent = str | bytes | None  # None deletes the file
 _EPOCH = 1_700_000_000  # commit dates count up from here, so SHAs are reproducible
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 def require_git() -> str:
@@ -45,10 +42,7 @@ def require_git() -> str:
     found = shutil.which("git")
     if found:
         return found
-    reason = "the git command-line tool is not installed; Git source tests need it to make repositories"
-    if _on_ci():
-        pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail("the git command-line tool is not installed; Git source tests need it to make repositories")
 
 
 def free_port() -> int:
@@ -329,10 +323,9 @@ class SshServer:
 def _sshd_or_skip() -> str:
     sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
     if sshd is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        reason = "openssh-server and openssh-client are needed for the ssh:// test (apt-get install openssh-server)"
-        if _on_ci():
-            pytest.fail(f"{reason}; CI=true requires them", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(
+            "openssh-server and openssh-client are needed for the ssh:// test (apt-get install openssh-server)"
+        )
     return sshd
 
 
@@ -370,7 +363,7 @@ def serve_git_ssh(workdir: Path) -> Iterator[SshServer]:
         try:
             _wait_for_port(port, proc, "sshd")
         except RuntimeError as exc:
-            if _on_ci():
+            if on_ci():
                 raise
             pytest.skip(f"sshd could not start here: {exc}")
         yield SshServer(port, user, client_key, known_hosts)

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support.ci import skip_or_fail
 
 LMOD_INIT = Path("/usr/share/lmod/lmod/init/bash")
 TCL_MODULES_DEFAULT = Path("/opt/environment-modules")
@@ -28,14 +28,8 @@ MODULECMD = Path("usr/lib/x86_64-linux-gnu/modulecmd.tcl")
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 def _missing(reason: str) -> None:
-    if _on_ci():
-        pytest.fail(f"{reason}; CI=true requires it (.ci/run installs it)", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(f"{reason} (.ci/run installs it)")
 
 
 def lmod_init() -> str:

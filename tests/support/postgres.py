@@ -7,9 +7,10 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from tests.support.ci import skip_or_fail
 
 PG_URL = os.environ.get("CONDAOPS_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -22,9 +23,7 @@ def require_postgres() -> None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 - any connection problem means "not available"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL} on CI: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL} (set CONDAOPS_TEST_POSTGRES): {exc}")
+        skip_or_fail(f"PostgreSQL not reachable at {PG_URL} (set CONDAOPS_TEST_POSTGRES): {exc}")
 
 
 @contextlib.contextmanager

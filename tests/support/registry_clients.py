@@ -39,14 +39,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.ci import skip_or_fail
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 TOKEN = "test-push-token-0123456789"
-
-
-def on_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 def require_tool(name: str, package: str) -> str:
@@ -54,10 +52,7 @@ def require_tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    reason = f"'{name}' is not installed (apt-get install -y {package})"
-    if on_ci():
-        pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
-    pytest.skip(reason)
+    skip_or_fail(f"'{name}' is not installed (apt-get install -y {package})")
 
 
 def require_module(name: str, package: str) -> Any:
@@ -65,10 +60,7 @@ def require_module(name: str, package: str) -> Any:
     try:
         return __import__(name)
     except ImportError:
-        reason = f"Python package '{package}' is not installed (pip install {package})"
-        if on_ci():
-            pytest.fail(f"{reason}; CI=true requires it", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail(f"Python package '{package}' is not installed (pip install {package})")
 
 
 def run(

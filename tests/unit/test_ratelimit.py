@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from condaops.registry.ratelimit import RateLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_a_burst_then_one_per_interval() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limiter = RateLimiter(6, clock=clock)  # 6 a minute: one every 10 s
     assert [limiter.take("a") for _ in range(6)] == [None] * 6
     wait = limiter.take("a")
@@ -26,7 +19,7 @@ def test_a_burst_then_one_per_interval() -> None:
 
 
 def test_the_table_stays_bounded() -> None:
-    limiter = RateLimiter(1, clock=Clock(), max_clients=3)
+    limiter = RateLimiter(1, clock=Clock(1000.0), max_clients=3)
     for client in "abcdef":
         limiter.take(client)
     assert len(limiter._buckets) == 3

@@ -6,7 +6,6 @@ corpus fails ``test_table_covers_the_corpus`` until the table says what to expec
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from rattler import MatchSpec
 from condaops.reconciler.errors import SpecError
 from condaops.reconciler.spec import Spec, spec_from_canonical
 from condaops.reconciler.specfile import ParsedSpec, load_spec_file
+from tests.support.ci import skip_or_fail
 
 ENVS = Path(__file__).parents[3] / "shared/realdata/envs"
 
@@ -109,10 +109,7 @@ EXPECTED: dict[str, str | tuple[str, int]] = {
 @pytest.fixture(scope="module")
 def envs() -> Path:
     if not ENVS.is_dir():
-        message = f"real environment corpus not found at {ENVS}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message + " (checked out without ../shared?)")
+        skip_or_fail(f"real environment corpus not found at {ENVS} (checked out without ../shared?)")
     return ENVS
 
 
