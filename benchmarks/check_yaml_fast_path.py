@@ -1,7 +1,7 @@
 """Check: specfile's libyaml fast path composes documents exactly as PyYAML does.
 
-``reconciler/specfile.py`` composes environment files with libyaml when that gives the
-same result as PyYAML's pure-Python composer (10x faster; see ``_compose_fast``). This
+``reconciler/specyaml.py`` composes environment files with libyaml when that gives the
+same result as PyYAML's pure-Python composer (10x faster; see ``specyaml._compose_fast``). This
 script compares the two on the real environment files in ``../shared/realdata/envs``,
 the YAML snippets found in the test suite, generated specs like ``bench_plan``'s, and
 random mutations of all of them (inserted indicators, quotes, tabs, control and
@@ -26,7 +26,7 @@ import _common as c
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from condaops.reconciler import specfile
+from condaops.reconciler import specfile, specyaml
 from condaops.reconciler.errors import SpecError
 
 ALPHABET = list("-:[]{},#&*!|>'\"%@` \t\n\r?x0.=<~\\") + ["\u2028", "\x85", "é", "\x00", "\x7f", "\ufeff"]
@@ -114,11 +114,11 @@ def parse_outcome(text: str) -> object:
 def parse_alike(text: str) -> bool:
     """Whether ``parse_spec_bytes`` gives the same with and without the fast path."""
     fast = parse_outcome(text)
-    loader, specfile._FAST_LOADER = specfile._FAST_LOADER, None  # this process only
+    loader, specyaml._FAST_LOADER = specyaml._FAST_LOADER, None  # this process only
     try:
         slow = parse_outcome(text)
     finally:
-        specfile._FAST_LOADER = loader
+        specyaml._FAST_LOADER = loader
     return fast == slow
 
 
@@ -127,7 +127,7 @@ def main() -> int:
     ap.add_argument("--mutations", type=int, default=30_000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    if specfile._FAST_LOADER is None:
+    if specyaml._FAST_LOADER is None:
         print("PyYAML has no libyaml here: the fast path is off, nothing to compare")
         return 0
     rng = random.Random(args.seed)
@@ -136,8 +136,8 @@ def main() -> int:
     counts: collections.Counter[str] = collections.Counter()
     failures: list[tuple[str, str]] = []
     for text in texts:
-        fast = specfile._compose_fast(text)
-        if fast is specfile._SLOW:
+        fast = specyaml._compose_fast(text)
+        if fast is specyaml._SLOW:
             counts["PyYAML path"] += 1
             continue
         try:
