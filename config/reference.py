@@ -127,7 +127,9 @@ def _section_class(tp: Any) -> type | None:
     if dataclasses.is_dataclass(tp):
         return typing.cast(type, tp)
     args = typing.get_args(tp)
-    return args[0] if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(args[0]) else None
+    if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(args[0]):
+        return typing.cast(type, args[0])
+    return None
 
 
 def _description(field: dataclasses.Field[Any], key: str) -> str:

@@ -304,7 +304,7 @@ def run_bounded(make: Callable[[], Awaitable[T]], *, deadline: float, label: str
     """Run a rattler coroutine on this (worker) thread, stopped at ``deadline``."""
 
     async def bounded() -> T:
-        return await asyncio.wait_for(make(), timeout=max(0.0, deadline - time.monotonic()))  # type: ignore[arg-type]
+        return await asyncio.wait_for(make(), timeout=max(0.0, deadline - time.monotonic()))
 
     try:
         return asyncio.run(bounded())

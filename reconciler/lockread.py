@@ -9,6 +9,7 @@ full conda records of a ``pixi.lock`` (rattler is imported when one is read).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -41,7 +42,7 @@ def channel_url(url: str) -> str:
     return redact_url(url).rstrip("/")
 
 
-def sorted_records(records: list[RepoDataRecord]) -> list[RepoDataRecord]:
+def sorted_records(records: Iterable[RepoDataRecord]) -> list[RepoDataRecord]:
     """Records in the order lockfiles list them: name, subdir, file name."""
     return sorted(records, key=lambda r: (r.name.normalized, r.subdir, r.file_name))
 

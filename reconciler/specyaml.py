@@ -163,7 +163,9 @@ class FileContext:
         return selector
 
 
-def describe(node: Node) -> str:
+def describe(node: Node | None) -> str:
+    if node is None:
+        return "empty"
     if not isinstance(node, ScalarNode):
         return "a mapping" if isinstance(node, MappingNode) else "a list"
     kind = node.tag.rsplit(":", 1)[-1]

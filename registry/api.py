@@ -37,17 +37,17 @@ class Registry:
         descriptor. Storing a blob that is already there is cheap and changes nothing; when
         the caller knows the ``digest`` and the registry has that blob, nothing is read."""
         if digest is not None:
-            size = self._store.blob_size(parse_digest(digest))
-            if size is not None:
-                return Descriptor(media_type, digest, size)
+            known = self._store.blob_size(parse_digest(digest))
+            if known is not None:
+                return Descriptor(media_type, digest, known)
         chunks = read_file_chunks(data) if isinstance(data, Path) else (data,)
         spooled = spool_chunks(chunks, self.storage.scratch)
-        digest = Digest("sha256", spooled.sha256)
-        if self._store.blob_size(digest) is None:
-            store_spooled(self.storage, spooled, digest)
+        stored = Digest("sha256", spooled.sha256)
+        if self._store.blob_size(stored) is None:
+            store_spooled(self.storage, spooled, stored)
         else:
             spooled.path.unlink(missing_ok=True)
-        return Descriptor(media_type, str(digest), spooled.size)
+        return Descriptor(media_type, str(stored), spooled.size)
 
     def put_manifest(
         self, name: str, manifest: bytes, *, media_type: str | None = None, tags: Sequence[str] = ()

@@ -229,7 +229,7 @@ def change_requests(ctx: CtxDep, viewer: ViewerDep, limit: Limit = None, offset:
 def change_request(ctx: CtxDep, viewer: ViewerDep, source: Name, key: Key) -> m.ChangeRequestDetail:
     """One review: the report, the previews of its head (with their pages), the head commit, forge links."""
     d = review_detail(ctx, viewer, source, key)
-    return m.change_request(  # type: ignore[no-any-return]
+    return m.change_request(
         d.row,
         d.info,
         commit=d.commit,

@@ -7,6 +7,7 @@ unexpected error is logged and answered with a plain 500 page (no traceback leak
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
@@ -43,7 +44,7 @@ def _back(request: Request, ctx: WebContext, viewer: Viewer) -> dict[str, str] |
     return None
 
 
-def http_error(request: Request, exc: HTTPException) -> Response[object]:
+def http_error(request: Request, exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     detail = exc.detail or TITLES.get(status, "Error")
     headers = dict(exc.headers or {})

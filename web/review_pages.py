@@ -12,7 +12,7 @@ from litestar.params import Parameter, QueryParameter
 from litestar.response import File, ServerSentEvent
 
 from condaops.reconciler.model import ACTIVE_STATES
-from condaops.reconciler.state.review_queries import get_preview
+from condaops.reconciler.state.review_queries import ChangeRequestInfo, PreviewInfo, get_preview
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
 from condaops.web.logs import follow_log, read_tail
@@ -85,7 +85,7 @@ def preview_log_events(
     )
 
 
-def _log_path(ctx: CtxDep, cr, preview) -> Path:  # type: ignore[no-untyped-def]
+def _log_path(ctx: CtxDep, cr: ChangeRequestInfo, preview: PreviewInfo) -> Path:
     """Where a preview writes its log: its head's area (never a path from the request)."""
     area = ctx.layout.preview(cr.source, cr.ref, preview.head_revision)
     return area.build_log(preview.ref, preview.preview_id)

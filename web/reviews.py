@@ -194,7 +194,8 @@ def _env_view(
         rows = [{**c, "kind": kind} for kind, changes in kinds.items() for c in changes]
         platforms.append((platform, sorted(rows, key=lambda r: (r["name"], r["manager"]))))
     exists_in_head = e.get("change") != "removed"
-    file_url = links.file_url(src, cr.head_revision if exists_in_head else (cr.base_revision or ""), e["path"])
+    revision = cr.head_revision if exists_in_head else (cr.base_revision or "")
+    file_url = links.file_url(src, revision, e["path"]) if src is not None else None
     return EnvView(
         e["environment"],
         e["change"],

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dulwich.client import get_transport_and_path
 from dulwich.errors import NotGitRepository
@@ -39,6 +41,10 @@ from condaops.reconciler.sources.githistory import commit_info, file_text, histo
 from condaops.reconciler.sources.gitsnap import snapshot_at, spec_folders
 from condaops.reconciler.sources.gittree import SpecCache
 
+if TYPE_CHECKING:
+    from condaops.reconciler.sources.git import GitSource
+
+_T = TypeVar("_T")
 log = logging.getLogger("condaops.check")
 
 NO_ENVIRONMENTS = "NoEnvironmentFiles"  # the chosen folder holds no environment file on either side
@@ -64,7 +70,7 @@ class CheckRequest:
 
 @dataclass(frozen=True, slots=True)
 class _Sides:
-    repo: object  # the dulwich repository the commits are in
+    repo: Repo | GitSource  # where the commits are: a clone, or a source's mirror
     head: str
     target: str
     merge_base: str
@@ -196,12 +202,12 @@ def _deepen(repo: Repo, head: str, target: str, target_name: str) -> None:
     client, path = get_transport_and_path(url)
     for depth in DEEPEN_STEPS:
 
-        def wants(advertised, depth=None):  # type: ignore[no-untyped-def]
+        def wants(advertised: Mapping[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
             offered = set(advertised.values())
             return [s.encode() for s in (head, target) if s.encode() in offered] or [target.encode()]
 
         try:
-            client.fetch(path, repo, determine_wants=wants, depth=depth)
+            client.fetch(path, repo, determine_wants=wants, depth=depth)  # type: ignore[arg-type]  # dulwich takes str paths; 0.24 annotates bytes
         except Exception as exc:  # noqa: BLE001 - any failure: the error then says what to fetch by hand
             log.warning("check_deepen_failed remote=%s depth=%d %s", remote, depth, type(exc).__name__)
             return
@@ -264,7 +270,7 @@ def _review(
 ) -> ChangeReport:
     ask = _asker(sides.repo)
     cache = SpecCache()
-    snaps = {sha: ask(lambda repo, sha=sha: snapshot_at(repo, sha, source, cache)) for sha in _distinct(sides)}
+    snaps = {sha: ask(partial(_snapshot, sha=sha, source=source, cache=cache)) for sha in _distinct(sides)}
     head, base = snaps[sides.head], snaps[sides.merge_base]
     if not head.envs and not head.rejections and not base.envs and not base.rejections:
         raise _nothing_there(source, sides, ask)
@@ -285,16 +291,27 @@ def _review(
     return report
 
 
+def _snapshot(repo: Repo, *, sha: str, source: SourceSettings, cache: SpecCache) -> SourceSnapshot:
+    return snapshot_at(repo, sha, source, cache)
+
+
 def _distinct(sides: _Sides) -> list[str]:
     return list(dict.fromkeys((sides.target, sides.merge_base, sides.head)))
 
 
-def _asker(repo: object) -> Callable[[Callable[[Repo], object]], object]:
-    history = getattr(repo, "history", None)  # a GitSource: its mirror, under its lock
-    return history if history is not None else (lambda question: question(repo))  # type: ignore[return-value]
+class _Ask(Protocol):
+    """Asks a question of the repository: ``ask(lambda repo: ...)`` gives the answer."""
+
+    def __call__(self, question: Callable[[Repo], _T]) -> _T: ...
 
 
-def _nothing_there(source: SourceSettings, sides: _Sides, ask: Callable) -> CheckError:  # type: ignore[type-arg]
+def _asker(repo: Repo | GitSource) -> _Ask:
+    if isinstance(repo, Repo):
+        return lambda question: question(repo)
+    return repo.history  # a GitSource: its mirror, under its lock
+
+
+def _nothing_there(source: SourceSettings, sides: _Sides, ask: _Ask) -> CheckError:
     where = f"'{source.path}'" if source.path.strip("/.") else "the repository root"
     folders = ask(lambda repo: spec_folders(repo, sides.head))
     hint = (

@@ -108,7 +108,8 @@ class ReviewPublisher:
     # --- the background thread -------------------------------------------------------------
 
     def _handle(self, key: Hashable, _payload: object, _superseded: Callable[[], bool]) -> None:
-        source, ref = key  # type: ignore[misc]
+        assert isinstance(key, tuple)  # keys are (source, ref): see submit
+        source, ref = str(key[0]), str(key[1])
         if self._not_before.get((source, ref), 0.0) > self._clock():
             return  # submitted before the forge asked to wait: ``catch_up`` posts it later
         src = self.sources[source]
@@ -184,7 +185,7 @@ class ReviewPublisher:
                 self._title(forge, token, int(number), cr)
         errors = [f"{what}: {a.detail or a.status}" for what, a in answers if not a.ok]
         waits = [a.retry_after for _, a in answers if not a.ok and a.retry_after]
-        return errors, waits, comment  # type: ignore[return-value]
+        return errors, waits, comment
 
     def _upsert(
         self, forge: api.Forge, token: str, number: int, cr: ChangeRequestInfo, body: str

@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from condaops.config import Settings
 from condaops.reconciler.build.channels import host_platform
@@ -260,7 +261,7 @@ async def _packages(settings: Settings, spec: Spec, cache: Path, label: str) -> 
     return out, {platform: [checked_record(r) for r in recs] for platform, recs in records.items()}
 
 
-def _pip_packages(settings: Settings, spec: Spec, platform: str, records: list, workdir: Path) -> list[Pkg]:  # type: ignore[type-arg]
+def _pip_packages(settings: Settings, spec: Spec, platform: str, records: list[Any], workdir: Path) -> list[Pkg]:
     requirements = spec.pip_for(platform)
     version = python_version(records) if requirements else None
     if not requirements or version is None:

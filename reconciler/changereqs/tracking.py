@@ -116,7 +116,7 @@ class ChangeRequests:
         base_snap = target if found.sha == target.revision else git.read_revision(found.sha)  # type: ignore[attr-defined]
         if base_snap.error:
             return self._failed(src, ref, head, target, base_snap.error_reason, base_snap.error)
-        notes = ()
+        notes: tuple[Note, ...] = ()
         if old is not None and old != head and not ask(lambda repo: descends(repo, head, old)):
             notes = (Note(FORCE_PUSHED, f"the head was rewritten: {old[:12]} is not in the history of {head[:12]}"),)
         info = ask(lambda repo: commit_info(repo, head))

@@ -139,7 +139,9 @@ def _comments_path(forge: Forge, number: int) -> str:
 
 
 def list_comments_request(forge: Forge, token: str, number: int, page: int = 1) -> ForgeRequest:
-    query = {"per_page": PAGE_SIZE, "page": page} if forge.api != GITEA else {"limit": 50, "page": page}
+    query: dict[str, int | str] = (
+        {"per_page": PAGE_SIZE, "page": page} if forge.api != GITEA else {"limit": 50, "page": page}
+    )
     if forge.api == GITLAB:
         query.update(sort="asc", order_by="created_at")
     return repo_request(forge, token, "GET", f"{_comments_path(forge, number)}?{urlencode(query)}")

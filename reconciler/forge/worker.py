@@ -18,6 +18,7 @@ import queue
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import partial
 
 log = logging.getLogger("condaops.forge")
 
@@ -95,7 +96,7 @@ class ForgeWorker:
                     self._waiting.discard(item.key)
             try:
                 if not self.stop.is_set():
-                    self._handle(item.key, item.payload, lambda item=item: self._superseded(item))
+                    self._handle(item.key, item.payload, partial(self._superseded, item))
             except Exception:  # the thread must outlive any one item
                 log.exception("%s_failed key=%s", self.name, item.key)
             finally:

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import zstandard
 
@@ -246,10 +246,10 @@ def base_libc(base: BaseImage, architecture: str, cache: Path) -> BaseLibc:
 def _members(layer: Layer) -> Iterator[tuple[tarfile.TarInfo, Any]]:
     """The members of a layer blob (gzip, zstd or plain tar) with a reader for each."""
     with open(layer.file, "rb") as raw:
-        stream: IO[bytes] = raw
+        stream: IO[bytes] | zstandard.ZstdDecompressionReader = raw
         if layer.media_type == OCI_LAYER_ZSTD:
-            stream = zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
-        mode = "r|gz" if layer.media_type == OCI_LAYER_GZIP else "r|"
+            stream = zstandard.ZstdDecompressor().stream_reader(raw)
+        mode: Literal["r|gz", "r|"] = "r|gz" if layer.media_type == OCI_LAYER_GZIP else "r|"
         with tarfile.open(fileobj=stream, mode=mode) as tar:
             for member in tar:
                 yield member, lambda m=member: (tar.extractfile(m) or _EMPTY).read()

@@ -157,7 +157,7 @@ class PublishJob:
         limit = self.settings.build.timeout
 
         async def bounded() -> T:
-            return await asyncio.wait_for(make(), timeout=limit)  # type: ignore[arg-type]
+            return await asyncio.wait_for(make(), timeout=limit)
 
         try:
             return asyncio.run(bounded())

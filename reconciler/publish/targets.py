@@ -135,7 +135,7 @@ def _client_class() -> type:
 
     once = OrasRegistry.do_request.__wrapped__  # undecorated: no retries
 
-    class Client(OrasClient):  # type: ignore[misc]
+    class Client(OrasClient):
         def do_request(
             self,
             url: str,
@@ -324,7 +324,9 @@ class OrasTarget:
         referrers. Adding one already listed changes nothing (publishing twice is safe)."""
         tag = manifest["subject"]["digest"].replace(":", "-")
         found = self.get_manifest(repository, tag)
-        index = json.loads(found[0]) if found else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        index: dict[str, Any] = (
+            json.loads(found[0]) if found else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        )
         if any(m.get("digest") == referrer.digest for m in index.get("manifests", [])):
             return
         entry: dict[str, Any] = {"mediaType": referrer.media_type, "digest": referrer.digest, "size": referrer.size}

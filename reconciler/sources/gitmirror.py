@@ -23,6 +23,7 @@ from pathlib import Path
 
 from dulwich.errors import NotGitRepository
 from dulwich.object_store import BaseObjectStore
+from dulwich.pack import Pack
 from dulwich.repo import Repo
 
 log = logging.getLogger("condaops.sources.git")
@@ -124,7 +125,8 @@ def consolidate_packs(path: Path) -> None:
     try:
         store = repo.object_store
         packs = sorted(store.packs, key=lambda p: os.path.getsize(p.data.path))
-        chosen, total = [], 0
+        chosen: list[Pack] = []
+        total = 0
         for pack in packs[:-1]:
             size = os.path.getsize(pack.data.path)
             if chosen and total + size > MERGE_BYTES:
@@ -135,7 +137,7 @@ def consolidate_packs(path: Path) -> None:
             return
         objects = [(obj, None) for pack in chosen for obj in pack.iterobjects()]
         store.add_objects(objects)
-        files = [f for pack in chosen for f in (pack.data.path, pack.index.path)]
+        files = [f for pack in chosen for f in (pack.data.path, pack.index.path)]  # type: ignore[attr-defined]  # a disk pack's index is a file
         for pack in chosen:
             pack.close()
     finally:

@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from dulwich.client import (
     GitClient,
@@ -48,6 +48,7 @@ from dulwich.client import (
     get_transport_and_path,
 )
 from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.object_store import DiskObjectStore
 from dulwich.objects import ZERO_SHA
 from dulwich.repo import Repo
 
@@ -109,8 +110,12 @@ class Remote:
         """``ls-remote``: ref name -> commit SHA (hex); peeled tags and HEAD are left out.
         ``prefixes`` lets servers that can filter send less; the result is not filtered."""
         wanted = [p.encode() for p in prefixes] or None
-        result = self._call("list refs", lambda client, path: client.get_refs(path, ref_prefix=wanted))
-        refs = getattr(result, "refs", result)  # dulwich <0.23 returned a plain dict
+        result = self._call(
+            "list refs",
+            lambda client, path: client.get_refs(path, ref_prefix=wanted),  # type: ignore[arg-type]  # str path: see _call
+        )
+        # dulwich <0.23 returned a plain dict
+        refs = cast("Mapping[bytes, bytes | None]", getattr(result, "refs", result))
         return {
             name.decode("utf-8", "replace"): sha.decode("ascii")
             for name, sha in refs.items()
@@ -138,7 +143,12 @@ class Remote:
         prefixes = [r.encode() for r in wanted]
         self._call(
             "fetch",
-            lambda client, path: client.fetch(path, mirror, determine_wants=determine_wants, ref_prefix=prefixes),
+            lambda client, path: client.fetch(
+                path,  # type: ignore[arg-type]  # a str path: see _call
+                mirror,
+                determine_wants=determine_wants,  # type: ignore[arg-type]  # dulwich calls it (refs, depth)
+                ref_prefix=prefixes,
+            ),
         )
         for ref, sha in found.items():
             mirror.refs[ref.encode()] = sha.encode()
@@ -196,8 +206,8 @@ class Remote:
                 objects = os.path.realpath(source.object_store.path)
         except (NotGitRepository, OSError) as exc:
             raise self._error("fetch", "no Git repository there", str(exc), self._credentials()) from None
-        store = mirror.object_store
-        if objects not in {os.path.realpath(alt.path) for alt in store.alternates}:
+        store = mirror.object_store  # a mirror's store is on disk, and so are its alternates
+        if objects not in {os.path.realpath(cast(DiskObjectStore, alt).path) for alt in store.alternates}:
             store.add_alternate_path(objects)
         found = {ref: refs[ref] for ref in wanted if ref in refs}
         for ref, sha in found.items():
@@ -211,6 +221,8 @@ class Remote:
     # --- clients --------------------------------------------------------------------------
 
     def _call(self, what: str, operation: Callable[[GitClient, str], T]) -> T:
+        # dulwich's clients take the path get_transport_and_path gives (a str) although
+        # 0.24 annotates their path parameters as bytes: the calls ignore that arg-type.
         credentials = self._credentials()
         ssh = _SshVendor(self._ssh_args()) if _is_ssh(self._location) else None
         try:

@@ -200,7 +200,7 @@ def built_specs(engine: Engine, spec_hashes: Collection[str]) -> dict[str, list[
         ):
             files.setdefault(build_id, {})[kind] = location
         for build_id, spec_hash, ns, name, prefix in builds:
-            found = BuiltSpec(f"build:{build_id}", EnvRef(ns, name), prefix, files.get(build_id, {}))
+            found = BuiltSpec(f"build:{build_id}", EnvRef(ns, name), prefix or "", files.get(build_id, {}))
             out.setdefault(spec_hash, []).append(found)
         previews = s.execute(
             select(PreviewBuild, ChangeRequest.source, ChangeRequest.ref)

@@ -12,8 +12,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import CursorResult, Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from condaops.reconciler.model import (
@@ -191,7 +192,7 @@ class ReviewRecorder:
                 .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
                 .values(state=BUILDING, started_at=now, worker=worker, lease_until=now + timedelta(seconds=lease))
             )
-            if res.rowcount != 1:
+            if cast("CursorResult[Any]", res).rowcount != 1:  # an UPDATE's result is a cursor result
                 return None
             row = s.get(PreviewBuild, preview_id)
             cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
@@ -254,7 +255,7 @@ def _key(ref: EnvRef) -> tuple[str, str]:
 def _bump(cr: ChangeRequest) -> None:
     """Count a change the forge has not seen yet (done by the database: no lost updates)."""
     if cr.id is not None:
-        cr.version = ChangeRequest.version + 1  # type: ignore[assignment]
+        cr.version = ChangeRequest.version + 1  # a SQL expression: the database adds one
     else:
         cr.version = (cr.version or 0) + 1
 

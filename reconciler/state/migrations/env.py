@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 import condaops.reconciler.state.packages  # noqa: F401  (registers build_packages on Base.metadata)
 from condaops.reconciler.state.schema import Base
@@ -21,7 +22,7 @@ def run() -> None:
     _configure(connection)
 
 
-def _configure(connection: object) -> None:
+def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
