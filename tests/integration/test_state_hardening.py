@@ -14,8 +14,9 @@ from condaops.reconciler.plan import plan
 from condaops.reconciler.state.queries import get_build, list_environments, list_rejected_files, load_recorded
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.status import derive_state
-from tests.integration.test_state import OK, REF, Clock, do_plan
+from tests.integration.test_state import OK, REF, do_plan
 from tests.integration.test_state import engine as engine  # noqa: F401 - the SQLite/PostgreSQL fixture
+from tests.support.clock import T0, Clock
 
 
 def finished_build(engine: Engine, clock: Clock) -> tuple[Recorder, int]:  # noqa: F811
@@ -27,7 +28,7 @@ def finished_build(engine: Engine, clock: Clock) -> tuple[Recorder, int]:  # noq
 
 
 def test_a_build_is_published_once_however_many_jobs_race(engine: Engine) -> None:  # noqa: F811
-    clock = Clock()
+    clock = Clock(T0)
     rec, build_id = finished_build(engine, clock)
     with ThreadPoolExecutor(max_workers=8) as pool:
         claims = list(pool.map(lambda i: rec.claim_publish(build_id, f"w{i}", lease=60), range(8)))
@@ -45,14 +46,14 @@ def test_a_build_is_published_once_however_many_jobs_race(engine: Engine) -> Non
 
 
 def test_a_removed_environment_is_noted_once_and_cleared_when_back(engine: Engine) -> None:  # noqa: F811
-    clock = Clock()
+    clock = Clock(T0)
     rec, build_id = finished_build(engine, clock)
     gone = SourceSnapshot("src", "rev-without-it")
     for _ in range(2):
         clock.now += timedelta(minutes=1)
         rec.apply_plan(plan([gone], load_recorded(engine), policy=Policy(), now=clock()))
     (env,) = list_environments(engine)
-    assert env.removed_revision == "rev-without-it" and env.removed_at == Clock().now + timedelta(minutes=1)
+    assert env.removed_revision == "rev-without-it" and env.removed_at == Clock(T0).now + timedelta(minutes=1)
     assert env.current is not None and env.current.build_id == build_id  # still linked
     state, reason, message = derive_state(env, retries=3)
     assert (state, reason) == ("removed", "SourceRemovedKept") and "revision rev-without-;" in (message or "")
@@ -62,7 +63,7 @@ def test_a_removed_environment_is_noted_once_and_cleared_when_back(engine: Engin
 
 
 def test_retirements_are_recorded_with_their_reason(engine: Engine) -> None:  # noqa: F811
-    clock = Clock()
+    clock = Clock(T0)
     rec, _ = finished_build(engine, clock)
     assert rec.record_retired(REF, "Retired", "retired with `condaops retire` by me")
     assert list_environments(engine) == []
@@ -84,7 +85,7 @@ def test_retirements_are_recorded_with_their_reason(engine: Engine) -> None:  # 
 
 
 def test_files_that_name_no_environment_are_kept_per_source(engine: Engine) -> None:  # noqa: F811
-    rec = Recorder(engine, Clock())
+    rec = Recorder(engine, Clock(T0))
     bad = Rejection(None, "src", "a..b.yaml", "NameInvalid", "a..b.yaml: environment name 'a..b' ...")
     odd = Rejection(None, "src", "..yaml", "NameInvalid", "..yaml: environment name '.' ...")
     first = rec.record_rejected_files([SourceSnapshot("src", "r1", rejections=(bad, odd))])
