@@ -31,7 +31,7 @@ Decisions, in order, for each environment:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -125,24 +125,32 @@ def plan(
     *,
     policy: Policy,
     now: datetime,
+    only: Collection[EnvRef] | None = None,
 ) -> Plan:
-    """Diff desired against recorded state. Pure: no IO, no clock, no randomness."""
+    """Diff desired against recorded state. Pure: no IO, no clock, no randomness.
+
+    ``only`` limits the actions to these environments (the caller knows nothing changed
+    for the others, and keeps their earlier actions); each is decided exactly as in a
+    full plan. Notes and unnamed rejections are always of every source."""
     snapshots = list(snapshots)
     desired, rejected, duplicates = _collect(snapshots)
     readable = {s.source: s for s in snapshots if s.error is None}
     unreadable = {s.source: s for s in snapshots if s.error is not None}
     actions: list[Action] = []
 
-    for ref, env in sorted(desired.items()):
-        actions.append(_decide(env, recorded.get(ref), policy, now))
-    for ref, rejection in sorted(rejected.items()):
-        actions.append(_reject(ref, rejection))
-    for ref, rejs in sorted(duplicates.items()):
-        actions.append(_duplicate(ref, rejs))
+    def chosen(found: Mapping[EnvRef, object]) -> list[EnvRef]:
+        return sorted(found if only is None else (ref for ref in only if ref in found))
 
-    seen = set(desired) | set(rejected) | set(duplicates)
-    for ref, rec in sorted(recorded.items()):
-        if ref in seen or rec.retired:
+    for ref in chosen(desired):
+        actions.append(_decide(desired[ref], recorded.get(ref), policy, now))
+    for ref in chosen(rejected):
+        actions.append(_reject(ref, rejected[ref]))
+    for ref in chosen(duplicates):
+        actions.append(_duplicate(ref, duplicates[ref]))
+
+    for ref in chosen(recorded):
+        rec = recorded[ref]
+        if ref in desired or ref in rejected or ref in duplicates or rec.retired:
             continue
         actions.append(_absent(rec, readable, unreadable, policy))
 
