@@ -732,6 +732,12 @@ KEY_RULES: dict[str, KeyRule] = {
         "From 1s to 7 days.", type=_DURATION, convert=_duration, check=duration_within(1, 7 * _DAY)
     ),
     "build.lease": KeyRule("From 3s to 1 hour.", type=_DURATION, convert=_duration, check=duration_within(3, 3600)),
+    "reconcile.full_check": KeyRule(
+        "From 0 (every pass is a full check) to 1 day: `5m`, `300`.",
+        type=_DURATION,
+        convert=_duration,
+        check=duration_within(0, _DAY),
+    ),
     "web.listen": KeyRule("Port 1-65535; IPv6 hosts in brackets, e.g. `[::1]:8080`.", check=listen_problem),
     "web.page_cache": KeyRule("From 0 to 1000000.", check=between(0, 1_000_000)),
     "registry.push_tokens[]": KeyRule(type="token", check=push_token_problem),

@@ -224,6 +224,21 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    """How reconcile passes look at what changed."""
+
+    full_check: float = field(
+        default=300.0,
+        metadata=_doc(
+            "Seconds between full checks. A pass between them looks only at what changed (a new commit, "
+            "a watcher's report, a recorded build); the full check re-reads every source in full, checks "
+            "every linked prefix and link on disk (a deleted prefix is rebuilt, a broken or moved link "
+            "repaired) and plans every environment again."
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """Who may read the status site and its API. Open to everyone unless tokens are set.
 
@@ -611,6 +626,9 @@ class Settings:
     pip: PipSettings = field(default_factory=PipSettings, metadata=_doc("Python package indexes for `pip:`."))
     platforms: tuple[str, ...] = field(default=(), metadata=_doc("Platforms to lock for; default the host's."))
     build: BuildSettings = field(default_factory=BuildSettings, metadata=_doc("Build execution."))
+    reconcile: ReconcileSettings = field(
+        default_factory=ReconcileSettings, metadata=_doc("Reconcile passes and the full check.")
+    )
     prune: bool = field(default=False, metadata=_doc("Retire environments whose file disappeared."))
     min_free_space: int = field(
         default=1024**3,

@@ -30,6 +30,7 @@ Decisions, in order, for each environment:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from condaops.reconciler.model import (
     Rejection,
     SourceSnapshot,
 )
+from condaops.reconciler.spec import Spec
 
 # Action kinds.
 BUILD, RETIRE, REJECT, NOOP, WAIT, HOLD = "build", "retire", "reject", "noop", "wait", "hold"
@@ -191,8 +193,15 @@ def _as_rejection(ref: EnvRef, item: DesiredEnv | Rejection) -> Rejection:
     return Rejection(ref, item.source, item.path, DUPLICATE_ENVIRONMENT, "")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def spec_hash_of(spec: Spec) -> str:
+    """``spec.spec_hash``, kept for the specs seen last (hashing the canonical JSON of
+    10,000 specs at every full plan is most of its cost; equal specs hash alike)."""
+    return spec.spec_hash
+
+
 def _decide(env: DesiredEnv, rec: RecordedEnv | None, policy: Policy, now: datetime) -> Action:
-    spec_hash = env.spec.spec_hash
+    spec_hash = spec_hash_of(env.spec)
 
     def act(kind: str, reason: str, message: str = "", **kw: object) -> Action:
         return Action(kind, env.ref, reason, message, spec_hash=spec_hash, desired=env, **kw)  # type: ignore[arg-type]

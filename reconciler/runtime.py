@@ -408,15 +408,17 @@ class Runtime:
         def task(src):  # type: ignore[no-untyped-def]
             async def watch(stop: anyio.Event) -> None:
                 watcher = DirectoryWatcher(src)
-                async with anyio.create_task_group() as tg:
+                # Passes read this source again only when the watcher reports (or at the full check).
+                with self.reconciler.follow(src.name, ready=lambda: watcher.watching) as changed:
+                    async with anyio.create_task_group() as tg:
 
-                    async def stopper() -> None:
-                        await stop.wait()
-                        watcher.stop()
+                        async def stopper() -> None:
+                            await stop.wait()
+                            watcher.stop()
 
-                    tg.start_soon(stopper)
-                    await watcher.run(lambda paths: self.wake())
-                    tg.cancel_scope.cancel()
+                        tg.start_soon(stopper)
+                        await watcher.run(lambda paths: (changed(paths), self.wake()))
+                        tg.cancel_scope.cancel()
 
             return watch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from condaops.reconciler.model import EnvRef, RecordedBuild, RecordedEnv
@@ -67,26 +67,21 @@ def _chunks(ids: Collection[int]) -> Iterable[list[int]]:
 
 def _read(s: Session, ids: Collection[int] | None) -> dict[EnvRef, Recorded]:
     """The records of these environments (of all, given None)."""
-    versions: dict[int, int] = {}
+    newest = select(func.max(Build.id)).group_by(Build.environment_id)
     if ids is None:
         versions = dict(s.execute(select(Environment.id, Environment.state_version)).all())
-        latest_ids = s.execute(select(func.max(Build.id)).group_by(Build.environment_id)).scalars().all()
+        builds = list(s.execute(_LATEST.where(Build.id.in_(newest.scalar_subquery()))))
         env_rows = list(s.execute(_ENVS))
     else:
-        latest_ids, env_rows = [], []
+        versions, builds, env_rows = {}, [], []
         for chunk in _chunks(ids):
             versions |= dict(
                 s.execute(select(Environment.id, Environment.state_version).where(Environment.id.in_(chunk))).all()
             )
-            newest = select(func.max(Build.id)).where(Build.environment_id.in_(chunk)).group_by(Build.environment_id)
-            latest_ids += s.execute(newest).scalars().all()
+            mine = newest.where(Build.environment_id.in_(chunk)).scalar_subquery()
+            builds += s.execute(_LATEST.where(Build.id.in_(mine)))
             env_rows += s.execute(_ENVS.where(Environment.id.in_(chunk)))
-    latest: dict[int, RecordedBuild] = {}
-    for chunk in _chunks(latest_ids):
-        for env_id, bid, sha, state, attempt, reason, retryable, finished, policy_hash in s.execute(
-            _LATEST.where(Build.id.in_(chunk))
-        ):
-            latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished, policy_hash)
+    latest = {row[0]: RecordedBuild(*row[1:]) for row in builds}
     out: dict[EnvRef, Recorded] = {}
     for env_id, ns, name, source, cur_hash, retired_at, pinned, prefix in env_rows:
         ref = EnvRef(ns, name)
@@ -109,16 +104,24 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
         return {ref: r.env for ref, r in _read(s, None).items()}
 
 
-def current_prefixes(engine: Engine) -> dict[EnvRef, str]:
-    """Linked prefix per live environment (for observing the disk)."""
+def current_prefixes(engine: Engine, refs: Collection[EnvRef] | None = None) -> dict[EnvRef, str]:
+    """Linked prefix per live environment (of ``refs`` only, when given), for observing the disk."""
+    query = (
+        select(Namespace.name, Environment.name, Build.prefix)
+        .join(Namespace)
+        .join(Build, Environment.current_build_id == Build.id)
+        .where(Environment.retired_at.is_(None))
+    )
+    if refs is not None and not refs:
+        return {}
     with Session(engine) as s:
-        rows = s.execute(
-            select(Namespace.name, Environment.name, Build.prefix)
-            .join(Namespace)
-            .join(Build, Environment.current_build_id == Build.id)
-            .where(Environment.retired_at.is_(None))
-        )
-        return {EnvRef(ns, n): p for ns, n, p in rows if p}
+        if refs is None or len(refs) > _CHUNK:
+            rows = list(s.execute(query))
+        else:
+            pairs = sorted((r.namespace, r.name) for r in refs)
+            rows = list(s.execute(query.where(tuple_(Namespace.name, Environment.name).in_(pairs))))
+    wanted = None if refs is None else set(refs)
+    return {EnvRef(ns, n): p for ns, n, p in rows if p and (wanted is None or EnvRef(ns, n) in wanted)}
 
 
 _STAMP = select(
