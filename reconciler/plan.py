@@ -165,19 +165,22 @@ def _collect(
     snapshots: list[SourceSnapshot],
 ) -> tuple[dict[EnvRef, DesiredEnv], dict[EnvRef, Rejection], dict[EnvRef, list[Rejection]]]:
     """Merge sources; a ref claimed by two sources is a duplicate in both."""
-    claims: dict[EnvRef, list[DesiredEnv | Rejection]] = {}
+    desired: dict[EnvRef, DesiredEnv] = {}
+    more: dict[EnvRef, list[DesiredEnv | Rejection]] = {}  # refs claimed by a rejection or twice
     for snap in snapshots:
         if snap.error is not None:
             continue
         for env in snap.envs:
-            claims.setdefault(env.ref, []).append(env)
+            if env.ref in desired or env.ref in more:
+                more.setdefault(env.ref, [desired.pop(env.ref)] if env.ref in desired else []).append(env)
+            else:
+                desired[env.ref] = env  # the common case: one file, no list made
         for rej in snap.rejections:
             if rej.ref is not None:
-                claims.setdefault(rej.ref, []).append(rej)
-    desired: dict[EnvRef, DesiredEnv] = {}
+                more.setdefault(rej.ref, [desired.pop(rej.ref)] if rej.ref in desired else []).append(rej)
     rejected: dict[EnvRef, Rejection] = {}
     duplicates: dict[EnvRef, list[Rejection]] = {}
-    for ref, items in claims.items():
+    for ref, items in more.items():
         if len({i.source for i in items}) > 1:
             duplicates[ref] = [_as_rejection(ref, i) for i in items]
         elif isinstance(items[0], DesiredEnv) and len(items) == 1:

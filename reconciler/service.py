@@ -41,6 +41,7 @@ from condaops.reconciler.store import StoreLayout
 log = logging.getLogger("condaops.reconcile")
 
 Clock = Callable[[], datetime]
+FETCH_RECORD_EVERY = 10.0  # seconds between records of an unchanged source's fetch
 
 __all__ = ["PassResult", "Reconciler", "SourceReader", "policy_of", "read_source"]
 
@@ -95,6 +96,7 @@ class Reconciler:
         self._standing: dict[EnvRef, Action] = {}  # every environment's latest decision
         self._plan = Plan()
         self._full_at: datetime | None = None
+        self._fetches: dict[str, tuple[object, datetime]] = {}  # per source: what was recorded, when
 
     def close(self) -> None:
         """Release what the source reader keeps open (Git repositories, temporary mirrors)."""
@@ -144,7 +146,7 @@ class Reconciler:
                 rescan()
         snaps = self.snapshots()
         for snap in snaps:
-            self.recorder.record_snapshot(snap)
+            self._record_fetch(snap, now, full)
             if snap.error:
                 log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
         moved = [s for s in snaps if self._inputs.get(s.source) is not s]
@@ -172,6 +174,17 @@ class Reconciler:
         self._stand(p, only)
         return PassResult(self._plan, tuple(queued), tuple(snaps), tuple(previews), full=full, planned=len(p.actions))
 
+    def _record_fetch(self, snap: SourceSnapshot, now: datetime, full: bool) -> None:
+        """Record a source's fetch: at once when its revision or error changed, else at most
+        every ``FETCH_RECORD_EVERY`` seconds (a write per pass and source is most of a pass
+        where nothing changed; the time of the last fetch is shown to the second)."""
+        key = (snap.revision, snap.error, snap.error_reason)
+        last = self._fetches.get(snap.source)
+        if not full and last is not None and last[0] == key and (now - last[1]).total_seconds() < FETCH_RECORD_EVERY:
+            return
+        self.recorder.record_snapshot(snap)
+        self._fetches[snap.source] = (key, now)
+
     def _changed(self, snaps: list[SourceSnapshot], moved: list[SourceSnapshot], now: datetime) -> set[EnvRef] | None:
         """The environments to decide again in a pass between full checks; None: all of them
         (a source turned readable or unreadable, empty or not)."""
@@ -182,7 +195,9 @@ class Reconciler:
             if old is None or _source_changed(old, snap):
                 return None
             refs |= _env_changes(old, snap)
-        refs |= {ref for ref, a in self._standing.items() if a.kind == WAIT and a.not_before and a.not_before <= now}
+        wakeup = self._plan.next_wakeup()
+        if wakeup is not None and wakeup <= now:  # a retry fell due
+            refs |= {r for r, a in self._standing.items() if a.kind == WAIT and a.not_before and a.not_before <= now}
         return refs
 
     def _stand(self, p: Plan, only: set[EnvRef] | None) -> None:
@@ -193,7 +208,7 @@ class Reconciler:
             for ref in only:
                 self._standing.pop(ref, None)
             self._standing.update((a.ref, a) for a in p.actions)
-        self._plan = Plan(tuple(self._standing.values()), p.notes, p.unnamed_rejections)
+        self._plan = _StandingPlan(tuple(self._standing.values()), p.notes, p.unnamed_rejections)
 
     def _record_rejected(self, snaps: list[SourceSnapshot]) -> None:
         for rejected in self.recorder.record_rejected_files(snaps):
@@ -253,6 +268,19 @@ class Reconciler:
                 shutil.rmtree(prefix, ignore_errors=True)
             log.warning("build_interrupted build=%s env=%s requeued", build_id, info.ref)
         return self.recorder.queued()
+
+
+class _StandingPlan(Plan):
+    """A plan whose next wake-up is worked out once (every pass between full checks asks)."""
+
+    __slots__ = ("_wakeup",)
+
+    def next_wakeup(self) -> datetime | None:
+        try:
+            return self._wakeup  # type: ignore[no-any-return]
+        except AttributeError:
+            object.__setattr__(self, "_wakeup", Plan.next_wakeup(self))
+            return self._wakeup  # type: ignore[no-any-return]
 
 
 def _link_text(ref: EnvRef, prefix: str) -> str:

@@ -87,11 +87,7 @@ def record_plan(s: RecordingSession, plan: Plan, now: datetime) -> list[QueuedBu
             wanted[action.ref] = after
     ids = {ref: row["id"] for ref, row in rows.items()}
     ids |= _insert_new(s, {ref: row for ref, row in wanted.items() if ref not in rows})
-    changed = [
-        {"id": ids[ref], **{f: row[f] for f in _FIELDS}}
-        for ref, row in wanted.items()
-        if ref in rows and any(row[f] != rows[ref][f] for f in _FIELDS)
-    ]
+    changed = [row for ref, row in wanted.items() if row != rows.get(ref, row)]  # existing rows carry their id
     for start in range(0, len(changed), _CHUNK):
         s.execute(update(Environment), changed[start : start + _CHUNK])
     builds = [a for a in actions if a.kind == BUILD]
