@@ -27,6 +27,7 @@ class SourceReader:
         self._forced_lock = threading.Lock()
         self._followed: dict[str, _Follow] = {}  # directory sources a watcher reports on
         self._last: dict[str, SourceSnapshot] = {}
+        self._entries: dict[str, dict[str, str]] = {}  # per directory source: its revision's inputs
 
     @contextmanager
     def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> Iterator[Callable[[object], None]]:
@@ -36,34 +37,42 @@ class SourceReader:
         with self._forced_lock:
             self._followed[name] = _Follow(ready)
         try:
-            yield lambda paths: self._mark(name)
+            yield lambda paths: self._mark(name, paths)
         finally:
             with self._forced_lock:
                 self._followed.pop(name, None)
 
     def rescan(self) -> None:
-        """Read every followed source again at its next read (the periodic full check)."""
+        """Read every followed source again, in full, at its next read (the full check)."""
         with self._forced_lock:
             for follow in self._followed.values():
-                follow.dirty = True
+                follow.dirty, follow.paths = True, None
 
-    def _mark(self, name: str) -> None:
+    def _mark(self, name: str, paths: object) -> None:
         with self._forced_lock:
-            if name in self._followed:
-                self._followed[name].dirty = True
+            follow = self._followed.get(name)
+            if follow is None:
+                return
+            follow.dirty = True
+            reported = set(paths) if isinstance(paths, set | frozenset | list | tuple) else {"."}
+            if follow.paths is not None and "." not in reported:
+                follow.paths |= reported
+            else:
+                follow.paths = None
 
-    def _unchanged(self, name: str) -> SourceSnapshot | None:
-        """The last snapshot of a followed source nothing was reported on since; else None
-        (and the source counts as read from now: a report during the read marks it again)."""
+    def _take(self, name: str) -> tuple[SourceSnapshot | None, set[str] | None]:
+        """For a followed source: its last snapshot when nothing was reported since, else
+        (None, the reported paths or None for "read in full"); the source counts as read
+        from now (a report during the read marks it again). Unfollowed: (None, None)."""
         with self._forced_lock:
             follow = self._followed.get(name)
             last = self._last.get(name)
             if follow is None or not follow.ready():
-                return None
+                return None, None
             if not follow.dirty and last is not None and last.error is None:
-                return last
-            follow.dirty = False
-            return None
+                return last, None
+            paths, follow.dirty, follow.paths = follow.paths, False, set()
+            return None, paths
 
     def force(self, names: Iterable[str]) -> None:
         """Skip the failure backoff at the next read of these Git sources (thread-safe)."""
@@ -86,13 +95,21 @@ class SourceReader:
 
     def __call__(self, src: SourceSettings) -> SourceSnapshot:
         if src.directory is not None:
+            from condaops.reconciler.sources.dirchanges import apply_changes
             from condaops.reconciler.sources.directory import SpecCache, read_directory
 
-            unchanged = self._unchanged(src.name)
+            unchanged, changed = self._take(src.name)
             if unchanged is not None:
                 return unchanged
-            cache = self._caches.setdefault(src.name, SpecCache())
-            snapshot = self._last[src.name] = read_directory(src, cache=cache)  # type: ignore[arg-type]
+            cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]
+            entries = self._entries.setdefault(src.name, {})
+            last = self._last.get(src.name)
+            snapshot = None
+            if changed and last is not None:  # only what the watcher reported
+                snapshot = apply_changes(src, last, entries, changed, cache)
+            if snapshot is None:
+                snapshot = read_directory(src, cache=cache, entries=entries)
+            self._last[src.name] = snapshot
             return snapshot
         if src.git is not None:
             import tempfile
@@ -126,12 +143,14 @@ class SourceReader:
                 close()
         self._caches.clear()
         self._last.clear()
+        self._entries.clear()
 
 
 @dataclass(slots=True)
 class _Follow:
     ready: Callable[[], bool]
     dirty: bool = True  # read once more after following starts
+    paths: set[str] | None = None  # reported since the last read; None: read in full
 
 
 def read_source(src: SourceSettings) -> SourceSnapshot:
