@@ -176,11 +176,13 @@ class Reconciler:
 
     def _record_fetch(self, snap: SourceSnapshot, now: datetime, full: bool) -> None:
         """Record a source's fetch: at once when its revision or error changed, else at most
-        every ``FETCH_RECORD_EVERY`` seconds (a write per pass and source is most of a pass
-        where nothing changed; the time of the last fetch is shown to the second)."""
+        every ``FETCH_RECORD_EVERY`` seconds or the source's ``interval`` (a write per pass
+        and source is most of a pass where nothing changed; readiness wants a fetch
+        recorded within three intervals)."""
         key = (snap.revision, snap.error, snap.error_reason)
         last = self._fetches.get(snap.source)
-        if not full and last is not None and last[0] == key and (now - last[1]).total_seconds() < FETCH_RECORD_EVERY:
+        every = min([FETCH_RECORD_EVERY] + [s.interval for s in self.settings.sources if s.name == snap.source])
+        if not full and last is not None and last[0] == key and (now - last[1]).total_seconds() < every:
             return
         self.recorder.record_snapshot(snap)
         self._fetches[snap.source] = (key, now)
