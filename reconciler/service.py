@@ -183,7 +183,9 @@ class Reconciler:
             self.recorder.record_snapshot(snap)
             if snap.error:
                 log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
-        p = self.plan(snaps)
+        recorded = self.observed()
+        p = plan(snaps, recorded, policy=policy_of(self.settings), now=self.clock())
+        renamed = self.deliveries.renamed(snaps, recorded)  # condaops: display_name: changed, no rebuild
         queued = self.recorder.apply_plan(p)
         for rejected in self.recorder.record_rejected_files(snaps):
             log.warning(
@@ -196,6 +198,7 @@ class Reconciler:
         for action in p.by_kind(RETIRE):
             retire_environment(self.settings, self.layout, action.ref, action.reason, also=self._withdraw)
         self.repair_links()
+        self.deliveries.sync_many(renamed)
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
         previews: list[int] = []

@@ -4,7 +4,9 @@ Pure: standard library only, no IO. Parsing files lives in ``specfile.py``.
 
 Identity is the sha256 of the canonical JSON form. Channel order is kept (it is
 priority); dependency, pip and platform order is not (they are sets). The ``name:`` key
-is informational only: the environment's name comes from its path.
+is informational only: the environment's name comes from its path. So is
+``display_name`` (the file's ``condaops: display_name:``, the name its Jupyter kernels
+and modules show): renaming an environment for its users never rebuilds it.
 
 A *locked* spec also carries a ``LockPin``: the committed lockfile it installs (its kind
 and the digest of its locked packages). The pin is part of the identity, so a changed
@@ -58,6 +60,7 @@ class Spec:
     variables: tuple[tuple[str, str], ...] = ()
     platforms: tuple[str, ...] = ()
     name: str | None = field(default=None, compare=False)
+    display_name: str | None = field(default=None, compare=False)  # condaops: display_name: (deliveries)
     lock: LockPin | None = None  # set when a committed lockfile is installed instead of solving
 
     def canonical(self) -> dict[str, object]:

@@ -2,17 +2,19 @@
 
 Keys: ``name`` (informational), ``channels`` (order kept, ``nodefaults`` dropped),
 ``dependencies`` (conda match specs, one ``pip:`` list, mamba ``sel(x): spec`` items),
-``variables`` and conda-lock ``platforms``; ``prefix`` and ``category`` are ignored with a
-warning. Selectors are conda-lock ``# [linux64]`` comments, read from the raw line since
-YAML drops comments. The YAML is composed to nodes, never constructed, so duplicate keys
-are caught and every problem has its 1-based line.
+``variables``, conda-lock ``platforms`` and ``condaops`` (settings of condaops' own that
+are not part of the environment's identity: ``display_name``, the name its Jupyter kernels
+and modules show); ``prefix`` and ``category`` are ignored with a warning. Selectors are
+conda-lock ``# [linux64]`` comments, read from the raw line since YAML drops comments.
+The YAML is composed to nodes, never constructed, so duplicate keys are caught and every
+problem has its 1-based line.
 
 Rejections raise ``SpecError`` with one of these reasons:
 
 * ``SpecTooLarge`` — over ``MAX_SPEC_BYTES``;  ``SpecNotUtf8`` — bytes that are not UTF-8;
 * ``SpecTemplated`` — Jinja ``{{ }}`` / ``{% %}`` placeholders (render before committing);
 * ``SpecYamlInvalid`` — YAML syntax errors, several documents, duplicate keys;
-* ``SpecUnknownKey`` — a top-level key outside the ones above;
+* ``SpecUnknownKey`` — a top-level key outside the ones above, or under ``condaops:``;
 * ``SpecInvalid`` — empty file, wrong types, unknown platforms, bad variables;
 * ``ChannelInvalid`` — channels carrying credentials or ``${VAR}`` placeholders;
 * ``MatchSpecInvalid`` — a conda dependency rattler cannot parse (or a mangled build);
@@ -59,7 +61,9 @@ from condaops.reconciler.specyaml import (
 )
 
 MAX_SPEC_BYTES = 1 << 20
-ALLOWED_KEYS = ("name", "channels", "dependencies", "variables", "platforms")
+ALLOWED_KEYS = ("name", "channels", "dependencies", "variables", "platforms", "condaops")
+CONDAOPS_KEYS = ("display_name",)  # under condaops:
+MAX_DISPLAY_NAME = 100  # characters: a launcher tile or a menu entry, not a description
 IGNORED_KEYS = {
     "prefix": "condaops decides where environments are installed",
     "category": "conda-lock categories do not apply: every dependency is installed",
@@ -69,6 +73,7 @@ _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # the line breaks PyYA
 _TEMPLATE = re.compile(r"\{\{|\{%")
 _SEL_KEY = re.compile(r"sel\(([^()]*)\)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +190,47 @@ def _parse_root(ctx: FileContext, root: Node | None) -> Spec:
         variables=_parse_variables(ctx, fields.get("variables")),
         platforms=_parse_platforms(ctx, fields.get("platforms")),
         name=None if is_null(name) else name.value.strip() or None,  # type: ignore[union-attr]
+        display_name=_parse_condaops(ctx, fields.get("condaops")),
     )
+
+
+def _parse_condaops(ctx: FileContext, node: Node | None) -> str | None:
+    """The ``condaops:`` mapping; returns its ``display_name`` (None when not set)."""
+    if is_null(node):
+        return None
+    if not isinstance(node, MappingNode):
+        raise ctx.error(
+            node,
+            f"'condaops' must be a mapping of condaops settings (keys: {', '.join(CONDAOPS_KEYS)}), "
+            f"not {describe(node)}; write it as 'condaops:' then '  display_name: My tools' on the next line",
+            key="condaops",
+        )
+    display_name = None
+    for key, key_node, value in pairs(ctx, node):
+        if key not in CONDAOPS_KEYS:
+            raise ctx.error(
+                key_node,
+                f"unknown key 'condaops.{key}' (allowed: {', '.join(CONDAOPS_KEYS)}); remove or rename it",
+                "SpecUnknownKey",
+                f"condaops.{key}",
+            )
+        display_name = _display_name(ctx, value)
+    return display_name
+
+
+def _display_name(ctx: FileContext, node: Node) -> str:
+    key = "condaops.display_name"
+    text = node.value.strip() if isinstance(node, ScalarNode) and node.tag == _STR_TAG else None
+    if not text:
+        hint = "; quote it" if isinstance(node, ScalarNode) and node.value else ""
+        raise ctx.error(node, f"'{key}' must be a non-empty string, not {describe(node)}{hint}", key=key)
+    if any(not c.isprintable() for c in text):
+        raise ctx.error(node, f"'{key}' must be one line of printable text (no line breaks or tabs)", key=key)
+    if len(text) > MAX_DISPLAY_NAME:
+        raise ctx.error(
+            node, f"'{key}' is {len(text)} characters long; keep it to {MAX_DISPLAY_NAME} or fewer", key=key
+        )
+    return text
 
 
 def _parse_channels(ctx: FileContext, node: Node | None) -> tuple[str, ...]:

@@ -69,6 +69,7 @@ def status_item(
     return {
         "namespace": env.ref.namespace,
         "name": env.ref.name,
+        "display_name": env.display_name,  # the file's condaops: display_name: (kernels, modules)
         "state": state,
         "build_id": cur.build_id if cur else None,
         "latest_build_id": env.latest.build_id if env.latest else None,
@@ -115,6 +116,7 @@ def policy_item(build: BuildInfo | None) -> dict[str, object]:
 _ITEM_KEYS = (
     "namespace",
     "name",
+    "display_name",
     "state",
     "build_id",
     "latest_build_id",

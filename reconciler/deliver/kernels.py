@@ -55,10 +55,19 @@ def kernel_name(ref: EnvRef, kernel: str | None = None, build_id: int | None = N
     return name if _KERNEL_NAME.match(name) else re.sub(r"[^a-z0-9._-]", "_", name)
 
 
-def display_name(template: str, ref: EnvRef, source: KernelSource, *, primary: bool, build_id: int | None) -> str:
-    """``tools (ds)``; another kernel of the environment adds its own name (``tools (ds) · R``),
-    a pinned one its build (``tools (ds), build 41``)."""
-    text = template.format(name=ref.name, namespace=ref.namespace)
+def display_name(
+    template: str,
+    ref: EnvRef,
+    source: KernelSource,
+    *,
+    primary: bool,
+    build_id: int | None,
+    override: str | None = None,
+) -> str:
+    """``tools (ds)`` (the ``kernels.display_name`` pattern), or the environment file's own
+    ``override`` as written; another kernel of the environment adds its own name (``tools
+    (ds) · R``), a pinned one its build (``tools (ds), build 41``)."""
+    text = override or template.format(name=ref.name, namespace=ref.namespace)
     if not primary:
         text += f" · {source.spec.get('display_name') or source.name}"
     if build_id is not None:

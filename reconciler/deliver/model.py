@@ -68,6 +68,7 @@ class EnvSnapshot:
     kernels: tuple[KernelSource, ...] = ()  # of the current build
     programs: frozenset[str] = frozenset()  # names in the current build's bin/
     variables: tuple[tuple[str, str], ...] = ()  # the spec's variables:
+    display_name: str | None = None  # the file's condaops: display_name: (replaces kernels.display_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ class ModuleVersion:
     packages: tuple[tuple[str, str], ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
     conda_name: str = ""
+    display_name: str | None = None  # the environment file's condaops: display_name:
 
     @property
     def module(self) -> str:
@@ -71,10 +72,11 @@ def describe(v: ModuleVersion) -> list[tuple[str, str]]:
     """The ``whatis`` lines: what ``module whatis`` and ``module help`` show."""
     which = "current build, follows each new build" if v.version == CURRENT else "this build only"
     packages = ", ".join(f"{name} {version}" for name, version in v.packages) or "-"
+    what = f"conda environment {v.ref} built by condaops"
     return [
         ("Name", v.module),
         ("Version", f"{v.version} (build {v.build_id}; {which})"),
-        ("Description", f"conda environment {v.ref} built by condaops"),
+        ("Description", f"{v.display_name} ({what})" if v.display_name else what),
         ("Source", v.source_path or "-"),
         ("Revision", v.revision or "-"),
         ("Packages", packages),

@@ -55,6 +55,7 @@ def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str)
         kernels=tuple(read_kernels(prefix)),
         programs=frozenset(_programs(prefix / "bin")),
         variables=spec.variables if spec else (),
+        display_name=env.display_name,
     )
 
 

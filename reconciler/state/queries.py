@@ -69,6 +69,7 @@ class EnvInfo:
     removed_revision: str | None = None  # the first source revision without the file
     retired_reason: str | None = None  # Retired (condaops retire) or SourceRemoved (prune)
     retired_message: str | None = None
+    display_name: str | None = None  # the file's condaops: display_name:
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +133,14 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
                 cur_spec.sha256,
                 Environment.retired_at,
                 Environment.pinned_spec_hash,
+                Environment.display_name,
             )
             .join(Namespace)
             .outerjoin(cur, Environment.current_build_id == cur.id)
             .outerjoin(cur_spec, cur.specification_id == cur_spec.id)
         )
         out: dict[EnvRef, RecordedEnv] = {}
-        for env_id, ns, name, source, cur_hash, retired_at, pinned in rows:
+        for env_id, ns, name, source, cur_hash, retired_at, pinned, display_name in rows:
             ref = EnvRef(ns, name)
             out[ref] = RecordedEnv(
                 ref=ref,
@@ -148,6 +150,7 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
                 retired=retired_at is not None,
                 pinned_spec_hash=pinned,
                 prefix_present=True,
+                display_name=display_name,
             )
         return out
 
@@ -185,6 +188,7 @@ _ENV_COLUMNS = (
     Environment.removed_revision,
     Environment.retired_reason,
     Environment.retired_message,
+    Environment.display_name,
 )
 _BUILD_COLUMNS = (
     Build.id,
@@ -291,6 +295,7 @@ def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> 
         removed_revision,
         retired_reason,
         retired_message,
+        display_name,
     ) = row
     return EnvInfo(
         ref=EnvRef(ns, name),
@@ -310,6 +315,7 @@ def _env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> 
         removed_revision=removed_revision,
         retired_reason=retired_reason,
         retired_message=retired_message,
+        display_name=display_name,
     )
 
 

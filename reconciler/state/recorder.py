@@ -258,6 +258,9 @@ class Recorder:
             env.desired_spec_hash = action.spec_hash
         if env.warnings != warnings:
             env.warnings = warnings
+        if env.display_name != d.spec.display_name:
+            env.display_name = d.spec.display_name
+            _changed(env)
         if env.rejection_reason is not None:
             env.rejection_reason = env.rejection_message = None
         if env.removed_at is not None:  # the file is back

@@ -229,6 +229,33 @@ def test_kernels_follow_rebuilds_rollback_gc_and_retire(site: Project) -> None:
     assert "ds/tools" not in site.status()
 
 
+def test_the_file_names_its_kernels_and_renaming_rebuilds_nothing(site: Project) -> None:
+    named = tool_env("tool=1.0", kernel=True) + "condaops:\n  display_name: Team tools\n"
+    item = build(site, "ds/tools", named)
+    assert item["display_name"] == "Team tools"
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "Team tools"
+    modulefile = Path(site.config["modules"]["directory"]) / "ds" / "tools" / "current.lua"
+    assert "Description: Team tools (conda environment ds/tools" in modulefile.read_text()
+
+    renamed = build(site, "ds/tools", named.replace("Team tools", "Werkzeuge (Team)"))
+    assert (renamed["build_id"], renamed["latest_build_id"]) == (item["build_id"], item["build_id"])  # no build
+    assert renamed["display_name"] == "Werkzeuge (Team)"
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "Werkzeuge (Team)"
+    assert "Description: Werkzeuge (Team) (conda environment" in modulefile.read_text()
+
+    unset = build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    assert unset["display_name"] is None and unset["latest_build_id"] == item["build_id"]
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "tools (ds)"
+
+    site.write_env("ds/tools.yaml", named.replace("Team tools", "[a, b]"))  # rejected: the last good one stays
+    code, _, err = site.cli("reconcile", "--once", "--wait")
+    assert code == 1, err
+    bad = site.status()["ds/tools"]
+    assert bad["reason"] == "SpecInvalid" and bad["build_id"] == item["build_id"]
+    assert "ds/tools.yaml:" in bad["message"] and "'condaops.display_name' must be a non-empty string" in bad["message"]
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "tools (ds)"
+
+
 def test_a_kernel_someone_else_wrote_is_left_alone(site: Project) -> None:
     folder = Path(site.config["kernels"]["directory"]) / "condaops-ds-tools"
     folder.mkdir(parents=True)

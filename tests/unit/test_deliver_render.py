@@ -216,3 +216,29 @@ def test_a_kernel_that_cannot_run_is_a_problem_not_a_unit() -> None:
 def test_names_outside_the_store_link_absolutely() -> None:
     plan = plan_deliveries(snapshot(), Where(names=Path("/shared/envs"), store=STORE))
     assert plan.planned[0].unit.target == LINK  # type: ignore[union-attr]
+
+
+def test_the_file_display_name_replaces_the_pattern_everywhere() -> None:
+    env = snapshot(kernels=(IPYKERNEL, XPYTHON), display_name="Data {tools} 2026")  # braces kept as written
+    where = Where(kernels=Path("/k"), pin_kernels=True, display_name="{namespace}: {name}", modules=Path("/m"))
+    planned = plan_deliveries(env, where).planned
+    shown = {
+        p.unit.path.name: json.loads(p.unit.kernel_json)["display_name"]
+        for p in planned
+        if isinstance(p.unit, KernelUnit)
+    }
+    assert shown == {
+        "condaops-ds-tools": "Data {tools} 2026",
+        "condaops-ds-tools-2": "Data {tools} 2026, build 2",
+        "condaops-ds-tools-1": "Data {tools} 2026, build 1",
+        "condaops-ds-tools-xpython": "Data {tools} 2026 · Python (XPython)",
+        "condaops-ds-tools-2-xpython": "Data {tools} 2026 · Python (XPython), build 2",
+        "condaops-ds-tools-1-xpython": "Data {tools} 2026 · Python (XPython), build 1",
+    }
+    (module,) = [p.unit for p in planned if isinstance(p.unit, ModuleUnit)]
+    assert (
+        'whatis("Description: Data {tools} 2026 (conda environment ds/tools built by condaops)")'
+        in (module.files["current.lua"])
+    )
+    without = plan_deliveries(snapshot(), where).planned
+    assert json.loads(without[0].unit.kernel_json)["display_name"] == "ds: tools"  # type: ignore[union-attr]
