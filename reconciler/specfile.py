@@ -211,7 +211,7 @@ def _parse_condaops(ctx: FileContext, node: Node | None) -> str | None:
             raise ctx.error(
                 key_node,
                 f"unknown key 'condaops.{key}' (allowed: {', '.join(CONDAOPS_KEYS)}); remove or rename it",
-                "SpecUnknownKey",
+                Reason.SPEC_UNKNOWN_KEY,
                 f"condaops.{key}",
             )
         display_name = _display_name(ctx, value)
