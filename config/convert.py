@@ -122,7 +122,7 @@ def by_type(value: Any, tp: Any, key: str, ctx: Context) -> Any:
     inner, nullable = optional(tp)
     if value is None and nullable:
         return None
-    if dataclasses.is_dataclass(inner):
+    if isinstance(inner, type) and dataclasses.is_dataclass(inner):
         return convert_section(inner, value, key, ctx)
     if typing.get_origin(inner) is tuple:
         items = convert_items(value, tp, key, ctx)
@@ -130,7 +130,8 @@ def by_type(value: Any, tp: Any, key: str, ctx: Context) -> Any:
             raise Skip  # a list with bad items is not used; each bad item is reported
         return tuple(items.values())
     expected = {bool: (bool,), int: (int,), float: (int, float), str: (str,), Path: (str,)}[inner]
-    if not isinstance(value, expected) or (inner is not bool and isinstance(value, bool)):
+    wrong = not isinstance(value, expected) or (inner is not bool and isinstance(value, bool))
+    if wrong:  # (a separate name keeps ``value`` typed as YAML gives it: Any)
         raise Invalid(ctx.expected(tp, key, value))
     if inner is Path:
         if not value:

@@ -179,8 +179,10 @@ def _visibility(value: Any, tp: Any, key: str, ctx: Context) -> dict[str, tuple[
     visibility: dict[str, tuple[str, ...] | None] = {}
     for namespace, who in value.items():
         entry = f"{key}.{namespace}"
-        if not isinstance(namespace, str) or (problem := name_problem(namespace)):
-            ctx.report(entry, problem if isinstance(namespace, str) else "must be a namespace name")
+        if not isinstance(namespace, str):
+            ctx.report(entry, "must be a namespace name")
+        elif problem := name_problem(namespace):
+            ctx.report(entry, problem)
         elif who == PUBLIC:
             visibility[namespace] = None
         elif not isinstance(who, list) or not who or not all(isinstance(t, str) for t in who):

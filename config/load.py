@@ -137,7 +137,7 @@ def environment_variables() -> dict[str, tuple[str, Any]]:
     """Every variable that sets a key: name -> (dotted key, annotated type)."""
     names: dict[str, tuple[str, Any]] = {}
     for field, tp in settings_fields(Settings):
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             for sub, sub_tp in settings_fields(tp):
                 name = f"{ENV_PREFIX}{field.name.upper()}__{sub.name.upper()}"
                 names[name] = (f"{field.name}.{sub.name}", sub_tp)
