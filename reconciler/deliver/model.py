@@ -49,6 +49,10 @@ class BuildSnapshot:
     revision: str | None = None
     spec_hash: str = ""
     packages: tuple[tuple[str, str], ...] = ()  # the requested packages with their versions
+    # What conda's activation adds (env_vars.d, activate.d scripts): values hold ``prefix``,
+    # relocated to where a delivery runs the build from; ``path``: entries before bin/.
+    activation: tuple[tuple[str, str], ...] = ()
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from tests.support.registry_clients import require_module
 
 pytestmark = pytest.mark.integration
 
+HOOK_SCRIPT = 'export TOOL_HOME="$CONDA_PREFIX/share/tool"\nexport PATH="$CONDA_PREFIX/libexec/tool:$PATH"\n'
 KERNEL_JSON = json.dumps({"argv": ["tool", "-f", "{connection_file}"], "display_name": "Tool", "language": "tool"})
 
 
@@ -44,7 +45,17 @@ def channel(tmp_path_factory: pytest.TempPathFactory, http_channel):  # type: ig
             "share/jupyter/kernels/toolk/logo-svg.svg": "<svg/>",
         },
     )
-    make_channel(root, [*tool_packages(), kernel])
+    hooks = PackageSpec(  # activation hooks, as GDAL or openjdk ship them
+        "toolhooks",
+        "1.0",
+        files={
+            "etc/conda/activate.d/toolhooks.sh": HOOK_SCRIPT,
+            "etc/conda/activate.d/zz-broken.sh": "exit 3\n",  # ends the shell: skipped
+            # the spec's GREETING wins over the file's, as in conda
+            "etc/conda/env_vars.d/toolhooks.json": '{"TOOL_MODE": "fast", "GREETING": "from env_vars.d"}',
+        },
+    )
+    make_channel(root, [*tool_packages(), kernel, hooks])
     return http_channel(root)
 
 
@@ -254,6 +265,27 @@ def test_the_file_names_its_kernels_and_renaming_rebuilds_nothing(site: Project)
     assert bad["reason"] == "SpecInvalid" and bad["build_id"] == item["build_id"]
     assert "ds/tools.yaml:" in bad["message"] and "'condaops.display_name' must be a non-empty string" in bad["message"]
     assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "tools (ds)"
+
+
+def test_activation_hooks_are_applied_by_kernels_and_both_module_tools(site: Project) -> None:
+    first = build(site, "ds/tools", tool_env("tool=1.0\n  - toolhooks", kernel=True))
+    build(site, "ds/tools", tool_env("tool=2.0\n  - toolhooks", kernel=True))
+    link, pinned = site.link("ds/tools"), str((site.store / first["build_prefix"]).absolute())
+    env = kernel_specs(site)["condaops-ds-tools"]["env"]
+    assert env["PATH"] == f"{link}/libexec/tool:{link}/bin:${{PATH}}"
+    assert (env["TOOL_HOME"], env["TOOL_MODE"], env["GREETING"]) == (f"{link}/share/tool", "fast", "hello there")
+    show = 'echo "path=$PATH home=${TOOL_HOME-unset} mode=${TOOL_MODE-unset}"'
+    script = f"module load ds/tools && {show}\nmodule load ds/tools/1 && {show}\nmodule unload ds/tools/1 && {show}\n"
+    expected = [
+        f"path={link}/libexec/tool:{link}/bin:{BASE_PATH} home={link}/share/tool mode=fast",
+        f"path={pinned}/libexec/tool:{pinned}/bin:{BASE_PATH} home={pinned}/share/tool mode=fast",
+        f"path={BASE_PATH} home=unset mode=unset",
+    ]
+    code, out, err = module_script(site, lmod_init(), script)
+    assert code == 0 and out.splitlines() == expected, err
+    tcl = script.replace("module load ds/tools/1", "module switch ds/tools/1")  # one of the family at a time
+    code, out, err = module_script(site, tcl_modules_init(), tcl)
+    assert code == 0 and out.splitlines() == expected, err
 
 
 def test_a_kernel_someone_else_wrote_is_left_alone(site: Project) -> None:
