@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -286,6 +287,35 @@ def test_activation_hooks_are_applied_by_kernels_and_both_module_tools(site: Pro
     tcl = script.replace("module load ds/tools/1", "module switch ds/tools/1")  # one of the family at a time
     code, out, err = module_script(site, tcl_modules_init(), tcl)
     assert code == 0 and out.splitlines() == expected, err
+
+
+def test_the_environment_page_and_api_say_how_to_use_it(site: Project) -> None:
+    from litestar.testing import TestClient
+
+    from condaops.config import load_settings
+    from condaops.reconciler.state.db import make_engine
+    from condaops.web.app import create_app
+
+    item = build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    settings = load_settings(site.config_file, environ={})
+    engine = make_engine(settings.database_url)
+    try:
+        with TestClient(create_app(settings, engine, cache_seconds=0)) as client:
+            page = client.get("/environments/ds/tools")
+            detail = client.get("/api/v1/environments/ds/tools").json()
+    finally:
+        engine.dispose()
+    assert page.status_code == 200
+    use_it = page.text.split("<h2>Use it</h2>", 1)[1]
+    for label, command in [
+        ("Environment module", "module load ds/tools"),
+        ("Jupyter kernel", "condaops-ds-tools"),
+        ("conda, by name", "conda activate ds-tools"),
+    ]:
+        assert re.search(rf'class="label">{re.escape(label)}</span><code>{re.escape(command)}</code>', use_it), label
+    uses = {(d["kind"], d["use"], d["build_id"]) for d in detail["deliveries"]}
+    assert ("kernel", "condaops-ds-tools", item["build_id"]) in uses
+    assert ("module", "module load ds/tools/1", item["build_id"]) in uses
 
 
 def test_a_kernel_someone_else_wrote_is_left_alone(site: Project) -> None:
