@@ -364,3 +364,24 @@ def test_turning_deliveries_on_delivers_existing_environments(project, channel, 
     uses = sorted(d["use"] for d in p.status()["ds/tools"]["deliveries"])
     assert uses == ["condaops-ds-tools", "module load ds/tools", "module load ds/tools/1"]
     assert (tmp_path / "kernels" / "condaops-ds-tools" / "kernel.json").is_file()
+
+
+def test_condaops_retire_withdraws_what_was_delivered(project, channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kernels, mods = tmp_path / "kernels", tmp_path / "mods"
+    p = project(
+        {ALIAS + "testchan": channel},
+        publish={"enabled": False},
+        kernels={"directory": str(kernels)},
+        modules={"directory": str(mods), "format": "tcl"},
+    )
+    build(p, "ds/tools", tool_env("tool=1.0", kernel=True))
+    build(p, "ds/other", tool_env("tool=1.0", kernel=True))
+    (p.envs / "ds" / "tools.yaml").unlink()  # prune is off: kept, still delivered
+    code, _, err = p.cli("reconcile", "--once")
+    assert code == 0, err
+    assert (kernels / "condaops-ds-tools" / "kernel.json").is_file() and (mods / "ds" / "tools" / "current").is_file()
+    code, _, err = p.cli("retire", "ds/tools")
+    assert code == 0, err
+    assert sorted(k.name for k in kernels.iterdir()) == ["condaops-ds-other"]
+    assert sorted(m.name for m in (mods / "ds").iterdir()) == ["other"]
+    assert not (p.store / "envs-by-name" / "ds-tools").exists() and (p.store / "envs-by-name" / "ds-other").is_symlink()
