@@ -91,7 +91,10 @@ def render_kernel(
     argv = [str(arg) for arg in source.spec.get("argv") or ()]
     if not argv:
         raise KernelCommandMissing(f"{env.ref}: kernel '{source.name}' has an empty argv in its kernel.json")
-    argv = [relocate(arg, build.prefix, root) for arg in argv]
+    # Jupyter fills {resource_dir} with the folder it found the spec in, which holds only
+    # kernel.json and the logos here: point it at the kernel's own folder in the environment.
+    resources = relocate(str(source.folder), build.prefix, root)
+    argv = [relocate(arg, build.prefix, root).replace("{resource_dir}", resources) for arg in argv]
     program = argv[0]
     if "/" not in program:  # a bare name: Jupyter would run its own python; use the environment's
         if program not in env.programs:

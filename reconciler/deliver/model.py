@@ -29,6 +29,9 @@ DELIVERY_FAILED = "DeliveryFailed"  # the folder cannot be written (missing, per
 # says it with metadata.condaops.environment).
 MARKER = "condaops-environment"
 
+# The logo files Jupyter shows for a kernel, copied beside its kernel.json when it ships them.
+LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
+
 
 @dataclass(frozen=True, slots=True)
 class KernelSource:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from condaops.reconciler.deliver.activate import capture
 from condaops.reconciler.deliver.kernels import conda_name
-from condaops.reconciler.deliver.model import BuildSnapshot, EnvSnapshot, KernelSource
+from condaops.reconciler.deliver.model import LOGOS, BuildSnapshot, EnvSnapshot, KernelSource
 from condaops.reconciler.model import COMPLETED, EnvRef
 from condaops.reconciler.spec import Spec, spec_from_canonical
 from condaops.reconciler.state.packages import indexed_packages
@@ -26,7 +26,6 @@ from condaops.reconciler.state.queries import BuildInfo, env_builds, get_environ
 from condaops.reconciler.store import StoreLayout
 
 KERNELS_DIR = Path("share") / "jupyter" / "kernels"
-LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 _MAX_KERNELS = 50  # an environment shipping more kernelspecs than this is not asking for all of them
 _REQUESTED_NAME = re.compile(r"^(?:[^:\s]+::)?([A-Za-z0-9_.\-]+)")
 log = logging.getLogger("condaops.deliver")

@@ -279,3 +279,13 @@ def test_activation_hooks_are_relocated_to_where_each_delivery_runs() -> None:
 )
 def test_path_entries_a_hook_puts_first(after: str, expected: tuple[str, ...]) -> None:
     assert prepended(after, "/p/bin:/usr/bin") == expected
+
+
+def test_resource_dir_points_at_the_kernel_folder_in_the_environment() -> None:
+    source = KernelSource(
+        "xcpp17", {"argv": ["xcpp", "-f", "{connection_file}", "-I{resource_dir}/include"]}, XPYTHON.folder
+    )
+    spec = kernels.render_kernel(
+        snapshot(programs=frozenset({"xcpp"})), source, BUILD_2, root=LINK, display="x", pinned=False
+    )
+    assert spec["argv"][-1] == f"-I{LINK}/share/jupyter/kernels/xpython/include"
