@@ -21,6 +21,7 @@ from condaops.reconciler.desired import effective
 from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
 from condaops.reconciler.names import shown
 from condaops.reconciler.plan import RETIRE, Plan, plan
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
 from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded
 from condaops.reconciler.state.recorder import QueuedBuild, Recorder
@@ -93,7 +94,7 @@ class SourceReader:
             source=src.name,
             revision=None,
             error=f"source '{src.name}': neither 'directory' nor 'git' is set",
-            error_reason="SourceUnsupported",
+            error_reason=Reason.SOURCE_UNSUPPORTED,
         )
 
     def close(self) -> None:

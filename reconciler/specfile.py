@@ -38,6 +38,7 @@ from rattler.exceptions import InvalidChannelError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from condaops.reconciler.errors import SourceError, SpecError
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.requirements import (
     CONDA_NAME,
     INDEX_HINT,
@@ -123,7 +124,7 @@ def _too_large(file: str, size: int) -> SpecError:
         f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit for "
         "environment files; commit only the environment file itself",
         file=file,
-        reason="SpecTooLarge",
+        reason=Reason.SPEC_TOO_LARGE,
     )
 
 
@@ -136,7 +137,7 @@ def _decode(data: bytes, file: str) -> str:
             f"not valid UTF-8 at byte offset {exc.start}; save the file as UTF-8",
             file=file,
             line=line,
-            reason="SpecNotUtf8",
+            reason=Reason.SPEC_NOT_UTF8,
         ) from exc
 
 
@@ -150,7 +151,7 @@ def _reject_templates(ctx: FileContext) -> None:
                 "contains a Jinja template placeholder ('{{ }}' or '{% %}'); render the template and commit the result",
                 file=ctx.file,
                 line=number,
-                reason="SpecTemplated",
+                reason=Reason.SPEC_TEMPLATED,
             )
 
 
@@ -172,7 +173,7 @@ def _parse_root(ctx: FileContext, root: Node | None) -> Spec:
             raise ctx.error(
                 key_node,
                 f"unknown key '{key}' (allowed: {', '.join(ALLOWED_KEYS)}; ignored: {', '.join(IGNORED_KEYS)}); {hint}",
-                "SpecUnknownKey",
+                Reason.SPEC_UNKNOWN_KEY,
                 key,
             )
     channels = _parse_channels(ctx, fields.get("channels"))  # in file order, mostly
@@ -210,7 +211,7 @@ def _parse_condaops(ctx: FileContext, node: Node | None) -> str | None:
             raise ctx.error(
                 key_node,
                 f"unknown key 'condaops.{key}' (allowed: {', '.join(CONDAOPS_KEYS)}); remove or rename it",
-                "SpecUnknownKey",
+                Reason.SPEC_UNKNOWN_KEY,
                 f"condaops.{key}",
             )
         display_name = _display_name(ctx, value)
@@ -253,7 +254,7 @@ def _check_channel(ctx: FileContext, node: Node, channel: str) -> None:
             f"channel '{channel}' carries credentials or a ${{VAR}} "
             "placeholder; credentials belong in condaops configuration, name the "
             "plain channel here",
-            "ChannelInvalid",
+            Reason.CHANNEL_INVALID,
             "channels",
         )
     try:
@@ -266,7 +267,7 @@ def _check_channel(ctx: FileContext, node: Node, channel: str) -> None:
             node,
             f"channel '{channel}' is not a channel name or URL ({reason}); "
             "write it like 'conda-forge' or 'https://host/channel'",
-            "ChannelInvalid",
+            Reason.CHANNEL_INVALID,
             "channels",
         ) from exc
     if LOCAL.match(channel):
@@ -358,7 +359,7 @@ def _conda_entry(ctx: FileContext, node: Node, selector: str | None) -> _Entry:
             node,
             f"'{text}' is not a valid conda match spec: {exc}; write it "
             "like 'numpy >=1.26,<2', 'python=3.12' or 'conda-forge::pkg'",
-            "MatchSpecInvalid",
+            Reason.MATCH_SPEC_INVALID,
             "dependencies",
         ) from exc
     name = CONDA_NAME.match(normalized.split("[", 1)[0].rpartition("::")[2])
@@ -373,12 +374,12 @@ def _pip_entries(ctx: FileContext, node: Node) -> list[_Entry]:
         try:
             name, normalized = normalize_pip(text)
         except Unsupported as exc:
-            raise ctx.error(item, f"'{text}': {exc}", "PipRequirementUnsupported", "pip") from exc
+            raise ctx.error(item, f"'{text}': {exc}", Reason.PIP_REQUIREMENT_UNSUPPORTED, "pip") from exc
         except ValueError as exc:
             raise ctx.error(
                 item,
                 f"'{text}' is not a valid pip requirement: {exc}; write it like 'requests>=2.31' or 'name @ https://…'",
-                "PipRequirementInvalid",
+                Reason.PIP_REQUIREMENT_INVALID,
                 "pip",
             ) from exc
         entries.append((name, Dependency(normalized, selector), item))

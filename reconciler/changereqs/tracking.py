@@ -36,6 +36,7 @@ from condaops.reconciler.changereqs.review import ReviewInput, review
 from condaops.reconciler.changereqs.solvecache import SolveCache
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.githistory import commit_info, descends, file_text, merge_base
 from condaops.reconciler.state.review_queries import built_specs, list_change_requests, list_previews
 from condaops.reconciler.state.review_recorder import ReviewRecord, ReviewRecorder
@@ -44,7 +45,7 @@ from condaops.reconciler.store import StoreLayout
 log = logging.getLogger("condaops.changes")
 
 # A review that failed for one of these is not tried again until head or target moves.
-FINAL_REASONS = frozenset({MERGE_BASE_MISSING, "SourceRefMissing"})
+FINAL_REASONS = frozenset({MERGE_BASE_MISSING, Reason.SOURCE_REF_MISSING})
 
 Listener = Callable[[str, str], None]  # (source, ref): its review or previews changed
 
@@ -177,7 +178,7 @@ class ChangeRequests:
         *,
         merge_base: str | None = None,
     ) -> list[int]:
-        reason = reason or "ReviewFailed"
+        reason = reason or Reason.REVIEW_FAILED
         record = ReviewRecord(head, target.revision, merge_base, error=f"{reason}: {message}", reason=reason)
         self.recorder.record_review(src.name, ref, record)
         log.warning("change_request_unreviewed source=%s ref=%s reason=%s %s", src.name, ref, reason, message)

@@ -30,6 +30,7 @@ from condaops.reconciler.model import (
     SourceSnapshot,
 )
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT, Action, Plan
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.locks import keep_lock, lock_bytes
 from condaops.reconciler.state.packages import record_build_packages
@@ -47,9 +48,9 @@ from condaops.reconciler.state.schema import (
 
 Clock = Callable[[], datetime]
 
-INTERRUPTED = "Interrupted"
+INTERRUPTED = Reason.INTERRUPTED
 PIXI_LOCK_KIND = "pixi-lock"  # build.lock.PIXI_LOCK (the state layer does not import build steps)
-SUPERSEDED = "Superseded"
+SUPERSEDED = Reason.SUPERSEDED
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,13 @@ from condaops.reconciler.model import (
     EnvRef,
     LockInput,
 )
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.locks import keep_lock, lock_bytes
 from condaops.reconciler.state.recorder import SUPERSEDED, Clock, _renew, _requeue
 from condaops.reconciler.state.schema import ChangeRequest, PreviewBuild
 
-PREVIEW_REUSED = "PreviewReused"  # a build of the same spec exists (production or another preview): used as is
+PREVIEW_REUSED = Reason.PREVIEW_REUSED  # a build of the same spec exists (production or another preview): used as is
 
 
 @dataclass(frozen=True, slots=True)
