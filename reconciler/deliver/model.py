@@ -30,6 +30,9 @@ DELIVERY_FAILED = Reason.DELIVERY_FAILED  # the folder cannot be written (missin
 # says it with metadata.condaops.environment).
 MARKER = "condaops-environment"
 
+# The logo files Jupyter shows for a kernel, copied beside its kernel.json when it ships them.
+LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
+
 
 @dataclass(frozen=True, slots=True)
 class KernelSource:
@@ -50,6 +53,10 @@ class BuildSnapshot:
     revision: str | None = None
     spec_hash: str = ""
     packages: tuple[tuple[str, str], ...] = ()  # the requested packages with their versions
+    # What conda's activation adds (env_vars.d, activate.d scripts): values hold ``prefix``,
+    # relocated to where a delivery runs the build from; ``path``: entries before bin/.
+    activation: tuple[tuple[str, str], ...] = ()
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,8 @@ def _module_version(env: EnvSnapshot, build: BuildSnapshot, version: str, root: 
         variables=env.variables,
         conda_name=kernels.conda_name(env.ref),
         display_name=env.display_name,
+        activation=tuple((k, kernels.relocate(v, build.prefix, root)) for k, v in build.activation),
+        path=tuple(kernels.relocate(p, build.prefix, root) for p in build.path),
     )
 
 

@@ -110,6 +110,29 @@ def test_the_image_is_attached_with_its_mount_point(site: Project) -> None:
     assert layer["size"] == Path(item["artifacts"]["squashfs"]).stat().st_size
 
 
+def test_the_image_is_listed_and_downloadable_from_the_site(site: Project) -> None:
+    from litestar.testing import TestClient
+
+    from condaops.config import load_settings
+    from condaops.reconciler.state.db import make_engine
+    from condaops.web.app import create_app
+
+    require_tool("mksquashfs", "squashfs-tools")
+    item = build(site, "tool=1.0")
+    settings = load_settings(site.config_file, environ={})
+    engine = make_engine(settings.database_url)
+    try:
+        with TestClient(create_app(settings, engine, cache_seconds=0)) as client:
+            listed = client.get(f"/api/v1/builds/{item['build_id']}/artifacts").json()
+            page = client.get(f"/builds/{item['build_id']}").text
+            download = client.get(f"/builds/{item['build_id']}/artifacts/squashfs")
+    finally:
+        engine.dispose()
+    assert "squashfs" in json.dumps(listed) and f"/builds/{item['build_id']}/artifacts/squashfs" in page
+    assert download.status_code == 200 and download.content == Path(item["artifacts"]["squashfs"]).read_bytes()
+    assert 'filename="tool.sqsh"' in download.headers["content-disposition"]
+
+
 def test_mksquashfs_missing_is_a_publish_problem_not_a_failed_build(site: Project) -> None:
     site.write_env("team/tool.yaml", tool_env("tool=1.0"))
     code, _, err = site.cli("reconcile", "--once", "--wait")
