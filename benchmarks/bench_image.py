@@ -113,6 +113,8 @@ class Publisher:
 
     def check(self, build_id: int, artifacts: Path) -> dict[str, Any]:
         """Fail loudly unless every step ran: tarball, image, push, both attachments."""
+        from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT
+        from condaops.reconciler.publish.sbom import SBOM_ARTIFACT
         from condaops.reconciler.state.queries import get_build
         from condaops.registry.api import open_registry
 
@@ -123,8 +125,10 @@ class Publisher:
         record = json.loads((artifacts / "image.json").read_text()) if (artifacts / "image.json").is_file() else {}
         if not (artifacts / "flask.tar.zst").is_file():
             problems.append("no conda-pack tarball")
-        if not record.get("pushed") or len(record.get("artifacts") or []) != 2:
-            problems.append("image not pushed with its two attachments")
+        attached = set().union(*(t.get("by_type", {}) for t in (record.get("targets") or {}).values()))
+        missing = [a for a in (LOCKFILES_ARTIFACT, PACK_ARTIFACT, SBOM_ARTIFACT) if a not in attached]
+        if not record.get("pushed") or missing:
+            problems.append(f"image not pushed with its attachments (missing: {', '.join(missing) or 'the image'})")
         if not record.get("runnable"):
             problems.append(f"image not runnable: {record.get('not_runnable')}")
         registry = open_registry(self.settings)

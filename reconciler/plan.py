@@ -49,6 +49,7 @@ from condaops.reconciler.model import (
     Rejection,
     SourceSnapshot,
 )
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import Spec
 
 # Action kinds.
@@ -56,24 +57,24 @@ BUILD, RETIRE, REJECT, NOOP, WAIT, HOLD = "build", "retire", "reject", "noop", "
 CHANGE_KINDS = frozenset({BUILD, RETIRE, REJECT})
 
 # Reasons.
-NEW_ENVIRONMENT = "NewEnvironment"
-SPEC_CHANGED = "SpecChanged"
-BUILD_MISSING = "BuildMissing"
-REBUILD = "Rebuild"
-UP_TO_DATE = "UpToDate"
-BUILD_IN_PROGRESS = "BuildInProgress"
-RETRY_SCHEDULED = "RetryScheduled"
-RETRY_PENDING = "RetryPending"
-RETRIES_EXHAUSTED = "RetriesExhausted"
-SOURCE_REMOVED = "SourceRemoved"
-SOURCE_REMOVED_KEPT = "SourceRemovedKept"
-SOURCE_UNREADABLE = "SourceUnreadable"
-SOURCE_EMPTY = "SourceEmpty"
-SOURCE_NOT_CONFIGURED = "SourceNotConfigured"
-DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
-ROLLED_BACK = "RolledBack"
-POLICY_CHANGED = "PolicyChanged"  # the environment's policy changed since its build was checked
-POLICY_REASONS = frozenset({"PolicyViolation", "PolicyInvalid"})  # build failures a policy change can fix
+NEW_ENVIRONMENT = Reason.NEW_ENVIRONMENT
+SPEC_CHANGED = Reason.SPEC_CHANGED
+BUILD_MISSING = Reason.BUILD_MISSING
+REBUILD = Reason.REBUILD
+UP_TO_DATE = Reason.UP_TO_DATE
+BUILD_IN_PROGRESS = Reason.BUILD_IN_PROGRESS
+RETRY_SCHEDULED = Reason.RETRY_SCHEDULED
+RETRY_PENDING = Reason.RETRY_PENDING
+RETRIES_EXHAUSTED = Reason.RETRIES_EXHAUSTED
+SOURCE_REMOVED = Reason.SOURCE_REMOVED
+SOURCE_REMOVED_KEPT = Reason.SOURCE_REMOVED_KEPT
+SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
+SOURCE_EMPTY = Reason.SOURCE_EMPTY
+SOURCE_NOT_CONFIGURED = Reason.SOURCE_NOT_CONFIGURED
+DUPLICATE_ENVIRONMENT = Reason.DUPLICATE_ENVIRONMENT
+ROLLED_BACK = Reason.ROLLED_BACK
+POLICY_CHANGED = Reason.POLICY_CHANGED  # the environment's policy changed since its build was checked
+POLICY_REASONS = frozenset({Reason.POLICY_VIOLATION, Reason.POLICY_INVALID})  # build failures a policy change can fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,12 +247,12 @@ def _after_failure(act, latest, policy: Policy, now: datetime) -> Action:  # typ
     if not latest.retryable:
         if latest.reason in POLICY_REASONS:
             return act(HOLD, latest.reason, "change the environment or the policy to try again")
-        return act(HOLD, latest.reason or "BuildFailed", "fix the specification to try again")
+        return act(HOLD, latest.reason or Reason.BUILD_FAILED, "fix the specification to try again")
     if latest.attempt > policy.retries:
         return act(
             HOLD,
             RETRIES_EXHAUSTED,
-            f"{latest.reason or 'BuildFailed'} after {latest.attempt} attempts",
+            f"{latest.reason or Reason.BUILD_FAILED} after {latest.attempt} attempts",
         )
     due = (latest.finished_at or now) + timedelta(seconds=backoff_delay(latest.attempt, policy))
     if due <= now:

@@ -20,7 +20,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -162,13 +162,16 @@ class Reconciler:
         previews = self._sync_changes(snaps)
         if only is not None and not only and not rejections_moved:
             return PassResult(self._plan, (), tuple(snaps), tuple(previews))
-        p = plan(snaps, self._recorded.envs(), policy=policy_of(self.settings), now=now, only=only)
+        recorded = self._recorded.envs()
+        p = plan(snaps, recorded, policy=policy_of(self.settings), now=now, only=only)
+        renamed = self.deliveries.renamed(_of(snaps, only), recorded)  # condaops: display_name: changed, no rebuild
         queued = self.recorder.apply_plan(p)
         if rejections_moved:
             self._record_rejected(snaps)
         for action in p.by_kind(RETIRE):
             retire_environment(self.settings, self.layout, action.ref, action.reason, also=self._withdraw)
         self.repair_links(None if only is None else only)
+        self.deliveries.sync_many(renamed)
         for a in p.changes:
             log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
         self._stand(p, only)
@@ -285,6 +288,13 @@ class _StandingPlan(Plan):
             return self._wakeup  # type: ignore[no-any-return]
 
 
+def _of(snaps: list[SourceSnapshot], only: set[EnvRef] | None) -> list[SourceSnapshot]:
+    """The snapshots with the environments of ``only`` alone (all, given None)."""
+    if only is None:
+        return snaps
+    return [replace(s, envs=tuple(e for e in s.envs if e.ref in only)) if only else replace(s, envs=()) for s in snaps]
+
+
 def _link_text(ref: EnvRef, prefix: str) -> str:
     """What ``swap_link`` writes into ``<ns>/envs/<name>`` for a prefix (store-relative)."""
     head, _, rest = prefix.partition("/")
@@ -324,8 +334,9 @@ def _env_changes(old: SourceSnapshot, new: SourceSnapshot) -> set[EnvRef]:
         if a is b:
             continue
         if isinstance(a, DesiredEnv) and isinstance(b, DesiredEnv):
-            if (a.spec, a.path, a.source, a.warnings, a.policy, a.lock) != (
+            if (a.spec, a.spec.display_name, a.path, a.source, a.warnings, a.policy, a.lock) != (
                 b.spec,
+                b.spec.display_name,  # not part of the spec's equality, shown by deliveries
                 b.path,
                 b.source,
                 b.warnings,

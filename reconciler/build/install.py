@@ -42,6 +42,7 @@ from rattler import MatchSpec, install
 from rattler import exceptions as rx
 
 from condaops.reconciler.errors import InstallError, VerifyError
+from condaops.reconciler.reasons import Reason
 
 if TYPE_CHECKING:
     from rattler import Client, RepoDataRecord
@@ -115,7 +116,7 @@ def _require_fresh(prefix: Path, where: str) -> None:
         raise InstallError(
             f"{where}: {prefix} already exists and builds never change an existing prefix; "
             "remove the leftover folder or build into a new one",
-            reason="PrefixExists",
+            reason=Reason.PREFIX_EXISTS,
         )
 
 
@@ -160,7 +161,7 @@ def verify_file_archives(records: Iterable[RepoDataRecord], where: str = "the en
             raise InstallError(
                 f"{where}: {record.file_name} from {record.url} has no sha256 or md5 in its "
                 "repodata, so it cannot be checked; re-index the channel",
-                reason="PackageUnverifiable",
+                reason=Reason.PACKAGE_UNVERIFIABLE,
             )
         try:
             actual = _digest_file(path, algorithm)
@@ -171,7 +172,7 @@ def verify_file_archives(records: Iterable[RepoDataRecord], where: str = "the en
                 f"{where}: {path} does not match its repodata {algorithm} "
                 f"(expected {expected}, got {actual}); the channel is corrupt or was "
                 "changed without re-indexing",
-                reason="PackageHashMismatch",
+                reason=Reason.PACKAGE_HASH_MISMATCH,
             )
 
 

@@ -62,11 +62,12 @@ from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
 from condaops.reconciler.policy.rules import rules_for
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
 
-SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = "BuildSucceeded", "Superseded", "InternalError"
+SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = Reason.BUILD_SUCCEEDED, Reason.SUPERSEDED, Reason.INTERNAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def install_step(w: Work, ctx: BuildContext) -> None:
     require_free_space(w.prefix.parent, ctx.settings.min_free_space, w.label)
     if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
         raise BuildError(
-            f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason="PrefixInUse"
+            f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason=Reason.PREFIX_IN_USE
         )
     if w.prefix.exists():  # left over from an earlier, unlinked build of the same spec
         shutil.rmtree(w.prefix)

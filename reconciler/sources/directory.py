@@ -36,6 +36,7 @@ from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError, SpecError
 from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, MAX_LOCK_BYTES
 from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
     SPEC_SUFFIXES,
@@ -56,10 +57,10 @@ from condaops.reconciler.specfile import (
 )
 
 MAX_POLICY_BYTES = 1 << 20  # as policy.load: a larger policy file is refused there too
-SOURCE_UNREADABLE = "SourceUnreadable"
-SOURCE_UNSETTLED = "SourceUnsettled"
-SYMLINK_OUTSIDE = "SymlinkOutsideSource"
-FILE_UNREADABLE = "FileUnreadable"
+SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
+SOURCE_UNSETTLED = Reason.SOURCE_UNSETTLED
+SYMLINK_OUTSIDE = Reason.SYMLINK_OUTSIDE_SOURCE
+FILE_UNREADABLE = Reason.FILE_UNREADABLE
 
 StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 

@@ -58,6 +58,7 @@ from typing import Literal
 from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef, Rejection
 from condaops.reconciler.names import name_problem, shown
+from condaops.reconciler.reasons import Reason
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
@@ -65,9 +66,9 @@ MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path look
 
 POLICY_FILE_NAMES = ("condaops-policy.yaml", "condaops-policy.yml")
 
-INVALID_NAME = "NameInvalid"  # the path gives no valid namespace or environment name
-LAYOUT_UNSUPPORTED = "LayoutUnsupported"
-DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
+INVALID_NAME = Reason.NAME_INVALID  # the path gives no valid namespace or environment name
+LAYOUT_UNSUPPORTED = Reason.LAYOUT_UNSUPPORTED
+DUPLICATE_ENVIRONMENT = Reason.DUPLICATE_ENVIRONMENT
 
 CONDA_LOCK, PIXI_LOCK = "conda-lock", "pixi-lock"  # lockfile kinds, as build.lock names them
 _FOLDER_LOCKS = {"conda-lock.yml": CONDA_LOCK, "conda-lock.yaml": CONDA_LOCK, "pixi.lock": PIXI_LOCK}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from condaops.config import SourceSettings
 from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.reasons import Reason
 
 
 class SourceReader:
@@ -132,7 +133,7 @@ class SourceReader:
             source=src.name,
             revision=None,
             error=f"source '{src.name}': neither 'directory' nor 'git' is set",
-            error_reason="SourceUnsupported",
+            error_reason=Reason.SOURCE_UNSUPPORTED,
         )
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from condaops.reconciler.model import (
     DeliveryRecord,
     EnvRef,
 )
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.locks import lock_bytes
 from condaops.reconciler.state.packages import record_build_packages
@@ -43,7 +44,7 @@ from condaops.reconciler.state.session import QUIET, recording
 
 Clock = Callable[[], datetime]
 
-INTERRUPTED = "Interrupted"
+INTERRUPTED = Reason.INTERRUPTED
 PIXI_LOCK_KIND = "pixi-lock"  # build.lock.PIXI_LOCK (the state layer does not import build steps)
 
 

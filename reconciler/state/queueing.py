@@ -21,11 +21,12 @@ from sqlalchemy import insert, select, tuple_, update
 
 from condaops.reconciler.model import CANCELED, QUEUED, EnvRef
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT, Action, Plan
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.state.locks import keep_lock
 from condaops.reconciler.state.schema import Build, Environment, Namespace, Specification
 from condaops.reconciler.state.session import RecordingSession
 
-SUPERSEDED = "Superseded"
+SUPERSEDED = Reason.SUPERSEDED
 _CHUNK = 500  # rows per IN (...) list
 _LOAD_ALL = 200  # more environments named than this: read them all in one query
 
@@ -45,6 +46,7 @@ _FIELDS = (
     "retired_message",
     "current_build_id",
     "pinned_spec_hash",
+    "display_name",
 )
 _COLUMNS = tuple(getattr(Environment, f) for f in _FIELDS)
 
@@ -140,6 +142,7 @@ def _refresh(row: dict[str, Any], action: Action) -> None:
         row["source_revision"] = d.revision
     row["desired_spec_hash"] = action.spec_hash
     row["warnings"] = json.dumps(list(d.warnings)) if d.warnings else None
+    row["display_name"] = d.spec.display_name  # deliveries show it; not part of the spec hash
     row["rejection_reason"] = row["rejection_message"] = None
     row["removed_at"] = row["removed_revision"] = None  # the file is back
 

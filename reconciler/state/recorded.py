@@ -41,6 +41,7 @@ _ENVS = (
         Environment.retired_at,
         Environment.pinned_spec_hash,
         _CUR.prefix,
+        Environment.display_name,
     )
     .join(Namespace)
     .outerjoin(_CUR, Environment.current_build_id == _CUR.id)
@@ -83,7 +84,7 @@ def _read(s: Session, ids: Collection[int] | None) -> dict[EnvRef, Recorded]:
             env_rows += s.execute(_ENVS.where(Environment.id.in_(chunk)))
     latest = {row[0]: RecordedBuild(*row[1:]) for row in builds}
     out: dict[EnvRef, Recorded] = {}
-    for env_id, ns, name, source, cur_hash, retired_at, pinned, prefix in env_rows:
+    for env_id, ns, name, source, cur_hash, retired_at, pinned, prefix, display_name in env_rows:
         ref = EnvRef(ns, name)
         env = RecordedEnv(
             ref=ref,
@@ -93,6 +94,7 @@ def _read(s: Session, ids: Collection[int] | None) -> dict[EnvRef, Recorded]:
             retired=retired_at is not None,
             pinned_spec_hash=pinned,
             prefix_present=True,
+            display_name=display_name,
         )
         out[ref] = Recorded(env, env_id, versions.get(env_id, 0), None if retired_at is not None else prefix)
     return out

@@ -28,6 +28,7 @@ from condaops.reconciler.model import (
     EnvRef,
     LockInput,
 )
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.locks import keep_lock, lock_bytes
 from condaops.reconciler.state.outcomes import Clock, renew_leases, requeue_leased
@@ -35,7 +36,7 @@ from condaops.reconciler.state.queueing import SUPERSEDED
 from condaops.reconciler.state.schema import ChangeRequest, PreviewBuild
 from condaops.reconciler.state.session import recording
 
-PREVIEW_REUSED = "PreviewReused"  # a build of the same spec exists (production or another preview): used as is
+PREVIEW_REUSED = Reason.PREVIEW_REUSED  # a build of the same spec exists (production or another preview): used as is
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,7 @@ class EnvInfo:
     removed_revision: str | None = None  # the first source revision without the file
     retired_reason: str | None = None  # Retired (condaops retire) or SourceRemoved (prune)
     retired_message: str | None = None
+    display_name: str | None = None  # the file's condaops: display_name:
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ ENV_COLUMNS = (
     Environment.removed_revision,
     Environment.retired_reason,
     Environment.retired_message,
+    Environment.display_name,
 )
 BUILD_COLUMNS = (
     Build.id,
@@ -238,6 +240,7 @@ def env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> E
         removed_revision,
         retired_reason,
         retired_message,
+        display_name,
     ) = row
     return EnvInfo(
         ref=EnvRef(ns, name),
@@ -257,4 +260,5 @@ def env_info(row: Any, builds: dict[int, BuildInfo], latest_id: int | None) -> E
         removed_revision=removed_revision,
         retired_reason=retired_reason,
         retired_message=retired_message,
+        display_name=display_name,
     )
