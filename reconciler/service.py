@@ -203,7 +203,13 @@ class Reconciler:
             old = self._inputs.get(snap.source)
             if old is None or _source_changed(old, snap):
                 return None
-            refs |= _env_changes(old, snap)
+            paths = self._desired.changed_paths(snap.source)
+            if paths is None:  # made effective in full: compare every environment
+                refs |= _env_changes(old, snap)
+                continue
+            # Only the files made anew can differ; rejections are few: compared whole.
+            refs |= {e.ref for e in old.envs if e.path in paths} | {e.ref for e in snap.envs if e.path in paths}
+            refs |= {r.ref for r in set(old.rejections) ^ set(snap.rejections) if r.ref is not None}
         return refs
 
     def _news(self, p: Plan, desired: set[EnvRef]) -> Plan:
