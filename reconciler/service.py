@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,6 +41,7 @@ from condaops.reconciler.store import StoreLayout
 log = logging.getLogger("condaops.reconcile")
 
 Clock = Callable[[], datetime]
+Report = Callable[[object], None]  # a watcher's report of changed paths
 FETCH_RECORD_EVERY = 10.0  # seconds between records of an unchanged source's fetch
 
 __all__ = ["PassResult", "Reconciler", "SourceReader", "policy_of", "read_source"]
@@ -110,7 +111,7 @@ class Reconciler:
         if force is not None:
             force(names)
 
-    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> AbstractContextManager[Callable]:  # type: ignore[type-arg]
+    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> AbstractContextManager[Report]:
         """While the block runs, a watcher reports on directory source ``name`` with the
         callable it yields: the source is read again only after a report (and at the full
         check). A custom reader reads at every pass."""
@@ -255,7 +256,7 @@ class Reconciler:
             log.exception("change_requests_failed")
             return []
 
-    def repair_links(self, refs: Iterable[EnvRef] | None = None) -> None:
+    def repair_links(self, refs: Collection[EnvRef] | None = None) -> None:
         """Make every environment link (of ``refs`` only, when given) point at its recorded
         current build (observed ≠ recorded).
 
@@ -302,13 +303,14 @@ class _StandingPlan(Plan):
     """A plan whose next wake-up is worked out once (every pass between full checks asks)."""
 
     __slots__ = ("_wakeup",)
+    _wakeup: datetime | None
 
     def next_wakeup(self) -> datetime | None:
         try:
-            return self._wakeup  # type: ignore[no-any-return]
+            return self._wakeup
         except AttributeError:
             object.__setattr__(self, "_wakeup", Plan.next_wakeup(self))
-            return self._wakeup  # type: ignore[no-any-return]
+            return self._wakeup
 
 
 def _gist(action: Action | None) -> tuple[object, ...] | None:
