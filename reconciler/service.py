@@ -123,6 +123,15 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
+def observe(engine: Engine, layout: StoreLayout) -> dict[EnvRef, RecordedEnv]:
+    """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
+    recorded = load_recorded(engine)
+    for ref, prefix in current_prefixes(engine).items():
+        if ref in recorded and not layout.absolute(prefix).is_dir():
+            recorded[ref] = replace(recorded[ref], prefix_present=False)
+    return recorded
+
+
 class Reconciler:
     """Reads desired state, compares with recorded state and records the plan."""
 
@@ -166,12 +175,7 @@ class Reconciler:
         return [effective(self._read(src), self.settings) for src in self.settings.sources]
 
     def observed(self) -> dict[EnvRef, RecordedEnv]:
-        """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
-        recorded = load_recorded(self.engine)
-        for ref, prefix in current_prefixes(self.engine).items():
-            if ref in recorded and not self.layout.absolute(prefix).is_dir():
-                recorded[ref] = replace(recorded[ref], prefix_present=False)
-        return recorded
+        return observe(self.engine, self.layout)
 
     def plan(self, snapshots: list[SourceSnapshot] | None = None) -> Plan:
         snaps = self.snapshots() if snapshots is None else snapshots
