@@ -91,9 +91,7 @@ def revision(engine: Engine) -> str | None:
 
 class StateUnavailable(CondaopsError):
     """The state DB is missing or at another schema revision than this condaops (read
-    commands neither create nor migrate it)."""
-
-    reason = "StateUnavailable"
+    commands neither create nor migrate it). Never recorded: the command stops with it."""
 
 
 class StateMissing(StateUnavailable):
