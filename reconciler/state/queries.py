@@ -124,7 +124,7 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
             )
             for env_id, bid, sha, state, attempt, reason, retryable, finished, policy_hash in rows:
                 latest[env_id] = RecordedBuild(bid, sha, state, attempt, reason, retryable, finished, policy_hash)
-        rows = s.execute(
+        env_rows = s.execute(
             select(
                 Environment.id,
                 Namespace.name,
@@ -140,7 +140,7 @@ def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
             .outerjoin(cur_spec, cur.specification_id == cur_spec.id)
         )
         out: dict[EnvRef, RecordedEnv] = {}
-        for env_id, ns, name, source, cur_hash, retired_at, pinned, display_name in rows:
+        for env_id, ns, name, source, cur_hash, retired_at, pinned, display_name in env_rows:
             ref = EnvRef(ns, name)
             out[ref] = RecordedEnv(
                 ref=ref,
