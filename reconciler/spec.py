@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -109,12 +111,12 @@ def _dep_data(dep: Dependency) -> object:
     return dep.text if dep.selector is None else {"spec": dep.text, "selector": dep.selector}
 
 
-def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spec:
+def spec_from_canonical(data: Mapping[str, Any], name: str | None = None) -> Spec:
     """Rebuild a Spec from ``Spec.canonical()`` output (as stored in the state DB)."""
 
-    def deps(items: object) -> tuple[Dependency, ...]:
+    def deps(items: Sequence[Any] | None) -> tuple[Dependency, ...]:
         out = []
-        for item in items or []:  # type: ignore[union-attr]
+        for item in items or []:
             if isinstance(item, str):
                 out.append(Dependency(item))
             else:
@@ -124,11 +126,11 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
     variables = data.get("variables") or {}
     lock = data.get("lock")
     return Spec(
-        channels=tuple(data.get("channels") or ()),  # type: ignore[arg-type]
+        channels=tuple(data.get("channels") or ()),
         dependencies=deps(data.get("dependencies")),
         pip=deps(data.get("pip")),
-        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),  # type: ignore[union-attr]
-        platforms=tuple(sorted(data.get("platforms") or ())),  # type: ignore[arg-type]
+        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),
+        platforms=tuple(sorted(data.get("platforms") or ())),
         name=name,
         lock=LockPin(str(lock["kind"]), str(lock["digest"])) if isinstance(lock, dict) else None,
     )

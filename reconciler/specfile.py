@@ -189,7 +189,7 @@ def _parse_root(ctx: FileContext, root: Node | None) -> Spec:
         pip=pip,
         variables=_parse_variables(ctx, fields.get("variables")),
         platforms=_parse_platforms(ctx, fields.get("platforms")),
-        name=None if is_null(name) else name.value.strip() or None,  # type: ignore[union-attr]
+        name=None if is_null(name) or not isinstance(name, ScalarNode) else name.value.strip() or None,
         display_name=_parse_condaops(ctx, fields.get("condaops")),
     )
 

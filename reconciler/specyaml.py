@@ -8,7 +8,9 @@ the nodes for ``specfile``: strings, lists, key pairs, duplicate keys, selector 
 
 from __future__ import annotations
 
+import enum
 import re
+from typing import Final, Literal
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -25,7 +27,7 @@ _SELECTOR = re.compile(r"\[([^\[\]]*)\]\s*$")
 def compose(text: str, file: str) -> Node | None:
     fast = _compose_fast(text)
     if fast is not _SLOW:
-        return fast  # type: ignore[return-value]
+        return fast
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -66,7 +68,13 @@ def compose(text: str, file: str) -> Node | None:
 # problem, PyYAML composes the text again, so accepted files, rejections, messages and
 # line numbers are its own.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-_SLOW = object()  # "compose with PyYAML"
+
+
+class _Slow(enum.Enum):
+    SLOW = "compose with PyYAML"
+
+
+_SLOW: Final = _Slow.SLOW
 # Where the two differ: tabs, carriage returns, '?' and '{' anywhere; document markers;
 # a tag, anchor, alias, block scalar, directive or reserved character where a node
 # starts (but not '!=' or '>=' inside a match spec).
@@ -80,7 +88,7 @@ _FAST_MAX_NESTING_CHARS = 2000
 _FAST_MAX_DEPTH = 64
 
 
-def _compose_fast(text: str) -> Node | None | object:
+def _compose_fast(text: str) -> Node | None | Literal[_Slow.SLOW]:
     """The document composed by libyaml, or ``_SLOW`` when PyYAML must compose it."""
     if _FAST_LOADER is None or not text.isascii() or _FAST_UNSAFE.search(text):
         return _SLOW

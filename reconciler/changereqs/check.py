@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dulwich.client import get_transport_and_path
+from dulwich.config import Config
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
@@ -127,12 +128,12 @@ def _repo_urls(git: str) -> list[str]:
     return urls
 
 
-def _remote_urls(config: object) -> list[tuple[tuple[bytes, ...], bytes]]:
+def _remote_urls(config: Config) -> list[tuple[tuple[bytes, ...], bytes]]:
     out = []
-    for section in config.sections():  # type: ignore[attr-defined]
+    for section in config.sections():
         if section and section[0] == b"remote":
             try:
-                out.append((section, config.get(section, b"url")))  # type: ignore[attr-defined]
+                out.append((section, config.get(section, b"url")))
             except KeyError:
                 continue
     return out

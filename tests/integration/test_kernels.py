@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration.conftest import ALIAS, Project
 from tests.support.channels import PackageSpec, make_channel
-from tests.support.ci import on_ci
+from tests.support.ci import skip_or_fail
 from tests.support.hostpython import host_python_runs_when_copied, write_host_python
 from tests.support.pypi import serve_directory, write_simple_index
 from tests.support.registry_clients import require_module
@@ -49,10 +49,7 @@ def ipykernel_wheels() -> list[Path]:
         command += ["--platform", "manylinux2014_x86_64", "--python-version", PY_TAG, "--implementation", "cp"]
         got = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         if got.returncode != 0:
-            reason = f"cannot download ipykernel wheels with pip: {got.stderr.strip()[-400:]}"
-            if on_ci():
-                pytest.fail(f"{reason}; CI=true requires them", pytrace=False)
-            pytest.skip(reason)
+            skip_or_fail(f"cannot download ipykernel wheels with pip: {got.stderr.strip()[-400:]}")
         done.write_text("")
     return sorted(cache.glob("*.whl"))
 
