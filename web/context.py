@@ -63,8 +63,10 @@ from condaops.registry.storage import Storage
 from condaops.web.access import AccessPolicy, Viewer
 from condaops.web.cache import LRU, Cached, Stamped
 from condaops.web.fragments import Fragments
+from condaops.web.health import BADGE_TITLES
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.render import Renderer
+from condaops.web.revisions import RevisionReader
 from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
 
 log = logging.getLogger("condaops.web")
@@ -103,8 +105,9 @@ class WebContext:
         self.clock = clock
         self.layout = StoreLayout.of(settings)
         self.access = AccessPolicy(settings.web.auth)
-        self.renderer = Renderer()
-        self.fragments = Fragments(self.renderer)
+        self.revisions = RevisionReader(settings.sources)
+        self.renderer = Renderer(globals={"describe": self.revisions.describe, "badge_titles": BADGE_TITLES})
+        self.fragments = Fragments(self.renderer, describe=self.revisions.describe)
         self.retries = settings.build.retries
         self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
         self._packages: LRU[int, LockedSet] = LRU(1024)

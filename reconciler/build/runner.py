@@ -355,6 +355,7 @@ def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str
                     "another worker took it over; stopping without touching its prefix"
                 )
             started = time.monotonic()
+            w.log.info("step_started step=%s", name)  # the site shows a running build's step from this
             step(w, ctx)
             timings.append((name, round(time.monotonic() - started, 3)))
         reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")
