@@ -165,6 +165,11 @@ class WebContext:
     def _load_rows(self) -> list[EnvRow]:
         return env_rows(list_environments(self.engine), retries=self.retries)
 
+    def rows_generation(self) -> int:
+        """Which load of the environment list is current (it changes with every reload
+        that found a change; asking starts a reload when one is due)."""
+        return id(self._rows.get())  # the list is kept until replaced: its id names it
+
     def all_rows(self) -> list[EnvRow]:
         """Every live environment, whoever asks (for aggregate metrics only)."""
         return self._rows.get()

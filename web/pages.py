@@ -69,18 +69,31 @@ def page(
 
 
 def cached_page(
-    request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, context: Callable[[], dict[str, Any]]
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    template: str,
+    context: Callable[[], dict[str, Any]],
+    *,
+    version: int = 0,
 ) -> Response[str]:
     """A page made only of cached lists: rendered at most once per ``cache_seconds``
-    for each viewer and URL."""
-    key = (template, request.url.path, request.url.query, viewer)
+    for each viewer, URL and ``version`` of the lists."""
+    key = (template, request.url.path, request.url.query, viewer, version)
     return html_response(ctx.memo(key, lambda: page_text(request, ctx, viewer, template, **context())))
 
 
 @get("/", sync_to_thread=True, include_in_schema=False)
 def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
     params = {k: request.query_params.get(k) for k in (*FILTER_KEYS, "offset", "limit")}
-    return cached_page(request, ctx, viewer, "overview.html", lambda: overview_context(ctx, viewer, params))
+    return cached_page(
+        request,
+        ctx,
+        viewer,
+        "overview.html",
+        lambda: overview_context(ctx, viewer, params),
+        version=ctx.rows_generation(),  # a reloaded list shows at once (the live overview asks then)
+    )
 
 
 def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | None] | None = None) -> dict[str, Any]:
@@ -94,6 +107,7 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | Non
     recent = visible_recent_builds(ctx, viewer, limit=10)
     show_sources = viewer.everything or not ctx.access.enabled
     return {
+        "live": "/events",
         "total": len(rows),
         "states": count_states(rows),
         "syncs": sync_counts(rows),
@@ -192,6 +206,7 @@ def environment_text(
         env=detail.env,
         row=detail.row,
         step=step,
+        live=f"/environments/{namespace}/{name}/events",
         current=detail.env.current,
         shown=detail.shown,
         artifacts=detail.artifacts,

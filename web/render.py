@@ -39,6 +39,10 @@ def ago(moment: datetime | None) -> Markup:
     return Markup('<time datetime="{}" title="{}" data-ago>{}</time>').format(iso, exact, exact)
 
 
+def iso(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else ""
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -53,6 +57,7 @@ def make_environment() -> Environment:
         duration=human_duration,
         when=when,
         ago=ago,
+        iso=iso,
         rev=short_revision,
         channel=channel_label,
         shown=shown,
