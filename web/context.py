@@ -118,14 +118,14 @@ class WebContext:
         self.cache_seconds = cache_seconds
         self._storage: Storage | None = None  # registry object storage, opened on first use
 
-    def memo(self, key: Hashable, produce: Callable[[], T]) -> T:
-        """``produce()``, reused for ``cache_seconds`` under ``key`` (pages and lists that
-        depend only on the cached environment list and the key)."""
+    def memo(self, key: Hashable, produce: Callable[[], T], *, seconds: float | None = None) -> T:
+        """``produce()``, reused for ``cache_seconds`` (or ``seconds``) under ``key`` (pages
+        and lists that depend only on the cached environment list and the key)."""
         if self.cache_seconds <= 0:
             return produce()
         hit = self._memo.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < self.cache_seconds:
+        if hit is not None and now - hit[0] < (self.cache_seconds if seconds is None else seconds):
             return hit[1]  # type: ignore[no-any-return]
         value = produce()
         self._memo.put(key, (now, value))

@@ -27,7 +27,14 @@ from condaops.web.logs import current_step
 from condaops.web.overview import FILTER_KEYS, Filters, attention_first, choices, health_counts, sync_counts
 from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
 from condaops.web.render import html_response
-from condaops.web.service import build_diff, env_detail, search_packages, visible_recent_builds
+from condaops.web.service import (
+    build_diff,
+    env_detail,
+    environment_charts,
+    overview_charts,
+    search_packages,
+    visible_recent_builds,
+)
 from condaops.web.supplychain import supply_view
 from condaops.web.views import (
     clamp_page,
@@ -118,6 +125,7 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | Non
         "listed": Paged(listed[start : start + size], len(listed), size, start),
         "list_base": "/?" + (filters.query() + "&" if filters.active else ""),
         "namespaces": namespace_rows(rows),
+        "charts": overview_charts(ctx, viewer),
         "sources": list_sources(ctx.engine) if show_sources else [],
         "rejected_files": list_rejected_files(ctx.engine) if show_sources else [],
         "recent": recent,
@@ -225,6 +233,7 @@ def environment_text(
         compare_from=ctx.fragments.build_options(choices, selected=1),
         compare_to=ctx.fragments.build_options(choices, selected=0),
         base=f"/environments/{namespace}/{name}?",
+        charts=environment_charts(ctx, detail.env.ref),
         supply=supply_view(
             detail.env.latest or detail.env.current,
             detail.shown,

@@ -11,6 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from litestar.exceptions import NotFoundException
+from markupsafe import Markup
 
 from condaops.reconciler.changereqs.compare import file_diff
 from condaops.reconciler.model import DeliveryRecord, EnvRef
@@ -30,11 +31,13 @@ from condaops.reconciler.state.queries import (
     list_builds,
     list_deliveries,
 )
+from condaops.reconciler.state.site_queries import build_points, namespace_use, timeline
 from condaops.reconciler.state.update_queries import list_update_branches, update_reports
 from condaops.reconciler.status import updates_item
 from condaops.web.access import Viewer
 from condaops.web.context import PIXI_LOCK, WebContext
 from condaops.web.reviews import diff_lines
+from condaops.web.site_charts import disk_chart, durations_chart, outcomes_chart, queue_chart, sizes_chart
 from condaops.web.views import (
     Command,
     EnvRow,
@@ -214,3 +217,29 @@ def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limi
                 found.append(PackageHit(info.ref, build_id, p))
     found.sort(key=lambda h: (h.ref.namespace, h.ref.name, h.package.platform, h.package.name))
     return PackageSearch(PackageHits(len(found), found[offset : offset + limit]), len(unindexed))
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+CHART_SECONDS = 30.0  # the overview's charts are drawn again at most this often
+
+
+def environment_charts(ctx: WebContext, ref: EnvRef) -> list[Markup]:
+    """Build durations and sizes of the environment's last builds (SVG)."""
+    points = build_points(ctx.engine, ref)
+    return [c for c in (durations_chart(points), sizes_chart(points)) if c is not None]
+
+
+def overview_charts(ctx: WebContext, viewer: Viewer) -> list[Markup]:
+    """Disk use per namespace and in total, queue depth and build outcomes over the last
+    day (SVG), for the namespaces the viewer may see; kept ``CHART_SECONDS``."""
+    namespaces = ctx.visible_namespaces(viewer)
+    key = ("overview-charts", frozenset(namespaces) if namespaces is not None else None)
+
+    def draw() -> list[Markup]:
+        now = ctx.clock()
+        day = timeline(ctx.engine, now, namespaces=namespaces)
+        disk = disk_chart(namespace_use(ctx.engine, namespaces))
+        return [c for c in (disk, queue_chart(day, now), outcomes_chart(day, now)) if c is not None]
+
+    return ctx.memo(key, draw, seconds=CHART_SECONDS)

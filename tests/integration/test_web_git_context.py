@@ -126,3 +126,16 @@ def test_build_diff_shows_the_environment_file_beside_the_packages(git_site: Git
     assert '<span class="d-add">+  - app ==2.0</span>' in body
     assert '<span class="d-add">+  - zlib</span>' in body
     assert "Packages" in body and "upgraded" in body
+
+
+def test_charts_are_drawn_on_the_server(git_site: GitSite) -> None:
+    overview = git_site.client.get("/").text
+    titles = re.findall(r'<svg class="chart".*?<title id="[^"]+">([^<]+)</title>', overview)
+    assert titles == ["Disk use", "Queue depth, last 24 hours", "Build outcomes, last 24 hours"]
+    assert "<script" not in overview.split("<main", 1)[1].split("</main>")[0]  # no script in the page body
+    env = git_site.client.get("/environments/team/web").text
+    assert re.findall(r'<svg class="chart".*?<title id="[^"]+">([^<]+)</title>', env) == [
+        "Build durations",
+        "Environment size over builds",
+    ]
+    assert f'<a href="/builds/{git_site.web_builds[0]}">' in env  # each bar opens its build
