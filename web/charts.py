@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 64, 12, 14, 34
-INK, GRID, PANEL = "#57606a", "#d0d7de", "#f6f8fa"
+WIDTH, HEIGHT = 640, 196
+LEFT, RIGHT, TOP, BOTTOM = 64, 12, 32, 34
+INK, GRID, PANEL, TEXT = "#57606a", "#d0d7de", "#f6f8fa", "#1c2128"
 COLORS = {
     "completed": "#2da44e",
     "failed": "#cf222e",
@@ -38,7 +38,6 @@ class Bar:
     label: str
     parts: tuple[tuple[str, float], ...]
     note: str
-    link: str | None = None
 
     @property
     def total(self) -> float:
@@ -108,10 +107,7 @@ def bar_chart(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
                 f'fill="{COLORS.get(name, INK)}"/>'
             )
-        item = f"<g><title>{escape(bar.note)}</title>{''.join(shapes)}</g>"
-        if bar.link:
-            item = f'<a href="{escape(bar.link)}">{item}</a>'
-        body.append(item)
+        body.append(f"<g><title>{escape(bar.note)}</title>{''.join(shapes)}</g>")  # no links: role=img holds none
         if i % every == 0:
             body.append(
                 f'<text x="{x + step * 0.35:.1f}" y="{TOP + plot_h + 14}" font-size="11" text-anchor="middle" '

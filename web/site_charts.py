@@ -31,7 +31,6 @@ def durations_chart(points: Sequence[BuildPoint]) -> Markup | None:
             ((p.state, p.seconds or 0.0),),
             f"build #{p.build_id}: {p.state} after {human_duration(p.seconds)}, "
             f"finished {p.finished_at:%Y-%m-%d %H:%M} UTC",
-            f"/builds/{p.build_id}",
         )
         for p in timed
     ]
@@ -69,7 +68,6 @@ def disk_chart(uses: Sequence[NamespaceUse]) -> Markup | None:
             u.namespace,
             (("packages", float(u.packages)), ("artifacts", float(u.artifacts))),
             f"{u.namespace}: {human_size(u.packages)} of packages, {human_size(u.artifacts)} of artifacts",
-            f"/namespaces/{u.namespace}",
         )
         for u in uses
     ]

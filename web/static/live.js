@@ -99,7 +99,7 @@
         });
     };
     var events = new EventSource(main.dataset.live);
-    events.addEventListener("ready", function () { main.dataset.live_ready = "1"; });
+    events.addEventListener("ready", function () { main.dataset.liveReady = "1"; });
     events.addEventListener("changed", refresh);
     events.addEventListener("step", function (event) { setStep(event.data); });
   }
