@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,10 @@ def test_live_updates_arrive_without_reload(chromium: Any, states: States, shots
 
     site.channel.gate.clear()  # app 2.0 is not in the package cache: its download waits
     states.repo.commit({"team/slow.yaml": spec(states.url, "app ==2.0")}, "Add the slow environment")
+    committed = time.monotonic()
     slow = overview.locator('tr[data-env="team/slow"]')
     expect(slow.locator(".health")).to_have_text("Progressing", timeout=30_000)
+    print(f"overview showed the new build {time.monotonic() - committed:.1f} s after the commit (source interval 1 s)")
     assert overview.evaluate("window.notReloaded === true")
     overview.screenshot(path=shots / "overview-running.png", full_page=True)
 
