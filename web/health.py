@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from condaops.reconciler.model import BUILDING, FAILED, QUEUED
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 
 SYNCED, OUT_OF_SYNC = "Synced", "OutOfSync"
@@ -88,7 +89,7 @@ def sync_health(env: EnvInfo, state: str, reason: str | None) -> SyncHealth:
 
 def _badges(env: EnvInfo, reason: str | None) -> tuple[str, ...]:
     shown = env.current or env.latest
-    badges = [HELD] if reason == "RolledBack" else []  # derive_state: pinned by `condaops rollback`
+    badges = [HELD] if reason == Reason.ROLLED_BACK else []  # derive_state: pinned by `condaops rollback`
     if env.removed_at is not None:
         badges.append(REMOVED_KEPT)
     if shown is not None and shown.lock_path:
