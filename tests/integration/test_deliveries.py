@@ -314,7 +314,9 @@ def test_the_environment_page_and_api_say_how_to_use_it(site: Project) -> None:
         ("Jupyter kernel", "condaops-ds-tools"),
         ("conda, by name", "conda activate ds-tools"),
     ]:
-        assert re.search(rf'class="label">{re.escape(label)}</span><code[^>]*>{re.escape(command)}</code>', use_it), label
+        assert re.search(rf'class="label">{re.escape(label)}</span><code[^>]*>{re.escape(command)}</code>', use_it), (
+            label
+        )
     uses = {(d["kind"], d["use"], d["build_id"]) for d in detail["deliveries"]}
     assert ("kernel", "condaops-ds-tools", item["build_id"]) in uses
     assert ("module", "module load ds/tools/1", item["build_id"]) in uses
