@@ -309,7 +309,12 @@ class ReconcileLoop:
                             watcher.stop()
 
                         tg.start_soon(stopper)
-                        await watcher.run(lambda paths: (changed(paths), self.wake()))
+
+                        def on_change(paths: frozenset[str]) -> None:
+                            changed(paths)
+                            self.wake()
+
+                        await watcher.run(on_change)
                         tg.cancel_scope.cancel()
 
             return watch
