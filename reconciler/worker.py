@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from condaops.config import Settings
 from condaops.reconciler.build.link import read_link
-from condaops.reconciler.build.memory import release_memory
+from condaops.reconciler.build.memory import limit_arenas, release_memory
 from condaops.reconciler.build.runner import BuildContext, run_build
 from condaops.reconciler.model import BuildOutcome, BuildTicket
 from condaops.reconciler.state.recorder import Recorder
@@ -121,6 +121,7 @@ class BuildWorker:
             may_link=lambda build_id: recorder.may_link(build_id, self.name),
             held=self.leases.held,
         )
+        limit_arenas()  # before the scheduler's threads: see build/memory.py
         warm_imports()
 
     def __call__(self, build_id: int) -> None:

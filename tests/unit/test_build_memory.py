@@ -37,3 +37,13 @@ def test_memory_freed_in_a_worker_thread_goes_back_to_the_system() -> None:
     if glibc:  # without the trim, the freed pages between the kept blocks stay resident
         assert _rss_kib() < before - 50_000
     assert len(kept) == 500
+
+
+def test_arenas_are_capped_unless_the_operator_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from condaops.reconciler.build.memory import limit_arenas
+
+    glibc = "libc.so" in (ctypes.util.find_library("c") or "")
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_arenas() is glibc
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_arenas() is False
