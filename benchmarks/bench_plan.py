@@ -1,44 +1,51 @@
-"""Benchmark: ``plan`` over 10,000 environment files in 100 namespaces.
+"""Benchmark: the reconcile pass ``condaops serve`` runs, over 10,000 environments.
 
-Measures the code path of ``condaops plan`` — ``Reconciler.plan()``: read the directory
-source, load the recorded state from the state DB, observe prefixes on disk, then the
-pure ``plan()`` — in three situations:
+What is timed is ``Reconciler.reconcile_once`` — the same call the serve loop makes in its
+thread — with the directory source followed by the real ``DirectoryWatcher`` (inotify, in
+a thread, wired exactly as ``serve`` wires it: ``Reconciler.follow``). The tree has
+10,000 generated environment files in 100 namespaces; the state DB (SQLite, or
+PostgreSQL with ``--database postgresql``) is filled by the first pass, then every
+build is marked completed and linked (prefix folder + link on disk, one bulk UPDATE: setup,
+not timed; the per-build cost of a worker's claim + finish is timed on a sample).
 
-* **cold** — a fresh reader (every file read and parsed), empty state DB;
-* **warm, nothing recorded** — the same reader again (files older than the SpecCache's
-  racy window are not re-parsed), empty state DB;
-* **warm, recorded** — the state DB holds 10,000 environments, each with a completed,
-  linked build of its current spec (recorded through ``Recorder``: ``apply_plan``, then
-  ``claim`` + ``finish``); their prefixes exist (empty folders) and are linked, so the
-  plan is all ``UpToDate`` (checked).
+Rows, each checked (the benchmark exits non-zero when a step it claims did not happen):
 
-Also reported: the cost of recording those builds, a full reconcile pass with nothing
-to do (what ``serve`` runs on every wake-up), and ``condaops plan`` as a fresh process.
+* **first pass** — cold read + parse of every file and the recording of 10,000 new
+  environments and queued builds (of it: ``Recorder.apply_plan``);
+* **no-op pass, no watch event** — nothing decided (``planned == 0``, nothing queued);
+* **one-file change** — a file rewritten, the watcher's report awaited (not timed), then
+  the pass (``SpecChanged`` queued for exactly that environment), and the pass after it
+  (the queued build's record moved: one environment decided again);
+* **full check** — the clock moved past ``reconcile.full_check``: every file re-read,
+  every prefix and link checked, every environment planned (``full``, all ``UpToDate``).
 
-Run: ``.venv/bin/python benchmarks/bench_plan.py [--envs 10000] [--namespaces 100]``.
+Each figure is printed with its budget from issue 14 and the ratio figure / budget.
+
+Run: ``.venv/bin/python benchmarks/bench_plan.py [--envs 10000] [--namespaces 100]
+[--repeats 7] [--database sqlite|postgresql] [--cli]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import contextlib
 import os
 import random
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import _common as c
 
 if TYPE_CHECKING:
-    from condaops.reconciler.model import EnvRef, RecordedEnv
-    from condaops.reconciler.plan import Plan
-    from condaops.reconciler.service import Reconciler
+    from condaops.config import Settings
+    from condaops.reconciler.service import PassResult, Reconciler
 
 PACKAGES = (
     "numpy",
@@ -83,8 +90,7 @@ SELECTED = (
     ("tbb", "not win"),
 )
 CHANNELS = ((), ("conda-forge",), ("conda-forge",), ("conda-forge", "bioconda"), ("defaults",))
-REPEATS = 5
-COLD_RUNS = 2
+BUDGET = {"noop": 0.100, "change": 0.150, "full": 1.0, "record": 5.0}  # issue 14, target 1 (seconds)
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -127,7 +133,7 @@ def write_tree(root: Path, envs: int, namespaces: int, stats: dict[str, int] | N
     stats.update({"files": 0, "folder form": 0, "with pip": 0, "with selectors": 0, "with variables": 0})
     for n in range(namespaces):
         ns = root / f"team-{n:03d}"
-        ns.mkdir(parents=True)
+        ns.mkdir(parents=True, exist_ok=True)
         for i in range(per_ns):
             name = f"env-{i:03d}"
             path = ns / name / "environment.yaml" if i % 10 == 9 else ns / f"{name}.yaml"
@@ -142,127 +148,190 @@ def write_tree(root: Path, envs: int, namespaces: int, stats: dict[str, int] | N
     return stats["files"]
 
 
+# --- shared with bench_git: a clock to move, a filled state DB, checks that fail loudly --
+
+
+class MovableClock:
+    """The wall clock plus an offset the benchmark moves (to make a full check due)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(timezone.utc) + self.offset
+
+    def pass_full_check(self, settings: Settings) -> None:
+        self.offset += timedelta(seconds=settings.reconcile.full_check + 1)
+
+
+class StepSkipped(SystemExit):
+    """A step the benchmark claims to measure did not run as claimed."""
+
+
+def require(condition: bool, what: str) -> None:
+    if not condition:
+        raise StepSkipped(f"bench: FAILED: {what}")
+
+
+def mark_built(rec: Reconciler, result: PassResult) -> None:
+    """Every build queued by ``result`` completed and linked, as a worker leaves it: prefix
+    folder and link on disk, the build row completed and current (setup: one bulk UPDATE)."""
+    from sqlalchemy import text
+
+    from condaops.reconciler.build.link import swap_link
+
+    layout, now = rec.layout, rec.clock()
+    rows = []
+    for q in result.queued:
+        prefix = layout.prefix(q.ref, q.spec_hash)
+        prefix.mkdir(parents=True, exist_ok=True)
+        swap_link(layout.env_link(q.ref), prefix)
+        rows.append({"id": q.build_id, "prefix": layout.relative(prefix), "now": now})
+    with rec.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE builds SET state = 'completed', reason = 'BuildSucceeded', started_at = :now, "
+                "finished_at = :now, prefix = :prefix WHERE id = :id"
+            ),
+            rows,
+        )
+        conn.execute(
+            text(
+                "UPDATE environments SET current_build_id = :id, state_version = state_version + 1 "
+                "WHERE id = (SELECT environment_id FROM builds WHERE id = :id)"
+            ),
+            [{"id": r["id"]} for r in rows],
+        )
+
+
+def recording_elsewhere(rec: Reconciler, first: PassResult, engine: Any, sample: int) -> tuple[float, float]:
+    """The first pass's plan recorded again into an empty state DB (``engine``): seconds
+    for ``Recorder.apply_plan`` of every new environment; then the median seconds a worker
+    spends recording one build (claim + finish through the Recorder) over ``sample`` builds."""
+    from condaops.reconciler.model import BuildOutcome
+    from condaops.reconciler.state.recorder import Recorder
+
+    recorder = Recorder(engine, rec.clock)
+    t_record, queued = c.timed(lambda: recorder.apply_plan(first.plan))
+    require(len(queued) == len(first.queued), f"recording again queued {len(queued)} of {len(first.queued)}")
+    outcome = BuildOutcome(True, "BuildSucceeded", prefix="x", linked=True)
+    each = [
+        c.timed(lambda q=q: (recorder.claim(q.build_id, "bench"), recorder.finish(q.build_id, outcome, "bench")))[0]
+        for q in queued[:sample]
+    ]
+    return t_record, c.median(each)
+
+
+@contextlib.contextmanager
+def watched(rec: Reconciler) -> Iterator[threading.Event]:
+    """The real ``DirectoryWatcher`` on the (single) directory source, in a thread, feeding
+    ``Reconciler.follow`` as ``serve`` does; yields an event set at every report."""
+    import anyio
+
+    from condaops.reconciler.sources.watch import DirectoryWatcher
+
+    (src,) = [s for s in rec.settings.sources if s.directory is not None]
+    watcher = DirectoryWatcher(src)
+    reported = threading.Event()
+    with rec.follow(src.name, ready=lambda: watcher.watching) as changed:
+
+        def on_change(paths: frozenset[str]) -> None:
+            changed(paths)
+            reported.set()
+
+        thread = threading.Thread(target=lambda: anyio.run(watcher.run, on_change), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not watcher.watching and time.monotonic() < deadline:
+            time.sleep(0.05)
+        require(watcher.watching, "the directory watcher started")
+        try:
+            yield reported
+        finally:
+            watcher.stop()
+            thread.join(timeout=10)
+
+
 # --- measuring --------------------------------------------------------------------------
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+@dataclass
+class Results:
+    envs: int = 0
+    namespaces: int = 0
+    database: str = "sqlite"
+    inputs: dict[str, int] = field(default_factory=dict)
+    first: float = 0.0
+    first_record: float = 0.0
+    worker_each: float = 0.0
+    noop: list[float] = field(default_factory=list)
+    change: list[float] = field(default_factory=list)
+    after_change: list[float] = field(default_factory=list)
+    full: list[float] = field(default_factory=list)
+    cli: list[tuple[float, int]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Timing:
-    """End-to-end ``Reconciler.plan()`` (median, min) and the median of each part."""
-
-    total: float
-    min: float
-    read: float
-    load_recorded: float
-    observe: float
-    plan: float
-
-    def parts(self) -> dict[str, float]:
-        return {"read": self.read, "load_recorded": self.load_recorded, "observe": self.observe, "plan": self.plan}
+def timed_pass(rec: Reconciler) -> tuple[float, PassResult]:
+    return c.timed(rec.reconcile_once)
 
 
-def breakdown(rec: Reconciler) -> dict[str, float]:
-    """The parts of ``Reconciler.plan()`` timed one by one (same calls, same order)."""
-    from condaops.reconciler.plan import plan
-    from condaops.reconciler.service import policy_of
-    from condaops.reconciler.state.queries import load_recorded
+def run(tmp: Path, args: argparse.Namespace, database: str, other: str) -> Results:
+    from condaops.reconciler.plan import BUILD, NOOP, SPEC_CHANGED, UP_TO_DATE
+    from condaops.reconciler.service import Reconciler
+    from condaops.reconciler.state.db import make_engine, migrate
 
-    t_read, snaps = c.timed(rec.snapshots)
-    t_load, recorded = c.timed(lambda: load_recorded(rec.engine))
-    t_observe, _ = c.timed(lambda: observe_prefixes(rec, recorded))
-    t_plan, _ = c.timed(lambda: plan(snaps, recorded, policy=policy_of(rec.settings), now=rec.clock()))
-    return {"read": t_read, "load_recorded": t_load, "observe": t_observe, "plan": t_plan}
-
-
-def observe_prefixes(rec: Reconciler, recorded: dict[EnvRef, RecordedEnv]) -> int:
-    """What ``Reconciler.observed()`` adds to ``load_recorded``: the linked prefixes, looked
-    up in the state DB, checked on disk. (The same calls, so that part can be timed alone.)"""
-    from condaops.reconciler.state.queries import current_prefixes
-
-    missing = 0
-    for ref, prefix in current_prefixes(rec.engine).items():
-        if ref in recorded and not rec.layout.absolute(prefix).is_dir():
-            missing += 1
-    return missing
-
-
-def summarize(totals: list[float], parts: list[dict[str, float]]) -> Timing:
-    return Timing(c.median(totals), min(totals), **{k: c.median([p[k] for p in parts]) for k in parts[0]})
-
-
-def measure(rec: Reconciler, repeats: int = REPEATS) -> tuple[Timing, Plan]:
-    """``repeats`` warm runs of ``rec.plan()``, each followed by its parts; and the last plan."""
-    totals, parts = [], []
-    for _ in range(repeats):
-        t, result = c.timed(rec.plan)
-        totals.append(t)
-        parts.append(breakdown(rec))
-    return summarize(totals, parts), result
-
-
-def measure_cold(fresh: Callable[[], Reconciler], runs: int = COLD_RUNS) -> Timing:
-    """Each run with a new reader, so every file is read and parsed again; parts once."""
-    totals = [c.timed(fresh().plan)[0] for _ in range(runs)]
-    return summarize(totals, [breakdown(fresh())])
-
-
-def settle(paths_written_at: float, window: float = 2.0) -> None:
-    """Sleep until every file is older than the SpecCache's racy window."""
-    wait = paths_written_at + window + 0.2 - time.time()
-    if wait > 0:
-        time.sleep(wait)
-
-
-def record_builds(rec: Reconciler, p: Plan) -> dict[str, float]:
-    """Record a completed, linked build of every planned environment, as a worker would.
-
-    ``apply_plan`` queues them all in one transaction, then each is claimed, given an
-    empty prefix folder and its link, and finished as a linked success.
-    """
-    from condaops.reconciler.build.link import swap_link
-    from condaops.reconciler.model import ArtifactRecord, BuildOutcome
-
-    layout, recorder = rec.layout, rec.recorder
-    started = time.perf_counter()
-    t_apply, queued = c.timed(lambda: recorder.apply_plan(p))
-    claim, finish = c.Stopwatch(), c.Stopwatch()
-    for qb in queued:
-        with claim:
-            ticket = recorder.claim(qb.build_id, "bench")
-        assert ticket is not None, f"build {qb.build_id} was not queued"
-        prefix = layout.prefix(qb.ref, qb.spec_hash)
-        prefix.mkdir(parents=True)
-        swap_link(layout.env_link(qb.ref), prefix)
-        arts = tuple(
-            ArtifactRecord(kind, f"artifacts/{qb.ref}/{qb.build_id}/{file}", 1000, "0" * 64)
-            for kind, file in (
-                ("conda-lock", "conda-lock.yml"),
-                ("pixi-lock", "pixi.lock"),
-                ("environment", "environment.yaml"),
-                ("log", "build.log"),
-            )
-        )
-        outcome = BuildOutcome(
-            True,
-            "BuildSucceeded",
-            prefix=layout.relative(prefix),
-            linked=True,
-            artifacts=arts,
-            timings=(("solve", 1.0), ("lock", 0.2), ("install", 3.0)),
-        )
-        with finish:
-            recorder.finish(qb.build_id, outcome)
-    n = max(len(queued), 1)
-    return {
-        "builds": len(queued),
-        "apply_plan": t_apply,
-        "claim_each": claim.seconds / n,
-        "finish_each": finish.seconds / n,
-        "total": time.perf_counter() - started,
-    }
+    r = Results(namespaces=args.namespaces, database=args.database)
+    t_write, r.envs = c.timed(lambda: write_tree(tmp / "envs", args.envs, args.namespaces, r.inputs))
+    print(f"inputs: {', '.join(f'{n} {k}' for k, n in r.inputs.items())} (written in {c.fmt_s(t_write)})", flush=True)
+    time.sleep(2.2)  # older than the parse cache's racy window, as files of a running site are
+    extra = f"database: {database}" if database else ""
+    settings = c.load(c.write_config(tmp, extra=extra))
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    clock = MovableClock()
+    rec = Reconciler(settings, engine, clock=clock)
+    try:
+        with watched(rec) as reported:
+            r.first, first = timed_pass(rec)
+            require(first.full and len(first.queued) == r.envs, f"first pass queued {len(first.queued)} of {r.envs}")
+            aside = make_engine(other)
+            migrate(aside)
+            r.first_record, r.worker_each = recording_elsewhere(rec, first, aside, 100)
+            aside.dispose()
+            mark_built(rec, first)
+            settled = rec.reconcile_once()  # the filled records moved: every environment decided once more
+            require(settled.planned >= r.envs, f"the pass after filling decided {settled.planned}")
+            ups = sum(1 for a in settled.plan.actions if a.kind == NOOP and a.reason == UP_TO_DATE)
+            require(ups == r.envs, f"{ups} of {r.envs} environments UpToDate after filling")
+            for _ in range(args.repeats):
+                t, result = timed_pass(rec)
+                require(result.planned == 0 and not result.queued and not result.full, "a no-op pass decided nothing")
+                r.noop.append(t)
+            for i in range(args.repeats):
+                path = tmp / "envs" / f"team-{i % args.namespaces:03d}" / "env-000.yaml"
+                reported.clear()
+                path.write_text(f"dependencies:\n  - numpy >=1.{i}\n")
+                require(reported.wait(10), f"the watcher reported the change to {path.name}")
+                t, result = timed_pass(rec)
+                builds = [a for a in result.plan.actions if a.kind == BUILD and a.reason == SPEC_CHANGED]
+                require(
+                    len(result.queued) == 1 and result.planned == 1 and len(builds) >= 1,
+                    f"the pass after one change queued {len(result.queued)}, decided {result.planned}",
+                )
+                r.change.append(t)
+                t, result = timed_pass(rec)
+                require(result.planned == 1 and not result.queued, "the pass after it decided the queued one")
+                r.after_change.append(t)
+            for _ in range(max(3, args.repeats // 2)):
+                clock.pass_full_check(settings)
+                t, result = timed_pass(rec)
+                require(result.full and result.planned >= r.envs, f"full check decided {result.planned}")
+                r.full.append(t)
+        r.cli = [cli_plan(tmp / "condaops.yaml") for _ in range(2 if args.cli else 0)]
+    finally:
+        rec.close()
+        engine.dispose()
+    return r
 
 
 def cli_plan(config: Path) -> tuple[float, int]:
@@ -282,131 +351,80 @@ def cli_plan(config: Path) -> tuple[float, int]:
     return elapsed, proc.returncode
 
 
-# --- main -------------------------------------------------------------------------------
-
-
-@dataclass
-class Results:
-    count: int = 0
-    namespaces: int = 0
-    inputs: dict[str, int] = field(default_factory=dict)
-    cold: Timing | None = None
-    warm_empty: Timing | None = None
-    warm_recorded: Timing | None = None
-    up_to_date: int = 0
-    fill: dict[str, float] = field(default_factory=dict)
-    passes: list[float] = field(default_factory=list)
-    noop_apply: float = 0.0
-    repair: float = 0.0
-    cli: list[tuple[float, int]] = field(default_factory=list)
-
-
-def run(tmp: Path, envs: int, namespaces: int, cli: bool) -> Results:
-    from condaops.reconciler.plan import BUILD, NOOP, UP_TO_DATE
-    from condaops.reconciler.service import Reconciler
-    from condaops.reconciler.state.db import make_engine, migrate
-
-    r = Results(namespaces=namespaces)
-    t_write, r.count = c.timed(lambda: write_tree(tmp / "envs", envs, namespaces, r.inputs))
-    written_at = time.time()
-    print(
-        f"inputs: {', '.join(f'{n} {k}' for k, n in r.inputs.items())} in {namespaces} namespaces "
-        f"(written in {c.fmt_s(t_write)})",
-        flush=True,
-    )
-    settings = c.load(c.write_config(tmp))
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    r.cold = measure_cold(lambda: Reconciler(settings, engine, clock=utcnow))
-    rec = Reconciler(settings, engine, clock=utcnow)
-    settle(written_at)
-    rec.plan()  # fills this reader's SpecCache now that the files are settled
-    r.warm_empty, planned = measure(rec)
-    builds = len(planned.by_kind(BUILD))
-    assert builds == r.count, f"expected {r.count} builds, planned {builds}"
-    del planned
-    r.fill = record_builds(rec, rec.plan())
-    gc.collect()  # plans and sessions of the fill are garbage, as after any pass
-    r.warm_recorded, result = measure(rec)
-    r.up_to_date = sum(1 for a in result.actions if a.kind == NOOP and a.reason == UP_TO_DATE)
-    if r.up_to_date != r.count or len(result.actions) != r.count:
-        print(f"warning: {r.up_to_date} of {len(result.actions)} actions are UpToDate", file=sys.stderr)
-    r.passes = [c.timed(rec.reconcile_once)[0] for _ in range(3)]
-    r.noop_apply = c.median([c.timed(lambda: rec.recorder.apply_plan(result))[0] for _ in range(3)])
-    r.repair = c.median([c.timed(rec.repair_links)[0] for _ in range(3)])
-    r.cli = [cli_plan(tmp / "condaops.yaml") for _ in range(2 if cli else 0)]
-    engine.dispose()
-    return r
-
-
-def report(r: Results) -> None:
-    assert r.cold and r.warm_empty and r.warm_recorded
-    cases = (
-        (f"cold (fresh reader, empty DB; {COLD_RUNS} runs)", r.cold),
-        ("warm, nothing recorded", r.warm_empty),
-        (f"warm, {r.count} recorded, all UpToDate", r.warm_recorded),
-    )
+def report(r: Results) -> dict[str, object]:
     rows = [
-        (name, *(c.fmt_s(v) for v in (m.total, m.min, m.read, m.load_recorded, m.observe, m.plan))) for name, m in cases
+        ("first pass: read + parse + record (cold)", [r.first], None),
+        (f"recording {r.envs} new environments (its apply_plan, again)", [r.first_record], "record"),
+        ("no-op pass, no watch event", r.noop, "noop"),
+        ("pass after a one-file change (watcher report)", r.change, "change"),
+        ("  the pass after it (the queued build recorded)", r.after_change, "change"),
+        ("full check (every file, prefix, link, environment)", r.full, "full"),
     ]
+    table = []
+    for name, values, budget in rows:
+        med = c.median(values)
+        b = BUDGET.get(budget or "")
+        ratio = f"{med / b:.2f}" if b else "-"
+        table.append((name, c.fmt_s(med), c.fmt_s(min(values)), c.fmt_s(b) if b else "-", ratio))
     print()
     print(
         c.table(
-            f"Reconciler.plan() over {r.count} files / {r.namespaces} namespaces "
-            f"(median of {REPEATS} unless noted; parts timed separately)",
-            ("case", "median", "min", "read", "load_recorded", "observe", "plan()"),
-            rows,
+            f"Reconciler.reconcile_once as `serve` runs it: {r.envs} environments, {r.database}, "
+            f"directory source followed by the watcher (median, min of the runs)",
+            ("pass", "median", "min", "budget", "ratio"),
+            table,
         )
     )
-    print(f"\nwarm recorded plan: {r.up_to_date}/{r.count} actions are noop UpToDate\n")
-    extra = [
-        (f"record {r.count} builds: apply_plan (one transaction)", c.fmt_s(r.fill["apply_plan"])),
-        ("record: claim, per build", c.fmt_s(r.fill["claim_each"])),
-        ("record: finish, per build", c.fmt_s(r.fill["finish_each"])),
-        ("record: total, incl. prefix folders and links", c.fmt_s(r.fill["total"])),
-        ("reconcile_once, nothing to do (median of 3)", c.fmt_s(c.median(r.passes))),
-        (f"  of which Recorder.apply_plan of {r.count} noop actions", c.fmt_s(r.noop_apply)),
-        ("  of which repair_links (readlink + resolve per env)", c.fmt_s(r.repair)),
-    ]
+    print(f"\nworker recording per build (claim + finish through the Recorder): {c.fmt_s(r.worker_each)}")
+    figures: dict[str, object] = {
+        "envs": r.envs,
+        "database": r.database,
+        "first_pass_s": round(r.first, 3),
+        "record_new_s": round(r.first_record, 3),
+        "noop_pass_s": round(c.median(r.noop), 4),
+        "change_pass_s": round(c.median(r.change), 4),
+        "after_change_pass_s": round(c.median(r.after_change), 4),
+        "full_check_s": round(c.median(r.full), 3),
+        "worker_record_each_ms": round(r.worker_each * 1000, 2),
+    }
     if r.cli:
-        extra.append(
-            (
-                "condaops plan, fresh process (median of 2)",
-                f"{c.fmt_s(c.median([t for t, _ in r.cli]))} (exit {r.cli[0][1]})",
-            )
-        )
-    print(c.table("Around the plan", ("what", "time"), extra))
-    c.print_summary(
-        "bench_plan",
-        {
-            "envs": r.count,
-            "namespaces": r.namespaces,
-            "inputs": r.inputs,
-            "cold_s": round(r.cold.total, 3),
-            "warm_empty_s": round(r.warm_empty.total, 3),
-            "warm_recorded_s": round(r.warm_recorded.total, 3),
-            "warm_recorded_parts_s": {k: round(v, 3) for k, v in r.warm_recorded.parts().items()},
-            "all_up_to_date": r.up_to_date == r.count,
-            "record_apply_plan_s": round(r.fill["apply_plan"], 3),
-            "record_claim_finish_ms": round((r.fill["claim_each"] + r.fill["finish_each"]) * 1000, 2),
-            "reconcile_once_noop_s": round(c.median(r.passes), 3),
-            "reconcile_once_parts_s": {"apply_plan": round(r.noop_apply, 3), "repair_links": round(r.repair, 3)},
-            "cli_plan_s": round(c.median([t for t, _ in r.cli]), 3) if r.cli else None,
-        },
+        med = c.median([t for t, _ in r.cli])
+        print(f"condaops plan, fresh process (median of {len(r.cli)}): {c.fmt_s(med)} (exit {r.cli[0][1]})")
+        figures["cli_plan_s"] = round(med, 3)
+    figures["within_budget"] = (
+        c.median(r.noop) < BUDGET["noop"]
+        and c.median(r.change) < BUDGET["change"]
+        and c.median(r.full) < BUDGET["full"]
+        and r.first_record < BUDGET["record"]
     )
+    return figures
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--envs", type=int, default=10_000)
     ap.add_argument("--namespaces", type=int, default=100)
-    ap.add_argument("--no-cli", action="store_true", help="skip the fresh-process `condaops plan`")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--cli", action="store_true", help="also time `condaops plan` in a fresh process")
     args = ap.parse_args()
     c.print_header("bench_plan")
-    with c.workdir("bench-plan") as tmp:
-        results = run(tmp, args.envs, args.namespaces, cli=not args.no_cli)
-    report(results)
+    with c.workdir("bench-plan") as tmp, database_url(args.database) as url, database_url(args.database) as other:
+        results = run(tmp, args, url, other or f"sqlite:///{tmp / 'aside.db'}")
+    c.print_summary("bench_plan", report(results))
     return 0
+
+
+@contextlib.contextmanager
+def database_url(kind: str) -> Iterator[str]:
+    """ "" (SQLite in the store) or a fresh PostgreSQL database, dropped after."""
+    if kind == "sqlite":
+        yield ""
+        return
+    from tests.support.postgres import fresh_database
+
+    with fresh_database() as url:
+        yield url
 
 
 if __name__ == "__main__":

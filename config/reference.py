@@ -1,7 +1,7 @@
 """Render the configuration reference (``docs/configuration.md``) from the Settings tree.
 
 Every key, its type, default and environment variable come from the dataclasses in
-``settings.py`` (descriptions from ``metadata["doc"]``) and the rules in ``load.py``, so the
+``settings.py`` (descriptions from ``metadata["doc"]``) and the rules in ``keys.py``, so the
 page cannot drift from the code. Regenerate it with::
 
     .venv/bin/python -m condaops.config.reference > docs/configuration.md
@@ -18,14 +18,9 @@ import typing
 from typing import Any
 
 from condaops.config.checks import format_duration, format_size
-from condaops.config.load import (
-    CONFIG_VARIABLE,
-    DEFAULT_FILE_NAME,
-    KEY_RULES,
-    environment_variables,
-    settings_fields,
-    type_name,
-)
+from condaops.config.convert import settings_fields, type_name
+from condaops.config.keys import KEY_RULES
+from condaops.config.load import CONFIG_VARIABLE, DEFAULT_FILE_NAME, environment_variables
 from condaops.config.settings import Settings
 
 # Defaults that depend on where and how condaops runs, described instead of shown.
@@ -113,7 +108,7 @@ def _section(title: str, about: str, prefix: str, fields: list[tuple[dataclasses
         variable = variables.get(key)
         row = (
             f"`{key}`",
-            type_name(tp, key),
+            type_name(tp, key, KEY_RULES),
             _default(field, tp, key),
             f"`{variable}`" if variable else f"in `{variables[prefix.split('[]')[0]]}`",
             _description(field, key),
@@ -156,9 +151,9 @@ def _default(field: dataclasses.Field[Any], tp: Any, key: str) -> str:
         return "unset"
     if dataclasses.is_dataclass(value):
         return f"see `{key}` below"
-    if type_name(tp, key) == "duration":
+    if type_name(tp, key, KEY_RULES) == "duration":
         return f"`{format_duration(value)}`"
-    if type_name(tp, key) == "size":
+    if type_name(tp, key, KEY_RULES) == "size":
         return f"`{format_size(value)}`"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"

@@ -7,10 +7,11 @@ Its own module so that both the reconcile pass (``service``) and change-request 
 
 from __future__ import annotations
 
-from dataclasses import replace
+import os
+from dataclasses import dataclass, replace
 
 from condaops.config import Settings
-from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, SourceSnapshot
 
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
@@ -31,3 +32,90 @@ def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
 
         snapshot = lock_snapshot(snapshot, settings)
     return snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """One environment as last made effective: the raw one it came from, and the result."""
+
+    raw: DesiredEnv
+    effective: DesiredEnv
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    raw: SourceSnapshot
+    inputs: tuple[object, ...]  # what every environment's effective form depends on
+    effective: SourceSnapshot
+    envs: dict[str, _Kept]  # by path
+
+
+class DesiredState:
+    """``effective`` for each source, redone only for environments whose file changed.
+
+    Sources hand back the same spec object for an unchanged file (the Git source per blob,
+    the directory source per unchanged file), so an environment whose raw spec, path,
+    name, warnings and lock are those of the last read gets its last effective spec and
+    policy again (with the new revision) without filling defaults, merging policies or
+    hashing anything. A change of the source's policy files, of the site policy file or
+    of a committed lockfile makes the whole source effective again. Not thread-safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sources: dict[str, _Source] = {}
+
+    def __call__(self, raw: SourceSnapshot) -> SourceSnapshot:
+        kept = self._sources.get(raw.source)
+        if kept is not None and kept.raw is raw:
+            return kept.effective
+        inputs = (raw.policy_files, _site_policy_key(self.settings))
+        if raw.error is not None or any(e.lock is not None for e in raw.envs):
+            return self._keep(raw, inputs, effective(raw, self.settings))
+        if kept is None or kept.inputs != inputs:
+            return self._keep(raw, inputs, effective(raw, self.settings))
+        envs: list[DesiredEnv | None] = []
+        fresh: list[DesiredEnv] = []
+        for env in raw.envs:
+            hit = kept.envs.get(env.path)
+            if hit is None or not _same_file(hit.raw, env):
+                fresh.append(env)
+                envs.append(None)
+                continue
+            e = hit.effective
+            envs.append(DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy))
+        made = {e.path: e for e in effective(replace(raw, envs=tuple(fresh)), self.settings).envs} if fresh else {}
+        result = tuple(e if e is not None else made[raw_env.path] for e, raw_env in zip(envs, raw.envs, strict=True))
+        return self._keep(raw, inputs, replace(raw, envs=result))
+
+    def _keep(self, raw: SourceSnapshot, inputs: tuple[object, ...], eff: SourceSnapshot) -> SourceSnapshot:
+        by_path = {e.path: e for e in eff.envs}
+        envs = {e.path: _Kept(e, by_path[e.path]) for e in raw.envs if e.path in by_path}
+        self._sources[raw.source] = _Source(raw, inputs, eff, envs)
+        return eff
+
+    def forget(self) -> None:
+        """Make every source effective in full at the next call (the periodic full check)."""
+        self._sources.clear()
+
+
+def _same_file(old: DesiredEnv, new: DesiredEnv) -> bool:
+    return (
+        old.spec is new.spec
+        and old.ref == new.ref
+        and old.source == new.source
+        and old.warnings == new.warnings
+        and old.lock is None
+        and new.lock is None
+    )
+
+
+def _site_policy_key(settings: Settings) -> object:
+    """What identifies the site policy file's content now (it is read again when it changes)."""
+    path = settings.policy.site_file
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return ("unreadable", exc.errno)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, settings.channels.alias)

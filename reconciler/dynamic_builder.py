@@ -57,6 +57,7 @@ from condaops.reconciler.publish.glibc import glibc_requirements, image_problem
 from condaops.reconciler.publish.naming import SHORT
 from condaops.reconciler.publish.push import push_image
 from condaops.reconciler.publish.targets import BuiltinTarget
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.store import StoreLayout
 from condaops.registry.api import Descriptor, Registry
@@ -181,7 +182,9 @@ class DynamicImageBuilder:
             built = build_image(req, self.settings.publish, base)
             image = push_image(self._target, repository, built.image, list(tags))
         except OSError as exc:
-            raise TransientError(f"writing the image of {repository} failed: {exc}", reason="ImageFailed") from exc
+            raise TransientError(
+                f"writing the image of {repository} failed: {exc}", reason=Reason.IMAGE_FAILED
+            ) from exc
         finally:
             shutil.rmtree(work, ignore_errors=True)
         log.info(

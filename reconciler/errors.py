@@ -13,6 +13,8 @@ build-step runner catches bare ``Exception``, turning it into a recorded outcome
 
 from __future__ import annotations
 
+from condaops.reconciler.reasons import Reason
+
 
 class CondaopsError(Exception):
     """Base of every error condaops raises on purpose.
@@ -20,7 +22,7 @@ class CondaopsError(Exception):
     ``reason`` is a CamelCase constant stored as-is in the state DB and shown as-is.
     """
 
-    reason: str = "Error"
+    reason: str = Reason.ERROR
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -35,7 +37,7 @@ class CondaopsError(Exception):
 class ConfigError(CondaopsError):
     """The settings file or a ``CONDAOPS_*`` variable is invalid (exit status 2)."""
 
-    reason = "ConfigInvalid"
+    reason = Reason.CONFIG_INVALID
 
     def __init__(self, message: str, *, key: str | None = None, file: str | None = None) -> None:
         where = []
@@ -52,13 +54,13 @@ class ConfigError(CondaopsError):
 class StalledError(CondaopsError):
     """Retrying cannot help: a human has to act (change the spec, the config...)."""
 
-    reason = "Stalled"
+    reason = Reason.STALLED
 
 
 class TransientError(CondaopsError):
     """The operation may succeed later: retry with exponential backoff."""
 
-    reason = "TransientFailure"
+    reason = Reason.TRANSIENT_FAILURE
 
 
 class SpecError(StalledError):
@@ -68,7 +70,7 @@ class SpecError(StalledError):
     ``line`` is 1-based when known.
     """
 
-    reason = "SpecInvalid"
+    reason = Reason.SPEC_INVALID
 
     def __init__(
         self,
@@ -90,58 +92,58 @@ class SpecError(StalledError):
 class SourceError(TransientError):
     """A source (directory, Git remote) could not be read; keep the last good state."""
 
-    reason = "SourceUnreadable"
+    reason = Reason.SOURCE_UNREADABLE
 
 
 class BuildError(CondaopsError):
     """Base for build-step failures; ``retryable`` says whether backoff may help."""
 
-    reason = "BuildFailed"
+    reason = Reason.BUILD_FAILED
     retryable = False
 
 
 class LeaseLostError(BuildError):
     """Another worker took this build over: this one stopped renewing its lease in time."""
 
-    reason = "LeaseLost"
+    reason = Reason.LEASE_LOST
 
 
 class SolveError(BuildError, StalledError):
     """The specs cannot be satisfied by the channels: change the spec."""
 
-    reason = "SolveFailed"
+    reason = Reason.SOLVE_FAILED
 
 
 class ChannelError(BuildError, TransientError):
     """A channel could not be fetched (network, HTTP error): retried with backoff."""
 
-    reason = "ChannelUnreachable"
+    reason = Reason.CHANNEL_UNREACHABLE
     retryable = True
 
 
 class ChannelNotAllowedError(BuildError, StalledError):
     """The spec names a channel outside ``channels.allowed``."""
 
-    reason = "ChannelNotAllowed"
+    reason = Reason.CHANNEL_NOT_ALLOWED
 
 
 class InstallError(BuildError, TransientError):
     """Downloading or linking packages failed; retried with backoff."""
 
-    reason = "InstallFailed"
+    reason = Reason.INSTALL_FAILED
     retryable = True
 
 
 class PipError(BuildError, StalledError):
     """uv could not lock or install the ``pip:`` dependencies."""
 
-    reason = "PipFailed"
+    reason = Reason.PIP_FAILED
 
 
 class BuildTimeoutError(BuildError, TransientError):
     """The build ran past ``build.timeout``."""
 
-    reason = "BuildTimeout"
+    reason = Reason.BUILD_TIMEOUT
     retryable = True
 
 
@@ -149,22 +151,22 @@ class LockError(BuildError, StalledError):
     """A committed lockfile cannot be read, does not match its spec or this host: commit a
     good lock (``condaops lock``); the reason says which (``lockfiles``)."""
 
-    reason = "LockInvalid"
+    reason = Reason.LOCK_INVALID
 
 
 class VerifyError(BuildError, StalledError):
     """The installed prefix failed verification."""
 
-    reason = "VerifyFailed"
+    reason = Reason.VERIFY_FAILED
 
 
 class PolicyViolationError(BuildError, StalledError):
     """The solved packages break a blocking policy rule: change the environment or the policy."""
 
-    reason = "PolicyViolation"  # a blocking rule is broken; the message names rule, package and file
+    reason = Reason.POLICY_VIOLATION  # a blocking rule is broken; the message names rule, package and file
 
 
 class PolicyInvalidError(BuildError, StalledError):
     """A policy file that applies to the environment is invalid: the build is not checked, so it fails."""
 
-    reason = "PolicyInvalid"  # a policy file (or policy.site_file) cannot be read; fix the file
+    reason = Reason.POLICY_INVALID  # a policy file (or policy.site_file) cannot be read; fix the file

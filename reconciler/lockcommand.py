@@ -27,6 +27,7 @@ from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.locks.relock import relock
 from condaops.reconciler.locks.write import lock_path_for, render_lock
 from condaops.reconciler.model import DesiredEnv, LockInput, SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.directory import read_directory
 from condaops.reconciler.store import StoreLayout
 
@@ -34,7 +35,7 @@ from condaops.reconciler.store import StoreLayout
 class LockCommandError(CondaopsError):
     """``condaops lock`` cannot run as asked (exit 2); the message says what to change."""
 
-    reason = "LockCommandFailed"
+    reason = Reason.LOCK_COMMAND_FAILED
 
 
 @dataclass(frozen=True, slots=True)

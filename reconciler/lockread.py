@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from condaops.reconciler.errors import StalledError
+from condaops.reconciler.reasons import Reason
 
 if TYPE_CHECKING:
     from rattler import RepoDataRecord
@@ -26,7 +27,7 @@ _TOKEN_RE = re.compile(r"/t/[^/]+(?=/)")
 class LockReadError(StalledError):
     """A pixi.lock that condaops wrote cannot be read back as expected."""
 
-    reason = "LockFailed"
+    reason = Reason.LOCK_FAILED
 
 
 def redact_url(url: str) -> str:

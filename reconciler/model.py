@@ -137,6 +137,7 @@ class RecordedEnv:
     retired: bool = False
     prefix_present: bool = True  # observed: the linked prefix still exists on disk
     pinned_spec_hash: str | None = None  # rolled back away from this desired spec
+    display_name: str | None = None  # the file's condaops: display_name: as last recorded
 
 
 @dataclass(frozen=True, slots=True)

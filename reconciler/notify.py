@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from sqlalchemy import Engine
 
@@ -167,8 +167,9 @@ class StatusNotifier:
     def close(self, timeout: float = 30.0) -> None:
         self._worker.close(timeout)
 
-    def _handle(self, build_id: object, outcome: object, superseded: Callable[[], bool]) -> None:
-        build = get_build(self.engine, int(build_id))  # type: ignore[call-overload]
+    def _handle(self, build_id: Hashable, outcome: object, superseded: Callable[[], bool]) -> None:
+        # The worker hands back what on_build_event queued: an int and a BuildOutcome or None.
+        build = get_build(self.engine, build_id) if isinstance(build_id, int) else None
         source = self.sources.get(build.source or "") if build else None
         if build is None or source is None:
             return  # not a build of a source with statuses turned on
@@ -183,7 +184,7 @@ class StatusNotifier:
         token = read_token(source, self._environ)
         if token is None:
             return
-        request = status_request(build, outcome, source, token)  # type: ignore[arg-type]
+        request = status_request(build, outcome if isinstance(outcome, BuildOutcome) else None, source, token)
         context = f"build={build.build_id} api={source.status_api} state={(request.json or {}).get('state')}"
         if self._sender.send(request, name="status", context=context, superseded=superseded).ok:
             log.info("status_posted %s url=%s", context, request.url)

@@ -21,6 +21,7 @@ from condaops.reconciler.build.link import swap_link
 from condaops.reconciler.deliver.sync import Deliveries
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import ACTIVE_STATES, COMPLETED, EnvRef
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.retire import RETIRED, retire_environment, withdraw_deliveries
 from condaops.reconciler.state.queries import BuildInfo, env_builds, get_environment, list_environments
 from condaops.reconciler.state.recorder import Recorder
@@ -30,7 +31,7 @@ log = logging.getLogger("condaops.operations")
 
 
 class OperationError(CondaopsError):
-    reason = "OperationRefused"
+    reason = Reason.OPERATION_REFUSED
 
 
 def rollback(

@@ -44,7 +44,7 @@ class Change:
 
     def describe(self) -> str:
         if self.old is None:
-            return f"{self.name} {self.new.label()}"  # type: ignore[union-attr]
+            return f"{self.name} {self.new.label()}" if self.new else self.name
         if self.new is None:
             return f"{self.name} {self.old.label()}"
         return f"{self.name} {self.old.label()} → {self.new.label()}"

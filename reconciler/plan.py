@@ -30,8 +30,9 @@ Decisions, in order, for each environment:
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -48,30 +49,32 @@ from condaops.reconciler.model import (
     Rejection,
     SourceSnapshot,
 )
+from condaops.reconciler.reasons import Reason
+from condaops.reconciler.spec import Spec
 
 # Action kinds.
 BUILD, RETIRE, REJECT, NOOP, WAIT, HOLD = "build", "retire", "reject", "noop", "wait", "hold"
 CHANGE_KINDS = frozenset({BUILD, RETIRE, REJECT})
 
 # Reasons.
-NEW_ENVIRONMENT = "NewEnvironment"
-SPEC_CHANGED = "SpecChanged"
-BUILD_MISSING = "BuildMissing"
-REBUILD = "Rebuild"
-UP_TO_DATE = "UpToDate"
-BUILD_IN_PROGRESS = "BuildInProgress"
-RETRY_SCHEDULED = "RetryScheduled"
-RETRY_PENDING = "RetryPending"
-RETRIES_EXHAUSTED = "RetriesExhausted"
-SOURCE_REMOVED = "SourceRemoved"
-SOURCE_REMOVED_KEPT = "SourceRemovedKept"
-SOURCE_UNREADABLE = "SourceUnreadable"
-SOURCE_EMPTY = "SourceEmpty"
-SOURCE_NOT_CONFIGURED = "SourceNotConfigured"
-DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
-ROLLED_BACK = "RolledBack"
-POLICY_CHANGED = "PolicyChanged"  # the environment's policy changed since its build was checked
-POLICY_REASONS = frozenset({"PolicyViolation", "PolicyInvalid"})  # build failures a policy change can fix
+NEW_ENVIRONMENT = Reason.NEW_ENVIRONMENT
+SPEC_CHANGED = Reason.SPEC_CHANGED
+BUILD_MISSING = Reason.BUILD_MISSING
+REBUILD = Reason.REBUILD
+UP_TO_DATE = Reason.UP_TO_DATE
+BUILD_IN_PROGRESS = Reason.BUILD_IN_PROGRESS
+RETRY_SCHEDULED = Reason.RETRY_SCHEDULED
+RETRY_PENDING = Reason.RETRY_PENDING
+RETRIES_EXHAUSTED = Reason.RETRIES_EXHAUSTED
+SOURCE_REMOVED = Reason.SOURCE_REMOVED
+SOURCE_REMOVED_KEPT = Reason.SOURCE_REMOVED_KEPT
+SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
+SOURCE_EMPTY = Reason.SOURCE_EMPTY
+SOURCE_NOT_CONFIGURED = Reason.SOURCE_NOT_CONFIGURED
+DUPLICATE_ENVIRONMENT = Reason.DUPLICATE_ENVIRONMENT
+ROLLED_BACK = Reason.ROLLED_BACK
+POLICY_CHANGED = Reason.POLICY_CHANGED  # the environment's policy changed since its build was checked
+POLICY_REASONS = frozenset({Reason.POLICY_VIOLATION, Reason.POLICY_INVALID})  # build failures a policy change can fix
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,24 +128,32 @@ def plan(
     *,
     policy: Policy,
     now: datetime,
+    only: Collection[EnvRef] | None = None,
 ) -> Plan:
-    """Diff desired against recorded state. Pure: no IO, no clock, no randomness."""
+    """Diff desired against recorded state. Pure: no IO, no clock, no randomness.
+
+    ``only`` limits the actions to these environments (the caller knows nothing changed
+    for the others, and keeps their earlier actions); each is decided exactly as in a
+    full plan. Notes and unnamed rejections are always of every source."""
     snapshots = list(snapshots)
     desired, rejected, duplicates = _collect(snapshots)
     readable = {s.source: s for s in snapshots if s.error is None}
     unreadable = {s.source: s for s in snapshots if s.error is not None}
     actions: list[Action] = []
 
-    for ref, env in sorted(desired.items()):
-        actions.append(_decide(env, recorded.get(ref), policy, now))
-    for ref, rejection in sorted(rejected.items()):
-        actions.append(_reject(ref, rejection))
-    for ref, rejs in sorted(duplicates.items()):
-        actions.append(_duplicate(ref, rejs))
+    def chosen(found: Mapping[EnvRef, object]) -> list[EnvRef]:
+        return sorted(found if only is None else (ref for ref in only if ref in found))
 
-    seen = set(desired) | set(rejected) | set(duplicates)
-    for ref, rec in sorted(recorded.items()):
-        if ref in seen or rec.retired:
+    for ref in chosen(desired):
+        actions.append(_decide(desired[ref], recorded.get(ref), policy, now))
+    for ref in chosen(rejected):
+        actions.append(_reject(ref, rejected[ref]))
+    for ref in chosen(duplicates):
+        actions.append(_duplicate(ref, duplicates[ref]))
+
+    for ref in chosen(recorded):
+        rec = recorded[ref]
+        if ref in desired or ref in rejected or ref in duplicates or rec.retired:
             continue
         actions.append(_absent(rec, readable, unreadable, policy))
 
@@ -155,19 +166,22 @@ def _collect(
     snapshots: list[SourceSnapshot],
 ) -> tuple[dict[EnvRef, DesiredEnv], dict[EnvRef, Rejection], dict[EnvRef, list[Rejection]]]:
     """Merge sources; a ref claimed by two sources is a duplicate in both."""
-    claims: dict[EnvRef, list[DesiredEnv | Rejection]] = {}
+    desired: dict[EnvRef, DesiredEnv] = {}
+    more: dict[EnvRef, list[DesiredEnv | Rejection]] = {}  # refs claimed by a rejection or twice
     for snap in snapshots:
         if snap.error is not None:
             continue
         for env in snap.envs:
-            claims.setdefault(env.ref, []).append(env)
+            if env.ref in desired or env.ref in more:
+                more.setdefault(env.ref, [desired.pop(env.ref)] if env.ref in desired else []).append(env)
+            else:
+                desired[env.ref] = env  # the common case: one file, no list made
         for rej in snap.rejections:
             if rej.ref is not None:
-                claims.setdefault(rej.ref, []).append(rej)
-    desired: dict[EnvRef, DesiredEnv] = {}
+                more.setdefault(rej.ref, [desired.pop(rej.ref)] if rej.ref in desired else []).append(rej)
     rejected: dict[EnvRef, Rejection] = {}
     duplicates: dict[EnvRef, list[Rejection]] = {}
-    for ref, items in claims.items():
+    for ref, items in more.items():
         if len({i.source for i in items}) > 1:
             duplicates[ref] = [_as_rejection(ref, i) for i in items]
         elif isinstance(items[0], DesiredEnv) and len(items) == 1:
@@ -183,8 +197,15 @@ def _as_rejection(ref: EnvRef, item: DesiredEnv | Rejection) -> Rejection:
     return Rejection(ref, item.source, item.path, DUPLICATE_ENVIRONMENT, "")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def spec_hash_of(spec: Spec) -> str:
+    """``spec.spec_hash``, kept for the specs seen last (hashing the canonical JSON of
+    10,000 specs at every full plan is most of its cost; equal specs hash alike)."""
+    return spec.spec_hash
+
+
 def _decide(env: DesiredEnv, rec: RecordedEnv | None, policy: Policy, now: datetime) -> Action:
-    spec_hash = env.spec.spec_hash
+    spec_hash = spec_hash_of(env.spec)
 
     def act(kind: str, reason: str, message: str = "", **kw: object) -> Action:
         return Action(kind, env.ref, reason, message, spec_hash=spec_hash, desired=env, **kw)  # type: ignore[arg-type]
@@ -226,12 +247,12 @@ def _after_failure(act, latest, policy: Policy, now: datetime) -> Action:  # typ
     if not latest.retryable:
         if latest.reason in POLICY_REASONS:
             return act(HOLD, latest.reason, "change the environment or the policy to try again")
-        return act(HOLD, latest.reason or "BuildFailed", "fix the specification to try again")
+        return act(HOLD, latest.reason or Reason.BUILD_FAILED, "fix the specification to try again")
     if latest.attempt > policy.retries:
         return act(
             HOLD,
             RETRIES_EXHAUSTED,
-            f"{latest.reason or 'BuildFailed'} after {latest.attempt} attempts",
+            f"{latest.reason or Reason.BUILD_FAILED} after {latest.attempt} attempts",
         )
     due = (latest.finished_at or now) + timedelta(seconds=backoff_delay(latest.attempt, policy))
     if due <= now:

@@ -29,11 +29,12 @@ from typing import Protocol
 from condaops.config import Settings
 from condaops.reconciler.build.link import remove_link
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.store import StoreLayout
 
 log = logging.getLogger("condaops.retire")
 
-RETIRED = "Retired"  # retired on purpose with `condaops retire`
+RETIRED = Reason.RETIRED  # retired on purpose with `condaops retire`
 
 
 @dataclass(frozen=True, slots=True)

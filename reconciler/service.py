@@ -1,6 +1,16 @@
 """One reconcile pass: read sources, observe the store, plan, record, repair links.
 
 Synchronous and blocking (file and DB IO); the serve loop runs it in a thread.
+
+A pass costs what changed, as Flux decides "up to date" by comparing the recorded
+revision instead of redoing the work. Between full checks a pass re-plans only the
+environments whose desired file changed (sources hand back the same objects for
+unchanged files; ``desired.DesiredState``), whose record moved (``state_version``;
+``state.recorded.RecordedState``) or whose retry fell due, and touches only their rows,
+prefixes and links; when nothing changed it records the source fetches and stops. Every
+``reconcile.full_check`` seconds (and at the first pass) the full check re-reads every
+source in full, checks every linked prefix and link on disk and plans every environment:
+a deleted prefix, a broken link or a link moved by hand are found there.
 """
 
 from __future__ import annotations
@@ -8,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -17,101 +27,33 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.build.link import read_link, swap_link
-from condaops.reconciler.desired import effective
-from condaops.reconciler.model import EnvRef, Policy, RecordedEnv, SourceSnapshot
+from condaops.reconciler.desired import DesiredState
+from condaops.reconciler.model import DesiredEnv, EnvRef, Policy, RecordedEnv, Rejection, SourceSnapshot
 from condaops.reconciler.names import shown
-from condaops.reconciler.plan import RETIRE, Plan, plan
+from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, plan
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
-from condaops.reconciler.state.queries import current_prefixes, get_build, load_recorded
+from condaops.reconciler.sources.reader import SourceReader, read_source
+from condaops.reconciler.state.queries import current_prefixes, get_build
+from condaops.reconciler.state.recorded import RecordedState
 from condaops.reconciler.state.recorder import QueuedBuild, Recorder
 from condaops.reconciler.store import StoreLayout
 
 log = logging.getLogger("condaops.reconcile")
 
 Clock = Callable[[], datetime]
+FETCH_RECORD_EVERY = 10.0  # seconds between records of an unchanged source's fetch
+
+__all__ = ["PassResult", "Reconciler", "SourceReader", "policy_of", "read_source"]
 
 
 @dataclass(frozen=True, slots=True)
 class PassResult:
-    plan: Plan
+    plan: Plan  # the standing decision for every environment (this pass's and earlier ones)
     queued: tuple[QueuedBuild, ...]
     snapshots: tuple[SourceSnapshot, ...] = ()
     previews: tuple[int, ...] = ()  # change-request preview builds queued by this pass
-
-
-class SourceReader:
-    """Observes sources, keeping a parse cache per source so unchanged files are not re-read."""
-
-    def __init__(self) -> None:
-        self._caches: dict[str, object] = {}
-        self._forced: set[str] = set()
-        self._forced_lock = threading.Lock()
-
-    def force(self, names: Iterable[str]) -> None:
-        """Skip the failure backoff at the next read of these Git sources (thread-safe)."""
-        with self._forced_lock:
-            self._forced.update(names)
-
-    def git_source(self, name: str):  # type: ignore[no-untyped-def]
-        """The ``GitSource`` this reader keeps for source ``name`` (after its first read), or None."""
-        from condaops.reconciler.sources.git import GitSource
-
-        source = self._caches.get(name)
-        return source if isinstance(source, GitSource) else None
-
-    def _take_forced(self, name: str) -> bool:
-        with self._forced_lock:
-            if name in self._forced:
-                self._forced.discard(name)
-                return True
-            return False
-
-    def __call__(self, src: SourceSettings) -> SourceSnapshot:
-        if src.directory is not None:
-            from condaops.reconciler.sources.directory import SpecCache, read_directory
-
-            cache = self._caches.setdefault(src.name, SpecCache())
-            return read_directory(src, cache=cache)  # type: ignore[arg-type]
-        if src.git is not None:
-            import tempfile
-            from pathlib import Path
-
-            from condaops.reconciler.sources.git import GitSource
-
-            source = self._caches.get(src.name)
-            if not isinstance(source, GitSource) or source.settings != src:
-                if isinstance(source, GitSource):
-                    source.close()
-                mirrors = src.mirror_dir
-                if mirrors is None:  # set by load_settings; hand-made settings get a folder per reader
-                    if "/git-mirrors" not in self._caches:  # "/" cannot start a source name
-                        self._caches["/git-mirrors"] = tempfile.TemporaryDirectory(prefix="condaops-git-")
-                    mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
-                source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
-            return source.read(force=self._take_forced(src.name))
-        return SourceSnapshot(
-            source=src.name,
-            revision=None,
-            error=f"source '{src.name}': neither 'directory' nor 'git' is set",
-            error_reason="SourceUnsupported",
-        )
-
-    def close(self) -> None:
-        """Close kept Git sources and remove a temporary mirror folder."""
-        for kept in self._caches.values():
-            close = getattr(kept, "close", None) or getattr(kept, "cleanup", None)
-            if close is not None:
-                close()
-        self._caches.clear()
-
-
-def read_source(src: SourceSettings) -> SourceSnapshot:
-    """Observe one source's current revision with a reader used once."""
-    reader = SourceReader()
-    try:
-        return reader(src)
-    finally:
-        reader.close()
+    full: bool = False  # this pass was a full check
+    planned: int = 0  # environments decided in this pass
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -120,6 +62,15 @@ def policy_of(settings: Settings) -> Policy:
     return Policy(
         prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max, allow_empty=allow_empty
     )
+
+
+def observe(engine: Engine, layout: StoreLayout) -> dict[EnvRef, RecordedEnv]:
+    """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
+    root = str(layout.root)
+    state = RecordedState(engine)
+    state.reload()
+    state.observe(list(state.records), lambda prefix: os.path.isdir(os.path.join(root, prefix)))
+    return state.envs()
 
 
 class Reconciler:
@@ -148,6 +99,13 @@ class Reconciler:
         self.changes = ChangeRequests(
             settings, engine, clock=clock, git_source=getattr(self._read, "git_source", lambda name: None)
         )
+        self._desired = DesiredState(settings)
+        self._recorded = RecordedState(engine)
+        self._inputs: dict[str, SourceSnapshot] = {}  # the effective snapshots the standing plan was made from
+        self._standing: dict[EnvRef, Action] = {}  # every environment's latest decision
+        self._plan = Plan()
+        self._full_at: datetime | None = None
+        self._fetches: dict[str, tuple[object, datetime]] = {}  # per source: what was recorded, when
 
     def close(self) -> None:
         """Release what the source reader keeps open (Git repositories, temporary mirrors)."""
@@ -161,29 +119,108 @@ class Reconciler:
         if force is not None:
             force(names)
 
+    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> AbstractContextManager[Callable]:  # type: ignore[type-arg]
+        """While the block runs, a watcher reports on directory source ``name`` with the
+        callable it yields: the source is read again only after a report (and at the full
+        check). A custom reader reads at every pass."""
+        follow = getattr(self._read, "follow", None)
+        return follow(name, ready=ready) if follow is not None else nullcontext(lambda paths: None)
+
     def snapshots(self) -> list[SourceSnapshot]:
-        return [effective(self._read(src), self.settings) for src in self.settings.sources]
+        return [self._desired(self._read(src)) for src in self.settings.sources]
 
     def observed(self) -> dict[EnvRef, RecordedEnv]:
-        """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
-        recorded = load_recorded(self.engine)
-        for ref, prefix in current_prefixes(self.engine).items():
-            if ref in recorded and not self.layout.absolute(prefix).is_dir():
-                recorded[ref] = replace(recorded[ref], prefix_present=False)
-        return recorded
+        return observe(self.engine, self.layout)
 
     def plan(self, snapshots: list[SourceSnapshot] | None = None) -> Plan:
+        """The full plan (every environment), from the sources and the state DB as they are."""
         snaps = self.snapshots() if snapshots is None else snapshots
         return plan(snaps, self.observed(), policy=policy_of(self.settings), now=self.clock())
 
+    def _present(self, prefix: str) -> bool:
+        return os.path.isdir(os.path.join(self.layout.root, prefix))
+
+    # --- the pass -------------------------------------------------------------------------
+
     def reconcile_once(self) -> PassResult:
+        now = self.clock()
+        full = self._full_at is None or (now - self._full_at).total_seconds() >= self.settings.reconcile.full_check
+        if full:
+            rescan = getattr(self._read, "rescan", None)
+            if rescan is not None:
+                rescan()
         snaps = self.snapshots()
         for snap in snaps:
-            self.recorder.record_snapshot(snap)
+            self._record_fetch(snap, now, full)
             if snap.error:
                 log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
-        p = self.plan(snaps)
+        moved = [s for s in snaps if self._inputs.get(s.source) is not s]
+        rejections_moved = full or any(_rejections(self._inputs.get(s.source)) != s.rejections for s in moved)
+        if full:
+            self._full_at = now
+            self._recorded.reload()
+            self._recorded.observe(list(self._recorded.records), self._present)
+            only: set[EnvRef] | None = None
+        else:
+            only = self._changed(snaps, moved, now)
+        self._inputs = {s.source: s for s in snaps}
+        previews = self._sync_changes(snaps)
+        if only is not None and not only and not rejections_moved:
+            return PassResult(self._plan, (), tuple(snaps), tuple(previews))
+        recorded = self._recorded.envs()
+        p = plan(snaps, recorded, policy=policy_of(self.settings), now=now, only=only)
+        renamed = self.deliveries.renamed(_of(snaps, only), recorded)  # condaops: display_name: changed, no rebuild
         queued = self.recorder.apply_plan(p)
+        if rejections_moved:
+            self._record_rejected(snaps)
+        for action in p.by_kind(RETIRE):
+            retire_environment(self.settings, self.layout, action.ref, action.reason, also=self._withdraw)
+        self.repair_links(None if only is None else only)
+        self.deliveries.sync_many(renamed)
+        for a in p.changes:
+            log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
+        self._stand(p, only)
+        return PassResult(self._plan, tuple(queued), tuple(snaps), tuple(previews), full=full, planned=len(p.actions))
+
+    def _record_fetch(self, snap: SourceSnapshot, now: datetime, full: bool) -> None:
+        """Record a source's fetch: at once when its revision or error changed, else at most
+        every ``FETCH_RECORD_EVERY`` seconds or the source's ``interval`` (a write per pass
+        and source is most of a pass where nothing changed; readiness wants a fetch
+        recorded within three intervals)."""
+        key = (snap.revision, snap.error, snap.error_reason)
+        last = self._fetches.get(snap.source)
+        every = min([FETCH_RECORD_EVERY] + [s.interval for s in self.settings.sources if s.name == snap.source])
+        if not full and last is not None and last[0] == key and (now - last[1]).total_seconds() < every:
+            return
+        self.recorder.record_snapshot(snap)
+        self._fetches[snap.source] = (key, now)
+
+    def _changed(self, snaps: list[SourceSnapshot], moved: list[SourceSnapshot], now: datetime) -> set[EnvRef] | None:
+        """The environments to decide again in a pass between full checks; None: all of them
+        (a source turned readable or unreadable, empty or not)."""
+        refs = self._recorded.refresh()
+        refs |= self._recorded.observe(refs, self._present)
+        for snap in moved:
+            old = self._inputs.get(snap.source)
+            if old is None or _source_changed(old, snap):
+                return None
+            refs |= _env_changes(old, snap)
+        wakeup = self._plan.next_wakeup()
+        if wakeup is not None and wakeup <= now:  # a retry fell due
+            refs |= {r for r, a in self._standing.items() if a.kind == WAIT and a.not_before and a.not_before <= now}
+        return refs
+
+    def _stand(self, p: Plan, only: set[EnvRef] | None) -> None:
+        """Keep every environment's latest decision: the plan a caller sees for the pass."""
+        if only is None:
+            self._standing = {a.ref: a for a in p.actions}
+        else:
+            for ref in only:
+                self._standing.pop(ref, None)
+            self._standing.update((a.ref, a) for a in p.actions)
+        self._plan = _StandingPlan(tuple(self._standing.values()), p.notes, p.unnamed_rejections)
+
+    def _record_rejected(self, snaps: list[SourceSnapshot]) -> None:
         for rejected in self.recorder.record_rejected_files(snaps):
             log.warning(
                 "file_rejected source=%s path=%s reason=%s %s",
@@ -192,31 +229,30 @@ class Reconciler:
                 rejected.reason,
                 rejected.message,
             )
-        for action in p.by_kind(RETIRE):
-            retire_environment(self.settings, self.layout, action.ref, action.reason, also=self._withdraw)
-        self.repair_links()
-        for a in p.changes:
-            log.info("planned action=%s env=%s reason=%s %s", a.kind, a.ref, a.reason, a.message)
-        previews: list[int] = []
+
+    def _sync_changes(self, snaps: list[SourceSnapshot]) -> list[int]:
         try:
-            previews = self.changes.sync_all({s.source: s for s in snaps})
+            return self.changes.sync_all({s.source: s for s in snaps})
         except Exception:  # reviews are a side show: a failure here must not fail the pass
             log.exception("change_requests_failed")
-        return PassResult(p, tuple(queued), tuple(snaps), tuple(previews))
+            return []
 
-    def repair_links(self) -> None:
-        """Make every environment link point at its recorded current build (observed ≠ recorded).
+    def repair_links(self, refs: Iterable[EnvRef] | None = None) -> None:
+        """Make every environment link (of ``refs`` only, when given) point at its recorded
+        current build (observed ≠ recorded).
 
         Cheap on the common path: the link text is compared with what ``swap_link`` writes
         (``../<spec-hash>-<name>``); only a mismatch costs a resolve and a swap."""
-        for ref, prefix in current_prefixes(self.engine).items():
-            link = self.layout.env_link(ref)
-            target = self.layout.absolute(prefix)
-            try:
-                if os.readlink(link) == os.path.relpath(target, link.parent):
+        prefixes = current_prefixes(self.engine, refs)
+        root = str(self.layout.root)
+        for ref, prefix in prefixes.items():
+            try:  # strings, not paths: this runs for every environment at the full check
+                if os.readlink(os.path.join(root, ref.namespace, "envs", ref.name)) == _link_text(ref, prefix):
                     continue
             except OSError:
                 pass  # no link yet, or not a link
+            link = self.layout.env_link(ref)
+            target = self.layout.absolute(prefix)
             if target.is_dir() and read_link(link) != target.resolve():
                 swap_link(link, target)
                 log.warning("link_repaired env=%s target=%s", ref, prefix)
@@ -242,3 +278,77 @@ class Reconciler:
                 shutil.rmtree(prefix, ignore_errors=True)
             log.warning("build_interrupted build=%s env=%s requeued", build_id, info.ref)
         return self.recorder.queued()
+
+
+class _StandingPlan(Plan):
+    """A plan whose next wake-up is worked out once (every pass between full checks asks)."""
+
+    __slots__ = ("_wakeup",)
+
+    def next_wakeup(self) -> datetime | None:
+        try:
+            return self._wakeup  # type: ignore[no-any-return]
+        except AttributeError:
+            object.__setattr__(self, "_wakeup", Plan.next_wakeup(self))
+            return self._wakeup  # type: ignore[no-any-return]
+
+
+def _of(snaps: list[SourceSnapshot], only: set[EnvRef] | None) -> list[SourceSnapshot]:
+    """The snapshots with the environments of ``only`` alone (all, given None)."""
+    if only is None:
+        return snaps
+    return [replace(s, envs=tuple(e for e in s.envs if e.ref in only)) if only else replace(s, envs=()) for s in snaps]
+
+
+def _link_text(ref: EnvRef, prefix: str) -> str:
+    """What ``swap_link`` writes into ``<ns>/envs/<name>`` for a prefix (store-relative)."""
+    head, _, rest = prefix.partition("/")
+    if head == ref.namespace and rest and "/" not in rest:
+        return f"../{rest}"
+    return os.path.relpath(prefix, os.path.join(ref.namespace, "envs"))
+
+
+def _rejections(snap: SourceSnapshot | None) -> tuple[Rejection, ...] | None:
+    return None if snap is None else snap.rejections
+
+
+def _source_changed(old: SourceSnapshot, new: SourceSnapshot) -> bool:
+    """Whether a source changed in a way that decides for all of its environments."""
+    return (
+        old.error != new.error
+        or old.error_reason != new.error_reason
+        or bool(old.envs or old.rejections) != bool(new.envs or new.rejections)
+    )
+
+
+def _by_ref(snap: SourceSnapshot) -> dict[EnvRef, DesiredEnv | Rejection]:
+    found: dict[EnvRef, DesiredEnv | Rejection] = {e.ref: e for e in snap.envs}
+    for rej in snap.rejections:
+        if rej.ref is not None:
+            found[rej.ref] = rej  # a ref with a rejection is decided again whenever it moves
+    return found
+
+
+def _env_changes(old: SourceSnapshot, new: SourceSnapshot) -> set[EnvRef]:
+    """The environments whose desired file changed between two snapshots of a source (not
+    the revision alone: a directory's moves with any file, a commit's with every commit)."""
+    before, after = _by_ref(old), _by_ref(new)
+    changed = set(before.keys() ^ after.keys())
+    for ref in before.keys() & after.keys():
+        a, b = before[ref], after[ref]
+        if a is b:
+            continue
+        if isinstance(a, DesiredEnv) and isinstance(b, DesiredEnv):
+            if (a.spec, a.spec.display_name, a.path, a.source, a.warnings, a.policy, a.lock) != (
+                b.spec,
+                b.spec.display_name,  # not part of the spec's equality, shown by deliveries
+                b.path,
+                b.source,
+                b.warnings,
+                b.policy,
+                b.lock,
+            ):
+                changed.add(ref)
+        elif a != b:
+            changed.add(ref)
+    return changed

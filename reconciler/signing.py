@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from condaops.reconciler.errors import StalledError
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.secrets import read_secret
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 class SigningKeyError(StalledError):
     """The signing key cannot be used: nothing is signed until the settings are fixed."""
 
-    reason = "SigningKeyInvalid"  # publish.signing.key_file unreadable, wrong password or not ECDSA P-256
+    reason = Reason.SIGNING_KEY_INVALID  # publish.signing.key_file unreadable, wrong password or not ECDSA P-256
 
 
 class Signer:

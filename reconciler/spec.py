@@ -4,7 +4,9 @@ Pure: standard library only, no IO. Parsing files lives in ``specfile.py``.
 
 Identity is the sha256 of the canonical JSON form. Channel order is kept (it is
 priority); dependency, pip and platform order is not (they are sets). The ``name:`` key
-is informational only: the environment's name comes from its path.
+is informational only: the environment's name comes from its path. So is
+``display_name`` (the file's ``condaops: display_name:``, the name its Jupyter kernels
+and modules show): renaming an environment for its users never rebuilds it.
 
 A *locked* spec also carries a ``LockPin``: the committed lockfile it installs (its kind
 and the digest of its locked packages). The pin is part of the identity, so a changed
@@ -15,7 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+from condaops.reconciler.names import KNOWN_PLATFORMS
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -58,6 +64,7 @@ class Spec:
     variables: tuple[tuple[str, str], ...] = ()
     platforms: tuple[str, ...] = ()
     name: str | None = field(default=None, compare=False)
+    display_name: str | None = field(default=None, compare=False)  # condaops: display_name: (deliveries)
     lock: LockPin | None = None  # set when a committed lockfile is installed instead of solving
 
     def canonical(self) -> dict[str, object]:
@@ -106,12 +113,12 @@ def _dep_data(dep: Dependency) -> object:
     return dep.text if dep.selector is None else {"spec": dep.text, "selector": dep.selector}
 
 
-def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spec:
+def spec_from_canonical(data: Mapping[str, Any], name: str | None = None) -> Spec:
     """Rebuild a Spec from ``Spec.canonical()`` output (as stored in the state DB)."""
 
-    def deps(items: object) -> tuple[Dependency, ...]:
+    def deps(items: Sequence[Any] | None) -> tuple[Dependency, ...]:
         out = []
-        for item in items or []:  # type: ignore[union-attr]
+        for item in items or []:
             if isinstance(item, str):
                 out.append(Dependency(item))
             else:
@@ -121,11 +128,11 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
     variables = data.get("variables") or {}
     lock = data.get("lock")
     return Spec(
-        channels=tuple(data.get("channels") or ()),  # type: ignore[arg-type]
+        channels=tuple(data.get("channels") or ()),
         dependencies=deps(data.get("dependencies")),
         pip=deps(data.get("pip")),
-        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),  # type: ignore[union-attr]
-        platforms=tuple(sorted(data.get("platforms") or ())),  # type: ignore[arg-type]
+        variables=tuple(sorted((str(k), str(v)) for k, v in variables.items())),
+        platforms=tuple(sorted(data.get("platforms") or ())),
         name=name,
         lock=LockPin(str(lock["kind"]), str(lock["digest"])) if isinstance(lock, dict) else None,
     )
@@ -135,21 +142,6 @@ def spec_from_canonical(data: dict[str, object], name: str | None = None) -> Spe
 # conda-lock evaluates ``# [sel]`` comments per platform; a selector is one name from
 # this table, optionally negated with ``not``. Unknown names are rejected by specfile.
 
-# The conda platforms condaops knows (``platforms:`` must name one of these).
-KNOWN_PLATFORMS: tuple[str, ...] = (
-    "linux-64",
-    "linux-aarch64",
-    "linux-ppc64le",
-    "linux-s390x",
-    "linux-32",
-    "linux-armv6l",
-    "linux-armv7l",
-    "osx-64",
-    "osx-arm64",
-    "win-64",
-    "win-32",
-    "win-arm64",
-)
 
 _SELECTOR_PLATFORMS: dict[str, frozenset[str]] = {}
 

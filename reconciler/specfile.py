@@ -2,17 +2,19 @@
 
 Keys: ``name`` (informational), ``channels`` (order kept, ``nodefaults`` dropped),
 ``dependencies`` (conda match specs, one ``pip:`` list, mamba ``sel(x): spec`` items),
-``variables`` and conda-lock ``platforms``; ``prefix`` and ``category`` are ignored with a
-warning. Selectors are conda-lock ``# [linux64]`` comments, read from the raw line since
-YAML drops comments. The YAML is composed to nodes, never constructed, so duplicate keys
-are caught and every problem has its 1-based line.
+``variables``, conda-lock ``platforms`` and ``condaops`` (settings of condaops' own that
+are not part of the environment's identity: ``display_name``, the name its Jupyter kernels
+and modules show); ``prefix`` and ``category`` are ignored with a warning. Selectors are
+conda-lock ``# [linux64]`` comments, read from the raw line since YAML drops comments.
+The YAML is composed to nodes, never constructed, so duplicate keys are caught and every
+problem has its 1-based line.
 
 Rejections raise ``SpecError`` with one of these reasons:
 
 * ``SpecTooLarge`` — over ``MAX_SPEC_BYTES``;  ``SpecNotUtf8`` — bytes that are not UTF-8;
 * ``SpecTemplated`` — Jinja ``{{ }}`` / ``{% %}`` placeholders (render before committing);
 * ``SpecYamlInvalid`` — YAML syntax errors, several documents, duplicate keys;
-* ``SpecUnknownKey`` — a top-level key outside the ones above;
+* ``SpecUnknownKey`` — a top-level key outside the ones above, or under ``condaops:``;
 * ``SpecInvalid`` — empty file, wrong types, unknown platforms, bad variables;
 * ``ChannelInvalid`` — channels carrying credentials or ``${VAR}`` placeholders;
 * ``MatchSpecInvalid`` — a conda dependency rattler cannot parse (or a mangled build);
@@ -36,6 +38,8 @@ from rattler.exceptions import InvalidChannelError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from condaops.reconciler.errors import SourceError, SpecError
+from condaops.reconciler.names import KNOWN_PLATFORMS
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.requirements import (
     CONDA_NAME,
     INDEX_HINT,
@@ -45,7 +49,7 @@ from condaops.reconciler.requirements import (
     normalize_match_spec,
     normalize_pip,
 )
-from condaops.reconciler.spec import KNOWN_PLATFORMS, Dependency, Spec
+from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.specyaml import (
     FileContext,
     compose,
@@ -58,7 +62,9 @@ from condaops.reconciler.specyaml import (
 )
 
 MAX_SPEC_BYTES = 1 << 20
-ALLOWED_KEYS = ("name", "channels", "dependencies", "variables", "platforms")
+ALLOWED_KEYS = ("name", "channels", "dependencies", "variables", "platforms", "condaops")
+CONDAOPS_KEYS = ("display_name",)  # under condaops:
+MAX_DISPLAY_NAME = 100  # characters: a launcher tile or a menu entry, not a description
 IGNORED_KEYS = {
     "prefix": "condaops decides where environments are installed",
     "category": "conda-lock categories do not apply: every dependency is installed",
@@ -68,6 +74,7 @@ _LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")  # the line breaks PyYA
 _TEMPLATE = re.compile(r"\{\{|\{%")
 _SEL_KEY = re.compile(r"sel\(([^()]*)\)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ def _too_large(file: str, size: int) -> SpecError:
         f"the file is {size} bytes, over the {MAX_SPEC_BYTES} byte limit for "
         "environment files; commit only the environment file itself",
         file=file,
-        reason="SpecTooLarge",
+        reason=Reason.SPEC_TOO_LARGE,
     )
 
 
@@ -131,7 +138,7 @@ def _decode(data: bytes, file: str) -> str:
             f"not valid UTF-8 at byte offset {exc.start}; save the file as UTF-8",
             file=file,
             line=line,
-            reason="SpecNotUtf8",
+            reason=Reason.SPEC_NOT_UTF8,
         ) from exc
 
 
@@ -145,7 +152,7 @@ def _reject_templates(ctx: FileContext) -> None:
                 "contains a Jinja template placeholder ('{{ }}' or '{% %}'); render the template and commit the result",
                 file=ctx.file,
                 line=number,
-                reason="SpecTemplated",
+                reason=Reason.SPEC_TEMPLATED,
             )
 
 
@@ -167,7 +174,7 @@ def _parse_root(ctx: FileContext, root: Node | None) -> Spec:
             raise ctx.error(
                 key_node,
                 f"unknown key '{key}' (allowed: {', '.join(ALLOWED_KEYS)}; ignored: {', '.join(IGNORED_KEYS)}); {hint}",
-                "SpecUnknownKey",
+                Reason.SPEC_UNKNOWN_KEY,
                 key,
             )
     channels = _parse_channels(ctx, fields.get("channels"))  # in file order, mostly
@@ -183,8 +190,48 @@ def _parse_root(ctx: FileContext, root: Node | None) -> Spec:
         pip=pip,
         variables=_parse_variables(ctx, fields.get("variables")),
         platforms=_parse_platforms(ctx, fields.get("platforms")),
-        name=None if is_null(name) else name.value.strip() or None,  # type: ignore[union-attr]
+        name=None if is_null(name) or not isinstance(name, ScalarNode) else name.value.strip() or None,
+        display_name=_parse_condaops(ctx, fields.get("condaops")),
     )
+
+
+def _parse_condaops(ctx: FileContext, node: Node | None) -> str | None:
+    """The ``condaops:`` mapping; returns its ``display_name`` (None when not set)."""
+    if is_null(node):
+        return None
+    if not isinstance(node, MappingNode):
+        raise ctx.error(
+            node,
+            f"'condaops' must be a mapping of condaops settings (keys: {', '.join(CONDAOPS_KEYS)}), "
+            f"not {describe(node)}; write it as 'condaops:' then '  display_name: My tools' on the next line",
+            key="condaops",
+        )
+    display_name = None
+    for key, key_node, value in pairs(ctx, node):
+        if key not in CONDAOPS_KEYS:
+            raise ctx.error(
+                key_node,
+                f"unknown key 'condaops.{key}' (allowed: {', '.join(CONDAOPS_KEYS)}); remove or rename it",
+                Reason.SPEC_UNKNOWN_KEY,
+                f"condaops.{key}",
+            )
+        display_name = _display_name(ctx, value)
+    return display_name
+
+
+def _display_name(ctx: FileContext, node: Node) -> str:
+    key = "condaops.display_name"
+    text = node.value.strip() if isinstance(node, ScalarNode) and node.tag == _STR_TAG else None
+    if not text:
+        hint = "; quote it" if isinstance(node, ScalarNode) and node.value else ""
+        raise ctx.error(node, f"'{key}' must be a non-empty string, not {describe(node)}{hint}", key=key)
+    if any(not c.isprintable() for c in text):
+        raise ctx.error(node, f"'{key}' must be one line of printable text (no line breaks or tabs)", key=key)
+    if len(text) > MAX_DISPLAY_NAME:
+        raise ctx.error(
+            node, f"'{key}' is {len(text)} characters long; keep it to {MAX_DISPLAY_NAME} or fewer", key=key
+        )
+    return text
 
 
 def _parse_channels(ctx: FileContext, node: Node | None) -> tuple[str, ...]:
@@ -208,7 +255,7 @@ def _check_channel(ctx: FileContext, node: Node, channel: str) -> None:
             f"channel '{channel}' carries credentials or a ${{VAR}} "
             "placeholder; credentials belong in condaops configuration, name the "
             "plain channel here",
-            "ChannelInvalid",
+            Reason.CHANNEL_INVALID,
             "channels",
         )
     try:
@@ -221,7 +268,7 @@ def _check_channel(ctx: FileContext, node: Node, channel: str) -> None:
             node,
             f"channel '{channel}' is not a channel name or URL ({reason}); "
             "write it like 'conda-forge' or 'https://host/channel'",
-            "ChannelInvalid",
+            Reason.CHANNEL_INVALID,
             "channels",
         ) from exc
     if LOCAL.match(channel):
@@ -313,7 +360,7 @@ def _conda_entry(ctx: FileContext, node: Node, selector: str | None) -> _Entry:
             node,
             f"'{text}' is not a valid conda match spec: {exc}; write it "
             "like 'numpy >=1.26,<2', 'python=3.12' or 'conda-forge::pkg'",
-            "MatchSpecInvalid",
+            Reason.MATCH_SPEC_INVALID,
             "dependencies",
         ) from exc
     name = CONDA_NAME.match(normalized.split("[", 1)[0].rpartition("::")[2])
@@ -328,12 +375,12 @@ def _pip_entries(ctx: FileContext, node: Node) -> list[_Entry]:
         try:
             name, normalized = normalize_pip(text)
         except Unsupported as exc:
-            raise ctx.error(item, f"'{text}': {exc}", "PipRequirementUnsupported", "pip") from exc
+            raise ctx.error(item, f"'{text}': {exc}", Reason.PIP_REQUIREMENT_UNSUPPORTED, "pip") from exc
         except ValueError as exc:
             raise ctx.error(
                 item,
                 f"'{text}' is not a valid pip requirement: {exc}; write it like 'requests>=2.31' or 'name @ https://…'",
-                "PipRequirementInvalid",
+                Reason.PIP_REQUIREMENT_INVALID,
                 "pip",
             ) from exc
         entries.append((name, Dependency(normalized, selector), item))

@@ -8,12 +8,15 @@ the nodes for ``specfile``: strings, lists, key pairs, duplicate keys, selector 
 
 from __future__ import annotations
 
+import enum
 import re
+from typing import Final, Literal
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from condaops.reconciler.errors import SpecError
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import normalize_selector
 
 _STR, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
@@ -24,7 +27,7 @@ _SELECTOR = re.compile(r"\[([^\[\]]*)\]\s*$")
 def compose(text: str, file: str) -> Node | None:
     fast = _compose_fast(text)
     if fast is not _SLOW:
-        return fast  # type: ignore[return-value]
+        return fast
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -37,23 +40,23 @@ def compose(text: str, file: str) -> Node | None:
             f"invalid YAML: {problem}; fix the syntax (indentation, ':' after keys, quotes)",
             file=file,
             line=mark.line + 1 if mark else None,
-            reason="SpecYamlInvalid",
+            reason=Reason.SPEC_YAML_INVALID,
         ) from exc
     except RecursionError as exc:  # PyYAML composes nested collections recursively
         raise SpecError(
             "invalid YAML: collections are nested too deeply; an environment file needs only a few levels",
             file=file,
-            reason="SpecYamlInvalid",
+            reason=Reason.SPEC_YAML_INVALID,
         ) from exc
     except yaml.reader.ReaderError as exc:  # control characters
         raise SpecError(
             f"invalid YAML: character #x{exc.character:04x} is not allowed; remove it",
             file=file,
             line=text.count("\n", 0, exc.position) + 1,
-            reason="SpecYamlInvalid",
+            reason=Reason.SPEC_YAML_INVALID,
         ) from exc
     except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", file=file, reason="SpecYamlInvalid") from exc
+        raise SpecError(f"invalid YAML: {exc}", file=file, reason=Reason.SPEC_YAML_INVALID) from exc
 
 
 # libyaml's composer (PyYAML's CSafeLoader, when built with it) is ~10x faster than the
@@ -65,7 +68,13 @@ def compose(text: str, file: str) -> Node | None:
 # problem, PyYAML composes the text again, so accepted files, rejections, messages and
 # line numbers are its own.
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
-_SLOW = object()  # "compose with PyYAML"
+
+
+class _Slow(enum.Enum):
+    SLOW = "compose with PyYAML"
+
+
+_SLOW: Final = _Slow.SLOW
 # Where the two differ: tabs, carriage returns, '?' and '{' anywhere; document markers;
 # a tag, anchor, alias, block scalar, directive or reserved character where a node
 # starts (but not '!=' or '>=' inside a match spec).
@@ -79,7 +88,7 @@ _FAST_MAX_NESTING_CHARS = 2000
 _FAST_MAX_DEPTH = 64
 
 
-def _compose_fast(text: str) -> Node | None | object:
+def _compose_fast(text: str) -> Node | None | Literal[_Slow.SLOW]:
     """The document composed by libyaml, or ``_SLOW`` when PyYAML must compose it."""
     if _FAST_LOADER is None or not text.isascii() or _FAST_UNSAFE.search(text):
         return _SLOW
@@ -127,7 +136,9 @@ class FileContext:
         self.lines = lines
         self.warnings: list[str] = []
 
-    def error(self, node: Node | None, message: str, reason: str = "SpecInvalid", key: str | None = None) -> SpecError:
+    def error(
+        self, node: Node | None, message: str, reason: str = Reason.SPEC_INVALID, key: str | None = None
+    ) -> SpecError:
         line = node.start_mark.line + 1 if node is not None else None
         return SpecError(message, file=self.file, line=line, key=key, reason=reason)
 
@@ -146,7 +157,7 @@ class FileContext:
             raise self.error(
                 node,
                 "a selector comment must stand alone at the end of the line, e.g. '- gcc  # [linux64]'",
-                "SelectorInvalid",
+                Reason.SELECTOR_INVALID,
             )
         return self.check_selector(node, found.group(1))
 
@@ -158,7 +169,7 @@ class FileContext:
                 f"unsupported selector '{expression.strip()}': use one "
                 "platform name such as linux64, osxarm64, win or unix, "
                 "optionally as 'not <name>'",
-                "SelectorInvalid",
+                Reason.SELECTOR_INVALID,
             )
         return selector
 
@@ -220,7 +231,7 @@ def reject_duplicate_keys(ctx: FileContext, root: Node | None) -> None:
                 raise ctx.error(
                     key,
                     f"duplicate key '{key.value}' (first on line {first[ident]}); keep only one",
-                    "SpecYamlInvalid",
+                    Reason.SPEC_YAML_INVALID,
                     key.value,
                 )
             if ident is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
 from condaops.reconciler.policy.findings import report_from_json
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.layout import lock_kind
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo, RejectedFileInfo
 from condaops.reconciler.state.update_queries import UpdateBranchInfo, UpdateReportInfo
@@ -23,12 +24,12 @@ def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | 
     """(state, reason, message) for an environment: pending, building, ready, failed,
     removed (its file is gone, kept) or retired."""
     if env.retired:
-        return RETIRED, env.retired_reason or "Retired", env.retired_message
+        return RETIRED, env.retired_reason or Reason.RETIRED, env.retired_message
     if env.removed_at is not None:
         kept = f"; build {env.current.build_id} stays linked" if env.current else ""
         return (
             REMOVED,
-            "SourceRemovedKept",
+            Reason.SOURCE_REMOVED_KEPT,
             f"{env.path or env.ref} was removed in revision {(env.removed_revision or '?')[:12]}{kept} "
             f"(prune is off); `condaops retire {env.ref}` retires it",
         )
@@ -37,7 +38,7 @@ def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | 
     latest = env.latest
     wanted = env.desired_spec_hash
     if env.pinned_spec_hash and env.pinned_spec_hash == wanted and env.current:
-        return READY, "RolledBack", f"rolled back to build {env.current.build_id}"
+        return READY, Reason.ROLLED_BACK, f"rolled back to build {env.current.build_id}"
     if latest is not None and latest.spec_hash == wanted and latest.state != COMPLETED:
         if latest.state == QUEUED:
             return PENDING, latest.reason, latest.message
@@ -45,11 +46,11 @@ def derive_state(env: EnvInfo, *, retries: int) -> tuple[str, str | None, str | 
             return BUILDING, latest.reason, latest.message
         if latest.state == FAILED:
             if latest.retryable and latest.attempt <= retries:
-                return PENDING, "RetryPending", f"attempt {latest.attempt} failed: {latest.message}"
+                return PENDING, Reason.RETRY_PENDING, f"attempt {latest.attempt} failed: {latest.message}"
             return FAILED, latest.reason, latest.message
         return PENDING, latest.reason, latest.message  # canceled: the next plan rebuilds it
     if env.current is not None and env.current.spec_hash == wanted:
-        return READY, "UpToDate", None
+        return READY, Reason.UP_TO_DATE, None
     return PENDING, None, None
 
 
@@ -68,6 +69,7 @@ def status_item(
     return {
         "namespace": env.ref.namespace,
         "name": env.ref.name,
+        "display_name": env.display_name,  # the file's condaops: display_name: (kernels, modules)
         "state": state,
         "build_id": cur.build_id if cur else None,
         "latest_build_id": env.latest.build_id if env.latest else None,
@@ -114,6 +116,7 @@ def policy_item(build: BuildInfo | None) -> dict[str, object]:
 _ITEM_KEYS = (
     "namespace",
     "name",
+    "display_name",
     "state",
     "build_id",
     "latest_build_id",

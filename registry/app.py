@@ -285,7 +285,8 @@ def _response(reply: Reply, head: bool) -> Response[bytes]:
     if reply.media_type:
         headers["content-type"] = reply.media_type  # also on HEAD, where Litestar sets none
     if reply.stream is not None:
-        return Stream(_chunks(reply.stream), status_code=reply.status, headers=headers)  # type: ignore[return-value]
+        stream = Stream(_chunks(reply.stream), status_code=reply.status, headers=headers)
+        return stream  # type: ignore[return-value]  # a Stream is a Response; routes keep Response[bytes] for Litestar
     if not head and reply.status not in (204, 304):
         headers["content-length"] = str(len(reply.body))
     body = b"" if head else reply.body

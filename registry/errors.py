@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from condaops.reconciler.errors import CondaopsError, StalledError, TransientError
+from condaops.reconciler.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ INSUFFICIENT_STORAGE = 507  # the status of DENIED when the disk is below min_fr
 class RegistryError(CondaopsError):
     """A request the registry refuses, answered with ``code.status`` and the spec's JSON."""
 
-    reason = "RegistryRequestRefused"
+    reason = Reason.REGISTRY_REQUEST_REFUSED
 
     def __init__(
         self,
@@ -75,16 +76,16 @@ class RegistryError(CondaopsError):
 class StorageError(TransientError):
     """The storage backend (disk, S3) failed; the operation may succeed later."""
 
-    reason = "StorageUnavailable"
+    reason = Reason.STORAGE_UNAVAILABLE
 
 
 class StorageFullError(StorageError):
     """The disk holding registry data is full (ENOSPC, or below ``min_free_space``)."""
 
-    reason = "DiskFull"
+    reason = Reason.DISK_FULL
 
 
 class StorageConfigError(StalledError):
     """The storage cannot be opened as configured (missing bucket, bad endpoint...)."""
 
-    reason = "StorageMisconfigured"
+    reason = Reason.STORAGE_MISCONFIGURED

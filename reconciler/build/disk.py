@@ -15,8 +15,9 @@ from pathlib import Path
 
 from condaops.config.checks import format_size
 from condaops.reconciler.errors import BuildError, TransientError
+from condaops.reconciler.reasons import Reason
 
-DISK_FULL = "DiskFull"  # the store's disk is full or below min_free_space: retried later
+DISK_FULL = Reason.DISK_FULL  # the store's disk is full or below min_free_space: retried later
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # How a full disk reads in messages of tools that do not keep the OSError (rattler, uv).
 _FULL_TEXTS = ("no space left on device", "os error 28", "disk quota exceeded", "errno 28")

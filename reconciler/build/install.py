@@ -42,6 +42,7 @@ from rattler import MatchSpec, install
 from rattler import exceptions as rx
 
 from condaops.reconciler.errors import InstallError, VerifyError
+from condaops.reconciler.reasons import Reason
 
 if TYPE_CHECKING:
     from rattler import Client, RepoDataRecord
@@ -69,6 +70,7 @@ async def install_prefix(
     client: Client | None = None,
     requested_specs: Iterable[str] = (),
     env_label: str | None = None,
+    reporter: object | None = None,
 ) -> None:
     """Install ``records`` into the new folder ``prefix``; nothing is left on failure.
 
@@ -96,6 +98,7 @@ async def install_prefix(
             show_progress=False,
             client=client,
             requested_specs=specs,
+            reporter=reporter,  # type: ignore[arg-type]  # structural InstallerReporter (build.installlog)
         )
         finish_prefix(staging)
         os.rename(staging, prefix)  # atomic: the prefix appears complete or not at all
@@ -115,7 +118,7 @@ def _require_fresh(prefix: Path, where: str) -> None:
         raise InstallError(
             f"{where}: {prefix} already exists and builds never change an existing prefix; "
             "remove the leftover folder or build into a new one",
-            reason="PrefixExists",
+            reason=Reason.PREFIX_EXISTS,
         )
 
 
@@ -160,7 +163,7 @@ def verify_file_archives(records: Iterable[RepoDataRecord], where: str = "the en
             raise InstallError(
                 f"{where}: {record.file_name} from {record.url} has no sha256 or md5 in its "
                 "repodata, so it cannot be checked; re-index the channel",
-                reason="PackageUnverifiable",
+                reason=Reason.PACKAGE_UNVERIFIABLE,
             )
         try:
             actual = _digest_file(path, algorithm)
@@ -171,7 +174,7 @@ def verify_file_archives(records: Iterable[RepoDataRecord], where: str = "the en
                 f"{where}: {path} does not match its repodata {algorithm} "
                 f"(expected {expected}, got {actual}); the channel is corrupt or was "
                 "changed without re-indexing",
-                reason="PackageHashMismatch",
+                reason=Reason.PACKAGE_HASH_MISMATCH,
             )
 
 

@@ -45,6 +45,7 @@ from rattler import LockChannel, LockFile, LockPlatform, PackageRecord, RepoData
 from condaops.reconciler.build.pip import PipLock
 from condaops.reconciler.errors import BuildError, StalledError
 from condaops.reconciler.lockread import PIXI_ENVIRONMENT, channel_url, redact_url, sorted_records
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import Spec
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def is_lockfile_kind(kind: str) -> bool:
 class LockfileError(BuildError, StalledError):
     """The solved records cannot be written as lockfiles (e.g. a channel gives no md5)."""
 
-    reason = "LockFailed"
+    reason = Reason.LOCK_FAILED
 
 
 def explicit_file_name(platform: str) -> str:

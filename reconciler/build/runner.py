@@ -30,6 +30,7 @@ from condaops.config import Settings
 from condaops.reconciler.build.channels import build_client, host_platform, spec_channels
 from condaops.reconciler.build.disk import DISK_FULL, is_disk_full, require_free_space
 from condaops.reconciler.build.install import install_prefix, verify_prefix
+from condaops.reconciler.build.installlog import InstallLog
 from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.build.lock import (
     CONDA_LOCK,
@@ -62,11 +63,12 @@ from condaops.reconciler.model import ArtifactRecord, BuildOutcome, BuildTicket
 from condaops.reconciler.policy.check import check_policy
 from condaops.reconciler.policy.findings import INVALID, Violation, report_json, summary
 from condaops.reconciler.policy.rules import rules_for
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
 
-SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = "BuildSucceeded", "Superseded", "InternalError"
+SUCCEEDED, SUPERSEDED, INTERNAL_ERROR = Reason.BUILD_SUCCEEDED, Reason.SUPERSEDED, Reason.INTERNAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -240,7 +242,7 @@ def install_step(w: Work, ctx: BuildContext) -> None:
     require_free_space(w.prefix.parent, ctx.settings.min_free_space, w.label)
     if read_link(ctx.layout.env_link(w.ticket.ref)) == w.prefix.resolve():
         raise BuildError(
-            f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason="PrefixInUse"
+            f"{w.label}: {w.prefix} is the linked prefix and is never rebuilt in place", reason=Reason.PREFIX_IN_USE
         )
     if w.prefix.exists():  # left over from an earlier, unlinked build of the same spec
         shutil.rmtree(w.prefix)
@@ -253,6 +255,7 @@ def install_step(w: Work, ctx: BuildContext) -> None:
             client=w.client,
             requested_specs=w.ticket.spec.dependencies_for(w.host),
             env_label=w.label,
+            reporter=InstallLog(w.log),  # download and install progress in the build log
         )
     )
     w.log.info("installed prefix=%s packages=%d", w.prefix, len(w.records[w.host]))
@@ -355,6 +358,7 @@ def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str
                     "another worker took it over; stopping without touching its prefix"
                 )
             started = time.monotonic()
+            w.log.info("step_started step=%s", name)  # the site shows a running build's step from this
             step(w, ctx)
             timings.append((name, round(time.monotonic() - started, 3)))
         reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")

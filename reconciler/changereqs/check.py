@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from dulwich.client import get_transport_and_path
+from dulwich.config import Config
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
 
@@ -37,6 +38,7 @@ from condaops.reconciler.changereqs.solvecache import SolveCache
 from condaops.reconciler.errors import CondaopsError, SourceError
 from condaops.reconciler.hooks import normalize_repo_url
 from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.githistory import commit_info, file_text, history_depth, merge_base, resolve
 from condaops.reconciler.sources.gitsnap import snapshot_at, spec_folders
 from condaops.reconciler.sources.gittree import SpecCache
@@ -47,15 +49,15 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 log = logging.getLogger("condaops.check")
 
-NO_ENVIRONMENTS = "NoEnvironmentFiles"  # the chosen folder holds no environment file on either side
-REF_UNKNOWN = "RefUnknown"  # a name given to the check does not resolve to a commit
+NO_ENVIRONMENTS = Reason.NO_ENVIRONMENT_FILES  # the chosen folder holds no environment file on either side
+REF_UNKNOWN = Reason.REF_UNKNOWN  # a name given to the check does not resolve to a commit
 DEEPEN_STEPS = (50, 500, 5000)  # commits of history fetched per attempt in a shallow clone
 
 
 class CheckError(CondaopsError):
     """The check cannot review this change (exit 2); the message says what to do."""
 
-    reason = "CheckFailed"
+    reason = Reason.CHECK_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +128,12 @@ def _repo_urls(git: str) -> list[str]:
     return urls
 
 
-def _remote_urls(config: object) -> list[tuple[tuple[bytes, ...], bytes]]:
+def _remote_urls(config: Config) -> list[tuple[tuple[bytes, ...], bytes]]:
     out = []
-    for section in config.sections():  # type: ignore[attr-defined]
+    for section in config.sections():
         if section and section[0] == b"remote":
             try:
-                out.append((section, config.get(section, b"url")))  # type: ignore[attr-defined]
+                out.append((section, config.get(section, b"url")))
             except KeyError:
                 continue
     return out
@@ -258,7 +260,7 @@ def _check_remote(settings: Settings, request: CheckRequest, source: SourceSetti
 
 def _ok(snap: SourceSnapshot, what: str) -> SourceSnapshot:
     if snap.error:
-        raise SourceError(f"cannot read {what}: {snap.error}", reason=snap.error_reason or "SourceUnreadable")
+        raise SourceError(f"cannot read {what}: {snap.error}", reason=snap.error_reason or Reason.SOURCE_UNREADABLE)
     return snap
 
 

@@ -26,6 +26,7 @@ from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnaps
 from condaops.reconciler.pkgdiff import PackageDiff
 from condaops.reconciler.policy.findings import INVALID as INVALID_POLICY
 from condaops.reconciler.policy.findings import Violation
+from condaops.reconciler.reasons import Reason
 
 ADDED, CHANGED, REMOVED, UNCHANGED, INVALID = "added", "changed", "removed", "unchanged", "invalid"
 POLICY = "policy"  # the spec is unchanged but the policy that applies to it changed: checked again
@@ -33,11 +34,11 @@ KINDS = (ADDED, CHANGED, REMOVED, INVALID, POLICY)
 SOLVED_KINDS = (ADDED, CHANGED, REMOVED, POLICY)
 
 # Reasons a review carries (stored and shown as-is).
-TARGET_MOVED = "TargetMoved"  # the target changed an environment this request touches since the merge base
-FORCE_PUSHED = "ForcePushed"  # the head was rewritten: the previously reviewed head is not in its history
-REMOVES_EVERYTHING = "RemovesEveryEnvironment"  # the head has no environment file left (production is untouched)
-MERGE_BASE_MISSING = "MergeBaseMissing"  # head and target share no history (a fork with unrelated history)
-HISTORY_TOO_SHALLOW = "HistoryTooShallow"  # a shallow clone's history does not reach the merge base
+TARGET_MOVED = Reason.TARGET_MOVED  # the target changed an environment this request touches since the merge base
+FORCE_PUSHED = Reason.FORCE_PUSHED  # the head was rewritten: the previously reviewed head is not in its history
+REMOVES_EVERYTHING = Reason.REMOVES_EVERY_ENVIRONMENT  # the head has no environment file left (production is untouched)
+MERGE_BASE_MISSING = Reason.MERGE_BASE_MISSING  # head and target share no history (a fork with unrelated history)
+HISTORY_TOO_SHALLOW = Reason.HISTORY_TOO_SHALLOW  # a shallow clone's history does not reach the merge base
 
 FILE_DIFF_LINES = 400  # a longer diff of one environment file is cut (the file itself is at most 1 MiB)
 

@@ -15,6 +15,7 @@ from typing import Any
 from condaops.reconciler.changereqs.compare import POLICY, ChangeReport, EnvReport
 from condaops.reconciler.pkgdiff import PackageDiff, render_markdown
 from condaops.reconciler.policy.findings import Violation
+from condaops.reconciler.reasons import Reason
 
 MAX_POLICY_LINES = 50  # per environment: a comment stays readable when a rule hits everything
 KIND_WORDS = {POLICY: "checked again (policy changed)"}  # in the summary line; others are their kind
@@ -73,7 +74,7 @@ def _env_identity(e: EnvReport) -> dict[str, Any]:
         "base_spec_hash": change.base.spec.spec_hash if change.base else None,
         "head_spec_hash": change.head.spec.spec_hash if change.head else None,
         "error": e.error or (change.rejection.message if change.rejection else None),
-        "reason": change.rejection.reason if change.rejection else ("SolveFailed" if e.error else None),
+        "reason": change.rejection.reason if change.rejection else (Reason.SOLVE_FAILED if e.error else None),
         "lock": _lock_of(e),
     }
 

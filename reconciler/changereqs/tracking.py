@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -36,15 +37,19 @@ from condaops.reconciler.changereqs.review import ReviewInput, review
 from condaops.reconciler.changereqs.solvecache import SolveCache
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.githistory import commit_info, descends, file_text, merge_base
 from condaops.reconciler.state.review_queries import built_specs, list_change_requests, list_previews
 from condaops.reconciler.state.review_recorder import ReviewRecord, ReviewRecorder
 from condaops.reconciler.store import StoreLayout
 
+if TYPE_CHECKING:
+    from condaops.reconciler.sources.git import GitSource
+
 log = logging.getLogger("condaops.changes")
 
 # A review that failed for one of these is not tried again until head or target moves.
-FINAL_REASONS = frozenset({MERGE_BASE_MISSING, "SourceRefMissing"})
+FINAL_REASONS = frozenset({MERGE_BASE_MISSING, Reason.SOURCE_REF_MISSING})
 
 Listener = Callable[[str, str], None]  # (source, ref): its review or previews changed
 
@@ -53,7 +58,12 @@ class ChangeRequests:
     """Reviews open change requests; ``git_source(name)`` gives the reader's GitSource."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, *, clock: Callable[[], datetime], git_source: Callable[[str], object]
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Callable[[], datetime],
+        git_source: Callable[[str], "GitSource | None"],
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -82,7 +92,7 @@ class ChangeRequests:
         git = self.git_source(src.name)
         if git is None:
             return []
-        refs: dict[str, str] = git.list_refs(src.change_refspecs)  # type: ignore[attr-defined]
+        refs: dict[str, str] = git.list_refs(src.change_refspecs)
         known = {c.ref: c for c in list_change_requests(self.engine, source=src.name) if c.state == "open"}
         previews: list[int] = []
         for ref, head in sorted(refs.items()):
@@ -100,12 +110,14 @@ class ChangeRequests:
             log.info("change_request_forgotten source=%s ref=%s", src.name, ref)
         return previews
 
-    def _review(self, src: SourceSettings, git: object, ref: str, target: SourceSnapshot, old: str | None) -> list[int]:
-        head_snap: SourceSnapshot = git.read_ref(ref)  # type: ignore[attr-defined]
+    def _review(
+        self, src: SourceSettings, git: GitSource, ref: str, target: SourceSnapshot, old: str | None
+    ) -> list[int]:
+        head_snap: SourceSnapshot = git.read_ref(ref)
         if head_snap.error or head_snap.revision is None:
             return self._failed(src, ref, head_snap.revision or "", target, head_snap.error_reason, head_snap.error)
         head = head_snap.revision
-        ask = git.history  # type: ignore[attr-defined]
+        ask = git.history
         found = ask(lambda repo: merge_base(repo, head, target.revision or ""))
         if found.sha is None:
             message = (
@@ -113,7 +125,7 @@ class ChangeRequests:
                 f"(a fork with rewritten history?): rebase the change onto '{src.branch}'"
             )
             return self._failed(src, ref, head, target, MERGE_BASE_MISSING, message)
-        base_snap = target if found.sha == target.revision else git.read_revision(found.sha)  # type: ignore[attr-defined]
+        base_snap = target if found.sha == target.revision else git.read_revision(found.sha)
         if base_snap.error:
             return self._failed(src, ref, head, target, base_snap.error_reason, base_snap.error)
         notes: tuple[Note, ...] = ()
@@ -177,7 +189,7 @@ class ChangeRequests:
         *,
         merge_base: str | None = None,
     ) -> list[int]:
-        reason = reason or "ReviewFailed"
+        reason = reason or Reason.REVIEW_FAILED
         record = ReviewRecord(head, target.revision, merge_base, error=f"{reason}: {message}", reason=reason)
         self.recorder.record_review(src.name, ref, record)
         log.warning("change_request_unreviewed source=%s ref=%s reason=%s %s", src.name, ref, reason, message)

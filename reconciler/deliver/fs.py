@@ -24,6 +24,7 @@ from condaops.reconciler.deliver import kernels, modules
 from condaops.reconciler.deliver.model import (
     DELIVERY_FAILED,
     KERNEL_NAME_TAKEN,
+    LOGOS,
     MODULE_NAME_TAKEN,
     NAME_TAKEN,
     KernelUnit,
@@ -79,7 +80,13 @@ def _write_kernel(unit: KernelUnit, ref: EnvRef) -> bool:
                 f"{path} holds a kernel condaops did not write for {ref}; remove or rename it",
                 reason=KERNEL_NAME_TAKEN,
             )
-        changed = any(_replace(path / logo.name, logo.read_bytes()) for logo in unit.logos)
+        changed = False
+        for logo in unit.logos:
+            changed = _replace(path / logo.name, logo.read_bytes()) or changed
+        for stale in set(LOGOS) - {logo.name for logo in unit.logos}:  # the new build ships no such logo
+            if (path / stale).is_file():
+                (path / stale).unlink()
+                changed = True
         return _replace(spec, unit.kernel_json) or changed
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"

@@ -7,8 +7,9 @@ then ``ir``) or ``condaops-<ns>-<name>-<kernel>`` (any other). The command is ta
 the shipped spec and pointed into the environment through its stable link, so a rebuild
 is picked up at the next kernel start; pinned kernels (``-<build>``) point at one build's
 own prefix instead. The environment is activated in ``env`` the way ``conda activate``
-does it for programs (``PATH``, ``CONDA_PREFIX``, the spec's ``variables:``); Jupyter
-fills ``${PATH}`` from the server's environment (jupyter_client 7 and later).
+does it for programs (``PATH``, ``CONDA_PREFIX``, the spec's ``variables:``, and what the
+packages' activation hooks set: ``activate``); Jupyter fills ``${PATH}`` from the server's
+environment (jupyter_client 7 and later).
 """
 
 from __future__ import annotations
@@ -55,10 +56,19 @@ def kernel_name(ref: EnvRef, kernel: str | None = None, build_id: int | None = N
     return name if _KERNEL_NAME.match(name) else re.sub(r"[^a-z0-9._-]", "_", name)
 
 
-def display_name(template: str, ref: EnvRef, source: KernelSource, *, primary: bool, build_id: int | None) -> str:
-    """``tools (ds)``; another kernel of the environment adds its own name (``tools (ds) · R``),
-    a pinned one its build (``tools (ds), build 41``)."""
-    text = template.format(name=ref.name, namespace=ref.namespace)
+def display_name(
+    template: str,
+    ref: EnvRef,
+    source: KernelSource,
+    *,
+    primary: bool,
+    build_id: int | None,
+    override: str | None = None,
+) -> str:
+    """``tools (ds)`` (the ``kernels.display_name`` pattern), or the environment file's own
+    ``override`` as written; another kernel of the environment adds its own name (``tools
+    (ds) · R``), a pinned one its build (``tools (ds), build 41``)."""
+    text = override or template.format(name=ref.name, namespace=ref.namespace)
     if not primary:
         text += f" · {source.spec.get('display_name') or source.name}"
     if build_id is not None:
@@ -81,7 +91,10 @@ def render_kernel(
     argv = [str(arg) for arg in source.spec.get("argv") or ()]
     if not argv:
         raise KernelCommandMissing(f"{env.ref}: kernel '{source.name}' has an empty argv in its kernel.json")
-    argv = [_relocate(arg, build.prefix, root) for arg in argv]
+    # Jupyter fills {resource_dir} with the folder it found the spec in, which holds only
+    # kernel.json and the logos here: point it at the kernel's own folder in the environment.
+    resources = relocate(str(source.folder), build.prefix, root)
+    argv = [relocate(arg, build.prefix, root).replace("{resource_dir}", resources) for arg in argv]
     program = argv[0]
     if "/" not in program:  # a bare name: Jupyter would run its own python; use the environment's
         if program not in env.programs:
@@ -90,8 +103,10 @@ def render_kernel(
                 "add the package that provides it"
             )
         argv[0] = f"{root}/bin/{program}"
-    shipped_env = {str(k): _relocate(str(v), build.prefix, root) for k, v in (source.spec.get("env") or {}).items()}
-    activation = {"PATH": f"{root}/bin:${{PATH}}", "CONDA_PREFIX": root, "CONDA_DEFAULT_ENV": conda_name(env.ref)}
+    shipped_env = {str(k): relocate(str(v), build.prefix, root) for k, v in (source.spec.get("env") or {}).items()}
+    path = ":".join([*(relocate(p, build.prefix, root) for p in build.path), f"{root}/bin", "${PATH}"])
+    activation = {"PATH": path, "CONDA_PREFIX": root, "CONDA_DEFAULT_ENV": conda_name(env.ref)}
+    hooks = {k: relocate(v, build.prefix, root) for k, v in build.activation}  # env_vars.d, activate.d
     # Keys the shipped spec has and condaops does not set (interrupt_mode,
     # kernel_protocol_version...) are kept as they are.
     spec: dict[str, Any] = {
@@ -99,7 +114,7 @@ def render_kernel(
         "argv": argv,
         "display_name": display,
         "language": source.spec.get("language") or "",
-        "env": {**shipped_env, **activation, **dict(env.variables)},
+        "env": {**shipped_env, **activation, **dict(env.variables), **hooks},
         "metadata": {
             **dict(source.spec.get("metadata") or {}),
             "condaops": metadata(env.ref, build, kernel=source.name, pinned=pinned),
@@ -138,6 +153,6 @@ def conda_name(ref: EnvRef) -> str:
     return f"{ref.namespace}-{ref.name}"
 
 
-def _relocate(text: str, prefix: str, root: str) -> str:
+def relocate(text: str, prefix: str, root: str) -> str:
     """Paths into the build's prefix (xeus kernels carry them) go through ``root``."""
     return root if text == prefix else text.replace(prefix + "/", root + "/")

@@ -13,21 +13,25 @@ from pathlib import Path
 from typing import Any
 
 from condaops.reconciler.model import DeliveryRecord, EnvRef
+from condaops.reconciler.reasons import Reason
 
 # Delivery kinds, as recorded and shown.
 KERNEL, MODULE, NAME = "kernel", "module", "name"
 KINDS = (KERNEL, MODULE, NAME)
 
 # Reasons a delivery was not written (stored with the record, shown as-is).
-KERNEL_NAME_TAKEN = "KernelNameTaken"  # the kernel folder holds a kernel condaops did not write for this environment
-MODULE_NAME_TAKEN = "ModuleNameTaken"  # the module folder holds modulefiles condaops did not write for this environment
-NAME_TAKEN = "NameTaken"  # the name is a folder, or a link to something other than this environment
-KERNEL_COMMAND_MISSING = "KernelCommandMissing"  # the kernelspec's program is not in the environment's bin/
-DELIVERY_FAILED = "DeliveryFailed"  # the folder cannot be written (missing, permissions, disk full)
+KERNEL_NAME_TAKEN = Reason.KERNEL_NAME_TAKEN  # the kernel folder holds a kernel condaops did not write for it
+MODULE_NAME_TAKEN = Reason.MODULE_NAME_TAKEN  # the module folder holds modulefiles condaops did not write for it
+NAME_TAKEN = Reason.NAME_TAKEN  # the name is a folder, or a link to something other than this environment
+KERNEL_COMMAND_MISSING = Reason.KERNEL_COMMAND_MISSING  # the kernelspec's program is not in the environment's bin/
+DELIVERY_FAILED = Reason.DELIVERY_FAILED  # the folder cannot be written (missing, permissions, disk full)
 
 # The marker line that says a modulefile was written by condaops for one environment (a kernel.json
 # says it with metadata.condaops.environment).
 MARKER = "condaops-environment"
+
+# The logo files Jupyter shows for a kernel, copied beside its kernel.json when it ships them.
+LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,10 @@ class BuildSnapshot:
     revision: str | None = None
     spec_hash: str = ""
     packages: tuple[tuple[str, str], ...] = ()  # the requested packages with their versions
+    # What conda's activation adds (env_vars.d, activate.d scripts): values hold ``prefix``,
+    # relocated to where a delivery runs the build from; ``path``: entries before bin/.
+    activation: tuple[tuple[str, str], ...] = ()
+    path: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,7 @@ class EnvSnapshot:
     kernels: tuple[KernelSource, ...] = ()  # of the current build
     programs: frozenset[str] = frozenset()  # names in the current build's bin/
     variables: tuple[tuple[str, str], ...] = ()  # the spec's variables:
+    display_name: str | None = None  # the file's condaops: display_name: (replaces kernels.display_name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,10 @@ An environment ``ds/tools`` is the module ``ds/tools`` with one version per kept
   must stay on it; it goes when ``gc`` removes that build.
 
 Each file activates the environment as ``conda activate`` does for programs (``PATH``,
-``CONDA_PREFIX``, the spec's ``variables:``) with ``pushenv``, so unloading restores what
-was there, and belongs to the family ``condaops``: one environment at a time (Lmod swaps
-the loaded one out, or refuses with ``LMOD_AUTO_SWAP=no``; environment-modules refuses).
+``CONDA_PREFIX``, the spec's ``variables:``, what the packages' activation hooks set:
+``activate``) with ``pushenv``, so unloading restores what was there, and belongs to the
+family ``condaops``: one environment at a time (Lmod swaps the loaded one out, or refuses
+with ``LMOD_AUTO_SWAP=no``; environment-modules refuses).
 The default version is named in ``.modulerc.lua`` / ``.modulerc``, which both tools read.
 """
 
@@ -40,6 +41,9 @@ class ModuleVersion:
     packages: tuple[tuple[str, str], ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
     conda_name: str = ""
+    display_name: str | None = None  # the environment file's condaops: display_name:
+    activation: tuple[tuple[str, str], ...] = ()  # what the packages' activation hooks set (``activate``)
+    path: tuple[str, ...] = ()  # entries they put before <root>/bin on PATH
 
     @property
     def module(self) -> str:
@@ -71,10 +75,11 @@ def describe(v: ModuleVersion) -> list[tuple[str, str]]:
     """The ``whatis`` lines: what ``module whatis`` and ``module help`` show."""
     which = "current build, follows each new build" if v.version == CURRENT else "this build only"
     packages = ", ".join(f"{name} {version}" for name, version in v.packages) or "-"
+    what = f"conda environment {v.ref} built by condaops"
     return [
         ("Name", v.module),
         ("Version", f"{v.version} (build {v.build_id}; {which})"),
-        ("Description", f"conda environment {v.ref} built by condaops"),
+        ("Description", f"{v.display_name} ({what})" if v.display_name else what),
         ("Source", v.source_path or "-"),
         ("Revision", v.revision or "-"),
         ("Packages", packages),
@@ -95,7 +100,7 @@ def render_lua(v: ModuleVersion) -> str:
         f"help({lua_string(help_text(v))})",
         *(f"whatis({lua_string(f'{key}: {value}')})" for key, value in describe(v)),
         f"family({lua_string(FAMILY)})",
-        f"prepend_path({lua_string('PATH')}, {lua_string(v.root + '/bin')})",
+        *(f"prepend_path({lua_string('PATH')}, {lua_string(entry)})" for entry in _path(v)),
     ]
     out += [f"pushenv({lua_string(name)}, {lua_string(value)})" for name, value in _variables(v)]
     return "\n".join(out) + "\n"
@@ -111,7 +116,7 @@ def render_tcl(v: ModuleVersion) -> str:
         "}",
         *(f"module-whatis {tcl_string(f'{key}: {value}')}" for key, value in describe(v)),
         f"family {FAMILY}",
-        f"prepend-path PATH {tcl_string(v.root + '/bin')}",
+        *(f"prepend-path PATH {tcl_string(entry)}" for entry in _path(v)),
     ]
     out += [f"pushenv {tcl_string(name)} {tcl_string(value)}" for name, value in _variables(v)]
     return "\n".join(out) + "\n"
@@ -147,4 +152,12 @@ def tcl_string(text: str) -> str:
 
 
 def _variables(v: ModuleVersion) -> list[tuple[str, str]]:
-    return [("CONDA_PREFIX", v.root), ("CONDA_DEFAULT_ENV", v.conda_name or v.root), *v.variables]
+    """In the order conda sets them; a later value replaces an earlier one in its place."""
+    found = dict([("CONDA_PREFIX", v.root), ("CONDA_DEFAULT_ENV", v.conda_name or v.root), *v.variables])
+    found.update(v.activation)
+    return list(found.items())
+
+
+def _path(v: ModuleVersion) -> list[str]:
+    """``prepend_path`` entries in load order: each goes in front of the ones before it."""
+    return [f"{v.root}/bin", *reversed(v.path)]

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from condaops.reconciler.deliver.model import BuildSnapshot, EnvSnapshot, KernelSource
+from condaops.reconciler.deliver.activate import capture
+from condaops.reconciler.deliver.kernels import conda_name
+from condaops.reconciler.deliver.model import LOGOS, BuildSnapshot, EnvSnapshot, KernelSource
 from condaops.reconciler.model import COMPLETED, EnvRef
 from condaops.reconciler.spec import Spec, spec_from_canonical
 from condaops.reconciler.state.packages import indexed_packages
@@ -24,7 +26,6 @@ from condaops.reconciler.state.queries import BuildInfo, env_builds, get_environ
 from condaops.reconciler.store import StoreLayout
 
 KERNELS_DIR = Path("share") / "jupyter" / "kernels"
-LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-svg.svg")
 _MAX_KERNELS = 50  # an environment shipping more kernelspecs than this is not asking for all of them
 _REQUESTED_NAME = re.compile(r"^(?:[^:\s]+::)?([A-Za-z0-9_.\-]+)")
 log = logging.getLogger("condaops.deliver")
@@ -41,10 +42,13 @@ def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str)
         return EnvSnapshot(ref, link, None)
     spec = _spec(engine, env.current.spec_hash, ref)
     wanted = _requested(spec, platform)
-    kept = tuple(_build(engine, b, layout, wanted, platform) for b in _kept(env_builds(engine, ref), layout))
+    variables = spec.variables if spec else ()
+    kept = tuple(
+        _build(engine, b, layout, wanted, platform, ref, variables) for b in _kept(env_builds(engine, ref), layout)
+    )
     current = next((b for b in kept if b.build_id == env.current.build_id), None)
     if current is None:  # the current build shares its prefix with a newer one (a rebuild): list it too
-        current = _build(engine, env.current, layout, wanted, platform)
+        current = _build(engine, env.current, layout, wanted, platform, ref, variables)
         kept = (current, *kept)
     return EnvSnapshot(
         ref=ref,
@@ -54,7 +58,8 @@ def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str)
         source_path=env.current.source_path or env.path,
         kernels=tuple(read_kernels(prefix)),
         programs=frozenset(_programs(prefix / "bin")),
-        variables=spec.variables if spec else (),
+        variables=variables,
+        display_name=env.display_name,
     )
 
 
@@ -72,14 +77,25 @@ def _kept(builds: list[BuildInfo], layout: StoreLayout) -> list[BuildInfo]:
     return kept
 
 
-def _build(engine: Engine, b: BuildInfo, layout: StoreLayout, wanted: list[str], platform: str) -> BuildSnapshot:
+def _build(
+    engine: Engine,
+    b: BuildInfo,
+    layout: StoreLayout,
+    wanted: list[str],
+    platform: str,
+    ref: EnvRef,
+    variables: tuple[tuple[str, str], ...],
+) -> BuildSnapshot:
     versions: dict[str, str] = {}
     for p in indexed_packages(engine, b.build_id) or ():
         if p.platform == platform:
             versions.setdefault(p.name.lower(), p.version)
     packages = tuple((name, versions[name]) for name in wanted if name in versions)
     prefix = str(layout.absolute(b.prefix or "").absolute())
-    return BuildSnapshot(b.build_id, prefix, b.source_revision, b.spec_hash, packages)
+    # The scripts see the current spec's variables, as every delivery of the environment
+    # sets them (a pinned build's own spec may have had others).
+    hooks = capture(b.build_id, prefix, variables, conda_name(ref))
+    return BuildSnapshot(b.build_id, prefix, b.source_revision, b.spec_hash, packages, hooks.variables, hooks.path)
 
 
 def _spec(engine: Engine, spec_hash: str, ref: EnvRef) -> Spec | None:

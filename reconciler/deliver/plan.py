@@ -69,7 +69,12 @@ def _plan_kernels(
             name = kernels.kernel_name(env.ref, kernel, build.build_id if pinned else None)
             root = build.prefix if pinned else env.link
             display = kernels.display_name(
-                where.display_name, env.ref, source, primary=primary, build_id=build.build_id if pinned else None
+                where.display_name,
+                env.ref,
+                source,
+                primary=primary,
+                build_id=build.build_id if pinned else None,
+                override=env.display_name,
             )
             path = folder / name
             try:
@@ -114,6 +119,9 @@ def _module_version(env: EnvSnapshot, build: BuildSnapshot, version: str, root: 
         packages=build.packages,
         variables=env.variables,
         conda_name=kernels.conda_name(env.ref),
+        display_name=env.display_name,
+        activation=tuple((k, kernels.relocate(v, build.prefix, root)) for k, v in build.activation),
+        path=tuple(kernels.relocate(p, build.prefix, root) for p in build.path),
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from condaops.reconciler.deliver.kernels import conda_name
 from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME, EnvSnapshot, KernelUnit, ModuleUnit, NameUnit
 from condaops.reconciler.deliver.observe import snapshot
 from condaops.reconciler.deliver.plan import Where, plan_deliveries
-from condaops.reconciler.model import BuildOutcome, DeliveryRecord, EnvRef
+from condaops.reconciler.model import BuildOutcome, DeliveryRecord, EnvRef, RecordedEnv, SourceSnapshot
 from condaops.reconciler.state.queries import get_build, list_environments
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
@@ -101,6 +101,21 @@ class Deliveries:
     def sync_many(self, refs: Iterable[EnvRef]) -> None:
         for ref in sorted(set(refs)):
             self.sync(ref)
+
+    def renamed(self, snapshots: Iterable[SourceSnapshot], recorded: Mapping[EnvRef, RecordedEnv]) -> list[EnvRef]:
+        """The built environments whose file changed only what deliveries show (its
+        ``condaops: display_name:``), which no build will deliver: ``sync`` them once the
+        pass has recorded it."""
+        if not self.enabled:
+            return []
+        return [
+            e.ref
+            for snap in snapshots
+            for e in snap.envs
+            if (rec := recorded.get(e.ref)) is not None
+            and rec.current_spec_hash is not None
+            and rec.display_name != e.spec.display_name
+        ]
 
     def on_build_event(self, build_id: int, outcome: BuildOutcome | None) -> None:
         """Build worker listener: a build that moved its environment's link is delivered."""

@@ -109,15 +109,16 @@ def _choices(node: Any) -> tuple[tuple[_Id, ...], ...] | None:
         return ((_Id(f"{node.license_symbol.key} WITH {node.exception_symbol.key}", node.license_symbol.key),),)
     if isinstance(node, LicenseSymbol):
         return ((_Id(node.key, node.key),),)
-    parts = [_choices(arg) for arg in node.args]
-    if any(p is None for p in parts):
+    choices = [_choices(arg) for arg in node.args]
+    parts = [p for p in choices if p is not None]
+    if len(parts) < len(choices):
         return None
     if node.operator.strip().upper() == "OR":
-        merged = tuple(c for p in parts for c in p)  # type: ignore[union-attr]
+        merged = tuple(c for p in parts for c in p)
         return merged if len(merged) <= MAX_CHOICES else None
     product: tuple[tuple[_Id, ...], ...] = ((),)
     for part in parts:
-        product = tuple(a + b for a in product for b in part)  # type: ignore[union-attr]
+        product = tuple(a + b for a in product for b in part)
         if len(product) > MAX_CHOICES:
             return None
     return product

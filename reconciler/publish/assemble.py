@@ -34,11 +34,12 @@ from condaops.reconciler.publish.image import (
     write_layers,
 )
 from condaops.reconciler.publish.naming import build_tags, image_labels, repository_name
+from condaops.reconciler.reasons import Reason
 
 if TYPE_CHECKING:
     from condaops.reconciler.publish.build import PublishRequest
 
-IMAGE_NOT_RUNNABLE = "ImageNotRunnable"  # published, but its programs cannot start on its base (C library)
+IMAGE_NOT_RUNNABLE = Reason.IMAGE_NOT_RUNNABLE  # published, but its programs cannot start on its base (C library)
 BASE_NAME, BASE_DIGEST = "org.opencontainers.image.base.name", "org.opencontainers.image.base.digest"
 
 

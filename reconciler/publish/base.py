@@ -44,6 +44,7 @@ from condaops.reconciler.publish.glibc import LOADERS, BaseLibc, is_libc_name, l
 from condaops.reconciler.publish.hostbase import NoHostLibc, host_base
 from condaops.reconciler.publish.image import LAYER_FORMATS, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, Layer, image_architecture
 from condaops.reconciler.publish.targets import OrasTarget
+from condaops.reconciler.reasons import Reason
 
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -64,7 +65,7 @@ LIBC_SCAN_LIMIT = 64 * 1024 * 1024  # a libc.so.6 larger than this is not read
 class BaseImageError(BuildError, StalledError):
     """The base image cannot be used (unknown, wrong architecture, unsupported layers)."""
 
-    reason = "BaseImageUnusable"
+    reason = Reason.BASE_IMAGE_UNUSABLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from condaops.reconciler.publish.pack import PACK_KIND, pack_file_name, pack_pre
 from condaops.reconciler.publish.push import LOCKFILES_ARTIFACT, PACK_ARTIFACT, Pushed, push_artifact, push_image
 from condaops.reconciler.publish.squashfs import SquashfsOutput
 from condaops.reconciler.publish.targets import BuiltinTarget, Target
+from condaops.reconciler.reasons import Reason
 
 IMAGE_KIND, IMAGE_FILE = "image", "image.json"
 __all__ = ["BuiltImage", "PublishRequest", "build_image", "created_time", "publish_build"]
@@ -85,7 +86,7 @@ class PublishRequest:
 class PublishError(BuildError, TransientError):
     """Writing a tarball, layer or record failed on disk (full, permissions)."""
 
-    reason = "PublishFailed"
+    reason = Reason.PUBLISH_FAILED
 
 
 def default_outputs() -> tuple[Output, ...]:

@@ -38,6 +38,7 @@ from condaops.reconciler.publish.layers import (
     unowned_files,
 )
 from condaops.reconciler.publish.relocate import RelocationError
+from condaops.reconciler.reasons import Reason
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -74,7 +75,7 @@ LAYER_FORMATS = {
 class ImageError(BuildError, TransientError):
     """Writing the image's layers failed (disk, or a prefix that cannot be relocated)."""
 
-    reason = "ImageFailed"
+    reason = Reason.IMAGE_FAILED
 
 
 @dataclass(frozen=True, slots=True)

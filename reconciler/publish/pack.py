@@ -28,6 +28,7 @@ from conda_pack.core import Packer
 
 from condaops.reconciler.errors import BuildError, StalledError
 from condaops.reconciler.publish.archive import GZIP, ZSTD, Entry, Written, write_archive
+from condaops.reconciler.reasons import Reason
 
 PACK_KIND = "conda-pack"
 FORMATS = {"tar.zst": ZSTD, "tar.gz": GZIP}
@@ -36,7 +37,7 @@ FORMATS = {"tar.zst": ZSTD, "tar.gz": GZIP}
 class PackError(BuildError, StalledError):
     """conda-pack refused the prefix (e.g. files changed behind conda's back)."""
 
-    reason = "PackFailed"
+    reason = Reason.PACK_FAILED
 
 
 class _Collector:

@@ -24,6 +24,7 @@ from pathlib import Path
 from condaops.config.settings import Settings
 from condaops.reconciler.errors import BuildError
 from condaops.reconciler.publish.outputs import Attachment, OutputContext, OutputResult
+from condaops.reconciler.reasons import Reason
 
 SQUASHFS_KIND = "squashfs"
 SQUASHFS_ARTIFACT = "application/vnd.condaops.squashfs.v1"
@@ -34,7 +35,7 @@ _TIMEOUT = 3600.0  # a site's largest environments take minutes; this bounds a h
 class SquashfsError(BuildError):
     """mksquashfs is missing or failed; the build stands, the image is not written."""
 
-    reason = "SquashfsFailed"
+    reason = Reason.SQUASHFS_FAILED
 
 
 def squashfs_file_name(name: str) -> str:

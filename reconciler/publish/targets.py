@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from condaops.config.settings import PushTargetSettings, Settings
 from condaops.reconciler.errors import CondaopsError, StalledError, TransientError
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.secrets import read_secret
 from condaops.registry.api import Descriptor, Registry
 
@@ -48,19 +49,19 @@ log = logging.getLogger("condaops.publish.targets")
 class PushError(CondaopsError):
     """A target refused or failed a push; the message names the target."""
 
-    reason = "PushFailed"
+    reason = Reason.PUSH_FAILED
 
 
 class PushRefusedError(PushError, StalledError):
     """The registry refused the credentials or the content: a human must act."""
 
-    reason = "PushRefused"
+    reason = Reason.PUSH_REFUSED
 
 
 class PushUnreachableError(PushError, TransientError):
     """The registry did not answer (network, timeout, server error); a later publish may work."""
 
-    reason = "RegistryUnreachable"
+    reason = Reason.REGISTRY_UNREACHABLE
 
 
 class Target(Protocol):

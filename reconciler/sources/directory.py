@@ -36,6 +36,7 @@ from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError, SpecError
 from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, MAX_LOCK_BYTES
 from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.layout import (
     MAX_DEPTH,
     SPEC_SUFFIXES,
@@ -56,10 +57,10 @@ from condaops.reconciler.specfile import (
 )
 
 MAX_POLICY_BYTES = 1 << 20  # as policy.load: a larger policy file is refused there too
-SOURCE_UNREADABLE = "SourceUnreadable"
-SOURCE_UNSETTLED = "SourceUnsettled"
-SYMLINK_OUTSIDE = "SymlinkOutsideSource"
-FILE_UNREADABLE = "FileUnreadable"
+SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
+SOURCE_UNSETTLED = Reason.SOURCE_UNSETTLED
+SYMLINK_OUTSIDE = Reason.SYMLINK_OUTSIDE_SOURCE
+FILE_UNREADABLE = Reason.FILE_UNREADABLE
 
 StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
 
@@ -124,8 +125,12 @@ def source_root(settings: SourceSettings) -> Path:
     return settings.directory / settings.path if settings.path else settings.directory
 
 
-def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) -> SourceSnapshot:
-    """Observe the directory source once (see the module docstring for the rules)."""
+def read_directory(
+    settings: SourceSettings, *, cache: SpecCache | None = None, entries: dict[str, str] | None = None
+) -> SourceSnapshot:
+    """Observe the directory source once (see the module docstring for the rules);
+    ``entries``, if given, is filled with what the revision was hashed from (path ->
+    content digest), for ``dirchanges`` to update it after a watcher's report."""
     cache = SpecCache() if cache is None else cache
     root = source_root(settings)
     try:
@@ -148,7 +153,11 @@ def read_directory(settings: SourceSettings, *, cache: SpecCache | None = None) 
         return _unreadable(settings, root, exc)
     cache.keep_only({listing.files[p.path] for p in (*read, *locks.values())})
     rejections = layout.rejections + lock_rejections
-    return _snapshot(settings, layout.placements, rejections, listing, outcomes, locks, policies)
+    found = revision_entries(outcomes, rejections, listing, policies)
+    if entries is not None:
+        entries.clear()
+        entries.update(found)
+    return _snapshot(settings, layout.placements, rejections, listing, outcomes, locks, policies, digest(found))
 
 
 def _list_tree(root: Path, real_root: str) -> _Listing:
@@ -328,10 +337,10 @@ def _snapshot(
     listing: _Listing,
     outcomes: dict[str, _Outcome],
     locks: dict[EnvRef, LockPlacement],
-    policies: tuple[PolicyFile, ...] = (),
+    policies: tuple[PolicyFile, ...],
+    revision: str,
 ) -> SourceSnapshot:
     source = settings.name
-    revision = _revision(outcomes, layout_rejections, listing, policies)
     envs: list[DesiredEnv] = []
     rejections = list(layout_rejections)
     rejections += [Rejection(None, source, rel, SYMLINK_OUTSIDE, msg) for rel, msg in listing.rejections]
@@ -359,20 +368,26 @@ def _snapshot(
     return SourceSnapshot(source, revision, tuple(envs), tuple(rejections), policy_files=policies)
 
 
-def _revision(
+def revision_entries(
     outcomes: dict[str, _Outcome],
     layout_rejections: tuple[Rejection, ...],
     listing: _Listing,
     policies: tuple[PolicyFile, ...] = (),
-) -> str:
+) -> dict[str, str]:
+    """What the revision is hashed from: each file's path and content digest (or marker)."""
     entries = [(rel, outcome.digest) for rel, outcome in outcomes.items()]
     entries += [(f.path, hashlib.sha256(f.data).hexdigest() if f.data is not None else "-") for f in policies]
     entries += [(r.path, "-") for r in layout_rejections if r.path not in outcomes]
     entries += [(rel, "outside") for rel, _ in listing.rejections]
-    digest = hashlib.sha256()
-    for rel, content in sorted(entries):
-        digest.update(f"{rel}\0{content}\n".encode("utf-8", "surrogateescape"))
-    return "dir:" + digest.hexdigest()
+    return dict(entries)
+
+
+def digest(entries: dict[str, str]) -> str:
+    """The revision: ``"dir:" + sha256`` over the sorted (path, content digest) entries."""
+    hashed = hashlib.sha256()
+    for rel, content in sorted(entries.items()):
+        hashed.update(f"{rel}\0{content}\n".encode("utf-8", "surrogateescape"))
+    return "dir:" + hashed.hexdigest()
 
 
 def _unreadable(settings: SourceSettings, root: Path, exc: OSError) -> SourceSnapshot:

@@ -48,6 +48,7 @@ from dulwich.repo import Repo
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.model import SourceSnapshot
 from condaops.reconciler.names import ref_glob_problem
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.gitmirror import (
     MAX_PACKS,
     consolidate_packs,
@@ -74,9 +75,9 @@ from condaops.reconciler.sources.gittree import (
 
 log = logging.getLogger("condaops.sources.git")
 
-SOURCE_BRANCH_MISSING = "SourceBranchMissing"
-SOURCE_REF_MISSING = "SourceRefMissing"
-SOURCE_UNREADABLE = "SourceUnreadable"
+SOURCE_BRANCH_MISSING = Reason.SOURCE_BRANCH_MISSING
+SOURCE_REF_MISSING = Reason.SOURCE_REF_MISSING
+SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
 ANCESTRY_LIMIT = 1000  # commits walked to tell a fast-forward from rewritten history
 
 Clock = Callable[[], float]

@@ -54,13 +54,14 @@ from dulwich.repo import Repo
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.errors import SourceError
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.gitrules import redact, split_userinfo
 
 log = logging.getLogger("condaops.sources.git")
 
-SOURCE_UNREACHABLE = "SourceUnreachable"
-SOURCE_AUTH_FAILED = "SourceAuthFailed"
-PUSH_REJECTED = "PushRejected"  # a ref moved since it was read, or the server refused the update
+SOURCE_UNREACHABLE = Reason.SOURCE_UNREACHABLE
+SOURCE_AUTH_FAILED = Reason.SOURCE_AUTH_FAILED
+PUSH_REJECTED = Reason.PUSH_REJECTED  # a ref moved since it was read, or the server refused the update
 NETWORK_TIMEOUT = 60.0  # seconds per connection attempt / read; dulwich has no total deadline
 _STDERR_LIMIT = 4096  # bytes of ssh's complaints kept for the message
 DEFAULT_USERNAME = "git"  # when only a token is configured: most forges ignore the name

@@ -28,9 +28,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.layout import MAX_DEPTH, affects_layout, is_ignored_name, is_spec_name, lock_kind
 
-UNSUPPORTED_TREE_ENTRY = "UnsupportedTreeEntry"
+UNSUPPORTED_TREE_ENTRY = Reason.UNSUPPORTED_TREE_ENTRY
 MODE_TREE = 0o040000
 MODE_SYMLINK = 0o120000
 MODE_SUBMODULE = 0o160000

@@ -29,6 +29,7 @@ from dulwich.objects import Blob, Tree, TreeEntry
 from condaops.reconciler.errors import SpecError
 from condaops.reconciler.lockfiles import LOCK_INVALID, MAX_LOCK_BYTES
 from condaops.reconciler.model import DesiredEnv, EnvRef, LockInput, PolicyFile, Rejection, SourceSnapshot
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.gitmirror import blob_size
 from condaops.reconciler.sources.gitrules import (
     UNSUPPORTED_TREE_ENTRY,
@@ -54,8 +55,8 @@ from condaops.reconciler.sources.layout import (
 )
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
 
-FILE_UNREADABLE = "FileUnreadable"
-SPEC_TOO_LARGE = "SpecTooLarge"
+FILE_UNREADABLE = Reason.FILE_UNREADABLE
+SPEC_TOO_LARGE = Reason.SPEC_TOO_LARGE
 
 
 class MissingObject(Exception):

@@ -49,6 +49,7 @@ Committed lockfiles (``lock_kind``) sit beside their environment file and make i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from typing import Literal
 from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import EnvRef, Rejection
 from condaops.reconciler.names import name_problem, shown
+from condaops.reconciler.reasons import Reason
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 ENV_FILE_STEM = "environment"
@@ -64,9 +66,9 @@ MAX_DEPTH = 4  # components: <a>/<b>/<c>/environment.yaml, the deepest path look
 
 POLICY_FILE_NAMES = ("condaops-policy.yaml", "condaops-policy.yml")
 
-INVALID_NAME = "NameInvalid"  # the path gives no valid namespace or environment name
-LAYOUT_UNSUPPORTED = "LayoutUnsupported"
-DUPLICATE_ENVIRONMENT = "DuplicateEnvironment"
+INVALID_NAME = Reason.NAME_INVALID  # the path gives no valid namespace or environment name
+LAYOUT_UNSUPPORTED = Reason.LAYOUT_UNSUPPORTED
+DUPLICATE_ENVIRONMENT = Reason.DUPLICATE_ENVIRONMENT
 
 CONDA_LOCK, PIXI_LOCK = "conda-lock", "pixi-lock"  # lockfile kinds, as build.lock names them
 _FOLDER_LOCKS = {"conda-lock.yml": CONDA_LOCK, "conda-lock.yaml": CONDA_LOCK, "pixi.lock": PIXI_LOCK}
@@ -141,8 +143,10 @@ def policy_scope(path: str) -> str | None:
     return parts[0] if len(parts) == 2 else ""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | None:
-    """What the file at ``path`` is: an environment, a rejected one, or nothing (None)."""
+    """What the file at ``path`` is: an environment, a rejected one, or nothing (None).
+    Kept for the paths seen last: every re-scan of a tree asks again for each file."""
     parts = tuple(path.split("/"))
     if len(parts) > MAX_DEPTH or any(is_ignored_name(p) for p in parts):
         return None
@@ -171,19 +175,25 @@ def classify(path: str, *, default_namespace: str) -> Placement | Misplaced | No
 
 def arrange(paths: Iterable[str], *, source: str, default_namespace: str) -> Layout:
     """Place every file of a listing; refs claimed by several files are rejected."""
-    claims: dict[EnvRef, list[str]] = {}
+    claims: dict[EnvRef, Placement | list[str]] = {}  # a list only for a ref claimed twice
     rejections: list[Rejection] = []
     for path in sorted(set(paths)):
         found = classify(path, default_namespace=default_namespace)
         if isinstance(found, Placement):
-            claims.setdefault(found.ref, []).append(path)
+            before = claims.get(found.ref)
+            if before is None:
+                claims[found.ref] = found
+            elif isinstance(before, Placement):
+                claims[found.ref] = [before.path, path]
+            else:
+                before.append(path)
         elif isinstance(found, Misplaced):
             rejections.append(Rejection(found.ref, source, found.path, found.reason, found.message))
     placements: list[Placement] = []
     duplicates: list[Placement] = []
     for ref, files in sorted(claims.items(), key=lambda item: (item[0].namespace, item[0].name)):
-        if len(files) == 1:
-            placements.append(Placement(ref, files[0]))
+        if isinstance(files, Placement):
+            placements.append(files)
             continue
         duplicates.extend(Placement(ref, f) for f in files)
         message = f"environment {ref} is defined by {', '.join(files)}: keep one file and remove the others"

@@ -28,12 +28,15 @@ from condaops.reconciler.model import (
     EnvRef,
     LockInput,
 )
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import spec_from_canonical
 from condaops.reconciler.state.locks import keep_lock, lock_bytes
-from condaops.reconciler.state.recorder import SUPERSEDED, Clock, _renew, _requeue
+from condaops.reconciler.state.outcomes import Clock, renew_leases, requeue_leased
+from condaops.reconciler.state.queueing import SUPERSEDED
 from condaops.reconciler.state.schema import ChangeRequest, PreviewBuild
+from condaops.reconciler.state.session import recording
 
-PREVIEW_REUSED = "PreviewReused"  # a build of the same spec exists (production or another preview): used as is
+PREVIEW_REUSED = Reason.PREVIEW_REUSED  # a build of the same spec exists (production or another preview): used as is
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,7 @@ class ReviewRecorder:
 
     def record_review(self, source: str, ref: str, review: ReviewRecord) -> None:
         now = self.clock()
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             row = _find(s, source, ref)
             if row is None:
                 row = ChangeRequest(source=source, ref=ref, opened_at=now, version=0)
@@ -96,7 +99,7 @@ class ReviewRecorder:
     def close_missing(self, source: str, open_refs: Iterable[str]) -> list[str]:
         """Close the change requests of ``source`` whose ref is gone; returns their refs."""
         keep = set(open_refs)
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             rows = s.scalars(select(ChangeRequest).where(ChangeRequest.source == source, ChangeRequest.state == "open"))
             closed = [row for row in rows if row.ref not in keep]
             for row in closed:
@@ -107,7 +110,7 @@ class ReviewRecorder:
     def forget_closed(self, source: str, *, closed_before: datetime) -> list[str]:
         """Drop reviews (and their preview builds) closed longer ago than the grace period;
         returns their refs, so the caller removes their preview areas."""
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             rows = list(
                 s.scalars(
                     select(ChangeRequest).where(
@@ -123,7 +126,7 @@ class ReviewRecorder:
             return [row.ref for row in rows]
 
     def record_title(self, source: str, ref: str, title: str | None) -> None:
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             row = _find(s, source, ref)
             if row is not None and title and row.title != title:
                 row.title = title[:500]
@@ -133,7 +136,7 @@ class ReviewRecorder:
     ) -> None:
         """What the forge publisher achieved for ``version`` of a review: posted (``error``
         None) or not, and the comment it edits from now on."""
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             row = _find(s, source, ref)
             if row is None:
                 return
@@ -151,7 +154,7 @@ class ReviewRecorder:
         the rest is queued. Queued previews of earlier heads are superseded. Returns the ids
         to schedule."""
         now = self.clock()
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             cr = _find(s, source, ref)
             if cr is None:
                 return []
@@ -186,7 +189,7 @@ class ReviewRecorder:
     ) -> tuple[BuildTicket, str, str, str] | None:
         """(ticket, source, ref, head) of a queued preview now building; None if not queued."""
         now = self.clock()
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             res = s.execute(
                 update(PreviewBuild)
                 .where(PreviewBuild.id == preview_id, PreviewBuild.state == QUEUED)
@@ -214,12 +217,12 @@ class ReviewRecorder:
             return ticket, cr.source, cr.ref, row.head_revision
 
     def renew_previews(self, preview_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
-        return _renew(self.engine, PreviewBuild, preview_ids, worker, self.clock() + timedelta(seconds=lease))
+        return renew_leases(self.engine, PreviewBuild, preview_ids, worker, self.clock() + timedelta(seconds=lease))
 
     def finish_preview(
         self, preview_id: int, outcome: BuildOutcome, worker: str | None = None, *, reused: str | None = None
     ) -> bool:
-        with Session(self.engine) as s, s.begin():
+        with recording(self.engine) as s:
             row = s.get(PreviewBuild, preview_id)
             if row is None:  # the change request was forgotten meanwhile
                 return False
@@ -239,7 +242,7 @@ class ReviewRecorder:
     def recover_previews(self, *, everything: bool = False) -> list[int]:
         """Previews whose worker stopped renewing (or, with ``everything``, all left
         building) go back to the queue; returns every queued preview."""
-        _requeue(self.engine, PreviewBuild, self.clock(), everything)
+        requeue_leased(self.engine, PreviewBuild, self.clock(), everything)
         with Session(self.engine) as s:
             return list(s.scalars(select(PreviewBuild.id).where(PreviewBuild.state == QUEUED)))
 

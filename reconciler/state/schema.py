@@ -98,6 +98,9 @@ class Environment(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(64))
     rejection_message: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[str | None] = mapped_column(Text)  # JSON list
+    # The file's ``condaops: display_name:``: the name its kernels and modules show (not part
+    # of the spec: changing it rewrites them, never rebuilds).
+    display_name: Mapped[str | None] = mapped_column(String(128))
     # Raised by the recorder, in the same transaction, with every change to this row, its
     # builds or their files (not lease renewals): readers that keep something rendered from
     # them (the status site's environment page) compare it instead of reloading everything.

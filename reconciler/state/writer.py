@@ -30,8 +30,9 @@ from typing import IO
 from sqlalchemy.engine import make_url
 
 from condaops.reconciler.errors import CondaopsError
+from condaops.reconciler.reasons import Reason
 
-STORE_BUSY = "StoreBusy"  # another process writes to this SQLite store
+STORE_BUSY = Reason.STORE_BUSY  # another process writes to this SQLite store
 
 
 class StoreBusyError(CondaopsError):

@@ -35,6 +35,7 @@ from condaops.reconciler.locks.relock import Relocked, relock
 from condaops.reconciler.locks.write import render_lock
 from condaops.reconciler.model import DesiredEnv, SourceSnapshot
 from condaops.reconciler.pkgdiff import PackageDiff, Pkg, diff_packages, rattler_compare
+from condaops.reconciler.reasons import Reason
 from condaops.reconciler.state.packages import indexed_packages
 from condaops.reconciler.state.queries import get_environment
 from condaops.reconciler.state.update_queries import get_update_branch, list_update_branches
@@ -146,7 +147,7 @@ class UpdateJob:
         assert up is not None
         target, branches = repo.fetch(up.branch_prefix)
         if target is None:
-            raise CondaopsError(f"branch '{src.branch}' does not exist", reason="SourceBranchMissing")
+            raise CondaopsError(f"branch '{src.branch}' does not exist", reason=Reason.SOURCE_BRANCH_MISSING)
         return target, branches, repo.snapshot(target)
 
     # --- solving ----------------------------------------------------------------------------

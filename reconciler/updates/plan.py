@@ -121,8 +121,8 @@ def decide(proposal: Proposal | None, branch: BranchState, recorded: Recorded | 
     if recorded is not None and recorded.dismissed_digest == proposal.digest:
         return Decision(KEEP, "this proposal was closed without merging; it is made again once newer packages appear")
     on_branch = recorded is not None and recorded.digest == proposal.digest and recorded.head_sha == branch.head
-    if on_branch and branch.head is not None:
-        return Decision(OPEN if recorded.state != OPEN_STATE else KEEP)  # type: ignore[union-attr]
+    if on_branch and recorded is not None and branch.head is not None:
+        return Decision(OPEN if recorded.state != OPEN_STATE else KEEP)
     return Decision(PUSH)
 
 

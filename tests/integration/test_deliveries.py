@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.support.registry_clients import require_module
 
 pytestmark = pytest.mark.integration
 
+HOOK_SCRIPT = 'export TOOL_HOME="$CONDA_PREFIX/share/tool"\nexport PATH="$CONDA_PREFIX/libexec/tool:$PATH"\n'
 KERNEL_JSON = json.dumps({"argv": ["tool", "-f", "{connection_file}"], "display_name": "Tool", "language": "tool"})
 
 
@@ -44,7 +46,17 @@ def channel(tmp_path_factory: pytest.TempPathFactory, http_channel):  # type: ig
             "share/jupyter/kernels/toolk/logo-svg.svg": "<svg/>",
         },
     )
-    make_channel(root, [*tool_packages(), kernel])
+    hooks = PackageSpec(  # activation hooks, as GDAL or openjdk ship them
+        "toolhooks",
+        "1.0",
+        files={
+            "etc/conda/activate.d/toolhooks.sh": HOOK_SCRIPT,
+            "etc/conda/activate.d/zz-broken.sh": "exit 3\n",  # ends the shell: skipped
+            # the spec's GREETING wins over the file's, as in conda
+            "etc/conda/env_vars.d/toolhooks.json": '{"TOOL_MODE": "fast", "GREETING": "from env_vars.d"}',
+        },
+    )
+    make_channel(root, [*tool_packages(), kernel, hooks])
     return http_channel(root)
 
 
@@ -229,6 +241,87 @@ def test_kernels_follow_rebuilds_rollback_gc_and_retire(site: Project) -> None:
     assert "ds/tools" not in site.status()
 
 
+def test_the_file_names_its_kernels_and_renaming_rebuilds_nothing(site: Project) -> None:
+    named = tool_env("tool=1.0", kernel=True) + "condaops:\n  display_name: Team tools\n"
+    item = build(site, "ds/tools", named)
+    assert item["display_name"] == "Team tools"
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "Team tools"
+    modulefile = Path(site.config["modules"]["directory"]) / "ds" / "tools" / "current.lua"
+    assert "Description: Team tools (conda environment ds/tools" in modulefile.read_text()
+
+    renamed = build(site, "ds/tools", named.replace("Team tools", "Werkzeuge (Team)"))
+    assert (renamed["build_id"], renamed["latest_build_id"]) == (item["build_id"], item["build_id"])  # no build
+    assert renamed["display_name"] == "Werkzeuge (Team)"
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "Werkzeuge (Team)"
+    assert "Description: Werkzeuge (Team) (conda environment" in modulefile.read_text()
+
+    unset = build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    assert unset["display_name"] is None and unset["latest_build_id"] == item["build_id"]
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "tools (ds)"
+
+    site.write_env("ds/tools.yaml", named.replace("Team tools", "[a, b]"))  # rejected: the last good one stays
+    code, _, err = site.cli("reconcile", "--once", "--wait")
+    assert code == 1, err
+    bad = site.status()["ds/tools"]
+    assert bad["reason"] == "SpecInvalid" and bad["build_id"] == item["build_id"]
+    assert "ds/tools.yaml:" in bad["message"] and "'condaops.display_name' must be a non-empty string" in bad["message"]
+    assert kernel_specs(site)["condaops-ds-tools"]["display_name"] == "tools (ds)"
+
+
+def test_activation_hooks_are_applied_by_kernels_and_both_module_tools(site: Project) -> None:
+    first = build(site, "ds/tools", tool_env("tool=1.0\n  - toolhooks", kernel=True))
+    build(site, "ds/tools", tool_env("tool=2.0\n  - toolhooks", kernel=True))
+    link, pinned = site.link("ds/tools"), str((site.store / first["build_prefix"]).absolute())
+    env = kernel_specs(site)["condaops-ds-tools"]["env"]
+    assert env["PATH"] == f"{link}/libexec/tool:{link}/bin:${{PATH}}"
+    assert (env["TOOL_HOME"], env["TOOL_MODE"], env["GREETING"]) == (f"{link}/share/tool", "fast", "hello there")
+    show = 'echo "path=$PATH home=${TOOL_HOME-unset} mode=${TOOL_MODE-unset}"'
+    script = f"module load ds/tools && {show}\nmodule load ds/tools/1 && {show}\nmodule unload ds/tools/1 && {show}\n"
+    expected = [
+        f"path={link}/libexec/tool:{link}/bin:{BASE_PATH} home={link}/share/tool mode=fast",
+        f"path={pinned}/libexec/tool:{pinned}/bin:{BASE_PATH} home={pinned}/share/tool mode=fast",
+        f"path={BASE_PATH} home=unset mode=unset",
+    ]
+    code, out, err = module_script(site, lmod_init(), script)
+    assert code == 0 and out.splitlines() == expected, err
+    tcl = script.replace("module load ds/tools/1", "module switch ds/tools/1")  # one of the family at a time
+    code, out, err = module_script(site, tcl_modules_init(), tcl)
+    assert code == 0 and out.splitlines() == expected, err
+
+
+def test_the_environment_page_and_api_say_how_to_use_it(site: Project) -> None:
+    from litestar.testing import TestClient
+
+    from condaops.config import load_settings
+    from condaops.reconciler.state.db import make_engine
+    from condaops.web.app import create_app
+
+    named = tool_env("tool=1.0", kernel=True) + "condaops:\n  display_name: Team <tools>\n"
+    item = build(site, "ds/tools", named)
+    settings = load_settings(site.config_file, environ={})
+    engine = make_engine(settings.database_url)
+    try:
+        with TestClient(create_app(settings, engine, cache_seconds=0)) as client:
+            page = client.get("/environments/ds/tools")
+            detail = client.get("/api/v1/environments/ds/tools").json()
+    finally:
+        engine.dispose()
+    assert page.status_code == 200
+    facts, use_it = page.text.split("<h2>Use it</h2>", 1)
+    assert "<dt>Display name</dt><dd>Team &lt;tools&gt; " in facts
+    for label, command in [
+        ("Environment module", "module load ds/tools"),
+        ("Jupyter kernel", "condaops-ds-tools"),
+        ("conda, by name", "conda activate ds-tools"),
+    ]:
+        assert re.search(rf'class="label">{re.escape(label)}</span><code[^>]*>{re.escape(command)}</code>', use_it), (
+            label
+        )
+    uses = {(d["kind"], d["use"], d["build_id"]) for d in detail["deliveries"]}
+    assert ("kernel", "condaops-ds-tools", item["build_id"]) in uses
+    assert ("module", "module load ds/tools/1", item["build_id"]) in uses
+
+
 def test_a_kernel_someone_else_wrote_is_left_alone(site: Project) -> None:
     folder = Path(site.config["kernels"]["directory"]) / "condaops-ds-tools"
     folder.mkdir(parents=True)
@@ -275,3 +368,24 @@ def test_turning_deliveries_on_delivers_existing_environments(project, channel, 
     uses = sorted(d["use"] for d in p.status()["ds/tools"]["deliveries"])
     assert uses == ["condaops-ds-tools", "module load ds/tools", "module load ds/tools/1"]
     assert (tmp_path / "kernels" / "condaops-ds-tools" / "kernel.json").is_file()
+
+
+def test_condaops_retire_withdraws_what_was_delivered(project, channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    kernels, mods = tmp_path / "kernels", tmp_path / "mods"
+    p = project(
+        {ALIAS + "testchan": channel},
+        publish={"enabled": False},
+        kernels={"directory": str(kernels)},
+        modules={"directory": str(mods), "format": "tcl"},
+    )
+    build(p, "ds/tools", tool_env("tool=1.0", kernel=True))
+    build(p, "ds/other", tool_env("tool=1.0", kernel=True))
+    (p.envs / "ds" / "tools.yaml").unlink()  # prune is off: kept, still delivered
+    code, _, err = p.cli("reconcile", "--once")
+    assert code == 0, err
+    assert (kernels / "condaops-ds-tools" / "kernel.json").is_file() and (mods / "ds" / "tools" / "current").is_file()
+    code, _, err = p.cli("retire", "ds/tools")
+    assert code == 0, err
+    assert sorted(k.name for k in kernels.iterdir()) == ["condaops-ds-other"]
+    assert sorted(m.name for m in (mods / "ds").iterdir()) == ["other"]
+    assert not (p.store / "envs-by-name" / "ds-tools").exists() and (p.store / "envs-by-name" / "ds-other").is_symlink()

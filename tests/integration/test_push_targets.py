@@ -36,7 +36,7 @@ from condaops.reconciler.store import StoreLayout
 from condaops.web.app import create_app
 from tests.integration.conftest import ALIAS, Project
 from tests.integration.test_publish import image_record, publish, tool_env
-from tests.support.ci import on_ci
+from tests.support.ci import skip_or_fail
 from tests.support.registry_clients import (
     docker_registry,
     oras_client,
@@ -72,10 +72,7 @@ def bcrypt_line(user: str, password: str) -> str:
             warnings.simplefilter("ignore", DeprecationWarning)
             import crypt
     except ImportError:  # Python 3.13 removed it
-        reason = "the crypt module (Python < 3.13) is needed to write a bcrypt htpasswd file"
-        if on_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail("the crypt module (Python < 3.13) is needed to write a bcrypt htpasswd file")
     return f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}"
 
 

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ALIAS
+from tests.support.ci import skip_or_fail
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git CLI not installed")
+
+@pytest.fixture(autouse=True)
+def _needs_git() -> None:
+    if shutil.which("git") is None:
+        skip_or_fail("the git CLI is not installed (apt-get install -y git)")
 
 
 def git(repo: Path, *args: str) -> str:

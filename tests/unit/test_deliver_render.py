@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from condaops.reconciler.deliver import kernels, modules
+from condaops.reconciler.deliver.activate import prepended
 from condaops.reconciler.deliver.model import (
     KERNEL,
     KERNEL_COMMAND_MISSING,
@@ -216,3 +217,75 @@ def test_a_kernel_that_cannot_run_is_a_problem_not_a_unit() -> None:
 def test_names_outside_the_store_link_absolutely() -> None:
     plan = plan_deliveries(snapshot(), Where(names=Path("/shared/envs"), store=STORE))
     assert plan.planned[0].unit.target == LINK  # type: ignore[union-attr]
+
+
+def test_the_file_display_name_replaces_the_pattern_everywhere() -> None:
+    env = snapshot(kernels=(IPYKERNEL, XPYTHON), display_name="Data {tools} 2026")  # braces kept as written
+    where = Where(kernels=Path("/k"), pin_kernels=True, display_name="{namespace}: {name}", modules=Path("/m"))
+    planned = plan_deliveries(env, where).planned
+    shown = {
+        p.unit.path.name: json.loads(p.unit.kernel_json)["display_name"]
+        for p in planned
+        if isinstance(p.unit, KernelUnit)
+    }
+    assert shown == {
+        "condaops-ds-tools": "Data {tools} 2026",
+        "condaops-ds-tools-2": "Data {tools} 2026, build 2",
+        "condaops-ds-tools-1": "Data {tools} 2026, build 1",
+        "condaops-ds-tools-xpython": "Data {tools} 2026 · Python (XPython)",
+        "condaops-ds-tools-2-xpython": "Data {tools} 2026 · Python (XPython), build 2",
+        "condaops-ds-tools-1-xpython": "Data {tools} 2026 · Python (XPython), build 1",
+    }
+    (module,) = [p.unit for p in planned if isinstance(p.unit, ModuleUnit)]
+    assert (
+        'whatis("Description: Data {tools} 2026 (conda environment ds/tools built by condaops)")'
+        in (module.files["current.lua"])
+    )
+    without = plan_deliveries(snapshot(), where).planned
+    assert json.loads(without[0].unit.kernel_json)["display_name"] == "ds: tools"  # type: ignore[union-attr]
+
+
+def test_activation_hooks_are_relocated_to_where_each_delivery_runs() -> None:
+    hooked = BuildSnapshot(
+        2,
+        PREFIX_2,
+        "abc",
+        "bbb",
+        (),
+        (("JAVA_HOME", f"{PREFIX_2}/lib/jvm"), ("GREETING", "hooked")),
+        (f"{PREFIX_2}/x",),
+    )
+    where = Where(kernels=Path("/k"), modules=Path("/m"), module_format="both", pin_kernels=True)
+    planned = plan_deliveries(snapshot(current=hooked, kept=(hooked,)), where).planned
+    current, pinned = (json.loads(p.unit.kernel_json)["env"] for p in planned[:2])  # type: ignore[union-attr]
+    assert current["PATH"] == f"{LINK}/x:{LINK}/bin:${{PATH}}" and current["JAVA_HOME"] == f"{LINK}/lib/jvm"
+    assert pinned["PATH"] == f"{PREFIX_2}/x:{PREFIX_2}/bin:${{PATH}}" and pinned["JAVA_HOME"] == f"{PREFIX_2}/lib/jvm"
+    assert current["GREETING"] == "hooked"  # a hook runs after the spec's variables are set
+    files = planned[2].unit.files  # type: ignore[union-attr]
+    lua = files["current.lua"].splitlines()
+    assert lua.index(f'prepend_path("PATH", "{LINK}/bin")') < lua.index(f'prepend_path("PATH", "{LINK}/x")')
+    assert f'pushenv("JAVA_HOME", "{LINK}/lib/jvm")' in lua and 'pushenv("GREETING", "hooked")' in lua
+    assert f'prepend-path PATH "{PREFIX_2}/x"' in files["2"]
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        ("/a:/b:/p/bin:/usr/bin", ("/a", "/b")),
+        ("/p/bin:/usr/bin:/z", ()),
+        ("/other", ()),
+        ("/a::/p/bin:/usr/bin", ("/a",)),
+    ],
+)
+def test_path_entries_a_hook_puts_first(after: str, expected: tuple[str, ...]) -> None:
+    assert prepended(after, "/p/bin:/usr/bin") == expected
+
+
+def test_resource_dir_points_at_the_kernel_folder_in_the_environment() -> None:
+    source = KernelSource(
+        "xcpp17", {"argv": ["xcpp", "-f", "{connection_file}", "-I{resource_dir}/include"]}, XPYTHON.folder
+    )
+    spec = kernels.render_kernel(
+        snapshot(programs=frozenset({"xcpp"})), source, BUILD_2, root=LINK, display="x", pinned=False
+    )
+    assert spec["argv"][-1] == f"-I{LINK}/share/jupyter/kernels/xpython/include"

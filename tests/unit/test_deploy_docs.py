@@ -9,7 +9,6 @@ instead of failing, so the docs can lead the code by a commit.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from condaops.config import BuildSettings, load_settings
+from condaops.config import load_settings
 from condaops.reconciler.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,23 +71,8 @@ def _deployment(component: str) -> dict[str, Any]:
     return found
 
 
-def _pending(args: list[str]) -> list[str]:
-    """Parts of the roles work the CLI does not have yet but ``args`` use."""
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001 - argparse has no public way
-    commands: dict[str, Any] = sub.choices  # type: ignore[assignment]
-    missing = [f"`condaops {c}`" for c in ("worker", "migrate") if c in args and c not in commands]
-    serve = commands.get("serve")
-    if "--role" in args and serve is not None and "--role" not in serve._option_string_actions:  # noqa: SLF001
-        missing.append("`serve --role`")
-    return missing
-
-
 def check_command(args: list[str]) -> None:
-    """``args`` (after the executable) parse; skip when they need a command still being written."""
-    missing = _pending(args)
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} from the roles work in progress (issue 6 item 1)")
+    """``args`` (after the executable) parse."""
     try:
         build_parser().parse_args(args)
     except SystemExit as exc:
@@ -128,15 +112,6 @@ def _example_configs() -> list[tuple[str, str, dict[str, str]]]:
             if info == "yaml" and body.startswith(CONFIG_MARKER):
                 configs.append((f"{guide.name}: {body.splitlines()[0]}", body, {}))
     return configs
-
-
-def _pending_build_keys(data: dict[str, Any], environ: dict[str, str]) -> list[str]:
-    """Keys of the design (``build.lease``, ``build.cache_dir``) the Settings tree lacks yet."""
-    known = {f.name for f in dataclasses.fields(BuildSettings)}
-    used = set((data or {}).get("build") or {}) | {
-        k.removeprefix("CONDAOPS_BUILD__").lower() for k in environ if k.startswith("CONDAOPS_BUILD__")
-    }
-    return [f"`build.{k}`" for k in sorted(used & {"lease", "cache_dir"} - known)]
 
 
 # --- Kubernetes manifests -----------------------------------------------------------------
@@ -236,9 +211,6 @@ def test_example_configs_are_found():
 
 @pytest.mark.parametrize(("where", "text", "environ"), _example_configs(), ids=[c[0] for c in _example_configs()])
 def test_example_config_loads(where, text, environ, tmp_path):
-    pending = _pending_build_keys(yaml.safe_load(text), environ)
-    if pending:
-        pytest.skip(f"uses {', '.join(pending)} from the roles work in progress (issue 6 item 1)")
     config = tmp_path / "condaops.yaml"
     config.write_text(text)
     settings = load_settings(config, environ=environ, cwd=tmp_path)

@@ -463,6 +463,7 @@ def spec_hash(text: str) -> str:
         BASE.replace("name: one", "name: two"),
         BASE.replace("name: one\n", ""),
         BASE.replace("[conda-forge, bioconda]", "[conda-forge, nodefaults, bioconda]"),
+        BASE + "condaops:\n  display_name: Tools for everyone\n",
     ],
     ids=[
         "conda-order",
@@ -472,6 +473,7 @@ def spec_hash(text: str) -> str:
         "other-name",
         "no-name",
         "nodefaults",
+        "display-name",
     ],
 )
 def test_same_hash(variant: str) -> None:
@@ -501,3 +503,33 @@ def test_round_trip_through_canonical_json() -> None:
     assert restored == spec
     assert restored.spec_hash == spec.spec_hash
     assert restored.name == "one"
+
+
+# --- condaops: (settings of condaops' own, outside the identity) ---------------------------
+
+
+def test_display_name_is_read_and_is_not_identity() -> None:
+    plain = parse(BASE).spec
+    named = parse(BASE + "condaops:\n  display_name: '  Données 2026 (ds) '\n").spec
+    assert named.display_name == "Données 2026 (ds)" and plain.display_name is None
+    assert named == plain and named.canonical_json() == plain.canonical_json()
+    assert parse(BASE + "condaops:\n").spec.display_name is None
+
+
+@pytest.mark.parametrize(
+    ("tail", "reason", "key", "fragment"),
+    [
+        ("condaops: Tools\n", "SpecInvalid", "condaops", "'condaops' must be a mapping"),
+        ("condaops:\n  display: Tools\n", "SpecUnknownKey", "condaops.display", "unknown key 'condaops.display'"),
+        ("condaops:\n  display_name: 2026\n", "SpecInvalid", "condaops.display_name", "not a number; quote it"),
+        ("condaops:\n  display_name:\n", "SpecInvalid", "condaops.display_name", "non-empty string, not empty"),
+        ("condaops:\n  display_name: [a]\n", "SpecInvalid", "condaops.display_name", "not a list"),
+        ('condaops:\n  display_name: "a\\nb"\n', "SpecInvalid", "condaops.display_name", "one line"),
+        (f"condaops:\n  display_name: {'x' * 101}\n", "SpecInvalid", "condaops.display_name", "100 or fewer"),
+    ],
+    ids=["not-a-mapping", "unknown-key", "number", "empty", "list", "line-break", "too-long"],
+)
+def test_display_name_rejections(tail: str, reason: str, key: str, fragment: str) -> None:
+    error = rejection(BASE + tail)
+    assert (error.reason, error.key) == (reason, key)
+    assert str(error).startswith(f"{FILE}:") and fragment in str(error) and key in str(error)

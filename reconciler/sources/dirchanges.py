@@ -1,0 +1,127 @@
+"""A directory source's next snapshot from the last one and the files a watcher reported.
+
+``apply_changes(settings, last, entries, changed, cache)`` re-reads only the reported
+environment files (modified, added or removed) and returns the snapshot a full
+``read_directory`` would give, or None when the report is not of that simple kind — the
+root or a folder, a policy file, a lockfile, a symlink, a name claimed twice, anything a
+lockfile pairs with — and the caller reads the tree in full. The revision stays the
+digest of every file's content: ``entries`` (path -> digest, as ``read_directory``
+filled it) is updated for the reported files and hashed again.
+
+A report the watcher could not make (an NFS server without timestamps, a change while
+the watcher restarted) is found at the periodic full check, which reads the tree in full.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Collection
+
+from condaops.config.settings import SourceSettings
+from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC
+from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
+from condaops.reconciler.sources.directory import (
+    FILE_UNREADABLE,
+    SpecCache,
+    _read_file,
+    _Unsettled,
+    digest,
+    source_root,
+)
+from condaops.reconciler.sources.layout import (
+    DUPLICATE_ENVIRONMENT,
+    POLICY_FILE_NAMES,
+    Placement,
+    classify,
+    lock_kind,
+    name_warning,
+)
+
+_LOCK_REASONS = frozenset({LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC})
+MAX_CHANGED = 256  # more files reported at once: a checkout, read the tree in full
+
+
+def apply_changes(
+    settings: SourceSettings,
+    last: SourceSnapshot,
+    entries: dict[str, str],
+    changed: Collection[str],
+    cache: SpecCache,
+) -> SourceSnapshot | None:
+    """The snapshot after the reported changes, or None: read the tree in full."""
+    if last.error is not None or not changed or len(changed) > MAX_CHANGED:
+        return None
+    if any(r.reason in _LOCK_REASONS or r.reason == DUPLICATE_ENVIRONMENT for r in last.rejections):
+        return None
+    if any(e.lock is not None for e in last.envs):
+        return None
+    root = str(source_root(settings))
+    places: dict[str, EnvRef] = {}
+    for rel in changed:
+        found = classify(rel, default_namespace=settings.default_namespace)
+        name = rel.rsplit("/", 1)[-1]
+        if not isinstance(found, Placement) or name in POLICY_FILE_NAMES or lock_kind(name) is not None:
+            return None
+        places[rel] = found.ref
+    return _apply(settings, last, entries, places, root, cache)
+
+
+def _apply(
+    settings: SourceSettings,
+    last: SourceSnapshot,
+    entries: dict[str, str],
+    places: dict[str, EnvRef],
+    root: str,
+    cache: SpecCache,
+) -> SourceSnapshot | None:
+    envs = {e.ref: e for e in last.envs}
+    named = {r.ref: r for r in last.rejections if r.ref is not None}
+    claimed = {e.ref: e.path for e in last.envs} | {r.ref: r.path for r in last.rejections if r.ref is not None}
+    updated = dict(entries)
+    fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
+    scan_started_ns = time.time_ns()
+    for rel, ref in places.items():
+        if claimed.get(ref, rel) != rel:
+            return None  # another file claims the same environment: duplicates are decided in full
+        path = os.path.join(root, rel)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            updated.pop(rel, None)
+            fresh[ref] = None
+            continue
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a symlink or a folder: its rules are the full read's
+        try:
+            outcome = _read_file(rel, path, cache, scan_started_ns)
+        except _Unsettled:
+            return None
+        updated[rel] = outcome.digest
+        if outcome.parsed is None:
+            reason, message = outcome.problem or (FILE_UNREADABLE, rel)
+            fresh[ref] = Rejection(ref, settings.name, rel, reason, message)
+        else:
+            warnings = outcome.parsed.warnings + name_warning(ref.name, outcome.parsed.spec.name)
+            fresh[ref] = DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings)
+    revision = digest(updated)
+    entries.clear()
+    entries.update(updated)
+    for ref, item in fresh.items():
+        envs.pop(ref, None)
+        named.pop(ref, None)
+        if isinstance(item, DesiredEnv):
+            envs[ref] = item
+        elif isinstance(item, Rejection):
+            named[ref] = item
+    if envs.keys() == {e.ref for e in last.envs}:
+        ordered = [envs[e.ref] for e in last.envs]  # the same environments: the same order
+    else:
+        ordered = sorted(envs.values(), key=lambda e: (e.ref.namespace, e.ref.name))
+    new_envs = tuple(DesiredEnv(e.ref, e.spec, e.source, e.path, revision, e.warnings) for e in ordered)
+    rejections = [r for r in last.rejections if r.ref is None] + list(named.values())
+    rejections.sort(key=lambda r: (r.path, r.reason))
+    return SourceSnapshot(last.source, revision, new_envs, tuple(rejections), policy_files=last.policy_files)

@@ -1,0 +1,163 @@
+"""Reading sources for the reconcile pass: one reader keeps what each source needs between
+passes (a Git mirror and its last read, a directory's parse cache and last snapshot).
+
+A directory source that a watcher reports on (``follow``) is read again only when the
+watcher reported a change, or at the periodic full check (``rescan``); one without a
+watcher is read at every pass. A Git source asks its remote every time (``ls-remote``: the
+last snapshot comes back as it was when the branch did not move).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from condaops.config import SourceSettings
+from condaops.reconciler.model import SourceSnapshot
+from condaops.reconciler.reasons import Reason
+
+
+class SourceReader:
+    """Observes sources, keeping a parse cache per source so unchanged files are not re-read."""
+
+    def __init__(self) -> None:
+        self._caches: dict[str, object] = {}
+        self._forced: set[str] = set()
+        self._forced_lock = threading.Lock()
+        self._followed: dict[str, _Follow] = {}  # directory sources a watcher reports on
+        self._last: dict[str, SourceSnapshot] = {}
+        self._entries: dict[str, dict[str, str]] = {}  # per directory source: its revision's inputs
+
+    @contextmanager
+    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> Iterator[Callable[[object], None]]:
+        """While the block runs, a watcher reports on directory source ``name``: it is read
+        again only after ``changed(paths)`` was called (and at ``rescan``), once
+        ``ready()`` says the watcher is watching (until then, at every read)."""
+        with self._forced_lock:
+            self._followed[name] = _Follow(ready)
+        try:
+            yield lambda paths: self._mark(name, paths)
+        finally:
+            with self._forced_lock:
+                self._followed.pop(name, None)
+
+    def rescan(self) -> None:
+        """Read every followed source again, in full, at its next read (the full check)."""
+        with self._forced_lock:
+            for follow in self._followed.values():
+                follow.dirty, follow.paths = True, None
+
+    def _mark(self, name: str, paths: object) -> None:
+        with self._forced_lock:
+            follow = self._followed.get(name)
+            if follow is None:
+                return
+            follow.dirty = True
+            reported = set(paths) if isinstance(paths, set | frozenset | list | tuple) else {"."}
+            if follow.paths is not None and "." not in reported:
+                follow.paths |= reported
+            else:
+                follow.paths = None
+
+    def _take(self, name: str) -> tuple[SourceSnapshot | None, set[str] | None]:
+        """For a followed source: its last snapshot when nothing was reported since, else
+        (None, the reported paths or None for "read in full"); the source counts as read
+        from now (a report during the read marks it again). Unfollowed: (None, None)."""
+        with self._forced_lock:
+            follow = self._followed.get(name)
+            last = self._last.get(name)
+            if follow is None or not follow.ready():
+                return None, None
+            if not follow.dirty and last is not None and last.error is None:
+                return last, None
+            paths, follow.dirty, follow.paths = follow.paths, False, set()
+            return None, paths
+
+    def force(self, names: Iterable[str]) -> None:
+        """Skip the failure backoff at the next read of these Git sources (thread-safe)."""
+        with self._forced_lock:
+            self._forced.update(names)
+
+    def git_source(self, name: str):  # type: ignore[no-untyped-def]
+        """The ``GitSource`` this reader keeps for source ``name`` (after its first read), or None."""
+        from condaops.reconciler.sources.git import GitSource
+
+        source = self._caches.get(name)
+        return source if isinstance(source, GitSource) else None
+
+    def _take_forced(self, name: str) -> bool:
+        with self._forced_lock:
+            if name in self._forced:
+                self._forced.discard(name)
+                return True
+            return False
+
+    def __call__(self, src: SourceSettings) -> SourceSnapshot:
+        if src.directory is not None:
+            from condaops.reconciler.sources.dirchanges import apply_changes
+            from condaops.reconciler.sources.directory import SpecCache, read_directory
+
+            unchanged, changed = self._take(src.name)
+            if unchanged is not None:
+                return unchanged
+            cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]
+            entries = self._entries.setdefault(src.name, {})
+            last = self._last.get(src.name)
+            snapshot = None
+            if changed and last is not None:  # only what the watcher reported
+                snapshot = apply_changes(src, last, entries, changed, cache)
+            if snapshot is None:
+                snapshot = read_directory(src, cache=cache, entries=entries)
+            self._last[src.name] = snapshot
+            return snapshot
+        if src.git is not None:
+            import tempfile
+            from pathlib import Path
+
+            from condaops.reconciler.sources.git import GitSource
+
+            source = self._caches.get(src.name)
+            if not isinstance(source, GitSource) or source.settings != src:
+                if isinstance(source, GitSource):
+                    source.close()
+                mirrors = src.mirror_dir
+                if mirrors is None:  # set by load_settings; hand-made settings get a folder per reader
+                    if "/git-mirrors" not in self._caches:  # "/" cannot start a source name
+                        self._caches["/git-mirrors"] = tempfile.TemporaryDirectory(prefix="condaops-git-")
+                    mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
+                source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
+            return source.read(force=self._take_forced(src.name))
+        return SourceSnapshot(
+            source=src.name,
+            revision=None,
+            error=f"source '{src.name}': neither 'directory' nor 'git' is set",
+            error_reason=Reason.SOURCE_UNSUPPORTED,
+        )
+
+    def close(self) -> None:
+        """Close kept Git sources and remove a temporary mirror folder."""
+        for kept in self._caches.values():
+            close = getattr(kept, "close", None) or getattr(kept, "cleanup", None)
+            if close is not None:
+                close()
+        self._caches.clear()
+        self._last.clear()
+        self._entries.clear()
+
+
+@dataclass(slots=True)
+class _Follow:
+    ready: Callable[[], bool]
+    dirty: bool = True  # read once more after following starts
+    paths: set[str] | None = None  # reported since the last read; None: read in full
+
+
+def read_source(src: SourceSettings) -> SourceSnapshot:
+    """Observe one source's current revision with a reader used once."""
+    reader = SourceReader()
+    try:
+        return reader(src)
+    finally:
+        reader.close()
