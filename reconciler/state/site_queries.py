@@ -90,6 +90,7 @@ def build_points(engine: Engine, ref: EnvRef, *, limit: int = 50) -> list[BuildP
             size=sizes.get(i),
         )
         for i, finished, started, state in rows
+        if finished is not None  # the query asks for finished builds only
     ]
     return points[::-1]
 
@@ -115,7 +116,7 @@ def namespace_use(engine: Engine, namespaces: Collection[str] | None = None) -> 
             .group_by(per_platform.c.ns, per_platform.c.build_id)
             .subquery()
         )
-        packages = dict(
+        packages: dict[str, int | None] = dict(
             conn.execute(
                 select(Namespace.name, func.sum(per_build.c.size))
                 .join(per_build, per_build.c.ns == Namespace.id)
@@ -123,7 +124,7 @@ def namespace_use(engine: Engine, namespaces: Collection[str] | None = None) -> 
                 .group_by(Namespace.name)
             ).all()
         )
-        artifacts = dict(
+        artifacts: dict[str, int | None] = dict(
             conn.execute(
                 select(Namespace.name, func.sum(Artifact.size))
                 .join(Build, Artifact.build_id == Build.id)
