@@ -230,16 +230,22 @@ def environment_charts(ctx: WebContext, ref: EnvRef) -> list[Markup]:
     return [c for c in (durations_chart(points), sizes_chart(points)) if c is not None]
 
 
-def overview_charts(ctx: WebContext, viewer: Viewer) -> list[Markup]:
-    """Disk use per namespace and in total, queue depth and build outcomes over the last
-    day (SVG), for the namespaces the viewer may see; kept ``CHART_SECONDS``."""
-    namespaces = ctx.visible_namespaces(viewer)
-    key = ("overview-charts", frozenset(namespaces) if namespaces is not None else None)
+OVERVIEW_CHARTS = ("disk", "queue", "outcomes")
 
-    def draw() -> list[Markup]:
+
+def overview_chart(ctx: WebContext, viewer: Viewer, name: str) -> Markup | None:
+    """One of the overview's charts (``OVERVIEW_CHARTS``) for the namespaces the viewer
+    may see: disk use per namespace and in total, queue depth or build outcomes over the
+    last day; kept ``CHART_SECONDS``. Served as its own SVG document, so drawing it (disk
+    use reads every current build's packages) never holds up the overview."""
+    namespaces = ctx.visible_namespaces(viewer)
+    key = ("overview-chart", name, frozenset(namespaces) if namespaces is not None else None)
+
+    def draw() -> Markup | None:
         now = ctx.clock()
+        if name == "disk":
+            return disk_chart(namespace_use(ctx.engine, namespaces))
         day = timeline(ctx.engine, now, namespaces=namespaces)
-        disk = disk_chart(namespace_use(ctx.engine, namespaces))
-        return [c for c in (disk, queue_chart(day, now), outcomes_chart(day, now)) if c is not None]
+        return queue_chart(day, now) if name == "queue" else outcomes_chart(day, now)
 
     return ctx.memo(key, draw, seconds=CHART_SECONDS)
