@@ -244,7 +244,7 @@ def environment_text(
         compare_from=ctx.fragments.build_options(choices, selected=1),
         compare_to=ctx.fragments.build_options(choices, selected=0),
         base=f"/environments/{namespace}/{name}?",
-        charts=environment_charts(ctx, detail.env.ref),
+        charts=environment_charts(ctx, history.items),
         supply=supply_view(
             detail.env.latest or detail.env.current,
             detail.shown,

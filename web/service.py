@@ -31,7 +31,7 @@ from condaops.reconciler.state.queries import (
     list_builds,
     list_deliveries,
 )
-from condaops.reconciler.state.site_queries import build_points, namespace_use, timeline
+from condaops.reconciler.state.site_queries import build_points, build_sizes, namespace_use, timeline
 from condaops.reconciler.state.update_queries import list_update_branches, update_reports
 from condaops.reconciler.status import updates_item
 from condaops.web.access import Viewer
@@ -224,9 +224,9 @@ def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limi
 CHART_SECONDS = 30.0  # the overview's charts are drawn again at most this often
 
 
-def environment_charts(ctx: WebContext, ref: EnvRef) -> list[Markup]:
-    """Build durations and sizes of the environment's last builds (SVG)."""
-    points = build_points(ctx.engine, ref)
+def environment_charts(ctx: WebContext, builds: list[BuildInfo]) -> list[Markup]:
+    """Build durations and sizes of ``builds`` (the page of history shown; SVG)."""
+    points = build_points(builds, build_sizes(ctx.engine, [b.build_id for b in builds if b.finished_at]))
     return [c for c in (durations_chart(points), sizes_chart(points)) if c is not None]
 
 
