@@ -1,31 +1,37 @@
-"""Benchmark: one end-to-end build of the flask environment, condaops against raw py-rattler.
+"""Benchmark: a flask build as users run it, against a raw py-rattler script (issue 14, target 3).
 
 The real ``defaults-2021-py27-flask`` channel (18 packages, Python 2.7 + flask) is
 served over HTTP on 127.0.0.1 as ``pkgs/main`` (plus an empty ``pkgs/r``), reached
 through ``channels.mirrors`` — the way an air-gapped site reaches ``defaults``.
 
-* **condaops**: a fresh store with ``team/flask.yaml`` (``python=2.7``, ``flask``),
-  ``Runtime.run_once()`` in this process: reconcile pass, scheduler, solve, lockfiles,
-  install, verify, link, records. The per-step timings come from the state DB
-  (``builds.timings``).
-* **raw**: ``rattler.solve`` + ``rattler.install`` of the same specs, with the same
-  channels, virtual packages, server and mirror middleware.
+1. **Fresh processes.** ``condaops reconcile --once --wait`` (a new process: interpreter
+   start, imports, migrations, the pass, the build, the records, exit) against a raw
+   script, also a new process: ``rattler.solve`` + ``rattler.install`` of the same specs
+   with the same channels, virtual packages, server and mirror middleware. Cases:
+   publishing off with **cold** caches (empty package and repodata caches) and with
+   **warm** caches (a copy of filled caches; new store and prefix), then **default
+   settings** (publishing on: ``--wait`` also waits for the tarball, image and pushes),
+   cold and warm. Rounds alternate which side goes first; the disk is synced before
+   each run.
+2. **Under ``condaops serve``** (default settings, warm caches): an environment file is
+   changed (a new spec each round) and the time until its link points at the new
+   prefix is measured, against the watcher's debounce plus the raw script's own warm
+   solve + install (measured inside the script, without its start, as ``serve`` has none),
+   alternated in the same run.
 
-Rounds alternate which side goes first. **Cold**: empty package and repodata caches
-for each build. **Warm**: caches filled beforehand (a copy of the same warm caches for
-each build; the prefix and store are new). Before the rounds, one untimed build of
-each side loads the libraries (conda-lock's import alone is ~0.8 s), so the rounds show
-a long-running service's **steady state**; the **first build in a fresh process** is
-measured separately as ``condaops reconcile --once`` against a raw script, both as new
-processes (interpreter start and imports included).
+Every condaops run is checked: exit status 0, the environment linked to a prefix of
+its spec, and (publishing on) the build published without a problem; otherwise the
+benchmark stops with an error. Printed: medians, ratios, and condaops' recorded steps.
 
-Run: ``.venv/bin/python benchmarks/bench_build.py [--rounds 3] [--no-fresh-process]``.
+Run: ``.venv/bin/python benchmarks/bench_build.py [--rounds 3] [--serve-rounds 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -33,7 +39,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import _common as c
 
@@ -43,37 +49,8 @@ if TYPE_CHECKING:
     from condaops.config import Settings
 
 STEPS = ("solve", "pip-lock", "lock", "install", "pip-install", "verify", "link")
-Rows = list[dict[str, float]]  # one dict of timings per build
-
-
-# --- condaops ---------------------------------------------------------------------------
-
-
-def condaops_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | None) -> dict[str, float]:
-    """One build through ``Runtime.run_once()`` in a fresh store; returns wall times and steps."""
-    import anyio
-
-    from condaops.reconciler.runtime import Runtime
-    from condaops.reconciler.state.queries import get_build, list_environments
-
-    (folder / "envs" / "team").mkdir(parents=True)
-    (folder / "envs" / "team" / "flask.yaml").write_text(
-        "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS)
-    )
-    settings = c.load(c.write_config(folder, mirrors=mirrors))
-    if warm is not None:
-        seed_caches(warm, settings.store / ".cache" / "pkgs", settings.store / ".cache" / "repodata")
-    t_runtime, rt = c.timed(lambda: Runtime(settings))
-    try:
-        t_run, summary = c.timed(lambda: anyio.run(rt.run_once))
-        envs = list_environments(rt.engine)
-        build = get_build(rt.engine, envs[0].current.build_id) if envs and envs[0].current else None
-    finally:
-        rt.engine.dispose()
-    if not summary.ok or build is None:
-        sys.exit(f"condaops build failed: {summary}; see {folder}")
-    steps = {name: float(build.timings.get(name, 0.0)) for name in STEPS}
-    return {"total": t_run, "runtime_init": t_runtime, **steps, "outside_steps": t_run - sum(steps.values())}
+EXTRAS = ("wheel", "pip", "setuptools", "certifi", "click")  # one more package per serve round
+CASES = (("cold", False), ("warm", False), ("cold", True), ("warm", True))  # (caches, publishing)
 
 
 # --- raw py-rattler ---------------------------------------------------------------------
@@ -88,7 +65,7 @@ def raw_client(mirrors: dict[str, list[str]]) -> Client:
 
 
 async def raw_solve_install(
-    prefix: Path, pkgs: Path, repodata: Path, mirrors: dict[str, list[str]]
+    prefix: Path, pkgs: Path, repodata: Path, mirrors: dict[str, list[str]], specs: tuple[str, ...] = c.FLASK_SPECS
 ) -> dict[str, float]:
     from rattler import Gateway, MatchSpec, VirtualPackage, install, solve
 
@@ -96,7 +73,7 @@ async def raw_solve_install(
     started = time.perf_counter()
     records = await solve(
         sources=[c.DEFAULTS_MAIN, c.DEFAULTS_R],
-        specs=list(c.FLASK_SPECS),
+        specs=list(specs),
         gateway=Gateway(cache_dir=repodata, client=client),
         platforms=["linux-64", "noarch"],
         virtual_packages=VirtualPackage.detect(),
@@ -108,7 +85,7 @@ async def raw_solve_install(
         cache_dir=pkgs,
         client=client,
         show_progress=False,
-        requested_specs=[MatchSpec(s)._match_spec for s in c.FLASK_SPECS],
+        requested_specs=[MatchSpec(s)._match_spec for s in specs],
     )
     done = time.perf_counter()
     return {
@@ -119,25 +96,21 @@ async def raw_solve_install(
     }
 
 
-def raw_build(folder: Path, mirrors: dict[str, list[str]], warm: Path | None) -> dict[str, float]:
-    pkgs, repodata = folder / "pkgs", folder / "repodata"
-    if warm is not None:
-        seed_caches(warm, pkgs, repodata)
-    return asyncio.run(raw_solve_install(folder / "prefix", pkgs, repodata, mirrors))
-
-
 # --- caches -----------------------------------------------------------------------------
 
 
 def make_warm_caches(folder: Path, mirrors: dict[str, list[str]]) -> Path:
-    """Package and repodata caches holding everything the flask build needs."""
-    asyncio.run(raw_solve_install(folder / "prefix", folder / "pkgs", folder / "repodata", mirrors))
+    """Package and repodata caches holding everything the flask builds (and the serve rounds) need."""
+    specs = (*c.FLASK_SPECS, *EXTRAS)
+    asyncio.run(raw_solve_install(folder / "prefix", folder / "pkgs", folder / "repodata", mirrors, specs))
     shutil.rmtree(folder / "prefix")
     return folder
 
 
-def seed_caches(warm: Path, pkgs: Path, repodata: Path) -> None:
+def seed_caches(warm: Path | None, pkgs: Path, repodata: Path) -> None:
     """Fresh copies of the warm caches (packages hardlinked: they are never written)."""
+    if warm is None:
+        return
     shutil.copytree(warm / "pkgs", pkgs, symlinks=True, copy_function=os.link)
     shutil.copytree(warm / "repodata", repodata, symlinks=True)
 
@@ -145,74 +118,198 @@ def seed_caches(warm: Path, pkgs: Path, repodata: Path) -> None:
 # --- fresh processes --------------------------------------------------------------------
 
 RAW_SCRIPT = textwrap.dedent("""
-    import asyncio, sys
+    import asyncio, json, sys
     from pathlib import Path
     sys.path.insert(0, {bench!r})
     import bench_build
-    mirrors = {mirrors!r}
     folder = Path({folder!r})
-    asyncio.run(bench_build.raw_solve_install(folder / "prefix", folder / "pkgs", folder / "repodata", mirrors))
+    done = asyncio.run(bench_build.raw_solve_install(
+        folder / "prefix", folder / "pkgs", folder / "repodata", {mirrors!r}, {specs!r}))
+    print(json.dumps(done))
 """)
 
 
-def fresh_process(folder: Path, mirrors: dict[str, list[str]], rounds: int) -> dict[str, float]:
-    """``condaops reconcile --once --wait`` and a raw script as new processes, cold caches.
+def raw_process(
+    work: Path, mirrors: dict[str, list[str]], warm: Path | None, specs: tuple[str, ...]
+) -> dict[str, float]:
+    """The raw script as a new process; its wall time and its own (in-script) timings."""
+    seed_caches(warm, work / "pkgs", work / "repodata")
+    script = RAW_SCRIPT.format(bench=str(Path(__file__).parent), mirrors=mirrors, folder=str(work), specs=specs)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0 or not (work / "prefix" / "conda-meta").is_dir():
+        sys.exit(f"bench_build: the raw script failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return {"wall": wall, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
-    Medians of ``rounds`` alternated runs; also the condaops steps of those builds.
-    """
+
+def condaops_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("condaops")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "condaops.reconciler.cli"]
-    ours: list[float] = []
-    raws: list[float] = []
-    steps: list[dict[str, float]] = []
-    for i in range(rounds):
-        for side in ("condaops", "raw") if i % 2 == 0 else ("raw", "condaops"):
-            work = folder / f"{side}-{i}"
-            work.mkdir(parents=True)
-            settle_disk()
-            if side == "raw":
-                script = RAW_SCRIPT.format(bench=str(Path(__file__).parent), mirrors=mirrors, folder=str(work))
-                start = time.perf_counter()
-                subprocess.run([sys.executable, "-c", script], check=True)
-                raws.append(time.perf_counter() - start)
-            else:
-                (work / "envs" / "team").mkdir(parents=True)
-                (work / "envs" / "team" / "flask.yaml").write_text(
-                    "dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS)
-                )
-                config = c.write_config(work, mirrors=mirrors)
-                start = time.perf_counter()
-                proc = subprocess.run(
-                    [*cmd, "--config", str(config), "--log-level", "warning", "reconcile", "--once", "--wait"],
-                    capture_output=True,
-                    text=True,
-                    env={**os.environ, "CONDAOPS_CONFIG": ""},
-                )
-                ours.append(time.perf_counter() - start)
-                if proc.returncode != 0:
-                    sys.exit(f"condaops reconcile failed ({proc.returncode}):\n{proc.stderr}")
-                steps.append(recorded_steps(c.load(config)))
-            shutil.rmtree(work, ignore_errors=True)
-    return {
-        "condaops": c.median(ours),
-        "raw": c.median(raws),
-        **{f"step_{k}": c.median([x[k] for x in steps]) for k in STEPS},
-    }
+    if not exe.is_file():
+        sys.exit(f"bench_build: the condaops CLI is not at {exe} (pip install -e '.[test]')")
+    return [str(exe)]
 
 
-def recorded_steps(settings: Settings) -> dict[str, float]:
-    """Step timings of the one build in a store, from the state DB."""
+def write_store(work: Path, mirrors: dict[str, list[str]], warm: Path | None, publish: bool, extra: str = "") -> Path:
+    """A folder with ``condaops.yaml`` (default settings but for publishing) and warm caches if asked."""
+    (work / "envs" / "team").mkdir(parents=True)
+    config = c.write_config(work, mirrors=mirrors, extra=("" if publish else "publish:\n  enabled: false\n") + extra)
+    seed_caches(warm, work / "store" / ".cache" / "pkgs", work / "store" / ".cache" / "repodata")
+    return config
+
+
+def condaops_process(work: Path, mirrors: dict[str, list[str]], warm: Path | None, publish: bool) -> dict[str, float]:
+    """``condaops reconcile --once --wait`` as a new process; its wall time and recorded steps."""
+    config = write_store(work, mirrors, warm, publish)
+    (work / "envs" / "team" / "flask.yaml").write_text("dependencies:\n" + "".join(f"  - {s}\n" for s in c.FLASK_SPECS))
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [*condaops_cmd(), "--config", str(config), "--log-level", "warning", "reconcile", "--once", "--wait"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDAOPS_CONFIG": ""},
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"bench_build: condaops reconcile failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    build = current_build(c.load(config))
+    if publish and (build.published_at is None or build.publish_error):
+        sys.exit(f"bench_build: publishing did not run or failed: {build.publish_error or 'not published'}")
+    if not publish and build.published_at is not None:
+        sys.exit("bench_build: the build was published with publishing off")
+    return {"wall": wall, **{name: float(build.timings.get(name, 0.0)) for name in STEPS}}
+
+
+def current_build(settings: Settings) -> Any:
+    """The linked build of ``team/flask``, checked: the link points at its prefix."""
+    from condaops.reconciler.model import EnvRef
     from condaops.reconciler.state.db import make_engine
-    from condaops.reconciler.state.queries import get_build, list_environments
+    from condaops.reconciler.state.queries import get_build, get_environment
+    from condaops.reconciler.store import StoreLayout
 
     engine = make_engine(settings.database_url)
     try:
-        env = list_environments(engine)[0]
-        build = get_build(engine, env.current.build_id) if env.current else None
-        assert build is not None, "the fresh-process build left no current build"
-        return {name: float(build.timings.get(name, 0.0)) for name in STEPS}
+        env = get_environment(engine, EnvRef("team", "flask"))
+        build = get_build(engine, env.current.build_id) if env and env.current else None
     finally:
         engine.dispose()
+    layout = StoreLayout.of(settings)
+    if build is None or not build.prefix:
+        sys.exit("bench_build: the build left no current build")
+    if os.path.realpath(layout.env_link(EnvRef("team", "flask"))) != os.path.realpath(layout.absolute(build.prefix)):
+        sys.exit("bench_build: the environment link does not point at the build's prefix")
+    return build
+
+
+def fresh_processes(tmp: Path, mirrors: dict[str, list[str]], warm: Path, rounds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for caches, publish in CASES:
+        ours, raws = [], []
+        for i in range(rounds):
+            for side in ("condaops", "raw") if i % 2 == 0 else ("raw", "condaops"):
+                work = tmp / f"fresh-{caches}-{publish}-{i}-{side}"
+                work.mkdir(parents=True)
+                settle_disk()
+                seed = warm if caches == "warm" else None
+                if side == "raw":
+                    raws.append(raw_process(work, mirrors, seed, c.FLASK_SPECS))
+                else:
+                    ours.append(condaops_process(work, mirrors, seed, publish))
+                shutil.rmtree(work, ignore_errors=True)
+        label = f"{caches}, publishing {'on (default)' if publish else 'off'}"
+        o, r = c.median([x["wall"] for x in ours]), c.median([x["wall"] for x in raws])
+        out[label] = {
+            "condaops_s": o,
+            "raw_s": r,
+            "ratio": o / r,
+            "steps": {s: c.median([x[s] for x in ours]) for s in STEPS},
+        }
+        print(f"{label}: condaops {c.fmt_s(o)}, raw {c.fmt_s(r)}, ratio {o / r:.2f}", file=sys.stderr, flush=True)
+    return out
+
+
+# --- under serve ------------------------------------------------------------------------
+
+
+def under_serve(tmp: Path, mirrors: dict[str, list[str]], warm: Path, rounds: int) -> dict[str, Any]:
+    """File change → link switched under ``condaops serve``, against debounce + raw warm build."""
+    import urllib.request
+
+    from condaops.reconciler.model import EnvRef
+    from condaops.reconciler.sources.watch import DirectoryWatcher
+    from condaops.reconciler.store import StoreLayout
+
+    debounce = float(inspect.signature(DirectoryWatcher).parameters["quiet"].default)
+    work = tmp / "serve"
+    port = free_port()
+    config = write_store(work, mirrors, warm, True, extra=f"web:\n  listen: 127.0.0.1:{port}\n")
+    link = StoreLayout.of(c.load(config)).env_link(EnvRef("team", "flask"))
+    env_file = work / "envs" / "team" / "flask.yaml"
+    log = (tmp / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [*condaops_cmd(), "--config", str(config), "--log-level", "warning", "serve"],
+        cwd=work,
+        env={**os.environ, "CONDAOPS_CONFIG": ""},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    ours, raws = [], []
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > end:
+                    sys.exit(f"bench_build: condaops serve did not start; see {tmp / 'serve.log'}")
+                time.sleep(0.2)
+        time.sleep(2)  # the first pass (an empty source) is over
+        for i in range(rounds + 1):  # round 0 loads the build code (imports): not timed
+            specs = (*c.FLASK_SPECS, EXTRAS[i % len(EXTRAS)])
+            for side in ("condaops", "raw") if i % 2 == 0 else ("raw", "condaops"):
+                settle_disk()
+                if side == "raw":
+                    folder = tmp / f"serve-raw-{i}"
+                    folder.mkdir()
+                    if i:
+                        raws.append(raw_process(folder, mirrors, warm, specs)["total"])
+                    shutil.rmtree(folder, ignore_errors=True)
+                    continue
+                before = os.path.realpath(link) if link.is_symlink() else None
+                started = time.perf_counter()
+                env_file.write_text("dependencies:\n" + "".join(f"  - {s}\n" for s in specs))
+                while (os.path.realpath(link) if link.is_symlink() else None) == before:
+                    if proc.poll() is not None or time.perf_counter() - started > 300:
+                        sys.exit(f"bench_build: the link did not switch under serve; see {tmp / 'serve.log'}")
+                    time.sleep(0.005)
+                if i:
+                    ours.append(time.perf_counter() - started)
+                print(f"serve round {i}: link switched after {c.fmt_s(time.perf_counter() - started)}", file=sys.stderr)
+                time.sleep(1.0)  # let the pass after the build (and publishing) start
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    o, r = c.median(ours), c.median(raws)
+    return {
+        "condaops_s": o,
+        "raw_warm_s": r,
+        "debounce_s": debounce,
+        "ratio": (o - debounce) / r,
+        "target_s": debounce + 1.2 * r,
+    }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 # --- main -------------------------------------------------------------------------------
@@ -224,119 +321,74 @@ def settle_disk() -> None:
     time.sleep(0.5)
 
 
-def run_rounds(tmp: Path, mirrors: dict[str, list[str]], rounds: int, warm: Path | None) -> tuple[Rows, Rows]:
-    ours, raws = [], []
-    label = "warm" if warm else "cold"
-    for i in range(rounds):
-        order = ("condaops", "raw") if i % 2 == 0 else ("raw", "condaops")
-        for side in order:
-            folder = tmp / f"{label}-{i}-{side}"
-            settle_disk()
-            if side == "condaops":
-                ours.append(condaops_build(folder, mirrors, warm))
-            else:
-                folder.mkdir()
-                raws.append(raw_build(folder, mirrors, warm))
-            shutil.rmtree(folder, ignore_errors=True)  # keep the temp folder small
-        print(
-            f"{label} round {i + 1}: condaops {c.fmt_s(ours[-1]['total'])}, raw {c.fmt_s(raws[-1]['total'])}",
-            file=sys.stderr,
-        )
-    return ours, raws
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=4, help="rounds per cache state (even: each side first as often)")
-    ap.add_argument("--no-fresh-process", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3, help="fresh-process rounds per case (default 3)")
+    ap.add_argument("--serve-rounds", type=int, default=3, help="file changes under serve (default 3)")
     args = ap.parse_args()
     c.require_realdata()
     c.print_header("bench_build")
     with c.workdir("bench-build") as tmp, c.serve_defaults(tmp) as mirrors:
         warm = make_warm_caches(tmp / "warm-caches", mirrors)
-        condaops_build(tmp / "warmup-condaops", mirrors, None)  # imports, not timed
-        fresh = fresh_process(tmp / "fresh", mirrors, 2) if not args.no_fresh_process else None
-        cold = run_rounds(tmp, mirrors, args.rounds, None)
-        hot = run_rounds(tmp, mirrors, args.rounds, warm)
-    report(args.rounds, cold, hot, fresh)
+        fresh = fresh_processes(tmp, mirrors, warm, args.rounds)
+        serve = under_serve(tmp, mirrors, warm, args.serve_rounds)
+    report(args, fresh, serve)
     return 0
 
 
-def report(rounds: int, cold: tuple[Rows, Rows], hot: tuple[Rows, Rows], fresh: dict[str, float] | None) -> None:
-    def med(rows: list[dict[str, float]], key: str) -> float:
-        return c.median([r[key] for r in rows])
-
-    rows, summary = [], {}
-    for label, (ours, raws) in (("cold caches", cold), ("warm caches", hot)):
-        o, r = med(ours, "total"), med(raws, "total")
-        rows.append(
-            (
-                label,
-                c.fmt_s(o),
-                c.fmt_s(r),
-                f"{o / r:.2f}",
-                c.fmt_s(min(x["total"] for x in ours)),
-                c.fmt_s(min(x["total"] for x in raws)),
-            )
-        )
-        summary[label.split()[0]] = {"condaops_s": round(o, 3), "raw_s": round(r, 3), "ratio": round(o / r, 3)}
+def report(args: argparse.Namespace, fresh: dict[str, Any], serve: dict[str, Any]) -> None:
     print()
     print(
         c.table(
-            f"Flask build (18 packages), steady state: median of {rounds} rounds, order alternated",
-            ("caches", "condaops", "raw rattler", "ratio", "condaops min", "raw min"),
-            rows,
-        )
-    )
-    step_rows = []
-    for step in (*STEPS, "outside_steps"):
-        cold_v, warm_v = med(cold[0], step), med(hot[0], step)
-        if cold_v or warm_v:
-            step_rows.append(
+            f"(1) flask build, fresh processes: median of {args.rounds}, order alternated",
+            ("case", "condaops reconcile --once --wait", "raw script", "ratio", "target"),
+            [
                 (
-                    step if step != "outside_steps" else "outside the steps (pass, scheduling, DB)",
-                    c.fmt_s(cold_v),
-                    c.fmt_s(warm_v),
+                    label,
+                    c.fmt_s(v["condaops_s"]),
+                    c.fmt_s(v["raw_s"]),
+                    f"{v['ratio']:.2f}",
+                    "<= 1.2" if "off" in label else "",
                 )
-            )
-    step_rows.append(("raw: solve", c.fmt_s(med(cold[1], "solve")), c.fmt_s(med(hot[1], "solve"))))
-    step_rows.append(("raw: install", c.fmt_s(med(cold[1], "install")), c.fmt_s(med(hot[1], "install"))))
-    step_rows.append(
-        (
-            "condaops: Runtime() (engine + migrations), not in the totals",
-            c.fmt_s(med(cold[0], "runtime_init")),
-            c.fmt_s(med(hot[0], "runtime_init")),
+                for label, v in fresh.items()
+            ],
         )
     )
     print()
-    print(c.table("condaops steps (builds.timings in the state DB), medians", ("step", "cold", "warm"), step_rows))
-    if fresh:
-        print()
-        print(
-            c.table(
-                "First build in a fresh process: median of 2 (cold caches; interpreter start, imports, "
-                "migrations and exit included)",
-                ("condaops reconcile --once", "raw script", "ratio", "its lock step", "its install step"),
-                [
-                    (
-                        c.fmt_s(fresh["condaops"]),
-                        c.fmt_s(fresh["raw"]),
-                        f"{fresh['condaops'] / fresh['raw']:.2f}",
-                        c.fmt_s(fresh["step_lock"]),
-                        c.fmt_s(fresh["step_install"]),
-                    )
-                ],
-            )
+    print(
+        c.table(
+            "condaops steps (builds.timings in the state DB), medians",
+            ("step", *fresh),
+            [
+                (s, *(c.fmt_s(v["steps"][s]) for v in fresh.values()))
+                for s in STEPS
+                if any(v["steps"][s] for v in fresh.values())
+            ],
         )
-        summary["fresh_process"] = {
-            "condaops_s": round(fresh["condaops"], 3),
-            "raw_s": round(fresh["raw"], 3),
-            "ratio": round(fresh["condaops"] / fresh["raw"], 3),
-            "lock_step_s": round(fresh["step_lock"], 3),
-        }
-    summary["steps_cold_s"] = {s: round(med(cold[0], s), 3) for s in (*STEPS, "outside_steps")}
-    summary["steps_warm_s"] = {s: round(med(hot[0], s), 3) for s in (*STEPS, "outside_steps")}
-    c.print_summary("bench_build", {"rounds": rounds, **summary})
+    )
+    print()
+    print(
+        c.table(
+            "(2) condaops serve, default settings, warm caches: file change -> link switched, "
+            f"median of {args.serve_rounds}",
+            ("figure", "value"),
+            [
+                ("condaops serve: change -> link switched", c.fmt_s(serve["condaops_s"])),
+                ("watcher debounce (quiet period)", c.fmt_s(serve["debounce_s"])),
+                ("raw script, warm solve + install (inside the script)", c.fmt_s(serve["raw_warm_s"])),
+                ("target: debounce + 1.2 x raw", c.fmt_s(serve["target_s"])),
+                ("ratio (serve - debounce) / raw", f"{serve['ratio']:.2f} (target <= 1.2)"),
+            ],
+        )
+    )
+    c.print_summary(
+        "bench_build",
+        {
+            "rounds": args.rounds,
+            "fresh": {k: {kk: round(vv, 3) for kk, vv in v.items() if kk != "steps"} for k, v in fresh.items()},
+            "serve": {k: round(v, 3) for k, v in serve.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

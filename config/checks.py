@@ -13,21 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-KNOWN_PLATFORMS = (
-    "linux-64",
-    "linux-aarch64",
-    "linux-ppc64le",
-    "linux-s390x",
-    "linux-32",
-    "linux-armv6l",
-    "linux-armv7l",
-    "osx-64",
-    "osx-arm64",
-    "win-64",
-    "win-32",
-    "win-arm64",
-)
-
+from condaops.reconciler.names import KNOWN_PLATFORMS
 
 _DURATION_RE = re.compile(r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from condaops.config.checks import (
-    KNOWN_PLATFORMS,
     LAYER_BUDGET_MAX,
     PUBLIC,
     PUSH_TOKEN_MIN_LENGTH,
@@ -55,7 +54,7 @@ from condaops.config.checks import (
 )
 from condaops.config.convert import Context, Invalid, KeyRule, Skip, by_type, convert_items, convert_section, describe
 from condaops.config.settings import BUILTIN_TARGET, PushTargetSettings, SourceSettings
-from condaops.reconciler.names import name_problem
+from condaops.reconciler.names import KNOWN_PLATFORMS, name_problem
 
 
 def _duration(value: Any, tp: Any, key: str, ctx: Context) -> float:
@@ -132,16 +131,22 @@ def _mirror_targets_problem(targets: Any) -> str | None:
 
 def _sources(value: Any, tp: Any, key: str, ctx: Context) -> tuple[SourceSettings, ...]:
     converted = convert_items(value, tp, key, ctx)
-    first_use: dict[str, int] = {}
-    for index, source in converted.items():
-        if source.name in first_use:
-            first = f"{key}[{first_use[source.name]}]"
-            ctx.report(
-                f"{key}[{index}].name",
-                f"'{source.name}' is already the name of {first}; give each source its own 'name'",
-            )
-        first_use.setdefault(source.name, index)
+    _report_taken_names(converted, key, ctx, "source")
     return tuple(converted.values())
+
+
+def _report_taken_names(items: dict[int, Any], key: str, ctx: Context, what: str, *, skip_failed: bool = False) -> None:
+    """Report each item whose ``name`` an earlier item of the list already has."""
+    first_use: dict[str, int] = {}
+    for index, item in items.items():
+        if skip_failed and ctx.failed_under(f"{key}[{index}]"):
+            continue
+        if item.name in first_use:
+            first = f"{key}[{first_use[item.name]}]"
+            ctx.report(
+                f"{key}[{index}].name", f"'{item.name}' is already the name of {first}; give each {what} its own 'name'"
+            )
+        first_use.setdefault(item.name, index)
 
 
 def _source(value: Any, tp: Any, key: str, ctx: Context) -> SourceSettings:
@@ -213,17 +218,7 @@ def _push_target(value: Any, tp: Any, key: str, ctx: Context) -> PushTargetSetti
 
 def _push_targets(value: Any, tp: Any, key: str, ctx: Context) -> tuple[PushTargetSettings, ...]:
     converted = convert_items(value, tp, key, ctx)
-    first_use: dict[str, int] = {}
-    for index, target in converted.items():
-        if ctx.failed_under(f"{key}[{index}]"):
-            continue
-        if target.name in first_use:
-            first = f"{key}[{first_use[target.name]}]"
-            ctx.report(
-                f"{key}[{index}].name",
-                f"'{target.name}' is already the name of {first}; give each target its own 'name'",
-            )
-        first_use.setdefault(target.name, index)
+    _report_taken_names(converted, key, ctx, "target", skip_failed=True)
     if sum(t.builtin for t in converted.values()) > 1:
         ctx.report(key, f"lists the built-in registry more than once; keep one '{BUILTIN_TARGET}'")
     if len(converted) < len(value):

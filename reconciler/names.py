@@ -1,4 +1,4 @@
-"""Names users type: namespaces and environments, Git ref patterns, and how to show them.
+"""Names users type: namespaces and environments, platforms, Git ref patterns, and how to show them.
 
 Standard library only, like ``errors``: part of the vocabulary every layer may import
 (``config`` checks source and target names with the same rule the sources apply to files).
@@ -7,6 +7,22 @@ Standard library only, like ``errors``: part of the vocabulary every layer may i
 from __future__ import annotations
 
 import re
+
+# The conda platforms condaops knows (``platforms:`` in a file or the settings must name one).
+KNOWN_PLATFORMS: tuple[str, ...] = (
+    "linux-64",
+    "linux-aarch64",
+    "linux-ppc64le",
+    "linux-s390x",
+    "linux-32",
+    "linux-armv6l",
+    "linux-armv7l",
+    "osx-64",
+    "osx-arm64",
+    "win-64",
+    "win-32",
+    "win-arm64",
+)
 
 # Namespace and environment names: what a user may type in a path and a URL.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

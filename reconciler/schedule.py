@@ -24,6 +24,7 @@ across all workers, and runs missed while nothing was up are coalesced into one.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime, timezone
@@ -85,6 +86,13 @@ def _backends(database_url: str) -> tuple[DataStore, EventBroker]:
     return SQLAlchemyDataStore(engine, schema=SCHEMA), PsycopgEventBroker.from_async_sqla_engine(engine)
 
 
+def publish_slots(concurrency: int) -> int:
+    """Publish jobs at once: at most one per core of this host. Publishing is CPU-bound
+    (compression, hashing: it keeps a core busy) and holds its buffers while it runs, so
+    more jobs than cores would only add memory (10 at once: ~1 GiB measured)."""
+    return max(1, min(concurrency, os.cpu_count() or 1))
+
+
 class BuildScheduler:
     """Queue builds, previews and publish jobs, and (unless ``role`` is ``scheduler``) run them.
 
@@ -112,7 +120,7 @@ class BuildScheduler:
         self._tasks: tuple[tuple[str, Callable[..., None] | None, int], ...] = (
             (BUILD_TASK, run_build, concurrency),
             (PREVIEW_TASK, run_preview, max(1, concurrency // 2)),  # previews never take more than half
-            (PUBLISH_TASK, run_publish, concurrency),
+            (PUBLISH_TASK, run_publish, publish_slots(concurrency)),
         )
         if run_updates is not None or role == "scheduler":
             self._tasks += ((UPDATE_TASK, run_updates, 1),)  # one update run at a time

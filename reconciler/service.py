@@ -65,6 +65,15 @@ def policy_of(settings: Settings) -> Policy:
     )
 
 
+def observe(engine: Engine, layout: StoreLayout) -> dict[EnvRef, RecordedEnv]:
+    """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
+    root = str(layout.root)
+    state = RecordedState(engine)
+    state.reload()
+    state.observe(list(state.records), lambda prefix: os.path.isdir(os.path.join(root, prefix)))
+    return state.envs()
+
+
 class Reconciler:
     """Reads desired state, compares with recorded state and records the plan."""
 
@@ -122,11 +131,7 @@ class Reconciler:
         return [self._desired(self._read(src)) for src in self.settings.sources]
 
     def observed(self) -> dict[EnvRef, RecordedEnv]:
-        """Recorded state, corrected by what is on disk (a vanished prefix needs a rebuild)."""
-        state = RecordedState(self.engine)
-        state.reload()
-        state.observe(list(state.records), self._present)
-        return state.envs()
+        return observe(self.engine, self.layout)
 
     def plan(self, snapshots: list[SourceSnapshot] | None = None) -> Plan:
         """The full plan (every environment), from the sources and the state DB as they are."""

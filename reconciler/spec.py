@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from condaops.reconciler.names import KNOWN_PLATFORMS
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Dependency:
@@ -140,21 +142,6 @@ def spec_from_canonical(data: Mapping[str, Any], name: str | None = None) -> Spe
 # conda-lock evaluates ``# [sel]`` comments per platform; a selector is one name from
 # this table, optionally negated with ``not``. Unknown names are rejected by specfile.
 
-# The conda platforms condaops knows (``platforms:`` must name one of these).
-KNOWN_PLATFORMS: tuple[str, ...] = (
-    "linux-64",
-    "linux-aarch64",
-    "linux-ppc64le",
-    "linux-s390x",
-    "linux-32",
-    "linux-armv6l",
-    "linux-armv7l",
-    "osx-64",
-    "osx-arm64",
-    "win-64",
-    "win-32",
-    "win-arm64",
-)
 
 _SELECTOR_PLATFORMS: dict[str, frozenset[str]] = {}
 

@@ -38,6 +38,7 @@ from rattler.exceptions import InvalidChannelError
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from condaops.reconciler.errors import SourceError, SpecError
+from condaops.reconciler.names import KNOWN_PLATFORMS
 from condaops.reconciler.reasons import Reason
 from condaops.reconciler.requirements import (
     CONDA_NAME,
@@ -48,7 +49,7 @@ from condaops.reconciler.requirements import (
     normalize_match_spec,
     normalize_pip,
 )
-from condaops.reconciler.spec import KNOWN_PLATFORMS, Dependency, Spec
+from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.specyaml import (
     FileContext,
     compose,

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from condaops.config import Settings
 from condaops.reconciler.build.link import read_link
+from condaops.reconciler.build.memory import limit_arenas, release_memory
 from condaops.reconciler.build.runner import BuildContext, run_build
 from condaops.reconciler.model import BuildOutcome, BuildTicket
 from condaops.reconciler.state.recorder import Recorder
@@ -120,6 +121,7 @@ class BuildWorker:
             may_link=lambda build_id: recorder.may_link(build_id, self.name),
             held=self.leases.held,
         )
+        limit_arenas()  # before the scheduler's threads: see build/memory.py
         warm_imports()
 
     def __call__(self, build_id: int) -> None:
@@ -143,6 +145,7 @@ class BuildWorker:
             recorded = self.recorder.finish(build_id, outcome, self.name)
         finally:
             self.leases.release(build_id)
+            release_memory()  # what the install freed in this thread's arena goes back
         if not recorded:
             log.warning(
                 "build_abandoned build=%s env=%s reason=LeaseLost (another worker took it over)", build_id, ticket.ref

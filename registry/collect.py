@@ -24,8 +24,6 @@ from condaops.registry import layout
 from condaops.registry.api import Registry
 from condaops.registry.dynamic import remove_alias
 from condaops.registry.dynamic_index import DynamicImage, DynamicIndex
-from condaops.registry.errors import RegistryError
-from condaops.registry.manifests import parse_manifest
 from condaops.registry.protocol import Digest, parse_digest
 from condaops.registry.storage import Storage
 from condaops.registry.store import RegistryStore
@@ -118,11 +116,7 @@ def referenced_blobs(store: RegistryStore, *, excluding: Collection[str] = ()) -
 
 
 def _blobs_of(store: RegistryStore, digest: Digest) -> set[Digest]:
-    body = store.storage.read(layout.blob_key(digest))
-    if body is None:
-        return set()
-    try:
-        manifest = parse_manifest(body, None)
-    except RegistryError:
+    manifest = store.stored_manifest(digest)
+    if manifest is None:
         return set()
     return {parse_digest(d.digest) for d in (*manifest.blobs, *manifest.children) if not d.urls}

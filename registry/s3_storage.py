@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from condaops.registry.errors import StorageConfigError, StorageError
 from condaops.registry.storage import CHUNK_SIZE, Storage
 
+_T = TypeVar("_T")
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 _TRANSFER = TransferConfig(multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024)
 _CONTENT_TYPE = {"ContentType": "application/octet-stream"}
@@ -74,26 +75,17 @@ class S3Storage(Storage):
             ) from exc
 
     def size(self, key: str) -> int | None:
-        try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise _failed("read", key, exc) from exc
-        except BotoCoreError as exc:
-            raise _failed("read", key, exc) from exc
+        return self._unless_missing(
+            key, lambda: int(self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+        )
 
     def read(self, key: str) -> bytes | None:
-        try:
+        def whole() -> bytes:
             body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
             with body:
                 return bytes(body.read())
-        except ClientError as exc:
-            if _missing(exc):
-                return None
-            raise _failed("read", key, exc) from exc
-        except BotoCoreError as exc:
-            raise _failed("read", key, exc) from exc
+
+        return self._unless_missing(key, whole)
 
     def write(self, key: str, data: bytes) -> None:
         self._call("write", key, self.client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data)
@@ -197,6 +189,17 @@ class S3Storage(Storage):
 
     def close(self) -> None:
         self.client.close()
+
+    def _unless_missing(self, key: str, read: Callable[[], _T]) -> _T | None:
+        """``read()``, or None when the object does not exist; S3's failures as ``StorageError``."""
+        try:
+            return read()
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise _failed("read", key, exc) from exc
+        except BotoCoreError as exc:
+            raise _failed("read", key, exc) from exc
 
     def _call(self, action: str, key: str, method: Any, *args: Any, **kwargs: Any) -> Any:
         try:

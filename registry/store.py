@@ -162,15 +162,19 @@ class RegistryStore:
                     return True
         return False
 
-    def _blobs_of(self, manifest_digest: Digest) -> set[Digest]:
-        body = self.storage.read(layout.blob_key(manifest_digest))
+    def stored_manifest(self, digest: Digest) -> Manifest | None:
+        """The manifest stored as blob ``digest``; None when it is missing or no manifest."""
+        body = self.storage.read(layout.blob_key(digest))
         if body is None:
-            return set()
+            return None
         try:
-            manifest = parse_manifest(body, None)
+            return parse_manifest(body, None)
         except RegistryError:
-            return set()
-        return {parse_digest(b.digest) for b in manifest.blobs}
+            return None
+
+    def _blobs_of(self, manifest_digest: Digest) -> set[Digest]:
+        manifest = self.stored_manifest(manifest_digest)
+        return {parse_digest(b.digest) for b in manifest.blobs} if manifest else set()
 
     def remove_repository(self, name: str) -> None:
         """Remove a repository's manifests, tags, links and referrers (blobs stay: others may

@@ -36,6 +36,7 @@ from condaops.web.api import api_router
 from condaops.web.builds import BUILD_HANDLERS
 from condaops.web.context import WebContext, utcnow
 from condaops.web.errors import http_error, internal_error
+from condaops.web.live import LIVE_HANDLERS
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.ops import OpsState, ops_router
 from condaops.web.pages import LIGHT_PAGES, PAGE_HANDLERS
@@ -93,6 +94,7 @@ def create_app(
         route_handlers=[
             *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads
+            *LIVE_HANDLERS,  # server-sent events of the live pages (web.live)
             *REVIEW_PAGES,  # reviews read several rows and parse JSON: in threads
             *REVIEW_FILES,
             *KEY_HANDLERS,

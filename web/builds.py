@@ -16,7 +16,7 @@ from condaops.reconciler.model import ACTIVE_STATES
 from condaops.reconciler.state.queries import build_artifacts, get_build
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
-from condaops.web.logs import follow_log, read_tail
+from condaops.web.logs import current_step, follow_log, read_tail
 from condaops.web.pages import page
 from condaops.web.params import BuildId, Name
 from condaops.web.supplychain import supply_view
@@ -71,6 +71,7 @@ def build_page(request: Request, ctx: CtxDep, viewer: ViewerDep, build_id: Build
         build=build,
         duration=build_duration(build),
         running=running,
+        step=current_step(log_path) if running else None,
         artifacts=build_artifacts(ctx.engine, build_id),
         log=tail,
         supply=supply_view(build, build, signing=ctx.settings.publish.signing.key_file is not None),

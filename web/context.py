@@ -63,8 +63,10 @@ from condaops.registry.storage import Storage
 from condaops.web.access import AccessPolicy, Viewer
 from condaops.web.cache import LRU, Cached, Stamped
 from condaops.web.fragments import Fragments
+from condaops.web.health import BADGE_TITLES
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.render import Renderer
+from condaops.web.revisions import RevisionReader
 from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
 
 log = logging.getLogger("condaops.web")
@@ -103,8 +105,9 @@ class WebContext:
         self.clock = clock
         self.layout = StoreLayout.of(settings)
         self.access = AccessPolicy(settings.web.auth)
-        self.renderer = Renderer()
-        self.fragments = Fragments(self.renderer)
+        self.revisions = RevisionReader(settings.sources)
+        self.renderer = Renderer(globals={"describe": self.revisions.describe, "badge_titles": BADGE_TITLES})
+        self.fragments = Fragments(self.renderer, describe=self.revisions.describe)
         self.retries = settings.build.retries
         self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
         self._packages: LRU[int, LockedSet] = LRU(1024)
@@ -115,14 +118,14 @@ class WebContext:
         self.cache_seconds = cache_seconds
         self._storage: Storage | None = None  # registry object storage, opened on first use
 
-    def memo(self, key: Hashable, produce: Callable[[], T]) -> T:
-        """``produce()``, reused for ``cache_seconds`` under ``key`` (pages and lists that
-        depend only on the cached environment list and the key)."""
+    def memo(self, key: Hashable, produce: Callable[[], T], *, seconds: float | None = None) -> T:
+        """``produce()``, reused for ``cache_seconds`` (or ``seconds``) under ``key`` (pages
+        and lists that depend only on the cached environment list and the key)."""
         if self.cache_seconds <= 0:
             return produce()
         hit = self._memo.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < self.cache_seconds:
+        if hit is not None and now - hit[0] < (self.cache_seconds if seconds is None else seconds):
             return hit[1]  # type: ignore[no-any-return]
         value = produce()
         self._memo.put(key, (now, value))
@@ -161,6 +164,11 @@ class WebContext:
 
     def _load_rows(self) -> list[EnvRow]:
         return env_rows(list_environments(self.engine), retries=self.retries)
+
+    def rows_generation(self) -> int:
+        """Which load of the environment list is current (it changes with every reload
+        that found a change; asking starts a reload when one is due)."""
+        return id(self._rows.get())  # the list is kept until replaced: its id names it
 
     def all_rows(self) -> list[EnvRow]:
         """Every live environment, whoever asks (for aggregate metrics only)."""

@@ -14,6 +14,7 @@ spec, path or message holds still reaches the page as text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo
 from condaops.web.cache import LRU
 from condaops.web.render import Renderer
+from condaops.web.revisions import Revision
 from condaops.web.views import build_duration
 
 T = TypeVar("T")
@@ -35,8 +37,17 @@ class Fragments:
     """Rendered fragments in bounded LRUs: rows and downloads tables are about 0.5 and
     1.5 KB, package tables about 0.5 KB per package."""
 
-    def __init__(self, renderer: Renderer, *, rows: int = 16_384, downloads: int = 4096, packages: int = 1024) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        *,
+        describe: Callable[[str | None, str | None], Revision | None] = lambda source, revision: None,
+        rows: int = 16_384,
+        downloads: int = 4096,
+        packages: int = 1024,
+    ) -> None:
         self._renderer = renderer
+        self._describe = describe
         self._rows: LRU[Hashable, Markup] = LRU(rows)
         self._options: LRU[Hashable, tuple[Markup, Markup]] = LRU(rows)
         self._downloads: LRU[Hashable, Markup] = LRU(downloads)
@@ -46,13 +57,17 @@ class Fragments:
         """One ``<tr>`` per build, for the ``build_table`` macro."""
         row = self._renderer.macro(MACROS, "build_row")
 
-        def render(b: BuildInfo) -> Markup:
-            return Markup(row(b, build_duration(b), show_env))
+        def render(b: BuildInfo, rev: Revision | None) -> Markup:
+            return Markup(row(b, build_duration(b), show_env, rev))
 
-        return [
-            _kept(self._rows, (b.build_id, show_env), lambda b=b: render(b)) if b.state in FINAL_STATES else render(b)
-            for b in builds
-        ]
+        out: list[Markup] = []
+        for b in builds:
+            rev = self._describe(b.source, b.source_revision)  # in the key: commit details may come later
+            if b.state in FINAL_STATES:
+                out.append(_kept(self._rows, (b.build_id, show_env, rev), functools.partial(render, b, rev)))
+            else:
+                out.append(render(b, rev))
+        return out
 
     def build_options(self, builds: Iterable[BuildInfo], *, selected: int) -> Markup:
         """``<option>`` elements for choosing a build, the one at index ``selected`` chosen."""

@@ -10,6 +10,7 @@ stopped (``Last-Event-ID``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,27 @@ def read_tail(path: Path, max_bytes: int = TAIL_BYTES, *, whole_lines: bool = Tr
     if whole_lines:
         data = data[: data.rfind(b"\n") + 1]
     return LogTail(data.decode("utf-8", errors="replace"), size, start, start + len(data))
+
+
+STEP_BYTES = 16 * 1024
+_STEP = re.compile(rb" step_started step=([A-Za-z0-9_-]+)")
+
+
+def current_step(path: Path | None, max_bytes: int = STEP_BYTES) -> str | None:
+    """The step a running build is in: the last ``step_started`` line the build runner
+    wrote (``reconciler.build.runner``) in the log's last ``max_bytes``; None before the
+    first step, or when the log is not there."""
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - max_bytes, 0))
+            data = f.read(max_bytes)
+    except OSError:
+        return None
+    found = _STEP.findall(data)
+    return found[-1].decode() if found else None
 
 
 def read_from(path: Path, offset: int, *, whole_lines: bool, max_bytes: int = CHUNK_BYTES) -> tuple[str, int]:

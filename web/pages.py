@@ -18,13 +18,24 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
+from condaops.reconciler.model import ACTIVE_STATES
 from condaops.reconciler.state.queries import list_rejected_files, list_sources
 from condaops.reconciler.status import STATES
 from condaops.web.access import ANONYMOUS, COOKIE, COOKIE_MAX_AGE, ViewerDep, safe_next
 from condaops.web.context import CtxDep
+from condaops.web.logs import current_step
+from condaops.web.overview import FILTER_KEYS, Filters, attention_first, choices, health_counts, sync_counts
 from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
 from condaops.web.render import html_response
-from condaops.web.service import build_diff, env_detail, search_packages, visible_recent_builds
+from condaops.web.service import (
+    OVERVIEW_CHARTS,
+    build_diff,
+    env_detail,
+    environment_charts,
+    overview_chart,
+    search_packages,
+    visible_recent_builds,
+)
 from condaops.web.supplychain import supply_view
 from condaops.web.views import (
     clamp_page,
@@ -36,6 +47,12 @@ from condaops.web.views import (
 )
 
 PAGE_LIMIT = 100
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and len(text) < 10 else None
+
+
 EnvOffset = Annotated[int | None, QueryParameter(name="env_offset", required=False)]
 LoginForm = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
@@ -60,33 +77,72 @@ def page(
 
 
 def cached_page(
-    request: Request, ctx: CtxDep, viewer: ViewerDep, template: str, context: Callable[[], dict[str, Any]]
+    request: Request,
+    ctx: CtxDep,
+    viewer: ViewerDep,
+    template: str,
+    context: Callable[[], dict[str, Any]],
+    *,
+    version: int = 0,
 ) -> Response[str]:
     """A page made only of cached lists: rendered at most once per ``cache_seconds``
-    for each viewer and URL."""
-    key = (template, request.url.path, request.url.query, viewer)
+    for each viewer, URL and ``version`` of the lists."""
+    key = (template, request.url.path, request.url.query, viewer, version)
     return html_response(ctx.memo(key, lambda: page_text(request, ctx, viewer, template, **context())))
 
 
 @get("/", sync_to_thread=True, include_in_schema=False)
 def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
-    return cached_page(request, ctx, viewer, "overview.html", lambda: overview_context(ctx, viewer))
+    params = {k: request.query_params.get(k) for k in (*FILTER_KEYS, "offset", "limit")}
+    return cached_page(
+        request,
+        ctx,
+        viewer,
+        "overview.html",
+        lambda: overview_context(ctx, viewer, params),
+        version=ctx.rows_generation(),  # a reloaded list shows at once (the live overview asks then)
+    )
 
 
-def overview_context(ctx: CtxDep, viewer: ViewerDep) -> dict[str, Any]:
+def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """Counts of sync and health, every environment that is not Synced/Healthy first
+    (filtered by the URL's parameters, ``web.overview``), sources, recent builds."""
+    params = params or {}
     rows = ctx.rows(viewer)
+    filters = Filters.of(params)
+    listed = attention_first(rows, filters)
+    size, start = clamp_page(_int(params.get("limit")), _int(params.get("offset")), default=50)
     recent = visible_recent_builds(ctx, viewer, limit=10)
     show_sources = viewer.everything or not ctx.access.enabled
     return {
+        "live": "/events",
         "total": len(rows),
         "states": count_states(rows),
+        "syncs": sync_counts(rows),
+        "healths": health_counts(rows),
+        "attention": sum(not r.status.ok for r in rows),
+        "filters": filters,
+        "choices": choices(rows),
+        "listed": Paged(listed[start : start + size], len(listed), size, start),
+        "list_base": "/?" + (filters.query() + "&" if filters.active else ""),
         "namespaces": namespace_rows(rows),
+        "charts": OVERVIEW_CHARTS if rows else (),
         "sources": list_sources(ctx.engine) if show_sources else [],
         "rejected_files": list_rejected_files(ctx.engine) if show_sources else [],
         "recent": recent,
         "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
         "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated,
     }
+
+
+@get("/charts/{name:str}", sync_to_thread=True, include_in_schema=False)
+def chart(ctx: CtxDep, viewer: ViewerDep, name: Name) -> Response[str]:
+    """An overview chart as an SVG document (``/charts/disk.svg``, ``queue.svg``, ``outcomes.svg``)."""
+    stem = name.removesuffix(".svg")
+    drawn = overview_chart(ctx, viewer, stem) if stem in OVERVIEW_CHARTS and name.endswith(".svg") else None
+    if drawn is None:
+        raise NotFoundException(f"no chart {name}")
+    return Response(str(drawn), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=30"})
 
 
 @get("/namespaces/{namespace:str}", sync_to_thread=True, include_in_schema=False)
@@ -157,6 +213,8 @@ def environment_text(
         history_offset=start,
     )
     history = detail.history
+    latest = detail.env.latest
+    step = current_step(ctx.log_file(latest)) if latest is not None and latest.state in ACTIVE_STATES else None
     choices = [b for b in history.items if "pixi-lock" in b.artifacts]
     locked = ctx.packages_html(detail.shown) if detail.shown else None
     return page_text(
@@ -166,6 +224,8 @@ def environment_text(
         "environment.html",
         env=detail.env,
         row=detail.row,
+        step=step,
+        live=f"/environments/{namespace}/{name}/events",
         current=detail.env.current,
         shown=detail.shown,
         artifacts=detail.artifacts,
@@ -184,6 +244,7 @@ def environment_text(
         compare_from=ctx.fragments.build_options(choices, selected=1),
         compare_to=ctx.fragments.build_options(choices, selected=0),
         base=f"/environments/{namespace}/{name}?",
+        charts=environment_charts(ctx, history.items),
         supply=supply_view(
             detail.env.latest or detail.env.current,
             detail.shown,
@@ -213,6 +274,8 @@ def diff_page(
         new=result.new,
         diff=result.diff,
         choices=result.choices,
+        file_diff=result.file_diff,
+        file_origin=result.file_origin,
     )
 
 
@@ -284,6 +347,7 @@ def logout() -> Redirect:
 
 PAGE_HANDLERS = [
     overview,
+    chart,
     namespace_page,
     environment_page,
     diff_page,

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from litestar import MediaType, Response
+from markupsafe import Markup
 
 from condaops.reconciler.names import shown
 from condaops.web.views import channel_label, human_duration, human_size, short_revision
@@ -28,6 +29,20 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def ago(moment: datetime | None) -> Markup:
+    """A ``<time>`` element: the exact UTC time as text and on hover; the page script turns
+    the text into "3 min ago" (without JavaScript the exact time stays)."""
+    if moment is None:
+        return Markup("-")
+    exact = when(moment)
+    iso = moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return Markup('<time datetime="{}" title="{}" data-ago>{}</time>').format(iso, exact, exact)
+
+
+def iso(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds") if moment else ""
+
+
 def make_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -38,7 +53,14 @@ def make_environment() -> Environment:
         auto_reload=False,
     )
     env.filters.update(
-        size=human_size, duration=human_duration, when=when, rev=short_revision, channel=channel_label, shown=shown
+        size=human_size,
+        duration=human_duration,
+        when=when,
+        ago=ago,
+        iso=iso,
+        rev=short_revision,
+        channel=channel_label,
+        shown=shown,
     )
     return env
 
@@ -46,8 +68,9 @@ def make_environment() -> Environment:
 class Renderer:
     """Renders templates into HTML responses; ``common`` is merged into every context."""
 
-    def __init__(self, **common: Any) -> None:
+    def __init__(self, globals: dict[str, Any] | None = None, **common: Any) -> None:
         self.env = make_environment()
+        self.env.globals.update(globals or {})  # seen by macros too (imported without context)
         self.common = common
 
     def text(self, template: str, **context: Any) -> str:

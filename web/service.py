@@ -8,10 +8,12 @@ as HTML (``pages``, ``builds``) or JSON (``api``). Visibility is enforced here a
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litestar.exceptions import NotFoundException
+from markupsafe import Markup
 
+from condaops.reconciler.changereqs.compare import file_diff
 from condaops.reconciler.model import DeliveryRecord, EnvRef
 from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import (
@@ -29,10 +31,13 @@ from condaops.reconciler.state.queries import (
     list_builds,
     list_deliveries,
 )
+from condaops.reconciler.state.site_queries import build_points, build_sizes, namespace_use, timeline
 from condaops.reconciler.state.update_queries import list_update_branches, update_reports
-from condaops.reconciler.status import derive_state, updates_item
+from condaops.reconciler.status import updates_item
 from condaops.web.access import Viewer
 from condaops.web.context import PIXI_LOCK, WebContext
+from condaops.web.reviews import diff_lines
+from condaops.web.site_charts import disk_chart, durations_chart, outcomes_chart, queue_chart, sizes_chart
 from condaops.web.views import (
     Command,
     EnvRow,
@@ -43,6 +48,7 @@ from condaops.web.views import (
     delivery_commands,
     diff_packages,
     env_link,
+    env_row,
     image_status,
 )
 
@@ -101,7 +107,7 @@ def env_detail(
     has_lock = bool(shown and "conda-lock" in shown.artifacts)
     commands = copy_commands(host, env.ref, prefix=prefix, has_lock=has_lock, image=image, plain_http=plain_http)
     return EnvDetail(
-        row=EnvRow(env, *derive_state(env, retries=ctx.retries)),
+        row=env_row(env, retries=ctx.retries),
         shown=shown,
         artifacts=sorted(view.artifacts.get(shown.build_id, []), key=lambda a: a.kind) if shown else [],
         spec_hash=spec_hash,
@@ -138,6 +144,8 @@ class DiffResult:
     new: BuildInfo
     diff: PackageDiff | None  # None when one side has no lockfile
     choices: list[BuildInfo]  # builds with a lockfile, newest first
+    file_diff: list[tuple[str, str]] = field(default_factory=list)  # (class, line) of a unified diff
+    file_origin: str = ""  # what was compared: the files at their commits, or the specifications
 
 
 def build_diff(
@@ -159,7 +167,23 @@ def build_diff(
         raise NotFoundException(f"builds {old_id} and {new_id} are not both builds of {env.ref}")
     before, after = ctx.packages(old), ctx.packages(new)
     result = diff_packages(before.packages, after.packages, rattler_compare) if before and after else None
-    return DiffResult(env, old, new, result, choices)
+    lines, origin = env_file_diff(ctx, old, new)
+    return DiffResult(env, old, new, result, choices, lines, origin)
+
+
+def env_file_diff(ctx: WebContext, old: BuildInfo, new: BuildInfo) -> tuple[list[tuple[str, str]], str]:
+    """The unified diff of the environment file between two builds: the files themselves
+    at their commits when the source's Git mirror is here, else the recorded (normalized)
+    specifications, which every build has."""
+    texts = [ctx.revisions.file_text(b.source, b.source_revision, b.source_path) for b in (old, new)]
+    if None not in texts and old.source_path and new.source_path:
+        origin = "the environment file at each build's commit"
+        text = file_diff(texts[0], texts[1], old.source_path, new.source_path)
+    else:
+        origin = "the recorded specifications (normalized; the files' own text is not available here)"
+        name = f"{new.ref.name}.yaml"
+        text = file_diff(ctx.spec_text(old.spec_hash), ctx.spec_text(new.spec_hash), name, name)
+    return diff_lines(text), origin
 
 
 # --- search -------------------------------------------------------------------------------
@@ -193,3 +217,35 @@ def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limi
                 found.append(PackageHit(info.ref, build_id, p))
     found.sort(key=lambda h: (h.ref.namespace, h.ref.name, h.package.platform, h.package.name))
     return PackageSearch(PackageHits(len(found), found[offset : offset + limit]), len(unindexed))
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+CHART_SECONDS = 30.0  # the overview's charts are drawn again at most this often
+
+
+def environment_charts(ctx: WebContext, builds: list[BuildInfo]) -> list[Markup]:
+    """Build durations and sizes of ``builds`` (the page of history shown; SVG)."""
+    points = build_points(builds, build_sizes(ctx.engine, [b.build_id for b in builds if b.finished_at]))
+    return [c for c in (durations_chart(points), sizes_chart(points)) if c is not None]
+
+
+OVERVIEW_CHARTS = ("disk", "queue", "outcomes")
+
+
+def overview_chart(ctx: WebContext, viewer: Viewer, name: str) -> Markup | None:
+    """One of the overview's charts (``OVERVIEW_CHARTS``) for the namespaces the viewer
+    may see: disk use per namespace and in total, queue depth or build outcomes over the
+    last day; kept ``CHART_SECONDS``. Served as its own SVG document, so drawing it (disk
+    use reads every current build's packages) never holds up the overview."""
+    namespaces = ctx.visible_namespaces(viewer)
+    key = ("overview-chart", name, frozenset(namespaces) if namespaces is not None else None)
+
+    def draw() -> Markup | None:
+        now = ctx.clock()
+        if name == "disk":
+            return disk_chart(namespace_use(ctx.engine, namespaces))
+        day = timeline(ctx.engine, now, namespaces=namespaces)
+        return queue_chart(day, now) if name == "queue" else outcomes_chart(day, now)
+
+    return ctx.memo(key, draw, seconds=CHART_SECONDS)

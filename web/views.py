@@ -26,6 +26,7 @@ from condaops.reconciler.pkgdiff import Compare, Pkg
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.reconciler.status import STATES, derive_state
+from condaops.web.health import SyncHealth, sync_health
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
@@ -38,6 +39,7 @@ class EnvRow:
     state: str
     reason: str | None
     message: str | None
+    status: SyncHealth
 
     @property
     def ref(self) -> EnvRef:
@@ -52,7 +54,12 @@ class NamespaceRow:
 
 
 def env_rows(infos: Iterable[EnvInfo], *, retries: int) -> list[EnvRow]:
-    return [EnvRow(info, *derive_state(info, retries=retries)) for info in infos]
+    return [env_row(info, retries=retries) for info in infos]
+
+
+def env_row(info: EnvInfo, *, retries: int) -> EnvRow:
+    state, reason, message = derive_state(info, retries=retries)
+    return EnvRow(info, state, reason, message, sync_health(info, state, reason))
 
 
 def count_states(rows: Iterable[EnvRow]) -> dict[str, int]:

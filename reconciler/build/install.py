@@ -70,6 +70,7 @@ async def install_prefix(
     client: Client | None = None,
     requested_specs: Iterable[str] = (),
     env_label: str | None = None,
+    reporter: object | None = None,
 ) -> None:
     """Install ``records`` into the new folder ``prefix``; nothing is left on failure.
 
@@ -97,6 +98,7 @@ async def install_prefix(
             show_progress=False,
             client=client,
             requested_specs=specs,
+            reporter=reporter,  # type: ignore[arg-type]  # structural InstallerReporter (build.installlog)
         )
         finish_prefix(staging)
         os.rename(staging, prefix)  # atomic: the prefix appears complete or not at all

@@ -30,6 +30,7 @@ from condaops.config import Settings
 from condaops.reconciler.build.channels import build_client, host_platform, spec_channels
 from condaops.reconciler.build.disk import DISK_FULL, is_disk_full, require_free_space
 from condaops.reconciler.build.install import install_prefix, verify_prefix
+from condaops.reconciler.build.installlog import InstallLog
 from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.build.lock import (
     CONDA_LOCK,
@@ -254,6 +255,7 @@ def install_step(w: Work, ctx: BuildContext) -> None:
             client=w.client,
             requested_specs=w.ticket.spec.dependencies_for(w.host),
             env_label=w.label,
+            reporter=InstallLog(w.log),  # download and install progress in the build log
         )
     )
     w.log.info("installed prefix=%s packages=%d", w.prefix, len(w.records[w.host]))
@@ -356,6 +358,7 @@ def _run_steps(w: Work, ctx: BuildContext) -> tuple[BuildOutcome, list[tuple[str
                     "another worker took it over; stopping without touching its prefix"
                 )
             started = time.monotonic()
+            w.log.info("step_started step=%s", name)  # the site shows a running build's step from this
             step(w, ctx)
             timings.append((name, round(time.monotonic() - started, 3)))
         reason, message = (SUCCEEDED, "") if w.linked else (SUPERSEDED, "a newer specification was queued")

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import Engine
 
@@ -31,9 +30,9 @@ from condaops.reconciler.changereqs.summary import (
     review_verdict,
 )
 from condaops.reconciler.forge import api
-from condaops.reconciler.forge.client import Answer, Retrying, RetryPolicy
+from condaops.reconciler.forge.client import Answer, RetryPolicy
+from condaops.reconciler.forge.publisher import ForgePublisher, Key
 from condaops.reconciler.forge.settings import forge_of, read_token
-from condaops.reconciler.forge.worker import ForgeWorker
 from condaops.reconciler.model import BuildOutcome
 from condaops.reconciler.state.review_queries import (
     ChangeRequestInfo,
@@ -47,10 +46,9 @@ from condaops.reconciler.state.review_recorder import ReviewRecorder
 log = logging.getLogger("condaops.reviews")
 
 MAX_PAGES = 20  # comment pages searched for our marker (2,000 comments on GitHub and GitLab)
-RETRY_LATER = 60.0  # seconds before ``catch_up`` tries a failed publication again (unless told otherwise)
 
 
-class ReviewPublisher:
+class ReviewPublisher(ForgePublisher):
     def __init__(
         self,
         settings: Settings,
@@ -63,24 +61,15 @@ class ReviewPublisher:
     ) -> None:
         self.engine = engine
         self.recorder = recorder
-        self.sources = {s.name: s for s in settings.sources if s.change_requests and forge_of(s) is not None}
-        self._environ = os.environ if environ is None else environ
-        self._clock = clock
-        self._not_before: dict[tuple[str, str], float] = {}
-        self.worker = ForgeWorker("review", self._handle)
-        self.sender = Retrying(policy or RetryPolicy(), stop=self.worker.stop, logger=log)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.sources)
+        sources = [s for s in settings.sources if s.change_requests and forge_of(s) is not None]
+        super().__init__("review", sources, logger=log, environ=environ, policy=policy, clock=clock)
 
     # --- what callers use (never blocking) ------------------------------------------------
 
     def on_change(self, source: str, ref: str) -> None:
         """A review was recorded, or its change request closed (``ChangeRequests.listeners``).
         While the forge asked to wait (a failure, a rate limit) ``catch_up`` posts it later."""
-        if source in self.sources and self._not_before.get((source, ref), 0.0) <= self._clock():
-            self.worker.submit((source, ref), coalesce=True)
+        self.submit(source, ref)
 
     def on_preview(self, preview_id: int, outcome: BuildOutcome | None) -> None:
         """A preview finished (``PreviewWorker.listeners``)."""
@@ -89,29 +78,13 @@ class ReviewPublisher:
             if found is not None:
                 self.on_change(found[0], found[1])
 
-    def catch_up(self) -> None:
-        """Submit reviews the forge has not been told about (after a failure or a restart,
-        or changed by another process); called on every pass."""
-        now = self._clock()
-        for key in [k for k, until in self._not_before.items() if until <= now]:
-            del self._not_before[key]  # bounded: only waits still running are kept
-        for key in unpublished_change_requests(self.engine, self.sources):
-            if self._not_before.get(key, 0.0) <= now:
-                self.worker.submit(key, coalesce=True)
-
-    def drain(self, timeout: float | None = None) -> bool:
-        return self.worker.drain(timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.worker.close(timeout)
+    def unpublished(self) -> Iterable[Key]:
+        return unpublished_change_requests(self.engine, self.sources)
 
     # --- the background thread -------------------------------------------------------------
 
-    def _handle(self, key: Hashable, _payload: object, _superseded: Callable[[], bool]) -> None:
-        assert isinstance(key, tuple)  # keys are (source, ref): see submit
-        source, ref = str(key[0]), str(key[1])
-        if self._not_before.get((source, ref), 0.0) > self._clock():
-            return  # submitted before the forge asked to wait: ``catch_up`` posts it later
+    def handle(self, key: Key) -> None:
+        source, ref = key
         src = self.sources[source]
         cr = get_change_request(self.engine, source, ref)
         if cr is None:
@@ -129,7 +102,7 @@ class ReviewPublisher:
         error = "; ".join(errors) or None
         self.recorder.record_publication(source, ref, version=cr.version, comment_id=comment, error=error)
         if error:
-            self._not_before[(source, ref)] = self._clock() + max(waits or [RETRY_LATER])
+            self.wait(key, max(waits) if waits else None)
         log.log(
             logging.WARNING if error else logging.INFO,
             "review_published source=%s ref=%s head=%s version=%d ok=%s seconds=%.3f%s",

@@ -19,6 +19,7 @@ fails or runs too long is skipped, logged and listed in ``skipped``.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,7 @@ BASE_PATH = "/usr/local/bin:/usr/bin:/bin"  # what the scripts find after the en
 # Set by the delivery itself (or by conda's shell functions, which no delivery has).
 _OWN = frozenset({"PATH", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_SHLVL", "CONDA_PROMPT_MODIFIER"})
 _CACHED_BUILDS = 1024
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a kernel's env and a modulefile can set
 log = logging.getLogger("condaops.deliver")
 
 
@@ -64,7 +66,7 @@ def capture(build_id: int, prefix: str, variables: tuple[tuple[str, str], ...], 
             path = prepended(value, start["PATH"])
         elif key in spec and from_files.get(key) == value:
             continue  # conda: the spec's variables win over env_vars.d (a script may still change them)
-        elif key not in _OWN:
+        elif key not in _OWN and _NAME.fullmatch(key):  # not exported functions (BASH_FUNC_f%%)
             kept.append((key, value))
     for script in got.skipped:
         log.warning("activation_script_skipped build=%s script=%s (failed, exited or ran too long)", build_id, script)

@@ -20,6 +20,7 @@ beside older names (``BSD``, ``PSF``, ``GPL3 with runtime exception``). The rule
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -49,6 +50,9 @@ class _Id:
 
     full: str
     base: str
+
+
+_PARSING = threading.Lock()  # license_expression's tokenizer is not thread-safe (see parse_choices)
 
 
 @functools.cache
@@ -82,14 +86,19 @@ def parse_choices(text: str) -> tuple[tuple[_Id, ...], ...] | None:
     is missing, not an SPDX expression or names ids outside the SPDX list."""
     if text.lower() in _NO_LICENSE:
         return None
-    licensing = _licensing()
-    try:
-        expression = licensing.parse(text, validate=False)
-    except (ExpressionError, TypeError, ValueError):
-        return None
-    if expression is None:
-        return None
-    unknown = [k for k in licensing.unknown_license_keys(expression) if not k.startswith("LicenseRef-")]
+    # One parse at a time: license_expression's tokenizer trie builds its failure links on
+    # first use; two threads doing it at once (two SBOMs written in parallel) failed with
+    # "'object' object has no attribute 'children'".
+    with _PARSING:
+        licensing = _licensing()
+        try:
+            expression = licensing.parse(text, validate=False)
+        except (ExpressionError, TypeError, ValueError):
+            return None
+        if expression is None:
+            return None
+        keys = licensing.unknown_license_keys(expression)
+    unknown = [k for k in keys if not k.startswith("LicenseRef-")]
     if unknown:
         return None
     return _choices(expression)

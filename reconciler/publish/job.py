@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from condaops.config import Settings
 from condaops.reconciler.build.channels import host_platform
 from condaops.reconciler.build.lock import PIXI_LOCK, is_lockfile_kind
+from condaops.reconciler.build.memory import release_memory
 from condaops.reconciler.buildlog import LOG_KIND, logging_to, one_line
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.model import COMPLETED, ArtifactRecord
@@ -84,6 +85,7 @@ class PublishJob:
         log_path = self.layout.build_log(build.ref, build_id)
         with logging_to(log_path, logging.getLogger(f"condaops.publish.{build_id}")) as build_log:
             files, error = self._publish(build, prefix, artifacts_dir, build_log)
+        release_memory()  # the layers' buffers, freed in worker threads' arenas, go back
         files.append((LOG_KIND, log_path))  # it grew: record its new size and digest
         self.recorder.add_artifacts(
             build_id, [self._record(kind, path) for kind, path in files if path.exists()], error=_one_line(error)

@@ -8,21 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from condaops.reconciler.errors import CondaopsError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x636F6E64  # "cond": advisory lock id for migrations
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with sane defaults per backend (SQLite: WAL, busy timeout, FKs)."""
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine with sane defaults per backend (SQLite: WAL, busy timeout, FKs);
+    ``create=False`` leaves a missing SQLite file's folder alone."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if create and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -40,6 +46,8 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -49,6 +57,8 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine, *, also: Sequence[Callable[[Connection], None]] = ()) -> None:
     """Bring the schema to the newest revision (idempotent, safe to call at every start);
     then run ``also`` (other schemas to create, e.g. the scheduler's) in the same lock."""
+    from alembic import command
+
     cfg = alembic_config(engine)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
@@ -77,3 +87,46 @@ def revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+class StateUnavailable(CondaopsError):
+    """The state DB is missing or at another schema revision than this condaops (read
+    commands neither create nor migrate it). Never recorded: the command stops with it."""
+
+
+class StateMissing(StateUnavailable):
+    """There is no state DB (or no condaops schema in it) yet."""
+
+
+def head_revision() -> str:
+    """The newest schema revision this condaops knows: migration files are numbered
+    ``NNNN_*.py`` with revision ``NNNN`` (tests/unit/test_state_open.py checks it against
+    Alembic), so no migration script is imported."""
+    return max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def open_existing(url: str, *, shown_as: str | None = None) -> Engine:
+    """An engine on an existing state DB at this condaops' schema revision, for reading:
+    no file, folder or table is created and nothing is migrated. ``StateUnavailable``
+    says what is wrong and what to run; ``shown_as`` names the database in it."""
+    parsed = make_url(url)
+    where = shown_as or parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise StateMissing(f"no state database at {where}")
+    engine = make_engine(url, create=False)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StateMissing(f"the state database at {where} has no condaops schema ({type(exc).__name__})") from exc
+    head = head_revision()
+    if found != head:
+        engine.dispose()
+        newer = found is not None and found > head
+        hint = "upgrade condaops to read it" if newer else "run `condaops migrate` (or start `condaops serve`)"
+        raise StateUnavailable(
+            f"the state database at {where} is at schema revision {found or 'none'}, this condaops reads {head}: {hint}"
+        )
+    return engine

@@ -14,17 +14,15 @@ blocks a reconcile pass or a build.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Callable, Hashable, Mapping
-from typing import cast
+from collections.abc import Callable, Iterable, Mapping
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.forge import api, pulls
-from condaops.reconciler.forge.client import Answer, Retrying, RetryPolicy
+from condaops.reconciler.forge.client import Answer, RetryPolicy
 from condaops.reconciler.forge.links import web_url
+from condaops.reconciler.forge.publisher import ForgePublisher, Key
 from condaops.reconciler.forge.settings import forge_of, read_token
-from condaops.reconciler.forge.worker import ForgeWorker
 from condaops.reconciler.state.update_queries import UpdateBranchInfo, get_update_branch, unpublished_update_branches
 from condaops.reconciler.state.update_recorder import UpdateRecorder
 from condaops.reconciler.updates.plan import CLOSED_STATE, HELD_STATE, OPEN_STATE
@@ -32,7 +30,6 @@ from condaops.reconciler.updates.render import closed_note, held_note
 
 log = logging.getLogger("condaops.updates")
 
-RETRY_LATER = 60.0  # seconds before ``catch_up`` tries a failed publication again (unless told otherwise)
 MAX_PAGES = 10  # Gitea lists every open pull request: pages searched for ours
 
 
@@ -44,7 +41,7 @@ class Failed(Exception):
         self.answer = answer
 
 
-class UpdatePublisher:
+class UpdatePublisher(ForgePublisher):
     def __init__(
         self,
         settings: Settings,
@@ -56,47 +53,21 @@ class UpdatePublisher:
     ) -> None:
         self.engine = recorder.engine
         self.recorder = recorder
-        self.sources = {
-            s.name: s
-            for s in settings.sources
-            if s.updates is not None and s.updates.pull_requests and forge_of(s) is not None
-        }
-        self._environ = os.environ if environ is None else environ
-        self._clock = clock
-        self._not_before: dict[tuple[str, str], float] = {}
-        self.worker = ForgeWorker("update", self._handle)
-        self.sender = Retrying(policy or RetryPolicy(), stop=self.worker.stop, logger=log)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.sources)
+        wanted = [s for s in settings.sources if s.updates is not None and s.updates.pull_requests]
+        sources = [s for s in wanted if forge_of(s) is not None]
+        super().__init__("update", sources, logger=log, environ=environ, policy=policy, clock=clock)
 
     def on_branch(self, source: str, branch: str) -> None:
         """An update run recorded news for this branch (never blocks)."""
-        if source in self.sources and self._not_before.get((source, branch), 0.0) <= self._clock():
-            self.worker.submit((source, branch), coalesce=True)
+        self.submit(source, branch)
 
-    def catch_up(self) -> None:
-        """Submit what the forge has not been told yet (failures, restarts); every pass."""
-        now = self._clock()
-        for key in [k for k, until in self._not_before.items() if until <= now]:
-            del self._not_before[key]
-        for key in unpublished_update_branches(self.engine, self.sources):
-            if self._not_before.get(key, 0.0) <= now:
-                self.worker.submit(key, coalesce=True)
-
-    def drain(self, timeout: float | None = None) -> bool:
-        return self.worker.drain(timeout)
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.worker.close(timeout)
+    def unpublished(self) -> Iterable[Key]:
+        return unpublished_update_branches(self.engine, self.sources)
 
     # --- the background thread ------------------------------------------------------------
 
-    def _handle(self, key: Hashable, _payload: object, _superseded: Callable[[], bool]) -> None:
-        source, branch = cast(tuple[str, str], key)
-        if self._not_before.get((source, branch), 0.0) > self._clock():
-            return
+    def handle(self, key: Key) -> None:
+        source, branch = key
         src = self.sources[source]
         info = get_update_branch(self.engine, source, branch)
         if info is None or info.published:
@@ -109,8 +80,7 @@ class UpdatePublisher:
         try:
             pull, dismissed = self._publish(src, info, token)
         except Failed as failed:
-            wait = failed.answer.retry_after or RETRY_LATER
-            self._not_before[(source, branch)] = self._clock() + wait
+            wait = self.wait(key, failed.answer.retry_after)
             self._record(info, None, str(failed), None)
             log.warning(
                 "update_not_published source=%s branch=%s retry_in=%.0fs error=%s", source, branch, wait, failed

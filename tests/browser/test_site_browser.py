@@ -26,10 +26,10 @@ def open_page(chromium: Any, viewport: dict[str, int]) -> tuple[Any, list[str]]:
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    # The page closes the live log's stream itself when the build ends: that one may count as aborted.
+    # Event streams (live log, live pages) are cut when the page closes them or navigates away: aborted.
     page.on(
         "requestfailed",
-        lambda r: problems.append(f"request failed: {r.url} {r.failure}") if "/log/events" not in r.url else None,
+        lambda r: problems.append(f"request failed: {r.url} {r.failure}") if "/events" not in r.url else None,
     )
     page.on(
         "request",

@@ -296,7 +296,8 @@ def test_the_environment_page_and_api_say_how_to_use_it(site: Project) -> None:
     from condaops.reconciler.state.db import make_engine
     from condaops.web.app import create_app
 
-    item = build(site, "ds/tools", tool_env("tool=1.0", kernel=True))
+    named = tool_env("tool=1.0", kernel=True) + "condaops:\n  display_name: Team <tools>\n"
+    item = build(site, "ds/tools", named)
     settings = load_settings(site.config_file, environ={})
     engine = make_engine(settings.database_url)
     try:
@@ -306,13 +307,16 @@ def test_the_environment_page_and_api_say_how_to_use_it(site: Project) -> None:
     finally:
         engine.dispose()
     assert page.status_code == 200
-    use_it = page.text.split("<h2>Use it</h2>", 1)[1]
+    facts, use_it = page.text.split("<h2>Use it</h2>", 1)
+    assert "<dt>Display name</dt><dd>Team &lt;tools&gt; " in facts
     for label, command in [
         ("Environment module", "module load ds/tools"),
         ("Jupyter kernel", "condaops-ds-tools"),
         ("conda, by name", "conda activate ds-tools"),
     ]:
-        assert re.search(rf'class="label">{re.escape(label)}</span><code>{re.escape(command)}</code>', use_it), label
+        assert re.search(rf'class="label">{re.escape(label)}</span><code[^>]*>{re.escape(command)}</code>', use_it), (
+            label
+        )
     uses = {(d["kind"], d["use"], d["build_id"]) for d in detail["deliveries"]}
     assert ("kernel", "condaops-ds-tools", item["build_id"]) in uses
     assert ("module", "module load ds/tools/1", item["build_id"]) in uses

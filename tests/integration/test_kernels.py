@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import ALIAS, Project
-from tests.support.channels import make_channel
+from tests.support.channels import PackageSpec, make_channel
 from tests.support.ci import skip_or_fail
 from tests.support.hostpython import host_python_runs_when_copied, write_host_python
 from tests.support.pypi import serve_directory, write_simple_index
@@ -35,7 +35,7 @@ IPYKERNEL = "ipykernel>=6.20"
 PY_TAG = f"{sys.version_info.major}.{sys.version_info.minor}"
 CODE = (
     "import os, sys; print(os.path.realpath(sys.prefix)); "
-    "print(os.environ['CONDA_PREFIX']); print(os.environ['GREETING'])"
+    "print(os.environ['CONDA_PREFIX']); print(os.environ['GREETING']); print(os.environ['DATA_DIR'])"
 )
 
 
@@ -71,7 +71,10 @@ def site(project, python_index: str, tmp_path_factory, http_channel, tmp_path: P
         pytest.skip(reason)
     conda = tmp_path_factory.mktemp("pychan")
     write_host_python(conda)
-    make_channel(conda, [])
+    hooks = PackageSpec(
+        "datahooks", "1.0", files={"etc/conda/activate.d/data.sh": 'export DATA_DIR="$CONDA_PREFIX/share/data"\n'}
+    )
+    make_channel(conda, [hooks])
     return project(
         {ALIAS + "testchan": http_channel(conda)},
         pip={"index_url": python_index},
@@ -82,7 +85,7 @@ def site(project, python_index: str, tmp_path_factory, http_channel, tmp_path: P
 
 def env_file(greeting: str) -> str:
     return (
-        "channels: [testchan]\ndependencies:\n  - python 3.*\n  - pip:\n"
+        "channels: [testchan]\ndependencies:\n  - python 3.*\n  - datahooks\n  - pip:\n"
         f"    - {IPYKERNEL}\nvariables:\n  GREETING: {greeting}\n"
     )
 
@@ -138,7 +141,7 @@ def test_a_real_kernel_runs_in_the_environment_and_follows_rebuilds(site: Projec
     assert ("kernel", "condaops-ds-py") in {(d["kind"], d["use"]) for d in item["deliveries"]}
 
     first = run_in_kernel(kernel_dir, "condaops-ds-py", CODE)
-    assert first == [str((site.store / item["build_prefix"]).resolve()), str(link), "hello"]
+    assert first == [str((site.store / item["build_prefix"]).resolve()), str(link), "hello", f"{link}/share/data"]
 
     site.write_env("ds/py.yaml", env_file("again"))  # a new build: the next kernel start runs it
     code, _, err = site.cli("reconcile", "--once", "--wait")
@@ -146,6 +149,6 @@ def test_a_real_kernel_runs_in_the_environment_and_follows_rebuilds(site: Projec
     rebuilt = site.status()["ds/py"]
     assert rebuilt["build_id"] != item["build_id"]
     second = run_in_kernel(kernel_dir, "condaops-ds-py", CODE)
-    assert second == [str((site.store / rebuilt["build_prefix"]).resolve()), str(link), "again"]
+    assert second == [str((site.store / rebuilt["build_prefix"]).resolve()), str(link), "again", f"{link}/share/data"]
     written = json.loads((kernel_dir / "condaops-ds-py" / "kernel.json").read_text())
     assert written["metadata"]["condaops"]["build"] == rebuilt["build_id"]

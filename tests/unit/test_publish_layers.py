@@ -144,3 +144,24 @@ def test_tar_headers_read_back_and_match_gnu_tar(tmp_path: Path) -> None:
     members = _members(mine)
     assert [(m.name, m.size) for m in members][-2:] == [(long, 4), ("d/ünï", 1)]
     assert members[4].linkname == "t" * 120 and members[0].isdir()
+
+
+def test_zstd_archives_do_not_depend_on_how_files_are_read(tmp_path: Path) -> None:
+    """The same entries give the same zstd bytes whether a file is read whole or in
+    chunks (a large file, over the whole-read limit) and whether it comes from disk or
+    memory: the stream's blocks do not follow the writes."""
+    import os
+    import random
+
+    import zstandard
+
+    from condaops.reconciler.publish import archive
+
+    blob = random.Random(7).randbytes(archive._WHOLE // 2) * 3  # compressible, over the limit
+    (tmp_path / "big").write_bytes(blob)
+    from_disk = write_archive(tmp_path / "a.tar.zst", [Entry("big", source=tmp_path / "big")], archive.ZSTD, 3)
+    in_memory = write_archive(tmp_path / "b.tar.zst", [Entry("big", data=blob, mode=0o644)], archive.ZSTD, 3)
+    assert os.path.getsize(tmp_path / "big") > archive._WHOLE
+    assert from_disk.sha256 == in_memory.sha256 and from_disk.tar_sha256 == in_memory.tar_sha256
+    with zstandard.ZstdDecompressor().stream_reader((tmp_path / "a.tar.zst").open("rb")) as reader:
+        assert _members(reader.read())[0].size == len(blob)

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from condaops.web.logs import follow_log, read_from, read_tail
+from condaops.web.logs import current_step, follow_log, read_from, read_tail
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -107,3 +107,16 @@ def test_follow_log_gives_up_after_its_time(tmp_path: Path) -> None:
         ]
 
     assert anyio.run(collect) == []
+
+
+def test_current_step_is_the_last_one_started(tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    assert current_step(log) is None and current_step(None) is None  # not written yet
+    log.write_text("x INFO build_started env=a/b\nx INFO step_started step=solve\nx INFO solved\n")
+    assert current_step(log) == "solve"
+    with log.open("a") as f:
+        f.write("x INFO step_started step=pip-install\n" + "download_progress\n" * 3000)
+    assert current_step(log) is None  # older than the bytes read: unknown, never a wrong step
+    with log.open("a") as f:
+        f.write("x INFO step_started step=lock\n")
+    assert current_step(log) == "lock"

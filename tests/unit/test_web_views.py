@@ -12,6 +12,7 @@ from condaops.reconciler.pkgdiff import rattler_compare
 from condaops.reconciler.state.packages import PYPI, LockedPackage, version_matches
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.web.builds import content_type
+from condaops.web.health import sync_health
 from condaops.web.views import (
     EnvRow,
     channel_label,
@@ -285,7 +286,7 @@ def build(build_id: int, state: str, spec: str = "s1") -> BuildInfo:
 
 def row(ns: str, name: str, state: str) -> EnvRow:
     info = EnvInfo(EnvRef(ns, name), "src", None, None, "s1", None, None, False, None, None, (), None, None)
-    return EnvRow(info, state, None, None)
+    return EnvRow(info, state, None, None, sync_health(info, state, None))
 
 
 def test_counts_and_namespaces() -> None:

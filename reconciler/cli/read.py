@@ -1,0 +1,306 @@
+"""Read commands: ``status``, ``history``, ``plan``, ``changes``.
+
+They open the state DB for reading only (``common.open_state``): no migrations, no
+scheduler, no worker, no ``Runtime``. Without a state DB they say where they looked and
+exit 2 rather than create one; a named environment the DB does not know exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from condaops.config import Settings
+from condaops.reconciler.cli.common import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    Refused,
+    open_state,
+    parse_ref,
+    print_json,
+    say,
+    unknown,
+    where_looked,
+)
+
+if TYPE_CHECKING:
+    from condaops.reconciler.plan import Plan
+    from condaops.reconciler.state.queries import BuildInfo
+
+SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revision column shows the revision and file"
+
+
+# --- status ---------------------------------------------------------------------------
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.names import shown
+    from condaops.reconciler.state.queries import list_deliveries, list_environments, list_rejected_files
+    from condaops.reconciler.state.update_queries import list_update_branches, update_reports
+    from condaops.reconciler.status import LABELS, file_status_item, status_item, updates_item
+
+    wanted = [str(parse_ref(e)) for e in args.environments]
+    engine = open_state(settings)
+    try:
+        envs = list_environments(engine, include_retired=bool(wanted))  # retired: when named
+        if wanted:
+            envs = [e for e in envs if str(e.ref) in wanted]
+        missing = sorted(set(wanted) - {str(e.ref) for e in envs})
+        delivered = list_deliveries(engine, [e.ref for e in envs] if wanted else None)
+        reports = update_reports(engine)
+        branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+        items = [
+            status_item(
+                e,
+                retries=settings.build.retries,
+                store=settings.store,
+                deliveries=delivered.get(e.ref, ()),
+                updates=updates_item(reports.get(e.ref), branches),
+            )
+            for e in envs
+        ]
+        if not wanted:  # files that could not become environments are failures too
+            items += [file_status_item(f) for f in list_rejected_files(engine)]
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json(items)
+    elif not items and not missing:
+        print("no environments")
+    else:
+        _print_status(items, LABELS, shown)
+    if missing:
+        raise unknown(missing)
+    return EXIT_OK
+
+
+def _print_status(items: list[dict[str, Any]], labels: dict[str, str], shown: Any) -> None:
+    def ref(item: dict[str, Any]) -> str:  # ns/name, or source:path for a file that names no environment
+        if item["namespace"] is None:
+            return f"{item['source']}:{shown(str(item['path']))}"
+        return f"{item['namespace']}/{item['name']}"
+
+    width = max((len(ref(it)) for it in items), default=0)
+    for it in items:
+        detail = f"  {it['reason']}: {it['message']}" if it["state"] != "ready" and it["reason"] else ""
+        state = labels.get(str(it["state"]), str(it["state"]))
+        print(f"{ref(it):{width}}  {state:8}  build={it['build_id'] or '-':<5} {it['prefix'] or '-'}{detail}")
+
+
+# --- history --------------------------------------------------------------------------
+
+
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.state.queries import env_builds, get_environment
+
+    ref = parse_ref(args.environment)
+    engine = open_state(settings)
+    try:
+        if get_environment(engine, ref) is None:
+            raise unknown([str(ref)])
+        rows = env_builds(engine, ref)
+    finally:
+        engine.dispose()
+    now = datetime.now(timezone.utc)
+    if args.json:
+        print_json([build_row(b, now) for b in rows])
+        return EXIT_OK
+    table: list[tuple[str, ...]] = [("BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "NOTE")]
+    table += [_history_line(b, now) for b in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(7)]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + ("  " + r[7] if r[7] else ""))
+    if rows:
+        say(SUBJECT_NOTE)
+    return EXIT_OK
+
+
+def _history_line(b: BuildInfo, now: datetime) -> tuple[str, ...]:
+    took = duration(b, now)
+    text = "-" if took is None else _human(took) + ("" if b.finished_at else " so far")
+    note = " ".join(x for x in (b.reason or "", b.message or "") if x)
+    if b.lock_path:
+        note += f" locked: {b.lock_path}"
+    revision = _short(b.source_revision) + (f" {b.source_path}" if b.source_path else "")
+    return (
+        str(b.build_id),
+        b.state,
+        str(b.attempt),
+        _when(b.queued_at),
+        _when(b.finished_at),
+        text,
+        revision,
+        note.strip(),
+    )
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
+
+
+def _when(at: datetime | None) -> str:
+    return "-" if at is None else _utc(at).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _short(revision: str | None) -> str:
+    if not revision:
+        return "-"
+    return revision[:12] if ":" not in revision else revision[: revision.index(":") + 13]  # dir:<hash>
+
+
+def duration(b: BuildInfo, now: datetime) -> float | None:
+    """Seconds from start to finish (to now while it runs); None before it starts."""
+    if b.started_at is None:
+        return None
+    end = _utc(b.finished_at) if b.finished_at else now
+    return max((end - _utc(b.started_at)).total_seconds(), 0.0)
+
+
+def _human(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    m, s = divmod(s, 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+def build_row(b: BuildInfo, now: datetime) -> dict[str, object]:
+    return {
+        "build_id": b.build_id,
+        "state": b.state,
+        "attempt": b.attempt,
+        "spec_hash": b.spec_hash,
+        "reason": b.reason,
+        "message": b.message,
+        "prefix": b.prefix,
+        "source": b.source,
+        "revision": b.source_revision,
+        "path": b.source_path,
+        "queued_at": b.queued_at,
+        "started_at": b.started_at,
+        "finished_at": b.finished_at,
+        "duration_seconds": duration(b, now),
+        "collected": b.collected_at is not None,
+        "artifacts": b.artifacts,
+        "published_at": b.published_at,
+        "publish_error": b.publish_error,
+        "lock_path": b.lock_path,
+    }
+
+
+# --- plan -----------------------------------------------------------------------------
+
+
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    fmt = "json" if args.json else args.format
+    if args.git:  # the older spelling of `condaops check`, with plan's exit status
+        from condaops.reconciler.cli.gate import check_change
+
+        report = check_change(settings, args, fmt)
+        if report.has_errors or report.has_violations:
+            return EXIT_ERROR
+        return EXIT_CHANGES if report.has_changes else EXIT_OK
+    from condaops.reconciler.plan import render_plan
+
+    p = read_plan(settings)
+    print(render_plan(p, fmt))
+    return EXIT_CHANGES if p.has_changes else EXIT_OK
+
+
+def read_plan(settings: Settings) -> Plan:
+    """What a pass would do now: the sources read, the state DB only read (a missing one
+    plans against nothing recorded; it is not created)."""
+    from condaops.reconciler.desired import effective
+    from condaops.reconciler.plan import plan
+    from condaops.reconciler.service import SourceReader, observe, policy_of
+    from condaops.reconciler.store import StoreLayout
+
+    if not settings.sources:
+        raise Refused(f"nothing to plan: no sources are configured ({where_looked(settings)})")
+    try:
+        engine = open_state(settings)
+    except Refused as exc:
+        say(f"{exc}; planning against nothing recorded")
+        recorded = {}
+    else:
+        try:
+            recorded = observe(engine, StoreLayout.of(settings))
+        finally:
+            engine.dispose()
+    reader = SourceReader()
+    try:
+        snapshots = [effective(reader(src), settings) for src in settings.sources]
+    finally:
+        reader.close()
+    return plan(snapshots, recorded, policy=policy_of(settings), now=datetime.now(timezone.utc))
+
+
+# --- changes --------------------------------------------------------------------------
+
+
+def cmd_changes(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.state.review_queries import list_change_requests, list_previews
+
+    fmt = "json" if args.json else args.format
+    engine = open_state(settings)
+    try:
+        rows = [c for c in list_change_requests(engine, source=args.source) if args.ref is None or c.ref == args.ref]
+        previews = {
+            (c.source, c.ref): [
+                p for p in list_previews(engine, source=c.source, ref=c.ref) if p.head_revision == c.head_revision
+            ]
+            for c in rows
+        }
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        print_json([_change_row(settings, c, previews[c.source, c.ref]) for c in rows])
+    elif fmt == "markdown":
+        print("\n\n".join(c.report_markdown or f"`{c.ref}`: {c.error}" for c in rows))
+    else:
+        for c in rows:
+            what = "error: " + (c.error or "") if c.error else ("changes" if c.has_changes else "no changes")
+            print(f"{c.source}  {c.ref}  {c.state}  {c.head_revision[:12]}  {what}")
+    return EXIT_OK
+
+
+def _change_row(settings: Settings, c: Any, previews: list[Any]) -> dict[str, object]:
+    import json
+
+    return {
+        "source": c.source,
+        "ref": c.ref,
+        "state": c.state,
+        "head_revision": c.head_revision,
+        "base_revision": c.base_revision,
+        "has_changes": c.has_changes,
+        "has_errors": c.has_errors,
+        "error": c.error,
+        "reason": c.reason,
+        "title": c.title,
+        "merge_base": c.base_revision,
+        "target_revision": c.target_revision,
+        "forge": {
+            "comment_id": c.comment_id,
+            "published": c.published_version is not None and c.published_version >= c.version,
+            "published_at": c.published_at,
+            "error": c.publish_error,
+        },
+        "report": json.loads(c.report_json) if c.report_json else None,
+        "previews": [_preview_row(settings, p) for p in previews],
+    }
+
+
+def _preview_row(settings: Settings, p: Any) -> dict[str, object]:
+    return {
+        "environment": str(p.ref),
+        "state": p.state,
+        "reason": p.reason,
+        "message": p.message,
+        "spec_hash": p.spec_hash,
+        "reused": p.reused,
+        "prefix": str(settings.store / p.prefix) if p.prefix else None,
+        "artifacts": {k: str(settings.store / v) for k, v in sorted(p.artifacts.items())},
+    }
