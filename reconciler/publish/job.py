@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ from condaops.reconciler.store import StoreLayout
 
 T = TypeVar("T")
 VERSION_LOOKBACK = 200  # earlier builds searched for the same lock (see lock_version)
+PUBLISH_NICENESS = 10  # publishing yields the CPU to builds and the site (see PublishJob.__call__)
 log = logging.getLogger("condaops.publish")
 
 
@@ -66,6 +68,26 @@ class PublishJob:
         self.layout = StoreLayout.of(settings)
 
     def __call__(self, build_id: int) -> None:
+        """Publish in a thread of lower CPU priority (``PUBLISH_NICENESS``), joined here:
+        publishing keeps a core busy compressing, and builds (whose link users wait for)
+        and the site must not queue behind it. Its own threads inherit the priority; the
+        scheduler's thread keeps its own (an unprivileged thread cannot raise it again)."""
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            lower_priority(PUBLISH_NICENESS)
+            try:
+                self._publish_build(build_id)
+            except BaseException as exc:  # handed to the caller's thread as raised
+                failure.append(exc)
+
+        thread = threading.Thread(target=run, name=f"condaops-publish-{build_id}", daemon=True)
+        thread.start()
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    def _publish_build(self, build_id: int) -> None:
         build = get_build(self.recorder.engine, build_id)
         if build is None:
             log.info("publish_skipped build=%s reason=BuildUnknown", build_id)
@@ -173,6 +195,14 @@ class PublishJob:
                 sha.update(chunk)
                 size += len(chunk)
         return ArtifactRecord(kind, self.layout.relative(path), size, sha.hexdigest())
+
+
+def lower_priority(niceness: int) -> None:
+    """Raise this thread's nice value by ``niceness`` (Linux: per thread); never fails."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness + os.getpriority(os.PRIO_PROCESS, 0))
+    except (AttributeError, OSError):  # not Linux, or not allowed: publish at the usual priority
+        log.debug("publish_priority_unchanged", exc_info=True)
 
 
 def prefix_records(prefix: Path) -> list[Any]:
