@@ -89,7 +89,7 @@ def measure(
         settings = SourceSettings(name=f"bench-{kind}", git=f"{base}/envs")
         with GitSource(settings, cache_dir=mirrors) as source:
             cold, _, snap = timed_read(source)
-            assert len(snap.envs) == envs and snap.error is None, snap.error  # type: ignore[attr-defined]
+            assert len(snap.envs) == envs and snap.error is None, snap.error  # type: ignore[attr-defined]  # the concrete source class, reached through the reader
             polls = [timed_read(source)[:2] for _ in range(repeats)]
             changes, fetches, reads = [], [], []
             for i in range(repeats):
@@ -98,7 +98,7 @@ def measure(
                 repo.commit({target: content}, f"bench {kind} {i}")
                 parsed = source.parsed_blobs
                 wall, cpu, snap = timed_read(source)
-                assert snap.revision == repo.head() and source.parsed_blobs == parsed + 1  # type: ignore[attr-defined]
+                assert snap.revision == repo.head() and source.parsed_blobs == parsed + 1  # type: ignore[attr-defined]  # the concrete source class, reached through the reader
                 changes.append((wall, cpu))
                 fetches.append(seconds.last.get("git_fetched", float("nan")))
                 reads.append(seconds.last.get("git_read", float("nan")))

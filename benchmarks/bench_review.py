@@ -86,7 +86,7 @@ def post_hook(port: int, git_url: str, event: str) -> int:
         return resp.status
 
 
-def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -98,7 +98,7 @@ def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: i
     return False
 
 
-def comment_names(forge, sha: str, *, final: bool = False) -> bool:  # type: ignore[no-untyped-def]
+def comment_names(forge, sha: str, *, final: bool = False) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     """The one comment names ``sha``; ``final``: with its verdict (previews done)."""
     bodies = forge.bodies(1)
     return len(bodies) == 1 and f"({sha[:12]})" in bodies[0] and (not final or "⏳" not in bodies[0])

@@ -60,7 +60,7 @@ def write_config(root: Path, git_url: str, channel: str, port: int, forge_url: s
     return path
 
 
-def wait_for(predicate, timeout: float, step: float = 0.01) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, step: float = 0.01) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -118,7 +118,7 @@ def fill(store: Path, envs: int, builds: int) -> dict[str, float]:
     return timings
 
 
-def _outcome(ref, build_id: int, spec_hash: str):  # type: ignore[no-untyped-def]
+def _outcome(ref, build_id: int, spec_hash: str):  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     from condaops.reconciler.model import ArtifactRecord, BuildOutcome
 
     base = f"artifacts/{ref.namespace}/{ref.name}/{build_id}"
@@ -143,7 +143,7 @@ def _outcome(ref, build_id: int, spec_hash: str):  # type: ignore[no-untyped-def
     )
 
 
-def _packages(round_: int, build_id: int, cls):  # type: ignore[no-untyped-def]
+def _packages(round_: int, build_id: int, cls):  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     names = [f"lib{i:02d}" for i in range(PACKAGES_PER_BUILD - 3)] + ["python", "numpy", "openssl"]
     return [
         cls(
@@ -182,7 +182,7 @@ def serve(store: Path, port: int, setup: str) -> None:
     settings = Settings(store=store)
     if setup == REFERENCE:
         settings = Settings(store=store, web=WebSettings(page_cache=0))
-        web_app.reads_on_loop = lambda engine: False  # type: ignore[assignment]
+        web_app.reads_on_loop = lambda engine: False  # type: ignore[assignment]  # the reference setup swaps the placement rule
     app = web_app.create_app(settings, make_engine(settings.database_url))
     uvicorn.run(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools"

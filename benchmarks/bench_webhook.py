@@ -67,7 +67,7 @@ def post_hook(port: int, git_url: str) -> int:
         return resp.status
 
 
-def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -79,11 +79,11 @@ def wait_for(predicate, timeout: float, step: float = 0.005) -> bool:  # type: i
     return False
 
 
-def scheduled(engine, ref: EnvRef) -> bool:  # type: ignore[no-untyped-def]
+def scheduled(engine, ref: EnvRef) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     return any(e.ref == ref and e.latest is not None for e in list_environments(engine))
 
 
-def idle(engine) -> bool:  # type: ignore[no-untyped-def]
+def idle(engine) -> bool:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     return count_active_builds(engine) == 0
 
 
@@ -115,7 +115,7 @@ def run(root: Path, pushes: int) -> list[float]:
             proc.wait(timeout=30)
 
 
-def one_push(repo: GitRepo, engine, port: int, git_url: str, i: int) -> float:  # type: ignore[no-untyped-def]
+def one_push(repo: GitRepo, engine, port: int, git_url: str, i: int) -> float:  # type: ignore[no-untyped-def]  # a benchmark helper taking test-support objects
     wait_for(lambda: idle(engine), 60, 0.05)
     time.sleep(0.3)  # the pass a finished build triggers has run
     repo.commit({f"team/env{i}.yaml": SPEC}, f"add env{i}")

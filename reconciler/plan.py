@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -208,7 +208,7 @@ def _decide(env: DesiredEnv, rec: RecordedEnv | None, policy: Policy, now: datet
     spec_hash = spec_hash_of(env.spec)
 
     def act(kind: str, reason: str, message: str = "", **kw: object) -> Action:
-        return Action(kind, env.ref, reason, message, spec_hash=spec_hash, desired=env, **kw)  # type: ignore[arg-type]
+        return Action(kind, env.ref, reason, message, spec_hash=spec_hash, desired=env, **kw)  # type: ignore[arg-type]  # kw holds Action's optional fields by name
 
     if rec is None or rec.retired or rec.current_spec_hash is None and rec.latest is None:
         return act(BUILD, NEW_ENVIRONMENT, f"{env.path}: new environment")
@@ -242,7 +242,7 @@ def _policy_changed(env: DesiredEnv, latest: RecordedBuild) -> bool:
     return latest.state == COMPLETED or (latest.state == FAILED and latest.reason in POLICY_REASONS)
 
 
-def _after_failure(act, latest, policy: Policy, now: datetime) -> Action:  # type: ignore[no-untyped-def]
+def _after_failure(act: Callable[..., Action], latest: RecordedBuild, policy: Policy, now: datetime) -> Action:
     assert latest.state == FAILED
     if not latest.retryable:
         if latest.reason in POLICY_REASONS:
@@ -284,9 +284,9 @@ def _absent(
     policy: Policy,
 ) -> Action:
     """An environment the state DB knows but no source currently defines."""
-    if rec.source in unreadable:
-        snap = unreadable[rec.source]
-        return Action(NOOP, rec.ref, snap.error_reason or SOURCE_UNREADABLE, snap.error or "")
+    if rec.source is not None and rec.source in unreadable:
+        bad = unreadable[rec.source]
+        return Action(NOOP, rec.ref, bad.error_reason or SOURCE_UNREADABLE, bad.error or "")
     snap = readable.get(rec.source or "")
     if snap is None:
         return Action(NOOP, rec.ref, SOURCE_NOT_CONFIGURED, f"source '{rec.source}' is not configured; kept")

@@ -140,8 +140,10 @@ class BuildScheduler:
     async def __aenter__(self) -> BuildScheduler:
         await self._stack.enter_async_context(self._scheduler)
         for task, func, limit in self._tasks:  # a scheduler-only process names the tasks without callables
-            options = {} if func is None else {"func": func}
-            await self._scheduler.configure_task(task, job_executor="threadpool", max_running_jobs=limit, **options)
+            if func is None:
+                await self._scheduler.configure_task(task, job_executor="threadpool", max_running_jobs=limit)
+            else:
+                await self._scheduler.configure_task(task, func=func, job_executor="threadpool", max_running_jobs=limit)
         await self._scheduler.start_in_background()
         return self
 
@@ -153,7 +155,10 @@ class BuildScheduler:
         """Call ``callback`` whenever a job of ours finishes, in this process or, through the
         event broker, in any other worker sharing the queue."""
         tasks = {task for task, _, _ in self._tasks}
-        self._scheduler.subscribe(lambda event: callback() if event.task_id in tasks else None, {JobReleased})
+        self._scheduler.subscribe(
+            lambda event: callback() if isinstance(event, JobReleased) and event.task_id in tasks else None,
+            {JobReleased},
+        )
 
     async def submit(self, builds: Iterable[QueuedBuild], *, now: datetime | None = None) -> None:
         """Queue builds now; a build already pending under the same job id is left as is."""

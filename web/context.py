@@ -126,7 +126,7 @@ class WebContext:
         hit = self._memo.get(key)
         now = time.monotonic()
         if hit is not None and now - hit[0] < (self.cache_seconds if seconds is None else seconds):
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1]
         value = produce()
         self._memo.put(key, (now, value))
         return value

@@ -76,7 +76,7 @@ class Fragments:
         def both(b: BuildInfo) -> tuple[Markup, Markup]:
             return Markup(option(b, False)), Markup(option(b, True))
 
-        pairs = [_kept(self._options, (b.build_id, b.state), lambda b=b: both(b)) for b in builds]
+        pairs = [_kept(self._options, (b.build_id, b.state), functools.partial(both, b)) for b in builds]
         return Markup("".join(pair[i == selected] for i, pair in enumerate(pairs)))  # all Markup already
 
     def downloads(self, artifacts: Sequence[ArtifactInfo]) -> Markup:

@@ -78,7 +78,7 @@ class Renderer:
 
     def macro(self, template: str, name: str) -> Callable[..., str]:
         """A macro of ``template``, to call from Python (it returns escaped ``Markup``)."""
-        return getattr(self.env.get_template(template).module, name)  # type: ignore[no-any-return]
+        return getattr(self.env.get_template(template).module, name)
 
     def html(
         self, template: str, *, status: int = 200, headers: dict[str, str] | None = None, **context: Any

@@ -253,4 +253,4 @@ def build_client(
     normalized = normalize_mirrors(mirrors, alias)
     if normalized:
         middlewares.append(MirrorMiddleware(normalized))
-    return Client(middlewares or None, timeout=timeout)  # type: ignore[arg-type]
+    return Client(middlewares or None, timeout=timeout)  # type: ignore[arg-type]  # py-rattler's stub wants a list; None means no middleware

@@ -115,7 +115,7 @@ class Work:
         limit = self.remaining()
 
         async def bounded() -> T:
-            return await asyncio.wait_for(make(), timeout=limit)  # type: ignore[arg-type]
+            return await asyncio.wait_for(make(), timeout=limit)
 
         try:
             return asyncio.run(bounded())

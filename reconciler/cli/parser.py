@@ -70,9 +70,9 @@ def build_parser(complete_environments: Callable[..., object] | None = None) -> 
         return parser
 
     def environment(parser: argparse.ArgumentParser, **kwargs: object) -> None:
-        arg = parser.add_argument(metavar="NS/NAME", **kwargs)  # type: ignore[arg-type]
+        arg = parser.add_argument(metavar="NS/NAME", **kwargs)  # type: ignore[arg-type]  # argparse's stubs type each keyword; these are add_argument's own
         if complete_environments is not None:
-            arg.completer = complete_environments  # type: ignore[attr-defined]
+            arg.completer = complete_environments  # type: ignore[attr-defined]  # argcomplete reads a completer attribute argparse does not declare
 
     _service_commands(command)
 

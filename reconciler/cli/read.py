@@ -85,7 +85,7 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
     from condaops.reconciler.names import shown
     from condaops.reconciler.status import LABELS, derive_state, file_status_item
 
-    rows = []
+    rows: list[tuple[str, Any, Any, Any, int | None, str]] = []
     for e in envs:
         state, reason, message = derive_state(e, retries=settings.build.retries)
         current = e.current if not e.retired else None  # a retired environment is unlinked

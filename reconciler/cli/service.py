@@ -24,7 +24,7 @@ LOOP_OPTIONS = {"use_uvloop": True}
 def _runtime(settings: Settings, **options: object):
     from condaops.reconciler.runtime import Runtime
 
-    return Runtime(settings, **options)  # type: ignore[arg-type]
+    return Runtime(settings, **options)  # type: ignore[arg-type]  # options are Runtime's keyword arguments, passed through from the command
 
 
 def writer(settings: Settings, command: str):

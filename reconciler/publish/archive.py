@@ -71,7 +71,7 @@ class HashingWriter(io.RawIOBase):
     def tell(self) -> int:  # tarfile asks where it is; nothing here seeks
         return self.size
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:  # type: ignore[override]  # a write-only sink: tarfile passes bytes, not the Buffer the base class declares
         view = memoryview(data)
         self.sha256.update(view)
         self.size += len(view)
@@ -172,7 +172,7 @@ def _large_member(out: Any, entry: Entry, mode: int, size: int) -> None:
     changes while archived would leave a corrupt tar)."""
     out.write(tar_header(entry.name, REGULAR, mode, size))
     copied = 0
-    with open(entry.source, "rb") as fh:  # type: ignore[arg-type]
+    with open(entry.source, "rb") as fh:  # type: ignore[arg-type]  # entry.source is a path or an open descriptor; open() takes both
         while chunk := fh.read(min(_CHUNK, size - copied)):
             out.write(chunk)
             copied += len(chunk)

@@ -151,7 +151,7 @@ def read_directory(
         return SourceSnapshot(settings.name, None, error=f"{root}: {exc}, will retry", error_reason=SOURCE_UNSETTLED)
     except OSError as exc:
         return _unreadable(settings, root, exc)
-    cache.keep_only({listing.files[p.path] for p in (*read, *locks.values())})
+    cache.keep_only({listing.files[p.path] for p in read} | {listing.files[p.path] for p in locks.values()})
     rejections = layout.rejections + lock_rejections
     found = revision_entries(outcomes, rejections, listing, policies)
     if entries is not None:

@@ -403,7 +403,8 @@ class GitSource:
             if current == ancestor:
                 return True
             try:
-                parents = store[current].parents
+                found = store[current]
+                parents = found.parents if isinstance(found, Commit) else []
             except KeyError:
                 continue  # beyond the mirror's history: not a known ancestor
             for parent in parents:

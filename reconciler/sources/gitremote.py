@@ -268,7 +268,7 @@ class Remote:
             )
         client, path = get_transport_and_path(location)
         if ssh is not None:
-            client.ssh_vendor = ssh  # type: ignore[attr-defined]
+            client.ssh_vendor = ssh  # type: ignore[attr-defined]  # dulwich sets ssh_vendor only on its SSH client class
         return client, path
 
     def _ssh_args(self) -> list[str]:

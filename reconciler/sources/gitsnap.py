@@ -89,7 +89,7 @@ def spec_folders(repo: BaseRepo, commit: str, *, limit: int = 5) -> list[str]:
 
 
 def _is_spec(store: object, sha: bytes) -> bool:
-    blob = store[sha]  # type: ignore[index]
+    blob = store[sha]  # type: ignore[index]  # the object store, kept untyped so tests can pass a dict
     if not isinstance(blob, Blob) or blob.raw_length() > MAX_SPEC_BYTES:
         return False
     try:

@@ -134,7 +134,7 @@ def update_listing(store: BaseObjectStore, base: Listing, old_tree: bytes, new_t
                 return None
             if old is not None and old != new:  # a file changed in place keeps its place
                 listing.remove(old)
-            if new is not None:
+            if new is not None and change.new is not None:
                 listing.add(new, change.new.sha)
     except KeyError as exc:
         raise MissingObject(f"object {exc} is missing from the mirror") from None

@@ -102,7 +102,7 @@ class SourceReader:
             unchanged, changed = self._take(src.name)
             if unchanged is not None:
                 return unchanged
-            cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]
+            cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]  # the per-source cache dict holds several kinds; this key holds a SpecCache
             entries = self._entries.setdefault(src.name, {})
             last = self._last.get(src.name)
             snapshot = None
@@ -126,7 +126,7 @@ class SourceReader:
                 if mirrors is None:  # set by load_settings; hand-made settings get a folder per reader
                     if "/git-mirrors" not in self._caches:  # "/" cannot start a source name
                         self._caches["/git-mirrors"] = tempfile.TemporaryDirectory(prefix="condaops-git-")
-                    mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]
+                    mirrors = Path(self._caches["/git-mirrors"].name)  # type: ignore[attr-defined]  # this key holds the TemporaryDirectory
                 source = self._caches[src.name] = GitSource(src, cache_dir=mirrors)
             return source.read(force=self._take_forced(src.name))
         return SourceSnapshot(

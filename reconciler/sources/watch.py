@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from watchfiles import Change, awatch
@@ -246,6 +247,7 @@ def _relevant(raw: Iterable[tuple[Change, str]], real_root: str) -> set[str]:
         rel = os.path.relpath(path, real_root).replace(os.sep, "/")
         if rel == ".." or rel.startswith("../"):
             continue
+        kind: Literal["file", "dir", "gone"]
         if not os.path.lexists(path):
             kind = "gone"
         elif os.path.isdir(path):

@@ -37,7 +37,7 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cur = dbapi_conn.cursor()  # type: ignore[attr-defined]  # the DB-API connection is typed object by SQLAlchemy's event
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")

@@ -7,7 +7,7 @@ The dataclasses and shared statements live in ``rows``; what the plan reads in
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
@@ -114,7 +114,7 @@ def list_deliveries(engine: Engine, refs: Collection[EnvRef] | None = None) -> d
         for ns, name, *rest in conn.execute(query):
             ref = EnvRef(ns, name)
             if wanted is None or ref in wanted:
-                found.setdefault(ref, []).append(DeliveryRecord(*rest))
+                found.setdefault(ref, []).append(DeliveryRecord(*cast("list[Any]", rest)))  # columns in field order
     return found
 
 
@@ -187,7 +187,7 @@ def environment_view(
         row = conn.execute(_ENV_VIEW, {"ns": ref.namespace, "name": ref.name}).first()
         if row is None:
             return None
-        env, latest_id, total = row[:-2], row[-2], row[-1]
+        env, latest_id, total = row[:-2], cast("int | None", row[-2]), cast(int, row[-1])
         page: list[Any] = []
         if history_limit:
             params = {"env": env[0], "limit": history_limit, "offset": history_offset}
@@ -271,4 +271,4 @@ def finished_build_durations(engine: Engine) -> list[float]:
                 Build.started_at.is_not(None), Build.finished_at.is_not(None)
             )
         )
-        return [max((end - start).total_seconds(), 0.0) for start, end in rows]
+        return [max((end - start).total_seconds(), 0.0) for start, end in rows if start is not None and end is not None]

@@ -226,13 +226,13 @@ def _queue(
             .values(state=CANCELED, reason=SUPERSEDED, finished_at=now)
             .execution_options(synchronize_session=False)
         )
-    rows = [_build_row(s, a, ids[a.ref], specs[a.spec_hash], now) for a in builds]  # type: ignore[index]
+    rows = [_build_row(s, a, ids[a.ref], specs[a.spec_hash], now) for a in builds]  # type: ignore[index]  # every ref and spec hash was inserted just above
     queued: list[QueuedBuild] = []
     for start in range(0, len(rows), _CHUNK):
         chunk = builds[start : start + _CHUNK]
         statement = insert(Build).returning(Build.id, sort_by_parameter_order=True)
         result = s.execute(statement, rows[start : start + _CHUNK])
-        queued += [QueuedBuild(i, a.ref, a.spec_hash) for i, a in zip(result.scalars(), chunk, strict=True)]  # type: ignore[arg-type]
+        queued += [QueuedBuild(i, a.ref, a.spec_hash) for i, a in zip(result.scalars(), chunk, strict=True)]  # type: ignore[arg-type]  # RETURNING yields ints; SQLAlchemy types scalars() as Any | None
     return queued
 
 

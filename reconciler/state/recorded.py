@@ -166,7 +166,7 @@ class RecordedState:
             moved = {i for i, v in now.items() if i not in known or known[i][1] != v}
             gone = {known[i][0] for i in known.keys() - now.keys()}
             fresh = _read(s, moved) if moved else {}
-        self._stamp = stamp  # type: ignore[assignment]
+        self._stamp = stamp  # type: ignore[assignment]  # the stamp is None until the first read
         renamed = {ref for ref, r in self.records.items() if r.id in moved and ref not in fresh}
         for ref in gone | renamed:
             del self.records[ref]

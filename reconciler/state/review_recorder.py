@@ -198,7 +198,7 @@ class ReviewRecorder:
             if cast("CursorResult[Any]", res).rowcount != 1:  # an UPDATE's result is a cursor result
                 return None
             row = s.get(PreviewBuild, preview_id)
-            cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]
+            cr = s.get(ChangeRequest, row.change_request_id)  # type: ignore[union-attr]  # the row exists: the UPDATE above matched it
             assert row is not None and cr is not None
             _bump(cr)
             spec = spec_from_canonical(json.loads(row.canonical), name=row.name)
