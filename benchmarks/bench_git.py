@@ -147,7 +147,8 @@ def measure_pass(kind: str, root: Path, repo: GitRepo, tmp: Path, repeats: int, 
             change, after = [], []
             for i in range(repeats):
                 target = f"team-{i % 100:03d}/env-001.yaml"
-                repo.commit({target: f"dependencies:\n  - scipy >=1.{i}  # pass {kind}\n"}, f"pass {kind} {i}")
+                version = f"{TRANSPORTS.index(kind) + 1}.{i}"  # a spec no earlier transport's run committed
+                repo.commit({target: f"dependencies:\n  - scipy >={version}\n"}, f"pass {kind} {i}")
                 t, r = c.timed(rec.reconcile_once)
                 require(
                     len(r.queued) == 1 and r.planned == 1 and r.snapshots[0].revision == repo.head(),

@@ -63,11 +63,19 @@ class DesiredState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sources: dict[str, _Source] = {}
+        self._changes: dict[str, set[str] | None] = {}  # per source: paths made anew at the last call
+
+    def changed_paths(self, source: str) -> set[str] | None:
+        """The paths of the environments the last call for ``source`` made effective anew
+        or dropped (their file changed, appeared or went); None: it redid the whole source."""
+        return self._changes.get(source)
 
     def __call__(self, raw: SourceSnapshot) -> SourceSnapshot:
         kept = self._sources.get(raw.source)
         if kept is not None and kept.raw is raw:
+            self._changes[raw.source] = set()
             return kept.effective
+        self._changes[raw.source] = None
         inputs = (raw.policy_files, _site_policy_key(self.settings))
         if raw.error is not None or any(e.lock is not None for e in raw.envs):
             return self._keep(raw, inputs, effective(raw, self.settings))
@@ -85,7 +93,12 @@ class DesiredState:
             envs.append(DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy))
         made = {e.path: e for e in effective(replace(raw, envs=tuple(fresh)), self.settings).envs} if fresh else {}
         result = tuple(e if e is not None else made[raw_env.path] for e, raw_env in zip(envs, raw.envs, strict=True))
-        return self._keep(raw, inputs, replace(raw, envs=result))
+        changed = {e.path for e in fresh}
+        if len(raw.envs) - len(fresh) != len(kept.envs):  # some files went
+            changed |= kept.envs.keys() - {e.path for e in raw.envs}
+        eff = self._keep(raw, inputs, replace(raw, envs=result))
+        self._changes[raw.source] = changed
+        return eff
 
     def _keep(self, raw: SourceSnapshot, inputs: tuple[object, ...], eff: SourceSnapshot) -> SourceSnapshot:
         by_path = {e.path: e for e in eff.envs}

@@ -227,8 +227,11 @@ class ReconcileLoop:
 
     # --- serve ----------------------------------------------------------------------
 
-    async def serve(self, stop: anyio.Event) -> None:
-        """Schedule (and, by role, reconcile) until ``stop`` is set; ``bind()`` first."""
+    async def serve(self, stop: anyio.Event, ready: anyio.Event | None = None) -> None:
+        """Schedule (and, by role, reconcile) until ``stop`` is set; ``bind()`` first.
+        ``ready`` is set once the scheduler runs and the queue is recovered (the site
+        starts then, as it always has)."""
+        ready = ready or anyio.Event()
         async with self._scheduler() as sched, anyio.create_task_group() as tg:
             if self.role in ("all", "reconciler"):
                 sched.on_job_finished(self.wake)  # also jobs other processes ran (event broker)
@@ -245,8 +248,10 @@ class ReconcileLoop:
                     self.wake()
 
                 tg.start_soon(wake_on_stop)
+                ready.set()
                 await self._pass_loop(sched, stop)
             else:
+                ready.set()
                 await stop.wait()
             tg.cancel_scope.cancel()
 
@@ -309,7 +314,12 @@ class ReconcileLoop:
                             watcher.stop()
 
                         tg.start_soon(stopper)
-                        await watcher.run(lambda paths: (changed(paths), self.wake()))
+
+                        def on_change(paths: frozenset[str]) -> None:
+                            changed(paths)
+                            self.wake()
+
+                        await watcher.run(on_change)
                         tg.cancel_scope.cancel()
 
             return watch

@@ -136,25 +136,27 @@ class Runtime:
         self.loop.bind()
         stop = stop or anyio.Event()
         server = self._web_server() if web and self.role != "worker" else None
-        server_done = anyio.Event()
+        server_done, ready = anyio.Event(), anyio.Event()
+        if self.role == "web":
+            ready.set()
         async with anyio.create_task_group() as tg:
             if server is not None:
-                tg.start_soon(self._run_server, server, server_done, stop)
+                tg.start_soon(self._run_server, server, server_done, stop, ready)
                 if self.role != "reconciler" and self.settings.registry.gc_interval > 0:
                     tg.start_soon(self._collect_registry, stop)
             try:
                 if self.role == "web":
                     await stop.wait()
                 else:
-                    await self.loop.serve(stop)
+                    await self.loop.serve(stop, ready)
             finally:
-                if server is not None:  # let uvicorn finish its lifespan before cancelling the rest
+                if server is not None and ready.is_set():  # let uvicorn finish its lifespan first
                     server.should_exit = True
                     with anyio.move_on_after(10):
                         await server_done.wait()
                 tg.cancel_scope.cancel()
         await self._close()
-        if server is not None and not server.started:
+        if server is not None and ready.is_set() and not server.started:
             raise ConfigError(
                 f"the web server could not listen on {self.settings.web.listen} (see the error "
                 "above): free the port, or set another web.listen (or --no-web)",
@@ -169,8 +171,10 @@ class Runtime:
         self.reconciler.close()
 
     @staticmethod
-    async def _run_server(server, done: anyio.Event, stop: anyio.Event) -> None:
+    async def _run_server(server, done: anyio.Event, stop: anyio.Event, ready: anyio.Event) -> None:
+        """uvicorn, once the loop is ready (the queue recovered, the watchers started)."""
         try:
+            await ready.wait()
             await server.serve()
         except SystemExit:  # uvicorn's way out when it cannot listen (it logged why)
             pass

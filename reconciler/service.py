@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,6 +41,7 @@ from condaops.reconciler.store import StoreLayout
 log = logging.getLogger("condaops.reconcile")
 
 Clock = Callable[[], datetime]
+Report = Callable[[object], None]  # a watcher's report of changed paths
 FETCH_RECORD_EVERY = 10.0  # seconds between records of an unchanged source's fetch
 
 __all__ = ["PassResult", "Reconciler", "SourceReader", "policy_of", "read_source"]
@@ -119,7 +120,7 @@ class Reconciler:
         if force is not None:
             force(names)
 
-    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> AbstractContextManager[Callable]:  # type: ignore[type-arg]
+    def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> AbstractContextManager[Report]:
         """While the block runs, a watcher reports on directory source ``name`` with the
         callable it yields: the source is read again only after a report (and at the full
         check). A custom reader reads at every pass."""
@@ -156,21 +157,26 @@ class Reconciler:
                 log.warning("source_unreadable source=%s reason=%s %s", snap.source, snap.error_reason, snap.error)
         moved = [s for s in snaps if self._inputs.get(s.source) is not s]
         rejections_moved = full or any(_rejections(self._inputs.get(s.source)) != s.rejections for s in moved)
+        desired = None if self._full_at is None else self._desired_moved(moved)
         if full:
+            # The records are re-read by what moved (every recorded write moves a version);
+            # in full only at the first pass. Every prefix is looked at on disk.
+            (self._recorded.reload if self._full_at is None else self._recorded.refresh)()
             self._full_at = now
-            self._recorded.reload()
             self._recorded.observe(list(self._recorded.records), self._present)
             only: set[EnvRef] | None = None
         else:
-            only = self._changed(snaps, moved, now)
+            only = None if desired is None else desired | self._changed(now)
         self._inputs = {s.source: s for s in snaps}
         previews = self._sync_changes(snaps)
         if only is not None and not only and not rejections_moved:
             return PassResult(self._plan, (), tuple(snaps), tuple(previews))
-        recorded = self._recorded.envs()
+        recorded = self._recorded.envs(only)
         p = plan(snaps, recorded, policy=policy_of(self.settings), now=now, only=only)
         renamed = self.deliveries.renamed(_of(snaps, only), recorded)  # condaops: display_name: changed, no rebuild
-        queued = self.recorder.apply_plan(p)
+        # A full check records only what differs from the standing decisions (or whose file
+        # changed): the rows of the others already say what their decision writes.
+        queued = self.recorder.apply_plan(p if only is not None or desired is None else self._news(p, desired))
         if rejections_moved:
             self._record_rejected(snaps)
         for action in p.by_kind(RETIRE):
@@ -195,16 +201,34 @@ class Reconciler:
         self.recorder.record_snapshot(snap)
         self._fetches[snap.source] = (key, now)
 
-    def _changed(self, snaps: list[SourceSnapshot], moved: list[SourceSnapshot], now: datetime) -> set[EnvRef] | None:
-        """The environments to decide again in a pass between full checks; None: all of them
-        (a source turned readable or unreadable, empty or not)."""
-        refs = self._recorded.refresh()
-        refs |= self._recorded.observe(refs, self._present)
+    def _desired_moved(self, moved: list[SourceSnapshot]) -> set[EnvRef] | None:
+        """The environments whose desired file changed since the last pass; None: all of
+        them (a source turned readable or unreadable, empty or not)."""
+        refs: set[EnvRef] = set()
         for snap in moved:
             old = self._inputs.get(snap.source)
             if old is None or _source_changed(old, snap):
                 return None
-            refs |= _env_changes(old, snap)
+            paths = self._desired.changed_paths(snap.source)
+            if paths is None:  # made effective in full: compare every environment
+                refs |= _env_changes(old, snap)
+                continue
+            # Only the files made anew can differ; rejections are few: compared whole.
+            refs |= {e.ref for e in old.envs if e.path in paths} | {e.ref for e in snap.envs if e.path in paths}
+            refs |= {r.ref for r in set(old.rejections) ^ set(snap.rejections) if r.ref is not None}
+        return refs
+
+    def _news(self, p: Plan, desired: set[EnvRef]) -> Plan:
+        """The actions of a full plan that differ from the standing ones, or whose file changed."""
+        standing = self._standing
+        fresh = tuple(a for a in p.actions if a.ref in desired or _gist(standing.get(a.ref)) != _gist(a))
+        return Plan(fresh, p.notes, p.unnamed_rejections)
+
+    def _changed(self, now: datetime) -> set[EnvRef]:
+        """The environments whose record moved (or whose prefix vanished with it), or whose
+        retry fell due: decided again in a pass between full checks."""
+        refs = self._recorded.refresh()
+        refs |= self._recorded.observe(refs, self._present)
         wakeup = self._plan.next_wakeup()
         if wakeup is not None and wakeup <= now:  # a retry fell due
             refs |= {r for r, a in self._standing.items() if a.kind == WAIT and a.not_before and a.not_before <= now}
@@ -237,7 +261,7 @@ class Reconciler:
             log.exception("change_requests_failed")
             return []
 
-    def repair_links(self, refs: Iterable[EnvRef] | None = None) -> None:
+    def repair_links(self, refs: Collection[EnvRef] | None = None) -> None:
         """Make every environment link (of ``refs`` only, when given) point at its recorded
         current build (observed ≠ recorded).
 
@@ -284,13 +308,21 @@ class _StandingPlan(Plan):
     """A plan whose next wake-up is worked out once (every pass between full checks asks)."""
 
     __slots__ = ("_wakeup",)
+    _wakeup: datetime | None
 
     def next_wakeup(self) -> datetime | None:
         try:
-            return self._wakeup  # type: ignore[no-any-return]
+            return self._wakeup
         except AttributeError:
             object.__setattr__(self, "_wakeup", Plan.next_wakeup(self))
-            return self._wakeup  # type: ignore[no-any-return]
+            return self._wakeup
+
+
+def _gist(action: Action | None) -> tuple[object, ...] | None:
+    """What recording an action writes, apart from its desired file (compared separately)."""
+    if action is None:
+        return None
+    return (action.kind, action.reason, action.message, action.spec_hash, action.attempt, action.revision)
 
 
 def _of(snaps: list[SourceSnapshot], only: set[EnvRef] | None) -> list[SourceSnapshot]:

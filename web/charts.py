@@ -98,7 +98,7 @@ def bar_chart(
     every = max(1, len(bars) // 12)
     for i, bar in enumerate(bars):
         x = LEFT + i * step + step * 0.15
-        y = TOP + plot_h
+        y = float(TOP + plot_h)
         shapes = []
         for name, value in bar.parts:
             h = plot_h * value / top

@@ -14,6 +14,7 @@ spec, path or message holds still reaches the page as text.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
@@ -59,11 +60,11 @@ class Fragments:
         def render(b: BuildInfo, rev: Revision | None) -> Markup:
             return Markup(row(b, build_duration(b), show_env, rev))
 
-        out = []
+        out: list[Markup] = []
         for b in builds:
             rev = self._describe(b.source, b.source_revision)  # in the key: commit details may come later
             if b.state in FINAL_STATES:
-                out.append(_kept(self._rows, (b.build_id, show_env, rev), lambda b=b, rev=rev: render(b, rev)))
+                out.append(_kept(self._rows, (b.build_id, show_env, rev), functools.partial(render, b, rev)))
             else:
                 out.append(render(b, rev))
         return out

@@ -67,7 +67,8 @@ def sync_health(env: EnvInfo, state: str, reason: str | None) -> SyncHealth:
     wanted = env.desired_spec_hash
     of_wanted = latest if latest is not None and latest.spec_hash == wanted else None
     badges = _badges(env, reason)
-    revision = (of_wanted or current).source_revision if (of_wanted or current) else env.source_revision
+    basis = of_wanted or current
+    revision = basis.source_revision if basis is not None else env.source_revision
     if env.removed_at is not None:
         health = HEALTHY if current is not None else MISSING
         return SyncHealth(OUT_OF_SYNC, health, badges, env.removed_at, env.removed_revision, _id(current))

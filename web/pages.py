@@ -28,10 +28,11 @@ from condaops.web.overview import FILTER_KEYS, Filters, attention_first, choices
 from condaops.web.params import FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
 from condaops.web.render import html_response
 from condaops.web.service import (
+    OVERVIEW_CHARTS,
     build_diff,
     env_detail,
     environment_charts,
-    overview_charts,
+    overview_chart,
     search_packages,
     visible_recent_builds,
 )
@@ -125,13 +126,23 @@ def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | Non
         "listed": Paged(listed[start : start + size], len(listed), size, start),
         "list_base": "/?" + (filters.query() + "&" if filters.active else ""),
         "namespaces": namespace_rows(rows),
-        "charts": overview_charts(ctx, viewer),
+        "charts": OVERVIEW_CHARTS if rows else (),
         "sources": list_sources(ctx.engine) if show_sources else [],
         "rejected_files": list_rejected_files(ctx.engine) if show_sources else [],
         "recent": recent,
         "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
         "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated,
     }
+
+
+@get("/charts/{name:str}", sync_to_thread=True, include_in_schema=False)
+def chart(ctx: CtxDep, viewer: ViewerDep, name: Name) -> Response[str]:
+    """An overview chart as an SVG document (``/charts/disk.svg``, ``queue.svg``, ``outcomes.svg``)."""
+    stem = name.removesuffix(".svg")
+    drawn = overview_chart(ctx, viewer, stem) if stem in OVERVIEW_CHARTS and name.endswith(".svg") else None
+    if drawn is None:
+        raise NotFoundException(f"no chart {name}")
+    return Response(str(drawn), media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=30"})
 
 
 @get("/namespaces/{namespace:str}", sync_to_thread=True, include_in_schema=False)
@@ -233,7 +244,7 @@ def environment_text(
         compare_from=ctx.fragments.build_options(choices, selected=1),
         compare_to=ctx.fragments.build_options(choices, selected=0),
         base=f"/environments/{namespace}/{name}?",
-        charts=environment_charts(ctx, detail.env.ref),
+        charts=environment_charts(ctx, history.items),
         supply=supply_view(
             detail.env.latest or detail.env.current,
             detail.shown,
@@ -336,6 +347,7 @@ def logout() -> Redirect:
 
 PAGE_HANDLERS = [
     overview,
+    chart,
     namespace_page,
     environment_page,
     diff_page,

@@ -31,7 +31,7 @@ from condaops.reconciler.state.queries import (
     list_builds,
     list_deliveries,
 )
-from condaops.reconciler.state.site_queries import build_points, namespace_use, timeline
+from condaops.reconciler.state.site_queries import build_points, build_sizes, namespace_use, timeline
 from condaops.reconciler.state.update_queries import list_update_branches, update_reports
 from condaops.reconciler.status import updates_item
 from condaops.web.access import Viewer
@@ -224,22 +224,28 @@ def search_packages(ctx: WebContext, viewer: Viewer, query: SearchQuery, *, limi
 CHART_SECONDS = 30.0  # the overview's charts are drawn again at most this often
 
 
-def environment_charts(ctx: WebContext, ref: EnvRef) -> list[Markup]:
-    """Build durations and sizes of the environment's last builds (SVG)."""
-    points = build_points(ctx.engine, ref)
+def environment_charts(ctx: WebContext, builds: list[BuildInfo]) -> list[Markup]:
+    """Build durations and sizes of ``builds`` (the page of history shown; SVG)."""
+    points = build_points(builds, build_sizes(ctx.engine, [b.build_id for b in builds if b.finished_at]))
     return [c for c in (durations_chart(points), sizes_chart(points)) if c is not None]
 
 
-def overview_charts(ctx: WebContext, viewer: Viewer) -> list[Markup]:
-    """Disk use per namespace and in total, queue depth and build outcomes over the last
-    day (SVG), for the namespaces the viewer may see; kept ``CHART_SECONDS``."""
-    namespaces = ctx.visible_namespaces(viewer)
-    key = ("overview-charts", frozenset(namespaces) if namespaces is not None else None)
+OVERVIEW_CHARTS = ("disk", "queue", "outcomes")
 
-    def draw() -> list[Markup]:
+
+def overview_chart(ctx: WebContext, viewer: Viewer, name: str) -> Markup | None:
+    """One of the overview's charts (``OVERVIEW_CHARTS``) for the namespaces the viewer
+    may see: disk use per namespace and in total, queue depth or build outcomes over the
+    last day; kept ``CHART_SECONDS``. Served as its own SVG document, so drawing it (disk
+    use reads every current build's packages) never holds up the overview."""
+    namespaces = ctx.visible_namespaces(viewer)
+    key = ("overview-chart", name, frozenset(namespaces) if namespaces is not None else None)
+
+    def draw() -> Markup | None:
         now = ctx.clock()
+        if name == "disk":
+            return disk_chart(namespace_use(ctx.engine, namespaces))
         day = timeline(ctx.engine, now, namespaces=namespaces)
-        disk = disk_chart(namespace_use(ctx.engine, namespaces))
-        return [c for c in (disk, queue_chart(day, now), outcomes_chart(day, now)) if c is not None]
+        return queue_chart(day, now) if name == "queue" else outcomes_chart(day, now)
 
     return ctx.memo(key, draw, seconds=CHART_SECONDS)

@@ -36,10 +36,7 @@ SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revi
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.names import shown
-    from condaops.reconciler.state.queries import list_deliveries, list_environments, list_rejected_files
-    from condaops.reconciler.state.update_queries import list_update_branches, update_reports
-    from condaops.reconciler.status import LABELS, file_status_item, status_item, updates_item
+    from condaops.reconciler.state.queries import list_environments, list_rejected_files
 
     wanted = [str(parse_ref(e)) for e in args.environments]
     engine = open_state(settings)
@@ -47,46 +44,63 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         envs = list_environments(engine, include_retired=bool(wanted))  # retired: when named
         if wanted:
             envs = [e for e in envs if str(e.ref) in wanted]
-        missing = sorted(set(wanted) - {str(e.ref) for e in envs})
-        delivered = list_deliveries(engine, [e.ref for e in envs] if wanted else None)
-        reports = update_reports(engine)
-        branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
-        items = [
-            status_item(
-                e,
-                retries=settings.build.retries,
-                store=settings.store,
-                deliveries=delivered.get(e.ref, ()),
-                updates=updates_item(reports.get(e.ref), branches),
-            )
-            for e in envs
-        ]
-        if not wanted:  # files that could not become environments are failures too
-            items += [file_status_item(f) for f in list_rejected_files(engine)]
+        rejected = [] if wanted else list_rejected_files(engine)  # files that could not become environments
+        if args.json:
+            print_json(_status_items(settings, engine, envs, rejected, named=bool(wanted)))
     finally:
         engine.dispose()
-    if args.json:
-        print_json(items)
-    elif not items and not missing:
-        print("no environments")
-    else:
-        _print_status(items, LABELS, shown)
+    missing = sorted(set(wanted) - {str(e.ref) for e in envs})
+    if not args.json:
+        _print_status(settings, envs, rejected, missing)
     if missing:
         raise unknown(missing)
     return EXIT_OK
 
 
-def _print_status(items: list[dict[str, Any]], labels: dict[str, str], shown: Any) -> None:
-    def ref(item: dict[str, Any]) -> str:  # ns/name, or source:path for a file that names no environment
-        if item["namespace"] is None:
-            return f"{item['source']}:{shown(str(item['path']))}"
-        return f"{item['namespace']}/{item['name']}"
+def _status_items(settings: Settings, engine: Any, envs: list[Any], rejected: list[Any], *, named: bool) -> list[Any]:
+    """The JSON objects of ``status --json`` (``reconciler.status``), deliveries and updates included."""
+    from condaops.reconciler.state.queries import list_deliveries
+    from condaops.reconciler.state.update_queries import list_update_branches, update_reports
+    from condaops.reconciler.status import file_status_item, status_item, updates_item
 
-    width = max((len(ref(it)) for it in items), default=0)
-    for it in items:
-        detail = f"  {it['reason']}: {it['message']}" if it["state"] != "ready" and it["reason"] else ""
-        state = labels.get(str(it["state"]), str(it["state"]))
-        print(f"{ref(it):{width}}  {state:8}  build={it['build_id'] or '-':<5} {it['prefix'] or '-'}{detail}")
+    delivered = list_deliveries(engine, [e.ref for e in envs] if named else None)
+    reports = update_reports(engine)
+    branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+    items = [
+        status_item(
+            e,
+            retries=settings.build.retries,
+            store=settings.store,
+            deliveries=delivered.get(e.ref, ()),
+            updates=updates_item(reports.get(e.ref), branches),
+        )
+        for e in envs
+    ]
+    return items + [file_status_item(f) for f in rejected]
+
+
+def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], missing: list[str]) -> None:
+    """One line per environment: the fields of ``status_item`` a person reads first
+    (state, reason, build, the stable link), without the queries only the JSON needs."""
+    from condaops.reconciler.names import shown
+    from condaops.reconciler.status import LABELS, derive_state, file_status_item
+
+    rows = []
+    for e in envs:
+        state, reason, message = derive_state(e, retries=settings.build.retries)
+        current = e.current if not e.retired else None  # a retired environment is unlinked
+        link = f"{settings.store}/{e.ref.namespace}/envs/{e.ref.name}" if current else "-"
+        rows.append((str(e.ref), state, reason, message, current.build_id if current else None, link))
+    for f in rejected:
+        it = file_status_item(f)
+        rows.append((f"{it['source']}:{shown(str(it['path']))}", it["state"], it["reason"], it["message"], None, "-"))
+    if not rows and not missing:
+        print("no environments")
+    width = max((len(r[0]) for r in rows), default=0)
+    for ref, state, reason, message, build_id, link in rows:
+        detail = f"  {reason}: {message}" if state != "ready" and reason else ""
+        label = LABELS.get(str(state), str(state))
+        print(f"{ref:{width}}  {label:8}  build={build_id or '-':<5} {link}{detail}")
 
 
 # --- history --------------------------------------------------------------------------
@@ -98,9 +112,9 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     ref = parse_ref(args.environment)
     engine = open_state(settings)
     try:
-        if get_environment(engine, ref) is None:
-            raise unknown([str(ref)])
         rows = env_builds(engine, ref)
+        if not rows and get_environment(engine, ref) is None:  # one query when it has builds
+            raise unknown([str(ref)])
     finally:
         engine.dispose()
     now = datetime.now(timezone.utc)

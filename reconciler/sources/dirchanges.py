@@ -78,12 +78,12 @@ def _apply(
 ) -> SourceSnapshot | None:
     envs = {e.ref: e for e in last.envs}
     named = {r.ref: r for r in last.rejections if r.ref is not None}
-    claimed = {e.ref: e.path for e in last.envs} | {r.ref: r.path for r in last.rejections if r.ref is not None}
     updated = dict(entries)
     fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
     scan_started_ns = time.time_ns()
     for rel, ref in places.items():
-        if claimed.get(ref, rel) != rel:
+        holder = envs.get(ref) or named.get(ref)
+        if holder is not None and holder.path != rel:
             return None  # another file claims the same environment: duplicates are decided in full
         path = os.path.join(root, rel)
         try:
@@ -110,14 +110,16 @@ def _apply(
     revision = digest(updated)
     entries.clear()
     entries.update(updated)
+    same_refs = True
     for ref, item in fresh.items():
+        same_refs &= (ref in envs) == isinstance(item, DesiredEnv)
         envs.pop(ref, None)
         named.pop(ref, None)
         if isinstance(item, DesiredEnv):
             envs[ref] = item
         elif isinstance(item, Rejection):
             named[ref] = item
-    if envs.keys() == {e.ref for e in last.envs}:
+    if same_refs:
         ordered = [envs[e.ref] for e in last.envs]  # the same environments: the same order
     else:
         ordered = sorted(envs.values(), key=lambda e: (e.ref.namespace, e.ref.name))

@@ -80,7 +80,7 @@ class SourceReader:
         with self._forced_lock:
             self._forced.update(names)
 
-    def git_source(self, name: str):  # type: ignore[no-untyped-def]
+    def git_source(self, name: str):  # GitSource is imported lazily: no annotation
         """The ``GitSource`` this reader keeps for source ``name`` (after its first read), or None."""
         from condaops.reconciler.sources.git import GitSource
 

@@ -220,15 +220,15 @@ class BuildRecording:
                     s.delete(row)
                     changed = True
             for key, d in wanted.items():
-                row = rows.get(key)
+                found = rows.get(key)
                 values = (d.build_id, d.path, d.use, d.error)
-                if row is not None and (row.build_id, row.path, row.use, row.error) == values:
+                if found is not None and (found.build_id, found.path, found.use, found.error) == values:
                     continue
-                if row is None:
-                    row = Delivery(environment_id=env.id, kind=d.kind, name=d.name)
-                    s.add(row)
-                row.build_id, row.path, row.use, row.error = values
-                row.updated_at = self.clock()
+                if found is None:
+                    found = Delivery(environment_id=env.id, kind=d.kind, name=d.name)
+                    s.add(found)
+                found.build_id, found.path, found.use, found.error = values
+                found.updated_at = self.clock()
                 changed = True
             return changed
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, tuple_, update
 
-from condaops.reconciler.model import CANCELED, QUEUED, EnvRef
+from condaops.reconciler.model import CANCELED, QUEUED, DesiredEnv, EnvRef
 from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT, Action, Plan
 from condaops.reconciler.reasons import Reason
 from condaops.reconciler.state.locks import keep_lock
@@ -196,7 +196,7 @@ def _insert_new(s: RecordingSession, new: dict[EnvRef, dict[str, Any]]) -> dict[
 
 def _specifications(s: RecordingSession, builds: Sequence[Action]) -> dict[str, int]:
     """Specification ids by hash, inserting those not recorded yet."""
-    canonical = {a.spec_hash: a.desired for a in builds if a.spec_hash and a.desired}
+    canonical: dict[str, DesiredEnv] = {a.spec_hash: a.desired for a in builds if a.spec_hash and a.desired}
     hashes = sorted(canonical)
     ids: dict[str, int] = {}
     for start in range(0, len(hashes), _CHUNK):
@@ -207,7 +207,7 @@ def _specifications(s: RecordingSession, builds: Sequence[Action]) -> dict[str, 
     missing = [h for h in hashes if h not in ids]
     for start in range(0, len(missing), _CHUNK):
         chunk = missing[start : start + _CHUNK]
-        rows = [{"sha256": h, "canonical": canonical[h].spec.canonical_json()} for h in chunk]  # type: ignore[union-attr]
+        rows = [{"sha256": h, "canonical": canonical[h].spec.canonical_json()} for h in chunk]
         result = s.execute(insert(Specification).returning(Specification.id, sort_by_parameter_order=True), rows)
         ids.update(zip(chunk, result.scalars(), strict=True))
     return ids

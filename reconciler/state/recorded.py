@@ -187,6 +187,8 @@ class RecordedState:
                 changed.add(ref)
         return changed
 
-    def envs(self) -> dict[EnvRef, RecordedEnv]:
-        """What ``plan`` reads: every environment's ``RecordedEnv``."""
+    def envs(self, only: Collection[EnvRef] | None = None) -> dict[EnvRef, RecordedEnv]:
+        """What ``plan`` reads: every environment's ``RecordedEnv`` (of ``only``, given)."""
+        if only is not None:
+            return {ref: self.records[ref].env for ref in only if ref in self.records}
         return {ref: r.env for ref, r in self.records.items()}

@@ -67,14 +67,14 @@ class Recorder(BuildRecording):
                     if path not in wanted:
                         s.delete(row)
                 for path, rej in wanted.items():
-                    row = kept.get(path)
-                    if row is None:
-                        row = RejectedFile(source=snap.source, path=path, reason=rej.reason, message=rej.message)
-                        row.revision, row.first_seen_at = snap.revision, self.clock()
-                        s.add(row)
+                    found = kept.get(path)
+                    if found is None:
+                        found = RejectedFile(source=snap.source, path=path, reason=rej.reason, message=rej.message)
+                        found.revision, found.first_seen_at = snap.revision, self.clock()
+                        s.add(found)
                         fresh.append(rej)
-                    elif (row.reason, row.message) != (rej.reason, rej.message):
-                        row.reason, row.message = rej.reason, rej.message
+                    elif (found.reason, found.message) != (rej.reason, rej.message):
+                        found.reason, found.message = rej.reason, rej.message
         return fresh
 
     def request_refresh(self, names: Iterable[str]) -> None:

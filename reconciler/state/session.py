@@ -91,7 +91,8 @@ def _statement(state: ORMExecuteState) -> None:
         return
     s = state.session
     assert isinstance(s, RecordingSession)
-    owner = _OWNER.get(getattr(state.statement, "table", None))  # type: ignore[call-overload]
+    table: Any = getattr(state.statement, "table", None)
+    owner = _OWNER.get(table)
     if owner is None:
         return
     column, key, is_env = owner
@@ -100,8 +101,8 @@ def _statement(state: ORMExecuteState) -> None:
     if where is not None:
         found = s.scalars(select(column).where(where), execution_options=QUIET)
     else:
-        params = state.parameters
-        rows = params if isinstance(params, list) else [params or {}]
+        params: Any = state.parameters
+        rows: list[Any] = params if isinstance(params, list) else [params or {}]
         found = [row[key] for row in rows if row.get(key) is not None]
         if not found and rows and state.is_update:
             raise ValueError("an update without WHERE or ids would touch every environment")

@@ -1,19 +1,19 @@
 """Read-only queries for the status site's charts, returning plain dataclasses.
 
-Each answer is bounded: an environment's last ``limit`` builds, the builds of the last
-day (at most ``DAY_LIMIT``), one row per namespace.
+Each answer is bounded: the builds asked for (a page of an environment's history), the
+builds of the last day (at most ``DAY_LIMIT``), one row per namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, bindparam, func, or_, select
 
-from condaops.reconciler.model import EnvRef
 from condaops.reconciler.state.packages import build_packages
+from condaops.reconciler.state.queries import BuildInfo
 from condaops.reconciler.state.schema import Artifact, Build, Environment, Namespace
 
 DAY_LIMIT = 20_000  # builds of the last day read for the activity chart
@@ -49,49 +49,39 @@ class Timeline:
     outcomes: list[tuple[datetime, str]]
 
 
-def build_points(engine: Engine, ref: EnvRef, *, limit: int = 50) -> list[BuildPoint]:
-    """The environment's last ``limit`` finished builds, oldest first, with their package sizes."""
-    env_id = (
-        select(Environment.id)
-        .join(Namespace, Environment.namespace_id == Namespace.id)
-        .where(Namespace.name == ref.namespace, Environment.name == ref.name)
-        .scalar_subquery()
-    )
+_PER_PLATFORM = (
+    select(build_packages.c.build_id, func.sum(build_packages.c.size).label("size"))
+    .where(build_packages.c.build_id.in_(bindparam("ids", expanding=True)))
+    .group_by(build_packages.c.build_id, build_packages.c.platform)
+    .subquery()
+)
+_BUILD_SIZES = select(_PER_PLATFORM.c.build_id, func.max(_PER_PLATFORM.c.size)).group_by(_PER_PLATFORM.c.build_id)
+
+
+def build_sizes(engine: Engine, build_ids: Collection[int]) -> dict[int, int]:
+    """Sum of the locked packages' sizes of each build (its largest platform), for the
+    builds in the package index; one query."""
+    if not build_ids:
+        return {}
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(Build.id, Build.finished_at, Build.started_at, Build.state)
-            .where(Build.environment_id == env_id, Build.finished_at.is_not(None))
-            .order_by(Build.id.desc())
-            .limit(limit)
-        ).all()
-        ids = [r[0] for r in rows]
-        sizes: dict[int, int] = {}
-        if ids:
-            per_platform = (
-                select(
-                    build_packages.c.build_id,
-                    build_packages.c.platform,
-                    func.sum(build_packages.c.size).label("size"),
-                )
-                .where(build_packages.c.build_id.in_(ids))
-                .group_by(build_packages.c.build_id, build_packages.c.platform)
-                .subquery()
-            )
-            for build_id, size in conn.execute(
-                select(per_platform.c.build_id, func.max(per_platform.c.size)).group_by(per_platform.c.build_id)
-            ):
-                sizes[build_id] = int(size or 0)
+        return {i: int(size or 0) for i, size in conn.execute(_BUILD_SIZES, {"ids": sorted(set(build_ids))})}
+
+
+def build_points(builds: Iterable[BuildInfo], sizes: Mapping[int, int]) -> list[BuildPoint]:
+    """The finished ones of ``builds`` (newest first, as the history lists them), oldest
+    first, with their sizes. Pure."""
     points = [
         BuildPoint(
-            build_id=i,
-            finished_at=finished,
-            seconds=max((finished - started).total_seconds(), 0.0) if started else None,
-            state=state,
-            size=sizes.get(i),
+            build_id=b.build_id,
+            finished_at=b.finished_at,
+            seconds=max((b.finished_at - b.started_at).total_seconds(), 0.0) if b.started_at else None,
+            state=b.state,
+            size=sizes.get(b.build_id),
         )
-        for i, finished, started, state in rows
+        for b in builds
+        if b.finished_at is not None
     ]
-    return points[::-1]
+    return sorted(points, key=lambda p: p.build_id)
 
 
 def namespace_use(engine: Engine, namespaces: Collection[str] | None = None) -> list[NamespaceUse]:
@@ -115,7 +105,7 @@ def namespace_use(engine: Engine, namespaces: Collection[str] | None = None) -> 
             .group_by(per_platform.c.ns, per_platform.c.build_id)
             .subquery()
         )
-        packages = dict(
+        packages: dict[str, int | None] = dict(
             conn.execute(
                 select(Namespace.name, func.sum(per_build.c.size))
                 .join(per_build, per_build.c.ns == Namespace.id)
@@ -123,7 +113,7 @@ def namespace_use(engine: Engine, namespaces: Collection[str] | None = None) -> 
                 .group_by(Namespace.name)
             ).all()
         )
-        artifacts = dict(
+        artifacts: dict[str, int | None] = dict(
             conn.execute(
                 select(Namespace.name, func.sum(Artifact.size))
                 .join(Build, Artifact.build_id == Build.id)

@@ -123,7 +123,9 @@ def test_every_state_with_javascript(chromium: Any, states: States, shots: Path)
     assert broken.locator("time").first.get_attribute("title").endswith("UTC")  # type: ignore[union-attr]
     expect(page.locator('tr[data-env="data/analysis"] .badge-held')).to_have_text("held")
     expect(page.locator('tr[data-env="team/gone"] .badge-removed-kept')).to_have_text("removed-kept")
-    assert page.locator("svg.chart").count() == 3
+    charts = page.locator("img.chart")
+    assert charts.count() == 3
+    assert all(charts.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(3))  # drawn, loaded
     page.screenshot(path=shots / "overview.png", full_page=True)
 
     broken.get_by_role("link", name="SolveFailed").click()  # one click: the failing build and its log

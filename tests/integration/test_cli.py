@@ -195,3 +195,25 @@ def test_shell_completion_with_argcomplete(built) -> None:  # type: ignore[no-un
     assert complete("condaops sta") == ["status"]
     assert complete("condaops history --j") == ["--json"]
     assert complete("condaops history te") == ["team/tool"]  # environment names from the state DB
+
+
+NOT_FOR_READING = ("alembic", "apscheduler", "uvicorn", "litestar", "condaops.web", "condaops.reconciler.runtime")
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["history", "team/tool"], ["plan"], ["--help"]])
+def test_read_commands_load_no_migrations_scheduler_worker_or_site(built, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """The console script under ``-X importtime``: what each read command imports."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(EXE), *command, "--config", str(built.config_file)],
+        cwd=built.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "condaops.reconciler.cli" in imported
+    loaded = sorted(m for m in imported for banned in NOT_FOR_READING if m == banned or m.startswith(banned + "."))
+    assert loaded == [], f"{' '.join(command)} imports {loaded}"
+    if command == ["--help"]:
+        assert not any(m.startswith(("sqlalchemy", "condaops.config", "yaml")) for m in imported)

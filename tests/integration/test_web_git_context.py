@@ -130,8 +130,18 @@ def test_build_diff_shows_the_environment_file_beside_the_packages(git_site: Git
 
 def test_charts_are_drawn_on_the_server(git_site: GitSite) -> None:
     overview = git_site.client.get("/").text
-    titles = re.findall(r'<svg class="chart".*?<title id="[^"]+">([^<]+)</title>', overview)
+    assert re.findall(r'<img class="chart" src="([^"]+)"', overview) == [
+        "/charts/disk.svg",
+        "/charts/queue.svg",
+        "/charts/outcomes.svg",
+    ]
+    titles = []
+    for name in ("disk", "queue", "outcomes"):
+        answer = git_site.client.get(f"/charts/{name}.svg")
+        assert answer.headers["content-type"] == "image/svg+xml"
+        titles += re.findall(r'<title id="[^"]+">([^<]+)</title>', answer.text)
     assert titles == ["Disk use", "Queue depth, last 24 hours", "Build outcomes, last 24 hours"]
+    assert git_site.client.get("/charts/nope.svg").status_code == 404
     assert "<script" not in overview.split("<main", 1)[1].split("</main>")[0]  # no script in the page body
     env = git_site.client.get("/environments/team/web").text
     assert re.findall(r'<svg class="chart".*?<title id="[^"]+">([^<]+)</title>', env) == [

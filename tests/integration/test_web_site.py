@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import anyio
@@ -544,3 +545,13 @@ def test_operations_stay_open(locked: TestClient) -> None:
     assert locked.get("/healthz").status_code == 200
     assert locked.get("/metrics").status_code == 200
     assert locked.get("/static/style.css").status_code == 200
+
+
+def test_directory_revisions_show_the_file_and_when_it_changed(site: Site, client: TestClient) -> None:
+    html = client.get("/environments/team/web").text
+    source = site.settings.sources[0]
+    assert source.directory is not None
+    path = source.directory / "team" / "web.yaml"
+    changed = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    assert f'<span class="mono">{path}</span>' in html
+    assert f'file changed <time datetime="{changed.isoformat(timespec="seconds")}"' in html

@@ -1,0 +1,182 @@
+"""Benchmark: the ``condaops`` command as a fresh process, against ``python -c pass``.
+
+Issue 14, target 5 (an instant CLI): ``condaops --help`` < 150 ms; ``status``,
+``history`` and ``plan`` on 1,000 recorded environments < 250 ms; ``plan`` over 10,000
+environment files < 1.5 s. The targets were set when ``python -c pass`` took 17 ms on
+this machine: the ratio to it, measured in the same run, is what carries over between
+loads (``target ratio`` column).
+
+Inputs (``bench_plan.write_tree``): a tree of 1,000 environment files in 10 namespaces
+whose builds are recorded as completed and linked (``bench_plan.record_builds``: the
+state DB a running service would have), and a tree of 10,000 files in 100 namespaces
+with an empty state DB (``--recorded-10k`` records those too; slow). Every command is the
+installed console script run by hyperfine (``-N``: no shell), warm-up runs first; the
+anchor runs in the same hyperfine call. Before timing, each command is run once and its
+output checked (exit status; 1,000 environments listed; ``UpToDate`` plans), so a command
+that stopped early cannot pass for a fast one.
+
+Run: ``.venv/bin/python benchmarks/bench_cli.py [--runs 20] [--recorded-10k]``
+(needs ``hyperfine``: ``apt-get install hyperfine``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import _common as c
+import bench_plan
+
+ANCHOR_MS = 17.0  # python -c pass when the targets were set (issue 14)
+TARGETS_MS = {"help": 150.0, "status 1k": 250.0, "history 1k": 250.0, "plan 1k": 250.0, "plan 10k": 1500.0}
+
+
+def condaops() -> Path:
+    exe = Path(sys.executable).with_name("condaops")
+    if not exe.exists():
+        sys.exit(f"bench_cli: {exe} not found: install the project (pip install -e .) in this interpreter's venv")
+    return exe
+
+
+def prepare(tmp: Path, envs: int, namespaces: int, *, record: bool) -> Path:
+    """A project folder with ``envs`` files; with ``record``, their builds in the state DB."""
+    from condaops.reconciler.runtime import prepare_database
+    from condaops.reconciler.service import Reconciler
+    from condaops.reconciler.state.db import make_engine
+
+    tmp.mkdir(parents=True)
+    t_write, count = c.timed(lambda: bench_plan.write_tree(tmp / "envs", envs, namespaces))
+    config = c.write_config(tmp)
+    settings = c.load(config)
+    engine = make_engine(settings.database_url)
+    prepare_database(engine)
+    if record:
+        rec = Reconciler(settings, engine, clock=lambda: datetime.now(timezone.utc))
+        t_record, fill = c.timed(lambda: bench_plan.record_builds(rec, rec.plan()))
+        rec.close()
+        print(
+            f"{tmp.name}: {count} files written in {c.fmt_s(t_write)}; {fill['builds']} builds recorded in "
+            f"{c.fmt_s(t_record)}",
+            flush=True,
+        )
+    else:
+        print(f"{tmp.name}: {count} files written in {c.fmt_s(t_write)}; nothing recorded", flush=True)
+    engine.dispose()
+    return config
+
+
+def check(args: list[str], *, expect: set[int], contains: str = "", lines: int | None = None) -> None:
+    """Run once and stop the benchmark unless it did what it is timed for."""
+    proc = subprocess.run(args, capture_output=True, text=True, env=_env())
+    out = proc.stdout
+    problems = []
+    if proc.returncode not in expect:
+        problems.append(f"exit {proc.returncode}, expected {sorted(expect)}")
+    if contains and contains not in out:
+        problems.append(f"output lacks {contains!r}")
+    if lines is not None and len(out.splitlines()) != lines:
+        problems.append(f"{len(out.splitlines())} lines, expected {lines}")
+    if problems:
+        sys.exit(f"bench_cli: {' '.join(args[1:])}: {'; '.join(problems)}\n{proc.stderr[-2000:]}")
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CONDAOPS_")}
+
+
+def hyperfine(commands: dict[str, list[str]], runs: int, out: Path) -> dict[str, dict[str, float]]:
+    """name -> {mean, median, min, stddev} in ms, from one hyperfine run of all commands (``-i``:
+    plan exits 1 when it plans changes; every exit status was checked before)."""
+    exe = shutil.which("hyperfine")
+    if exe is None:
+        sys.exit("bench_cli: hyperfine not found (apt-get install hyperfine)")
+    argv = [exe, "-N", "-i", "--warmup", "3", "--runs", str(runs), "--export-json", str(out), "--style", "basic"]
+    for name, cmd in commands.items():
+        argv += ["--command-name", name, " ".join(cmd)]
+    subprocess.run(argv, check=True, env=_env(), stdout=subprocess.DEVNULL)
+    results = json.loads(out.read_text())["results"]
+    return {r["command"]: {k: r[k] * 1000 for k in ("mean", "median", "min", "stddev")} for r in results}
+
+
+def run(tmp: Path, runs: int, recorded_10k: bool) -> dict[str, object]:
+    exe = str(condaops())
+    c1k = prepare(tmp / "1k", 1_000, 10, record=True)
+    c10k = prepare(tmp / "10k", 10_000, 100, record=recorded_10k)
+    probe = "team-000/env-000"
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "help": [exe, "--help"],
+        "status 1k": [exe, "--config", str(c1k), "status"],
+        "history 1k": [exe, "--config", str(c1k), "history", probe],
+        "plan 1k": [exe, "--config", str(c1k), "plan"],
+        "plan 10k": [exe, "--config", str(c10k), "plan"],
+    }
+    check(commands["help"], expect={0}, contains="history")
+    check(commands["status 1k"], expect={0}, lines=1_000)
+    check(commands["history 1k"], expect={0}, contains="completed", lines=2)
+    check(commands["plan 1k"], expect={0}, contains="0 to change, 1000 unchanged")
+    done = "0 to change, 10000 unchanged" if recorded_10k else "10000 to change, 0 unchanged"
+    check(commands["plan 10k"], expect={0, 1}, contains=done)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    figures = hyperfine(commands, runs, tmp / "hyperfine.json")
+    took = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
+    anchor = figures["python -c pass"]["median"]
+    rows = []
+    for name, f in figures.items():
+        ratio = f["median"] / anchor
+        target = TARGETS_MS.get(name)
+        target_ratio = target / ANCHOR_MS if target else None
+        verdict = "" if target_ratio is None else ("met" if ratio <= target_ratio else "NOT met")
+        rows.append(
+            (
+                name,
+                f"{f['median']:.0f} ms",
+                f"{f['min']:.0f} ms",
+                f"± {f['stddev']:.0f}",
+                f"{ratio:.1f}x",
+                "-" if target_ratio is None else f"≤ {target_ratio:.1f}x ({target:.0f} ms)",
+                verdict,
+            )
+        )
+    print()
+    print(
+        c.table(
+            f"fresh processes, hyperfine -N, {runs} runs each (load {load_before:.2f} → {load_after:.2f}, "
+            f"{took:.0f} s)",
+            ("command", "median", "min", "stddev", "÷ python -c pass", "target ratio (at 17 ms)", ""),
+            rows,
+        )
+    )
+    return {
+        "runs": runs,
+        "load_before": round(load_before, 2),
+        "load_after": round(load_after, 2),
+        "median_ms": {k: round(v["median"], 1) for k, v in figures.items()},
+        "ratio": {k: round(v["median"] / anchor, 2) for k, v in figures.items()},
+        "plan_10k_recorded": recorded_10k,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--recorded-10k", action="store_true", help="also record the 10,000 builds (minutes)")
+    args = ap.parse_args()
+    c.print_header("bench_cli")
+    with c.workdir("bench-cli") as tmp:
+        figures = run(tmp / "work", args.runs, args.recorded_10k)
+    c.print_summary("bench_cli", figures)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
