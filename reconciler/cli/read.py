@@ -85,7 +85,7 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
     from condaops.reconciler.names import shown
     from condaops.reconciler.status import LABELS, derive_state, file_status_item
 
-    rows = []
+    rows: list[tuple[str, object, object, object, object, str]] = []
     for e in envs:
         state, reason, message = derive_state(e, retries=settings.build.retries)
         current = e.current if not e.retired else None  # a retired environment is unlinked
@@ -97,9 +97,9 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
     if not rows and not missing:
         print("no environments")
     width = max((len(r[0]) for r in rows), default=0)
-    for ref, state, reason, message, build_id, link in rows:
-        detail = f"  {reason}: {message}" if state != "ready" and reason else ""
-        label = LABELS.get(str(state), str(state))
+    for ref, shown_state, why, text, build_id, link in rows:
+        detail = f"  {why}: {text}" if shown_state != "ready" and why else ""
+        label = LABELS.get(str(shown_state), str(shown_state))
         print(f"{ref:{width}}  {label:8}  build={build_id or '-':<5} {link}{detail}")
 
 
