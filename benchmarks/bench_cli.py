@@ -7,8 +7,8 @@ this machine: the ratio to it, measured in the same run, is what carries over be
 loads (``target ratio`` column).
 
 Inputs (``bench_plan.write_tree``): a tree of 1,000 environment files in 10 namespaces
-whose builds are recorded as completed and linked (``bench_plan.record_builds``: the
-state DB a running service would have), and a tree of 10,000 files in 100 namespaces
+whose builds are recorded as completed and linked (a pass, then ``bench_plan.mark_built``:
+the state DB a running service would have), and a tree of 10,000 files in 100 namespaces
 with an empty state DB (``--recorded-10k`` records those too; slow). Every command is the
 installed console script run by hyperfine (``-N``: no shell), warm-up runs first; the
 anchor runs in the same hyperfine call. Before timing, each command is run once and its
@@ -59,11 +59,17 @@ def prepare(tmp: Path, envs: int, namespaces: int, *, record: bool) -> Path:
     prepare_database(engine)
     if record:
         rec = Reconciler(settings, engine, clock=lambda: datetime.now(timezone.utc))
-        t_record, fill = c.timed(lambda: bench_plan.record_builds(rec, rec.plan()))
+
+        def fill() -> int:
+            first = rec.reconcile_once()  # queues every build, as serve's first pass does
+            bench_plan.mark_built(rec, first)  # completed and linked, as workers leave them
+            rec.reconcile_once()
+            return len(first.queued)
+
+        t_record, builds = c.timed(fill)
         rec.close()
         print(
-            f"{tmp.name}: {count} files written in {c.fmt_s(t_write)}; {fill['builds']} builds recorded in "
-            f"{c.fmt_s(t_record)}",
+            f"{tmp.name}: {count} files written in {c.fmt_s(t_write)}; {builds} builds recorded in {c.fmt_s(t_record)}",
             flush=True,
         )
     else:
