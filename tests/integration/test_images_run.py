@@ -11,6 +11,7 @@ Nothing here reaches a public registry: every image and base comes from registri
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import shlex
@@ -252,7 +253,7 @@ def test_the_pages_oras_commands_fetch_the_builds_files(crypto: Project, tmp_pat
         for label in ("Lockfiles and environment.yaml (oras)", "conda-pack tarball (oras)", "CycloneDX SBOM (oras)"):
             argv = shlex.split(commands[label])
             assert argv[:3] == ["oras", "pull", "--plain-http"] and len(argv) == 4  # oras CLI: pull [flags] <ref>
-            assert f"<code>{commands[label]}</code>" in page
+            assert f'<code tabindex="0">{html.escape(commands[label])}</code>' in page  # a scrollable, focusable box
             out = tmp_path / label.split()[0]
             for file in oras_client(host, token=None).pull(target=argv[3], outdir=str(out)):
                 pulled[Path(file).name] = Path(file).read_bytes()
