@@ -172,7 +172,10 @@ class KernelSettings:
     )
     display_name: str = field(
         default="{name} ({namespace})",
-        metadata=_doc("How kernels are named in JupyterLab's launcher; `{name}` and `{namespace}` are filled in."),
+        metadata=_doc(
+            "How kernels are named in JupyterLab's launcher; an environment file's "
+            "`condaops: display_name:` overrides it for that environment."
+        ),
     )
 
 
