@@ -8,8 +8,8 @@ a CI job has is a working tree with a detached ``HEAD``, the target only as
   names resolve as ``git rev-parse`` does (``HEAD``, ``origin/main``, full refs, SHAs);
   a URL is fetched into a temporary mirror;
 * the merge base of head and target is what the head is compared with; in a shallow
-  clone that lacks it, history is fetched from the clone's remote (``deepen``) in
-  growing steps, or the check says exactly what to fetch;
+  clone that lacks it, history is fetched from the clone's remote by the clone's own
+  ``git fetch --deepen`` in growing steps, or the check says exactly what to fetch;
 * the sub-folder and channels come from the configured source of that repository (by
   URL, or ``--source NAME``); ``--path`` overrides;
 * a tree with no environment file at that path, on either side, is an error naming the
@@ -19,14 +19,15 @@ a CI job has is a working tree with a detached ``HEAD``, the target only as
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from dulwich.client import get_transport_and_path
 from dulwich.config import Config
 from dulwich.errors import NotGitRepository
 from dulwich.repo import Repo
@@ -52,6 +53,7 @@ log = logging.getLogger("condaops.check")
 NO_ENVIRONMENTS = Reason.NO_ENVIRONMENT_FILES  # the chosen folder holds no environment file on either side
 REF_UNKNOWN = Reason.REF_UNKNOWN  # a name given to the check does not resolve to a commit
 DEEPEN_STEPS = (50, 500, 5000)  # commits of history fetched per attempt in a shallow clone
+FETCH_SECONDS = 300  # one deepening fetch; a hung remote then gives the "fetch more history" error
 
 
 class CheckError(CondaopsError):
@@ -195,29 +197,47 @@ def _resolved(repo: Repo, name: str, option: str) -> str:
 
 def _deepen(repo: Repo, head: str, target: str, target_name: str) -> None:
     """Fetch more history from the clone's remote, in growing steps, until the merge base
-    of ``head`` and ``target`` is in the clone (or the steps run out)."""
+    of ``head`` and ``target`` is in the clone (or the steps run out).
+
+    The clone's own ``git`` does this, not dulwich: a CI checkout carries its credentials in
+    its git config (``actions/checkout`` sets ``http.<url>.extraheader``), which only git
+    reads, and dulwich's local transport (``file://`` remotes) dropped the shallow markers
+    without fetching the parents, leaving a clone that ``git log`` could no longer read."""
     remote = target_name.removeprefix("refs/remotes/").split("/", 1)[0] if "/" in target_name else "origin"
-    try:
-        url = repo.get_config().get((b"remote", remote.encode()), b"url").decode()
-    except KeyError:
+    git = shutil.which("git")
+    if git is None:
+        log.warning("check_deepen_skipped remote=%s: no git on PATH", remote)
         return
-    client, path = get_transport_and_path(url)
     for depth in DEEPEN_STEPS:
-
-        def wants(advertised: Mapping[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
-            offered = set(advertised.values())
-            return [s.encode() for s in (head, target) if s.encode() in offered] or [target.encode()]
-
-        try:
-            client.fetch(path, repo, determine_wants=wants, depth=depth)  # type: ignore[arg-type]  # dulwich takes str paths; 0.24 annotates bytes
-        except Exception as exc:  # noqa: BLE001 - any failure: the error then says what to fetch by hand
-            log.warning("check_deepen_failed remote=%s depth=%d %s", remote, depth, type(exc).__name__)
+        # by commit first: deepens exactly the two histories the merge base needs; a server
+        # that refuses fetching by commit gets the remote's own refspec instead
+        problem = _git_fetch([*_fetch(git, repo, depth), remote, head, target])
+        if problem is not None:
+            problem = _git_fetch([*_fetch(git, repo, depth), remote])
+        if problem is not None:
+            log.warning("check_deepen_failed remote=%s depth=%d %s", remote, depth, problem)
             return
         log.info("check_deepened remote=%s depth=%d", remote, depth)
         with Repo(repo.path) as fresh:
             found = merge_base(fresh, head, target)
         if found.sha is not None or not found.shallow:
             return
+
+
+def _fetch(git: str, repo: Repo, depth: int) -> list[str]:
+    return [git, "-C", repo.path, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", f"--deepen={depth}"]
+
+
+def _git_fetch(argv: list[str]) -> str | None:
+    """None when the fetch worked, else git's last line of complaint (never credentials:
+    git does not print them)."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=FETCH_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer in {FETCH_SECONDS} s"
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
 
 
 def _no_merge_base(repo: Repo, head: str, target: str, ref: str, target_name: str, shallow: bool) -> CheckError:

@@ -39,11 +39,11 @@ class Forge:
     project: object
     work: Path
 
-    def ci_checkout(self, name: str, ref: str, *, depth: int | None = None) -> Path:
+    def ci_checkout(self, name: str, ref: str, *, depth: int | None = None, url: str | None = None) -> Path:
         """What actions/checkout leaves: a clone with ``ref`` checked out as a detached HEAD."""
         clone = self.work / name
         shallow = [f"--depth={depth}"] if depth else []
-        run_git(self.work, "clone", "-q", *shallow, self.url, str(clone))
+        run_git(self.work, "clone", "-q", *shallow, url or self.url, str(clone))
         run_git(clone, "fetch", "-q", *shallow, "origin", ref)
         run_git(clone, "checkout", "-q", "--detach", "FETCH_HEAD")
         return clone
@@ -107,6 +107,21 @@ def test_a_shallow_clone_is_deepened_from_its_remote(forge: Forge) -> None:
     assert code == 0, err
     assert changed(out) == {"team/tool": "changed"}
     assert run_git(clone, "merge-base", "HEAD", "origin/main")  # real git agrees the history is there now
+
+
+def test_deepening_a_clone_of_a_file_url_leaves_a_clone_git_can_read(forge: Forge) -> None:
+    """A runner that clones from a path on disk (``file://``): deepened by the clone's own
+    git, the clone stays whole — real git reads its history and finds the merge base."""
+    open_pull_request(forge.origin, 1, {"envs/team/tool.yaml": tool("tool=2.0")}, history=4)
+    clone = forge.ci_checkout("file-url", "refs/pull/1/head", depth=1, url=forge.origin.path.as_uri())
+    run_git(clone, "fetch", "-q", "--depth=1", "origin", "main:refs/remotes/origin/main")
+    assert len(run_git(clone, "log", "--format=%H", "HEAD").split()) == 1  # the merge base is not here yet
+    code, out, err = forge.check("--git", str(clone), "--base", "origin/main", "--format", "json")
+    assert code == 0, err
+    assert changed(out) == {"team/tool": "changed"}
+    assert len(run_git(clone, "log", "--format=%H", "HEAD").split()) == 5  # 4 PR commits + their base
+    assert run_git(clone, "merge-base", "HEAD", "origin/main")
+    run_git(clone, "fsck", "--connectivity-only")  # check=True: a broken clone fails here
 
 
 def test_githubs_merge_ref(forge: Forge) -> None:
