@@ -136,7 +136,7 @@ def plan(
     for the others, and keeps their earlier actions); each is decided exactly as in a
     full plan. Notes and unnamed rejections are always of every source."""
     snapshots = list(snapshots)
-    desired, rejected, duplicates = _collect(snapshots)
+    desired, rejected, duplicates = _collect(snapshots, only)
     readable = {s.source: s for s in snapshots if s.error is None}
     unreadable = {s.source: s for s in snapshots if s.error is not None}
     actions: list[Action] = []
@@ -163,15 +163,17 @@ def plan(
 
 
 def _collect(
-    snapshots: list[SourceSnapshot],
+    snapshots: list[SourceSnapshot], only: Collection[EnvRef] | None = None
 ) -> tuple[dict[EnvRef, DesiredEnv], dict[EnvRef, Rejection], dict[EnvRef, list[Rejection]]]:
-    """Merge sources; a ref claimed by two sources is a duplicate in both."""
+    """Merge sources; a ref claimed by two sources is a duplicate in both. Given ``only``,
+    the environments of those refs alone (every claim on them is still seen)."""
     desired: dict[EnvRef, DesiredEnv] = {}
     more: dict[EnvRef, list[DesiredEnv | Rejection]] = {}  # refs claimed by a rejection or twice
     for snap in snapshots:
         if snap.error is not None:
             continue
-        for env in snap.envs:
+        envs = snap.envs if only is None else [e for e in snap.envs if e.ref in only]
+        for env in envs:
             if env.ref in desired or env.ref in more:
                 more.setdefault(env.ref, [desired.pop(env.ref)] if env.ref in desired else []).append(env)
             else:

@@ -5,8 +5,9 @@ environment files (modified, added or removed) and returns the snapshot a full
 ``read_directory`` would give, or None when the report is not of that simple kind — the
 root or a folder, a policy file, a lockfile, a symlink, a name claimed twice, anything a
 lockfile pairs with — and the caller reads the tree in full. The revision stays the
-digest of every file's content: ``entries`` (path -> digest, as ``read_directory``
-filled it) is updated for the reported files and hashed again.
+digest of every file's content: ``entries`` (``RevisionEntries``, as ``read_directory``
+set it) is updated for the reported files and hashed again. Every environment whose file
+was not reported is handed back as the same object: a pass costs what changed.
 
 A report the watcher could not make (an NFS server without timestamps, a change while
 the watcher restarted) is found at the periodic full check, which reads the tree in full.
@@ -18,16 +19,18 @@ import os
 import stat
 import time
 from collections.abc import Collection
+from dataclasses import replace
+from operator import attrgetter
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
 from condaops.reconciler.sources.directory import (
     FILE_UNREADABLE,
+    RevisionEntries,
     SpecCache,
     _read_file,
     _Unsettled,
-    digest,
     source_root,
 )
 from condaops.reconciler.sources.layout import (
@@ -46,7 +49,7 @@ MAX_CHANGED = 256  # more files reported at once: a checkout, read the tree in f
 def apply_changes(
     settings: SourceSettings,
     last: SourceSnapshot,
-    entries: dict[str, str],
+    entries: RevisionEntries,
     changed: Collection[str],
     cache: SpecCache,
 ) -> SourceSnapshot | None:
@@ -71,14 +74,17 @@ def apply_changes(
 def _apply(
     settings: SourceSettings,
     last: SourceSnapshot,
-    entries: dict[str, str],
+    entries: RevisionEntries,
     places: dict[str, EnvRef],
     root: str,
     cache: SpecCache,
 ) -> SourceSnapshot | None:
+    """The reported files read again; every other environment is handed back as the
+    same object (its ``revision`` is the one it was read at: no work per environment
+    for the new revision)."""
     envs = {e.ref: e for e in last.envs}
     named = {r.ref: r for r in last.rejections if r.ref is not None}
-    updated = dict(entries)
+    updated: dict[str, str | None] = {}
     fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
     scan_started_ns = time.time_ns()
     for rel, ref in places.items():
@@ -89,7 +95,7 @@ def _apply(
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            updated.pop(rel, None)
+            updated[rel] = None
             fresh[ref] = None
             continue
         except OSError:
@@ -107,23 +113,21 @@ def _apply(
         else:
             warnings = outcome.parsed.warnings + name_warning(ref.name, outcome.parsed.spec.name)
             fresh[ref] = DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings)
-    revision = digest(updated)
-    entries.clear()
     entries.update(updated)
+    revision = entries.revision()
     same_refs = True
     for ref, item in fresh.items():
         same_refs &= (ref in envs) == isinstance(item, DesiredEnv)
         envs.pop(ref, None)
         named.pop(ref, None)
         if isinstance(item, DesiredEnv):
-            envs[ref] = item
+            envs[ref] = replace(item, revision=revision)
         elif isinstance(item, Rejection):
             named[ref] = item
-    if same_refs:
-        ordered = [envs[e.ref] for e in last.envs]  # the same environments: the same order
+    if same_refs:  # the same environments: the same order, the others as they were
+        new_envs = tuple(envs[e.ref] if e.ref in fresh else e for e in last.envs)
     else:
-        ordered = sorted(envs.values(), key=lambda e: (e.ref.namespace, e.ref.name))
-    new_envs = tuple(DesiredEnv(e.ref, e.spec, e.source, e.path, revision, e.warnings) for e in ordered)
+        new_envs = tuple(sorted(envs.values(), key=attrgetter("ref.namespace", "ref.name")))
     rejections = [r for r in last.rejections if r.ref is None] + list(named.values())
     rejections.sort(key=lambda r: (r.path, r.reason))
     return SourceSnapshot(last.source, revision, new_envs, tuple(rejections), policy_files=last.policy_files)

@@ -8,7 +8,7 @@ import pytest
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.sources.dirchanges import apply_changes
-from condaops.reconciler.sources.directory import SpecCache, read_directory
+from condaops.reconciler.sources.directory import RevisionEntries, SpecCache, digest, read_directory
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ REPORTED = {"data/a.yaml", "data/e.yaml", "web/b.yaml", "data/c.yaml", "web/d/en
 def first_read(root: Path):  # type: ignore[no-untyped-def]
     """A full read, with what ``apply_changes`` starts from."""
     settings = SourceSettings(name="envs", directory=root)
-    cache, entries = SpecCache(racy_window=0), {}
+    cache, entries = SpecCache(racy_window=0), RevisionEntries()
     last = read_directory(settings, cache=cache, entries=entries)
     return last, settings, cache, entries
 
