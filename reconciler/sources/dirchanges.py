@@ -19,11 +19,8 @@ import os
 import stat
 import time
 from collections.abc import Collection
-from dataclasses import replace
-from operator import attrgetter
 
 from condaops.config.settings import SourceSettings
-from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
 from condaops.reconciler.sources.directory import (
     FILE_UNREADABLE,
@@ -34,16 +31,13 @@ from condaops.reconciler.sources.directory import (
     source_root,
 )
 from condaops.reconciler.sources.layout import (
-    DUPLICATE_ENVIRONMENT,
     POLICY_FILE_NAMES,
     Placement,
     classify,
     lock_kind,
     name_warning,
 )
-
-_LOCK_REASONS = frozenset({LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC})
-MAX_CHANGED = 256  # more files reported at once: a checkout, read the tree in full
+from condaops.reconciler.sources.patch import MAX_CHANGED, patchable, patched
 
 
 def apply_changes(
@@ -54,11 +48,7 @@ def apply_changes(
     cache: SpecCache,
 ) -> SourceSnapshot | None:
     """The snapshot after the reported changes, or None: read the tree in full."""
-    if last.error is not None or not changed or len(changed) > MAX_CHANGED:
-        return None
-    if any(r.reason in _LOCK_REASONS or r.reason == DUPLICATE_ENVIRONMENT for r in last.rejections):
-        return None
-    if any(e.lock is not None for e in last.envs):
+    if not changed or len(changed) > MAX_CHANGED or not patchable(last):
         return None
     root = str(source_root(settings))
     places: dict[str, EnvRef] = {}
@@ -114,20 +104,4 @@ def _apply(
             warnings = outcome.parsed.warnings + name_warning(ref.name, outcome.parsed.spec.name)
             fresh[ref] = DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings)
     entries.update(updated)
-    revision = entries.revision()
-    same_refs = True
-    for ref, item in fresh.items():
-        same_refs &= (ref in envs) == isinstance(item, DesiredEnv)
-        envs.pop(ref, None)
-        named.pop(ref, None)
-        if isinstance(item, DesiredEnv):
-            envs[ref] = replace(item, revision=revision)
-        elif isinstance(item, Rejection):
-            named[ref] = item
-    if same_refs:  # the same environments: the same order, the others as they were
-        new_envs = tuple(envs[e.ref] if e.ref in fresh else e for e in last.envs)
-    else:
-        new_envs = tuple(sorted(envs.values(), key=attrgetter("ref.namespace", "ref.name")))
-    rejections = [r for r in last.rejections if r.ref is None] + list(named.values())
-    rejections.sort(key=lambda r: (r.path, r.reason))
-    return SourceSnapshot(last.source, revision, new_envs, tuple(rejections), policy_files=last.policy_files)
+    return patched(last, fresh, entries.revision())

@@ -53,6 +53,15 @@ def test_a_reported_file_is_read_alone_and_gives_the_full_snapshot(tree: Path, c
     assert got is not None
     assert got == full
     assert got.revision != last.revision
+    assert got.revision == full.revision == digest(entries.as_dict())  # the kept entries hash as the full read
+    # An environment whose file did not change is handed back as the very object read
+    # before (no work per environment for the new revision); a changed one is at it.
+    before = {e.ref: e for e in last.envs}
+    for env in got.envs:
+        if env.path in REPORTED:
+            assert env.revision == got.revision
+        else:
+            assert env is before[env.ref] and env.revision == last.revision
 
 
 @pytest.mark.parametrize(
