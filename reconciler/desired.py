@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from itertools import compress
+from operator import attrgetter, is_not
 
 from condaops.config import Settings
 from condaops.reconciler.model import DesiredEnv, EnvRef, SourceSnapshot
@@ -34,6 +36,9 @@ def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     return snapshot
 
 
+_PATH = attrgetter("path")
+
+
 @dataclass(frozen=True, slots=True)
 class _Kept:
     """One environment as last made effective: the raw one it came from, and the result."""
@@ -48,6 +53,7 @@ class _Source:
     inputs: tuple[object, ...]  # what every environment's effective form depends on
     effective: SourceSnapshot
     envs: dict[str, _Kept]  # by path
+    aligned: bool = False  # effective.envs[i] is made from raw.envs[i], for every i
 
 
 class DesiredState:
@@ -90,6 +96,9 @@ class DesiredState:
         if kept is None or kept.inputs != inputs:
             return self._keep(raw, inputs, effective(raw, self.settings))
         known = kept.envs
+        quick = self._patch(raw, inputs, kept)
+        if quick is not None:
+            return quick
         envs: list[DesiredEnv | None] = []
         fresh: list[DesiredEnv] = []
         again: dict[str, _Kept] = {}  # the same file, handed back as another object
@@ -124,15 +133,47 @@ class DesiredState:
             del known[path]
         known.update(again)
         known.update((e.path, _Kept(e, made[e.path])) for e in fresh if e.path in made)
-        self._sources[raw.source] = _Source(raw, inputs, replace(raw, envs=result), known)
+        self._sources[raw.source] = _Source(raw, inputs, replace(raw, envs=result), known, aligned=True)
         self._changes[raw.source] = changed
         self._changed_refs[raw.source] = refs
+        return self._sources[raw.source].effective
+
+    def _patch(self, raw: SourceSnapshot, inputs: tuple[object, ...], kept: _Source) -> SourceSnapshot | None:
+        """The common case after a one-file change: the same files in the same places,
+        all but a few handed back as the very objects of the last read. Those few are
+        found with C-level scans (no Python work per environment); None: not that case."""
+        old = kept.raw.envs
+        if not kept.aligned or len(old) != len(raw.envs):
+            return None
+        moved = list(compress(range(len(old)), map(is_not, raw.envs, old)))
+        if len(moved) > len(old) // 4 + 1 or any(raw.envs[i].path != old[i].path for i in moved):
+            return None
+        result = list(kept.effective.envs)
+        known = kept.envs
+        fresh: list[int] = []
+        for i in moved:
+            env, hit = raw.envs[i], known[old[i].path]
+            if _same_file(hit.raw, env):
+                e = hit.effective
+                result[i] = DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy)
+                known[env.path] = _Kept(env, result[i])
+            else:
+                fresh.append(i)
+        if fresh:
+            made = effective(replace(raw, envs=tuple(raw.envs[i] for i in fresh)), self.settings).envs
+            for i, e in zip(fresh, made, strict=True):
+                result[i] = e
+                known[e.path] = _Kept(raw.envs[i], e)
+        self._sources[raw.source] = _Source(raw, inputs, replace(raw, envs=tuple(result)), known, aligned=True)
+        self._changes[raw.source] = {raw.envs[i].path for i in fresh}
+        self._changed_refs[raw.source] = {raw.envs[i].ref for i in fresh}
         return self._sources[raw.source].effective
 
     def _keep(self, raw: SourceSnapshot, inputs: tuple[object, ...], eff: SourceSnapshot) -> SourceSnapshot:
         by_path = {e.path: e for e in eff.envs}
         envs = {e.path: _Kept(e, by_path[e.path]) for e in raw.envs if e.path in by_path}
-        self._sources[raw.source] = _Source(raw, inputs, eff, envs)
+        aligned = list(map(_PATH, raw.envs)) == list(map(_PATH, eff.envs))
+        self._sources[raw.source] = _Source(raw, inputs, eff, envs, aligned)
         return eff
 
     def forget(self) -> None:

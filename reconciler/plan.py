@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import compress
+from operator import attrgetter
 
 from condaops.reconciler.model import (
     ACTIVE_STATES,
@@ -172,7 +174,7 @@ def _collect(
     for snap in snapshots:
         if snap.error is not None:
             continue
-        envs = snap.envs if only is None else [e for e in snap.envs if e.ref in only]
+        envs = snap.envs if only is None else of_only(snap.envs, only)
         for env in envs:
             if env.ref in desired or env.ref in more:
                 more.setdefault(env.ref, [desired.pop(env.ref)] if env.ref in desired else []).append(env)
@@ -191,6 +193,16 @@ def _collect(
         else:
             rejected[ref] = next(i for i in items if isinstance(i, Rejection))
     return desired, rejected, duplicates
+
+
+_REF_KEY = attrgetter("ref.namespace", "ref.name")
+
+
+def of_only(envs: Sequence[DesiredEnv], only: Collection[EnvRef]) -> list[DesiredEnv]:
+    """The environments of ``only`` among ``envs``, in order: a scan in C (a pass between
+    full checks decides a few environments of many)."""
+    keys = {(r.namespace, r.name) for r in only}
+    return list(compress(envs, map(keys.__contains__, map(_REF_KEY, envs))))
 
 
 def _as_rejection(ref: EnvRef, item: DesiredEnv | Rejection) -> Rejection:

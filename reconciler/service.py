@@ -30,7 +30,7 @@ from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.desired import DesiredState
 from condaops.reconciler.model import DesiredEnv, EnvRef, Policy, RecordedEnv, Rejection, SourceSnapshot
 from condaops.reconciler.names import shown
-from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, plan
+from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, of_only, plan
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
 from condaops.reconciler.sources.reader import SourceReader, read_source
 from condaops.reconciler.state.queries import current_prefixes, get_build
@@ -348,7 +348,7 @@ def _of(snaps: list[SourceSnapshot], only: set[EnvRef] | None) -> list[SourceSna
     """The snapshots with the environments of ``only`` alone (all, given None)."""
     if only is None:
         return snaps
-    return [replace(s, envs=tuple(e for e in s.envs if e.ref in only)) if only else replace(s, envs=()) for s in snaps]
+    return [replace(s, envs=tuple(of_only(s.envs, only))) if only else replace(s, envs=()) for s in snaps]
 
 
 def _link_text(ref: EnvRef, prefix: str) -> str:

@@ -37,7 +37,7 @@ from condaops.reconciler.sources.layout import (
     lock_kind,
     name_warning,
 )
-from condaops.reconciler.sources.patch import MAX_CHANGED, patchable, patched
+from condaops.reconciler.sources.patch import MAX_CHANGED, Holders, patchable, patched
 
 
 def apply_changes(
@@ -72,21 +72,19 @@ def _apply(
     """The reported files read again; every other environment is handed back as the
     same object (its ``revision`` is the one it was read at: no work per environment
     for the new revision)."""
-    envs = {e.ref: e for e in last.envs}
-    named = {r.ref: r for r in last.rejections if r.ref is not None}
+    holders = Holders(last)
     updated: dict[str, str | None] = {}
-    fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
+    fresh: dict[str, tuple[EnvRef, DesiredEnv | Rejection | None]] = {}
     scan_started_ns = time.time_ns()
     for rel, ref in places.items():
-        holder = envs.get(ref) or named.get(ref)
-        if holder is not None and holder.path != rel:
+        if holders.path(ref) not in (None, rel) or any(ref == r for r, _ in fresh.values()):
             return None  # another file claims the same environment: duplicates are decided in full
         path = os.path.join(root, rel)
         try:
             info = os.lstat(path)
         except FileNotFoundError:
             updated[rel] = None
-            fresh[ref] = None
+            fresh[rel] = (ref, None)
             continue
         except OSError:
             return None
@@ -99,9 +97,9 @@ def _apply(
         updated[rel] = outcome.digest
         if outcome.parsed is None:
             reason, message = outcome.problem or (FILE_UNREADABLE, rel)
-            fresh[ref] = Rejection(ref, settings.name, rel, reason, message)
+            fresh[rel] = (ref, Rejection(ref, settings.name, rel, reason, message))
         else:
             warnings = outcome.parsed.warnings + name_warning(ref.name, outcome.parsed.spec.name)
-            fresh[ref] = DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings)
+            fresh[rel] = (ref, DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings))
     entries.update(updated)
     return patched(last, fresh, entries.revision())

@@ -53,7 +53,7 @@ from condaops.reconciler.sources.layout import (
     pair_locks,
     policy_scope,
 )
-from condaops.reconciler.sources.patch import MAX_CHANGED, holder_paths, patchable, patched
+from condaops.reconciler.sources.patch import MAX_CHANGED, Holders, patchable, patched
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
 
 FILE_UNREADABLE = Reason.FILE_UNREADABLE
@@ -298,25 +298,26 @@ def patch_snapshot(
     changed = {path for path, _ in listing.files.items() ^ base.files.items()}
     if len(changed) > MAX_CHANGED:
         return None
-    fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
+    fresh: dict[str, tuple[EnvRef, DesiredEnv | Rejection | None]] = {}
     source = last.source
-    holders = holder_paths(last) if changed else {}
+    holders = Holders(last)
     for path in changed:
         found = classify(path, default_namespace=default_namespace)
         if not isinstance(found, Placement) or policy_scope(path) is not None or lock_kind(path.rsplit("/", 1)[-1]):
             return None
-        if found.ref in fresh or holders.get(found.ref, path) != path:
+        ref = found.ref
+        if holders.path(ref) not in (None, path) or any(ref == r for r, _ in fresh.values()):
             return None  # another file claims the same environment: duplicates are decided in full
         sha = listing.files.get(path)
         if sha is None:
-            fresh[found.ref] = None
+            fresh[path] = (ref, None)
             continue
         outcome = cache.outcome(store, sha)
         if isinstance(outcome, _Problem):
-            fresh[found.ref] = Rejection(found.ref, source, path, outcome.reason, outcome.message(path))
+            fresh[path] = (ref, Rejection(ref, source, path, outcome.reason, outcome.message(path)))
         else:
-            warnings = outcome.warnings + name_warning(found.ref.name, outcome.spec.name)
-            fresh[found.ref] = DesiredEnv(found.ref, outcome.spec, source, path, revision, warnings)
+            warnings = outcome.warnings + name_warning(ref.name, outcome.spec.name)
+            fresh[path] = (ref, DesiredEnv(ref, outcome.spec, source, path, revision, warnings))
     return patched(last, fresh, revision)
 
 

@@ -20,7 +20,9 @@ from condaops.reconciler.sources.layout import DUPLICATE_ENVIRONMENT
 _WHOLE_REASONS = frozenset({LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC, DUPLICATE_ENVIRONMENT})
 MAX_CHANGED = 256  # more files changed at once (a checkout, a large merge): read in full
 
-Fresh = Mapping[EnvRef, DesiredEnv | Rejection | None]  # None: the file went
+Fresh = Mapping[str, tuple[EnvRef, DesiredEnv | Rejection | None]]  # by path; None: the file went
+_PATH = attrgetter("path")
+_REF_KEY = attrgetter("ref.namespace", "ref.name")
 
 
 def patchable(last: SourceSnapshot) -> bool:
@@ -33,32 +35,56 @@ def patchable(last: SourceSnapshot) -> bool:
     return not any(e.lock is not None for e in last.envs)
 
 
-def holder_paths(last: SourceSnapshot) -> dict[EnvRef, str]:
-    """The path of the file that holds each environment of ``last`` (an environment or a
-    named rejection)."""
-    held = {e.ref: e.path for e in last.envs}
-    held.update((r.ref, r.path) for r in last.rejections if r.ref is not None)
-    return held
+class Holders:
+    """Which file holds an environment of a snapshot (an environment or a named
+    rejection). Looked up with list scans in C (no index built per environment): a few
+    changed files cost a few scans."""
+
+    def __init__(self, last: SourceSnapshot) -> None:
+        self._last = last
+        self._keys: list[tuple[str, str]] | None = None
+        self._named = {r.ref: r.path for r in last.rejections if r.ref is not None}
+
+    def path(self, ref: EnvRef) -> str | None:
+        if self._keys is None:
+            self._keys = list(map(_REF_KEY, self._last.envs))
+        try:
+            return self._last.envs[self._keys.index((ref.namespace, ref.name))].path
+        except ValueError:
+            return self._named.get(ref)
 
 
 def patched(last: SourceSnapshot, fresh: Fresh, revision: str) -> SourceSnapshot:
-    """``last`` with the environments of ``fresh`` replaced, added or dropped, at
-    ``revision``; the others are the same objects, in the same order."""
-    envs = {e.ref: e for e in last.envs}
+    """``last`` with the files of ``fresh`` read again (their environments replaced,
+    added or dropped), at ``revision``; every other environment is the same object, in
+    the same order. The callers made sure no other file holds a changed environment."""
+    if not fresh:
+        return replace(last, revision=revision)
+    envs: list[DesiredEnv | None] = list(last.envs)
+    paths = list(map(_PATH, last.envs))
     named = {r.ref: r for r in last.rejections if r.ref is not None}
-    same_refs = True
-    for ref, item in fresh.items():
-        same_refs &= (ref in envs) == isinstance(item, DesiredEnv)
-        envs.pop(ref, None)
+    added: list[DesiredEnv] = []
+    dropped = False
+    for path, (ref, item) in fresh.items():
         named.pop(ref, None)
+        try:
+            at = paths.index(path)
+        except ValueError:
+            at = -1
         if isinstance(item, DesiredEnv):
-            envs[ref] = replace(item, revision=revision)
-        elif isinstance(item, Rejection):
-            named[ref] = item
-    if same_refs:  # the same environments: the same order, the others as they were
-        new_envs = tuple(envs[e.ref] if e.ref in fresh else e for e in last.envs) if fresh else last.envs
-    else:
-        new_envs = tuple(sorted(envs.values(), key=attrgetter("ref.namespace", "ref.name")))
+            item = replace(item, revision=revision)
+            if at >= 0:
+                envs[at] = item
+            else:
+                added.append(item)
+        else:
+            if at >= 0:
+                envs[at], dropped = None, True
+            if isinstance(item, Rejection):
+                named[ref] = item
+    kept = [e for e in envs if e is not None] if dropped else envs
+    if added:
+        kept = sorted([*kept, *added], key=_REF_KEY)
     rejections = [r for r in last.rejections if r.ref is None] + list(named.values())
     rejections.sort(key=lambda r: (r.path, r.reason))
-    return SourceSnapshot(last.source, revision, new_envs, tuple(rejections), policy_files=last.policy_files)
+    return SourceSnapshot(last.source, revision, tuple(kept), tuple(rejections), policy_files=last.policy_files)  # type: ignore[arg-type]  # no None left in kept
