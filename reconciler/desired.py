@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from itertools import compress
+from operator import attrgetter, is_not
 
 from condaops.config import Settings
-from condaops.reconciler.model import DesiredEnv, SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, EnvRef, SourceSnapshot
 
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
@@ -34,6 +36,9 @@ def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
     return snapshot
 
 
+_PATH = attrgetter("path")
+
+
 @dataclass(frozen=True, slots=True)
 class _Kept:
     """One environment as last made effective: the raw one it came from, and the result."""
@@ -48,32 +53,41 @@ class _Source:
     inputs: tuple[object, ...]  # what every environment's effective form depends on
     effective: SourceSnapshot
     envs: dict[str, _Kept]  # by path
+    aligned: bool = False  # effective.envs[i] is made from raw.envs[i], for every i
 
 
 class DesiredState:
     """``effective`` for each source, redone only for environments whose file changed.
 
-    Sources hand back the same spec object for an unchanged file (the Git source per blob,
-    the directory source per unchanged file), so an environment whose raw spec, path,
-    name, warnings and lock are those of the last read gets its last effective spec and
-    policy again (with the new revision) without filling defaults, merging policies or
-    hashing anything. A change of the source's policy files, of the site policy file or
-    of a committed lockfile makes the whole source effective again. Not thread-safe."""
+    Sources hand back the same environment object for an unchanged file (the directory
+    source after a watcher's report), or at least the same spec object (the Git source
+    per blob, the directory source's parse cache), so an environment whose raw spec,
+    path, name, warnings and lock are those of the last read gets its last effective
+    form again without filling defaults, merging policies or hashing anything — the very
+    object when the source handed back the very object. A change of the source's policy
+    files, of the site policy file or of a committed lockfile makes the whole source
+    effective again. Not thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._sources: dict[str, _Source] = {}
         self._changes: dict[str, set[str] | None] = {}  # per source: paths made anew at the last call
+        self._changed_refs: dict[str, set[EnvRef]] = {}  # per source: their environments
 
     def changed_paths(self, source: str) -> set[str] | None:
         """The paths of the environments the last call for ``source`` made effective anew
         or dropped (their file changed, appeared or went); None: it redid the whole source."""
         return self._changes.get(source)
 
+    def changed_refs(self, source: str) -> set[EnvRef] | None:
+        """The environments of ``changed_paths`` (as they were and as they are); None as there."""
+        return None if self._changes.get(source) is None else self._changed_refs.get(source, set())
+
     def __call__(self, raw: SourceSnapshot) -> SourceSnapshot:
         kept = self._sources.get(raw.source)
         if kept is not None and kept.raw is raw:
             self._changes[raw.source] = set()
+            self._changed_refs[raw.source] = set()
             return kept.effective
         self._changes[raw.source] = None
         inputs = (raw.policy_files, _site_policy_key(self.settings))
@@ -81,29 +95,85 @@ class DesiredState:
             return self._keep(raw, inputs, effective(raw, self.settings))
         if kept is None or kept.inputs != inputs:
             return self._keep(raw, inputs, effective(raw, self.settings))
+        known = kept.envs
+        quick = self._patch(raw, inputs, kept)
+        if quick is not None:
+            return quick
         envs: list[DesiredEnv | None] = []
         fresh: list[DesiredEnv] = []
+        again: dict[str, _Kept] = {}  # the same file, handed back as another object
+        hits = 0
         for env in raw.envs:
-            hit = kept.envs.get(env.path)
-            if hit is None or not _same_file(hit.raw, env):
-                fresh.append(env)
-                envs.append(None)
-                continue
-            e = hit.effective
-            envs.append(DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy))
+            hit = known.get(env.path)
+            if hit is not None:
+                hits += 1
+                if hit.raw is env:
+                    envs.append(hit.effective)
+                    continue
+                if _same_file(hit.raw, env):
+                    e = hit.effective
+                    e = DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy)
+                    again[env.path] = _Kept(env, e)
+                    envs.append(e)
+                    continue
+            fresh.append(env)
+            envs.append(None)
         made = {e.path: e for e in effective(replace(raw, envs=tuple(fresh)), self.settings).envs} if fresh else {}
         result = tuple(e if e is not None else made[raw_env.path] for e, raw_env in zip(envs, raw.envs, strict=True))
         changed = {e.path for e in fresh}
-        if len(raw.envs) - len(fresh) != len(kept.envs):  # some files went
-            changed |= kept.envs.keys() - {e.path for e in raw.envs}
-        eff = self._keep(raw, inputs, replace(raw, envs=result))
+        refs = {e.ref for e in fresh}
+        gone: set[str] = set()
+        if hits != len(known):  # some files went
+            gone = known.keys() - {e.path for e in raw.envs}
+            changed |= gone
+            refs |= {known[path].raw.ref for path in gone}
+        refs |= {known[path].raw.ref for path in changed if path in known}
+        # The kept forms, updated in place for what changed (not rebuilt per environment).
+        for path in gone:
+            del known[path]
+        known.update(again)
+        known.update((e.path, _Kept(e, made[e.path])) for e in fresh if e.path in made)
+        self._sources[raw.source] = _Source(raw, inputs, replace(raw, envs=result), known, aligned=True)
         self._changes[raw.source] = changed
-        return eff
+        self._changed_refs[raw.source] = refs
+        return self._sources[raw.source].effective
+
+    def _patch(self, raw: SourceSnapshot, inputs: tuple[object, ...], kept: _Source) -> SourceSnapshot | None:
+        """The common case after a one-file change: the same files in the same places,
+        all but a few handed back as the very objects of the last read. Those few are
+        found with C-level scans (no Python work per environment); None: not that case."""
+        old = kept.raw.envs
+        if not kept.aligned or len(old) != len(raw.envs):
+            return None
+        moved = list(compress(range(len(old)), map(is_not, raw.envs, old)))
+        if len(moved) > len(old) // 4 + 1 or any(raw.envs[i].path != old[i].path for i in moved):
+            return None
+        result = list(kept.effective.envs)
+        known = kept.envs
+        fresh: list[int] = []
+        for i in moved:
+            env, hit = raw.envs[i], known[old[i].path]
+            if _same_file(hit.raw, env):
+                e = hit.effective
+                result[i] = DesiredEnv(env.ref, e.spec, env.source, env.path, env.revision, env.warnings, e.policy)
+                known[env.path] = _Kept(env, result[i])
+            else:
+                fresh.append(i)
+        if fresh:
+            made = effective(replace(raw, envs=tuple(raw.envs[i] for i in fresh)), self.settings).envs
+            for i, e in zip(fresh, made, strict=True):
+                result[i] = e
+                known[e.path] = _Kept(raw.envs[i], e)
+        self._sources[raw.source] = _Source(raw, inputs, replace(raw, envs=tuple(result)), known, aligned=True)
+        self._changes[raw.source] = {raw.envs[i].path for i in fresh}
+        self._changed_refs[raw.source] = {raw.envs[i].ref for i in fresh}
+        return self._sources[raw.source].effective
 
     def _keep(self, raw: SourceSnapshot, inputs: tuple[object, ...], eff: SourceSnapshot) -> SourceSnapshot:
         by_path = {e.path: e for e in eff.envs}
         envs = {e.path: _Kept(e, by_path[e.path]) for e in raw.envs if e.path in by_path}
-        self._sources[raw.source] = _Source(raw, inputs, eff, envs)
+        aligned = list(map(_PATH, raw.envs)) == list(map(_PATH, eff.envs))
+        self._sources[raw.source] = _Source(raw, inputs, eff, envs, aligned)
         return eff
 
     def forget(self) -> None:

@@ -53,7 +53,11 @@ class DesiredEnv:
     spec: Spec
     source: str
     path: str  # relative to the source root, as the user knows it
-    revision: str
+    # The source revision this file was read at. A source hands back the environment it
+    # read earlier for a file that did not change (no per-environment work for a new
+    # revision), so this may be older than the snapshot's revision, at which the file is
+    # the same: not part of equality; the pass records the snapshot's revision.
+    revision: str = field(compare=False)
     warnings: tuple[str, ...] = ()
     # The effective policy for this environment as canonical JSON (``policy.rules``), set
     # from the snapshot's policy files and the site rules; None when no policy applies.

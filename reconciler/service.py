@@ -30,7 +30,7 @@ from condaops.reconciler.build.link import read_link, swap_link
 from condaops.reconciler.desired import DesiredState
 from condaops.reconciler.model import DesiredEnv, EnvRef, Policy, RecordedEnv, Rejection, SourceSnapshot
 from condaops.reconciler.names import shown
-from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, plan
+from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, of_only, plan
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
 from condaops.reconciler.sources.reader import SourceReader, read_source
 from condaops.reconciler.state.queries import current_prefixes, get_build
@@ -176,7 +176,8 @@ class Reconciler:
         renamed = self.deliveries.renamed(_of(snaps, only), recorded)  # condaops: display_name: changed, no rebuild
         # A full check records only what differs from the standing decisions (or whose file
         # changed): the rows of the others already say what their decision writes.
-        queued = self.recorder.apply_plan(p if only is not None or desired is None else self._news(p, desired))
+        recorded_plan = p if only is not None or desired is None else self._news(p, desired)
+        queued = self.recorder.apply_plan(_at_revisions(recorded_plan, snaps))
         if rejections_moved:
             self._record_rejected(snaps)
         for action in p.by_kind(RETIRE):
@@ -209,13 +210,14 @@ class Reconciler:
             old = self._inputs.get(snap.source)
             if old is None or _source_changed(old, snap):
                 return None
-            paths = self._desired.changed_paths(snap.source)
-            if paths is None:  # made effective in full: compare every environment
+            changed = self._desired.changed_refs(snap.source)
+            if changed is None:  # made effective in full: compare every environment
                 refs |= _env_changes(old, snap)
                 continue
             # Only the files made anew can differ; rejections are few: compared whole.
-            refs |= {e.ref for e in old.envs if e.path in paths} | {e.ref for e in snap.envs if e.path in paths}
-            refs |= {r.ref for r in set(old.rejections) ^ set(snap.rejections) if r.ref is not None}
+            refs |= changed
+            if old.rejections != snap.rejections:
+                refs |= {r.ref for r in set(old.rejections) ^ set(snap.rejections) if r.ref is not None}
         return refs
 
     def _news(self, p: Plan, desired: set[EnvRef]) -> Plan:
@@ -325,11 +327,28 @@ def _gist(action: Action | None) -> tuple[object, ...] | None:
     return (action.kind, action.reason, action.message, action.spec_hash, action.attempt, action.revision)
 
 
+def _at_revisions(p: Plan, snaps: list[SourceSnapshot]) -> Plan:
+    """The plan with each desired environment at its source's current revision: a source
+    hands back an unchanged file's environment as read at an earlier revision, and what
+    is recorded (the revision a build was queued at) is the current one."""
+    revisions = {s.source: s.revision for s in snaps}
+    stale = [a for a in p.actions if a.desired is not None and a.desired.revision != revisions.get(a.desired.source)]
+    if not stale:
+        return p
+    actions = tuple(
+        replace(a, desired=replace(a.desired, revision=revisions[a.desired.source] or a.desired.revision))
+        if a.desired is not None and a.desired.revision != revisions.get(a.desired.source)
+        else a
+        for a in p.actions
+    )
+    return Plan(actions, p.notes, p.unnamed_rejections)
+
+
 def _of(snaps: list[SourceSnapshot], only: set[EnvRef] | None) -> list[SourceSnapshot]:
     """The snapshots with the environments of ``only`` alone (all, given None)."""
     if only is None:
         return snaps
-    return [replace(s, envs=tuple(e for e in s.envs if e.ref in only)) if only else replace(s, envs=()) for s in snaps]
+    return [replace(s, envs=tuple(of_only(s.envs, only))) if only else replace(s, envs=()) for s in snaps]
 
 
 def _link_text(ref: EnvRef, prefix: str) -> str:

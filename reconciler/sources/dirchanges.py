@@ -5,8 +5,9 @@ environment files (modified, added or removed) and returns the snapshot a full
 ``read_directory`` would give, or None when the report is not of that simple kind — the
 root or a folder, a policy file, a lockfile, a symlink, a name claimed twice, anything a
 lockfile pairs with — and the caller reads the tree in full. The revision stays the
-digest of every file's content: ``entries`` (path -> digest, as ``read_directory``
-filled it) is updated for the reported files and hashed again.
+digest of every file's content: ``entries`` (``RevisionEntries``, as ``read_directory``
+set it) is updated for the reported files and hashed again. Every environment whose file
+was not reported is handed back as the same object: a pass costs what changed.
 
 A report the watcher could not make (an NFS server without timestamps, a change while
 the watcher restarted) is found at the periodic full check, which reads the tree in full.
@@ -20,42 +21,34 @@ import time
 from collections.abc import Collection
 
 from condaops.config.settings import SourceSettings
-from condaops.reconciler.lockfiles import LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC
 from condaops.reconciler.model import DesiredEnv, EnvRef, Rejection, SourceSnapshot
 from condaops.reconciler.sources.directory import (
     FILE_UNREADABLE,
+    RevisionEntries,
     SpecCache,
     _read_file,
     _Unsettled,
-    digest,
     source_root,
 )
 from condaops.reconciler.sources.layout import (
-    DUPLICATE_ENVIRONMENT,
     POLICY_FILE_NAMES,
     Placement,
     classify,
     lock_kind,
     name_warning,
 )
-
-_LOCK_REASONS = frozenset({LOCK_AMBIGUOUS, LOCK_INVALID, LOCK_WITHOUT_SPEC})
-MAX_CHANGED = 256  # more files reported at once: a checkout, read the tree in full
+from condaops.reconciler.sources.patch import MAX_CHANGED, Holders, patchable, patched
 
 
 def apply_changes(
     settings: SourceSettings,
     last: SourceSnapshot,
-    entries: dict[str, str],
+    entries: RevisionEntries,
     changed: Collection[str],
     cache: SpecCache,
 ) -> SourceSnapshot | None:
     """The snapshot after the reported changes, or None: read the tree in full."""
-    if last.error is not None or not changed or len(changed) > MAX_CHANGED:
-        return None
-    if any(r.reason in _LOCK_REASONS or r.reason == DUPLICATE_ENVIRONMENT for r in last.rejections):
-        return None
-    if any(e.lock is not None for e in last.envs):
+    if not changed or len(changed) > MAX_CHANGED or not patchable(last):
         return None
     root = str(source_root(settings))
     places: dict[str, EnvRef] = {}
@@ -71,26 +64,27 @@ def apply_changes(
 def _apply(
     settings: SourceSettings,
     last: SourceSnapshot,
-    entries: dict[str, str],
+    entries: RevisionEntries,
     places: dict[str, EnvRef],
     root: str,
     cache: SpecCache,
 ) -> SourceSnapshot | None:
-    envs = {e.ref: e for e in last.envs}
-    named = {r.ref: r for r in last.rejections if r.ref is not None}
-    updated = dict(entries)
-    fresh: dict[EnvRef, DesiredEnv | Rejection | None] = {}
+    """The reported files read again; every other environment is handed back as the
+    same object (its ``revision`` is the one it was read at: no work per environment
+    for the new revision)."""
+    holders = Holders(last)
+    updated: dict[str, str | None] = {}
+    fresh: dict[str, tuple[EnvRef, DesiredEnv | Rejection | None]] = {}
     scan_started_ns = time.time_ns()
     for rel, ref in places.items():
-        holder = envs.get(ref) or named.get(ref)
-        if holder is not None and holder.path != rel:
+        if holders.path(ref) not in (None, rel) or any(ref == r for r, _ in fresh.values()):
             return None  # another file claims the same environment: duplicates are decided in full
         path = os.path.join(root, rel)
         try:
             info = os.lstat(path)
         except FileNotFoundError:
-            updated.pop(rel, None)
-            fresh[ref] = None
+            updated[rel] = None
+            fresh[rel] = (ref, None)
             continue
         except OSError:
             return None
@@ -103,27 +97,9 @@ def _apply(
         updated[rel] = outcome.digest
         if outcome.parsed is None:
             reason, message = outcome.problem or (FILE_UNREADABLE, rel)
-            fresh[ref] = Rejection(ref, settings.name, rel, reason, message)
+            fresh[rel] = (ref, Rejection(ref, settings.name, rel, reason, message))
         else:
             warnings = outcome.parsed.warnings + name_warning(ref.name, outcome.parsed.spec.name)
-            fresh[ref] = DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings)
-    revision = digest(updated)
-    entries.clear()
+            fresh[rel] = (ref, DesiredEnv(ref, outcome.parsed.spec, settings.name, rel, "", warnings))
     entries.update(updated)
-    same_refs = True
-    for ref, item in fresh.items():
-        same_refs &= (ref in envs) == isinstance(item, DesiredEnv)
-        envs.pop(ref, None)
-        named.pop(ref, None)
-        if isinstance(item, DesiredEnv):
-            envs[ref] = item
-        elif isinstance(item, Rejection):
-            named[ref] = item
-    if same_refs:
-        ordered = [envs[e.ref] for e in last.envs]  # the same environments: the same order
-    else:
-        ordered = sorted(envs.values(), key=lambda e: (e.ref.namespace, e.ref.name))
-    new_envs = tuple(DesiredEnv(e.ref, e.spec, e.source, e.path, revision, e.warnings) for e in ordered)
-    rejections = [r for r in last.rejections if r.ref is None] + list(named.values())
-    rejections.sort(key=lambda r: (r.path, r.reason))
-    return SourceSnapshot(last.source, revision, new_envs, tuple(rejections), policy_files=last.policy_files)
+    return patched(last, fresh, entries.revision())

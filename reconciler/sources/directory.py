@@ -25,6 +25,7 @@ ctime, inode) is unchanged is neither read nor parsed again.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import stat
@@ -125,12 +126,61 @@ def source_root(settings: SourceSettings) -> Path:
     return settings.directory / settings.path if settings.path else settings.directory
 
 
+class RevisionEntries:
+    """What a directory source's revision is hashed from (path -> content digest, as
+    ``revision_entries`` gives), kept sorted with each line encoded: after a watcher's
+    report of a few files the revision is hashed again without sorting or encoding
+    every entry (``digest`` of the same entries gives the same revision)."""
+
+    def __init__(self, found: dict[str, str] | None = None) -> None:
+        self._digests: dict[str, str] = {}
+        self._paths: list[str] = []  # sorted
+        self._lines: list[bytes] = []  # the encoded line of each path, in that order
+        if found:
+            self.replace(found)
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def get(self, path: str) -> str | None:
+        return self._digests.get(path)
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._digests)
+
+    def replace(self, found: dict[str, str]) -> None:
+        """Hold exactly ``found``."""
+        self._digests = dict(found)
+        self._paths = sorted(found)
+        self._lines = [_line(rel, found[rel]) for rel in self._paths]
+
+    def update(self, changes: dict[str, str | None]) -> None:
+        """Set each path's digest; None removes the path."""
+        for rel, content in changes.items():
+            at = bisect.bisect_left(self._paths, rel)
+            present = at < len(self._paths) and self._paths[at] == rel
+            if content is None:
+                if present:
+                    del self._paths[at], self._lines[at], self._digests[rel]
+                continue
+            if present:
+                self._lines[at] = _line(rel, content)
+            else:
+                self._paths.insert(at, rel)
+                self._lines.insert(at, _line(rel, content))
+            self._digests[rel] = content
+
+    def revision(self) -> str:
+        """``digest`` of the entries held."""
+        return "dir:" + hashlib.sha256(b"".join(self._lines)).hexdigest()
+
+
 def read_directory(
-    settings: SourceSettings, *, cache: SpecCache | None = None, entries: dict[str, str] | None = None
+    settings: SourceSettings, *, cache: SpecCache | None = None, entries: RevisionEntries | None = None
 ) -> SourceSnapshot:
     """Observe the directory source once (see the module docstring for the rules);
-    ``entries``, if given, is filled with what the revision was hashed from (path ->
-    content digest), for ``dirchanges`` to update it after a watcher's report."""
+    ``entries``, if given, is set to what the revision was hashed from (path -> content
+    digest), for ``dirchanges`` to update it after a watcher's report."""
     cache = SpecCache() if cache is None else cache
     root = source_root(settings)
     try:
@@ -154,10 +204,12 @@ def read_directory(
     cache.keep_only({listing.files[p.path] for p in read} | {listing.files[p.path] for p in locks.values()})
     rejections = layout.rejections + lock_rejections
     found = revision_entries(outcomes, rejections, listing, policies)
-    if entries is not None:
-        entries.clear()
-        entries.update(found)
-    return _snapshot(settings, layout.placements, rejections, listing, outcomes, locks, policies, digest(found))
+    if entries is None:
+        revision = digest(found)
+    else:
+        entries.replace(found)
+        revision = entries.revision()
+    return _snapshot(settings, layout.placements, rejections, listing, outcomes, locks, policies, revision)
 
 
 def _list_tree(root: Path, real_root: str) -> _Listing:
@@ -384,10 +436,11 @@ def revision_entries(
 
 def digest(entries: dict[str, str]) -> str:
     """The revision: ``"dir:" + sha256`` over the sorted (path, content digest) entries."""
-    hashed = hashlib.sha256()
-    for rel, content in sorted(entries.items()):
-        hashed.update(f"{rel}\0{content}\n".encode("utf-8", "surrogateescape"))
-    return "dir:" + hashed.hexdigest()
+    return "dir:" + hashlib.sha256(b"".join(_line(rel, entries[rel]) for rel in sorted(entries))).hexdigest()
+
+
+def _line(rel: str, content: str) -> bytes:
+    return f"{rel}\0{content}\n".encode("utf-8", "surrogateescape")
 
 
 def _unreadable(settings: SourceSettings, root: Path, exc: OSError) -> SourceSnapshot:

@@ -69,6 +69,7 @@ from condaops.reconciler.sources.gittree import (
     MissingObject,
     SpecCache,
     build_snapshot,
+    patch_snapshot,
     update_listing,
     walk_tree,
 )
@@ -332,14 +333,28 @@ class GitSource:
             return _Read(commit, None, Listing(), self._error(message, SOURCE_UNREADABLE))
         started = time.perf_counter()
         listing, mode = self._listing(commit, tree, base, check_ancestry)
-        snapshot = build_snapshot(
-            self._mirror().object_store,
-            listing,
-            self._specs,
-            source=self.settings.name,
-            default_namespace=self.settings.default_namespace,
-            revision=commit.decode(),
-        )
+        store = self._mirror().object_store
+        snapshot = None
+        if mode != "full" and base is not None:  # only what the tree diff changed
+            snapshot = patch_snapshot(
+                store,
+                base.listing,
+                base.snapshot,
+                listing,
+                self._specs,
+                default_namespace=self.settings.default_namespace,
+                revision=commit.decode(),
+            )
+            mode = mode if snapshot is not None else f"{mode}, snapshot in full"
+        if snapshot is None:
+            snapshot = build_snapshot(
+                store,
+                listing,
+                self._specs,
+                source=self.settings.name,
+                default_namespace=self.settings.default_namespace,
+                revision=commit.decode(),
+            )
         log.info(
             "git_read source=%s revision=%s mode=%s envs=%d rejections=%d seconds=%.3f",
             self.settings.name,

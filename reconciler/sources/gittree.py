@@ -53,6 +53,7 @@ from condaops.reconciler.sources.layout import (
     pair_locks,
     policy_scope,
 )
+from condaops.reconciler.sources.patch import MAX_CHANGED, Holders, patchable, patched
 from condaops.reconciler.specfile import MAX_SPEC_BYTES, ParsedSpec, parse_spec_bytes
 
 FILE_UNREADABLE = Reason.FILE_UNREADABLE
@@ -275,6 +276,49 @@ def place(
         rejections += duplicates.rejections
     listing.layout = (tuple(sorted(singles, key=lambda p: (p.ref.namespace, p.ref.name))), tuple(rejections))
     return listing.layout
+
+
+def patch_snapshot(
+    store: BaseObjectStore,
+    base: Listing,
+    last: SourceSnapshot,
+    listing: Listing,
+    cache: SpecCache,
+    *,
+    default_namespace: str,
+    revision: str,
+) -> SourceSnapshot | None:
+    """The snapshot of a commit from the last one (``last``, of the listing ``base``)
+    when only environment files changed between them: those blobs are parsed, every
+    other environment is the same object (``patch.patched``). None when the change is
+    not of that kind (a policy file, a lockfile, a misplaced or unsupported entry, a
+    name claimed twice, many files): ``build_snapshot`` then. Raises ``MissingObject``."""
+    if not patchable(last) or listing.unsupported != base.unsupported:
+        return None
+    changed = {path for path, _ in listing.files.items() ^ base.files.items()}
+    if len(changed) > MAX_CHANGED:
+        return None
+    fresh: dict[str, tuple[EnvRef, DesiredEnv | Rejection | None]] = {}
+    source = last.source
+    holders = Holders(last)
+    for path in changed:
+        found = classify(path, default_namespace=default_namespace)
+        if not isinstance(found, Placement) or policy_scope(path) is not None or lock_kind(path.rsplit("/", 1)[-1]):
+            return None
+        ref = found.ref
+        if holders.path(ref) not in (None, path) or any(ref == r for r, _ in fresh.values()):
+            return None  # another file claims the same environment: duplicates are decided in full
+        sha = listing.files.get(path)
+        if sha is None:
+            fresh[path] = (ref, None)
+            continue
+        outcome = cache.outcome(store, sha)
+        if isinstance(outcome, _Problem):
+            fresh[path] = (ref, Rejection(ref, source, path, outcome.reason, outcome.message(path)))
+        else:
+            warnings = outcome.warnings + name_warning(ref.name, outcome.spec.name)
+            fresh[path] = (ref, DesiredEnv(ref, outcome.spec, source, path, revision, warnings))
+    return patched(last, fresh, revision)
 
 
 def build_snapshot(

@@ -13,10 +13,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from condaops.config import SourceSettings
 from condaops.reconciler.model import SourceSnapshot
 from condaops.reconciler.reasons import Reason
+
+if TYPE_CHECKING:
+    from condaops.reconciler.sources.directory import RevisionEntries
 
 
 class SourceReader:
@@ -28,7 +32,7 @@ class SourceReader:
         self._forced_lock = threading.Lock()
         self._followed: dict[str, _Follow] = {}  # directory sources a watcher reports on
         self._last: dict[str, SourceSnapshot] = {}
-        self._entries: dict[str, dict[str, str]] = {}  # per directory source: its revision's inputs
+        self._entries: dict[str, RevisionEntries] = {}  # per directory source: its revision's inputs
 
     @contextmanager
     def follow(self, name: str, *, ready: Callable[[], bool] = lambda: True) -> Iterator[Callable[[object], None]]:
@@ -97,13 +101,13 @@ class SourceReader:
     def __call__(self, src: SourceSettings) -> SourceSnapshot:
         if src.directory is not None:
             from condaops.reconciler.sources.dirchanges import apply_changes
-            from condaops.reconciler.sources.directory import SpecCache, read_directory
+            from condaops.reconciler.sources.directory import RevisionEntries, SpecCache, read_directory
 
             unchanged, changed = self._take(src.name)
             if unchanged is not None:
                 return unchanged
             cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]  # the per-source cache dict holds several kinds; this key holds a SpecCache
-            entries = self._entries.setdefault(src.name, {})
+            entries = self._entries.setdefault(src.name, RevisionEntries())
             last = self._last.get(src.name)
             snapshot = None
             if changed and last is not None:  # only what the watcher reported

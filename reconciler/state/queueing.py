@@ -24,7 +24,7 @@ from condaops.reconciler.plan import BUILD, REJECT, RETIRE, SOURCE_REMOVED_KEPT,
 from condaops.reconciler.reasons import Reason
 from condaops.reconciler.state.locks import keep_lock
 from condaops.reconciler.state.schema import Build, Environment, Namespace, Specification
-from condaops.reconciler.state.session import RecordingSession
+from condaops.reconciler.state.session import RecordingSession, insert_ids
 
 SUPERSEDED = Reason.SUPERSEDED
 _CHUNK = 500  # rows per IN (...) list
@@ -182,14 +182,7 @@ def _insert_new(s: RecordingSession, new: dict[EnvRef, dict[str, Any]]) -> dict[
         namespaces |= dict(inserted.all())
     refs = sorted(new)
     params = [{"namespace_id": namespaces[ref.namespace], "name": ref.name, **new[ref]} for ref in refs]
-    ids: dict[EnvRef, int] = {}
-    for start in range(0, len(params), _CHUNK):
-        chunk = refs[start : start + _CHUNK]
-        result = s.execute(
-            insert(Environment).returning(Environment.id, sort_by_parameter_order=True),
-            params[start : start + _CHUNK],
-        )
-        ids.update(zip(chunk, result.scalars(), strict=True))
+    ids = dict(zip(refs, insert_ids(s, Environment, params), strict=True))
     s.created_envs.update(ids.values())  # a new environment starts at state_version 0
     return ids
 
@@ -205,11 +198,8 @@ def _specifications(s: RecordingSession, builds: Sequence[Action]) -> dict[str, 
         )
         ids.update(s.execute(query).all())
     missing = [h for h in hashes if h not in ids]
-    for start in range(0, len(missing), _CHUNK):
-        chunk = missing[start : start + _CHUNK]
-        rows = [{"sha256": h, "canonical": canonical[h].spec.canonical_json()} for h in chunk]
-        result = s.execute(insert(Specification).returning(Specification.id, sort_by_parameter_order=True), rows)
-        ids.update(zip(chunk, result.scalars(), strict=True))
+    rows = [{"sha256": h, "canonical": canonical[h].spec.canonical_json()} for h in missing]
+    ids.update(zip(missing, insert_ids(s, Specification, rows), strict=True))
     return ids
 
 
@@ -227,13 +217,7 @@ def _queue(
             .execution_options(synchronize_session=False)
         )
     rows = [_build_row(s, a, ids[a.ref], specs[a.spec_hash], now) for a in builds]  # type: ignore[index]  # every ref and spec hash was inserted just above
-    queued: list[QueuedBuild] = []
-    for start in range(0, len(rows), _CHUNK):
-        chunk = builds[start : start + _CHUNK]
-        statement = insert(Build).returning(Build.id, sort_by_parameter_order=True)
-        result = s.execute(statement, rows[start : start + _CHUNK])
-        queued += [QueuedBuild(i, a.ref, a.spec_hash) for i, a in zip(result.scalars(), chunk, strict=True)]  # type: ignore[arg-type]  # RETURNING yields ints; SQLAlchemy types scalars() as Any | None
-    return queued
+    return [QueuedBuild(i, a.ref, a.spec_hash) for i, a in zip(insert_ids(s, Build, rows), builds, strict=True)]  # type: ignore[arg-type]  # a build action has its spec hash
 
 
 def _build_row(s: RecordingSession, action: Action, env_id: int, spec_id: int, now: datetime) -> dict[str, Any]:

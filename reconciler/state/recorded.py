@@ -100,6 +100,17 @@ def _read(s: Session, ids: Collection[int] | None) -> dict[EnvRef, Recorded]:
     return out
 
 
+def _all_versions(s: Session) -> dict[int, int]:
+    """Every environment's ``(id, state_version)``, through the driver's cursor: SQLAlchemy
+    rows for every environment would cost more than the rest of a pass."""
+    cursor = s.connection().connection.cursor()
+    try:
+        cursor.execute("SELECT id, state_version FROM environments")
+        return dict(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def load_recorded(engine: Engine) -> dict[EnvRef, RecordedEnv]:
     """What ``plan`` needs, for every environment, in a few queries."""
     with Session(engine) as s:
@@ -144,6 +155,8 @@ class RecordedState:
         self.engine = engine
         self.records: dict[EnvRef, Recorded] = {}
         self._stamp: tuple[int, int, int | None] | None = None
+        self._versions: dict[int, int] = {}  # environment id -> the version of its record here
+        self._refs: dict[int, EnvRef] = {}  # environment id -> its ref
 
     def reload(self) -> set[EnvRef]:
         """Read every record again; returns every environment's ref (all count as changed)."""
@@ -151,26 +164,36 @@ class RecordedState:
             stamp = s.execute(_STAMP).one()
             self.records = _read(s, None)
         self._stamp = tuple(stamp)  # type: ignore[assignment]  # a Row of three values
+        self._versions = {r.id: r.version for r in self.records.values()}
+        self._refs = {r.id: ref for ref, r in self.records.items()}
         return set(self.records)
 
     def refresh(self) -> set[EnvRef]:
-        """Bring the copy up to date; the refs whose record changed (all, the first time)."""
+        """Bring the copy up to date; the refs whose record changed (all, the first time).
+
+        What moved is found by comparing the ``(id, version)`` pairs as sets, in C: no
+        Python work per environment when a few records moved among many."""
         if self._stamp is None:
             return self.reload()
         with Session(self.engine) as s:
             stamp = tuple(s.execute(_STAMP).one())
             if stamp == self._stamp:
                 return set()
-            known = {r.id: (ref, r.version) for ref, r in self.records.items()}
-            now = dict(s.execute(select(Environment.id, Environment.state_version)).all())
-            moved = {i for i, v in now.items() if i not in known or known[i][1] != v}
-            gone = {known[i][0] for i in known.keys() - now.keys()}
+            now = _all_versions(s)
+            moved = {i for i, _ in now.items() - self._versions.items()}
+            gone_ids = self._versions.keys() - now.keys()
             fresh = _read(s, moved) if moved else {}
         self._stamp = stamp  # type: ignore[assignment]  # the stamp is None until the first read
-        renamed = {ref for ref, r in self.records.items() if r.id in moved and ref not in fresh}
+        gone = {self._refs[i] for i in gone_ids}
+        renamed = {ref for i in moved if (ref := self._refs.get(i)) is not None and ref not in fresh}
         for ref in gone | renamed:
             del self.records[ref]
+        for i in gone_ids | moved:
+            self._versions.pop(i, None)
+            self._refs.pop(i, None)
         self.records.update(fresh)
+        for ref, r in fresh.items():
+            self._versions[r.id], self._refs[r.id] = r.version, ref
         return set(fresh) | gone | renamed
 
     def observe(self, refs: Iterable[EnvRef], present: Callable[[str], bool]) -> set[EnvRef]:

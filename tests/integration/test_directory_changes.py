@@ -8,7 +8,7 @@ import pytest
 
 from condaops.config.settings import SourceSettings
 from condaops.reconciler.sources.dirchanges import apply_changes
-from condaops.reconciler.sources.directory import SpecCache, read_directory
+from condaops.reconciler.sources.directory import RevisionEntries, SpecCache, digest, read_directory
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ REPORTED = {"data/a.yaml", "data/e.yaml", "web/b.yaml", "data/c.yaml", "web/d/en
 def first_read(root: Path):  # type: ignore[no-untyped-def]
     """A full read, with what ``apply_changes`` starts from."""
     settings = SourceSettings(name="envs", directory=root)
-    cache, entries = SpecCache(racy_window=0), {}
+    cache, entries = SpecCache(racy_window=0), RevisionEntries()
     last = read_directory(settings, cache=cache, entries=entries)
     return last, settings, cache, entries
 
@@ -53,6 +53,15 @@ def test_a_reported_file_is_read_alone_and_gives_the_full_snapshot(tree: Path, c
     assert got is not None
     assert got == full
     assert got.revision != last.revision
+    assert got.revision == full.revision == digest(entries.as_dict())  # the kept entries hash as the full read
+    # An environment whose file did not change is handed back as the very object read
+    # before (no work per environment for the new revision); a changed one is at it.
+    before = {e.ref: e for e in last.envs}
+    for env in got.envs:
+        if env.path in REPORTED:
+            assert env.revision == got.revision
+        else:
+            assert env is before[env.ref] and env.revision == last.revision
 
 
 @pytest.mark.parametrize(

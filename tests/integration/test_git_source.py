@@ -172,6 +172,35 @@ def test_only_changed_files_are_parsed_again(
     assert any("mode=incremental" in m for m in messages(caplog, "git_read"))
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"team/env3.yaml": PANDAS}, id="modified"),
+        pytest.param({"team/new.yaml": SCIPY}, id="added"),
+        pytest.param({"team/env4.yaml": None}, id="removed"),
+        pytest.param({"team/env2.yaml": "dependencies: [\n"}, id="now-invalid"),
+        pytest.param({"condaops-policy.yaml": "{}\n"}, id="a-policy-file: read in full"),
+    ],
+)
+def test_a_commit_is_patched_onto_the_last_snapshot_as_a_full_read_gives_it(
+    remote: str, make_repo: MakeRepo, open_source: OpenSource, change: dict[str, str | None]
+) -> None:
+    repo = make_repo({f"team/env{i}.yaml": NUMPY.replace("numpy", f"numpy{i}") for i in range(6)})
+    source = open_source(f"{remote}/envs")
+    last = source.read()
+    head = repo.commit(change)
+    snap = source.read()
+    full = open_source(f"{remote}/envs", name="envs").read()  # a new reader: the commit read in full
+
+    assert snap == full and snap.revision == full.revision == head
+    before = {e.ref: e for e in last.envs}
+    for env in snap.envs:
+        if env.path in change:
+            assert env.revision == head  # read at the new commit
+        elif "condaops-policy.yaml" not in change:
+            assert env is before[env.ref]  # handed back as read: no work per environment
+
+
 def test_sub_folder_paths_are_relative_to_it(remote: str, make_repo: MakeRepo, open_source: OpenSource) -> None:
     repo = make_repo({"conda/envs/team/numpy.yaml": NUMPY, "conda/envs/solo.yaml": NUMPY, "team/other.yaml": NUMPY})
     source = open_source(f"{remote}/envs", path="./conda/envs/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,5 +152,46 @@ def test_the_full_check_period_is_a_setting(tmp_path: Path, engine: Engine) -> N
         assert not rec.reconcile_once().full
         clock.advance(1)
         assert rec.reconcile_once().full
+    finally:
+        rec.close()
+
+
+def test_a_build_of_an_unchanged_file_records_the_current_revision(tmp_path: Path, engine: Engine) -> None:  # noqa: F811
+    """A source hands back an unchanged file's environment as read at an earlier revision
+    (no work per environment when another file changes); what a build records is the
+    revision current when it is queued."""
+    from sqlalchemy import text
+
+    for name in NAMES:
+        env_file(tmp_path / "envs", name)
+    config = tmp_path / "condaops.yaml"
+    config.write_text("store: store\nsources:\n  - directory: envs\n")
+    settings = load_settings(config, environ={}, cwd=tmp_path)
+    clock = Clock(T0)
+    rec = Reconciler(settings, engine, clock=clock)
+    try:
+        with rec.follow("envs") as changed:
+            first = rec.reconcile_once()
+            failing = next(q for q in first.queued if q.ref.name == "a")
+            build_all(rec, replace(first, queued=tuple(q for q in first.queued if q is not failing)))
+            assert rec.recorder.claim(failing.build_id, "w1") is not None
+            assert rec.recorder.finish(failing.build_id, BuildOutcome(False, "SolveFailed", retryable=True), "w1")
+
+            env_file(tmp_path / "envs", "b", "3.11")
+            changed({"team/b.yaml"})
+            clock.advance(5)
+            moved = rec.reconcile_once()  # b read again, a and c handed back as read before
+            (snap,) = moved.snapshots
+            a_env = next(e for e in snap.envs if e.ref.name == "a")
+            assert a_env.revision == first.snapshots[0].revision != snap.revision
+            assert [q.ref.name for q in moved.queued] == ["b"]
+
+            clock.advance(settings.build.backoff)
+            retried = rec.reconcile_once()
+            assert not retried.full and [q.ref.name for q in retried.queued] == ["a"]
+        with engine.connect() as conn:
+            ids = [moved.queued[0].build_id, retried.queued[0].build_id]
+            revisions = conn.execute(text(f"SELECT source_revision FROM builds WHERE id IN ({ids[0]}, {ids[1]})"))
+            assert {r for (r,) in revisions} == {snap.revision}
     finally:
         rec.close()
