@@ -8,6 +8,7 @@ exit 2 rather than create one; a named environment the DB does not know exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from condaops.reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     Refused,
+    open_reader,
     open_state,
     parse_ref,
     print_json,
@@ -27,7 +29,7 @@ from condaops.reconciler.cli.common import (
 
 if TYPE_CHECKING:
     from condaops.reconciler.plan import Plan
-    from condaops.reconciler.state.queries import BuildInfo
+    from condaops.reconciler.state.infos import BuildInfo
 
 SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revision column shows the revision and file"
 
@@ -36,19 +38,14 @@ SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revi
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_environments, list_rejected_files
-
     wanted = [str(parse_ref(e)) for e in args.environments]
-    engine = open_state(settings)
-    try:
-        envs = list_environments(engine, include_retired=bool(wanted))  # retired: when named
+    with open_reader(settings) as db:
+        envs = db.list_environments(include_retired=bool(wanted))  # retired: when named
         if wanted:
             envs = [e for e in envs if str(e.ref) in wanted]
-        rejected = [] if wanted else list_rejected_files(engine)  # files that could not become environments
-        if args.json:
-            print_json(_status_items(settings, engine, envs, rejected, named=bool(wanted)))
-    finally:
-        engine.dispose()
+        rejected = [] if wanted else db.list_rejected_files()  # files that could not become environments
+    if args.json:
+        print_json(_status_items(settings, envs, rejected, named=bool(wanted)))
     missing = sorted(set(wanted) - {str(e.ref) for e in envs})
     if not args.json:
         _print_status(settings, envs, rejected, missing)
@@ -57,15 +54,21 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status_items(settings: Settings, engine: Any, envs: list[Any], rejected: list[Any], *, named: bool) -> list[Any]:
-    """The JSON objects of ``status --json`` (``reconciler.status``), deliveries and updates included."""
+def _status_items(settings: Settings, envs: list[Any], rejected: list[Any], *, named: bool) -> list[Any]:
+    """The JSON objects of ``status --json`` (``reconciler.status``), deliveries and
+    updates included: those are read with SQLAlchemy (``state.queries``), which the table
+    does not need."""
     from condaops.reconciler.state.queries import list_deliveries
     from condaops.reconciler.state.update_queries import list_update_branches, update_reports
     from condaops.reconciler.status import file_status_item, status_item, updates_item
 
-    delivered = list_deliveries(engine, [e.ref for e in envs] if named else None)
-    reports = update_reports(engine)
-    branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+    engine = open_state(settings)
+    try:
+        delivered = list_deliveries(engine, [e.ref for e in envs] if named else None)
+        reports = update_reports(engine)
+        branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+    finally:
+        engine.dispose()
     items = [
         status_item(
             e,
@@ -107,16 +110,11 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import env_builds, get_environment
-
     ref = parse_ref(args.environment)
-    engine = open_state(settings)
-    try:
-        rows = env_builds(engine, ref)
-        if not rows and get_environment(engine, ref) is None:  # one query when it has builds
+    with open_reader(settings) as db:
+        rows = db.env_builds(ref)
+        if not rows and db.get_environment(ref) is None:  # one query when it has builds
             raise unknown([str(ref)])
-    finally:
-        engine.dispose()
     now = datetime.now(timezone.utc)
     if args.json:
         print_json([build_row(b, now) for b in rows])
@@ -226,23 +224,22 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
 def read_plan(settings: Settings) -> Plan:
     """What a pass would do now: the sources read, the state DB only read (a missing one
     plans against nothing recorded; it is not created)."""
-    from condaops.reconciler.desired import effective
+    from condaops.reconciler.desired import effective, policy_of
     from condaops.reconciler.plan import plan
-    from condaops.reconciler.service import SourceReader, observe, policy_of
+    from condaops.reconciler.sources.reader import SourceReader
     from condaops.reconciler.store import StoreLayout
 
     if not settings.sources:
         raise Refused(f"nothing to plan: no sources are configured ({where_looked(settings)})")
     try:
-        engine = open_state(settings)
+        db = open_reader(settings)
     except Refused as exc:
         say(f"{exc}; planning against nothing recorded")
         recorded = {}
     else:
-        try:
-            recorded = observe(engine, StoreLayout.of(settings))
-        finally:
-            engine.dispose()
+        root = str(StoreLayout.of(settings).root)
+        with db:  # a vanished prefix needs a rebuild (as service.observe)
+            recorded = db.recorded(lambda prefix: os.path.isdir(os.path.join(root, prefix)))
     reader = SourceReader()
     try:
         snapshots = [effective(reader(src), settings) for src in settings.sources]
