@@ -210,10 +210,10 @@ def _postgres(rest: str, where: str) -> Any:
     import psycopg
 
     try:
-        conn = psycopg.connect(f"postgresql://{rest}", autocommit=True)
+        # every statement in a read-only transaction: the server refuses any write
+        conn = psycopg.connect(f"postgresql://{rest}", autocommit=True, options="-c default_transaction_read_only=on")
     except psycopg.Error as exc:
         raise StateMissing(f"the state database at {where} cannot be reached ({type(exc).__name__})") from exc
-    conn.read_only = True
     return conn
 
 
