@@ -26,12 +26,13 @@ from condaops.reconciler.cli.common import (
     unknown,
     where_looked,
 )
+from condaops.reconciler.sources.revisions import short_revision
 
 if TYPE_CHECKING:
     from condaops.reconciler.plan import Plan
     from condaops.reconciler.state.infos import BuildInfo
 
-SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revision column shows the revision and file"
+SUBJECT_WIDTH = 60  # characters of a subject in the table (--json has it whole)
 
 
 # --- status ---------------------------------------------------------------------------
@@ -110,32 +111,50 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    from condaops.reconciler.sources.revisions import RevisionReader
+
     ref = parse_ref(args.environment)
     with open_reader(settings) as db:
         rows = db.env_builds(ref)
         if not rows and db.get_environment(ref) is None:  # one query when it has builds
             raise unknown([str(ref)])
     now = datetime.now(timezone.utc)
+    revisions = RevisionReader(settings.sources)  # the site's lookup: the Git mirror, the file
+    try:
+        subjects = [subject(revisions, b) for b in rows]
+    finally:
+        revisions.close()
     if args.json:
-        print_json([build_row(b, now) for b in rows])
+        print_json([build_row(b, now, s) for b, s in zip(rows, subjects, strict=True)])
         return EXIT_OK
-    table: list[tuple[str, ...]] = [("BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "NOTE")]
-    table += [_history_line(b, now) for b in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(7)]
+    table: list[tuple[str, ...]] = [
+        ("BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "SUBJECT", "NOTE")
+    ]
+    table += [_history_line(b, now, s) for b, s in zip(rows, subjects, strict=True)]
+    widths = [max(len(r[i]) for r in table) for i in range(8)]
     for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + ("  " + r[7] if r[7] else ""))
-    if rows:
-        say(SUBJECT_NOTE)
+        print("  ".join(c.ljust(w) for c, w in zip(r[:8], widths, strict=True)) + ("  " + r[8] if r[8] else ""))
+    unknown_commits = sum(1 for b, s in zip(rows, subjects, strict=True) if s is None and b.source_revision)
+    if unknown_commits:
+        say(f"{unknown_commits} revision(s) without a subject: the commit is not in this host's Git mirror")
     return EXIT_OK
 
 
-def _history_line(b: BuildInfo, now: datetime) -> tuple[str, ...]:
+def subject(revisions: Any, b: BuildInfo) -> str | None:
+    """What a build's revision was: the commit subject (Git), the file's path (directory)."""
+    found = revisions.describe(b.source, b.source_revision, b.source_path)
+    if found is None:
+        return None
+    return found.subject if found.kind == "git" else found.path
+
+
+def _history_line(b: BuildInfo, now: datetime, about: str | None) -> tuple[str, ...]:
     took = duration(b, now)
     text = "-" if took is None else _human(took) + ("" if b.finished_at else " so far")
     note = " ".join(x for x in (b.reason or "", b.message or "") if x)
     if b.lock_path:
         note += f" locked: {b.lock_path}"
-    revision = _short(b.source_revision) + (f" {b.source_path}" if b.source_path else "")
+    shown = about or b.source_path or "-"
     return (
         str(b.build_id),
         b.state,
@@ -143,9 +162,17 @@ def _history_line(b: BuildInfo, now: datetime) -> tuple[str, ...]:
         _when(b.queued_at),
         _when(b.finished_at),
         text,
-        revision,
+        short_revision(b.source_revision),
+        _fit(shown, keep_end=about is None or about.startswith("/")),  # a path (directory source) or a subject
         note.strip(),
     )
+
+
+def _fit(text: str, *, keep_end: bool) -> str:
+    """``text`` in ``SUBJECT_WIDTH`` characters: a path keeps its end (the file's name)."""
+    if len(text) <= SUBJECT_WIDTH:
+        return text
+    return "…" + text[1 - SUBJECT_WIDTH :] if keep_end else text[: SUBJECT_WIDTH - 1] + "…"
 
 
 def _utc(at: datetime) -> datetime:
@@ -154,12 +181,6 @@ def _utc(at: datetime) -> datetime:
 
 def _when(at: datetime | None) -> str:
     return "-" if at is None else _utc(at).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _short(revision: str | None) -> str:
-    if not revision:
-        return "-"
-    return revision[:12] if ":" not in revision else revision[: revision.index(":") + 13]  # dir:<hash>
 
 
 def duration(b: BuildInfo, now: datetime) -> float | None:
@@ -178,7 +199,7 @@ def _human(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
-def build_row(b: BuildInfo, now: datetime) -> dict[str, object]:
+def build_row(b: BuildInfo, now: datetime, about: str | None = None) -> dict[str, object]:
     return {
         "build_id": b.build_id,
         "state": b.state,
@@ -190,6 +211,7 @@ def build_row(b: BuildInfo, now: datetime) -> dict[str, object]:
         "source": b.source,
         "revision": b.source_revision,
         "path": b.source_path,
+        "subject": about,  # the commit subject (Git), the file's full path (directory), None when unknown
         "queued_at": b.queued_at,
         "started_at": b.started_at,
         "finished_at": b.finished_at,

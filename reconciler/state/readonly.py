@@ -139,7 +139,10 @@ class Reader:
         rows = self._rows(
             "SELECT source, path, reason, message, revision, first_seen_at FROM rejected_files ORDER BY source, path"
         )
-        return [RejectedFileInfo(*r[:5], _utc(r[5])) for r in rows]  # type: ignore[arg-type]  # first_seen_at is NOT NULL
+        return [
+            RejectedFileInfo(source, path, reason, message, revision, _utc(seen) or datetime.min)  # NOT NULL
+            for source, path, reason, message, revision, seen in rows
+        ]
 
     # --- what plan compares with ------------------------------------------------------
 
