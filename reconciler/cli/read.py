@@ -26,7 +26,6 @@ from condaops.reconciler.cli.common import (
     unknown,
     where_looked,
 )
-from condaops.reconciler.sources.revisions import short_revision
 
 if TYPE_CHECKING:
     from condaops.reconciler.plan import Plan
@@ -149,6 +148,8 @@ def subject(revisions: Any, b: BuildInfo) -> str | None:
 
 
 def _history_line(b: BuildInfo, now: datetime, about: str | None) -> tuple[str, ...]:
+    from condaops.reconciler.sources.revisions import short_revision
+
     took = duration(b, now)
     text = "-" if took is None else _human(took) + ("" if b.finished_at else " so far")
     note = " ".join(x for x in (b.reason or "", b.message or "") if x)
