@@ -211,10 +211,14 @@ def _sqlite(rest: str, where: str) -> Any:
 
 def _postgres(rest: str, where: str) -> Any:
     import psycopg
+    from psycopg.conninfo import conninfo_to_dict
 
     try:
-        # every statement in a read-only transaction: the server refuses any write
-        conn = psycopg.connect(f"postgresql://{rest}", autocommit=True, options="-c default_transaction_read_only=on")
+        params = conninfo_to_dict(f"postgresql://{rest}")
+        # every statement in a read-only transaction (the server refuses any write),
+        # after the URL's own options (a search_path, say)
+        params["options"] = f"{params.get('options') or ''} -c default_transaction_read_only=on".strip()
+        conn = psycopg.connect(**params, autocommit=True)
     except psycopg.Error as exc:
         raise StateMissing(f"the state database at {where} cannot be reached ({type(exc).__name__})") from exc
     return conn

@@ -166,6 +166,10 @@ def test_it_creates_nothing_and_names_what_is_missing(tmp_path: Path) -> None:
 def test_it_writes_nothing(url: str) -> None:
     with open_reader(url) as db, pytest.raises(Exception, match="(?i)read.?only"):
         db._rows("DELETE FROM rejected_files")
+    if url.startswith("postgresql"):  # the URL's own options are kept beside read-only
+        with open_reader(f"{url}?options=-c%20statement_timeout%3D4321") as db:
+            assert db._rows("SHOW statement_timeout") == [("4321ms",)]
+            assert db._rows("SHOW default_transaction_read_only") == [("on",)]
 
 
 def test_a_password_is_never_shown() -> None:
