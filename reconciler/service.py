@@ -86,7 +86,7 @@ class Reconciler:
 
         self.deliveries = Deliveries(settings, engine, self.recorder)  # kernels, modulefiles, names follow links
         self._withdraw = (withdraw_deliveries(self.deliveries),)  # a retirement's clean-up bound to them
-        self._read = reader or SourceReader()
+        self._read = reader or SourceReader(parse_cache=self.layout.caches / "specs")
         from condaops.reconciler.changereqs.tracking import ChangeRequests
 
         self.changes = ChangeRequests(

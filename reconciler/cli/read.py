@@ -263,7 +263,8 @@ def read_plan(settings: Settings) -> Plan:
         root = str(StoreLayout.of(settings).root)
         with db:  # a vanished prefix needs a rebuild (as service.observe)
             recorded = db.recorded(lambda prefix: os.path.isdir(os.path.join(root, prefix)))
-    reader = SourceReader()
+    # the reconciler's parse results, by content: unchanged files are not parsed again
+    reader = SourceReader(parse_cache=StoreLayout.of(settings).caches / "specs", save_parses=False)
     try:
         snapshots = [effective(reader(src), settings) for src in settings.sources]
     finally:

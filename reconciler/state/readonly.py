@@ -211,14 +211,14 @@ def _sqlite(rest: str, where: str) -> Any:
 
 def _postgres(rest: str, where: str) -> Any:
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     try:
-        params = conninfo_to_dict(f"postgresql://{rest}")
+        url = f"postgresql://{rest}"
         # every statement in a read-only transaction (the server refuses any write),
         # after the URL's own options (a search_path, say)
-        params["options"] = f"{params.get('options') or ''} -c default_transaction_read_only=on".strip()
-        conn = psycopg.connect(**params, autocommit=True)
+        options = f"{conninfo_to_dict(url).get('options') or ''} -c default_transaction_read_only=on".strip()
+        conn = psycopg.connect(make_conninfo(url, options=options), autocommit=True)
     except psycopg.Error as exc:
         raise StateMissing(f"the state database at {where} cannot be reached ({type(exc).__name__})") from exc
     return conn

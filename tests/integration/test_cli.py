@@ -223,3 +223,20 @@ def test_read_commands_load_no_migrations_scheduler_worker_or_site(built, comman
         assert orm == [], f"{' '.join(command)} imports {orm[:5]}"
     if command == ["--help"]:
         assert not any(m.startswith(("sqlalchemy", "condaops.config", "yaml")) for m in imported)
+
+
+def test_plan_takes_the_reconcilers_parse_results_and_says_the_same(built) -> None:  # type: ignore[no-untyped-def]
+    """``reconcile`` keeps what it parsed (``sources.parsecache``); ``plan`` reads it
+    instead of parsing unchanged files, prints the same, and writes nothing itself."""
+    config = ("--config", str(built.config_file))
+    kept = built.store / ".cache" / "specs"
+    assert [p.suffix for p in kept.iterdir()] == [".json"]
+    warm = condaops("plan", "--json", *config, cwd=built.root)
+    shutil.rmtree(kept)
+    cold = condaops("plan", "--json", *config, cwd=built.root)
+    assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout) == (0, cold.stdout)
+    assert json.loads(cold.stdout)["actions"][0]["reason"] == "UpToDate"
+    assert not kept.exists()  # plan creates nothing
+    built.write_env("team/tool.yaml", tool_env("tool=1.0"))  # changed since the reconciler's parse
+    changed = condaops("plan", *config, cwd=built.root)
+    assert changed.returncode == 1 and "team/tool" in changed.stdout
