@@ -49,12 +49,7 @@ from condaops.reconciler.sources.layout import (
     pair_locks,
     policy_scope,
 )
-from condaops.reconciler.specfile import (
-    MAX_SPEC_BYTES,
-    ParsedSpec,
-    load_spec_file,
-    parse_spec_bytes,
-)
+from condaops.reconciler.spec import MAX_SPEC_BYTES, ParsedSpec  # specfile (rattler, packaging) loads to parse
 
 MAX_POLICY_BYTES = 1 << 20  # as policy.load: a larger policy file is refused there too
 SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
@@ -300,6 +295,8 @@ def _restat_key(rel: str, path: str) -> StatKey:
 
 def _parse(rel: str, data: bytes, digest: str) -> _Outcome:
     try:
+        from condaops.reconciler.specfile import parse_spec_bytes
+
         return _Outcome(digest, parsed=parse_spec_bytes(data, file=rel))
     except SpecError as err:
         return _Outcome(digest, problem=(err.reason, str(err)))
@@ -308,6 +305,8 @@ def _parse(rel: str, data: bytes, digest: str) -> _Outcome:
 def _oversized(rel: str, path: str, size: int) -> _Outcome:
     """Let specfile refuse a file over the limit without it being read whole."""
     try:
+        from condaops.reconciler.specfile import load_spec_file
+
         load_spec_file(Path(path), file=rel)
     except SpecError as err:
         return _Outcome(f"size:{size}", problem=(err.reason, str(err)))

@@ -17,15 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from condaops.reconciler.spec import spec_from_canonical
-from condaops.reconciler.specfile import ParsedSpec
+from condaops.reconciler.spec import ParsedSpec, spec_from_canonical
 
 FORMAT = 1
 # Whose code decides a parse outcome: the modules read into the fingerprint, and the
@@ -47,10 +45,10 @@ Outcome = tuple[ParsedSpec | None, tuple[str, str] | None]  # (parsed, (reason, 
 def fingerprint() -> str:
     """The parser's identity: the source of its modules and its libraries' versions."""
     hashed = hashlib.sha256(f"format {FORMAT}\n".encode())
+    here = Path(__file__).resolve().parents[1]  # the reconciler package (not imported to read them)
     for name in PARSER_MODULES:
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        hashed.update(name.encode() + b"\0" + (Path(path).read_bytes() if path else b"?"))
+        path = here / (name.rsplit(".", 1)[1] + ".py")
+        hashed.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"?"))
     for lib in PARSER_LIBRARIES:
         try:
             hashed.update(f"{lib}={version(lib)}\n".encode())
