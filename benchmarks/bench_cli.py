@@ -132,6 +132,8 @@ def timed_runs(
 def run(tmp: Path, runs: int, recorded_10k: bool) -> dict[str, object]:
     exe = str(condaops())
     c1k = prepare(tmp / "1k", 1_000, 10, record=True)
+    if not list((tmp / "1k" / "store" / ".cache" / "specs").glob("specs-*.json")):
+        sys.exit("bench_cli: the reconcile pass kept no parse results (<store>/.cache/specs): plan 1k would parse")
     c10k = prepare(tmp / "10k", 10_000, 100, record=recorded_10k)
     probe = "team-000/env-000"
     commands = {
