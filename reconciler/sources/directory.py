@@ -20,7 +20,9 @@ files with the rules in ``layout``, reads and parses each environment file with
   the same care, and attached to its environment; its content counts in the revision.
 
 Re-scans are incremental when a ``SpecCache`` is passed: a file whose (size, mtime,
-ctime, inode) is unchanged is neither read nor parsed again.
+ctime, inode) is unchanged is neither read nor parsed again, and one whose bytes the
+cache knows (by path and content sha256, e.g. from ``parsecache`` on disk) is read and
+hashed but not parsed again.
 """
 
 from __future__ import annotations
