@@ -13,7 +13,7 @@ from itertools import compress
 from operator import attrgetter, is_not
 
 from condaops.config import Settings
-from condaops.reconciler.model import DesiredEnv, EnvRef, SourceSnapshot
+from condaops.reconciler.model import DesiredEnv, EnvRef, Policy, SourceSnapshot
 
 
 def effective(snapshot: SourceSnapshot, settings: Settings) -> SourceSnapshot:
@@ -202,3 +202,12 @@ def _site_policy_key(settings: Settings) -> object:
     except OSError as exc:
         return ("unreadable", exc.errno)
     return (info.st_mtime_ns, info.st_size, info.st_ino, settings.channels.alias)
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The parts of the settings ``plan`` decides with."""
+    b = settings.build
+    allow_empty = frozenset(s.name for s in settings.sources if getattr(s, "allow_empty", False))
+    return Policy(
+        prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max, allow_empty=allow_empty
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -161,15 +162,33 @@ def run_lock_command(settings: Settings, args: argparse.Namespace) -> int:
         platforms=tuple(args.platform),
         cutoff=datetime.now(timezone.utc) - timedelta(days=args.cooldown) if args.cooldown > 0 else None,
     )
+    as_json = bool(getattr(args, "json", False))
     if args.check:
         problems = check_locks(settings, request)
-        for line in problems:
+        if as_json:
+            print(json.dumps({"problems": problems}, indent=2))
+        for line in [] if as_json else problems:
             print(line)
         print(f"condaops: {len(problems)} lock problem(s)", file=sys.stderr)
         return 1 if problems else 0
-    for done in lock_environments(settings, request, cache=StoreLayout.of(settings).caches):
+    done_all = lock_environments(settings, request, cache=StoreLayout.of(settings).caches)
+    if as_json:
+        print(json.dumps({"locks": [_locked_item(d) for d in done_all]}, indent=2))
+        return 0
+    for done in done_all:
         sizes = ", ".join(f"{p}: {n} packages" for p, n in done.platforms.items())
         what = "wrote" if done.changed else "unchanged"
         gone = f"; removed {done.removed}" if done.removed else ""
         print(f"{what} {done.path} ({done.env}; {sizes}){gone}")
     return 0
+
+
+def _locked_item(done: Locked) -> dict[str, object]:
+    """One lockfile of ``lock --json``."""
+    return {
+        "environment": done.env,
+        "path": done.path,
+        "changed": done.changed,
+        "packages": done.platforms,  # platform -> conda packages locked
+        "removed": done.removed,
+    }

@@ -27,8 +27,8 @@ from sqlalchemy import Engine
 
 from condaops.config import Settings, SourceSettings
 from condaops.reconciler.build.link import read_link, swap_link
-from condaops.reconciler.desired import DesiredState
-from condaops.reconciler.model import DesiredEnv, EnvRef, Policy, RecordedEnv, Rejection, SourceSnapshot
+from condaops.reconciler.desired import DesiredState, policy_of
+from condaops.reconciler.model import DesiredEnv, EnvRef, RecordedEnv, Rejection, SourceSnapshot
 from condaops.reconciler.names import shown
 from condaops.reconciler.plan import RETIRE, WAIT, Action, Plan, of_only, plan
 from condaops.reconciler.retire import retire_environment, withdraw_deliveries
@@ -55,14 +55,6 @@ class PassResult:
     previews: tuple[int, ...] = ()  # change-request preview builds queued by this pass
     full: bool = False  # this pass was a full check
     planned: int = 0  # environments decided in this pass
-
-
-def policy_of(settings: Settings) -> Policy:
-    b = settings.build
-    allow_empty = frozenset(s.name for s in settings.sources if getattr(s, "allow_empty", False))
-    return Policy(
-        prune=settings.prune, retries=b.retries, backoff=b.backoff, backoff_max=b.backoff_max, allow_empty=allow_empty
-    )
 
 
 def observe(engine: Engine, layout: StoreLayout) -> dict[EnvRef, RecordedEnv]:
@@ -94,7 +86,7 @@ class Reconciler:
 
         self.deliveries = Deliveries(settings, engine, self.recorder)  # kernels, modulefiles, names follow links
         self._withdraw = (withdraw_deliveries(self.deliveries),)  # a retirement's clean-up bound to them
-        self._read = reader or SourceReader()
+        self._read = reader or SourceReader(parse_cache=self.layout.caches / "specs")
         from condaops.reconciler.changereqs.tracking import ChangeRequests
 
         self.changes = ChangeRequests(

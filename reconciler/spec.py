@@ -49,6 +49,9 @@ class LockPin:
     digest: str
 
 
+MAX_SPEC_BYTES = 1 << 20  # an environment file over this is refused (``specfile``)
+
+
 @dataclass(frozen=True, slots=True)
 class Spec:
     """A normalized environment specification.
@@ -192,3 +195,11 @@ def selector_matches(selector: str | None, platform: str) -> bool:
     name = words[-1]
     hit = platform in _SELECTOR_PLATFORMS.get(name, frozenset())
     return not hit if negate else hit
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedSpec:
+    """A parsed environment file (``specfile``): the spec and one-line warnings about it."""
+
+    spec: Spec
+    warnings: tuple[str, ...]

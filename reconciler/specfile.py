@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from rattler import Channel
@@ -49,7 +48,7 @@ from condaops.reconciler.requirements import (
     normalize_match_spec,
     normalize_pip,
 )
-from condaops.reconciler.spec import Dependency, Spec
+from condaops.reconciler.spec import MAX_SPEC_BYTES, Dependency, ParsedSpec, Spec
 from condaops.reconciler.specyaml import (
     FileContext,
     compose,
@@ -61,7 +60,6 @@ from condaops.reconciler.specyaml import (
     string,
 )
 
-MAX_SPEC_BYTES = 1 << 20
 ALLOWED_KEYS = ("name", "channels", "dependencies", "variables", "platforms", "condaops")
 CONDAOPS_KEYS = ("display_name",)  # under condaops:
 MAX_DISPLAY_NAME = 100  # characters: a launcher tile or a menu entry, not a description
@@ -75,14 +73,7 @@ _TEMPLATE = re.compile(r"\{\{|\{%")
 _SEL_KEY = re.compile(r"sel\(([^()]*)\)")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STR_TAG = "tag:yaml.org,2002:str"
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedSpec:
-    """A parsed environment file: the spec and one-line warnings about it."""
-
-    spec: Spec
-    warnings: tuple[str, ...]
+__all__ = ["MAX_SPEC_BYTES", "ParsedSpec", "load_spec_file", "parse_spec_bytes"]
 
 
 # --- public entry points ------------------------------------------------------------

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from condaops.reconciler.model import BUILDING, COMPLETED, FAILED, QUEUED, DeliveryRecord
 from condaops.reconciler.policy.findings import report_from_json
 from condaops.reconciler.reasons import Reason
 from condaops.reconciler.sources.layout import lock_kind
-from condaops.reconciler.state.queries import BuildInfo, EnvInfo, RejectedFileInfo
-from condaops.reconciler.state.update_queries import UpdateBranchInfo, UpdateReportInfo
+from condaops.reconciler.state.infos import BuildInfo, EnvInfo, RejectedFileInfo
+
+if TYPE_CHECKING:
+    from condaops.reconciler.state.update_queries import UpdateBranchInfo, UpdateReportInfo
 
 PENDING, READY = "pending", "ready"
 REMOVED = "removed"  # its file is gone; kept (prune is off), current build still linked

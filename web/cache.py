@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from condaops.reconciler.lru import LRU
+
+__all__ = ["LRU", "Cached", "Stamped"]
 
 log = logging.getLogger("condaops.web")
 
@@ -75,29 +78,6 @@ class _Loaded(Generic[T]):
     value: T
     at: float  # clock() when loaded (or found unchanged)
     stamp: Hashable
-
-
-class LRU(Generic[K, T]):
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> T | None:
-        with self._lock:
-            if key not in self._items:
-                return None
-            self._items.move_to_end(key)
-            return self._items[key]
-
-    def put(self, key: K, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 class Stamped(Generic[K, T]):

@@ -41,6 +41,7 @@ from sqlalchemy import Engine
 from condaops.config import Settings
 from condaops.reconciler.buildlog import LOG_KIND
 from condaops.reconciler.model import EnvRef
+from condaops.reconciler.sources.revisions import RevisionReader
 from condaops.reconciler.state.packages import LockedPackage, indexed_packages, read_locked_packages
 from condaops.reconciler.state.queries import (
     ArtifactInfo,
@@ -66,7 +67,6 @@ from condaops.web.fragments import Fragments
 from condaops.web.health import BADGE_TITLES
 from condaops.web.metrics import ServiceMetrics
 from condaops.web.render import Renderer
-from condaops.web.revisions import RevisionReader
 from condaops.web.views import EnvRow, env_rows, spec_document, valid_name
 
 log = logging.getLogger("condaops.web")

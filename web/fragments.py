@@ -21,11 +21,11 @@ from typing import TypeVar
 from markupsafe import Markup
 
 from condaops.reconciler.model import CANCELED, COMPLETED, FAILED
+from condaops.reconciler.sources.revisions import Revision
 from condaops.reconciler.state.packages import LockedPackage
 from condaops.reconciler.state.queries import ArtifactInfo, BuildInfo
 from condaops.web.cache import LRU
 from condaops.web.render import Renderer
-from condaops.web.revisions import Revision
 from condaops.web.views import build_duration
 
 T = TypeVar("T")

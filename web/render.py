@@ -16,7 +16,8 @@ from litestar import MediaType, Response
 from markupsafe import Markup
 
 from condaops.reconciler.names import shown
-from condaops.web.views import channel_label, human_duration, human_size, short_revision
+from condaops.reconciler.sources.revisions import short_revision
+from condaops.web.views import channel_label, human_duration, human_size
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")

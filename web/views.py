@@ -144,16 +144,6 @@ def build_duration(build: BuildInfo) -> float | None:
     return max((build.finished_at - build.started_at).total_seconds(), 0.0)
 
 
-def short_revision(revision: str | None) -> str:
-    """A Git SHA to 12 characters; ``dir:<digest>`` revisions likewise."""
-    if not revision:
-        return "-"
-    kind, sep, digest = revision.partition(":")
-    if sep and len(digest) > 12:
-        return f"{kind}:{digest[:12]}"
-    return revision[:12] if re.fullmatch(r"[0-9a-f]{13,}", revision) else revision
-
-
 @functools.lru_cache(maxsize=256)  # a few channels, on every row of every package table
 def channel_label(url: str | None) -> str:
     """``https://conda.anaconda.org/conda-forge`` -> ``conda-forge``; other URLs as they are."""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from condaops.config import Settings
     from condaops.reconciler.model import EnvRef
+    from condaops.reconciler.state.readonly import Reader
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 EXIT_UNKNOWN = 1  # a named environment is not known
@@ -62,20 +63,40 @@ def where_looked(settings: Settings) -> str:
 
 
 def open_state(settings: Settings) -> Engine:
-    """The state DB for reading (``state.db.open_existing``): never created, never
-    migrated. Missing, or at another schema revision: exit 2 saying where it looked."""
-    from condaops.reconciler.state.db import StateMissing, open_existing
+    """The state DB for reading with SQLAlchemy (``state.db.open_existing``): never
+    created, never migrated. Missing, or at another schema revision: exit 2 saying where
+    it looked."""
+    from condaops.reconciler.state.db import open_existing
+    from condaops.reconciler.state.readonly import StateMissing
 
-    shown = None if settings.database else str(settings.store / "condaops.db")
     try:
-        return open_existing(settings.database_url, shown_as=shown)
+        return open_existing(settings.database_url, shown_as=_shown(settings))
     except StateMissing as exc:
-        if settings.config_file is None:
-            raise Refused(
-                f"no settings and no store: {where_looked(settings)}; {exc} (the default store); "
-                "give --config FILE, run in the folder holding condaops.yaml, or set CONDAOPS_CONFIG"
-            ) from None
-        raise Refused(
-            f"{exc} (the store of {settings.config_file}): nothing is recorded yet; "
-            "run `condaops reconcile` (one pass) or `condaops serve` first"
-        ) from None
+        raise _missing(settings, exc) from None
+
+
+def open_reader(settings: Settings) -> Reader:
+    """The state DB for the read commands (``state.readonly``: the DB-API alone, no
+    SQLAlchemy), on the same terms as ``open_state``."""
+    from condaops.reconciler.state.readonly import StateMissing, open_reader
+
+    try:
+        return open_reader(settings.database_url, shown_as=_shown(settings))
+    except StateMissing as exc:
+        raise _missing(settings, exc) from None
+
+
+def _shown(settings: Settings) -> str | None:
+    return None if settings.database else str(settings.store / "condaops.db")
+
+
+def _missing(settings: Settings, exc: Exception) -> Refused:
+    if settings.config_file is None:
+        return Refused(
+            f"no settings and no store: {where_looked(settings)}; {exc} (the default store); "
+            "give --config FILE, run in the folder holding condaops.yaml, or set CONDAOPS_CONFIG"
+        )
+    return Refused(
+        f"{exc} (the store of {settings.config_file}): nothing is recorded yet; "
+        "run `condaops reconcile` (one pass) or `condaops serve` first"
+    )

@@ -118,6 +118,7 @@ def build_parser(complete_environments: Callable[..., object] | None = None) -> 
 
     up = command("update", "run the update check of sources with `updates` now (pull requests, reports)")
     up.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    up.add_argument("--json", action="store_true", help="print each source's run as JSON (checked, decisions, error)")
 
     g = command(
         "gc",
@@ -169,6 +170,7 @@ def _lock_command(command: Callable[[str, str], argparse.ArgumentParser]) -> Non
     lk.add_argument("--platform", action="append", default=[], help="lock these platforms (default: configured)")
     lk.add_argument("--cooldown", type=float, default=0.0, help="days a new package version must be old (default 0)")
     lk.add_argument("--check", action="store_true", help="write nothing; exit 1 when a lock is missing or stale")
+    lk.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def _check_options(p: argparse.ArgumentParser, *, git_default: str | None) -> None:

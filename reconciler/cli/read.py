@@ -8,6 +8,7 @@ exit 2 rather than create one; a named environment the DB does not know exits 1.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from condaops.reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     Refused,
+    open_reader,
     open_state,
     parse_ref,
     print_json,
@@ -27,28 +29,23 @@ from condaops.reconciler.cli.common import (
 
 if TYPE_CHECKING:
     from condaops.reconciler.plan import Plan
-    from condaops.reconciler.state.queries import BuildInfo
+    from condaops.reconciler.state.infos import BuildInfo
 
-SUBJECT_NOTE = "commit subjects are not recorded in the state database: the revision column shows the revision and file"
+SUBJECT_WIDTH = 60  # characters of a subject in the table (--json has it whole)
 
 
 # --- status ---------------------------------------------------------------------------
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import list_environments, list_rejected_files
-
     wanted = [str(parse_ref(e)) for e in args.environments]
-    engine = open_state(settings)
-    try:
-        envs = list_environments(engine, include_retired=bool(wanted))  # retired: when named
+    with open_reader(settings) as db:
+        envs = db.list_environments(include_retired=bool(wanted))  # retired: when named
         if wanted:
             envs = [e for e in envs if str(e.ref) in wanted]
-        rejected = [] if wanted else list_rejected_files(engine)  # files that could not become environments
-        if args.json:
-            print_json(_status_items(settings, engine, envs, rejected, named=bool(wanted)))
-    finally:
-        engine.dispose()
+        rejected = [] if wanted else db.list_rejected_files()  # files that could not become environments
+    if args.json:
+        print_json(_status_items(settings, envs, rejected, named=bool(wanted)))
     missing = sorted(set(wanted) - {str(e.ref) for e in envs})
     if not args.json:
         _print_status(settings, envs, rejected, missing)
@@ -57,15 +54,21 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status_items(settings: Settings, engine: Any, envs: list[Any], rejected: list[Any], *, named: bool) -> list[Any]:
-    """The JSON objects of ``status --json`` (``reconciler.status``), deliveries and updates included."""
+def _status_items(settings: Settings, envs: list[Any], rejected: list[Any], *, named: bool) -> list[Any]:
+    """The JSON objects of ``status --json`` (``reconciler.status``), deliveries and
+    updates included: those are read with SQLAlchemy (``state.queries``), which the table
+    does not need."""
     from condaops.reconciler.state.queries import list_deliveries
     from condaops.reconciler.state.update_queries import list_update_branches, update_reports
     from condaops.reconciler.status import file_status_item, status_item, updates_item
 
-    delivered = list_deliveries(engine, [e.ref for e in envs] if named else None)
-    reports = update_reports(engine)
-    branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+    engine = open_state(settings)
+    try:
+        delivered = list_deliveries(engine, [e.ref for e in envs] if named else None)
+        reports = update_reports(engine)
+        branches = {(b.source, b.branch): b for b in list_update_branches(engine)}
+    finally:
+        engine.dispose()
     items = [
         status_item(
             e,
@@ -107,37 +110,52 @@ def _print_status(settings: Settings, envs: list[Any], rejected: list[Any], miss
 
 
 def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
-    from condaops.reconciler.state.queries import env_builds, get_environment
+    from condaops.reconciler.sources.revisions import RevisionReader
 
     ref = parse_ref(args.environment)
-    engine = open_state(settings)
-    try:
-        rows = env_builds(engine, ref)
-        if not rows and get_environment(engine, ref) is None:  # one query when it has builds
+    with open_reader(settings) as db:
+        rows = db.env_builds(ref)
+        if not rows and db.get_environment(ref) is None:  # one query when it has builds
             raise unknown([str(ref)])
-    finally:
-        engine.dispose()
     now = datetime.now(timezone.utc)
+    revisions = RevisionReader(settings.sources)  # the site's lookup: the Git mirror, the file
+    try:
+        subjects = [subject(revisions, b) for b in rows]
+    finally:
+        revisions.close()
     if args.json:
-        print_json([build_row(b, now) for b in rows])
+        print_json([build_row(b, now, s) for b, s in zip(rows, subjects, strict=True)])
         return EXIT_OK
-    table: list[tuple[str, ...]] = [("BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "NOTE")]
-    table += [_history_line(b, now) for b in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(7)]
+    table: list[tuple[str, ...]] = [
+        ("BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "SUBJECT", "NOTE")
+    ]
+    table += [_history_line(b, now, s) for b, s in zip(rows, subjects, strict=True)]
+    widths = [max(len(r[i]) for r in table) for i in range(8)]
     for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r[:7], widths, strict=True)) + ("  " + r[7] if r[7] else ""))
-    if rows:
-        say(SUBJECT_NOTE)
+        print("  ".join(c.ljust(w) for c, w in zip(r[:8], widths, strict=True)) + ("  " + r[8] if r[8] else ""))
+    unknown_commits = sum(1 for b, s in zip(rows, subjects, strict=True) if s is None and b.source_revision)
+    if unknown_commits:
+        say(f"{unknown_commits} revision(s) without a subject: the commit is not in this host's Git mirror")
     return EXIT_OK
 
 
-def _history_line(b: BuildInfo, now: datetime) -> tuple[str, ...]:
+def subject(revisions: Any, b: BuildInfo) -> str | None:
+    """What a build's revision was: the commit subject (Git), the file's path (directory)."""
+    found = revisions.describe(b.source, b.source_revision, b.source_path)
+    if found is None:
+        return None
+    return found.subject if found.kind == "git" else found.path
+
+
+def _history_line(b: BuildInfo, now: datetime, about: str | None) -> tuple[str, ...]:
+    from condaops.reconciler.sources.revisions import short_revision
+
     took = duration(b, now)
     text = "-" if took is None else _human(took) + ("" if b.finished_at else " so far")
     note = " ".join(x for x in (b.reason or "", b.message or "") if x)
     if b.lock_path:
         note += f" locked: {b.lock_path}"
-    revision = _short(b.source_revision) + (f" {b.source_path}" if b.source_path else "")
+    shown = about or b.source_path or "-"
     return (
         str(b.build_id),
         b.state,
@@ -145,9 +163,17 @@ def _history_line(b: BuildInfo, now: datetime) -> tuple[str, ...]:
         _when(b.queued_at),
         _when(b.finished_at),
         text,
-        revision,
+        short_revision(b.source_revision),
+        _fit(shown, keep_end=about is None or about.startswith("/")),  # a path (directory source) or a subject
         note.strip(),
     )
+
+
+def _fit(text: str, *, keep_end: bool) -> str:
+    """``text`` in ``SUBJECT_WIDTH`` characters: a path keeps its end (the file's name)."""
+    if len(text) <= SUBJECT_WIDTH:
+        return text
+    return "…" + text[1 - SUBJECT_WIDTH :] if keep_end else text[: SUBJECT_WIDTH - 1] + "…"
 
 
 def _utc(at: datetime) -> datetime:
@@ -156,12 +182,6 @@ def _utc(at: datetime) -> datetime:
 
 def _when(at: datetime | None) -> str:
     return "-" if at is None else _utc(at).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _short(revision: str | None) -> str:
-    if not revision:
-        return "-"
-    return revision[:12] if ":" not in revision else revision[: revision.index(":") + 13]  # dir:<hash>
 
 
 def duration(b: BuildInfo, now: datetime) -> float | None:
@@ -180,7 +200,7 @@ def _human(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
 
 
-def build_row(b: BuildInfo, now: datetime) -> dict[str, object]:
+def build_row(b: BuildInfo, now: datetime, about: str | None = None) -> dict[str, object]:
     return {
         "build_id": b.build_id,
         "state": b.state,
@@ -192,6 +212,7 @@ def build_row(b: BuildInfo, now: datetime) -> dict[str, object]:
         "source": b.source,
         "revision": b.source_revision,
         "path": b.source_path,
+        "subject": about,  # the commit subject (Git), the file's full path (directory), None when unknown
         "queued_at": b.queued_at,
         "started_at": b.started_at,
         "finished_at": b.finished_at,
@@ -226,24 +247,24 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
 def read_plan(settings: Settings) -> Plan:
     """What a pass would do now: the sources read, the state DB only read (a missing one
     plans against nothing recorded; it is not created)."""
-    from condaops.reconciler.desired import effective
+    from condaops.reconciler.desired import effective, policy_of
     from condaops.reconciler.plan import plan
-    from condaops.reconciler.service import SourceReader, observe, policy_of
+    from condaops.reconciler.sources.reader import SourceReader
     from condaops.reconciler.store import StoreLayout
 
     if not settings.sources:
         raise Refused(f"nothing to plan: no sources are configured ({where_looked(settings)})")
     try:
-        engine = open_state(settings)
+        db = open_reader(settings)
     except Refused as exc:
         say(f"{exc}; planning against nothing recorded")
         recorded = {}
     else:
-        try:
-            recorded = observe(engine, StoreLayout.of(settings))
-        finally:
-            engine.dispose()
-    reader = SourceReader()
+        root = str(StoreLayout.of(settings).root)
+        with db:  # a vanished prefix needs a rebuild (as service.observe)
+            recorded = db.recorded(lambda prefix: os.path.isdir(os.path.join(root, prefix)))
+    # the reconciler's parse results, by content: unchanged files are not parsed again
+    reader = SourceReader(parse_cache=StoreLayout.of(settings).caches / "specs", save_parses=False)
     try:
         snapshots = [effective(reader(src), settings) for src in settings.sources]
     finally:

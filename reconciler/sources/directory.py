@@ -20,7 +20,9 @@ files with the rules in ``layout``, reads and parses each environment file with
   the same care, and attached to its environment; its content counts in the revision.
 
 Re-scans are incremental when a ``SpecCache`` is passed: a file whose (size, mtime,
-ctime, inode) is unchanged is neither read nor parsed again.
+ctime, inode) is unchanged is neither read nor parsed again, and one whose bytes the
+cache knows (by path and content sha256, e.g. from ``parsecache`` on disk) is read and
+hashed but not parsed again.
 """
 
 from __future__ import annotations
@@ -50,12 +52,7 @@ from condaops.reconciler.sources.layout import (
     pair_locks,
     policy_scope,
 )
-from condaops.reconciler.specfile import (
-    MAX_SPEC_BYTES,
-    ParsedSpec,
-    load_spec_file,
-    parse_spec_bytes,
-)
+from condaops.reconciler.spec import MAX_SPEC_BYTES, ParsedSpec  # specfile (rattler, packaging) loads to parse
 
 MAX_POLICY_BYTES = 1 << 20  # as policy.load: a larger policy file is refused there too
 SOURCE_UNREADABLE = Reason.SOURCE_UNREADABLE
@@ -64,6 +61,7 @@ SYMLINK_OUTSIDE = Reason.SYMLINK_OUTSIDE_SOURCE
 FILE_UNREADABLE = Reason.FILE_UNREADABLE
 
 StatKey = tuple[int, int, int, int]  # size, mtime_ns, ctime_ns, inode
+Known = tuple[ParsedSpec | None, tuple[str, str] | None]  # a parse outcome: (parsed, (reason, message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +83,30 @@ class SpecCache:
     same key (git calls this "racily clean").
     """
 
-    def __init__(self, *, racy_window: float = 2.0) -> None:
+    def __init__(self, *, racy_window: float = 2.0, known: dict[tuple[str, str], Known] | None = None) -> None:
         self._entries: dict[str, tuple[StatKey, _Outcome]] = {}
         self._racy_window_ns = int(racy_window * 1e9)
+        # outcomes by (relative path, content sha256), e.g. kept on disk (``parsecache``):
+        # a file with those bytes at that path is not parsed again
+        self.known: dict[tuple[str, str], Known] = dict(known or {})
+        self.parsed = 0  # files parsed (not taken from ``known``) by this cache's reads
+
+    def outcome_of(self, rel: str, data: bytes) -> _Outcome:
+        """Parse ``data`` (the file ``rel``), or take the known outcome of the same bytes."""
+        digest = hashlib.sha256(data).hexdigest()
+        hit = self.known.get((rel, digest))
+        if hit is not None:
+            return _Outcome(digest, parsed=hit[0], problem=hit[1])
+        outcome = _parse(rel, data, digest)
+        self.parsed += 1
+        self.known[(rel, digest)] = (outcome.parsed, outcome.problem)
+        return outcome
+
+    def keep_known(self, outcomes: dict[str, _Outcome]) -> None:
+        """Keep only the known outcomes of these files as they are now (after a full read)."""
+        self.known = {
+            (rel, o.digest): (o.parsed, o.problem) for rel, o in outcomes.items() if (rel, o.digest) in self.known
+        }
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -202,6 +221,7 @@ def read_directory(
     except OSError as exc:
         return _unreadable(settings, root, exc)
     cache.keep_only({listing.files[p.path] for p in read} | {listing.files[p.path] for p in locks.values()})
+    cache.keep_known({p.path: outcomes[p.path] for p in read if p.path in outcomes})
     rejections = layout.rejections + lock_rejections
     found = revision_entries(outcomes, rejections, listing, policies)
     if entries is None:
@@ -294,14 +314,14 @@ def _read_file(rel: str, path: str, cache: SpecCache, scan_started_ns: int, *, l
     elif not lock and info.st_size > MAX_SPEC_BYTES:
         outcome = _oversized(rel, path, info.st_size)
     else:
-        outcome = _load(rel, path, key, lock=lock)
+        outcome = _load(rel, path, key, cache, lock=lock)
     if _restat_key(rel, path) != key:
         raise _Unsettled(f"{rel} changed while reading")
     cache.put(path, info, outcome, now_ns=scan_started_ns)
     return outcome
 
 
-def _load(rel: str, path: str, key: StatKey, *, lock: bool = False) -> _Outcome:
+def _load(rel: str, path: str, key: StatKey, cache: SpecCache, *, lock: bool = False) -> _Outcome:
     try:
         # O_NONBLOCK: a FIFO swapped in for a spec must not hang the scan.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
@@ -317,7 +337,7 @@ def _load(rel: str, path: str, key: StatKey, *, lock: bool = False) -> _Outcome:
         raise _Unsettled(f"{rel} changed while reading")
     if lock:
         return _Outcome(hashlib.sha256(data).hexdigest(), data=data)
-    return _parse(rel, data)
+    return cache.outcome_of(rel, data)
 
 
 def _restat_key(rel: str, path: str) -> StatKey:
@@ -327,9 +347,10 @@ def _restat_key(rel: str, path: str) -> StatKey:
         raise _Unsettled(f"{rel} disappeared while reading") from None
 
 
-def _parse(rel: str, data: bytes) -> _Outcome:
-    digest = hashlib.sha256(data).hexdigest()
+def _parse(rel: str, data: bytes, digest: str) -> _Outcome:
     try:
+        from condaops.reconciler.specfile import parse_spec_bytes
+
         return _Outcome(digest, parsed=parse_spec_bytes(data, file=rel))
     except SpecError as err:
         return _Outcome(digest, problem=(err.reason, str(err)))
@@ -338,6 +359,8 @@ def _parse(rel: str, data: bytes) -> _Outcome:
 def _oversized(rel: str, path: str, size: int) -> _Outcome:
     """Let specfile refuse a file over the limit without it being read whole."""
     try:
+        from condaops.reconciler.specfile import load_spec_file
+
         load_spec_file(Path(path), file=rel)
     except SpecError as err:
         return _Outcome(f"size:{size}", problem=(err.reason, str(err)))

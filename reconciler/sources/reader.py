@@ -10,10 +10,12 @@ last snapshot comes back as it was when the branch did not move).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from condaops.config import SourceSettings
 from condaops.reconciler.model import SourceSnapshot
@@ -22,11 +24,20 @@ from condaops.reconciler.reasons import Reason
 if TYPE_CHECKING:
     from condaops.reconciler.sources.directory import RevisionEntries
 
+SAVE_EVERY = 300.0  # seconds between writes of a few new parse results (``_save``)
+
 
 class SourceReader:
     """Observes sources, keeping a parse cache per source so unchanged files are not re-read."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, parse_cache: Path | None = None, save_parses: bool = True) -> None:
+        """``parse_cache``: a folder where directory sources' parse results are kept by
+        content (``parsecache``): read when a source is first read, written after a read
+        that parsed something new unless ``save_parses`` is False (``condaops plan``)."""
+        self._parse_cache = parse_cache
+        self._save_parses = save_parses
+        self._fingerprint: str | None = None
+        self._saved: dict[str, tuple[int, float]] = {}  # per directory source: parses written, when
         self._caches: dict[str, object] = {}
         self._forced: set[str] = set()
         self._forced_lock = threading.Lock()
@@ -105,8 +116,11 @@ class SourceReader:
 
             unchanged, changed = self._take(src.name)
             if unchanged is not None:
+                self._save(src.name, self._caches.get(src.name))  # what a throttled save left
                 return unchanged
-            cache: SpecCache = self._caches.setdefault(src.name, SpecCache())  # type: ignore[assignment]  # the per-source cache dict holds several kinds; this key holds a SpecCache
+            cache = self._caches.get(src.name)
+            if not isinstance(cache, SpecCache):
+                cache = self._caches[src.name] = SpecCache(known=self._load_parses(src.name))
             entries = self._entries.setdefault(src.name, RevisionEntries())
             last = self._last.get(src.name)
             snapshot = None
@@ -115,10 +129,10 @@ class SourceReader:
             if snapshot is None:
                 snapshot = read_directory(src, cache=cache, entries=entries)
             self._last[src.name] = snapshot
+            self._save(src.name, cache)
             return snapshot
         if src.git is not None:
             import tempfile
-            from pathlib import Path
 
             from condaops.reconciler.sources.git import GitSource
 
@@ -139,6 +153,36 @@ class SourceReader:
             error=f"source '{src.name}': neither 'directory' nor 'git' is set",
             error_reason=Reason.SOURCE_UNSUPPORTED,
         )
+
+    def _load_parses(self, name: str) -> dict[tuple[str, str], Any]:  # parsecache.Outcome by key
+        if self._parse_cache is None:
+            return {}
+        from condaops.reconciler.sources import parsecache
+
+        self._fingerprint = self._fingerprint or parsecache.fingerprint()
+        return parsecache.load(parsecache.cache_file(self._parse_cache, name), self._fingerprint)
+
+    def _save(self, name: str, cache: object) -> None:
+        """Write the parse results when a read parsed something new: at once the first
+        time or when a tenth of the files is new, else at most every ``SAVE_EVERY``
+        seconds (writing 10,000 results takes ~0.2 s: a pass after one edit must not pay
+        it; ``plan`` parses what the file lacks)."""
+        parsed = getattr(cache, "parsed", 0)
+        if self._parse_cache is None or not self._save_parses:
+            return
+        saved, at = self._saved.get(name, (0, 0.0))
+        new = parsed - saved
+        if new <= 0:
+            return
+        now = time.monotonic()
+        many = not saved or new * 10 >= len(getattr(cache, "known", ()))
+        if not many and now - at < SAVE_EVERY:
+            return
+        from condaops.reconciler.sources import parsecache
+
+        self._fingerprint = self._fingerprint or parsecache.fingerprint()
+        parsecache.save(parsecache.cache_file(self._parse_cache, name), self._fingerprint, cache.known)  # type: ignore[attr-defined]  # a SpecCache
+        self._saved[name] = (parsed, now)
 
     def close(self) -> None:
         """Close kept Git sources and remove a temporary mirror folder."""

@@ -14,12 +14,12 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from condaops.reconciler.errors import CondaopsError
+from condaops.reconciler.state.readonly import MIGRATIONS, StateMissing, StateUnavailable, head_revision
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+__all__ = ["MIGRATIONS", "StateMissing", "StateUnavailable", "head_revision", "make_engine", "migrate", "open_existing"]
 _PG_LOCK_KEY = 0x636F6E64  # "cond": advisory lock id for migrations
 
 
@@ -87,22 +87,6 @@ def revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-class StateUnavailable(CondaopsError):
-    """The state DB is missing or at another schema revision than this condaops (read
-    commands neither create nor migrate it). Never recorded: the command stops with it."""
-
-
-class StateMissing(StateUnavailable):
-    """There is no state DB (or no condaops schema in it) yet."""
-
-
-def head_revision() -> str:
-    """The newest schema revision this condaops knows: migration files are numbered
-    ``NNNN_*.py`` with revision ``NNNN`` (tests/unit/test_state_open.py checks it against
-    Alembic), so no migration script is imported."""
-    return max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 def open_existing(url: str, *, shown_as: str | None = None) -> Engine:

@@ -5,6 +5,7 @@ holds one ``UpdateService``; with no ``updates`` configured it does nothing at a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -71,14 +72,26 @@ def run_update_command(settings: Settings, args: argparse.Namespace) -> int:
     service = UpdateService(settings, engine, runs_jobs=True)
     assert service.job is not None
     failed = False
+    runs = []
     for name in names:
         run = service.job.run(name)
-        decisions = ", ".join(f"{b}: {d}" for b, d in sorted(run.decisions.items())) or "no branches"
-        print(
-            f"{name}: {run.checked} environment(s) checked; {decisions}"
-            + (f"; error: {run.error}" if run.error else "")
+        runs.append(
+            {
+                "source": name,
+                "checked": run.checked,
+                "decisions": dict(sorted(run.decisions.items())),
+                "error": run.error,
+            }
         )
+        decisions = ", ".join(f"{b}: {d}" for b, d in sorted(run.decisions.items())) or "no branches"
+        if not getattr(args, "json", False):
+            print(
+                f"{name}: {run.checked} environment(s) checked; {decisions}"
+                + (f"; error: {run.error}" if run.error else "")
+            )
         failed |= run.error is not None
+    if getattr(args, "json", False):
+        print(json.dumps(runs, indent=2, default=str))
     service.catch_up()
     service.publisher.drain(120.0)
     service.close()

@@ -118,7 +118,7 @@ def test_history_shows_times_durations_and_revisions(built) -> None:  # type: ig
     done = condaops("history", "team/tool", "--config", str(built.config_file), cwd=built.root)
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
-    assert header.split() == ["BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "NOTE"]
+    assert header.split() == ["BUILD", "STATE", "ATTEMPT", "QUEUED", "FINISHED", "TOOK", "REVISION", "SUBJECT", "NOTE"]
     assert [r.split()[:3] for r in rows] == [["2", "completed", "1"], ["1", "completed", "1"]]
     builds = json.loads(
         condaops("history", "team/tool", "--json", "--config", str(built.config_file), cwd=built.root).stdout
@@ -129,7 +129,10 @@ def test_history_shows_times_durations_and_revisions(built) -> None:  # type: ig
         assert build["duration_seconds"] > 0
         assert build["revision"].startswith("dir:") and build["revision"][:16] in row
         assert "tool.yaml" in row and build["path"].endswith("tool.yaml")
-    assert "commit subjects are not recorded" in done.stderr  # says what it shows instead
+        # a directory source's subject is the environment file, by its full path
+        assert build["subject"].endswith("/team/tool.yaml") and Path(build["subject"]).is_file()
+        assert build["subject"][-40:] in row  # a long path keeps its end in the table
+    assert done.stderr == ""  # every revision has its subject: nothing to explain
 
 
 def test_reconcile_alone_is_one_pass(project, tool_channel) -> None:  # type: ignore[no-untyped-def]
@@ -215,5 +218,25 @@ def test_read_commands_load_no_migrations_scheduler_worker_or_site(built, comman
     assert "condaops.reconciler.cli" in imported
     loaded = sorted(m for m in imported for banned in NOT_FOR_READING if m == banned or m.startswith(banned + "."))
     assert loaded == [], f"{' '.join(command)} imports {loaded}"
+    if command != ["status", "--json"]:  # the table, history and plan read with the DB-API (state.readonly)
+        orm = sorted(m for m in imported if m.split(".")[0] in ("sqlalchemy", "alembic"))
+        assert orm == [], f"{' '.join(command)} imports {orm[:5]}"
     if command == ["--help"]:
         assert not any(m.startswith(("sqlalchemy", "condaops.config", "yaml")) for m in imported)
+
+
+def test_plan_takes_the_reconcilers_parse_results_and_says_the_same(built) -> None:  # type: ignore[no-untyped-def]
+    """``reconcile`` keeps what it parsed (``sources.parsecache``); ``plan`` reads it
+    instead of parsing unchanged files, prints the same, and writes nothing itself."""
+    config = ("--config", str(built.config_file))
+    kept = built.store / ".cache" / "specs"
+    assert [p.suffix for p in kept.iterdir()] == [".json"]
+    warm = condaops("plan", "--json", *config, cwd=built.root)
+    shutil.rmtree(kept)
+    cold = condaops("plan", "--json", *config, cwd=built.root)
+    assert (warm.returncode, warm.stdout) == (cold.returncode, cold.stdout) == (0, cold.stdout)
+    assert json.loads(cold.stdout)["actions"][0]["reason"] == "UpToDate"
+    assert not kept.exists()  # plan creates nothing
+    built.write_env("team/tool.yaml", tool_env("tool=1.0"))  # changed since the reconciler's parse
+    changed = condaops("plan", *config, cwd=built.root)
+    assert changed.returncode == 1 and "team/tool" in changed.stdout

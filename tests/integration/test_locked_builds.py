@@ -5,6 +5,7 @@ environment file is ``LockStale`` and the last good build stays linked. Real cha
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -67,6 +68,22 @@ def test_a_locked_environment_installs_exactly_its_lock(project, growing_channel
     code, out, _ = p.cli("history", "team/app", "--json")
     assert '"lock_path": "team/app.conda-lock.yml"' in out
 
+    code, out, err = p.cli("lock", "--dir", str(p.envs), "team/app", "--json")  # tool 2.0 is there now
+    assert code == 0, err
+    assert json.loads(out) == {
+        "locks": [
+            {
+                "environment": "team/app",
+                "path": "team/app.conda-lock.yml",
+                "changed": True,
+                "packages": {"linux-64": 2},
+                "removed": None,
+            }
+        ]
+    }
+    code, out, _ = p.cli("lock", "--dir", str(p.envs), "--check", "--json")
+    assert code == 0 and json.loads(out) == {"problems": []}
+
 
 def test_a_stale_lock_keeps_the_last_good_build(project, growing_channel) -> None:  # type: ignore[no-untyped-def]
     p = project({CANONICAL: growing_channel})
@@ -87,6 +104,9 @@ def test_a_stale_lock_keeps_the_last_good_build(project, growing_channel) -> Non
 
     code, out, _ = p.cli("lock", "--dir", str(p.envs), "--check")
     assert code == 1 and "LockStale" in out
+    code, out, _ = p.cli("lock", "--dir", str(p.envs), "--check", "--json")
+    (problem,) = json.loads(out)["problems"]
+    assert code == 1 and problem.startswith("LockStale: ")
 
     growing_channel.add("2.0")
     assert p.cli("lock", "--dir", str(p.envs))[0] == 0
@@ -176,7 +196,9 @@ def test_an_unlocked_environment_gets_an_updates_available_report(project, growi
     assert p.status()["team/app"]["updates"]["available"] is False
 
     growing_channel.add("2.0")
-    assert p.cli("update")[0] == 0
+    code, out, err = p.cli("update", "--json")
+    assert code == 0, err
+    assert json.loads(out) == [{"source": "envs", "checked": 1, "decisions": {}, "error": None}]
     report = p.status()["team/app"]["updates"]
     assert report["available"] is True and report["locked"] is False and report["pull_request"] is None
     (change,) = report["packages"]["linux-64"]["upgraded"]

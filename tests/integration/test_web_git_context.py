@@ -7,9 +7,13 @@ unified diff read from the mirror at both commits."""
 from __future__ import annotations
 
 import html
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import pytest
@@ -18,9 +22,9 @@ from litestar.testing import TestClient
 from condaops.config.settings import BuildSettings, Settings, SourceSettings
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.runtime import Runtime
+from condaops.reconciler.sources.revisions import RevisionReader
 from condaops.reconciler.state.queries import env_builds
 from condaops.web.app import create_app
-from condaops.web.revisions import RevisionReader
 from tests.support.channels import PackageSpec, make_channel, serve_directory
 from tests.support.gitserver import GitRepo
 
@@ -149,3 +153,28 @@ def test_charts_are_drawn_on_the_server(git_site: GitSite) -> None:
         "Environment size over builds",
     ]
     assert f"build #{git_site.web_builds[0]}: completed after" in env  # each bar says what it is on hover
+
+
+def test_history_shows_each_commit_subject(git_site: GitSite, tmp_path: Path) -> None:
+    """``condaops history`` (the console script) reads subjects from the same mirror with
+    the same lookup as the site (``sources.revisions``)."""
+    s = git_site.settings
+    (src,) = s.sources
+    config = tmp_path / "condaops.yaml"
+    config.write_text(
+        f"store: {s.store}\nplatforms: [linux-64]\n"
+        f"sources:\n  - name: envs\n    git: {src.git}\n    mirror_dir: {src.mirror_dir}\n"
+    )
+    exe = Path(sys.executable).with_name("condaops")
+    run = [str(exe), "history", "team/web", "--config", str(config)]
+    table = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    header, newest, oldest = table.stdout.splitlines()
+    assert header.split()[6:8] == ["REVISION", "SUBJECT"]
+    assert git_site.second[:12] in newest and SUBJECT[:40] in newest
+    assert git_site.first[:12] in oldest and "Add the web environment" in oldest
+    builds = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, timeout=120).stdout)
+    assert [(b["revision"], b["subject"]) for b in builds] == [
+        (git_site.second, SUBJECT),
+        (git_site.first, "Add the web environment"),
+    ]

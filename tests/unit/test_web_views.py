@@ -9,6 +9,7 @@ import pytest
 
 from condaops.reconciler.model import EnvRef
 from condaops.reconciler.pkgdiff import rattler_compare
+from condaops.reconciler.sources.revisions import short_revision
 from condaops.reconciler.state.packages import PYPI, LockedPackage, version_matches
 from condaops.reconciler.state.queries import BuildInfo, EnvInfo
 from condaops.web.builds import content_type
@@ -27,7 +28,6 @@ from condaops.web.views import (
     namespace_rows,
     next_offset,
     parse_query,
-    short_revision,
     spec_document,
     valid_name,
 )

@@ -1,5 +1,6 @@
-"""Git context for a revision the site shows: commit subject, author, time, links to the
-commit and the file on the forge; for a directory source, the file's path and mtime.
+"""Git context for a revision the site and ``condaops history`` show: commit subject,
+author, time, links to the commit and the file on the forge; for a directory source, the
+file's path and mtime.
 
 Commit details are read at render time from the source's bare mirror
 (``<mirror_dir>/<source>.git``, the one the reconciler fetches into), read-only, with
@@ -14,21 +15,23 @@ its Git URL (GitHub, GitLab, Gitea/Forgejo layouts).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parseaddr
 from pathlib import Path
-
-from dulwich.errors import NotGitRepository
-from dulwich.repo import Repo
+from typing import TYPE_CHECKING
 
 from condaops.config import SourceSettings
 from condaops.reconciler.forge.links import commit_url, file_url
-from condaops.reconciler.sources.githistory import CommitInfo, commit_info, file_text
-from condaops.web.cache import LRU
-from condaops.web.views import short_revision
+from condaops.reconciler.lru import LRU
+
+if TYPE_CHECKING:  # dulwich loads with the first Git source asked about (not for directories)
+    from dulwich.repo import Repo
+
+    from condaops.reconciler.sources.githistory import CommitInfo
 
 log = logging.getLogger("condaops.web")
 
@@ -50,6 +53,16 @@ class Revision:
     commit_url: str | None = None
     file_url: str | None = None
     path: str | None = None  # the file, as the source names it (``dir``: its full path)
+
+
+def short_revision(revision: str | None) -> str:
+    """A Git SHA to 12 characters; ``dir:<digest>`` revisions likewise."""
+    if not revision:
+        return "-"
+    kind, sep, digest = revision.partition(":")
+    if sep and len(digest) > 12:
+        return f"{kind}:{digest[:12]}"
+    return revision[:12] if re.fullmatch(r"[0-9a-f]{13,}", revision) else revision
 
 
 class RevisionReader:
@@ -81,6 +94,8 @@ class RevisionReader:
         if settings is None or settings.git is None or not revision or not path:
             return None
         full = "/".join(p for p in (*settings.path.split("/"), *path.split("/")) if p not in ("", "."))
+        from condaops.reconciler.sources.githistory import file_text
+
         with self._lock:
             repo = self._repo(settings)
             return file_text(repo, revision, full) if repo is not None else None
@@ -120,6 +135,8 @@ class RevisionReader:
         hit = self._commits.get(key)
         if hit is not None and (hit[1] is not None or now - hit[0] < MISS_SECONDS):
             return hit[1]
+        from condaops.reconciler.sources.githistory import commit_info
+
         with self._lock:
             repo = self._repo(settings)
             try:
@@ -137,6 +154,9 @@ class RevisionReader:
         opened, repo = self._repos.get(settings.name, (0.0, None))
         if repo is not None or (settings.name in self._repos and now - opened < MISS_SECONDS):
             return repo
+        from dulwich.errors import NotGitRepository
+        from dulwich.repo import Repo
+
         folder = settings.mirror_dir / f"{settings.name}.git" if settings.mirror_dir else None
         try:
             repo = Repo(str(folder)) if folder and folder.is_dir() else None
