@@ -296,7 +296,10 @@ class ReconcileLoop:
             if nxt is not None:
                 timeout = min(timeout, max((nxt - self.clock()).total_seconds(), 0.0))
             await self._wait_for_wake(timeout)
-            await anyio.sleep(max(0.05, took))  # coalesce bursts of wake-ups into one pass
+            # Coalesce bursts of wake-ups into one pass; the rest owed for the last pass
+            # counts from its end, so a wake-up after a quiet spell (a file change) does
+            # not wait for it again.
+            await anyio.sleep(max(0.05, took - (time.monotonic() - started - took)))
 
     def _watchers(self) -> list[Callable[[anyio.Event], Awaitable[None]]]:
         """One watcher task per directory source; each change asks for a pass."""

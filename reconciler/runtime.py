@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 
 import anyio
 from anyio import to_thread
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from condaops.config import ConfigError, Settings
 from condaops.reconciler.changereqs.publish import ReviewPublisher
@@ -24,7 +25,7 @@ from condaops.reconciler.loop import Jobs, ReconcileLoop, Summary
 from condaops.reconciler.notify import StatusNotifier
 from condaops.reconciler.schedule import create_tables, shared
 from condaops.reconciler.service import Reconciler
-from condaops.reconciler.state.db import make_engine, migrate
+from condaops.reconciler.state.db import head_revision, make_engine, migrate
 from condaops.reconciler.worker import BuildWorker, PreviewWorker
 from condaops.web.metrics import ServiceMetrics
 
@@ -39,8 +40,23 @@ def utcnow() -> datetime:
 
 
 def prepare_database(engine: Engine) -> None:
-    """State schema (Alembic) and the scheduler's tables, once, under the migration lock."""
+    """State schema (Alembic) and the scheduler's tables, once, under the migration lock.
+
+    A SQLite state DB already at the newest revision is left alone without loading
+    Alembic (one query against the migration files' numbers: ``state.db.head_revision``);
+    SQLite has no scheduler tables to create. Anything else migrates as always."""
+    if engine.dialect.name == "sqlite" and _sqlite_at_head(engine):
+        return
     migrate(engine, also=[create_tables])
+
+
+def _sqlite_at_head(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:  # no schema yet (or no database file): migrate creates it
+        return False
+    return found == head_revision()
 
 
 def _update_service(settings: Settings, engine: Engine, *, runs_jobs: bool, clock: Callable[[], datetime]):

@@ -29,23 +29,6 @@ log = logging.getLogger("condaops.worker")
 Listener = Callable[[int, BuildOutcome | None], None]
 
 
-def warm_imports() -> None:
-    """Import conda-lock's lockfile models ahead of the first lock step.
-
-    The import costs ~0.5 s (its package pulls in its whole CLI); done in a daemon thread
-    at start it overlaps with solving and installing, which run in Rust without the GIL.
-    """
-
-    def load() -> None:
-        try:
-            import conda_lock.lockfile  # noqa: F401
-            import conda_lock.lockfile.v2prelim.models  # noqa: F401
-        except Exception:  # the lock step will import again and report properly
-            log.debug("warm_imports_failed", exc_info=True)
-
-    threading.Thread(target=load, name="condaops-warm-imports", daemon=True).start()
-
-
 def worker_name() -> str:
     """Unique per process start: ``host:pid:random`` (pids repeat across container restarts)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -122,7 +105,6 @@ class BuildWorker:
             held=self.leases.held,
         )
         limit_arenas()  # before the scheduler's threads: see build/memory.py
-        warm_imports()
 
     def __call__(self, build_id: int) -> None:
         ticket = self.recorder.claim(build_id, self.name, lease=self.settings.build.lease)

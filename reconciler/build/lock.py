@@ -37,7 +37,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from rattler import LockChannel, LockFile, LockPlatform, PackageRecord, RepoDataRecord
@@ -47,11 +46,6 @@ from condaops.reconciler.errors import BuildError, StalledError
 from condaops.reconciler.lockread import PIXI_ENVIRONMENT, channel_url, redact_url, sorted_records
 from condaops.reconciler.reasons import Reason
 from condaops.reconciler.spec import Spec
-
-if TYPE_CHECKING:
-    # conda_lock takes ~0.8 s to import (pydantic models, vendored conda): the writers
-    # import it when they run, so importing this module stays cheap for the CLI and web.
-    from conda_lock.lockfile.v2prelim.models import LockedDependency
 
 CONDA_LOCK, EXPLICIT, PIXI_LOCK, ENVIRONMENT = "conda-lock", "explicit", "pixi-lock", "environment"
 CONDA_LOCK_FILE, PIXI_LOCK_FILE, ENVIRONMENT_FILE = "conda-lock.yml", "pixi.lock", "environment.yaml"
@@ -171,34 +165,41 @@ def _public_record(record: RepoDataRecord) -> RepoDataRecord:
 # --- writers -------------------------------------------------------------------------
 
 
-def _conda_lock_package(record: RepoDataRecord, platform: str) -> LockedDependency:
-    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
-
-    return LockedDependency(
-        name=record.name.normalized,
-        version=str(record.version),
-        manager="conda",
-        platform=platform,
-        dependencies=parse_depends(record.depends),
-        url=redact_url(record.url),
-        hash=HashModel(md5=_md5(record), sha256=record.sha256.hex() if record.sha256 else None),
-        categories={"main"},
-    )
+def _hash(md5: str | None, sha256: str | None) -> dict[str, str]:
+    return {k: v for k, v in (("md5", md5), ("sha256", sha256)) if v is not None}
 
 
-def _pip_lock_package(lock: PipLock, platform: str) -> LockedDependency:
-    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
+def _conda_lock_package(record: RepoDataRecord, platform: str) -> dict[str, object]:
+    """One package of conda-lock.yml (version 1): the keys, order and omissions of
+    conda-lock's own writer (``model_dump(by_alias, exclude_unset, exclude_none)``)."""
+    return {
+        "name": record.name.normalized,
+        "version": str(record.version),
+        "manager": "conda",
+        "platform": platform,
+        "dependencies": dict(sorted(parse_depends(record.depends).items())),
+        "url": redact_url(record.url),
+        "hash": _hash(_md5(record), record.sha256.hex() if record.sha256 else None),
+        "category": "main",
+        "optional": False,
+    }
 
-    return LockedDependency(
-        name=lock.name,
-        version=lock.version,
-        manager="pip",
-        platform=platform,
-        dependencies={},
-        url=redact_url(lock.url),
-        hash=HashModel(sha256=lock.sha256),
-        categories={"main"},
-    )
+
+def _pip_lock_package(lock: PipLock, platform: str) -> dict[str, object]:
+    url = redact_url(lock.url)
+    if not url:  # conda-lock's model refuses an empty URL
+        raise LockfileError(f"pip package {lock.name} {lock.version} ({platform}) has no URL to lock")
+    return {
+        "name": lock.name,
+        "version": lock.version,
+        "manager": "pip",
+        "platform": platform,
+        "dependencies": {},
+        "url": url,
+        "hash": _hash(None, lock.sha256),
+        "category": "main",
+        "optional": False,
+    }
 
 
 def write_conda_lock(
@@ -214,25 +215,34 @@ def write_conda_lock(
     content_hash: Mapping[str, str] | None = None,
 ) -> Path:
     """conda-lock.yml (unified format, version 1) for every platform of ``records``.
-    ``content_hash`` replaces the spec hash per platform (committed locks: ``locks.write``)."""
-    from conda_lock.lockfile import write_conda_lock_file
-    from conda_lock.lockfile.v2prelim.models import Lockfile, LockMeta, TimeMeta
-    from conda_lock.models.channel import Channel
+    ``content_hash`` replaces the spec hash per platform (committed locks: ``locks.write``).
 
+    Written here, byte for byte what conda-lock's ``write_conda_lock_file`` writes
+    (``include_help_text=False``; checked against it by tests/unit/test_conda_lock_writer.py),
+    so a build never imports conda-lock (~0.5 s and ~20 MiB: it loads its whole CLI).
+    Channels carry no environment variables: conda-lock's ``Channel.from_string`` would
+    look for credentials in ``os.environ`` and make the output depend on the process.
+    """
     platforms = sorted(records)
-    packages = [_conda_lock_package(r, p) for p in platforms for r in sorted_records(records[p])]
+    packages = [
+        _conda_lock_package(r, p)
+        for p in platforms
+        for r in sorted_records(records[p])
+        if not r.name.normalized.startswith("__")
+    ]
     packages += [_pip_lock_package(lock, p) for p in platforms for lock in sorted(pip.get(p, ()))]
-    metadata = LockMeta(
-        content_hash={p: (content_hash or {}).get(p, spec_hash) for p in platforms},
-        # Channel objects, not strings: Channel.from_string looks for credentials in
-        # os.environ, which would make the output depend on the process environment.
-        channels=[Channel(url=channel_url(c), used_env_vars=()) for c in channels],
-        platforms=platforms,
-        sources=[source_path] if source_path else [],
-        time_metadata=TimeMeta(created_at=_utc(created_at)) if created_at else None,
-        custom_metadata={"generated_by": "condaops", "environment": name},
-    )
-    write_conda_lock_file(Lockfile(package=packages, metadata=metadata), path, None, include_help_text=False)
+    packages.sort(key=lambda d: (d["manager"], d["name"], d["platform"]))  # conda-lock's alphasort (stable)
+    metadata: dict[str, object] = {
+        "content_hash": {p: (content_hash or {}).get(p, spec_hash) for p in platforms},
+        "channels": [{"url": channel_url(c), "used_env_vars": []} for c in channels],
+        "platforms": platforms,
+        "sources": [source_path] if source_path else [],
+    }
+    if created_at:
+        metadata["time_metadata"] = {"created_at": _utc(created_at)}
+    metadata["custom_metadata"] = {"generated_by": "condaops", "environment": name}
+    with path.open("w") as f:
+        yaml.dump({"version": 1, "metadata": metadata, "package": packages}, stream=f, sort_keys=False)
     return path
 
 

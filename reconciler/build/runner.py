@@ -302,7 +302,7 @@ STEPS: tuple[tuple[str, Callable[[Work, BuildContext], None]], ...] = (
     ("pip-lock", pip_lock_step),
     ("install", install_step),
     ("pip-install", pip_install_step),
-    ("lock", lock_step),  # after install: its first import overlaps the install (warm_imports)
+    ("lock", lock_step),
     ("verify", verify_step),
     ("link", link_step),
 )

@@ -7,6 +7,7 @@ migrations, the reconciler, the scheduler, the workers and, for ``serve``, the s
 from __future__ import annotations
 
 import argparse
+import gc
 import signal
 import sys
 
@@ -112,9 +113,13 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     with writer(settings, "reconcile" + (" --wait" if args.wait else "")):
         progress = Progress(sys.stderr)
         rt = _runtime(settings)
+        # What is loaded by now (modules, settings, the ORM) lives until exit: out of the
+        # collector's way, so neither the run's collections nor the one at exit walk it.
+        gc.freeze()
         rt.worker.listeners.append(progress.on_build)
         summary = anyio.run(lambda: rt.run_once(wait_retries=args.wait))
         progress.close()
+        gc.freeze()  # the process exits soon after: its last collection has nothing to walk
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts.items())) or "no environments"
     say(counts)
     for ref in summary.failed:

@@ -6,14 +6,20 @@ uid/gid 0 with empty user and group names, only its permission bits, no xattrs o
 PAX records; entries are written in the order the caller gives (callers sort); hardlinks
 become regular files (a sorted order may put a link before its target). Compression is
 fixed too: gzip with mtime 0 and no file name in its header; zstd at a fixed level without
-content size, single-threaded (``threads=0``): its output does not depend on how the
-stream is fed (the same blocks are cut whatever the sizes of the writes), so it is
-reproducible on any machine. The compression runs in the calling thread with the GIL
-released, so several archives written at once (the tarball and the layers) use every
-core. zstd's worker mode (``threads=1``) gives other bytes and holds ~35 MiB per stream
-(its job buffers) against ~3.5 MiB: with ten publish jobs at once that was most of the
-service's peak memory. The digest of the compressed file and of the tar inside it are
-computed while writing (one pass over the data).
+content size, fed in any sizes: single-threaded (image layers) the same blocks are cut
+whatever the sizes of the writes; in zstd's worker mode (``zstd_workers=1``: the
+conda-pack tarball) the input is cut into fixed ``ZSTD_JOB_SIZE`` jobs. Either way the
+output does not depend on how the stream is fed and is reproducible on any machine.
+Single-threaded, the compression runs in the writing thread with the GIL released, so
+several archives written at once still use every core; in worker mode a zstd thread
+compresses while the writing thread reads, hashes and builds tar headers. Memory per
+open stream (measured: 6 streams fed 8 MiB each): ~6.5 MiB single-threaded, ~8.7 MiB in
+worker mode with 1 MiB jobs, ~13 MiB with zstd's default job size. The tarball is the
+longest stream of a publish job (the layers are written two at a time beside it), so it
+alone gets worker mode: single-threaded everywhere the job took 1.19× the ``conda-pack``
+CLI, worker mode everywhere 1.01× but a higher peak (docs/benchmarks.md, publishing).
+The digest of the compressed file and of the tar inside it are computed while writing
+(one pass over the data).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ _NAME = 100  # bytes of a name in the header; longer ones go before it in a GNU 
 _WHOLE = 1 << 20  # files up to this size are read whole (larger ones in chunks: bounded buffers per thread)
 GZIP, ZSTD, PLAIN = "gzip", "zstd", "none"
 GZIP_LEVEL, ZSTD_LEVEL = 6, 4  # zstd 4: conda-pack's own default level
-ZSTD_WORKERS = 0  # single-threaded: see the module doc (changing it changes every digest)
+ZSTD_JOB_SIZE = 1 << 20  # zstd's worker mode: see the module doc (changing it changes those digests)
 _CHUNK = 1 << 20
 
 
@@ -94,14 +100,21 @@ class Written:
 
 
 def write_archive(
-    path: Path, entries: Iterable[Entry], compression: str = GZIP, level: int | None = None, *, tar_digest: bool = True
+    path: Path,
+    entries: Iterable[Entry],
+    compression: str = GZIP,
+    level: int | None = None,
+    *,
+    tar_digest: bool = True,
+    zstd_workers: int = 0,
 ) -> Written:
     """Write ``entries`` as a deterministic tar to ``path`` (compressed as asked, at
     ``level`` or the format's default); ``tar_digest`` False skips hashing the tar inside
-    (``tar_sha256`` is then empty: only image layers need it)."""
+    (``tar_sha256`` is then empty: only image layers need it); ``zstd_workers`` 1 puts a
+    zstd stream in worker mode (its own compressing thread, ``ZSTD_JOB_SIZE`` jobs)."""
     with open(path, "wb") as raw:
         outer = HashingWriter(raw)
-        with _compressor(outer, compression, level) as packed:
+        with _compressor(outer, compression, level, zstd_workers) as packed:
             inner = HashingWriter(packed) if tar_digest else _CountingWriter(packed)
             for entry in entries:
                 add_entry(inner, entry)
@@ -110,14 +123,20 @@ def write_archive(
 
 
 def _compressor(
-    target: HashingWriter, compression: str, level: int | None = None
+    target: HashingWriter, compression: str, level: int | None = None, zstd_workers: int = 0
 ) -> contextlib.AbstractContextManager[Any]:
     if compression == GZIP:
         # filename="" and mtime=0: nothing about the host or the time lands in the header.
         return gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=level or GZIP_LEVEL, mtime=0)
     if compression == ZSTD:
-        params = zstandard.ZstdCompressor(level=level or ZSTD_LEVEL, threads=ZSTD_WORKERS, write_content_size=False)
-        return params.stream_writer(typing.cast(BinaryIO, target), closefd=False)
+        params = zstandard.ZstdCompressionParameters.from_level(
+            level or ZSTD_LEVEL,
+            threads=zstd_workers,
+            job_size=ZSTD_JOB_SIZE if zstd_workers else 0,
+            write_content_size=0,
+        )
+        compressor = zstandard.ZstdCompressor(compression_params=params)
+        return compressor.stream_writer(typing.cast(BinaryIO, target), closefd=False)
     if compression == PLAIN:
         return contextlib.nullcontext(target)
     raise ValueError(f"unknown compression {compression!r}")

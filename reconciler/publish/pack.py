@@ -86,7 +86,9 @@ def pack_prefix(prefix: Path, output: Path, *, fmt: str = "tar.zst") -> Written:
     partial = output.with_name(f".{output.name}.partial")
     try:
         entries = [collector.entries[k] for k in sorted(collector.entries)]
-        written = write_archive(partial, entries, FORMATS[fmt], tar_digest=False)
+        written = write_archive(
+            partial, entries, FORMATS[fmt], tar_digest=False, zstd_workers=1
+        )  # the long pole: archive.py
         partial.replace(output)
     finally:
         partial.unlink(missing_ok=True)

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from condaops.reconciler.errors import CondaopsError
 from condaops.reconciler.publish.image import OCI_CONFIG, OCI_MANIFEST, canonical_json
 from condaops.reconciler.publish.outputs import OutputContext, OutputResult
-from condaops.reconciler.signing import Signer, load_signer
 
 if TYPE_CHECKING:
     from condaops.config.settings import Settings
     from condaops.reconciler.publish.push import Pushed
     from condaops.reconciler.publish.targets import Target
+    from condaops.reconciler.signing import Signer
     from condaops.registry.api import Descriptor
 
 SIGNATURES_KIND, SIGNATURES_FILE = "signatures", "signatures.json"
@@ -160,6 +160,9 @@ class SignatureOutput:
         pushed: list[Pushed] = list(image.data.get("pushed", [])) if image else []
         if not pushed:
             return OutputResult()
+        # cryptography (~9 MiB of native code in a long-running service) loads only when signing is on
+        from condaops.reconciler.signing import load_signer
+
         signer = load_signer(ctx.settings.publish.signing)
         result = OutputResult()
         published_key = ctx.settings.publish.signing.public_key_file

@@ -387,3 +387,103 @@ def test_credentials_never_reach_a_lockfile(write, cf_records) -> None:
         text = path.read_text()
         assert "s3cret" not in text and "tk-0042" not in text, path.name
         assert "https://conda.example/cf" in text, path.name
+
+
+# --- conda-lock.yml is conda-lock's own output, byte for byte -------------------------------
+
+
+def _conda_lock_reference(
+    path: Path, records, pip, *, name, channels, spec_hash, created_at, source_path, content_hash
+):
+    """conda-lock.yml as conda-lock's ``write_conda_lock_file`` writes it from its models
+    (the way condaops wrote it before it wrote the file itself)."""
+    from conda_lock.lockfile import write_conda_lock_file
+    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency, LockMeta, TimeMeta
+    from conda_lock.models.channel import Channel
+
+    from condaops.reconciler.build.lock import parse_depends
+    from condaops.reconciler.lockread import channel_url, redact_url, sorted_records
+
+    platforms = sorted(records)
+    packages = [
+        LockedDependency(
+            name=r.name.normalized,
+            version=str(r.version),
+            manager="conda",
+            platform=p,
+            dependencies=parse_depends(r.depends),
+            url=redact_url(r.url),
+            hash=HashModel(md5=r.md5.hex(), sha256=r.sha256.hex() if r.sha256 else None),
+            categories={"main"},
+        )
+        for p in platforms
+        for r in sorted_records(records[p])
+    ]
+    packages += [
+        LockedDependency(
+            name=lock.name,
+            version=lock.version,
+            manager="pip",
+            platform=p,
+            dependencies={},
+            url=redact_url(lock.url),
+            hash=HashModel(sha256=lock.sha256),
+            categories={"main"},
+        )
+        for p in platforms
+        for lock in sorted(pip.get(p, ()))
+    ]
+    metadata = LockMeta(
+        content_hash={p: (content_hash or {}).get(p, spec_hash) for p in platforms},
+        channels=[Channel(url=channel_url(c), used_env_vars=()) for c in channels],
+        platforms=platforms,
+        sources=[source_path] if source_path else [],
+        time_metadata=TimeMeta(created_at=created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if created_at
+        else None,
+        custom_metadata={"generated_by": "condaops", "environment": name},
+    )
+    write_conda_lock_file(Lockfile(package=packages, metadata=metadata), path, None, include_help_text=False)
+
+
+@pytest.mark.parametrize("case", ["flask", "cf-two-platforms", "pip-credentials-time", "virtual-and-hash"])
+def test_conda_lock_yml_is_what_conda_lock_writes(tmp_path, flask_records, cf_records, case) -> None:
+    """condaops writes conda-lock.yml itself (a build never imports conda-lock); the bytes
+    are those of conda-lock's writer for the same content."""
+    from condaops.reconciler.build.lock import write_conda_lock
+
+    records = flask_records if case == "flask" else cf_records
+    pip: dict[str, list[PipLock]] = {}
+    kwargs: dict[str, object] = {"created_at": None, "source_path": None, "content_hash": None}
+    channels: tuple[str, ...] = ("https://repo.anaconda.com/pkgs/main", "https://repo.anaconda.com/pkgs/r/")
+    if case == "pip-credentials-time":
+        base = "https://builder:s3cret@conda.example/t/tk-0042/cf"
+        records = {
+            p: [RepoDataRecord(r, r.file_name, f"{base}/{r.subdir}/{r.file_name}", f"{base}/") for r in recs]
+            for p, recs in cf_records.items()
+        }
+        pip = {**PIP, "osx-arm64": [PipLock("Zeta", "0.1", "https://u:p@py.example/zeta-0.1.tar.gz", "c" * 64)]}
+        channels = (base, "conda-forge")
+        kwargs = {
+            "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            "source_path": "team/demo.yaml",
+            "content_hash": {"linux-64": "f" * 64},
+        }
+    if case == "virtual-and-hash":
+        recs = list(flask_records["linux-64"])
+        first = recs[0]
+        virtual = rattler.PackageRecord("__glibc", "2.28", BuildString("0"), 0, "linux-64", md5=b"\1" * 16)
+        recs.append(RepoDataRecord(virtual, "__glibc-2.28-0.conda", first.url, first.channel or ""))
+        no_sha = rattler.PackageRecord("zz-top", "1!2.0", BuildString("h1"), 1, "linux-64", md5=b"\2" * 16)
+        no_sha.depends = ["python >=2.7,<2.8.0a0", "a-dep", "Z-dep 'quoted: yes'"]
+        recs.append(
+            RepoDataRecord(
+                no_sha, "zz-top-1!2.0-h1.tar.bz2", "https://x.example/c/linux-64/zz-top.tar.bz2", "https://x.example/c"
+            )
+        )
+        records = {"linux-64": recs}
+    ours, theirs = tmp_path / "ours.yml", tmp_path / "theirs.yml"
+    common = {"name": "démo", "channels": channels, "spec_hash": "0" * 64, **kwargs}
+    write_conda_lock(ours, records, pip, **common)  # type: ignore[arg-type]
+    _conda_lock_reference(theirs, records, pip, **common)
+    assert ours.read_bytes() == theirs.read_bytes()
