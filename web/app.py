@@ -15,6 +15,7 @@ Read-only: no route changes an environment (the login form only sets a cookie).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -90,7 +91,12 @@ def create_app(
         return resolve_viewer(request, ctx.access)
 
     on_loop = reads_on_loop(engine)
+
+    def warm_up() -> None:  # the first overview and pages after a start (WebContext.warm)
+        threading.Thread(target=ctx.warm, name="condaops-web-warm", daemon=True).start()
+
     return Litestar(
+        on_startup=[warm_up],
         route_handlers=[
             *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads

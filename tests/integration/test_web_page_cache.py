@@ -17,7 +17,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import Engine
 
-import condaops.web.context as web_context
+import condaops.web.visible as web_visible
 from condaops.config.settings import Settings, WebSettings
 from condaops.reconciler.model import ArtifactRecord, BuildOutcome, DesiredEnv, EnvRef, Policy, SourceSnapshot
 from condaops.reconciler.plan import plan
@@ -65,13 +65,13 @@ def state(tmp_path: Path) -> Iterator[tuple[Settings, Engine, Recorder]]:
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[EnvRef]:
     """Every time the page's data is loaded from the state DB (a page rendered anew)."""
     loads: list[EnvRef] = []
-    original = web_context.environment_view
+    original = web_visible.environment_view
 
     def counted(engine, ref, **kw):  # type: ignore[no-untyped-def]
         loads.append(ref)
         return original(engine, ref, **kw)
 
-    monkeypatch.setattr(web_context, "environment_view", counted)
+    monkeypatch.setattr(web_visible, "environment_view", counted)
     return loads
 
 
