@@ -92,11 +92,10 @@ def create_app(
 
     on_loop = reads_on_loop(engine)
 
-    def warm_up() -> None:  # the first overview and pages after a start (WebContext.warm)
-        threading.Thread(target=ctx.warm, name="condaops-web-warm", daemon=True).start()
-
+    # The first overview and pages after a start (WebContext.warm), while the rest of the
+    # service starts (``serve`` creates the app before its first pass and recovery).
+    threading.Thread(target=ctx.warm, name="condaops-web-warm", daemon=True).start()
     return Litestar(
-        on_startup=[warm_up],
         route_handlers=[
             *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),
             *BUILD_HANDLERS,  # logs and downloads: files of any size, always in threads

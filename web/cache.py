@@ -42,6 +42,11 @@ class Cached(Generic[T]):
         self._lock = threading.Lock()  # held by the one load in progress
         self._value: _Loaded[T] | None = None
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a value is there (``get`` answers without waiting for a first load)."""
+        return self._value is not None or self.ttl <= 0
+
     def get(self) -> T:
         if self.ttl <= 0:
             return self._load()

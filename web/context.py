@@ -123,9 +123,16 @@ class WebContext:
             self.renderer.compile_all()
             if self.cache_seconds > 0:
                 self.environments.all_rows()
-        except Exception:  # the requests will do it (and report what fails)
-            log.warning("web_warm_up_failed", exc_info=True)
+        except Exception as e:  # the requests will do it (and report what fails)
+            log.warning("web_warm_up_failed error=%s", e)
         log.debug("web_warm_up seconds=%.3f", time.perf_counter() - started)
+
+    def memo_get(self, key: Hashable) -> Any | None:
+        """What ``memo`` would reuse under ``key`` now, or None (nothing is made)."""
+        if self.cache_seconds <= 0:
+            return None
+        hit = self._memo.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.cache_seconds else None
 
     def memo(self, key: Hashable, produce: Callable[[], T], *, seconds: float | None = None) -> T:
         """``produce()``, reused for ``cache_seconds`` (or ``seconds``) under ``key`` (pages

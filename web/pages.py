@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import anyio
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
@@ -87,12 +88,27 @@ def cached_page(
 ) -> Response[str]:
     """A page made only of cached lists: rendered at most once per ``cache_seconds``
     for each viewer, URL and ``version`` of the lists."""
-    key = (template, request.url.path, request.url.query, viewer, version)
+    key = _page_key(request, viewer, template, version)
     return html_response(ctx.memo(key, lambda: page_text(request, ctx, viewer, template, **context())))
 
 
-@get("/", sync_to_thread=True, include_in_schema=False)
-def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
+def _page_key(request: Request, viewer: ViewerDep, template: str, version: int) -> tuple[Any, ...]:
+    return (template, request.url.path, request.url.query, viewer, version)
+
+
+@get("/", include_in_schema=False)
+async def overview(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
+    """A rendered overview still fresh (``cached_page``) is answered on the event loop;
+    making one (about 50 ms at 10,000 environments: counts, sorting, the template) runs in
+    a thread, so it never holds up the requests on the loop meanwhile."""
+    if ctx.environments.loaded:  # else the first load is waited for, in the thread
+        kept = ctx.memo_get(_page_key(request, viewer, "overview.html", ctx.rows_generation()))
+        if kept is not None:
+            return html_response(kept)
+    return await anyio.to_thread.run_sync(lambda: overview_page(request, ctx, viewer))
+
+
+def overview_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[str]:
     params = {k: request.query_params.get(k) for k in (*FILTER_KEYS, "offset", "limit")}
     return cached_page(
         request,
@@ -356,4 +372,4 @@ PAGE_HANDLERS = [
     login,
     logout,
 ]
-LIGHT_PAGES = (overview, namespace_page, environment_page)  # see web.placement
+LIGHT_PAGES = (namespace_page, environment_page)  # see web.placement (the overview: its own placement)

@@ -41,6 +41,11 @@ class EnvironmentList:
         self.retries = retries
         self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the list is there (asking for it does not wait for the first load)."""
+        return self._rows.loaded
+
     def _load_rows(self) -> list[EnvRow]:
         return env_rows(list_environments(self.engine), retries=self.retries)
 

@@ -9,6 +9,7 @@ environment by environment and filter by filter: both come from ``web.health``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ from condaops.reconciler.spec import Dependency, Spec
 from condaops.reconciler.state.db import make_engine, migrate
 from condaops.reconciler.state.queries import load_recorded
 from condaops.reconciler.state.recorder import Recorder
+from condaops.web.access import ANONYMOUS
 from condaops.web.app import create_app
 from tests.support.clock import Clock
 
@@ -161,3 +163,25 @@ def test_filters_combine_with_the_name_text_and_paging(client: TestClient) -> No
     page = client.get("/api/v1/environments", params={"sync": "OutOfSync", "limit": 2, "offset": 2}).json()
     assert (page["total"], len(page["items"]), page["next_offset"]) == (4, 2, None)
     assert client.get("/api/v1/environments", params={"state": "nonsense"}).json()["total"] == 5  # ignored
+
+
+def test_the_app_warms_up_at_start_and_the_overview_is_kept(tmp_path: Path) -> None:
+    """create_app compiles the templates and loads the environment list in the background;
+    the overview made in a thread is then answered from what was kept."""
+    settings = Settings(store=tmp_path / "store")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    rec = Recorder(engine, Clock(datetime(2026, 12, 5, 9, 0, tzinfo=timezone.utc), step=3))
+    finish(rec, apply(rec, engine, [desired(SYNCED, "3.12")])[SYNCED])
+    app = create_app(settings, engine, cache_seconds=60)
+    ctx = app.state["web"]
+    deadline = time.monotonic() + 30
+    while not ctx.environments.loaded and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ctx.environments.loaded and [str(r.ref) for r in ctx.all_rows()] == ["team/synced"]
+    with TestClient(app) as c:
+        first = c.get("/")
+        assert first.status_code == 200 and 'data-env="team/synced"' in first.text
+        assert ctx.memo_get(("overview.html", "/", "", ANONYMOUS, ctx.rows_generation())) == first.text
+        assert c.get("/").text == first.text
+    engine.dispose()

@@ -102,6 +102,13 @@ def test_cached_with_no_ttl_loads_every_time() -> None:
     assert [cached.get() for _ in range(3)] == [1, 2, 3]
 
 
+def test_cached_says_whether_a_get_would_wait_for_the_first_load() -> None:
+    cached = Cached(lambda: [1], ttl=60)
+    assert not cached.loaded
+    assert cached.get() == [1] and cached.loaded
+    assert Cached(lambda: [1], ttl=0).loaded  # no ttl: every get loads, none waits for another
+
+
 def test_lru_drops_the_least_recently_used() -> None:
     lru: LRU[str, int] = LRU(2)
     lru.put("a", 1)
