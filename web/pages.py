@@ -39,6 +39,7 @@ from condaops.web.service import (
 )
 from condaops.web.supplychain import supply_view
 from condaops.web.views import (
+    EnvRow,
     clamp_page,
     count_states,
     filter_rows,
@@ -46,6 +47,7 @@ from condaops.web.views import (
     parse_query,
     valid_name,
 )
+from condaops.web.visible import visible_rows
 
 PAGE_LIMIT = 100
 
@@ -122,32 +124,43 @@ def overview_page(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response[
 
 def overview_context(ctx: CtxDep, viewer: ViewerDep, params: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Counts of sync and health, every environment that is not Synced/Healthy first
-    (filtered by the URL's parameters, ``web.overview``), sources, recent builds."""
+    (filtered by the URL's parameters, ``web.overview``), sources, recent builds. What
+    comes from the environment list alone is made once per change of the list."""
     params = params or {}
-    rows = ctx.rows(viewer)
     filters = Filters.of(params)
-    listed = attention_first(rows, filters)
+    summary = ctx.environments.derived(
+        ("overview", viewer, filters), lambda every: overview_summary(visible_rows(ctx.access, viewer, every), filters)
+    )
+    listed = summary["listed_rows"]
     size, start = clamp_page(_int(params.get("limit")), _int(params.get("offset")), default=50)
     recent = visible_recent_builds(ctx, viewer, limit=10)
     show_sources = viewer.everything or not ctx.access.enabled
     return {
+        **summary,
         "live": "/events",
-        "total": len(rows),
-        "states": count_states(rows),
-        "syncs": sync_counts(rows),
-        "healths": health_counts(rows),
-        "attention": sum(not r.status.ok for r in rows),
         "filters": filters,
-        "choices": choices(rows),
         "listed": Paged(listed[start : start + size], len(listed), size, start),
         "list_base": "/?" + (filters.query() + "&" if filters.active else ""),
-        "namespaces": namespace_rows(rows),
-        "charts": OVERVIEW_CHARTS if rows else (),
         "sources": list_sources(ctx.engine) if show_sources else [],
         "rejected_files": list_rejected_files(ctx.engine) if show_sources else [],
         "recent": recent,
         "recent_rows": ctx.fragments.build_rows(recent, show_env=True),
         "hides_more": ctx.access.hides_some(viewer) and not viewer.authenticated,
+    }
+
+
+def overview_summary(rows: list[EnvRow], filters: Filters) -> dict[str, Any]:
+    """The overview's parts made from the environment list alone (``overview_context``)."""
+    return {
+        "total": len(rows),
+        "states": count_states(rows),
+        "syncs": sync_counts(rows),
+        "healths": health_counts(rows),
+        "attention": sum(not r.status.ok for r in rows),
+        "choices": choices(rows),
+        "listed_rows": attention_first(rows, filters),
+        "namespaces": namespace_rows(rows),
+        "charts": OVERVIEW_CHARTS if rows else (),
     }
 
 

@@ -5,8 +5,8 @@ answer, so hidden names are not revealed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar, cast
 
 from litestar.exceptions import NotFoundException
 from sqlalchemy import Engine
@@ -24,10 +24,15 @@ from condaops.reconciler.state.queries import (
     list_environments,
 )
 from condaops.web.access import AccessPolicy, Viewer
-from condaops.web.cache import Cached
+from condaops.web.cache import LRU, Cached
 from condaops.web.views import EnvRow, env_rows, valid_name
 
 T = TypeVar("T")
+
+
+def visible_rows(access: AccessPolicy, viewer: Viewer, rows: list[EnvRow]) -> list[EnvRow]:
+    """Those of ``rows`` the viewer may see, in the same order."""
+    return [r for r in rows if access.can_see(viewer, r.ref.namespace)]
 
 
 class EnvironmentList:
@@ -40,6 +45,7 @@ class EnvironmentList:
         self.access = access
         self.retries = retries
         self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
+        self._derived: LRU[Hashable, tuple[int, Any]] = LRU(256)
 
     @property
     def loaded(self) -> bool:
@@ -52,7 +58,19 @@ class EnvironmentList:
     def rows_generation(self) -> int:
         """Which load of the environment list is current (it changes with every reload
         that found a change; asking starts a reload when one is due)."""
-        return id(self._rows.get())  # the list is kept until replaced: its id names it
+        return self._rows.current()[1]
+
+    def derived(self, key: Hashable, produce: Callable[[list[EnvRow]], T]) -> T:
+        """``produce(rows)`` of the current list (every environment, whoever asks: filter
+        by viewer inside, and put the viewer in ``key``), kept for as long as that list
+        is current: counts, orderings and choices are made once per change."""
+        rows, load = self._rows.current()
+        hit = self._derived.get(key)
+        if hit is not None and hit[0] == load:
+            return cast(T, hit[1])
+        value = produce(rows)
+        self._derived.put(key, (load, value))
+        return value
 
     def all_rows(self) -> list[EnvRow]:
         """Every live environment, whoever asks (for aggregate metrics only)."""
@@ -60,7 +78,7 @@ class EnvironmentList:
 
     def rows(self, viewer: Viewer) -> list[EnvRow]:
         """Live environments the viewer may see, by namespace and name."""
-        return [r for r in self._rows.get() if self.access.can_see(viewer, r.ref.namespace)]
+        return visible_rows(self.access, viewer, self._rows.get())
 
     def visible_namespaces(self, viewer: Viewer) -> set[str] | None:
         """The namespaces ``viewer`` may read, or None for all of them."""

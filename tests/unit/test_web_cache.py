@@ -90,10 +90,12 @@ def test_cached_with_a_stamp_loads_again_only_when_the_stamp_moved() -> None:
         cached.get()
         assert until(lambda: not cached._lock.locked())
     assert cached.get() == 1 and len(loads) == 1
+    assert cached.current() == (1, 1)  # the load it comes from: unchanged while nothing moved
     stamp[0] = 2
     clock.now = 4.0
     cached.get()
     assert until(lambda: cached.get() == 2) and len(loads) == 2
+    assert cached.current() == (2, 2)
 
 
 def test_cached_with_no_ttl_loads_every_time() -> None:
