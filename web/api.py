@@ -46,7 +46,8 @@ from condaops.web.review_pages import Key
 from condaops.web.reviews import review_detail, review_rows
 from condaops.web.service import build_diff, env_detail, search_packages, shown_build
 from condaops.web.supplychain import supply_view
-from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
+from condaops.web.views import EnvRow, clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
+from condaops.web.visible import visible_rows
 
 
 def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> Any:
@@ -113,8 +114,12 @@ def environments(
     params = {"source": source, "namespace": namespace, "sync": sync, "health": health, "reason": reason}
     filters = replace(Filters.of(params), state=state)  # as the overview reads them (web.overview)
 
+    def matching(every: list[EnvRow]) -> list[EnvRow]:
+        rows = visible_rows(ctx.access, viewer, every)
+        return filter_rows([r for r in rows if filters.matches(r)] if filters.active else rows, text=q)
+
     def produce() -> m.EnvironmentPage:
-        rows = filter_rows([r for r in ctx.rows(viewer) if filters.matches(r)], text=q)
+        rows = ctx.environments.derived(("api-environments", viewer, filters, q), matching)
         items = [m.environment(r) for r in rows[start : start + size]]
         return _page(m.EnvironmentPage, items, len(rows), size, start)
 
