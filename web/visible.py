@@ -28,6 +28,7 @@ from condaops.web.cache import LRU, Cached
 from condaops.web.views import EnvRow, env_rows, valid_name
 
 T = TypeVar("T")
+DERIVED = 256  # values kept per load of the environment list (viewers x filters)
 
 
 def visible_rows(access: AccessPolicy, viewer: Viewer, rows: list[EnvRow]) -> list[EnvRow]:
@@ -45,7 +46,7 @@ class EnvironmentList:
         self.access = access
         self.retries = retries
         self._rows = Cached(self._load_rows, cache_seconds, stamp=lambda: environments_stamp(engine))
-        self._derived: LRU[Hashable, tuple[int, Any]] = LRU(256)
+        self._derived: tuple[int, LRU[Hashable, Any]] = (0, LRU(DERIVED))  # (load, values made from it)
 
     @property
     def loaded(self) -> bool:
@@ -65,11 +66,14 @@ class EnvironmentList:
         by viewer inside, and put the viewer in ``key``), kept for as long as that list
         is current: counts, orderings and choices are made once per change."""
         rows, load = self._rows.current()
-        hit = self._derived.get(key)
-        if hit is not None and hit[0] == load:
-            return cast(T, hit[1])
+        derived = self._derived
+        if derived[0] != load:  # a new list: what was made from older ones goes (and frees them)
+            derived = self._derived = (load, LRU(DERIVED))
+        hit = derived[1].get(key)
+        if hit is not None:
+            return cast(T, hit)
         value = produce(rows)
-        self._derived.put(key, (load, value))
+        derived[1].put(key, value)
         return value
 
     def all_rows(self) -> list[EnvRow]:
