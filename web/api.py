@@ -8,6 +8,7 @@ downloaded from the URLs the artifacts carry (``/builds/{id}/artifacts/{kind}``)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from litestar import Request, Router, get
@@ -27,13 +28,26 @@ from condaops.reconciler.status import STATES, file_status_item, status_item, up
 from condaops.web import api_models as m
 from condaops.web.access import ViewerDep
 from condaops.web.context import CtxDep
-from condaops.web.params import BuildId, FromBuild, Limit, Name, Offset, StateParam, Text, ToBuild
+from condaops.web.overview import Filters
+from condaops.web.params import (
+    BuildId,
+    FromBuild,
+    HealthParam,
+    Limit,
+    Name,
+    Offset,
+    StateParam,
+    SyncParam,
+    Text,
+    ToBuild,
+)
 from condaops.web.placement import placed
 from condaops.web.review_pages import Key
 from condaops.web.reviews import review_detail, review_rows
 from condaops.web.service import build_diff, env_detail, search_packages, shown_build
 from condaops.web.supplychain import supply_view
-from condaops.web.views import clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
+from condaops.web.views import EnvRow, clamp_page, filter_rows, namespace_rows, next_offset, parse_query, valid_name
+from condaops.web.visible import visible_rows
 
 
 def _page(cls: type[Any], items: list[Any], total: int, limit: int, offset: int, **extra: Any) -> Any:
@@ -83,20 +97,33 @@ def environments(
     viewer: ViewerDep,
     namespace: Text = None,
     wanted: StateParam = None,
+    source: Text = None,
+    sync: SyncParam = None,
+    health: HealthParam = None,
+    reason: Text = None,
     q: Text = None,
     limit: Limit = None,
     offset: Offset = None,
 ) -> m.EnvironmentPage:
-    """Live environments; filter by namespace, state (pending, building, ready, failed) and name text."""
+    """Live environments by namespace and name, with the site's sync, health and badges;
+    filtered as the overview filters (``source``, ``namespace``, ``sync``, ``health``,
+    ``reason``: exact values; ``state``: pending, building, ready, failed or removed, an
+    unknown state is ignored) and by name text (``q``)."""
     size, start = clamp_page(limit, offset)
     state = wanted if wanted in STATES else None
+    params = {"source": source, "namespace": namespace, "sync": sync, "health": health, "reason": reason}
+    filters = replace(Filters.of(params), state=state)  # as the overview reads them (web.overview)
+
+    def matching(every: list[EnvRow]) -> list[EnvRow]:
+        rows = visible_rows(ctx.access, viewer, every)
+        return filter_rows([r for r in rows if filters.matches(r)] if filters.active else rows, text=q)
 
     def produce() -> m.EnvironmentPage:
-        rows = filter_rows(ctx.rows(viewer), namespace=namespace, state=state, text=q)
+        rows = ctx.environments.derived(("api-environments", viewer, filters, q), matching)
         items = [m.environment(r) for r in rows[start : start + size]]
         return _page(m.EnvironmentPage, items, len(rows), size, start)
 
-    return ctx.memo(("api-environments", viewer, namespace, state, q, size, start), produce)
+    return ctx.memo(("api-environments", viewer, filters, q, size, start, ctx.rows_generation()), produce)
 
 
 @get("/environments/{namespace:str}/{name:str}", sync_to_thread=True)

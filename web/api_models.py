@@ -90,6 +90,12 @@ class Environment(msgspec.Struct, kw_only=True):
     state: str
     reason: str | None
     message: str | None
+    sync: str  # Synced or OutOfSync, as the site shows it (web.health)
+    health: str  # Healthy, Progressing, Degraded or Missing
+    badges: list[str]  # held (by a rollback), removed-kept, locked
+    since: datetime | None  # when the current sync/health began, when known
+    status_build_id: int | None  # the build that explains the state (the newest of the wanted spec)
+    status_revision: str | None  # the source revision the state comes from
     source: str | None
     path: str | None
     revision: str | None
@@ -322,6 +328,12 @@ def environment(row: EnvRow) -> Environment:
         state=row.state,
         reason=row.reason,
         message=row.message,
+        sync=row.status.sync,
+        health=row.status.health,
+        badges=list(row.status.badges),
+        since=row.status.since,
+        status_build_id=row.status.build_id,
+        status_revision=row.status.revision,
         source=e.source,
         path=e.path,
         revision=e.source_revision,

@@ -15,6 +15,7 @@ Read-only: no route changes an environment (the login form only sets a cookie).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -90,6 +91,10 @@ def create_app(
         return resolve_viewer(request, ctx.access)
 
     on_loop = reads_on_loop(engine)
+
+    # The first overview and pages after a start (WebContext.warm), while the rest of the
+    # service starts (``serve`` creates the app before its first pass and recovery).
+    threading.Thread(target=ctx.warm, name="condaops-web-warm", daemon=True).start()
     return Litestar(
         route_handlers=[
             *placed(PAGE_HANDLERS, on_loop=on_loop, light=LIGHT_PAGES),

@@ -4,6 +4,7 @@ while the data they were made from is unchanged."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -28,7 +29,8 @@ class Cached(Generic[T]):
     (``web.placement``). With ``stamp`` (a cheap read of what the value depends on), the
     background thread reads the stamp first and loads again only when it changed. A failed
     reload keeps the previous value and is tried again after ``ttl``; ``ttl`` <= 0 loads on
-    every call."""
+    every call. ``current()`` also names the load the value comes from (a number that
+    grows with every load that brought a new value), for what is derived from it."""
 
     def __init__(
         self,
@@ -44,32 +46,42 @@ class Cached(Generic[T]):
         self._clock = clock
         self._lock = threading.Lock()  # held by the one load in progress
         self._value: _Loaded[T] | None = None
+        self._loads = itertools.count(1)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a value is there (``get`` answers without waiting for a first load)."""
+        return self._value is not None or self.ttl <= 0
 
     def get(self) -> T:
+        return self.current()[0]
+
+    def current(self) -> tuple[T, int]:
+        """The value and which load it comes from (as ``get``)."""
         if self.ttl <= 0:
-            return self._load()
+            return self._load(), next(self._loads)
         current = self._value
         if current is None:
             with self._lock:
                 if self._value is None:
                     stamp = self._stamp()  # read before the value: the value is never older than it
-                    self._value = _Loaded(self._load(), self._clock(), stamp)
-                return self._value.value
+                    self._value = _Loaded(self._load(), self._clock(), stamp, next(self._loads))
+                return self._value.value, self._value.load
         if self._clock() - current.at >= self.ttl and self._lock.acquire(blocking=False):
             threading.Thread(target=self._reload, args=(current,), name="condaops-cache", daemon=True).start()
-        return current.value
+        return current.value, current.load
 
     def _reload(self, previous: _Loaded[T]) -> None:
-        value, stamp = previous.value, previous.stamp
+        value, stamp, load = previous.value, previous.stamp, previous.load
         try:
             stamp = self._stamp()
             if stamp is None or stamp != previous.stamp:  # no stamp: always load
-                value = self._load()
+                value, load = self._load(), next(self._loads)
         except Exception:  # the previous value stays; the next reload is due after ttl
             log.warning("cache_reload_failed", exc_info=True)
-            stamp = previous.stamp
+            stamp, load = previous.stamp, previous.load
         finally:
-            self._value = _Loaded(value, self._clock(), stamp)
+            self._value = _Loaded(value, self._clock(), stamp, load)
             self._lock.release()
 
 
@@ -78,6 +90,7 @@ class _Loaded(Generic[T]):
     value: T
     at: float  # clock() when loaded (or found unchanged)
     stamp: Hashable
+    load: int  # which load brought the value
 
 
 class Stamped(Generic[K, T]):

@@ -14,5 +14,9 @@ Offset = Annotated[int | None, QueryParameter(name="offset", required=False, des
 StateParam = Annotated[
     str | None, QueryParameter(name="state", required=False, description="pending, building, ready or failed")
 ]
+SyncParam = Annotated[str | None, QueryParameter(name="sync", required=False, description="Synced or OutOfSync")]
+HealthParam = Annotated[
+    str | None, QueryParameter(name="health", required=False, description="Healthy, Progressing, Degraded or Missing")
+]
 FromBuild = Annotated[int | None, QueryParameter(name="from", required=False, description="Older build id.")]
 ToBuild = Annotated[int | None, QueryParameter(name="to", required=False, description="Newer build id.")]

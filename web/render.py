@@ -74,6 +74,11 @@ class Renderer:
         self.env.globals.update(globals or {})  # seen by macros too (imported without context)
         self.common = common
 
+    def compile_all(self) -> None:
+        """Load (parse and compile) every template now; later requests find them ready."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+
     def text(self, template: str, **context: Any) -> str:
         return self.env.get_template(template).render(**self.common, **context)
 

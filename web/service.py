@@ -35,7 +35,8 @@ from condaops.reconciler.state.site_queries import build_points, build_sizes, na
 from condaops.reconciler.state.update_queries import list_update_branches, update_reports
 from condaops.reconciler.status import updates_item
 from condaops.web.access import Viewer
-from condaops.web.context import PIXI_LOCK, WebContext
+from condaops.web.build_contents import PIXI_LOCK
+from condaops.web.context import WebContext
 from condaops.web.reviews import diff_lines
 from condaops.web.site_charts import disk_chart, durations_chart, outcomes_chart, queue_chart, sizes_chart
 from condaops.web.views import (

@@ -87,31 +87,35 @@ def env_builds(engine: Engine, ref: EnvRef) -> list[BuildInfo]:
     return [builds[i] for i in ids]
 
 
+_DELIVERIES = (
+    select(
+        Namespace.name,
+        Environment.name,
+        Delivery.kind,
+        Delivery.name,
+        Delivery.build_id,
+        Delivery.path,
+        Delivery.use,
+        Delivery.error,
+    )
+    .join(Environment, Delivery.environment_id == Environment.id)
+    .join(Namespace, Environment.namespace_id == Namespace.id)
+    .order_by(Namespace.name, Environment.name, Delivery.kind, Delivery.name)
+)
+_DELIVERIES_OF_ONE = _DELIVERIES.where(Namespace.name == bindparam("ns"), Environment.name == bindparam("name"))
+
+
 def list_deliveries(engine: Engine, refs: Collection[EnvRef] | None = None) -> dict[EnvRef, list[DeliveryRecord]]:
     """What is recorded as delivered (kernels, modulefiles, names) per environment, in a
     stable order (kind, then name); of ``refs`` only, when given."""
-    query = (
-        select(
-            Namespace.name,
-            Environment.name,
-            Delivery.kind,
-            Delivery.name,
-            Delivery.build_id,
-            Delivery.path,
-            Delivery.use,
-            Delivery.error,
-        )
-        .join(Environment, Delivery.environment_id == Environment.id)
-        .join(Namespace, Environment.namespace_id == Namespace.id)
-        .order_by(Namespace.name, Environment.name, Delivery.kind, Delivery.name)
-    )
     wanted = None if refs is None else set(refs)
-    if wanted is not None and len(wanted) == 1:
+    query, params = _DELIVERIES, {}
+    if wanted is not None and len(wanted) == 1:  # an environment page: one prepared statement
         (only,) = wanted
-        query = query.where(Namespace.name == only.namespace, Environment.name == only.name)
+        query, params = _DELIVERIES_OF_ONE, {"ns": only.namespace, "name": only.name}
     found: dict[EnvRef, list[DeliveryRecord]] = {}
     with engine.connect() as conn:
-        for ns, name, *rest in conn.execute(query):
+        for ns, name, *rest in conn.execute(query, params):
             ref = EnvRef(ns, name)
             if wanted is None or ref in wanted:
                 found.setdefault(ref, []).append(DeliveryRecord(*cast("list[Any]", rest)))  # columns in field order

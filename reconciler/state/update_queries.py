@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from condaops.reconciler.model import EnvRef
@@ -110,12 +110,19 @@ def unpublished_update_branches(engine: Engine, sources: Collection[str]) -> lis
         return [(src, branch) for src, branch in rows]
 
 
+_REPORTS = select(UpdateReport)
+_REPORT_OF_ONE = _REPORTS.where(UpdateReport.namespace == bindparam("ns"), UpdateReport.name == bindparam("name"))
+
+
 def update_reports(engine: Engine, refs: Collection[EnvRef] | None = None) -> dict[EnvRef, UpdateReportInfo]:
     """The update reports of every environment (or of ``refs``)."""
+    query, params = _REPORTS, {}
+    if refs is not None and len(refs) == 1:  # an environment page: one prepared statement
+        (only,) = refs
+        query, params = _REPORT_OF_ONE, {"ns": only.namespace, "name": only.name}
+    elif refs is not None:
+        query = query.where(UpdateReport.name.in_({r.name for r in refs}))
     with Session(engine) as s:
-        query = select(UpdateReport)
-        if refs is not None:
-            query = query.where(UpdateReport.name.in_({r.name for r in refs}))
         return {
             EnvRef(r.namespace, r.name): UpdateReportInfo(
                 ref=EnvRef(r.namespace, r.name),
@@ -129,6 +136,6 @@ def update_reports(engine: Engine, refs: Collection[EnvRef] | None = None) -> di
                 held=tuple(json.loads(r.held)) if r.held else (),
                 error=r.error,
             )
-            for r in s.scalars(query)
+            for r in s.scalars(query, params)
             if refs is None or EnvRef(r.namespace, r.name) in refs
         }

@@ -90,16 +90,25 @@ def test_cached_with_a_stamp_loads_again_only_when_the_stamp_moved() -> None:
         cached.get()
         assert until(lambda: not cached._lock.locked())
     assert cached.get() == 1 and len(loads) == 1
+    assert cached.current() == (1, 1)  # the load it comes from: unchanged while nothing moved
     stamp[0] = 2
     clock.now = 4.0
     cached.get()
     assert until(lambda: cached.get() == 2) and len(loads) == 2
+    assert cached.current() == (2, 2)
 
 
 def test_cached_with_no_ttl_loads_every_time() -> None:
     loads: list[int] = []
     cached = Cached(lambda: loads.append(1) or len(loads), ttl=0)
     assert [cached.get() for _ in range(3)] == [1, 2, 3]
+
+
+def test_cached_says_whether_a_get_would_wait_for_the_first_load() -> None:
+    cached = Cached(lambda: [1], ttl=60)
+    assert not cached.loaded
+    assert cached.get() == [1] and cached.loaded
+    assert Cached(lambda: [1], ttl=0).loaded  # no ttl: every get loads, none waits for another
 
 
 def test_lru_drops_the_least_recently_used() -> None:
