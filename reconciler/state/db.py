@@ -14,7 +14,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from condaops.reconciler.state.readonly import MIGRATIONS, StateMissing, StateUnavailable, head_revision
+from condaops.reconciler.state.readonly import (
+    MIGRATIONS,
+    StateMissing,
+    StateUnavailable,
+    head_revision,
+    revision_problem,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -105,12 +111,8 @@ def open_existing(url: str, *, shown_as: str | None = None) -> Engine:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StateMissing(f"the state database at {where} has no condaops schema ({type(exc).__name__})") from exc
-    head = head_revision()
-    if found != head:
+    problem = revision_problem(found, where)
+    if problem is not None:
         engine.dispose()
-        newer = found is not None and found > head
-        hint = "upgrade condaops to read it" if newer else "run `condaops migrate` (or start `condaops serve`)"
-        raise StateUnavailable(
-            f"the state database at {where} is at schema revision {found or 'none'}, this condaops reads {head}: {hint}"
-        )
+        raise problem
     return engine

@@ -186,15 +186,24 @@ def open_reader(url: str, *, shown_as: str | None = None) -> Reader:
     except BaseException:
         reader.close()
         raise
-    head = head_revision()
-    if found != head:
+    problem = revision_problem(found, where)
+    if problem is not None:
         reader.close()
-        newer = found is not None and found > head
-        hint = "upgrade condaops to read it" if newer else "run `condaops migrate` (or start `condaops serve`)"
-        raise StateUnavailable(
-            f"the state database at {where} is at schema revision {found or 'none'}, this condaops reads {head}: {hint}"
-        )
+        raise problem
     return reader
+
+
+def revision_problem(found: str | None, where: str) -> StateUnavailable | None:
+    """None when a state DB at schema revision ``found`` is readable by this condaops, else
+    the error saying which side to upgrade (both readers of the state DB use it)."""
+    head = head_revision()
+    if found == head:
+        return None
+    newer = found is not None and found > head
+    hint = "upgrade condaops to read it" if newer else "run `condaops migrate` (or start `condaops serve`)"
+    return StateUnavailable(
+        f"the state database at {where} is at schema revision {found or 'none'}, this condaops reads {head}: {hint}"
+    )
 
 
 def _sqlite(rest: str, where: str) -> Any:
