@@ -31,7 +31,7 @@ import io
 import os
 import stat
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -159,11 +159,16 @@ def add_entry(out: Any, entry: Entry) -> None:
         _member(out, entry.name, SYMLINK, mode, linkname=target)
     elif stat.S_ISDIR(st.st_mode):
         _member(out, entry.name, DIRECTORY, mode)
-    elif entry.rewrite is not None or st.st_size <= _WHOLE:
+    elif st.st_size <= _WHOLE or (entry.rewrite is not None and _same_size_chunks(entry.rewrite) is None):
         data = _read(entry.source, st.st_size)
         _member(out, entry.name, REGULAR, mode, entry.rewrite(data) if entry.rewrite else data)
     else:
         _large_member(out, entry, mode, st.st_size)
+
+
+def _same_size_chunks(rewrite: Callable[[bytes], bytes]) -> Callable[[Iterable[bytes]], Iterable[bytes]] | None:
+    """The rewrite's piecewise form when it keeps the length (binary relocation), else None."""
+    return getattr(rewrite, "same_size_chunks", None)
 
 
 def _member(out: Any, name: str, kind: bytes, mode: int, data: bytes = b"", linkname: str = "") -> None:
@@ -187,15 +192,25 @@ def _read(path: Path, size: int) -> bytes:
 
 
 def _large_member(out: Any, entry: Entry, mode: int, size: int) -> None:
-    """A file too large to hold whole: copied in chunks, its size checked (a file that
-    changes while archived would leave a corrupt tar)."""
+    """A file too large to hold whole: copied in chunks (through the rewrite's piecewise
+    form when it has one, which keeps the length), its size checked (a file that changes
+    while archived would leave a corrupt tar)."""
     out.write(tar_header(entry.name, REGULAR, mode, size))
     copied = 0
     with open(entry.source, "rb") as fh:  # type: ignore[arg-type]  # entry.source is a path or an open descriptor; open() takes both
-        while chunk := fh.read(min(_CHUNK, size - copied)):
-            out.write(chunk)
-            copied += len(chunk)
-    if copied != size:
+
+        def pieces() -> Iterator[bytes]:
+            nonlocal copied
+            while chunk := fh.read(min(_CHUNK, size - copied)):
+                copied += len(chunk)
+                yield chunk
+
+        chunked = _same_size_chunks(entry.rewrite) if entry.rewrite is not None else None
+        written = 0
+        for piece in chunked(pieces()) if chunked is not None else pieces():
+            out.write(piece)
+            written += len(piece)
+    if copied != size or written != size:
         raise OSError(f"{entry.source} changed size while it was archived ({size} -> {copied} bytes)")
     out.write(_padding(size))
 

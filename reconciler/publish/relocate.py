@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 TEXT, BINARY = "text", "binary"
 Rewrite = Callable[[bytes], bytes]
@@ -72,6 +72,31 @@ def relocate_binary(data: bytes, old: bytes, new: bytes) -> bytes:
     return pattern.sub(padded, data)
 
 
+def relocate_binary_chunks(chunks: Iterable[bytes], old: bytes, new: bytes) -> Iterator[bytes]:
+    """``relocate_binary`` over a file read in pieces, giving the same bytes with a bounded
+    buffer: the input is cut just after a NUL byte, and no rewritten string can straddle
+    such a cut (it ends at the first NUL after ``old``, and ``old`` holds none). A run
+    without NUL bytes is held back only while it contains ``old``; otherwise all but its
+    last ``len(old) - 1`` bytes (where an ``old`` could begin) go out unchanged."""
+    keep = max(len(old) - 1, 0)
+    pending = b""
+    for chunk in chunks:
+        buf = pending + chunk if pending else chunk
+        cut = buf.rfind(b"\0") + 1
+        if cut:
+            yield relocate_binary(buf[:cut], old, new)
+            pending = buf[cut:]
+        elif old in buf:
+            pending = buf  # a string to rewrite whose NUL is still to come
+        else:
+            split = len(buf) - keep
+            if split > 0:
+                yield buf[:split]
+            pending = buf[max(split, 0) :]
+    if pending:
+        yield relocate_binary(pending, old, new)
+
+
 def relocate_if_text(data: bytes, old: bytes, new: bytes) -> bytes:
     """``relocate_text`` for files without NUL bytes; binary files are left alone."""
     if old not in data or b"\0" in data:
@@ -87,6 +112,19 @@ def rewriter(mode: str | None, old: str, new: str) -> Rewrite:
     if mode == BINARY:
         return lambda data: relocate_binary(data, old_b, new_b)
     return lambda data: relocate_if_text(data, old_b, new_b)
+
+
+class _Rewriter:
+    """A relocation of one file: called with its bytes; ``same_size_chunks`` is set for
+    binary relocation, which keeps the length, so an archive can stream a large file
+    through it in pieces (``archive.add_entry``) instead of holding it and its copy whole."""
+
+    def __init__(self, whole: Rewrite, chunked: Callable[[Iterable[bytes]], Iterator[bytes]] | None) -> None:
+        self.whole = whole
+        self.same_size_chunks = chunked
+
+    def __call__(self, data: bytes) -> bytes:
+        return self.whole(data)
 
 
 class Relocation:
@@ -109,7 +147,19 @@ class Relocation:
             self.written[path] = (hashlib.sha256(out).hexdigest(), len(out))
             return out
 
-        return run
+        if mode != BINARY:
+            return _Rewriter(run, None)
+        old_b, new_b = self.old.encode(), self.new.encode()
+
+        def chunked(chunks: Iterable[bytes]) -> Iterator[bytes]:
+            sha, size = hashlib.sha256(), 0
+            for piece in relocate_binary_chunks(chunks, old_b, new_b):
+                sha.update(piece)
+                size += len(piece)
+                yield piece
+            self.written[path] = (sha.hexdigest(), size)
+
+        return _Rewriter(run, chunked)
 
     def patch_record(self, data: bytes) -> bytes:
         """A ``conda-meta`` record with the digests and sizes of the files written so far."""
