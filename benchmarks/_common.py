@@ -36,6 +36,10 @@ DEFAULTS_R = "https://repo.anaconda.com/pkgs/r"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# Taken out of the environment at once: condaops refuses CONDAOPS_* variables it does not
+# know, and every condaops process a benchmark starts inherits the environment.
+KEEP = os.environ.pop("CONDAOPS_BENCH_KEEP", None)
+
 
 def require_realdata() -> None:
     """Exit with a clear message when ``../shared/realdata`` is not beside the clone."""
@@ -46,12 +50,11 @@ def require_realdata() -> None:
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[Path]:
     """A temporary folder on the same filesystem as the system temp dir, removed after."""
-    keep = os.environ.get("CONDAOPS_BENCH_KEEP")
     path = Path(tempfile.mkdtemp(prefix=f"condaops-{prefix}-"))
     try:
         yield path
     finally:
-        if keep:
+        if KEEP:
             print(f"kept {path}", file=sys.stderr)
         else:
             import shutil

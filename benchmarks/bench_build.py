@@ -17,7 +17,8 @@ through ``channels.mirrors`` — the way an air-gapped site reaches ``defaults``
    changed (a new spec each round) and the time until its link points at the new
    prefix is measured, against the watcher's debounce plus the raw script's own warm
    solve + install (measured inside the script, without its start, as ``serve`` has none),
-   alternated in the same run.
+   alternated in the same run. Each round starts once the previous build is published,
+   so neither side shares the cores with the previous round's publishing.
 
 Every condaops run is checked: exit status 0, the environment linked to a prefix of
 its spec, and (publishing on) the build published without a problem; otherwise the
@@ -294,7 +295,10 @@ def under_serve(tmp: Path, mirrors: dict[str, list[str]], warm: Path, rounds: in
                 if i:
                     ours.append(time.perf_counter() - started)
                 print(f"serve round {i}: link switched after {c.fmt_s(time.perf_counter() - started)}", file=sys.stderr)
-                time.sleep(1.0)  # let the pass after the build (and publishing) start
+                # Each round starts from a settled service: the build's publishing (default
+                # settings, 1.5–2.5 s for flask) would otherwise share the cores with the next
+                # round's raw script or build, whichever comes next.
+                wait_published(config, proc, tmp / "serve.log")
     finally:
         proc.terminate()
         try:
@@ -310,6 +314,29 @@ def under_serve(tmp: Path, mirrors: dict[str, list[str]], warm: Path, rounds: in
         "ratio": (o - debounce) / r,
         "target_s": debounce + 1.2 * r,
     }
+
+
+def wait_published(config: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the current build of ``team/flask`` is published (checked: without a problem)."""
+    from condaops.reconciler.model import EnvRef
+    from condaops.reconciler.state.db import make_engine
+    from condaops.reconciler.state.queries import get_build, get_environment
+
+    engine = make_engine(c.load(config).database_url)
+    end = time.monotonic() + 120
+    try:
+        while True:
+            env = get_environment(engine, EnvRef("team", "flask"))
+            build = get_build(engine, env.current.build_id) if env and env.current else None
+            if build is not None and build.published_at is not None:
+                if build.publish_error:
+                    sys.exit(f"bench_build: publishing under serve failed: {build.publish_error}")
+                return
+            if proc.poll() is not None or time.monotonic() > end:
+                sys.exit(f"bench_build: the build under serve was not published; see {log}")
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:
@@ -331,14 +358,14 @@ def settle_disk() -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3, help="fresh-process rounds per case (default 3)")
+    ap.add_argument("--rounds", type=int, default=3, help="fresh-process rounds per case (default 3; 0: serve only)")
     ap.add_argument("--serve-rounds", type=int, default=3, help="file changes under serve (default 3)")
     args = ap.parse_args()
     c.require_realdata()
     c.print_header("bench_build")
     with c.workdir("bench-build") as tmp, c.serve_defaults(tmp) as mirrors:
         warm = make_warm_caches(tmp / "warm-caches", mirrors)
-        fresh = fresh_processes(tmp, mirrors, warm, args.rounds)
+        fresh = fresh_processes(tmp, mirrors, warm, args.rounds) if args.rounds else {}
         serve = under_serve(tmp, mirrors, warm, args.serve_rounds)
     report(args, fresh, serve)
     return 0
