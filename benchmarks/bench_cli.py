@@ -18,7 +18,11 @@ that stopped early cannot pass for a fast one.
 Each row prints the median, the ratio to the anchor, the budget in ms and the budget as
 that ratio; a command whose exit status differs from the checked one stops the run.
 
-Run: ``.venv/bin/python benchmarks/bench_cli.py [--runs 20] [--recorded-10k]``.
+Bytecode: condaops' modules are compiled first, as ``pip install`` does
+(``--no-compile`` leaves them as they are: with PYTHONDONTWRITEBYTECODE set and no
+``__pycache__``, every command compiles them again); the table's title says which.
+
+Run: ``.venv/bin/python benchmarks/bench_cli.py [--runs 20] [--recorded-10k] [--no-compile]``.
 """
 
 from __future__ import annotations
@@ -129,8 +133,27 @@ def timed_runs(
     }
 
 
-def run(tmp: Path, runs: int, recorded_10k: bool) -> dict[str, object]:
+def bytecode(compile_first: bool) -> str:
+    """Compile condaops' modules as ``pip install`` does (an editable install compiles
+    them at first import, unless PYTHONDONTWRITEBYTECODE is set, as it is on these
+    machines: then every command would compile ~100 modules again, 40–90 ms). Returns
+    what the table says about it."""
+    import compileall
+
+    folders = [c.REPO / part for part in ("reconciler", "config", "web", "registry")]
+    if not compile_first:
+        cached = sum(1 for f in folders for _ in f.rglob("__pycache__/*.pyc"))
+        return f"bytecode not compiled first ({cached} cached .pyc files found)"
+    ok = all(compileall.compile_dir(str(f), quiet=1) for f in folders)
+    if not ok:
+        sys.exit("bench_cli: compiling condaops' modules failed")
+    return "bytecode compiled first, as pip install does"
+
+
+def run(tmp: Path, runs: int, recorded_10k: bool, compile_first: bool = True) -> dict[str, object]:
     exe = str(condaops())
+    compiled = bytecode(compile_first)
+    print(compiled, flush=True)
     c1k = prepare(tmp / "1k", 1_000, 10, record=True)
     if not list((tmp / "1k" / "store" / ".cache" / "specs").glob("specs-*.json")):
         sys.exit("bench_cli: the reconcile pass kept no parse results (<store>/.cache/specs): plan 1k would parse")
@@ -183,7 +206,7 @@ def run(tmp: Path, runs: int, recorded_10k: bool) -> dict[str, object]:
     print(
         c.table(
             f"fresh processes, {runs} runs each, round-robin after 3 warm-up rounds "
-            f"(load {load_before:.2f} → {load_after:.2f}, {took:.0f} s)",
+            f"(load {load_before:.2f} → {load_after:.2f}, {took:.0f} s; {compiled})",
             ("command", "median", "min", "stddev", "÷ python -c pass", "budget", "", "budget ÷ 17 ms", ""),
             rows,
         )
@@ -195,6 +218,7 @@ def run(tmp: Path, runs: int, recorded_10k: bool) -> dict[str, object]:
         "median_ms": {k: round(v["median"], 1) for k, v in figures.items()},
         "ratio": {k: round(v["median"] / anchor, 2) for k, v in figures.items()},
         "plan_10k_recorded": recorded_10k,
+        "bytecode_compiled_first": compile_first,
     }
 
 
@@ -202,10 +226,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--recorded-10k", action="store_true", help="also record the 10,000 builds (minutes)")
+    ap.add_argument("--no-compile", action="store_true", help="time without compiling condaops' modules first")
     args = ap.parse_args()
     c.print_header("bench_cli")
     with c.workdir("bench-cli") as tmp:
-        figures = run(tmp / "work", args.runs, args.recorded_10k)
+        figures = run(tmp / "work", args.runs, args.recorded_10k, compile_first=not args.no_compile)
     c.print_summary("bench_cli", figures)
     return 0
 

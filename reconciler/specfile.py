@@ -101,7 +101,7 @@ def parse_spec_bytes(data: bytes, *, file: str) -> ParsedSpec:
         raise _too_large(file, len(data))
     text = _decode(data, file)
     ctx = FileContext(file, _LINE_BREAK.split(text))
-    _reject_templates(ctx)
+    _reject_templates(ctx, text)
     root = compose(text, file)
     reject_duplicate_keys(ctx, root)
     spec = _parse_root(ctx, root)
@@ -133,8 +133,8 @@ def _decode(data: bytes, file: str) -> str:
         ) from exc
 
 
-def _reject_templates(ctx: FileContext) -> None:
-    if not any(_TEMPLATE.search(line) for line in ctx.lines):
+def _reject_templates(ctx: FileContext, text: str) -> None:
+    if not _TEMPLATE.search(text):  # a placeholder's two characters never span a line break
         return  # the usual case: no placeholder anywhere, not even in a comment
     for number, line in enumerate(ctx.lines, start=1):
         code = "" if line.lstrip().startswith("#") else re.split(r"\s#", line, maxsplit=1)[0]

@@ -120,11 +120,17 @@ def _composed_alike(root: Node | None) -> bool:
             return False
         if isinstance(node, SequenceNode):
             for item in node.value:
+                if isinstance(item, ScalarNode):
+                    continue  # most nodes: nothing to check, not stacked
                 if isinstance(item, SequenceNode) and not item.flow_style:
                     return False
                 stack.append((item, depth + 1))
         else:
-            stack.extend((n, depth + 1) for pair in node.value for n in pair)
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    stack.append((key, depth + 1))
+                if not isinstance(value, ScalarNode):
+                    stack.append((value, depth + 1))
     return True
 
 

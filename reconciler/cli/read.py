@@ -8,6 +8,7 @@ exit 2 rather than create one; a named environment the DB does not know exits 1.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from condaops.reconciler.plan import Plan
     from condaops.reconciler.state.infos import BuildInfo
 
+GC_THRESHOLDS = (50_000, 20, 10)  # runtime.GC_THRESHOLDS (not imported: it loads the service)
 SUBJECT_WIDTH = 60  # characters of a subject in the table (--json has it whole)
 
 
@@ -252,6 +254,11 @@ def read_plan(settings: Settings) -> Plan:
     from condaops.reconciler.sources.reader import SourceReader
     from condaops.reconciler.store import StoreLayout
 
+    # Reading 10,000 files keeps every spec until exit: the collector's full collections
+    # would walk them (and the modules) again and again while freeing nothing; the same
+    # settings as a serving process (runtime.freeze_startup_objects), without its collect.
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     if not settings.sources:
         raise Refused(f"nothing to plan: no sources are configured ({where_looked(settings)})")
     try:

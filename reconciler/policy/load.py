@@ -19,8 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import yaml
-from rattler import MatchSpec
-from rattler.exceptions import InvalidMatchSpecError
 
 from condaops.config.settings import Settings
 from condaops.reconciler.model import PolicyFile, SourceSnapshot
@@ -46,6 +44,10 @@ def parse_policy_bytes(data: bytes, *, origin: str, resolve: Resolve) -> PolicyD
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise PolicyFileError(f"{origin}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     doc = parse_policy(loaded, origin=origin, resolve_channel=resolve)
+    # rattler only when a policy file is read: a tree without one (``condaops plan``) skips it
+    from rattler import MatchSpec
+    from rattler.exceptions import InvalidMatchSpecError
+
     for kind in ("deny", "require"):
         for index, rule in enumerate(getattr(doc, kind) or ()):
             try:

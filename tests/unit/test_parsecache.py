@@ -80,3 +80,15 @@ def test_a_store_that_cannot_be_written_loses_nothing(tmp_path: Path) -> None:
     blocked.write_text("")
     reader = SourceReader(parse_cache=blocked / "cache")  # a folder under a file: never writable
     assert len(reader(src).envs) == 3
+
+
+def test_the_fingerprint_names_the_installed_parser_libraries() -> None:
+    """Read from the ``.dist-info`` folders (no ``importlib.metadata`` import), equal to
+    what ``importlib.metadata`` says; a module that is not installed counts as ``?``."""
+    from importlib.metadata import version
+
+    for module, dist in parsecache.PARSER_LIBRARIES.items():
+        found = parsecache._installed(module, dist)
+        assert found.lower() == f"{dist}-{version(dist)}".lower()
+    assert parsecache._installed("condaops_no_such_module", "nothing") == "?"
+    assert parsecache.fingerprint() == parsecache.fingerprint()

@@ -277,6 +277,13 @@ REJECTIONS = [
     ),
     ("jinja-statement", "{% if x %}\ndependencies: [a]\n{% endif %}\n", "SpecTemplated", 1, "render the template"),
     (
+        "jinja-after-a-commented-one",  # the placeholder found in the whole text, reported on its own line
+        "# {{ in a comment }}\ndependencies:\n  - numpy  # {% ok %}\n  - scipy=={{ v }}\n",
+        "SpecTemplated",
+        4,
+        "render the template",
+    ),
+    (
         "unknown-key",
         "name: x\ndependecies: [numpy]\n",
         "SpecUnknownKey",
