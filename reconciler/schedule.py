@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime, timezone
 
+import anyio
 from apscheduler import AsyncScheduler, ConflictPolicy, JobReleased, ScheduleLookupError, SchedulerRole
 from apscheduler.abc import DataStore, EventBroker
 from apscheduler.datastores.memory import MemoryDataStore
@@ -52,6 +53,7 @@ PREVIEW_TASK = "condaops.preview"
 PUBLISH_TASK = "condaops.publish"
 UPDATE_TASK = "condaops.updates"
 UPDATE_PREFIX = "updates:"  # schedule ids: updates:<source>
+ADD_CONCURRENCY = 4  # schedules added at once by one submit (below the async engine's pool of 5)
 SCHEMA = "apscheduler"  # APScheduler's tables, in their own schema of the state database
 ROLES = {"both": SchedulerRole.both, "scheduler": SchedulerRole.scheduler, "worker": SchedulerRole.worker}
 
@@ -217,10 +219,13 @@ class BuildScheduler:
         stuck_before = datetime.now(timezone.utc) - self._scheduler.lease_duration
         stuck = {i for i, s in schedules.items() if s.next_fire_time is not None and s.next_fire_time < stuck_before}
         busy = {j.schedule_id for j in await self._scheduler.get_jobs()} if fired else set()
-        added = set()
-        for job_id, arg in entries:
-            if job_id in schedules and job_id not in stuck and (job_id not in fired or job_id in busy):
-                continue
+        todo = [
+            (job_id, arg)
+            for job_id, arg in entries
+            if job_id not in schedules or job_id in stuck or (job_id in fired and job_id not in busy)
+        ]
+
+        async def add(job_id: str, arg: int) -> None:
             if job_id in stuck:
                 log.warning("schedule_stuck id=%s due=%s: added again", job_id, schedules[job_id].next_fire_time)
             if job_id in fired or job_id in stuck:
@@ -229,8 +234,19 @@ class BuildScheduler:
             await self._scheduler.add_schedule(
                 task, DateTrigger(when), id=job_id, args=[arg], conflict_policy=ConflictPolicy.do_nothing
             )
-            added.add(job_id)
-        return added
+
+        # Each add is a transaction and a NOTIFY, awaited: ADD_CONCURRENCY adders taking
+        # the entries in order overlap their round trips (within the async engine's pool).
+        pending = iter(todo)
+
+        async def adder() -> None:
+            for job_id, arg in pending:
+                await add(job_id, arg)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(ADD_CONCURRENCY, len(todo))):
+                tg.start_soon(adder)
+        return {job_id for job_id, _ in todo}
 
 
 def update_trigger(text: str) -> IntervalTrigger | CronTrigger:

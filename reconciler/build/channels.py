@@ -12,6 +12,7 @@ are what lockfiles record: mirrors only change where bytes are fetched from, via
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -254,3 +255,23 @@ def build_client(
     if normalized:
         middlewares.append(MirrorMiddleware(normalized))
     return Client(middlewares or None, timeout=timeout)  # type: ignore[arg-type]  # py-rattler's stub wants a list; None means no middleware
+
+
+_CLIENTS: dict[tuple[object, ...], Client] = {}
+_CLIENTS_LIMIT = 8
+_clients_lock = threading.Lock()
+
+
+def shared_client(mirrors: Mapping[str, Sequence[str]], *, alias: str) -> Client:
+    """``build_client`` made once per process for the same mirrors and alias and shared by
+    the builds (its connection pool too): making one costs ~4 ms of CPU, which every build
+    paid before. The Rust client is safe to share between threads and event loops. At most
+    ``_CLIENTS_LIMIT`` are kept (settings rarely change in a process)."""
+    key = (alias, tuple(sorted((k, tuple(v)) for k, v in mirrors.items())))
+    with _clients_lock:
+        found = _CLIENTS.get(key)
+        if found is None:
+            if len(_CLIENTS) >= _CLIENTS_LIMIT:
+                _CLIENTS.pop(next(iter(_CLIENTS)))
+            found = _CLIENTS[key] = build_client(mirrors, alias=alias)
+        return found

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from condaops.config import Settings
-from condaops.reconciler.build.channels import build_client, host_platform, spec_channels
+from condaops.reconciler.build.channels import host_platform, shared_client, spec_channels
 from condaops.reconciler.build.disk import DISK_FULL, is_disk_full, require_free_space
 from condaops.reconciler.build.install import install_prefix, verify_prefix
 from condaops.reconciler.build.installlog import InstallLog
@@ -129,7 +129,7 @@ def solve_step(w: Work, ctx: BuildContext) -> None:
         return
     spec = w.ticket.spec
     platforms = sorted(set(spec.platforms) | {w.host})
-    w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
+    w.client = shared_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
     w.records = w.run_async(
         lambda: solve_platforms(
             spec,
@@ -187,7 +187,7 @@ def read_lock_step(w: Work, ctx: BuildContext) -> None:
         )
     w.records = {p: list(recs) for p, recs in locked.records.items()}
     w.pip = {p: list(locks) for p, locks in locked.pip.items() if locks}
-    w.client = build_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
+    w.client = shared_client(ctx.settings.channels.mirrors, alias=ctx.settings.channels.alias)
     w.log.info(
         "lock_read path=%s kind=%s platforms=%s packages=%d solve=none",
         where,

@@ -31,8 +31,10 @@ _REQUESTED_NAME = re.compile(r"^(?:[^:\s]+::)?([A-Za-z0-9_.\-]+)")
 log = logging.getLogger("condaops.deliver")
 
 
-def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str) -> EnvSnapshot:
-    """What deliveries need to know about ``ref`` now (``platform``: the host's)."""
+def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str, detail: bool = True) -> EnvSnapshot:
+    """What deliveries need to know about ``ref`` now (``platform``: the host's). Without
+    ``detail`` (names only) just the current build: no spec, packages, activation, kept
+    builds, kernels or programs are read."""
     link = str(layout.env_link(ref).absolute())
     env = get_environment(engine, ref)
     if env is None or env.retired or env.current is None or not env.current.prefix:
@@ -40,6 +42,10 @@ def snapshot(engine: Engine, layout: StoreLayout, ref: EnvRef, *, platform: str)
     prefix = layout.absolute(env.current.prefix).absolute()
     if not prefix.is_dir():
         return EnvSnapshot(ref, link, None)
+    if not detail:
+        b = env.current
+        own = BuildSnapshot(b.build_id, str(prefix), b.source_revision, b.spec_hash)
+        return EnvSnapshot(ref, link, own, (own,), source_path=b.source_path or env.path, display_name=env.display_name)
     spec = _spec(engine, env.current.spec_hash, ref)
     wanted = _requested(spec, platform)
     variables = spec.variables if spec else ()

@@ -32,7 +32,7 @@ from condaops.reconciler.deliver.model import KERNEL, MODULE, NAME, EnvSnapshot,
 from condaops.reconciler.deliver.observe import snapshot
 from condaops.reconciler.deliver.plan import Where, plan_deliveries
 from condaops.reconciler.model import BuildOutcome, DeliveryRecord, EnvRef, RecordedEnv, SourceSnapshot
-from condaops.reconciler.state.queries import get_build, list_environments
+from condaops.reconciler.state.queries import build_ref, list_environments
 from condaops.reconciler.state.recorder import Recorder
 from condaops.reconciler.store import StoreLayout
 
@@ -69,6 +69,12 @@ class Deliveries:
         return w.kernels is not None or w.modules is not None or w.names is not None
 
     @property
+    def detail(self) -> bool:
+        """Whether deliveries need more than the current build (kernels and modulefiles read
+        its packages, activation and programs, and the kept builds); names alone do not."""
+        return self.where.kernels is not None or self.where.modules is not None
+
+    @property
     def platform(self) -> str:
         if self._platform is None:
             from condaops.reconciler.build.channels import host_platform  # loads rattler: only when delivering
@@ -80,7 +86,7 @@ class Deliveries:
         """Make ``ref``'s deliveries match its recorded state; returns what was recorded."""
         if not self.enabled:
             return []
-        return self._apply(snapshot(self.engine, self.layout, ref, platform=self.platform))
+        return self._apply(snapshot(self.engine, self.layout, ref, platform=self.platform, detail=self.detail))
 
     def withdraw(self, ref: EnvRef) -> None:
         """Remove every delivery of ``ref`` (it is being retired), whatever the state DB says."""
@@ -121,9 +127,9 @@ class Deliveries:
         """Build worker listener: a build that moved its environment's link is delivered."""
         if outcome is None or not (outcome.ok and outcome.linked):
             return
-        build = get_build(self.engine, build_id)
-        if build is not None:
-            self.sync(build.ref)
+        ref = build_ref(self.engine, build_id)
+        if ref is not None:
+            self.sync(ref)
 
     # --- one environment -------------------------------------------------------------
 

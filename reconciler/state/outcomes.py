@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from condaops.reconciler.model import (
     BUILDING,
@@ -66,7 +66,7 @@ class BuildRecording:
             )
             if res.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
                 return None
-            b = s.get(Build, build_id)
+            b = s.get(Build, build_id, options=_WITH_ENV_SPEC)  # one statement, not four
             assert b is not None
             env = b.environment
             spec = spec_from_canonical(json.loads(b.specification.canonical), name=env.name)
@@ -89,12 +89,16 @@ class BuildRecording:
         """Whether a finished build is still what its environment wants linked (and, given
         ``worker``, still held by that worker: a build taken over after its lease expired
         is never linked by the worker that lost it)."""
-        with Session(self.engine) as s:
-            b = s.get(Build, build_id)
-            if b is None or b.state != BUILDING or (worker is not None and b.worker != worker):
-                return False
-            env = b.environment
-            return env.retired_at is None and env.desired_spec_hash == b.specification.sha256
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(Build.state, Build.worker, Environment.retired_at, Environment.desired_spec_hash)
+                .join(Environment, Build.environment_id == Environment.id)
+                .join(Specification, Build.specification_id == Specification.id)
+                .where(Build.id == build_id, Environment.desired_spec_hash == Specification.sha256)
+            ).first()
+        if row is None or row.state != BUILDING or (worker is not None and row.worker != worker):
+            return False
+        return row.retired_at is None
 
     def renew(self, build_ids: Iterable[int], worker: str, *, lease: float) -> set[int]:
         """Extend ``worker``'s lease on these builds; return the ids it no longer holds."""
@@ -104,7 +108,7 @@ class BuildRecording:
         """Store a build's outcome; a linked success becomes the current build. Given
         ``worker``, only while that worker still holds the build (False otherwise)."""
         with recording(self.engine) as s:
-            b = s.get(Build, build_id)
+            b = s.get(Build, build_id, options=_WITH_ENV)
             if b is None:
                 return False
             if worker is not None and (b.state != BUILDING or b.worker != worker):
@@ -231,6 +235,10 @@ class BuildRecording:
                 found.updated_at = self.clock()
                 changed = True
             return changed
+
+
+_WITH_ENV = (joinedload(Build.environment),)
+_WITH_ENV_SPEC = (joinedload(Build.environment).joinedload(Environment.namespace), joinedload(Build.specification))
 
 
 def _linked_lock(env: Environment, build: Build) -> str | None:

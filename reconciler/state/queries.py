@@ -127,6 +127,19 @@ def get_build(engine: Engine, build_id: int) -> BuildInfo | None:
         return load_builds(conn, [build_id]).get(build_id)
 
 
+def build_ref(engine: Engine, build_id: int) -> EnvRef | None:
+    """The environment a build belongs to, in one statement (a worker's listeners ask this
+    after every build)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(Namespace.name, Environment.name)
+            .join(Environment, Environment.namespace_id == Namespace.id)
+            .join(Build, Build.environment_id == Environment.id)
+            .where(Build.id == build_id)
+        ).first()
+    return EnvRef(row[0], row[1]) if row else None
+
+
 def list_sources(engine: Engine) -> list[SourceInfo]:
     with Session(engine) as s:
         return [

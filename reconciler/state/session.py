@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm.util import identity_key
 
 from condaops.reconciler.state.schema import Artifact, Build, Delivery, Environment
 
@@ -114,7 +115,13 @@ def _raise_versions(s: RecordingSession) -> None:
     """Count the transaction's changes: each touched environment's version goes up by one."""
     s.flush()
     envs = set(s.touched_envs)
-    builds = sorted(s.touched_builds)
+    builds = []
+    for build_id in sorted(s.touched_builds):  # a build this session loaded names its owner
+        loaded = s.identity_map.get(identity_key(Build, build_id))
+        if isinstance(loaded, Build) and loaded.environment_id is not None:
+            envs.add(loaded.environment_id)
+        else:
+            builds.append(build_id)
     for start in range(0, len(builds), _CHUNK):
         owners = select(Build.environment_id).where(Build.id.in_(builds[start : start + _CHUNK]))
         envs.update(s.scalars(owners, execution_options=QUIET))

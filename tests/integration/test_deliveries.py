@@ -389,3 +389,37 @@ def test_condaops_retire_withdraws_what_was_delivered(project, channel, tmp_path
     assert sorted(k.name for k in kernels.iterdir()) == ["condaops-ds-other"]
     assert sorted(m.name for m in (mods / "ds").iterdir()) == ["other"]
     assert not (p.store / "envs-by-name" / "ds-tools").exists() and (p.store / "envs-by-name" / "ds-other").is_symlink()
+
+
+def test_names_alone_read_only_the_current_build(project, channel) -> None:  # type: ignore[no-untyped-def]
+    """The default deliveries (names only) follow each build from a snapshot of the current
+    build alone (no packages, activation or kept builds read after every build): it plans
+    exactly what the full snapshot plans, and the name follows the link."""
+    from condaops.config.load import load_settings
+    from condaops.reconciler.deliver.observe import snapshot
+    from condaops.reconciler.deliver.plan import plan_deliveries
+    from condaops.reconciler.deliver.sync import Deliveries, where_of
+    from condaops.reconciler.model import EnvRef
+    from condaops.reconciler.state.db import make_engine
+    from condaops.reconciler.state.recorder import Recorder
+    from condaops.reconciler.state.schema import utcnow
+    from condaops.reconciler.store import StoreLayout
+
+    p = project({ALIAS + "testchan": channel}, publish={"enabled": False})
+    build(p, "ds/tools", tool_env("tool=1.0"))
+    second = build(p, "ds/tools", tool_env("tool=2.0"))
+    assert (p.store / "envs-by-name" / "ds-tools").resolve() == (p.store / second["build_prefix"]).resolve()
+    settings = load_settings(p.config_file, environ={}, cwd=p.root)
+    engine = make_engine(settings.database_url)
+    try:
+        deliveries = Deliveries(settings, engine, Recorder(engine, utcnow))
+        assert not deliveries.detail  # names only: the default
+        ref, layout, where = EnvRef("ds", "tools"), StoreLayout.of(settings), where_of(settings)
+        lean = snapshot(engine, layout, ref, platform=deliveries.platform, detail=False)
+        full = snapshot(engine, layout, ref, platform=deliveries.platform)
+        assert lean.current is not None and lean.current.build_id == second["build_id"]
+        assert full.current is not None and full.current.packages  # what the lean one skips
+        assert plan_deliveries(lean, where) == plan_deliveries(full, where)
+        assert [d.build_id for d in deliveries.sync(ref)] == [second["build_id"]]
+    finally:
+        engine.dispose()

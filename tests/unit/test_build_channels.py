@@ -204,3 +204,15 @@ def test_virtual_package_versions_are_overridable() -> None:
     assert ("__linux", "3.10", "0") in virtual_package_triples("linux-64", versions)
     assert ("__osx", "11.0", "0") in virtual_package_triples("osx-arm64", versions)
     assert ("__cuda", "12.4", "0") in virtual_package_triples("linux-64", versions)
+
+
+def test_builds_share_one_client_per_mirrors_and_alias() -> None:
+    from condaops.reconciler.build import channels
+
+    mirrors = {"https://conda.anaconda.org/testchan": ["http://127.0.0.1:1/chan"]}
+    one = channels.shared_client(mirrors, alias="https://conda.anaconda.org/")
+    assert channels.shared_client(dict(mirrors), alias="https://conda.anaconda.org/") is one
+    assert channels.shared_client({}, alias="https://conda.anaconda.org/") is not one
+    for i in range(channels._CLIENTS_LIMIT + 2):  # bounded: the oldest go
+        channels.shared_client({f"https://example.invalid/{i}": ["http://127.0.0.1:1/x"]}, alias="")
+    assert len(channels._CLIENTS) == channels._CLIENTS_LIMIT
